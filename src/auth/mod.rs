@@ -1,0 +1,1 @@
+//! Sign-in (placeholder; being written).

@@ -1,0 +1,18 @@
+//! pbikiosk: an unattended Power BI signage player.
+//!
+//! The core (this library) owns every decision and is testable without a window:
+//! configuration, sign-in, the Power BI REST client, problem classification and the simulator
+//! of the Microsoft services that the tests and the demo run against.
+
+pub mod auth;
+pub mod config;
+pub mod powerbi;
+pub mod problem;
+pub mod secret;
+pub mod sim;
+
+pub use problem::{Problem, ProblemId};
+pub use secret::Secret;
+
+/// The version shown on status screens and in `pbikiosk version`.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -1,0 +1,1 @@
+//! Power BI REST client (placeholder; being written).

@@ -1,0 +1,582 @@
+//! Every failure the installer may be told about, as a stable id with a cause and a fix.
+//!
+//! `check`, the status screen, the status endpoint and the logs all speak in these ids (DESIGN.md
+//! §4), so an installer can search for `mfa_required` and find the same advice everywhere.
+//! Microsoft's answers are classified by their `error_codes` (AADSTS numbers) and then by the
+//! OAuth `error` value — never by `error_description`, whose wording changes over time.
+
+use std::fmt;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// Stable problem ids. The serialized (snake_case) names are a public contract: they appear in
+/// `check --json`, `/status` and the docs. Add new ids; never rename one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProblemId {
+    InvalidCredentials,
+    FederatedAccount,
+    MfaRequired,
+    ConditionalAccess,
+    UserNotFound,
+    AccountLocked,
+    PasswordExpired,
+    AccountDisabled,
+    InvalidClientSecret,
+    ClientSecretExpired,
+    AppNotFound,
+    TenantNotFound,
+    ConsentRequired,
+    InvalidScope,
+    NoPowerbiAccess,
+    ReportNotFound,
+    /// Power BI said the access token expired: get a fresh one, nothing for a person to do.
+    TokenExpired,
+    Network,
+    Tls,
+    Throttled,
+    ServiceUnavailable,
+    Config,
+    /// Microsoft refused with a code we do not know. Shown with the code and trace id rather
+    /// than guessed into a wrong category.
+    Unknown,
+}
+
+/// How a failure may be retried. Permanent failures must not be retried in a loop: repeated
+/// wrong-password attempts are exactly how service accounts get locked out (AADSTS50053).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RetryClass {
+    /// Will pass by itself (network, throttling, outages): back off exponentially.
+    Transient,
+    /// Needs a person to change something: try again rarely (default once per 15 minutes).
+    Permanent,
+}
+
+impl ProblemId {
+    pub const ALL: [ProblemId; 23] = [
+        Self::InvalidCredentials,
+        Self::FederatedAccount,
+        Self::MfaRequired,
+        Self::ConditionalAccess,
+        Self::UserNotFound,
+        Self::AccountLocked,
+        Self::PasswordExpired,
+        Self::AccountDisabled,
+        Self::InvalidClientSecret,
+        Self::ClientSecretExpired,
+        Self::AppNotFound,
+        Self::TenantNotFound,
+        Self::ConsentRequired,
+        Self::InvalidScope,
+        Self::NoPowerbiAccess,
+        Self::ReportNotFound,
+        Self::TokenExpired,
+        Self::Network,
+        Self::Tls,
+        Self::Throttled,
+        Self::ServiceUnavailable,
+        Self::Config,
+        Self::Unknown,
+    ];
+
+    /// The stable id text, e.g. `mfa_required`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::InvalidCredentials => "invalid_credentials",
+            Self::FederatedAccount => "federated_account",
+            Self::MfaRequired => "mfa_required",
+            Self::ConditionalAccess => "conditional_access",
+            Self::UserNotFound => "user_not_found",
+            Self::AccountLocked => "account_locked",
+            Self::PasswordExpired => "password_expired",
+            Self::AccountDisabled => "account_disabled",
+            Self::InvalidClientSecret => "invalid_client_secret",
+            Self::ClientSecretExpired => "client_secret_expired",
+            Self::AppNotFound => "app_not_found",
+            Self::TenantNotFound => "tenant_not_found",
+            Self::ConsentRequired => "consent_required",
+            Self::InvalidScope => "invalid_scope",
+            Self::NoPowerbiAccess => "no_powerbi_access",
+            Self::ReportNotFound => "report_not_found",
+            Self::TokenExpired => "token_expired",
+            Self::Network => "network",
+            Self::Tls => "tls",
+            Self::Throttled => "throttled",
+            Self::ServiceUnavailable => "service_unavailable",
+            Self::Config => "config",
+            Self::Unknown => "unknown",
+        }
+    }
+
+    pub fn retry_class(self) -> RetryClass {
+        match self {
+            Self::Network
+            | Self::Tls
+            | Self::Throttled
+            | Self::ServiceUnavailable
+            | Self::TokenExpired => RetryClass::Transient,
+            _ => RetryClass::Permanent,
+        }
+    }
+
+    /// A short title for the status screen.
+    pub fn title(self) -> &'static str {
+        match self {
+            Self::InvalidCredentials => "Wrong username or password",
+            Self::FederatedAccount => "Federated account cannot sign in unattended",
+            Self::MfaRequired => "The account requires multi-factor authentication",
+            Self::ConditionalAccess => "Blocked by a Conditional Access policy",
+            Self::UserNotFound => "Account not found in this tenant",
+            Self::AccountLocked => "Account locked",
+            Self::PasswordExpired => "Password expired",
+            Self::AccountDisabled => "Account disabled",
+            Self::InvalidClientSecret => "Wrong app secret",
+            Self::ClientSecretExpired => "App secret expired",
+            Self::AppNotFound => "App registration not found",
+            Self::TenantNotFound => "Tenant not found",
+            Self::ConsentRequired => "Admin consent missing",
+            Self::InvalidScope => "Power BI permission not available to the app",
+            Self::NoPowerbiAccess => "No access to Power BI content",
+            Self::ReportNotFound => "Report not found",
+            Self::TokenExpired => "Access token expired",
+            Self::Network => "No network connection",
+            Self::Tls => "Secure connection failed",
+            Self::Throttled => "Microsoft asked us to slow down",
+            Self::ServiceUnavailable => "Microsoft service unavailable",
+            Self::Config => "Configuration error",
+            Self::Unknown => "Sign-in refused",
+        }
+    }
+
+    /// The general cause, in one line. [`Problem::cause`] may be more specific.
+    pub fn cause(self) -> &'static str {
+        match self {
+            Self::InvalidCredentials => {
+                "Microsoft rejected the service account's username or password."
+            }
+            Self::FederatedAccount => {
+                "The account signs in through its organisation's own identity provider (ADFS, Okta, Ping...), which password sign-in (ROPC) cannot use."
+            }
+            Self::MfaRequired => {
+                "The service account must pass multi-factor authentication, which an unattended screen cannot do."
+            }
+            Self::ConditionalAccess => {
+                "A Conditional Access policy in the tenant blocks this sign-in (device, location or app rule)."
+            }
+            Self::UserNotFound => "The username does not exist in the configured tenant.",
+            Self::AccountLocked => {
+                "Microsoft locked the account after too many failed sign-ins, or blocked it as risky."
+            }
+            Self::PasswordExpired => "The service account's password has expired.",
+            Self::AccountDisabled => "The service account is disabled in Microsoft Entra ID.",
+            Self::InvalidClientSecret => {
+                "The app (client) secret is wrong: often the secret's ID was pasted instead of its value."
+            }
+            Self::ClientSecretExpired => "The app registration's client secret has expired.",
+            Self::AppNotFound => {
+                "No app registration with this client id exists in the tenant (wrong id, or wrong tenant)."
+            }
+            Self::TenantNotFound => {
+                "The tenant id or domain is unknown to Microsoft (typo, or a national cloud tenant used against the public cloud)."
+            }
+            Self::ConsentRequired => {
+                "The app registration has not been granted the Power BI permissions for this account."
+            }
+            Self::InvalidScope => {
+                "The app registration cannot request the Power BI API scope."
+            }
+            Self::NoPowerbiAccess => {
+                "The account signed in, but Power BI refused it: no suitable licence, or no access to the workspace."
+            }
+            Self::ReportNotFound => {
+                "A configured report, dashboard or page does not exist or is not visible to the account."
+            }
+            Self::TokenExpired => "The access token expired before it was replaced.",
+            Self::Network => "Microsoft could not be reached (no network, DNS or proxy failure).",
+            Self::Tls => {
+                "The secure connection to Microsoft failed: a proxy or firewall may be inspecting TLS, or the clock is wrong."
+            }
+            Self::Throttled => "Microsoft is rate-limiting requests from this device or tenant.",
+            Self::ServiceUnavailable => "Microsoft answered with a server error or timed out.",
+            Self::Config => "The configuration file is missing, unreadable or invalid.",
+            Self::Unknown => "Microsoft refused the sign-in with an error code pbikiosk does not know.",
+        }
+    }
+
+    /// A concrete fix an installer can act on.
+    pub fn fix(self) -> &'static str {
+        match self {
+            Self::InvalidCredentials => {
+                "Check auth.username and the password (file). Sign in once at https://app.powerbi.com as this account to confirm them. If the account is federated, the same error appears: use a cloud-only (*.onmicrosoft.com) account."
+            }
+            Self::FederatedAccount => {
+                "Use a cloud-only account (user@<tenant>.onmicrosoft.com), or, if the tenant allows cloud password validation, set auth.allow_federated = true."
+            }
+            Self::MfaRequired => {
+                "Exclude the service account from MFA (per-user MFA or the Conditional Access policy), e.g. for sign-ins from the site's network, or use a dedicated account without MFA."
+            }
+            Self::ConditionalAccess => {
+                "Ask the tenant admin to exclude the service account or this app from the policy named in the sign-in logs (Entra ID > Sign-in logs, search the trace id)."
+            }
+            Self::UserNotFound => {
+                "Check auth.username and auth.tenant: the account must belong to (or be a guest in) this tenant."
+            }
+            Self::AccountLocked => {
+                "Wait for the lockout to end (or unlock it in Entra ID), fix the password on the device first, then let pbikiosk retry. pbikiosk does not retry more than once per interval to avoid new lockouts."
+            }
+            Self::PasswordExpired => {
+                "Sign in once interactively to set a new password, update the password on the device, and set the account's password to never expire."
+            }
+            Self::AccountDisabled => "Ask the tenant admin to enable the account in Entra ID.",
+            Self::InvalidClientSecret => {
+                "In the Azure portal > App registrations > Certificates & secrets, copy the secret's Value (not its Secret ID) into auth.client_secret (file)."
+            }
+            Self::ClientSecretExpired => {
+                "Create a new client secret under App registrations > Certificates & secrets and put its Value into auth.client_secret (file)."
+            }
+            Self::AppNotFound => {
+                "Check auth.client_id (the Application (client) ID on the app's Overview page) and that auth.tenant is the app's tenant."
+            }
+            Self::TenantNotFound => {
+                "Set auth.tenant to the Directory (tenant) ID GUID or a verified domain, and check [cloud] for national clouds."
+            }
+            Self::ConsentRequired => {
+                "In App registrations > API permissions, add Power BI Service delegated permissions (e.g. Report.Read.All, Dashboard.Read.All, Workspace.Read.All) and click 'Grant admin consent'."
+            }
+            Self::InvalidScope => {
+                "Add the Power BI Service API permission to the app registration and check [cloud] resource for national clouds."
+            }
+            Self::NoPowerbiAccess => {
+                "Give the account a licence that fits the workspace (Pro for shared capacity, Premium Per User for PPU workspaces; none extra on Premium/Fabric capacity) and add it to the workspace as Viewer or higher."
+            }
+            Self::ReportNotFound => {
+                "Check the workspace and report ids in [[playlist]] (run `pbikiosk reports` to list what the account can see). Content in 'My workspace' cannot be used."
+            }
+            Self::TokenExpired => "Nothing: pbikiosk fetches a new token by itself.",
+            Self::Network => {
+                "Check the cable/Wi-Fi, DNS and any proxy. pbikiosk keeps retrying and resumes by itself."
+            }
+            Self::Tls => {
+                "Check the device clock. If a proxy inspects TLS, put its CA certificate in a file and set cloud.ca_file."
+            }
+            Self::Throttled => "Nothing usually: pbikiosk waits as Microsoft asks and retries.",
+            Self::ServiceUnavailable => {
+                "Nothing usually: pbikiosk retries. Check https://status.cloud.microsoft if it persists."
+            }
+            Self::Config => "Fix the key named above in the configuration file and restart pbikiosk.",
+            Self::Unknown => {
+                "Look the code up at https://login.microsoftonline.com/error?code=<code> and search the trace id in Entra ID > Sign-in logs."
+            }
+        }
+    }
+}
+
+impl fmt::Display for ProblemId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One classified failure, with what Microsoft told us about it.
+///
+/// Never holds a secret: it is shown on screen and logged as is.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Problem {
+    pub id: ProblemId,
+    /// Specific cause (defaults to [`ProblemId::cause`]).
+    pub cause: String,
+    /// Specific fix (defaults to [`ProblemId::fix`]).
+    pub fix: String,
+    /// AADSTS codes from `error_codes`, when Microsoft gave them.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub aadsts: Vec<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trace_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub correlation_id: Option<String>,
+    /// What the server asked us to wait (`Retry-After`).
+    #[serde(skip)]
+    pub retry_after: Option<Duration>,
+}
+
+impl Problem {
+    pub fn new(id: ProblemId) -> Self {
+        Self {
+            id,
+            cause: id.cause().to_owned(),
+            fix: id.fix().to_owned(),
+            aadsts: Vec::new(),
+            trace_id: None,
+            correlation_id: None,
+            retry_after: None,
+        }
+    }
+
+    pub fn with_cause(mut self, cause: impl Into<String>) -> Self {
+        self.cause = cause.into();
+        self
+    }
+
+    pub fn with_fix(mut self, fix: impl Into<String>) -> Self {
+        self.fix = fix.into();
+        self
+    }
+
+    pub fn with_retry_after(mut self, retry_after: Option<Duration>) -> Self {
+        self.retry_after = retry_after;
+        self
+    }
+
+    pub fn retry_class(&self) -> RetryClass {
+        self.id.retry_class()
+    }
+
+    /// Classify an error answer of the Microsoft identity platform token endpoint.
+    ///
+    /// `body` is the raw response text; it may be JSON of the documented shape or anything else
+    /// (a proxy's HTML page, an empty body).
+    pub fn from_token_error(status: u16, body: &str, retry_after: Option<Duration>) -> Self {
+        let parsed: Option<AadErrorBody> = serde_json::from_str(body).ok();
+        let mut problem = match (&parsed, status) {
+            // Throttling and outages are about the service, whatever the body says.
+            (_, 429) => Problem::new(ProblemId::Throttled),
+            (_, 500..=599) => Problem::new(ProblemId::ServiceUnavailable),
+            (Some(b), _) => classify_aad(b),
+            (None, _) => Problem::new(ProblemId::Unknown).with_cause(format!(
+                "The sign-in endpoint answered HTTP {status} with a body that is not a Microsoft identity error (a proxy or captive portal may be in the way)."
+            )),
+        };
+        if let Some(b) = parsed {
+            problem.aadsts = b.error_codes;
+            problem.trace_id = b.trace_id;
+            problem.correlation_id = b.correlation_id;
+        }
+        if problem.id == ProblemId::Unknown
+            && let Some(code) = problem.aadsts.first()
+        {
+            problem.cause = format!(
+                "Microsoft refused the sign-in with AADSTS{code}, which pbikiosk does not know."
+            );
+            problem.fix = format!(
+                "Look the code up at https://login.microsoftonline.com/error?code={code} and search the trace id in Entra ID > Sign-in logs."
+            );
+        }
+        problem.retry_after = retry_after;
+        problem
+    }
+
+    /// Classify an error answer of the Power BI REST API.
+    pub fn from_powerbi_error(status: u16, body: &str, retry_after: Option<Duration>) -> Self {
+        let code = serde_json::from_str::<PowerBiErrorBody>(body)
+            .ok()
+            .map(|b| b.error.code);
+        let id = match (status, code.as_deref()) {
+            (429, _) => ProblemId::Throttled,
+            (500..=599, _) => ProblemId::ServiceUnavailable,
+            (401 | 403, Some("TokenExpired")) => ProblemId::TokenExpired,
+            (401 | 403, _) => ProblemId::NoPowerbiAccess,
+            (404, _) => ProblemId::ReportNotFound,
+            _ => ProblemId::Unknown,
+        };
+        let mut problem = Problem::new(id).with_retry_after(retry_after);
+        if id == ProblemId::Unknown {
+            problem.cause = format!(
+                "Power BI answered HTTP {status} ({}).",
+                code.as_deref().unwrap_or("no error code")
+            );
+            problem.fix =
+                "Check the ids in [[playlist]]; run `pbikiosk check` for details.".to_owned();
+        }
+        problem
+    }
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.id, self.cause)?;
+        if let Some(code) = self.aadsts.first() {
+            write!(f, " (AADSTS{code}")?;
+            if let Some(t) = &self.trace_id {
+                write!(f, ", trace id {t}")?;
+            }
+            f.write_str(")")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for Problem {}
+
+/// The documented error body of the token endpoint. Only the fields we decide on or show.
+#[derive(Debug, Clone, Deserialize)]
+pub struct AadErrorBody {
+    #[serde(default)]
+    pub error: String,
+    #[serde(default)]
+    pub error_codes: Vec<u32>,
+    #[serde(default)]
+    pub trace_id: Option<String>,
+    #[serde(default)]
+    pub correlation_id: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct PowerBiErrorBody {
+    error: PowerBiErrorInner,
+}
+
+#[derive(Debug, Deserialize)]
+struct PowerBiErrorInner {
+    #[serde(default)]
+    code: String,
+}
+
+/// AADSTS code → problem id. Codes from Microsoft's published error code list.
+pub fn problem_for_aadsts(code: u32) -> Option<ProblemId> {
+    use ProblemId::*;
+    Some(match code {
+        50126 => InvalidCredentials,
+        50034 | 50020 | 90072 => UserNotFound,
+        50053 => AccountLocked,
+        50055 | 50144 => PasswordExpired,
+        50057 => AccountDisabled,
+        50076 | 50079 | 50074 | 50158 => MfaRequired,
+        53000..=53004 | 530002 | 50097 => ConditionalAccess,
+        7000215 | 7000218 => InvalidClientSecret,
+        7000222 => ClientSecretExpired,
+        700016 => AppNotFound,
+        90002 | 900023 | 90023 => TenantNotFound,
+        65001 | 65004 | 50105 => ConsentRequired,
+        70011 | 28000 | 28003 => InvalidScope,
+        500011 => NoPowerbiAccess,
+        50059 | 90014 | 900144 => Config,
+        50196 => Throttled,
+        _ => return None,
+    })
+}
+
+fn classify_aad(body: &AadErrorBody) -> Problem {
+    // The first code we know decides; Microsoft sometimes lists several (e.g. 50076 with 50079).
+    if let Some(id) = body.error_codes.iter().find_map(|c| problem_for_aadsts(*c)) {
+        return Problem::new(id);
+    }
+    if !body.error_codes.is_empty() {
+        return Problem::new(ProblemId::Unknown);
+    }
+    // No codes: fall back on the OAuth error value (RFC 6749 §5.2).
+    let id = match body.error.as_str() {
+        "invalid_client" => ProblemId::InvalidClientSecret,
+        "unauthorized_client" => ProblemId::AppNotFound,
+        "invalid_scope" => ProblemId::InvalidScope,
+        "invalid_tenant" => ProblemId::TenantNotFound,
+        "temporarily_unavailable" => ProblemId::ServiceUnavailable,
+        _ => ProblemId::Unknown,
+    };
+    let mut p = Problem::new(id);
+    if id == ProblemId::Unknown {
+        p.cause = format!(
+            "Microsoft refused the sign-in with error '{}' and no AADSTS code.",
+            body.error
+        );
+    }
+    p
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_round_trip_through_serde_and_as_str() {
+        for id in ProblemId::ALL {
+            let json = serde_json::to_string(&id).unwrap();
+            assert_eq!(json, format!("\"{}\"", id.as_str()));
+            let back: ProblemId = serde_json::from_str(&json).unwrap();
+            assert_eq!(back, id);
+            assert!(!id.title().is_empty() && !id.cause().is_empty() && !id.fix().is_empty());
+        }
+    }
+
+    #[test]
+    fn decides_on_codes_not_on_description() {
+        // The description says "password" but the code says MFA.
+        let body = r#"{"error":"invalid_grant","error_description":"AADSTS50126: invalid username or password","error_codes":[50076],"trace_id":"t-1","correlation_id":"c-1"}"#;
+        let p = Problem::from_token_error(400, body, None);
+        assert_eq!(p.id, ProblemId::MfaRequired);
+        assert_eq!(p.aadsts, vec![50076]);
+        assert_eq!(p.trace_id.as_deref(), Some("t-1"));
+        assert_eq!(p.correlation_id.as_deref(), Some("c-1"));
+    }
+
+    #[test]
+    fn unknown_code_stays_visible() {
+        let body = r#"{"error":"invalid_grant","error_codes":[9999999],"trace_id":"abc"}"#;
+        let p = Problem::from_token_error(400, body, None);
+        assert_eq!(p.id, ProblemId::Unknown);
+        assert!(p.cause.contains("AADSTS9999999"), "{}", p.cause);
+        assert!(p.fix.contains("code=9999999"), "{}", p.fix);
+        assert!(p.to_string().contains("trace id abc"));
+    }
+
+    #[test]
+    fn falls_back_on_oauth_error_without_codes() {
+        let p = Problem::from_token_error(401, r#"{"error":"invalid_client"}"#, None);
+        assert_eq!(p.id, ProblemId::InvalidClientSecret);
+        let p = Problem::from_token_error(400, r#"{"error":"weird"}"#, None);
+        assert_eq!(p.id, ProblemId::Unknown);
+        assert!(p.cause.contains("weird"));
+    }
+
+    #[test]
+    fn status_decides_for_throttling_and_outages() {
+        let p = Problem::from_token_error(429, "", Some(Duration::from_secs(7)));
+        assert_eq!(p.id, ProblemId::Throttled);
+        assert_eq!(p.retry_after, Some(Duration::from_secs(7)));
+        assert_eq!(p.retry_class(), RetryClass::Transient);
+        let p = Problem::from_token_error(503, "<html>down</html>", None);
+        assert_eq!(p.id, ProblemId::ServiceUnavailable);
+        let p = Problem::from_token_error(400, "<html>proxy</html>", None);
+        assert_eq!(p.id, ProblemId::Unknown);
+        assert!(p.cause.contains("HTTP 400"));
+    }
+
+    #[test]
+    fn powerbi_errors() {
+        let expired = r#"{"error":{"code":"TokenExpired","message":"Access token has expired"}}"#;
+        assert_eq!(
+            Problem::from_powerbi_error(403, expired, None).id,
+            ProblemId::TokenExpired
+        );
+        let denied = r#"{"error":{"code":"PowerBINotAuthorizedException"}}"#;
+        assert_eq!(
+            Problem::from_powerbi_error(401, denied, None).id,
+            ProblemId::NoPowerbiAccess
+        );
+        assert_eq!(
+            Problem::from_powerbi_error(404, "", None).id,
+            ProblemId::ReportNotFound
+        );
+        assert_eq!(
+            Problem::from_powerbi_error(429, "", None).id,
+            ProblemId::Throttled
+        );
+        assert_eq!(
+            Problem::from_powerbi_error(502, "", None).id,
+            ProblemId::ServiceUnavailable
+        );
+        let odd = Problem::from_powerbi_error(400, r#"{"error":{"code":"InvalidRequest"}}"#, None);
+        assert_eq!(odd.id, ProblemId::Unknown);
+        assert!(odd.cause.contains("InvalidRequest"));
+    }
+
+    #[test]
+    fn permanent_and_transient() {
+        assert_eq!(
+            ProblemId::InvalidCredentials.retry_class(),
+            RetryClass::Permanent
+        );
+        assert_eq!(ProblemId::AccountLocked.retry_class(), RetryClass::Permanent);
+        assert_eq!(ProblemId::Network.retry_class(), RetryClass::Transient);
+    }
+}

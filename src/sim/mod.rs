@@ -1,0 +1,1 @@
+//! Microsoft simulator (placeholder; being written).
