@@ -6,6 +6,7 @@
 
 pub mod auth;
 pub mod config;
+pub mod net;
 pub mod powerbi;
 pub mod problem;
 pub mod secret;

@@ -1,1 +1,413 @@
-//! Power BI REST client (placeholder; being written).
+//! Power BI REST client: what a playlist entry points at, and what the account can see.
+//!
+//! Calls take the access token as an argument instead of owning a token source: `check` uses
+//! one token for a handful of calls, the player hands in whatever the token service holds.
+
+use std::time::{Duration, Instant};
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::net;
+use crate::problem::{Problem, ProblemId, RetryClass};
+use crate::secret::Secret;
+
+/// How long one logical call may spend retrying 429/5xx answers before it reports them.
+pub const DEFAULT_RETRY_BUDGET: Duration = Duration::from_secs(30);
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Workspace {
+    pub id: String,
+    pub name: String,
+    #[serde(default)]
+    pub is_on_dedicated_capacity: bool,
+    #[serde(default)]
+    pub capacity_id: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Report {
+    pub id: String,
+    pub name: String,
+    pub embed_url: String,
+    #[serde(default)]
+    pub dataset_id: Option<String>,
+    #[serde(default)]
+    pub web_url: Option<String>,
+    #[serde(default)]
+    pub report_type: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Page {
+    pub name: String,
+    pub display_name: String,
+    #[serde(default)]
+    pub order: i64,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Dashboard {
+    pub id: String,
+    pub display_name: String,
+    pub embed_url: String,
+    #[serde(default)]
+    pub web_url: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct EmbedToken {
+    pub token: Secret,
+    pub token_id: String,
+    pub expiration: String,
+}
+
+#[derive(Deserialize)]
+struct List<T> {
+    value: Vec<T>,
+}
+
+#[derive(Deserialize)]
+struct EmbedTokenBody {
+    token: String,
+    #[serde(rename = "tokenId", default)]
+    token_id: String,
+    #[serde(default)]
+    expiration: String,
+}
+
+/// What a playlist entry resolved to.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Resolved {
+    pub kind: ContentKind,
+    pub workspace: String,
+    pub id: String,
+    pub name: String,
+    pub embed_url: String,
+    /// Pages to show, in order. Empty for dashboards.
+    pub pages: Vec<Page>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ContentKind {
+    Report,
+    Dashboard,
+}
+
+#[derive(Clone)]
+pub struct PowerBiClient {
+    http: reqwest::Client,
+    api: url::Url,
+    retry_budget: Duration,
+}
+
+impl PowerBiClient {
+    /// `api` is the service root, e.g. `https://api.powerbi.com`; `/v1.0/myorg` is appended.
+    pub fn new(http: reqwest::Client, api: url::Url) -> Self {
+        Self {
+            http,
+            api,
+            retry_budget: DEFAULT_RETRY_BUDGET,
+        }
+    }
+
+    pub fn with_retry_budget(mut self, budget: Duration) -> Self {
+        self.retry_budget = budget;
+        self
+    }
+
+    fn url(&self, segments: &[&str]) -> url::Url {
+        let mut url = self.api.clone();
+        {
+            let mut path = url.path_segments_mut().expect("api is a base URL");
+            path.pop_if_empty();
+            path.extend(["v1.0", "myorg"]);
+            path.extend(segments);
+        }
+        url
+    }
+
+    pub async fn workspaces(&self, token: &Secret) -> Result<Vec<Workspace>, Problem> {
+        let l: List<Workspace> = self.get(token, &["groups"]).await?;
+        Ok(l.value)
+    }
+
+    pub async fn reports(&self, token: &Secret, workspace: &str) -> Result<Vec<Report>, Problem> {
+        let l: List<Report> = self.get(token, &["groups", workspace, "reports"]).await?;
+        Ok(l.value)
+    }
+
+    pub async fn report(
+        &self,
+        token: &Secret,
+        workspace: &str,
+        report: &str,
+    ) -> Result<Report, Problem> {
+        self.get(token, &["groups", workspace, "reports", report])
+            .await
+    }
+
+    /// The report's pages, in display order.
+    pub async fn pages(
+        &self,
+        token: &Secret,
+        workspace: &str,
+        report: &str,
+    ) -> Result<Vec<Page>, Problem> {
+        let mut l: List<Page> = self
+            .get(token, &["groups", workspace, "reports", report, "pages"])
+            .await?;
+        l.value.sort_by_key(|p| p.order);
+        Ok(l.value)
+    }
+
+    pub async fn dashboards(
+        &self,
+        token: &Secret,
+        workspace: &str,
+    ) -> Result<Vec<Dashboard>, Problem> {
+        let l: List<Dashboard> = self
+            .get(token, &["groups", workspace, "dashboards"])
+            .await?;
+        Ok(l.value)
+    }
+
+    pub async fn dashboard(
+        &self,
+        token: &Secret,
+        workspace: &str,
+        dashboard: &str,
+    ) -> Result<Dashboard, Problem> {
+        self.get(token, &["groups", workspace, "dashboards", dashboard])
+            .await
+    }
+
+    /// A view-only embed token for one report (optional; the player embeds with the AAD token).
+    pub async fn generate_token(
+        &self,
+        token: &Secret,
+        workspace: &str,
+        report: &str,
+    ) -> Result<EmbedToken, Problem> {
+        let url = self.url(&["groups", workspace, "reports", report, "GenerateToken"]);
+        let body = serde_json::json!({ "accessLevel": "View" });
+        let b: EmbedTokenBody = self
+            .send(|| self.http.post(url.clone()).json(&body), token)
+            .await?;
+        Ok(EmbedToken {
+            token: Secret::new(b.token),
+            token_id: b.token_id,
+            expiration: b.expiration,
+        })
+    }
+
+    /// Resolve one playlist entry: its name, embed URL and the pages to show.
+    /// `wanted_pages` are page names (`ReportSection...`) or, as a courtesy, display names.
+    pub async fn resolve(
+        &self,
+        token: &Secret,
+        workspace: &str,
+        content: &Content<'_>,
+        wanted_pages: &[String],
+    ) -> Result<Resolved, Problem> {
+        match content {
+            Content::Report(id) => {
+                let report = self.report(token, workspace, id).await.map_err(|p| {
+                    not_found_detail(p, format!("Report {id} in workspace {workspace}"))
+                })?;
+                let all = self.pages(token, workspace, id).await?;
+                let pages = select_pages(&report.name, &all, wanted_pages)?;
+                Ok(Resolved {
+                    kind: ContentKind::Report,
+                    workspace: workspace.to_owned(),
+                    id: report.id,
+                    name: report.name,
+                    embed_url: report.embed_url,
+                    pages,
+                })
+            }
+            Content::Dashboard(id) => {
+                let d = self.dashboard(token, workspace, id).await.map_err(|p| {
+                    not_found_detail(p, format!("Dashboard {id} in workspace {workspace}"))
+                })?;
+                Ok(Resolved {
+                    kind: ContentKind::Dashboard,
+                    workspace: workspace.to_owned(),
+                    id: d.id,
+                    name: d.display_name,
+                    embed_url: d.embed_url,
+                    pages: Vec::new(),
+                })
+            }
+        }
+    }
+
+    async fn get<T: DeserializeOwned>(&self, token: &Secret, path: &[&str]) -> Result<T, Problem> {
+        let url = self.url(path);
+        self.send(|| self.http.get(url.clone()), token).await
+    }
+
+    /// Send with bounded retries of transient answers (429/5xx/timeouts), honouring
+    /// `Retry-After`, within the retry budget.
+    async fn send<T: DeserializeOwned>(
+        &self,
+        request: impl Fn() -> reqwest::RequestBuilder,
+        token: &Secret,
+    ) -> Result<T, Problem> {
+        let deadline = Instant::now() + self.retry_budget;
+        let mut wait = Duration::from_millis(500);
+        loop {
+            let problem = match self.send_once(&request, token).await {
+                Ok(v) => return Ok(v),
+                Err(p) => p,
+            };
+            // TokenExpired is transient for the caller (get a new token), not for us.
+            if problem.retry_class() != RetryClass::Transient
+                || problem.id == ProblemId::TokenExpired
+            {
+                return Err(problem);
+            }
+            let pause = problem.retry_after.unwrap_or(wait).max(wait);
+            if Instant::now() + pause > deadline {
+                return Err(problem);
+            }
+            tracing::debug!(problem = %problem, pause_ms = pause.as_millis() as u64, "Power BI retry");
+            tokio::time::sleep(pause).await;
+            wait = (wait * 2).min(Duration::from_secs(8));
+        }
+    }
+
+    async fn send_once<T: DeserializeOwned>(
+        &self,
+        request: &impl Fn() -> reqwest::RequestBuilder,
+        token: &Secret,
+    ) -> Result<T, Problem> {
+        let resp = request()
+            .bearer_auth(token.expose())
+            .send()
+            .await
+            .map_err(|e| net::transport_problem(&e, "the Power BI service"))?;
+        let status = resp.status().as_u16();
+        let retry_after = net::retry_after(resp.headers());
+        let body = resp
+            .text()
+            .await
+            .map_err(|e| net::transport_problem(&e, "the Power BI service"))?;
+        if !(200..300).contains(&status) {
+            return Err(Problem::from_powerbi_error(status, &body, retry_after));
+        }
+        serde_json::from_str(&body).map_err(|e| {
+            Problem::new(ProblemId::ServiceUnavailable).with_cause(format!(
+                "Power BI answered with a document pbikiosk cannot read ({e})."
+            ))
+        })
+    }
+}
+
+/// A playlist entry's content, borrowed from the config.
+#[derive(Debug, Clone, Copy)]
+pub enum Content<'a> {
+    Report(&'a str),
+    Dashboard(&'a str),
+}
+
+fn not_found_detail(p: Problem, what: String) -> Problem {
+    if p.id == ProblemId::ReportNotFound {
+        p.with_cause(format!(
+            "{what} does not exist or the account is not a member of the workspace."
+        ))
+    } else {
+        p
+    }
+}
+
+/// Pick the configured pages out of the report's pages. No list means every page.
+pub fn select_pages(report: &str, all: &[Page], wanted: &[String]) -> Result<Vec<Page>, Problem> {
+    if wanted.is_empty() {
+        if all.is_empty() {
+            return Err(Problem::new(ProblemId::ReportNotFound)
+                .with_cause(format!("Report '{report}' has no pages.")));
+        }
+        return Ok(all.to_vec());
+    }
+    wanted
+        .iter()
+        .map(|w| {
+            all.iter()
+                .find(|p| p.name == *w)
+                .or_else(|| all.iter().find(|p| p.display_name.eq_ignore_ascii_case(w)))
+                .cloned()
+                .ok_or_else(|| {
+                    let known: Vec<String> = all
+                        .iter()
+                        .map(|p| format!("{} ({})", p.name, p.display_name))
+                        .collect();
+                    Problem::new(ProblemId::ReportNotFound)
+                        .with_cause(format!("Report '{report}' has no page '{w}'."))
+                        .with_fix(format!(
+                            "Use one of these page names in pages = [...]: {}",
+                            known.join(", ")
+                        ))
+                })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn page(name: &str, display: &str, order: i64) -> Page {
+        Page {
+            name: name.into(),
+            display_name: display.into(),
+            order,
+        }
+    }
+
+    #[test]
+    fn page_selection() {
+        let all = vec![
+            page("ReportSection", "Overview", 0),
+            page("ReportSection2", "Detail", 1),
+        ];
+        assert_eq!(select_pages("R", &all, &[]).unwrap().len(), 2);
+        let picked =
+            select_pages("R", &all, &["ReportSection2".into(), "overview".into()]).unwrap();
+        assert_eq!(picked[0].name, "ReportSection2");
+        assert_eq!(picked[1].name, "ReportSection");
+        let err = select_pages("R", &all, &["Nope".into()]).unwrap_err();
+        assert_eq!(err.id, ProblemId::ReportNotFound);
+        assert!(err.cause.contains("'Nope'"));
+        assert!(err.fix.contains("ReportSection2 (Detail)"));
+        assert_eq!(
+            select_pages("R", &[], &[]).unwrap_err().id,
+            ProblemId::ReportNotFound
+        );
+    }
+
+    #[test]
+    fn urls() {
+        let c = PowerBiClient::new(
+            reqwest::Client::new(),
+            url::Url::parse("https://api.powerbi.com").unwrap(),
+        );
+        assert_eq!(
+            c.url(&["groups", "g", "reports", "r", "pages"]).as_str(),
+            "https://api.powerbi.com/v1.0/myorg/groups/g/reports/r/pages"
+        );
+        let c = PowerBiClient::new(
+            reqwest::Client::new(),
+            url::Url::parse("http://127.0.0.1:1/").unwrap(),
+        );
+        assert_eq!(
+            c.url(&["groups"]).as_str(),
+            "http://127.0.0.1:1/v1.0/myorg/groups"
+        );
+    }
+}

@@ -183,9 +183,7 @@ impl ProblemId {
             Self::ConsentRequired => {
                 "The app registration has not been granted the Power BI permissions for this account."
             }
-            Self::InvalidScope => {
-                "The app registration cannot request the Power BI API scope."
-            }
+            Self::InvalidScope => "The app registration cannot request the Power BI API scope.",
             Self::NoPowerbiAccess => {
                 "The account signed in, but Power BI refused it: no suitable licence, or no access to the workspace."
             }
@@ -200,7 +198,9 @@ impl ProblemId {
             Self::Throttled => "Microsoft is rate-limiting requests from this device or tenant.",
             Self::ServiceUnavailable => "Microsoft answered with a server error or timed out.",
             Self::Config => "The configuration file is missing, unreadable or invalid.",
-            Self::Unknown => "Microsoft refused the sign-in with an error code pbikiosk does not know.",
+            Self::Unknown => {
+                "Microsoft refused the sign-in with an error code pbikiosk does not know."
+            }
         }
     }
 
@@ -264,7 +264,9 @@ impl ProblemId {
             Self::ServiceUnavailable => {
                 "Nothing usually: pbikiosk retries. Check https://status.cloud.microsoft if it persists."
             }
-            Self::Config => "Fix the key named above in the configuration file and restart pbikiosk.",
+            Self::Config => {
+                "Fix the key named above in the configuration file and restart pbikiosk."
+            }
             Self::Unknown => {
                 "Look the code up at https://login.microsoftonline.com/error?code=<code> and search the trace id in Entra ID > Sign-in logs."
             }
@@ -288,16 +290,25 @@ pub struct Problem {
     pub cause: String,
     /// Specific fix (defaults to [`ProblemId::fix`]).
     pub fix: String,
-    /// AADSTS codes from `error_codes`, when Microsoft gave them.
+    /// What Microsoft said about it, when it said anything. Boxed: most problems have none,
+    /// and a small `Problem` keeps `Result<_, Problem>` cheap everywhere.
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub microsoft: Option<Box<MicrosoftRef>>,
+    /// What the server asked us to wait (`Retry-After`).
+    #[serde(skip)]
+    pub retry_after: Option<Duration>,
+}
+
+/// The references Microsoft gives with an error, for searching its sign-in logs.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MicrosoftRef {
+    /// AADSTS codes from `error_codes`.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub aadsts: Vec<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub trace_id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub correlation_id: Option<String>,
-    /// What the server asked us to wait (`Retry-After`).
-    #[serde(skip)]
-    pub retry_after: Option<Duration>,
 }
 
 impl Problem {
@@ -306,11 +317,22 @@ impl Problem {
             id,
             cause: id.cause().to_owned(),
             fix: id.fix().to_owned(),
-            aadsts: Vec::new(),
-            trace_id: None,
-            correlation_id: None,
+            microsoft: None,
             retry_after: None,
         }
+    }
+
+    /// AADSTS codes Microsoft gave, if any.
+    pub fn aadsts(&self) -> &[u32] {
+        self.microsoft.as_deref().map_or(&[], |m| &m.aadsts)
+    }
+
+    pub fn trace_id(&self) -> Option<&str> {
+        self.microsoft.as_deref()?.trace_id.as_deref()
+    }
+
+    pub fn correlation_id(&self) -> Option<&str> {
+        self.microsoft.as_deref()?.correlation_id.as_deref()
     }
 
     pub fn with_cause(mut self, cause: impl Into<String>) -> Self {
@@ -348,12 +370,14 @@ impl Problem {
             )),
         };
         if let Some(b) = parsed {
-            problem.aadsts = b.error_codes;
-            problem.trace_id = b.trace_id;
-            problem.correlation_id = b.correlation_id;
+            problem.microsoft = Some(Box::new(MicrosoftRef {
+                aadsts: b.error_codes,
+                trace_id: b.trace_id,
+                correlation_id: b.correlation_id,
+            }));
         }
         if problem.id == ProblemId::Unknown
-            && let Some(code) = problem.aadsts.first()
+            && let Some(&code) = problem.aadsts().first()
         {
             problem.cause = format!(
                 "Microsoft refused the sign-in with AADSTS{code}, which pbikiosk does not know."
@@ -395,9 +419,9 @@ impl Problem {
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}: {}", self.id, self.cause)?;
-        if let Some(code) = self.aadsts.first() {
+        if let Some(code) = self.aadsts().first() {
             write!(f, " (AADSTS{code}")?;
-            if let Some(t) = &self.trace_id {
+            if let Some(t) = self.trace_id() {
                 write!(f, ", trace id {t}")?;
             }
             f.write_str(")")?;
@@ -504,9 +528,13 @@ mod tests {
         let body = r#"{"error":"invalid_grant","error_description":"AADSTS50126: invalid username or password","error_codes":[50076],"trace_id":"t-1","correlation_id":"c-1"}"#;
         let p = Problem::from_token_error(400, body, None);
         assert_eq!(p.id, ProblemId::MfaRequired);
-        assert_eq!(p.aadsts, vec![50076]);
-        assert_eq!(p.trace_id.as_deref(), Some("t-1"));
-        assert_eq!(p.correlation_id.as_deref(), Some("c-1"));
+        assert_eq!(p.aadsts(), &[50076]);
+        assert_eq!(p.trace_id(), Some("t-1"));
+        assert_eq!(p.correlation_id(), Some("c-1"));
+        let json = serde_json::to_value(&p).unwrap();
+        assert_eq!(json["aadsts"], serde_json::json!([50076]));
+        assert_eq!(json["trace_id"], "t-1");
+        assert_eq!(json["id"], "mfa_required");
     }
 
     #[test]
@@ -576,7 +604,10 @@ mod tests {
             ProblemId::InvalidCredentials.retry_class(),
             RetryClass::Permanent
         );
-        assert_eq!(ProblemId::AccountLocked.retry_class(), RetryClass::Permanent);
+        assert_eq!(
+            ProblemId::AccountLocked.retry_class(),
+            RetryClass::Permanent
+        );
         assert_eq!(ProblemId::Network.retry_class(), RetryClass::Transient);
     }
 }

@@ -1,1 +1,42 @@
-//! Sign-in (placeholder; being written).
+//! Unattended sign-in with the five "Advanced Integration" credentials.
+//!
+//! - [`realm`]: home realm discovery, so a federated account is recognised *before* its
+//!   password is sent (ROPC cannot work for it and retries would lock it out).
+//! - [`client`]: the HTTP calls to the Microsoft identity platform (ROPC, refresh).
+//! - [`session`]: the decisions: when to refresh, when to fall back to ROPC, how long to wait
+//!   after a failure. Driven by an explicit clock so a day can be simulated in a test.
+//! - [`service`]: the task that runs a session for the player and hands out tokens.
+
+pub mod client;
+pub mod realm;
+pub mod service;
+pub mod session;
+
+use std::time::Duration;
+
+use crate::secret::Secret;
+
+/// What a successful token answer gives us.
+#[derive(Debug, Clone)]
+pub struct TokenGrant {
+    pub access_token: Secret,
+    pub refresh_token: Option<Secret>,
+    pub expires_in: Duration,
+}
+
+/// The sign-in settings, taken from the config.
+#[derive(Debug, Clone)]
+pub struct SignInSettings {
+    /// `https://login.microsoftonline.com` or a national cloud's authority.
+    pub authority: url::Url,
+    pub tenant: String,
+    pub client_id: String,
+    pub client_secret: Secret,
+    pub username: String,
+    pub password: Secret,
+    /// `https://analysis.windows.net/powerbi/api/.default`
+    pub scope: String,
+    pub allow_federated: bool,
+    /// How long to wait after a failure that retrying cannot fix.
+    pub permanent_retry: Duration,
+}

@@ -1,0 +1,133 @@
+//! The task that keeps a token fresh for the player and the REST client.
+//!
+//! One task owns the [`TokenSession`], so there is never more than one request to the token
+//! endpoint in flight. Everyone else watches a [`TokenState`] and may ask for a new token when
+//! Power BI says the current one expired.
+
+use std::time::Instant;
+
+use tokio::sync::{mpsc, watch};
+
+use super::client::TokenEndpoint;
+use super::session::TokenSession;
+use crate::problem::Problem;
+use crate::secret::Secret;
+
+#[derive(Debug, Clone)]
+pub enum TokenState {
+    /// No answer yet.
+    Starting,
+    /// A usable token. `generation` grows with every new token, so watchers can tell a
+    /// refresh from a repeat.
+    Valid {
+        token: Secret,
+        expires_at: Instant,
+        generation: u64,
+    },
+    /// No usable token; `next_attempt` is when the session tries again.
+    Failed {
+        problem: Problem,
+        next_attempt: Option<Instant>,
+    },
+}
+
+#[derive(Clone)]
+pub struct TokenService {
+    state: watch::Receiver<TokenState>,
+    expired: mpsc::Sender<()>,
+}
+
+impl TokenService {
+    /// Start the session on the current tokio runtime. It runs until every handle is dropped.
+    pub fn spawn<E>(session: TokenSession<E>) -> Self
+    where
+        E: TokenEndpoint + Send + Sync + 'static,
+    {
+        let (tx, rx) = watch::channel(TokenState::Starting);
+        let (expired_tx, expired_rx) = mpsc::channel(4);
+        tokio::spawn(run(session, tx, expired_rx));
+        Self {
+            state: rx,
+            expired: expired_tx,
+        }
+    }
+
+    pub fn subscribe(&self) -> watch::Receiver<TokenState> {
+        self.state.clone()
+    }
+
+    pub fn current(&self) -> TokenState {
+        self.state.borrow().clone()
+    }
+
+    /// Power BI refused the token as expired: get a new one now.
+    pub fn report_expired(&self) {
+        // A full queue already holds a request; one is as good as many.
+        let _ = self.expired.try_send(());
+    }
+
+    /// Wait for the first answer: a token, or the problem that stops one.
+    pub async fn token(&self) -> Result<Secret, Problem> {
+        let mut rx = self.state.clone();
+        loop {
+            match &*rx.borrow_and_update() {
+                TokenState::Valid { token, .. } => return Ok(token.clone()),
+                TokenState::Failed { problem, .. } => return Err(problem.clone()),
+                TokenState::Starting => {}
+            }
+            if rx.changed().await.is_err() {
+                return Err(
+                    Problem::new(crate::ProblemId::Unknown).with_cause("the sign-in task stopped")
+                );
+            }
+        }
+    }
+}
+
+async fn run<E: TokenEndpoint>(
+    mut session: TokenSession<E>,
+    tx: watch::Sender<TokenState>,
+    mut expired: mpsc::Receiver<()>,
+) {
+    let mut generation = 0u64;
+    loop {
+        let now = Instant::now();
+        let polled = session.poll(now).await;
+        let now = Instant::now();
+        let state = match (session.access_token(now), polled) {
+            (Some(token), super::session::Polled::NewToken) => {
+                generation += 1;
+                Some(TokenState::Valid {
+                    token: token.clone(),
+                    expires_at: session.expires_at().unwrap_or(now),
+                    generation,
+                })
+            }
+            // A failed refresh while the old token is still good changes nothing for viewers.
+            (Some(_), _) => None,
+            (None, _) => session.problem().map(|p| TokenState::Failed {
+                problem: p.clone(),
+                next_attempt: session.next_attempt(),
+            }),
+        };
+        if let Some(state) = state {
+            tx.send_replace(state);
+        }
+        if tx.is_closed() {
+            return;
+        }
+        let wake = session.next_wake(Instant::now());
+        // Also wake when the held token runs out, so watchers learn it is gone.
+        let wake = match session.expires_at() {
+            Some(e) if e > Instant::now() => wake.min(e),
+            _ => wake,
+        };
+        tokio::select! {
+            _ = tokio::time::sleep_until(tokio::time::Instant::from_std(wake)) => {}
+            msg = expired.recv() => match msg {
+                Some(()) => session.invalidate(),
+                None => return,
+            },
+        }
+    }
+}
