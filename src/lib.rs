@@ -5,10 +5,13 @@
 //! of the Microsoft services that the tests and the demo run against.
 
 pub mod auth;
+pub mod check;
 pub mod config;
+pub mod logging;
 pub mod net;
 pub mod powerbi;
 pub mod problem;
+pub mod reports;
 pub mod secret;
 pub mod sim;
 

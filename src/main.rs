@@ -1,3 +1,146 @@
-fn main() {
-    println!("pbikiosk {}", pbikiosk::VERSION);
+//! The `pbikiosk` command line: a thin edge over the library.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+
+use pbikiosk::config::{self, SecretSources};
+use pbikiosk::{check, logging, reports, sim};
+
+#[derive(Parser)]
+#[command(name = "pbikiosk", version, about = "Unattended Power BI signage player")]
+struct Cli {
+    /// Configuration file [default: $PBIKIOSK_CONFIG, then /etc/pbikiosk/pbikiosk.toml]
+    #[arg(long, global = true, value_name = "PATH")]
+    config: Option<PathBuf>,
+    /// More log output (-v info, -vv debug). RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Check config, sign-in and every playlist item; exit 0 all good, 1 problems, 2 bad config.
+    Check {
+        /// Print the result as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the workspaces, reports, pages and dashboards the account can see.
+    Reports {
+        /// Print ready-to-paste [[playlist]] entries.
+        #[arg(long, conflicts_with = "json")]
+        toml: bool,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run the local simulator of the Microsoft services (for tests and previews).
+    Sim {
+        /// Address to listen on (loopback only).
+        #[arg(long, default_value = "127.0.0.1:9521")]
+        listen: SocketAddr,
+        /// A scenario file (TOML) or the name of a built-in scenario.
+        #[arg(long)]
+        scenario: Option<String>,
+    },
+    /// Print the version.
+    Version,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    logging::init(cli.verbose, "warn");
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("pbikiosk: cannot start: {e}");
+            return ExitCode::from(70);
+        }
+    };
+    match runtime.block_on(dispatch(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("pbikiosk: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
+    let sources = SecretSources::from_process();
+    let path = config::resolve_path(cli.config.as_deref(), &sources);
+    match cli.command {
+        Command::Version => {
+            println!("pbikiosk {}", pbikiosk::VERSION);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Check { json } => {
+            let (report, code) = match config::load(&path, &sources) {
+                Ok(cfg) => {
+                    let r = check::run(&cfg).await;
+                    let code = if r.ok { 0 } else { 1 };
+                    (r, code)
+                }
+                Err(e) => (check::Report::config_error(&e), 2),
+            };
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{}", report.render());
+            }
+            Ok(ExitCode::from(code))
+        }
+        Command::Reports { toml, json } => {
+            let cfg = match config::load(&path, &sources) {
+                Ok(c) => c,
+                Err(e) => {
+                    print!("{}", check::Report::config_error(&e).render());
+                    return Ok(ExitCode::from(2));
+                }
+            };
+            match reports::collect(&cfg).await {
+                Ok(cat) if json => println!("{}", serde_json::to_string_pretty(&cat)?),
+                Ok(cat) if toml => print!("{}", cat.to_toml()),
+                Ok(cat) => print!("{}", cat.render()),
+                Err(lines) => {
+                    print!("{}", check::Report::from_check_lines(lines).render());
+                    return Ok(ExitCode::from(1));
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Sim { listen, scenario } => {
+            anyhow::ensure!(
+                listen.ip().is_loopback(),
+                "--listen {listen}: the simulator only listens on loopback (127.0.0.1 or ::1)"
+            );
+            let scenario = load_scenario(scenario.as_deref())?;
+            let handle = sim::Simulator::start(scenario, listen)
+                .await
+                .with_context(|| format!("cannot listen on {listen}"))?;
+            println!("# pbikiosk simulator on {}", handle.base_url());
+            println!("# Config for its good demo account (save as a file, pass with --config):\n");
+            println!("{}", handle.default_snippet());
+            tokio::signal::ctrl_c().await?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn load_scenario(arg: Option<&str>) -> anyhow::Result<sim::Scenario> {
+    let Some(arg) = arg else {
+        return Ok(sim::Scenario::builtin());
+    };
+    if let Some(s) = sim::Scenario::named(arg) {
+        return Ok(s);
+    }
+    let text = std::fs::read_to_string(arg)
+        .with_context(|| format!("--scenario {arg}: not a built-in scenario name nor a readable file"))?;
+    Ok(sim::Scenario::from_toml(&text)?)
 }

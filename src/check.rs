@@ -1,0 +1,416 @@
+//! `pbikiosk check`: the doctor an installer runs at the terminal.
+//!
+//! It walks the same path the player does — config, HTTPS client, home realm, sign-in, Power BI
+//! access, every playlist item — and reports each step with the stable problem id, cause and
+//! fix. Unlike the player it does not back off for minutes: a person is waiting, so transient
+//! failures are retried within [`BUDGET`] and then reported.
+
+use std::fmt::Write as _;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use crate::auth::client::{AadClient, TokenEndpoint};
+use crate::auth::realm::RealmKind;
+use crate::auth::{SignInSettings, TokenGrant};
+use crate::config::{Config, ConfigError, Content};
+use crate::net;
+use crate::powerbi::{self, PowerBiClient, Workspace};
+use crate::problem::{Problem, ProblemId, RetryClass};
+use crate::secret::Secret;
+
+/// How long `check` keeps retrying transient failures before it reports them.
+pub const BUDGET: Duration = Duration::from_secs(30);
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub ok: bool,
+    pub problems: Vec<ProblemId>,
+    pub checks: Vec<Line>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Line {
+    pub name: String,
+    pub ok: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub problem: Option<ProblemId>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fix: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub aadsts: Option<Vec<u32>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trace_id: Option<String>,
+}
+
+impl Line {
+    fn ok(name: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            ok: true,
+            problem: None,
+            message: Some(message.into()),
+            fix: None,
+            aadsts: None,
+            trace_id: None,
+        }
+    }
+
+    fn failed(name: impl Into<String>, p: &Problem) -> Self {
+        Self {
+            name: name.into(),
+            ok: false,
+            problem: Some(p.id),
+            message: Some(p.cause.clone()),
+            fix: Some(p.fix.clone()),
+            aadsts: (!p.aadsts().is_empty()).then(|| p.aadsts().to_vec()),
+            trace_id: p.trace_id().map(str::to_owned),
+        }
+    }
+}
+
+impl Report {
+    fn from_lines(checks: Vec<Line>) -> Self {
+        let mut problems: Vec<ProblemId> = Vec::new();
+        for id in checks.iter().filter_map(|c| c.problem) {
+            if !problems.contains(&id) {
+                problems.push(id);
+            }
+        }
+        Self {
+            ok: checks.iter().all(|c| c.ok),
+            problems,
+            checks,
+        }
+    }
+
+    /// One failed line, for callers that report a single step.
+    pub fn from_problem(name: &str, p: &Problem) -> Line {
+        Line::failed(name, p)
+    }
+
+    /// Lines (e.g. from a failed `reports` run) as a report.
+    pub fn from_check_lines(lines: Vec<Line>) -> Self {
+        Self::from_lines(lines)
+    }
+
+    /// The report for a config that could not be loaded (exit code 2).
+    pub fn config_error(err: &ConfigError) -> Self {
+        let p = err.to_problem();
+        Self::from_lines(vec![Line::failed("config", &p)])
+    }
+
+    /// A table for people: one line a check, cause and fix under each failure.
+    pub fn render(&self) -> String {
+        let width = self.checks.iter().map(|c| c.name.len()).max().unwrap_or(0);
+        let mut out = String::new();
+        for c in &self.checks {
+            let mark = if c.ok { "ok  " } else { "FAIL" };
+            let msg = c.message.as_deref().unwrap_or("");
+            let _ = writeln!(out, "{mark}  {:<width$}  {msg}", c.name);
+            if !c.ok {
+                if let Some(id) = c.problem {
+                    let mut refs = String::new();
+                    if let Some(codes) = &c.aadsts {
+                        let codes: Vec<String> =
+                            codes.iter().map(|c| format!("AADSTS{c}")).collect();
+                        let _ = write!(refs, " ({}", codes.join(", "));
+                        if let Some(t) = &c.trace_id {
+                            let _ = write!(refs, ", trace id {t}");
+                        }
+                        refs.push(')');
+                    }
+                    let _ = writeln!(out, "      {:<width$}  problem: {id}{refs}", "");
+                }
+                if let Some(fix) = &c.fix {
+                    let _ = writeln!(out, "      {:<width$}  fix: {fix}", "");
+                }
+            }
+        }
+        if self.ok {
+            out.push_str("\nAll checks passed.\n");
+        } else {
+            let ids: Vec<&str> = self.problems.iter().map(|p| p.as_str()).collect();
+            let _ = writeln!(out, "\nProblems found: {}", ids.join(", "));
+        }
+        out
+    }
+}
+
+/// Retry a transient failure until `deadline`, honouring `Retry-After`.
+async fn within<T, F, Fut>(deadline: Instant, mut f: F) -> Result<T, Problem>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, Problem>>,
+{
+    let mut wait = Duration::from_secs(1);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let res = match tokio::time::timeout(left.max(Duration::from_secs(1)), f()).await {
+            Ok(r) => r,
+            Err(_) => Err(Problem::new(ProblemId::ServiceUnavailable)
+                .with_cause("Microsoft did not answer before check gave up.")),
+        };
+        match res {
+            Err(p) if p.retry_class() == RetryClass::Transient => {
+                let pause = p.retry_after.unwrap_or(wait).max(wait);
+                if Instant::now() + pause >= deadline {
+                    return Err(p);
+                }
+                tokio::time::sleep(pause).await;
+                wait = (wait * 2).min(Duration::from_secs(8));
+            }
+            other => return other,
+        }
+    }
+}
+
+/// What sign-in gave, for `check` and `reports`.
+pub struct SignedIn {
+    pub token: Secret,
+    pub grant: TokenGrant,
+}
+
+/// Realm discovery then ROPC, as the player does, reporting each step.
+pub async fn sign_in(
+    cfg: &Config,
+    http: &reqwest::Client,
+    deadline: Instant,
+    lines: &mut Vec<Line>,
+) -> Option<SignedIn> {
+    let settings = SignInSettings::from_config(cfg);
+    let client = AadClient::new(http.clone(), settings);
+    let user = &cfg.auth.username;
+
+    match within(deadline, || client.realm()).await {
+        Ok(Some(r)) if r.kind == RealmKind::Federated && !cfg.auth.allow_federated => {
+            let domain = r.domain.unwrap_or_default();
+            let idp = r.federation_host.map(|h| format!(" ({h})")).unwrap_or_default();
+            let p = Problem::new(ProblemId::FederatedAccount).with_cause(format!(
+                "{user}: {domain} is federated to another identity provider{idp}; the password was not sent because ROPC cannot sign it in."
+            ));
+            lines.push(Line::failed("account type", &p));
+            return None;
+        }
+        Ok(Some(r)) => {
+            let kind = match r.kind {
+                RealmKind::Managed => "managed by Microsoft Entra ID (password sign-in possible)",
+                RealmKind::Federated => "federated (auth.allow_federated = true)",
+                RealmKind::Unknown => "not known to Microsoft's realm lookup",
+            };
+            lines.push(Line::ok("account type", format!("{user}: {kind}")));
+        }
+        Ok(None) => lines.push(Line::ok(
+            "account type",
+            "realm lookup not offered by this cloud; skipped",
+        )),
+        // Discovery is advice: go on to the real sign-in, which will say what is wrong.
+        Err(p) => lines.push(Line::ok(
+            "account type",
+            format!("realm lookup failed ({}); going on", p.id),
+        )),
+    }
+
+    match within(deadline, || client.password()).await {
+        Ok(grant) => {
+            let mins = grant.expires_in.as_secs() / 60;
+            let refresh = if grant.refresh_token.is_some() {
+                "with a refresh token"
+            } else {
+                "without a refresh token"
+            };
+            lines.push(Line::ok(
+                "sign-in",
+                format!("signed in as {user}; token valid {mins} min, {refresh}"),
+            ));
+            Some(SignedIn {
+                token: grant.access_token.clone(),
+                grant,
+            })
+        }
+        Err(p) => {
+            lines.push(Line::failed("sign-in", &p));
+            None
+        }
+    }
+}
+
+/// Run every check against the configured (or simulated) cloud.
+pub async fn run(cfg: &Config) -> Report {
+    let deadline = Instant::now() + BUDGET;
+    let mut lines = vec![Line::ok(
+        "config",
+        format!(
+            "{} ({} playlist item{})",
+            cfg.path.display(),
+            cfg.playlist.len(),
+            if cfg.playlist.len() == 1 { "" } else { "s" }
+        ),
+    )];
+    let http = match net::build_client(cfg.cloud.ca_file.as_deref()) {
+        Ok(h) => h,
+        Err(p) => {
+            lines.push(Line::failed("https client", &p));
+            return Report::from_lines(lines);
+        }
+    };
+    let Some(signed) = sign_in(cfg, &http, deadline, &mut lines).await else {
+        return Report::from_lines(lines);
+    };
+    // Pages and items are resolved with what is left of the budget.
+    let left = deadline.saturating_duration_since(Instant::now());
+    let api = PowerBiClient::new(http, cfg.cloud.api.clone()).with_retry_budget(left);
+    let token = &signed.token;
+
+    let workspaces = match within(deadline, || api.workspaces(token)).await {
+        Ok(ws) => {
+            lines.push(Line::ok(
+                "power bi",
+                format!("{} workspace(s) visible to the account", ws.len()),
+            ));
+            ws
+        }
+        Err(p) => {
+            let p = if p.id == ProblemId::NoPowerbiAccess {
+                p.with_cause(format!(
+                    "{} signed in, but Power BI refused it: the account has no Power BI licence or has never used Power BI.",
+                    cfg.auth.username
+                ))
+            } else {
+                p
+            };
+            lines.push(Line::failed("power bi", &p));
+            return Report::from_lines(lines);
+        }
+    };
+
+    if cfg.playlist.is_empty() {
+        let p = Problem::new(ProblemId::Config)
+            .with_cause("The playlist is empty: nothing would be shown.")
+            .with_fix("Run `pbikiosk reports --toml` and paste the [[playlist]] entries you want into the config.");
+        lines.push(Line::failed("playlist", &p));
+    }
+    for (i, item) in cfg.playlist.iter().enumerate() {
+        let name = format!("playlist[{i}]");
+        let content = match &item.content {
+            Content::Report(id) => powerbi::Content::Report(id),
+            Content::Dashboard(id) => powerbi::Content::Dashboard(id),
+        };
+        let res = within(deadline, || {
+            api.resolve(token, &item.workspace, &content, &item.pages)
+        })
+        .await;
+        match res {
+            Ok(r) => {
+                let ws = workspace_name(&workspaces, &item.workspace);
+                let what = match r.kind {
+                    powerbi::ContentKind::Report => {
+                        let pages: Vec<&str> =
+                            r.pages.iter().map(|p| p.display_name.as_str()).collect();
+                        format!(
+                            "report '{}' in '{ws}': {} page(s): {}",
+                            r.name,
+                            pages.len(),
+                            pages.join(", ")
+                        )
+                    }
+                    powerbi::ContentKind::Dashboard => {
+                        format!("dashboard '{}' in '{ws}'", r.name)
+                    }
+                };
+                lines.push(Line::ok(name, what));
+            }
+            Err(p) => {
+                let p = explain_access(p, &workspaces, &item.workspace, &cfg.auth.username);
+                lines.push(Line::failed(name, &p));
+            }
+        }
+    }
+    Report::from_lines(lines)
+}
+
+fn workspace_name<'a>(all: &'a [Workspace], id: &'a str) -> &'a str {
+    all.iter()
+        .find(|w| w.id.eq_ignore_ascii_case(id))
+        .map_or(id, |w| w.name.as_str())
+}
+
+/// Turn a bare "refused" into the licence or membership advice that fits the workspace.
+fn explain_access(p: Problem, all: &[Workspace], id: &str, user: &str) -> Problem {
+    if !matches!(p.id, ProblemId::NoPowerbiAccess | ProblemId::ReportNotFound) {
+        return p;
+    }
+    match all.iter().find(|w| w.id.eq_ignore_ascii_case(id)) {
+        None => Problem::new(p.id)
+            .with_cause(format!(
+                "Workspace {id} is not visible to {user}: wrong id, or the account is not a member."
+            ))
+            .with_fix(
+                "Add the account to the workspace (Viewer or higher) in Power BI > Workspace > Manage access, or fix the workspace id (run `pbikiosk reports`).",
+            ),
+        Some(w) if p.id == ProblemId::NoPowerbiAccess => {
+            let licence = if w.is_on_dedicated_capacity {
+                "it is on a Premium/Fabric capacity, so no extra licence is needed: check the account's role in the workspace"
+            } else {
+                "it is on shared capacity, so the account needs a Power BI Pro (or Premium Per User) licence"
+            };
+            p.with_cause(format!("Power BI refused access to workspace '{}': {licence}.", w.name))
+        }
+        Some(_) => p,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn render_shows_problem_fix_and_refs() {
+        let p = Problem::from_token_error(
+            400,
+            r#"{"error":"invalid_grant","error_codes":[50076],"trace_id":"t-9"}"#,
+            None,
+        );
+        let r = Report::from_lines(vec![Line::ok("config", "fine"), Line::failed("sign-in", &p)]);
+        assert!(!r.ok);
+        assert_eq!(r.problems, vec![ProblemId::MfaRequired]);
+        let text = r.render();
+        assert!(text.contains("FAIL  sign-in"), "{text}");
+        assert!(text.contains("problem: mfa_required (AADSTS50076, trace id t-9)"), "{text}");
+        assert!(text.contains("fix: Exclude the service account"), "{text}");
+        assert!(text.contains("Problems found: mfa_required"), "{text}");
+        let json = serde_json::to_value(&r).unwrap();
+        assert_eq!(json["ok"], false);
+        assert_eq!(json["problems"][0], "mfa_required");
+        assert_eq!(json["checks"][1]["aadsts"][0], 50076);
+        assert_eq!(json["checks"][1]["trace_id"], "t-9");
+        assert!(json["checks"][0].get("problem").is_none());
+    }
+
+    #[test]
+    fn licence_advice_follows_capacity() {
+        let ws = vec![
+            Workspace {
+                id: "A".into(),
+                name: "Shared".into(),
+                is_on_dedicated_capacity: false,
+                capacity_id: None,
+            },
+            Workspace {
+                id: "B".into(),
+                name: "Prem".into(),
+                is_on_dedicated_capacity: true,
+                capacity_id: None,
+            },
+        ];
+        let denied = Problem::new(ProblemId::NoPowerbiAccess);
+        let a = explain_access(denied.clone(), &ws, "a", "u@x");
+        assert!(a.cause.contains("Pro"), "{}", a.cause);
+        let b = explain_access(denied.clone(), &ws, "B", "u@x");
+        assert!(b.cause.contains("no extra licence"), "{}", b.cause);
+        let c = explain_access(denied, &ws, "C", "u@x");
+        assert!(c.cause.contains("not a member"), "{}", c.cause);
+    }
+}

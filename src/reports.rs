@@ -1,0 +1,138 @@
+//! `pbikiosk reports`: what the account can see, and a ready-to-paste playlist.
+
+use std::fmt::Write as _;
+use std::time::Instant;
+
+use serde::Serialize;
+
+use crate::check::{self, Line};
+use crate::config::Config;
+use crate::net;
+use crate::powerbi::{Dashboard, Page, PowerBiClient, Report, Workspace};
+use crate::problem::Problem;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Catalog {
+    pub workspaces: Vec<WorkspaceEntry>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct WorkspaceEntry {
+    #[serde(flatten)]
+    pub workspace: Workspace,
+    pub reports: Vec<ReportEntry>,
+    pub dashboards: Vec<Dashboard>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ReportEntry {
+    #[serde(flatten)]
+    pub report: Report,
+    pub pages: Vec<Page>,
+}
+
+/// Sign in and list every workspace, report (with pages) and dashboard the account can see.
+/// On failure, the check lines that explain it.
+pub async fn collect(cfg: &Config) -> Result<Catalog, Vec<Line>> {
+    let deadline = Instant::now() + check::BUDGET;
+    let mut lines = Vec::new();
+    let http = net::build_client(cfg.cloud.ca_file.as_deref())
+        .map_err(|p| vec![failed("https client", &p)])?;
+    let signed = check::sign_in(cfg, &http, deadline, &mut lines)
+        .await
+        .ok_or_else(|| lines.clone())?;
+    let api = PowerBiClient::new(http, cfg.cloud.api.clone());
+    let token = &signed.token;
+    let fail = |name: &str, p: Problem| {
+        let mut l = lines.clone();
+        l.push(failed(name, &p));
+        l
+    };
+    let mut out = Vec::new();
+    for w in api.workspaces(token).await.map_err(|p| fail("power bi", p))? {
+        let mut reports = Vec::new();
+        for r in api
+            .reports(token, &w.id)
+            .await
+            .map_err(|p| fail(&w.name, p))?
+        {
+            let pages = api
+                .pages(token, &w.id, &r.id)
+                .await
+                .map_err(|p| fail(&r.name, p))?;
+            reports.push(ReportEntry { report: r, pages });
+        }
+        let dashboards = api
+            .dashboards(token, &w.id)
+            .await
+            .map_err(|p| fail(&w.name, p))?;
+        out.push(WorkspaceEntry {
+            workspace: w,
+            reports,
+            dashboards,
+        });
+    }
+    Ok(Catalog { workspaces: out })
+}
+
+fn failed(name: &str, p: &Problem) -> Line {
+    check::Report::from_problem(name, p)
+}
+
+impl Catalog {
+    /// A tree for people.
+    pub fn render(&self) -> String {
+        let mut s = String::new();
+        if self.workspaces.is_empty() {
+            s.push_str("The account sees no workspaces. Add it to a workspace (Viewer or higher); 'My workspace' content cannot be shown.\n");
+        }
+        for w in &self.workspaces {
+            let cap = if w.workspace.is_on_dedicated_capacity {
+                "dedicated capacity"
+            } else {
+                "shared capacity"
+            };
+            let _ = writeln!(s, "{}  {}  ({cap})", w.workspace.id, w.workspace.name);
+            for r in &w.reports {
+                let _ = writeln!(s, "  report     {}  {}", r.report.id, r.report.name);
+                for p in &r.pages {
+                    let _ = writeln!(s, "    page     {:<24} {}", p.name, p.display_name);
+                }
+            }
+            for d in &w.dashboards {
+                let _ = writeln!(s, "  dashboard  {}  {}", d.id, d.display_name);
+            }
+        }
+        s
+    }
+
+    /// `[[playlist]]` entries for every report and dashboard, to paste into the config.
+    pub fn to_toml(&self) -> String {
+        let mut s = String::from("# Paste the entries you want into /etc/pbikiosk/pbikiosk.toml\n");
+        for w in &self.workspaces {
+            for r in &w.reports {
+                let pages: Vec<String> =
+                    r.pages.iter().map(|p| format!("{:?}", p.name)).collect();
+                let names: Vec<&str> = r.pages.iter().map(|p| p.display_name.as_str()).collect();
+                let _ = writeln!(
+                    s,
+                    "\n# {} / {} (pages: {})\n[[playlist]]\nworkspace = \"{}\"\nreport = \"{}\"\npages = [{}]\nseconds = 30",
+                    w.workspace.name,
+                    r.report.name,
+                    names.join(", "),
+                    w.workspace.id,
+                    r.report.id,
+                    pages.join(", ")
+                );
+            }
+            for d in &w.dashboards {
+                let _ = writeln!(
+                    s,
+                    "\n# {} / {} (dashboard)\n[[playlist]]\nworkspace = \"{}\"\ndashboard = \"{}\"\nseconds = 30",
+                    w.workspace.name, d.display_name, w.workspace.id, d.id
+                );
+            }
+        }
+        s
+    }
+}
