@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Run every test pbikiosk has, on a fresh Debian 12 machine or a developer's.
+# Installs what the tests need first (apt and npm packages), so a clean machine passes too.
+#
+#   scripts/test.sh            all tests
+#   SKIP_INSTALL=1 scripts/test.sh   skip the install step (offline re-runs)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log() { printf '\n== %s\n' "$*"; }
+
+apt_install() {
+  local missing=()
+  for pkg in "$@"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  log "installing ${missing[*]}"
+  local sudo=""
+  [ "$(id -u)" -ne 0 ] && sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+if [ "${SKIP_INSTALL:-0}" != 1 ]; then
+  # Build tools for the Rust crates (aws-lc-sys needs a C compiler; pkg-config for -sys crates).
+  apt_install build-essential pkg-config ca-certificates
+  # Browser tests of web/: Debian's Chromium (never a downloaded browser) and openssl for the
+  # throw-away certificate of the fake app.powerbi.com.
+  if [ -d web/test ]; then
+    apt_install chromium openssl nodejs
+  fi
+fi
+
+log "cargo fmt --check"
+cargo fmt --all -- --check
+
+log "cargo clippy -D warnings"
+cargo clippy --all-targets --locked -- -D warnings
+
+log "cargo test"
+cargo test --locked --all-targets
+
+if [ -x web/test/run.sh ]; then
+  log "web tests (headless Chromium, real powerbi-client)"
+  web/test/run.sh
+fi
+
+log "all tests passed"
