@@ -1,0 +1,219 @@
+//! Every message between the core and the page, in one place (version 1).
+//!
+//! Core → page: [`ToPage`], delivered as `window.pbikiosk.receive(<json>)`.
+//! Page → core: [`FromPage`], sent by the page with `window.ipc.postMessage(<json>)`.
+//! The page never sees a secret other than Power BI access tokens, which it needs to embed.
+
+use serde::{Deserialize, Serialize};
+
+pub const PROTOCOL_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EmbedKind {
+    Report,
+    Dashboard,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenType {
+    Aad,
+    Embed,
+}
+
+/// A status screen: what is wrong, how to fix it, and the facts an installer needs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Screen {
+    pub problem: String,
+    pub title: String,
+    pub cause: String,
+    pub fix: String,
+    /// Label/value pairs: hostname, IP addresses, version, time, AADSTS code, trace id...
+    pub facts: Vec<(String, String)>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_attempt: Option<String>,
+}
+
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ToPage {
+    /// Embed off-screen; show later with [`ToPage::Show`].
+    Prepare {
+        key: String,
+        kind: EmbedKind,
+        id: String,
+        group_id: String,
+        embed_url: String,
+        access_token: String,
+        token_type: TokenType,
+        #[serde(default)]
+        page: Option<String>,
+        #[serde(default)]
+        bookmark: Option<String>,
+    },
+    Show {
+        key: String,
+    },
+    SetPage {
+        key: String,
+        page: String,
+    },
+    SetToken {
+        access_token: String,
+    },
+    Refresh {
+        key: String,
+    },
+    Reload {
+        key: String,
+    },
+    Discard {
+        key: String,
+    },
+    Status {
+        screen: Screen,
+    },
+    HideStatus,
+    Badge {
+        text: Option<String>,
+    },
+}
+
+// Hand-written so a token never reaches a log through `{:?}`.
+impl std::fmt::Debug for ToPage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ToPage::Prepare {
+                key, kind, page, ..
+            } => write!(f, "Prepare {{ key: {key:?}, kind: {kind:?}, page: {page:?} }}"),
+            ToPage::SetToken { .. } => f.write_str("SetToken { access_token: [redacted] }"),
+            ToPage::Show { key } => write!(f, "Show {{ key: {key:?} }}"),
+            ToPage::SetPage { key, page } => write!(f, "SetPage {{ key: {key:?}, page: {page:?} }}"),
+            ToPage::Refresh { key } => write!(f, "Refresh {{ key: {key:?} }}"),
+            ToPage::Reload { key } => write!(f, "Reload {{ key: {key:?} }}"),
+            ToPage::Discard { key } => write!(f, "Discard {{ key: {key:?} }}"),
+            ToPage::Status { screen } => write!(f, "Status {{ problem: {:?} }}", screen.problem),
+            ToPage::HideStatus => f.write_str("HideStatus"),
+            ToPage::Badge { text } => write!(f, "Badge {{ text: {text:?} }}"),
+        }
+    }
+}
+
+impl ToPage {
+    /// The JS that delivers this message to the page.
+    pub fn to_script(&self) -> String {
+        let mut v = serde_json::to_value(self).expect("plain data serializes");
+        v["v"] = PROTOCOL_VERSION.into();
+        // JSON is valid JS; the page's receive() takes the object as is.
+        format!("window.pbikiosk && window.pbikiosk.receive({v})")
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum FromPage {
+    Ready {
+        #[serde(default)]
+        version: Option<String>,
+    },
+    Heartbeat {
+        #[serde(default)]
+        t: f64,
+    },
+    Loaded {
+        key: String,
+    },
+    Rendered {
+        key: String,
+        #[serde(default)]
+        ms: Option<f64>,
+    },
+    Error {
+        key: Option<String>,
+        #[serde(default)]
+        message: Option<String>,
+        #[serde(default)]
+        detail: Option<serde_json::Value>,
+    },
+    PageChanged {
+        key: String,
+        page: String,
+    },
+    Shown {
+        key: String,
+        #[serde(default)]
+        gap_ms: Option<f64>,
+    },
+    TokenApplied {
+        key: String,
+        ok: bool,
+        #[serde(default)]
+        error: Option<String>,
+    },
+    JsError {
+        message: String,
+    },
+}
+
+impl FromPage {
+    /// Parse a message from the page. Unknown or malformed messages are errors, not panics:
+    /// the page is content we ship, but it runs next to third-party frames.
+    pub fn parse(text: &str) -> Result<Self, serde_json::Error> {
+        serde_json::from_str(text)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn to_page_shape_matches_the_page_protocol() {
+        let m = ToPage::Prepare {
+            key: "k1".into(),
+            kind: EmbedKind::Report,
+            id: "r".into(),
+            group_id: "g".into(),
+            embed_url: "https://app.powerbi.com/reportEmbed?reportId=r".into(),
+            access_token: "TOKEN-XYZ".into(),
+            token_type: TokenType::Aad,
+            page: Some("ReportSection".into()),
+            bookmark: None,
+        };
+        let js = m.to_script();
+        assert!(js.starts_with("window.pbikiosk && window.pbikiosk.receive({"));
+        let json = &js[js.find('{').unwrap()..js.len() - 1];
+        let v: serde_json::Value = serde_json::from_str(json).unwrap();
+        assert_eq!(v["type"], "prepare");
+        assert_eq!(v["v"], 1);
+        assert_eq!(v["kind"], "report");
+        assert_eq!(v["token_type"], "aad");
+        assert_eq!(v["page"], "ReportSection");
+        assert!(!format!("{m:?}").contains("TOKEN-XYZ"));
+        let t = ToPage::SetToken {
+            access_token: "TOKEN-XYZ".into(),
+        };
+        assert!(!format!("{t:?}").contains("TOKEN-XYZ"));
+        assert_eq!(
+            serde_json::to_value(ToPage::HideStatus).unwrap()["type"],
+            "hide_status"
+        );
+    }
+
+    #[test]
+    fn from_page_parses_and_rejects() {
+        let m = FromPage::parse(r#"{"v":1,"type":"shown","key":"a","gap_ms":16.5}"#).unwrap();
+        assert_eq!(
+            m,
+            FromPage::Shown {
+                key: "a".into(),
+                gap_ms: Some(16.5)
+            }
+        );
+        let m = FromPage::parse(r#"{"type":"error","key":"a","message":"TokenExpired","detail":{"errorCode":"403"}}"#).unwrap();
+        assert!(matches!(m, FromPage::Error { message: Some(ref s), .. } if s == "TokenExpired"));
+        assert!(FromPage::parse(r#"{"type":"nope"}"#).is_err());
+        assert!(FromPage::parse("not json").is_err());
+    }
+}

@@ -1,0 +1,805 @@
+//! The player's decisions: what the screen shows, when to switch, when to repair.
+//!
+//! Pure: it reads no clock and does no I/O. The driver (the shell) feeds it [`Input`]s with the
+//! current instant and carries out the [`Output`]s. That keeps rotation, token hand-over,
+//! status screens and self-repair testable in milliseconds, without a window.
+//!
+//! Invariants:
+//! - The screen is never blank on purpose: the next item is prepared off-screen and shown only
+//!   once it rendered; until then the current one stays.
+//! - At most two embeds live at once (visible + prepared), so memory stays flat.
+//! - A token refresh reaches live embeds with `set_token`, never by reloading.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use crate::auth::service::TokenState;
+use crate::bridge::{EmbedKind, FromPage, ToPage, TokenType};
+use crate::playlist::{self, Item, Slide};
+use crate::powerbi::ContentKind;
+use crate::problem::{Problem, ProblemId, RetryClass};
+use crate::secret::Secret;
+
+/// Tunables; the defaults are what the issue asks for.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// No heartbeat from the page for this long → reload the page.
+    pub heartbeat_timeout: Duration,
+    /// An embed that has not rendered after this long counts as a load failure.
+    pub render_timeout: Duration,
+    /// Load failures repaired per item per [`Settings::repair_window`] before it is skipped.
+    pub repair_limit: usize,
+    pub repair_window: Duration,
+    /// Page reloads without any rendered embed in between before the shell gives up and exits
+    /// (the service manager restarts it).
+    pub max_fruitless_reloads: u32,
+    /// Wait before resolving the playlist again after a failure (transient / permanent).
+    pub resolve_retry: Duration,
+    pub permanent_retry: Duration,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            heartbeat_timeout: Duration::from_secs(30),
+            render_timeout: Duration::from_secs(45),
+            repair_limit: 3,
+            repair_window: Duration::from_secs(3600),
+            max_fruitless_reloads: 5,
+            resolve_retry: Duration::from_secs(30),
+            permanent_retry: Duration::from_secs(15 * 60),
+        }
+    }
+}
+
+#[derive(Debug)]
+pub enum Input {
+    /// The config could not be used (missing, not configured, invalid).
+    Config(Problem),
+    Token(TokenState),
+    /// The playlist resolved against Power BI: one result per configured item, or a problem
+    /// that stopped resolution as a whole (no token, no access, network).
+    Resolved(Result<Vec<Result<Item, Problem>>, Problem>),
+    Page(FromPage),
+    /// WebKit's web process died.
+    WebProcessCrashed,
+    /// Time passed; check deadlines.
+    Tick,
+}
+
+#[derive(Debug, PartialEq)]
+pub enum Output {
+    Page(ToPage),
+    /// Show the status screen for this problem.
+    ShowProblem {
+        problem: Problem,
+        next_attempt: Option<Instant>,
+    },
+    HideProblem,
+    /// Offline badge on/off: the instant the device went offline.
+    Offline(Option<Instant>),
+    /// Ask the token service for a new token now (Power BI said the current one expired).
+    TokenExpired,
+    /// Resolve the playlist (with the current token) and feed back [`Input::Resolved`].
+    Resolve,
+    /// Reload the page from scratch (hung page, crashed web process).
+    ReloadPage,
+    /// The shell cannot recover; exit with this code so systemd restarts it.
+    Exit(i32),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum State {
+    Starting,
+    SigningIn,
+    Playing,
+    Problem,
+    WaitingNetwork,
+    NotConfigured,
+}
+
+#[derive(Debug, Clone)]
+struct Embed {
+    key: String,
+    /// Index into `slides` when prepared (stale after a rebuild; `shows` is authoritative).
+    slide: usize,
+    /// What it was prepared for, and for the visible one the page it is on now.
+    shows: Slide,
+    item: usize,
+    since: Instant,
+    rendered: bool,
+    /// A fresh token was applied after a TokenExpired error: another one means reload.
+    token_retried: bool,
+    refresh_in_flight: bool,
+    next_refresh: Option<Instant>,
+}
+
+/// What `/status` shows about the current item.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct NowShowing {
+    pub index: usize,
+    pub name: String,
+    pub page: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct ItemStatus {
+    pub index: usize,
+    pub name: Option<String>,
+    pub skipped: bool,
+    pub problem: Option<ProblemId>,
+    pub message: Option<String>,
+}
+
+/// Counters and state for the status endpoint. Never a token.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Snapshot {
+    pub state: State,
+    pub problem: Option<ProblemId>,
+    pub problem_message: Option<String>,
+    pub item: Option<NowShowing>,
+    pub items: Vec<ItemStatus>,
+    pub offline: bool,
+    pub rendered_total: u64,
+    pub switches_total: u64,
+    pub token_refreshes_total: u64,
+    pub page_reloads_total: u64,
+    pub last_switch_gap_ms: Option<f64>,
+}
+
+pub struct Player {
+    settings: Settings,
+    config_problem: Option<Problem>,
+    token: Option<Secret>,
+    token_generation: u64,
+    token_state_seen: bool,
+    token_problem: Option<(Problem, Option<Instant>)>,
+    /// Per configured item: its resolved form or why it is not there.
+    items: Option<Vec<Result<Item, Problem>>>,
+    resolve_problem: Option<Problem>,
+    resolving: bool,
+    resolve_at: Option<Instant>,
+    skipped: Vec<bool>,
+    failures: Vec<VecDeque<Instant>>,
+    slides: Vec<Slide>,
+    slide: usize,
+    slide_until: Option<Instant>,
+    visible: Option<Embed>,
+    pending: Option<Embed>,
+    page_ready: bool,
+    last_heartbeat: Option<Instant>,
+    fruitless_reloads: u32,
+    offline_since: Option<Instant>,
+    problem_shown: Option<ProblemId>,
+    next_key: u64,
+    rendered_total: u64,
+    switches_total: u64,
+    token_refreshes_total: u64,
+    page_reloads_total: u64,
+    last_gap_ms: Option<f64>,
+    current_page: Option<String>,
+}
+
+impl Player {
+    pub fn new(settings: Settings) -> Self {
+        Self {
+            settings,
+            config_problem: None,
+            token: None,
+            token_generation: 0,
+            token_state_seen: false,
+            token_problem: None,
+            items: None,
+            resolve_problem: None,
+            resolving: false,
+            resolve_at: None,
+            skipped: Vec::new(),
+            failures: Vec::new(),
+            slides: Vec::new(),
+            slide: 0,
+            slide_until: None,
+            visible: None,
+            pending: None,
+            page_ready: false,
+            last_heartbeat: None,
+            fruitless_reloads: 0,
+            offline_since: None,
+            problem_shown: None,
+            next_key: 0,
+            rendered_total: 0,
+            switches_total: 0,
+            token_refreshes_total: 0,
+            page_reloads_total: 0,
+            last_gap_ms: None,
+            current_page: None,
+        }
+    }
+
+    /// The earliest instant at which a [`Input::Tick`] has work to do.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        let mut d: Vec<Instant> = Vec::new();
+        if self.page_ready
+            && let Some(h) = self.last_heartbeat
+        {
+            d.push(h + self.settings.heartbeat_timeout);
+        }
+        d.extend(self.slide_until);
+        d.extend(self.resolve_at);
+        for e in self.visible.iter().chain(self.pending.iter()) {
+            if !e.rendered {
+                d.push(e.since + self.settings.render_timeout);
+            }
+            d.extend(e.next_refresh);
+        }
+        for f in &self.failures {
+            if let Some(last) = f.back() {
+                d.push(*last + self.settings.repair_window);
+            }
+        }
+        d.into_iter().min()
+    }
+
+    pub fn handle(&mut self, now: Instant, input: Input) -> Vec<Output> {
+        let mut out = Vec::new();
+        match input {
+            Input::Config(p) => {
+                self.config_problem = Some(p);
+            }
+            Input::Token(state) => self.on_token(now, state, &mut out),
+            Input::Resolved(res) => self.on_resolved(now, res, &mut out),
+            Input::Page(msg) => self.on_page(now, msg, &mut out),
+            Input::WebProcessCrashed => self.reload_page(now, &mut out),
+            Input::Tick => self.on_tick(now, &mut out),
+        }
+        self.drive(now, &mut out);
+        out
+    }
+
+    // ----- inputs -------------------------------------------------------------------------
+
+    fn on_token(&mut self, now: Instant, state: TokenState, out: &mut Vec<Output>) {
+        self.token_state_seen = !matches!(state, TokenState::Starting);
+        match state {
+            TokenState::Starting => {}
+            TokenState::Valid {
+                token, generation, ..
+            } => {
+                let refreshed = self.token.is_some() || self.token_generation > 0;
+                if generation != self.token_generation {
+                    if refreshed {
+                        self.token_refreshes_total += 1;
+                    }
+                    self.token_generation = generation;
+                    if self.page_ready && (self.visible.is_some() || self.pending.is_some()) {
+                        out.push(Output::Page(ToPage::SetToken {
+                            access_token: token.expose().to_owned(),
+                        }));
+                    }
+                }
+                self.token = Some(token);
+                self.token_problem = None;
+                if self.offline_since.take().is_some() {
+                    out.push(Output::Offline(None));
+                }
+            }
+            TokenState::Failed {
+                problem,
+                next_attempt,
+            } => {
+                self.token = None;
+                if problem.retry_class() == RetryClass::Transient
+                    && self.visible.is_some()
+                    && self.offline_since.is_none()
+                {
+                    // Keep the report up (Power BI keeps rendering what it has) and say so.
+                    self.offline_since = Some(now);
+                    out.push(Output::Offline(Some(now)));
+                }
+                self.token_problem = Some((problem, next_attempt));
+            }
+        }
+    }
+
+    fn on_resolved(
+        &mut self,
+        now: Instant,
+        res: Result<Vec<Result<Item, Problem>>, Problem>,
+        out: &mut Vec<Output>,
+    ) {
+        self.resolving = false;
+        match res {
+            Ok(items) => {
+                self.skipped = vec![false; items.len()];
+                self.failures = vec![VecDeque::new(); items.len()];
+                for (i, r) in items.iter().enumerate() {
+                    if let Err(p) = r {
+                        self.skipped[i] = true;
+                        tracing::warn!(item = i, problem = %p, "playlist item skipped");
+                    }
+                }
+                let any_broken = items.iter().any(Result::is_err);
+                self.items = Some(items);
+                self.resolve_problem = None;
+                // Broken items are looked at again later: the report may be shared meanwhile.
+                self.resolve_at = any_broken.then(|| now + self.settings.permanent_retry);
+                self.rebuild_slides(now, out);
+            }
+            Err(p) => {
+                let wait = match p.retry_class() {
+                    RetryClass::Transient => self.settings.resolve_retry,
+                    RetryClass::Permanent => self.settings.permanent_retry,
+                };
+                self.resolve_at = Some(now + wait.max(p.retry_after.unwrap_or_default()));
+                self.resolve_problem = Some(p);
+            }
+        }
+    }
+
+    fn on_page(&mut self, now: Instant, msg: FromPage, out: &mut Vec<Output>) {
+        self.last_heartbeat = Some(now);
+        match msg {
+            FromPage::Ready { .. } => {
+                self.page_ready = true;
+                // A fresh page has no embeds and no overlay: start over from the current slide.
+                self.visible = None;
+                self.pending = None;
+                self.problem_shown = None;
+                if self.offline_since.is_some() {
+                    out.push(Output::Offline(self.offline_since));
+                }
+            }
+            FromPage::Heartbeat { .. } | FromPage::Loaded { .. } => {}
+            FromPage::Rendered { key, .. } => {
+                for e in self.visible.iter_mut().chain(self.pending.iter_mut()) {
+                    if e.key == key {
+                        if !e.rendered {
+                            self.rendered_total += 1;
+                        }
+                        e.rendered = true;
+                        e.refresh_in_flight = false;
+                        self.fruitless_reloads = 0;
+                    }
+                }
+            }
+            FromPage::Shown { key, gap_ms } => {
+                if self.visible.as_ref().is_some_and(|v| v.key == key) {
+                    self.last_gap_ms = gap_ms;
+                }
+            }
+            FromPage::PageChanged { key, page } => {
+                tracing::debug!(key, page, "page changed");
+            }
+            FromPage::TokenApplied { key, ok, error } => {
+                if !ok {
+                    tracing::warn!(key, error = error.as_deref().unwrap_or(""), "set_token failed");
+                    self.repair(now, &key, out);
+                }
+            }
+            FromPage::Error { key, message, .. } => {
+                let Some(key) = key else { return };
+                let expired = message.as_deref() == Some("TokenExpired");
+                if expired {
+                    let retried = self
+                        .embed_mut(&key)
+                        .map(|e| std::mem::replace(&mut e.token_retried, true));
+                    match retried {
+                        // First time: a fresh token usually fixes it without a reload.
+                        Some(false) => out.push(Output::TokenExpired),
+                        Some(true) => self.repair(now, &key, out),
+                        None => {}
+                    }
+                } else {
+                    tracing::warn!(key, message = message.as_deref().unwrap_or(""), "embed error");
+                    let rendered = self.embed_mut(&key).map(|e| e.rendered);
+                    // Errors after a successful render (a visual failing) leave the report up.
+                    if rendered == Some(false) {
+                        self.repair(now, &key, out);
+                    }
+                }
+            }
+            FromPage::JsError { message } => {
+                tracing::warn!(message, "page script error");
+            }
+        }
+    }
+
+    fn on_tick(&mut self, now: Instant, out: &mut Vec<Output>) {
+        if self.page_ready
+            && let Some(h) = self.last_heartbeat
+            && now.saturating_duration_since(h) >= self.settings.heartbeat_timeout
+        {
+            tracing::warn!("no heartbeat from the page; reloading it");
+            self.reload_page(now, out);
+            return;
+        }
+        // Render timeouts count as load failures.
+        let timed_out: Vec<String> = self
+            .visible
+            .iter()
+            .chain(self.pending.iter())
+            .filter(|e| !e.rendered && now >= e.since + self.settings.render_timeout)
+            .map(|e| e.key.clone())
+            .collect();
+        for key in timed_out {
+            self.repair(now, &key, out);
+        }
+        // Skipped items come back once their failures have left the window.
+        let mut changed = false;
+        for (i, f) in self.failures.iter_mut().enumerate() {
+            while f
+                .front()
+                .is_some_and(|t| now >= *t + self.settings.repair_window)
+            {
+                f.pop_front();
+            }
+            let resolved_ok = self
+                .items
+                .as_ref()
+                .and_then(|v| v.get(i))
+                .is_some_and(Result::is_ok);
+            if self.skipped[i] && f.is_empty() && resolved_ok {
+                self.skipped[i] = false;
+                changed = true;
+            }
+        }
+        if changed {
+            self.rebuild_slides(now, out);
+        }
+        if let Some(v) = &mut self.visible
+            && let Some(t) = v.next_refresh
+            && now >= t
+        {
+            let every = self.items.as_ref().and_then(|items| match items.get(v.item) {
+                Some(Ok(it)) => it.refresh_seconds,
+                _ => None,
+            });
+            v.next_refresh = every.map(|s| now + Duration::from_secs(s.into()));
+            // One data refresh in flight at most: a slow dataset must not pile them up.
+            if !v.refresh_in_flight {
+                v.refresh_in_flight = true;
+                out.push(Output::Page(ToPage::Refresh { key: v.key.clone() }));
+            }
+        }
+    }
+
+    // ----- the core loop ------------------------------------------------------------------
+
+    /// Bring the screen in line with the state: status screen, resolution, rotation.
+    fn drive(&mut self, now: Instant, out: &mut Vec<Output>) {
+        if let Some(p) = self.blocking_problem() {
+            let (problem, next) = p;
+            if self.problem_shown != Some(problem.id) && self.page_ready {
+                self.problem_shown = Some(problem.id);
+                out.push(Output::ShowProblem {
+                    problem,
+                    next_attempt: next,
+                });
+            }
+        } else if self.problem_shown.take().is_some() {
+            out.push(Output::HideProblem);
+        }
+        if self.config_problem.is_some() || !self.page_ready {
+            return;
+        }
+        let Some(token) = self.token.clone() else {
+            return;
+        };
+        if (self.items.is_none() || self.resolve_at.is_some_and(|t| now >= t)) && !self.resolving
+        {
+            self.resolving = true;
+            self.resolve_at = None;
+            out.push(Output::Resolve);
+        }
+        if self.slides.is_empty() {
+            return;
+        }
+        self.rotate(now, &token, out);
+    }
+
+    fn rotate(&mut self, now: Instant, token: &Secret, out: &mut Vec<Output>) {
+        if self.slide >= self.slides.len() {
+            self.slide = 0;
+        }
+        // Nothing on screen yet: prepare the current slide, show it once rendered.
+        let Some(visible) = &self.visible else {
+            match &self.pending {
+                None => {
+                    let e = self.prepare(now, self.slide, token, out);
+                    self.pending = Some(e);
+                }
+                Some(p) if p.rendered => {
+                    let p = self.pending.take().expect("checked");
+                    self.show(now, p, false, out);
+                }
+                Some(_) => {}
+            }
+            return;
+        };
+        if self.slide_until.is_some_and(|t| now >= t) {
+            let next = (self.slide + 1) % self.slides.len();
+            if same_embed(&visible.shows, &self.slides[next]) {
+                // Another page of the report on screen: switch in place, no reload.
+                let target = self.slides[next].clone();
+                if target.page != visible.shows.page
+                    && let Some(page) = target.page.clone()
+                {
+                    out.push(Output::Page(ToPage::SetPage {
+                        key: visible.key.clone(),
+                        page,
+                    }));
+                    self.switches_total += 1;
+                }
+                let v = self.visible.as_mut().expect("checked");
+                v.shows = target;
+                v.slide = next;
+                self.current_page = v.shows.page_display.clone();
+                self.slide = next;
+                self.slide_until = Some(now + self.slides[next].duration);
+            } else if let Some(p) = &self.pending
+                && p.slide == next
+                && p.rendered
+            {
+                let p = self.pending.take().expect("checked");
+                let old = self.visible.take().expect("checked");
+                self.show(now, p, true, out);
+                out.push(Output::Page(ToPage::Discard { key: old.key }));
+            }
+            // Otherwise the next item is still rendering: the current one stays up.
+        }
+        // Look ahead: have the next different embed rendering off-screen.
+        if self.pending.is_none()
+            && let Some(j) = self.next_other_embed()
+        {
+            let e = self.prepare(now, j, token, out);
+            self.pending = Some(e);
+        }
+    }
+
+    fn show(&mut self, now: Instant, mut e: Embed, switch: bool, out: &mut Vec<Output>) {
+        out.push(Output::Page(ToPage::Show { key: e.key.clone() }));
+        self.switches_total += u64::from(switch);
+        self.slide = e.slide;
+        self.slide_until = Some(now + e.shows.duration);
+        self.current_page = e.shows.page_display.clone();
+        let every = self.item(e.item).and_then(|it| it.refresh_seconds);
+        e.next_refresh = every.map(|s| now + Duration::from_secs(s.into()));
+        self.visible = Some(e);
+    }
+
+    fn prepare(&mut self, now: Instant, slide: usize, token: &Secret, out: &mut Vec<Output>) -> Embed {
+        let s = self.slides[slide].clone();
+        let item = self.item(s.item).expect("slides only name resolved items");
+        self.next_key += 1;
+        let key = format!("e{}", self.next_key);
+        out.push(Output::Page(ToPage::Prepare {
+            key: key.clone(),
+            kind: match item.resolved.kind {
+                ContentKind::Report => EmbedKind::Report,
+                ContentKind::Dashboard => EmbedKind::Dashboard,
+            },
+            id: item.resolved.id.clone(),
+            group_id: item.resolved.workspace.clone(),
+            embed_url: item.resolved.embed_url.clone(),
+            access_token: token.expose().to_owned(),
+            token_type: TokenType::Aad,
+            page: s.page.clone(),
+            bookmark: s.bookmark.clone(),
+        }));
+        Embed {
+            key,
+            slide,
+            shows: s.clone(),
+            item: s.item,
+            since: now,
+            rendered: false,
+            token_retried: false,
+            refresh_in_flight: false,
+            next_refresh: None,
+        }
+    }
+
+    /// The next slide (cyclically after the current one) that needs an embed of its own.
+    fn next_other_embed(&self) -> Option<usize> {
+        let cur = &self.visible.as_ref()?.shows;
+        (1..self.slides.len())
+            .map(|k| (self.slide + k) % self.slides.len())
+            .find(|&j| !same_embed(cur, &self.slides[j]))
+    }
+
+    /// A load failure of `key`. The visible embed is reloaded in place (a broken report is
+    /// still better than a blank screen); a prepared one is discarded and prepared again.
+    /// Past the repair limit the item is skipped for the repair window.
+    fn repair(&mut self, now: Instant, key: &str, out: &mut Vec<Output>) {
+        let item = if let Some(v) = self.visible.as_mut().filter(|v| v.key == key) {
+            out.push(Output::Page(ToPage::Reload { key: key.to_owned() }));
+            v.rendered = false;
+            v.since = now;
+            v.token_retried = false;
+            v.item
+        } else if let Some(p) = self.pending.take_if(|p| p.key == key) {
+            out.push(Output::Page(ToPage::Discard { key: key.to_owned() }));
+            p.item
+        } else {
+            return;
+        };
+        let f = &mut self.failures[item];
+        f.push_back(now);
+        if f.len() > self.settings.repair_limit {
+            tracing::warn!(item, "item failed to load too often; skipping it for now");
+            self.skipped[item] = true;
+            self.rebuild_slides(now, out);
+        }
+        // drive() prepares again (the same slide, or the next one if this item is skipped).
+    }
+
+    fn reload_page(&mut self, now: Instant, out: &mut Vec<Output>) {
+        self.page_reloads_total += 1;
+        self.fruitless_reloads += 1;
+        self.page_ready = false;
+        self.visible = None;
+        self.pending = None;
+        self.problem_shown = None;
+        self.last_heartbeat = Some(now);
+        if self.fruitless_reloads > self.settings.max_fruitless_reloads {
+            out.push(Output::Exit(3));
+        } else {
+            out.push(Output::ReloadPage);
+        }
+    }
+
+    fn rebuild_slides(&mut self, now: Instant, out: &mut Vec<Output>) {
+        let Some(all) = &self.items else { return };
+        // slides() indexes into the list it is given; map back to configured indices.
+        let (index_of, items): (Vec<usize>, Vec<Item>) = all
+            .iter()
+            .enumerate()
+            .filter_map(|(i, r)| r.as_ref().ok().map(|it| (i, it.clone())))
+            .unzip();
+        let skipped: Vec<bool> = index_of.iter().map(|&i| self.skipped[i]).collect();
+        let mut slides = playlist::slides(&items, &skipped);
+        for s in &mut slides {
+            s.item = index_of[s.item];
+        }
+        self.slides = slides;
+        // A prepared embed's slide index is stale now: drop it, drive() prepares afresh.
+        if let Some(p) = self.pending.take() {
+            out.push(Output::Page(ToPage::Discard { key: p.key }));
+        }
+        let Some(v) = &mut self.visible else {
+            self.slide = 0;
+            return;
+        };
+        let cur = &v.shows;
+        match self.slides.iter().position(|s| {
+            s.item == cur.item && s.page == cur.page && s.bookmark == cur.bookmark
+        }) {
+            Some(i) => {
+                v.slide = i;
+                self.slide = i;
+            }
+            None => {
+                // What is on screen was skipped: it stays until the first slide is ready,
+                // which the next advance (due now) shows.
+                self.slide = self.slides.len().saturating_sub(1);
+                v.slide = self.slide;
+                self.slide_until = Some(now);
+            }
+        }
+    }
+
+    // ----- helpers ------------------------------------------------------------------------
+
+    fn item(&self, i: usize) -> Option<&Item> {
+        self.items.as_ref()?.get(i)?.as_ref().ok()
+    }
+
+    fn embed_mut(&mut self, key: &str) -> Option<&mut Embed> {
+        self.visible
+            .iter_mut()
+            .chain(self.pending.iter_mut())
+            .find(|e| e.key == key)
+    }
+
+    /// What, if anything, must cover the screen.
+    fn blocking_problem(&self) -> Option<(Problem, Option<Instant>)> {
+        if let Some(p) = &self.config_problem {
+            return Some((p.clone(), None));
+        }
+        if let Some((p, next)) = &self.token_problem {
+            // Transient trouble with a report on screen: the badge says it, the report stays.
+            if !(p.retry_class() == RetryClass::Transient && self.visible.is_some()) {
+                return Some((p.clone(), *next));
+            }
+        }
+        if let Some(p) = &self.resolve_problem
+            && self.visible.is_none()
+        {
+            return Some((p.clone(), self.resolve_at));
+        }
+        if let Some(items) = &self.items
+            && self.slides.is_empty()
+        {
+            // Every item is broken or skipped: say why (the first reason).
+            let p = items
+                .iter()
+                .find_map(|r| r.as_ref().err().cloned())
+                .unwrap_or_else(|| {
+                    Problem::new(ProblemId::ReportNotFound).with_cause(
+                        "No playlist item could be loaded; they are retried automatically.",
+                    )
+                });
+            return Some((p, self.resolve_at));
+        }
+        None
+    }
+
+    pub fn snapshot(&self) -> Snapshot {
+        let blocking = self.blocking_problem();
+        let state = if self
+            .config_problem
+            .as_ref()
+            .is_some_and(|p| p.id == ProblemId::Config && p.cause.contains("not configured"))
+        {
+            State::NotConfigured
+        } else if let Some((p, _)) = &blocking {
+            if p.retry_class() == RetryClass::Transient && self.visible.is_none() {
+                State::WaitingNetwork
+            } else {
+                State::Problem
+            }
+        } else if self.visible.is_some() {
+            State::Playing
+        } else if !self.token_state_seen {
+            State::SigningIn
+        } else {
+            State::Starting
+        };
+        let item = self.visible.as_ref().and_then(|v| {
+            let it = self.item(v.item)?;
+            Some(NowShowing {
+                index: v.item,
+                name: it.resolved.name.clone(),
+                page: self
+                    .current_page
+                    .clone()
+                    .or_else(|| v.shows.page_display.clone()),
+            })
+        });
+        let items = self
+            .items
+            .iter()
+            .flatten()
+            .enumerate()
+            .map(|(i, r)| ItemStatus {
+                index: i,
+                name: r.as_ref().ok().map(|it| it.resolved.name.clone()),
+                skipped: self.skipped.get(i).copied().unwrap_or(false),
+                problem: r.as_ref().err().map(|p| p.id).or_else(|| {
+                    (self.skipped.get(i) == Some(&true)).then_some(ProblemId::ReportNotFound)
+                }),
+                message: r.as_ref().err().map(|p| p.cause.clone()),
+            })
+            .collect();
+        Snapshot {
+            state,
+            problem: blocking.as_ref().map(|(p, _)| p.id),
+            problem_message: blocking.map(|(p, _)| p.cause),
+            item,
+            items,
+            offline: self.offline_since.is_some(),
+            rendered_total: self.rendered_total,
+            switches_total: self.switches_total,
+            token_refreshes_total: self.token_refreshes_total,
+            page_reloads_total: self.page_reloads_total,
+            last_switch_gap_ms: self.last_gap_ms,
+        }
+    }
+}
+
+/// Two slides can share one embed when they are pages of the same report (no bookmark).
+fn same_embed(a: &Slide, b: &Slide) -> bool {
+    a.item == b.item && a.bookmark.is_none() && b.bookmark.is_none()
+}
