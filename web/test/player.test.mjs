@@ -60,6 +60,7 @@ test('prepare + show of a 3-page report: loaded, rendered, shown with a gap', as
   const rendered = await waitForMessage(page, (m) => m.type === 'rendered' && m.key === 'sales', 15000, 'rendered');
   assert.equal(typeof rendered.ms, 'number');
   assert.ok(rendered.ms >= 0);
+  console.log('first rendered after ' + rendered.ms + ' ms');
 
   // Prepared but not shown: laid out at full size, covered by the curtain.
   const box = await page.locator('.embed[data-key="sales"]').boundingBox();
@@ -126,6 +127,7 @@ test('switching between two rendered reports reports a small gap and swaps the l
   await send(page, { type: 'show', key: 'ops' });
   const shown = await waitForMessage(page, (m) => m.type === 'shown' && m.key === 'ops', 5000, 'shown ops');
   assert.ok(shown.gap_ms > 0 && shown.gap_ms < 200, `gap_ms ${shown.gap_ms}`);
+  console.log('switch gap ' + shown.gap_ms + ' ms');
   assert.equal(await page.locator('.embed[data-key="ops"]').getAttribute('class'), 'embed active');
   assert.equal(await page.locator('.embed[data-key="sales"]').getAttribute('class'), 'embed prepared');
   assert.equal(await visibleAt(), 'ops');

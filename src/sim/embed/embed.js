@@ -57,7 +57,8 @@
   }
 
   function placeholderInfo() {
-    var short = (entityId || 'unknown').slice(0, 8);
+    var id = entityId || 'unknown';
+    var short = id.length > 16 ? id.slice(0, 8) + '…' : id;
     if (kind === 'dashboard') return { name: 'Dashboard ' + short, kind: 'dashboard', pages: [] };
     return {
       name: 'Report ' + short, kind: 'report',
@@ -150,7 +151,7 @@
     var n = 5 + ((h >>> 5) % 4);
     var values = [];
     for (var i = 0; i < n; i++) values.push(Math.round(20 + r() * 80));
-    var W = 1000, H = 560, L = 70, B = 60, T = 70, R = 30;
+    var W = 1000, H = 560, L = 70, B = 60, T = 100, R = 30;
     var svg = el('svg', { viewBox: '0 0 ' + W + ' ' + H, preserveAspectRatio: 'xMidYMid meet', 'data-chart': type });
     svg.appendChild(el('text', { x: L, y: 42, 'font-size': 30, 'font-weight': 600, fill: '#252423' },
       page.displayName + ' · ' + (type === 'line' ? 'trend by month' : 'by region')));
