@@ -227,6 +227,16 @@ test('status screen shows title, cause, fix and facts; hide_status hides it', as
   assert.equal(await page.locator('#status-next').isVisible(), false);
   await page.screenshot({ path: join(OUT, 'status-not-configured.png') });
 
+  // Long texts stay on the screen (clamped), nothing runs off the bottom.
+  const long = 'The token endpoint answered with an error this kiosk does not know yet, so it is shown as it came. '.repeat(4);
+  await send(page, { type: 'status', screen: {
+    problem: 'unknown', title: 'Power BI answered with an unexpected error while signing in the kiosk account', cause: long, fix: long,
+    facts: [['Code', 'AADSTS9999999'], ['Trace id', 'x'.repeat(120)]], next_attempt: '2026-11-26T14:35:00Z'
+  } });
+  const bottom = await page.locator('.status-body').evaluate((e) => e.getBoundingClientRect().bottom);
+  assert.ok(bottom <= 1080, `status body ends at ${bottom}px`);
+  await page.screenshot({ path: join(OUT, 'status-long.png') });
+
   await send(page, { type: 'hide_status' });
   assert.equal(await status.isVisible(), false);
   assert.equal(await visibleAt(), 'sales');
