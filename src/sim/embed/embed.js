@@ -1,0 +1,376 @@
+/* pbikiosk simulator: a fake Power BI embed page.
+ *
+ * Served by the simulator as https://app.powerbi.com/reportEmbed?... and /dashboardEmbed?... (embed.html)
+ * with this file at /sim-embed.js. It speaks the powerbi-client wire protocol the way the real iframe does:
+ *   host → iframe: {method, url, headers:{id, uid, ...}, body}            (postMessage, "*")
+ *   iframe → host: {statusCode, headers:{id: <same id>}, body}            (reply, to event.source)
+ *   iframe → host: {method:"POST", url:"/reports/<uid>/events/<name>", headers:{id}, body}   (events)
+ * and draws a recognisable report (name, active page, live clock, a chart that differs per page), so a
+ * screenshot proves exactly what is shown.
+ *
+ * Metadata: GET /_sim/embed-info?reportId|dashboardId=..&groupId=.. → {name, kind, pages:[{name, displayName, order}]}
+ * Tokens:   POST /_sim/check-token (body: the token) → {valid, expired}
+ * Both degrade gracefully (placeholder metadata, token accepted) when the endpoint is missing.
+ * This page never displays or logs a token.
+ */
+(function () {
+  'use strict';
+
+  var query = new URLSearchParams(location.search);
+  var uid = query.get('uid') || '';
+  var reportId = query.get('reportId') || '';
+  var dashboardId = query.get('dashboardId') || '';
+  var groupId = query.get('groupId') || '';
+  var kind = (dashboardId || /dashboardEmbed/i.test(location.pathname)) ? 'dashboard' : 'report';
+  var entityId = kind === 'dashboard' ? dashboardId : reportId;
+  var eventPrefix = (kind === 'dashboard' ? '/dashboards/' : '/reports/') + uid + '/events/';
+
+  var TOKEN_EXPIRED = {
+    message: 'TokenExpired',
+    detailedMessage: 'Access token has expired, resubmit with a new access token',
+    errorCode: '403',
+    level: 6
+  };
+
+  var state = {
+    config: null,        // last load body (token kept here only, never drawn)
+    token: null,
+    activePage: null,    // page name
+    loaded: false,
+    generation: 0,       // bumps on every load, so stale async work is dropped
+    dataAsOf: null
+  };
+
+  // ------------------------------------------------------------ helpers
+  function newId() {
+    return Math.random().toString(36).slice(2, 12) + Date.now().toString(36);
+  }
+
+  function postEvent(name, body) {
+    window.parent.postMessage({
+      method: 'POST', url: eventPrefix + name, headers: { id: newId() }, body: body === undefined ? {} : body
+    }, '*');
+  }
+
+  function reply(source, id, statusCode, body) {
+    source.postMessage({ statusCode: statusCode, headers: { id: id }, body: body === undefined ? {} : body }, '*');
+  }
+
+  function placeholderInfo() {
+    var id = entityId || 'unknown';
+    var short = id.length > 16 ? id.slice(0, 8) + '…' : id;
+    if (kind === 'dashboard') return { name: 'Dashboard ' + short, kind: 'dashboard', pages: [] };
+    return {
+      name: 'Report ' + short, kind: 'report',
+      pages: [
+        { name: 'ReportSection1', displayName: 'Page 1', order: 0 },
+        { name: 'ReportSection2', displayName: 'Page 2', order: 1 },
+        { name: 'ReportSection3', displayName: 'Page 3', order: 2 }
+      ]
+    };
+  }
+
+  var infoPromise = (function () {
+    var q = new URLSearchParams();
+    if (kind === 'dashboard') q.set('dashboardId', dashboardId); else q.set('reportId', reportId);
+    if (groupId) q.set('groupId', groupId);
+    return fetch('/_sim/embed-info?' + q.toString(), { cache: 'no-store' })
+      .then(function (r) { if (!r.ok) throw new Error('status ' + r.status); return r.json(); })
+      .then(function (info) {
+        var ph = placeholderInfo();
+        if (!info || typeof info !== 'object') return ph;
+        var pages = Array.isArray(info.pages) ? info.pages.filter(function (p) { return p && p.name; }) : ph.pages;
+        pages = pages.slice().sort(function (a, b) { return (a.order || 0) - (b.order || 0); });
+        return {
+          name: typeof info.name === 'string' && info.name ? info.name : ph.name,
+          kind: info.kind === 'dashboard' || info.kind === 'report' ? info.kind : kind,
+          pages: kind === 'report' && pages.length === 0 ? ph.pages : pages
+        };
+      })
+      .catch(function () { return placeholderInfo(); });
+  })();
+
+  function checkToken(token) {
+    if (typeof token !== 'string' || token === '') return Promise.resolve({ valid: false, expired: false });
+    return fetch('/_sim/check-token', { method: 'POST', body: token, cache: 'no-store' })
+      .then(function (r) { if (!r.ok) throw new Error('status ' + r.status); return r.json(); })
+      .then(function (v) { return { valid: v.valid !== false, expired: v.expired === true }; })
+      .catch(function () { return { valid: true, expired: false }; }); // no simulator endpoint: accept
+  }
+
+  function tokenOk(v) { return v.valid && !v.expired; }
+
+  function findPage(info, name) {
+    for (var i = 0; i < info.pages.length; i++) if (info.pages[i].name === name) return info.pages[i];
+    return null;
+  }
+
+  // Calls back once the DOM change has been painted (two frames), with a timer fallback when frames are throttled.
+  function afterPaint(cb) {
+    var done = false;
+    function once() { if (!done) { done = true; cb(); } }
+    requestAnimationFrame(function () { requestAnimationFrame(function () { setTimeout(once, 0); }); });
+    setTimeout(once, 1000);
+  }
+
+  // ------------------------------------------------------------ drawing
+  function hash(s) { // FNV-1a
+    var h = 0x811c9dc5;
+    for (var i = 0; i < s.length; i++) { h ^= s.charCodeAt(i); h = Math.imul(h, 0x01000193) >>> 0; }
+    return h >>> 0;
+  }
+  function rng(seed) { // mulberry32
+    return function () {
+      seed = (seed + 0x6D2B79F5) >>> 0;
+      var t = seed;
+      t = Math.imul(t ^ (t >>> 15), t | 1);
+      t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+      return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+    };
+  }
+  var PALETTES = [
+    ['#118dff', '#12239e', '#e66c37', '#6b007b'], ['#e044a7', '#744ec2', '#d9b300', '#d64550'],
+    ['#197278', '#1aab40', '#15c6f4', '#4092ff'], ['#ffa058', '#be5dc9', '#c83d95', '#3049ad']
+  ];
+  var LABELS = ['North', 'South', 'East', 'West', 'Central', 'Online', 'Retail', 'Export'];
+  var MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
+
+  function el(tag, attrs, text) {
+    var ns = /^(svg|rect|line|polyline|circle|text|path|g)$/.test(tag) ? 'http://www.w3.org/2000/svg' : null;
+    var e = ns ? document.createElementNS(ns, tag) : document.createElement(tag);
+    if (attrs) for (var k in attrs) e.setAttribute(k, attrs[k]);
+    if (text != null) e.textContent = text;
+    return e;
+  }
+
+  function chartSvg(page) {
+    var h = hash(page.name);
+    var r = rng(h);
+    var colors = PALETTES[h % PALETTES.length];
+    var type = ['bars', 'line', 'columns'][(h >>> 3) % 3];
+    var n = 5 + ((h >>> 5) % 4);
+    var values = [];
+    for (var i = 0; i < n; i++) values.push(Math.round(20 + r() * 80));
+    var W = 1000, H = 560, L = 70, B = 60, T = 100, R = 30;
+    var svg = el('svg', { viewBox: '0 0 ' + W + ' ' + H, preserveAspectRatio: 'xMidYMid meet', 'data-chart': type });
+    svg.appendChild(el('text', { x: L, y: 42, 'font-size': 30, 'font-weight': 600, fill: '#252423' },
+      page.displayName + ' · ' + (type === 'line' ? 'trend by month' : 'by region')));
+    for (var g = 0; g <= 4; g++) {
+      var gy = T + (H - T - B) * g / 4;
+      svg.appendChild(el('line', { x1: L, x2: W - R, y1: gy, y2: gy, stroke: '#e1dfdd', 'stroke-width': 1 }));
+      svg.appendChild(el('text', { x: L - 12, y: gy + 8, 'font-size': 20, fill: '#8a8886', 'text-anchor': 'end' }, String(100 - g * 25)));
+    }
+    var plotW = W - L - R, plotH = H - T - B, step = plotW / n;
+    if (type === 'line') {
+      var pts = values.map(function (v, i) { return (L + step * (i + 0.5)) + ',' + (T + plotH * (1 - v / 100)); });
+      svg.appendChild(el('polyline', { points: pts.join(' '), fill: 'none', stroke: colors[0], 'stroke-width': 6, 'stroke-linejoin': 'round' }));
+      values.forEach(function (v, i) {
+        svg.appendChild(el('circle', { cx: L + step * (i + 0.5), cy: T + plotH * (1 - v / 100), r: 9, fill: colors[1] }));
+        svg.appendChild(el('text', { x: L + step * (i + 0.5), y: H - 22, 'font-size': 22, fill: '#605e5c', 'text-anchor': 'middle' }, MONTHS[i]));
+      });
+    } else {
+      values.forEach(function (v, i) {
+        var bw = step * (type === 'bars' ? 0.62 : 0.8);
+        var x = L + step * i + (step - bw) / 2, y = T + plotH * (1 - v / 100);
+        svg.appendChild(el('rect', { x: x, y: y, width: bw, height: T + plotH - y, rx: 4, fill: colors[i % colors.length] }));
+        svg.appendChild(el('text', { x: x + bw / 2, y: y - 10, 'font-size': 22, fill: '#323130', 'text-anchor': 'middle' }, String(v)));
+        svg.appendChild(el('text', { x: x + bw / 2, y: H - 22, 'font-size': 22, fill: '#605e5c', 'text-anchor': 'middle' }, LABELS[i]));
+      });
+    }
+    return svg;
+  }
+
+  function kpis(seedText) {
+    var r = rng(hash(seedText) ^ 0x9e3779b9);
+    var side = el('div', { id: 'side' });
+    [['Revenue', '€', 'M'], ['Orders', '', 'k'], ['On time', '', '%']].forEach(function (k) {
+      var v = k[2] === '%' ? (80 + r() * 19).toFixed(1) : (k[2] === 'M' ? (1 + r() * 9).toFixed(2) : Math.round(10 + r() * 90));
+      var box = el('div', { 'class': 'kpi' });
+      box.appendChild(el('b', null, k[1] + v + k[2]));
+      box.appendChild(el('span', null, k[0]));
+      side.appendChild(box);
+    });
+    return side;
+  }
+
+  function dashboardTiles(name) {
+    var r = rng(hash(entityId + name));
+    var tiles = el('div', { id: 'tiles' });
+    ['Revenue', 'Orders', 'Returns', 'Stock', 'Visitors', 'NPS'].forEach(function (label) {
+      var t = el('div', { 'class': 'tile' });
+      t.appendChild(el('b', null, String(Math.round(100 + r() * 900))));
+      t.appendChild(el('span', null, label));
+      tiles.appendChild(t);
+    });
+    return tiles;
+  }
+
+  function pad2(n) { return (n < 10 ? '0' : '') + n; }
+  function hms(d) { return pad2(d.getHours()) + ':' + pad2(d.getMinutes()) + ':' + pad2(d.getSeconds()); }
+
+  function tickClock() {
+    var c = document.getElementById('clock');
+    if (c) c.textContent = hms(new Date());
+  }
+
+  function draw(info) {
+    var root = document.getElementById('sim');
+    var body = document.getElementById('body');
+    document.getElementById('name').textContent = info.name;
+    while (body.firstChild) body.removeChild(body.firstChild);
+    if (kind === 'dashboard') {
+      document.getElementById('page').textContent = 'Dashboard';
+      body.appendChild(dashboardTiles(info.name));
+    } else {
+      var page = findPage(info, state.activePage) || info.pages[0];
+      document.getElementById('page').textContent = page.displayName;
+      root.setAttribute('data-page', page.name);
+      var chart = el('div', { id: 'chart' });
+      chart.appendChild(chartSvg(page));
+      body.appendChild(chart);
+      body.appendChild(kpis(page.name));
+    }
+    document.getElementById('ids').textContent =
+      'Simulated Power BI · ' + kind + ' ' + (entityId || '?') + (groupId ? ' · workspace ' + groupId : '');
+    document.getElementById('refreshed').textContent = 'Data as of ' + hms(state.dataAsOf || new Date());
+    tickClock();
+    root.className = 'ready';
+  }
+
+  function drawError(text) {
+    var root = document.getElementById('sim');
+    document.getElementById('loading').textContent = text;
+    root.className = 'loading';
+  }
+
+  setInterval(tickClock, 1000);
+
+  // ------------------------------------------------------------ protocol
+  function doLoad(config) {
+    var gen = ++state.generation;
+    state.loaded = false;
+    state.config = config || {};
+    state.token = state.config.accessToken || null;
+    Promise.all([infoPromise, checkToken(state.token)]).then(function (res) {
+      if (gen !== state.generation) return;
+      var info = res[0];
+      if (!tokenOk(res[1])) {
+        drawError('This content isn\u2019t available: the access token has expired.');
+        postEvent('error', TOKEN_EXPIRED);
+        return;
+      }
+      if (kind === 'report') {
+        var wanted = state.config.pageName && findPage(info, state.config.pageName);
+        state.activePage = wanted ? wanted.name : (info.pages[0] && info.pages[0].name);
+      }
+      state.dataAsOf = new Date();
+      draw(info);
+      state.loaded = true;
+      postEvent('loaded', { initiator: 'sdk' });
+      afterPaint(function () { if (gen === state.generation) postEvent('rendered', {}); });
+    });
+  }
+
+  function pagesBody(info) {
+    return info.pages.map(function (p, i) {
+      return { name: p.name, displayName: p.displayName, isActive: p.name === state.activePage,
+        visibility: 0, order: typeof p.order === 'number' ? p.order : i };
+    });
+  }
+
+  function handle(req, respond) {
+    var method = String(req.method || '').toUpperCase();
+    var path = String(req.url || '').split('?')[0];
+    var body = req.body;
+    var what = kind; // "report" or "dashboard" — the SDK prefixes urls with the embed type
+
+    if (method === 'POST' && (path === '/' + what + '/load' || path === '/report/prepare')) {
+      if (!body || typeof body.accessToken !== 'string' || !body.accessToken) {
+        return respond(400, { message: 'accessToken is required' });
+      }
+      respond(202, {});
+      return doLoad(body);
+    }
+    if (method === 'POST' && path === '/' + what + '/reload') {
+      respond(202, {});
+      return doLoad(state.config);
+    }
+    if (method === 'POST' && path === '/' + what + '/token') {
+      var token = typeof body === 'string' ? body : '';
+      return checkToken(token).then(function (v) {
+        if (!tokenOk(v)) {
+          respond(403, TOKEN_EXPIRED);
+          postEvent('error', TOKEN_EXPIRED);
+          return;
+        }
+        state.token = token;
+        if (state.config) state.config.accessToken = token;
+        respond(200, {});
+      });
+    }
+    if (method === 'POST' && path === '/report/render') {
+      respond(202, {});
+      return afterPaint(function () { postEvent('rendered', {}); });
+    }
+    if (kind === 'report') {
+      if (method === 'GET' && path === '/report/pages') {
+        return infoPromise.then(function (info) { respond(200, pagesBody(info)); });
+      }
+      if (method === 'PUT' && path === '/report/pages/active') {
+        return infoPromise.then(function (info) {
+          var page = body && findPage(info, body.name);
+          if (!page) return respond(400, { message: 'PageNotFound', detailedMessage: 'No page with this name in the report' });
+          respond(202, {});
+          state.activePage = page.name;
+          if (!state.loaded) return; // applied when the load finishes drawing
+          var gen = state.generation;
+          draw(info);
+          postEvent('pageChanged', { newPage: { name: page.name, displayName: page.displayName } });
+          afterPaint(function () { if (gen === state.generation) postEvent('rendered', {}); });
+        });
+      }
+      if (method === 'POST' && path === '/report/refresh') {
+        respond(202, {});
+        if (!state.loaded) return;
+        var gen = state.generation;
+        return infoPromise.then(function (info) {
+          state.dataAsOf = new Date();
+          draw(info);
+          afterPaint(function () { if (gen === state.generation) postEvent('rendered', {}); });
+        });
+      }
+      if (method === 'GET' && path === '/report/bookmarks') return respond(200, []);
+      if (method === 'POST' && /^\/report\/bookmarks\/(applyByName|applyState|play)$/.test(path)) return respond(202, {});
+      if (method === 'POST' && path === '/report/bookmarks/capture') return respond(200, { name: 'Bookmark' + newId(), displayName: 'Captured', state: '' });
+      if (method === 'POST' && /^\/report\/switchMode\//.test(path)) {
+        return path === '/report/switchMode/view' ? respond(202, {}) : respond(403, { message: 'The kiosk account may only view this report' });
+      }
+      if (method === 'GET' && /^\/report(\/pages\/[^/]+)?\/filters$/.test(path)) return respond(200, []);
+      if ((method === 'POST' || method === 'PUT' || method === 'DELETE') && /^\/report(\/pages\/[^/]+)?\/filters$/.test(path)) return respond(202, {});
+      if (method === 'GET' && /^\/report\/pages\/[^/]+\/visuals$/.test(path)) return respond(200, []);
+      if (method === 'PATCH' && path === '/report/settings') return respond(202, {});
+      if (method === 'POST' && path === '/report/print') return respond(202, {});
+    }
+    return respond(404, { message: 'Not supported by the pbikiosk simulator: ' + method + ' ' + path });
+  }
+
+  // Registered synchronously while the page parses: /report/load arrives right after the iframe's load event.
+  window.addEventListener('message', function (event) {
+    var msg = event.data;
+    if (!msg || typeof msg !== 'object' || event.source !== window.parent) return;
+    if (typeof msg.statusCode === 'number') return;            // the host acknowledging one of our events
+    if (typeof msg.method !== 'string' || typeof msg.url !== 'string') return;
+    var id = msg.headers && msg.headers.id;
+    var source = event.source;
+    var answered = false;
+    try {
+      handle(msg, function (status, body) {
+        if (answered) return;
+        answered = true;
+        reply(source, id, status, body);
+      });
+    } catch (e) {
+      if (!answered) { answered = true; reply(source, id, 500, { message: 'Simulator error: ' + (e && e.message) }); }
+    }
+  }, false);
+})();

@@ -1,0 +1,328 @@
+/* pbikiosk player page.
+ *
+ * The Rust core owns every decision. This page only renders what it is told and reports what happened.
+ *   core → page: window.pbikiosk.receive(msg)            (msg: one parsed JSON object, "v":1)
+ *   page → core: window.ipc.postMessage(JSON.stringify(msg)) (wry IPC)
+ *                or window.__pbikioskOutbox.push(msg) when window.ipc is absent (plain browser tests)
+ *
+ * Rules: never log or display an access token; never declare a global named `ipc` (it would shadow
+ * wry's window.ipc). Everything lives in this IIFE except window.pbikiosk.
+ */
+(function () {
+  'use strict';
+
+  var PLAYER_VERSION = '0.1.0';
+  var HEARTBEAT_MS = 5000;
+  var P = window.PbikioskProtocol;
+
+  // Every token the page has been given, so that any text leaving the page can be scrubbed of it.
+  var knownTokens = [];
+  function rememberToken(t) {
+    if (knownTokens.indexOf(t) < 0) knownTokens.push(t);
+    if (knownTokens.length > 8) knownTokens.shift();
+  }
+
+  // ---------------------------------------------------------------- page → core
+  function send(type, fields) {
+    var msg = P.redactDeep(P.outgoing(type, fields), knownTokens);
+    var ipcBridge = window.ipc;
+    if (ipcBridge && typeof ipcBridge.postMessage === 'function') {
+      try { ipcBridge.postMessage(JSON.stringify(msg)); return; } catch (e) { /* fall through to the outbox */ }
+    }
+    (window.__pbikioskOutbox = window.__pbikioskOutbox || []).push(msg);
+  }
+
+  function errText(e) {
+    if (e == null) return 'unknown error';
+    if (typeof e === 'string') return e;
+    if (e.message) return String(e.message);
+    try { return JSON.stringify(e); } catch (x) { return String(e); }
+  }
+
+  // ---------------------------------------------------------------- DOM
+  var stage, curtain, badgeEl, statusEl;
+  function $(id) { return document.getElementById(id); }
+
+  function sdk() {
+    var client = window['powerbi-client'];
+    if (!window.powerbi || !client || !client.models) return null;
+    return { service: window.powerbi, models: client.models };
+  }
+
+  // ---------------------------------------------------------------- embeds
+  // key → { key, kind, container, embed, preparedAt, startedAt, renderedOnce }
+  var embeds = Object.create(null);
+  var activeKey = null;
+
+  function stripTokenAttribute(container) {
+    // The SDK mirrors the token into a DOM attribute; it only needs its config copy.
+    container.removeAttribute('powerbi-access-token');
+  }
+
+  function embedConfig(m, models) {
+    var tokenType = m.token_type === 'embed' ? models.TokenType.Embed : models.TokenType.Aad;
+    if (m.kind === 'dashboard') {
+      return {
+        type: 'dashboard', id: m.id, embedUrl: m.embed_url, accessToken: m.access_token,
+        tokenType: tokenType, pageView: 'fitToWidth'
+      };
+    }
+    var cfg = {
+      type: 'report', id: m.id, embedUrl: m.embed_url, accessToken: m.access_token, tokenType: tokenType,
+      permissions: models.Permissions.Read, viewMode: models.ViewMode.View,
+      settings: {
+        panes: { filters: { visible: false }, pageNavigation: { visible: false } },
+        background: models.BackgroundType.Default,
+        layoutType: models.LayoutType.Custom,
+        customLayout: { displayOption: models.DisplayOption.FitToPage }
+      }
+    };
+    if (m.group_id) cfg.groupId = m.group_id;
+    if (m.page) cfg.pageName = m.page;
+    if (m.bookmark) cfg.bookmark = { name: m.bookmark };
+    return cfg;
+  }
+
+  function removeEmbed(key) {
+    var e = embeds[key];
+    if (!e) return;
+    var s = sdk();
+    try { if (s) s.service.reset(e.container); } catch (x) { /* container may already be gone */ }
+    if (e.container.parentNode) e.container.parentNode.removeChild(e.container);
+    delete embeds[key];
+    if (activeKey === key) activeKey = null;
+  }
+
+  function prepare(m) {
+    rememberToken(m.access_token);
+    if (embeds[m.key]) removeEmbed(m.key); // a second prepare of the same key starts over
+    var s = sdk();
+    if (!s) {
+      send('error', { key: m.key, message: 'SdkMissing', detail: 'powerbi-client is not loaded (vendor/powerbi.min.js)' });
+      return;
+    }
+    var container = document.createElement('div');
+    container.className = 'embed prepared';
+    container.setAttribute('data-key', m.key);
+    container.setAttribute('aria-hidden', 'true');
+    stage.appendChild(container);
+    var entry = { key: m.key, kind: m.kind, container: container, embed: null,
+      preparedAt: performance.now(), startedAt: performance.now(), renderedOnce: false };
+    embeds[m.key] = entry;
+
+    var embed;
+    try {
+      embed = s.service.embed(container, embedConfig(m, s.models));
+    } catch (e) {
+      removeEmbed(m.key);
+      send('error', { key: m.key, message: 'EmbedFailed', detail: errText(e) });
+      return;
+    }
+    entry.embed = embed;
+    stripTokenAttribute(container);
+
+    embed.on('loaded', function () {
+      if (embeds[m.key] !== entry) return;
+      send('loaded', { key: m.key });
+    });
+    embed.on('rendered', function () {
+      if (embeds[m.key] !== entry) return;
+      send('rendered', { key: m.key, ms: Math.round(performance.now() - entry.startedAt) });
+      entry.renderedOnce = true;
+    });
+    embed.on('error', function (ev) {
+      if (embeds[m.key] !== entry) return;
+      var d = (ev && ev.detail) || {};
+      send('error', { key: m.key, message: String(d.message || 'Error'), detail: d });
+    });
+    if (m.kind === 'report') {
+      embed.on('pageChanged', function (ev) {
+        if (embeds[m.key] !== entry) return;
+        var p = ev && ev.detail && ev.detail.newPage;
+        send('page_changed', { key: m.key, page: p ? p.name : null, display_name: p ? p.displayName : null });
+      });
+    }
+  }
+
+  // The switch happens inside one animation frame: new one on top, old one below the curtain.
+  // gap_ms = (first frame with the new one visible) − (last frame with the old one visible).
+  function show(m) {
+    var next = embeds[m.key];
+    if (!next) {
+      send('error', { key: m.key, message: 'UnknownKey', detail: 'show: nothing prepared under this key' });
+      return;
+    }
+    if (activeKey === m.key) { send('shown', { key: m.key, gap_ms: 0 }); return; }
+    requestAnimationFrame(function (lastOldFrame) {
+      // This frame is painted with the old view. The swap goes into the next one.
+      requestAnimationFrame(function (firstNewFrame) {
+        if (embeds[m.key] !== next) return; // discarded meanwhile
+        var prev = activeKey ? embeds[activeKey] : null;
+        next.container.className = 'embed active';
+        next.container.removeAttribute('aria-hidden');
+        if (prev) {
+          prev.container.className = 'embed prepared';
+          prev.container.setAttribute('aria-hidden', 'true');
+        }
+        activeKey = m.key;
+        send('shown', { key: m.key, gap_ms: Math.round((firstNewFrame - lastOldFrame) * 10) / 10 });
+      });
+    });
+  }
+
+  function withEmbed(m, fn) {
+    var e = embeds[m.key];
+    if (!e || !e.embed) {
+      send('error', { key: m.key, message: 'UnknownKey', detail: m.type + ': nothing prepared under this key' });
+      return;
+    }
+    fn(e);
+  }
+
+  function setPage(m) {
+    withEmbed(m, function (e) {
+      if (e.kind !== 'report') {
+        send('error', { key: m.key, message: 'NotSupported', detail: 'set_page: a dashboard has no pages' });
+        return;
+      }
+      e.startedAt = performance.now();
+      Promise.resolve().then(function () { return e.embed.setPage(m.page); }).catch(function (err) {
+        send('error', { key: m.key, message: 'SetPageFailed', detail: errText(err) });
+      });
+    });
+  }
+
+  function setToken(m) {
+    rememberToken(m.access_token);
+    Object.keys(embeds).forEach(function (key) {
+      var e = embeds[key];
+      if (!e.embed) return;
+      Promise.resolve().then(function () { return e.embed.setAccessToken(m.access_token); }).then(function () {
+        stripTokenAttribute(e.container);
+        send('token_applied', { key: key, ok: true });
+      }, function (err) {
+        stripTokenAttribute(e.container);
+        send('token_applied', { key: key, ok: false, error: errText(err) });
+      });
+    });
+  }
+
+  function refresh(m) {
+    withEmbed(m, function (e) {
+      if (e.kind !== 'report') {
+        send('error', { key: m.key, message: 'NotSupported', detail: 'refresh: only reports can be refreshed; use reload' });
+        return;
+      }
+      Promise.resolve().then(function () { return e.embed.refresh(); }).catch(function (err) {
+        send('error', { key: m.key, message: 'RefreshFailed', detail: errText(err) });
+      });
+    });
+  }
+
+  function reload(m) {
+    withEmbed(m, function (e) {
+      e.startedAt = performance.now();
+      Promise.resolve().then(function () { return e.embed.reload(); }).catch(function (err) {
+        send('error', { key: m.key, message: 'ReloadFailed', detail: errText(err) });
+      });
+    });
+  }
+
+  // ---------------------------------------------------------------- status screen and badge
+  function renderStatus(screen) {
+    var vm = P.statusScreenModel(screen, knownTokens);
+    statusEl.setAttribute('data-problem', vm.problem);
+    statusEl.setAttribute('data-tone', vm.tone);
+    $('status-title').textContent = vm.title;
+    $('status-cause').textContent = vm.cause;
+    $('status-fix').textContent = vm.fix;
+    $('status-cause-block').hidden = !vm.cause;
+    $('status-fix-block').hidden = !vm.fix;
+    var tbody = $('status-facts');
+    while (tbody.firstChild) tbody.removeChild(tbody.firstChild);
+    vm.facts.forEach(function (f) {
+      var tr = document.createElement('tr');
+      var th = document.createElement('th');
+      var td = document.createElement('td');
+      th.textContent = f[0];
+      td.textContent = f[1];
+      tr.appendChild(th);
+      tr.appendChild(td);
+      tbody.appendChild(tr);
+    });
+    $('status-facts-table').hidden = vm.facts.length === 0;
+    $('status-next').textContent = vm.nextAttempt || '';
+    $('status-next').hidden = !vm.nextAttempt;
+    statusEl.hidden = false;
+  }
+
+  function setBadge(text) {
+    if (text === null || text === '') {
+      badgeEl.hidden = true;
+      badgeEl.textContent = '';
+    } else {
+      badgeEl.textContent = P.redact(text, knownTokens);
+      badgeEl.hidden = false;
+    }
+  }
+
+  // ---------------------------------------------------------------- dispatch
+  var handlers = {
+    prepare: prepare,
+    show: show,
+    set_page: setPage,
+    set_token: setToken,
+    refresh: refresh,
+    reload: reload,
+    discard: function (m) { removeEmbed(m.key); },
+    status: function (m) { renderStatus(m.screen); },
+    hide_status: function () { statusEl.hidden = true; },
+    badge: function (m) { setBadge(m.text); }
+  };
+
+  var started = false;
+  var pending = [];
+
+  function receive(msg) {
+    if (!started) { pending.push(msg); return true; } // before DOMContentLoaded: keep order, run at start
+    if (typeof msg === 'string') {
+      try { msg = JSON.parse(msg); } catch (e) { send('js_error', { message: 'core message is not JSON' }); return false; }
+    }
+    var check = P.validateCoreMessage(msg);
+    if (!check.ok) {
+      send('js_error', { message: 'invalid core message: ' + check.error });
+      return false;
+    }
+    try {
+      handlers[msg.type](msg);
+    } catch (e) {
+      send('js_error', { message: msg.type + ': ' + errText(e) });
+      return false;
+    }
+    return true;
+  }
+
+  // ---------------------------------------------------------------- start
+  window.addEventListener('error', function (ev) {
+    var where = ev.filename ? ' (' + ev.filename.split('/').pop() + ':' + ev.lineno + ')' : '';
+    send('js_error', { message: String(ev.message || 'error') + where });
+  });
+  window.addEventListener('unhandledrejection', function (ev) {
+    send('js_error', { message: 'unhandled rejection: ' + errText(ev.reason) });
+  });
+
+  window.pbikiosk = { receive: receive, version: PLAYER_VERSION };
+
+  function start() {
+    stage = $('stage');
+    curtain = $('curtain');
+    badgeEl = $('badge');
+    statusEl = $('status');
+    started = true;
+    send('ready', { version: PLAYER_VERSION });
+    pending.splice(0).forEach(receive);
+    setInterval(function () { send('heartbeat', { t: Math.round(performance.now()) }); }, HEARTBEAT_MS);
+  }
+  if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', start);
+  else start();
+})();

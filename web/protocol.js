@@ -1,0 +1,183 @@
+/* pbikiosk player: pure helpers (no DOM, no SDK).
+ *
+ * Loaded as a classic script before player.js; it defines one global, `PbikioskProtocol`.
+ * The node tests load the same file with `vm` and test these functions directly.
+ *
+ * Never put a token value into an error string: validation errors name fields, never values.
+ */
+(function (root) {
+  'use strict';
+
+  var PROTOCOL_VERSION = 1;
+
+  // Field specs for core → page messages. Each field: [kind, required].
+  // kinds: 'string' (non-empty), 'string?' (string or null), 'enum:a|b', 'text?' (string or null, may be empty),
+  //        'screen' (status screen object).
+  var CORE_MESSAGES = {
+    prepare: {
+      key: 'string', kind: 'enum:report|dashboard', id: 'string', group_id: 'opt:string?',
+      embed_url: 'string', access_token: 'string', token_type: 'enum:aad|embed',
+      page: 'opt:string?', bookmark: 'opt:string?'
+    },
+    show: { key: 'string' },
+    set_page: { key: 'string', page: 'string' },
+    set_token: { access_token: 'string' },
+    refresh: { key: 'string' },
+    reload: { key: 'string' },
+    discard: { key: 'string' },
+    status: { screen: 'screen' },
+    hide_status: {},
+    badge: { text: 'text?' }
+  };
+
+  function isPlainObject(x) {
+    return x !== null && typeof x === 'object' && !Array.isArray(x);
+  }
+
+  function checkField(name, spec, value) {
+    var optional = spec.indexOf('opt:') === 0;
+    if (optional) spec = spec.slice(4);
+    if (value === undefined) return optional ? null : 'missing field "' + name + '"';
+    if (spec === 'string') {
+      return (typeof value === 'string' && value.length > 0) ? null : 'field "' + name + '" must be a non-empty string';
+    }
+    if (spec === 'string?') {
+      return (value === null || (typeof value === 'string' && value.length > 0)) ? null
+        : 'field "' + name + '" must be a non-empty string or null';
+    }
+    if (spec === 'text?') {
+      return (value === null || typeof value === 'string') ? null : 'field "' + name + '" must be a string or null';
+    }
+    if (spec.indexOf('enum:') === 0) {
+      var allowed = spec.slice(5).split('|');
+      return allowed.indexOf(value) >= 0 ? null : 'field "' + name + '" must be one of ' + allowed.join(', ');
+    }
+    if (spec === 'screen') {
+      var err = validateScreen(value);
+      return err ? 'field "screen": ' + err : null;
+    }
+    return 'internal: unknown spec for "' + name + '"';
+  }
+
+  function validateScreen(s) {
+    if (!isPlainObject(s)) return 'must be an object';
+    var strings = ['problem', 'title', 'cause', 'fix'];
+    for (var i = 0; i < strings.length; i++) {
+      if (typeof s[strings[i]] !== 'string') return '"' + strings[i] + '" must be a string';
+    }
+    if (s.facts !== undefined && s.facts !== null) {
+      if (!Array.isArray(s.facts)) return '"facts" must be an array of [label, value] pairs';
+      for (var j = 0; j < s.facts.length; j++) {
+        var f = s.facts[j];
+        if (!Array.isArray(f) || f.length !== 2 || typeof f[0] !== 'string' ||
+            (typeof f[1] !== 'string' && typeof f[1] !== 'number')) {
+          return '"facts[' + j + ']" must be a [label, value] pair of strings';
+        }
+      }
+    }
+    if (s.next_attempt !== undefined && s.next_attempt !== null && typeof s.next_attempt !== 'string') {
+      return '"next_attempt" must be a string or null';
+    }
+    return null;
+  }
+
+  /** Validate one core → page message. Returns {ok:true} or {ok:false, error} (error names fields only). */
+  function validateCoreMessage(msg) {
+    if (!isPlainObject(msg)) return { ok: false, error: 'message must be a JSON object' };
+    if (msg.v !== PROTOCOL_VERSION) return { ok: false, error: 'unsupported protocol version (want v=1)' };
+    if (typeof msg.type !== 'string') return { ok: false, error: 'missing "type"' };
+    var spec = CORE_MESSAGES[msg.type];
+    if (!spec) return { ok: false, error: 'unknown message type "' + String(msg.type).slice(0, 40) + '"' };
+    for (var name in spec) {
+      if (Object.prototype.hasOwnProperty.call(spec, name)) {
+        var err = checkField(name, spec[name], msg[name]);
+        if (err) return { ok: false, error: msg.type + ': ' + err };
+      }
+    }
+    return { ok: true };
+  }
+
+  /** Build a page → core message: adds v and type. */
+  function outgoing(type, fields) {
+    var m = { v: PROTOCOL_VERSION, type: type };
+    if (fields) for (var k in fields) if (Object.prototype.hasOwnProperty.call(fields, k)) m[k] = fields[k];
+    return m;
+  }
+
+  /** Replace every known secret (token) in a string with "[redacted]". Short strings are not treated as secrets. */
+  function redact(text, secrets) {
+    var s = String(text);
+    if (!secrets) return s;
+    secrets.forEach(function (secret) {
+      if (typeof secret === 'string' && secret.length >= 8) s = s.split(secret).join('[redacted]');
+    });
+    // Belt and braces: anything that looks like a JWT (three base64url parts, long) is never shown.
+    return s.replace(/eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}/g, '[redacted]');
+  }
+
+  /** Deep-copy a JSON-ish value with every string passed through redact(). Depth-limited; drops functions. */
+  function redactDeep(value, secrets, depth) {
+    depth = depth || 0;
+    if (depth > 6) return '[…]';
+    if (typeof value === 'string') return redact(value, secrets);
+    if (value === null || typeof value === 'number' || typeof value === 'boolean') return value;
+    if (Array.isArray(value)) return value.slice(0, 50).map(function (x) { return redactDeep(x, secrets, depth + 1); });
+    if (typeof value === 'object') {
+      var out = {};
+      for (var k in value) {
+        if (!Object.prototype.hasOwnProperty.call(value, k)) continue;
+        if (/token/i.test(k) && typeof value[k] === 'string') { out[k] = '[redacted]'; continue; }
+        out[k] = redactDeep(value[k], secrets, depth + 1);
+      }
+      return out;
+    }
+    return undefined;
+  }
+
+  function pad2(n) { return (n < 10 ? '0' : '') + n; }
+
+  /** "2026-11-26T14:05:00Z" → "14:05" (local time); anything else is shown as given. */
+  function formatNextAttempt(s) {
+    if (typeof s !== 'string' || !s) return null;
+    if (/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}/.test(s)) {
+      var d = new Date(s);
+      if (!isNaN(d.getTime())) return pad2(d.getHours()) + ':' + pad2(d.getMinutes());
+    }
+    return s;
+  }
+
+  /**
+   * The view model of the status screen: everything the DOM code needs, already cleaned.
+   * tone: 'setup' for a kiosk that is simply not configured yet, 'problem' otherwise (both calm).
+   */
+  function statusScreenModel(screen, secrets) {
+    var r = function (x) { return redact(x == null ? '' : String(x), secrets).trim(); };
+    var facts = (Array.isArray(screen.facts) ? screen.facts : [])
+      .filter(function (f) { return Array.isArray(f) && f.length === 2; })
+      .map(function (f) { return [r(f[0]), r(f[1])]; })
+      .filter(function (f) { return f[0] !== '' || f[1] !== ''; });
+    var problem = r(screen.problem) || 'unknown';
+    var next = formatNextAttempt(screen.next_attempt);
+    return {
+      problem: problem,
+      tone: problem === 'not_configured' ? 'setup' : 'problem',
+      title: r(screen.title) || 'This screen needs attention',
+      cause: r(screen.cause),
+      fix: r(screen.fix),
+      facts: facts,
+      nextAttempt: next ? 'Next attempt at ' + redact(next, secrets) : null
+    };
+  }
+
+  root.PbikioskProtocol = {
+    PROTOCOL_VERSION: PROTOCOL_VERSION,
+    CORE_MESSAGES: CORE_MESSAGES,
+    validateCoreMessage: validateCoreMessage,
+    validateScreen: validateScreen,
+    outgoing: outgoing,
+    redact: redact,
+    redactDeep: redactDeep,
+    formatNextAttempt: formatNextAttempt,
+    statusScreenModel: statusScreenModel
+  };
+})(typeof window !== 'undefined' ? window : globalThis);
