@@ -373,7 +373,7 @@ fn parse_inner(
     };
     let root = Section {
         name: String::new(),
-        title: "the file".to_owned(),
+        title: "the top level of the file".to_owned(),
         table: doc.get_ref(),
         span: 0..0,
     };
