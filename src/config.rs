@@ -373,7 +373,7 @@ fn parse_inner(
     };
     let root = Section {
         name: String::new(),
-        title: "the file".to_owned(),
+        title: "the top level of the file".to_owned(),
         table: doc.get_ref(),
         span: 0..0,
     };
@@ -689,18 +689,30 @@ fn closest<'k>(name: &str, allowed: &[&'k str]) -> Option<&'k str> {
         .map(|(_, a)| a)
 }
 
+/// Edit distance where swapping two neighbouring letters counts as one typo (`auht` → `auth`).
 fn edit_distance(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.chars().collect();
     let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut cur = vec![i + 1; b.len() + 1];
-        for (j, cb) in b.iter().enumerate() {
-            let cost = usize::from(ca != *cb);
-            cur[j + 1] = (prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1);
-        }
-        prev = cur;
+    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+    for (i, row) in d.iter_mut().enumerate() {
+        row[0] = i;
     }
-    prev[b.len()]
+    for (j, cell) in d[0].iter_mut().enumerate() {
+        *cell = j;
+    }
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            let mut best = (d[i - 1][j] + 1)
+                .min(d[i][j - 1] + 1)
+                .min(d[i - 1][j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                best = best.min(d[i - 2][j - 2] + 1);
+            }
+            d[i][j] = best;
+        }
+    }
+    d[a.len()][b.len()]
 }
 
 fn is_guid(s: &str) -> bool {
@@ -1410,4 +1422,950 @@ fn check_content_id(
             "Copy the GUID after /{kind}/ in its address (https://app.powerbi.com/groups/<workspace>/{kind}/<GUID>), or run `pbikiosk reports`."
         ),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    use std::os::unix::fs::PermissionsExt;
+
+    const WS: &str = "11111111-2222-3333-4444-555555555555";
+    const REPORT: &str = "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee";
+    const DASH: &str = "dddddddd-0000-1111-2222-333333333333";
+    const APP: &str = "0f0f0f0f-1234-5678-9abc-def012345678";
+    // Distinctive values so a leak is found by a plain `contains`.
+    const CS: &str = "cs-Sup3rSecretValue";
+    const PW: &str = "pw-Hunter2Correct";
+
+    fn path() -> &'static Path {
+        Path::new("/etc/pbikiosk/pbikiosk.toml")
+    }
+
+    fn no_sources() -> SecretSources {
+        SecretSources::default()
+    }
+
+    /// [auth] with inline secrets: lines 1-6, so appended text starts at line 7.
+    fn auth() -> String {
+        format!(
+            "[auth]\ntenant = \"contoso.onmicrosoft.com\"\nclient_id = \"{APP}\"\nusername = \"svc@contoso.onmicrosoft.com\"\nclient_secret = \"{CS}\"\npassword = \"{PW}\"\n"
+        )
+    }
+
+    /// [auth] without secrets: lines 1-4.
+    fn auth_no_secrets() -> String {
+        format!(
+            "[auth]\ntenant = \"contoso.onmicrosoft.com\"\nclient_id = \"{APP}\"\nusername = \"svc@contoso.onmicrosoft.com\"\n"
+        )
+    }
+
+    fn item(extra: &str) -> String {
+        format!("[[playlist]]\nworkspace = \"{WS}\"\nreport = \"{REPORT}\"\n{extra}")
+    }
+
+    fn ok(text: &str) -> Config {
+        parse(text, path(), &no_sources()).unwrap_or_else(|e| panic!("{e}\nfix: {}", e.fix()))
+    }
+
+    fn err(text: &str) -> ConfigError {
+        parse(text, path(), &no_sources()).expect_err("should be refused")
+    }
+
+    /// Asserts an Invalid error with this key and line; returns (message, fix).
+    fn invalid(e: ConfigError, key: &str, line: Option<usize>) -> (String, String) {
+        let shown = e.to_string();
+        let fix = e.fix();
+        match e {
+            ConfigError::Invalid {
+                key: k,
+                line: l,
+                message,
+                ..
+            } => {
+                assert_eq!(k, key, "{shown}");
+                assert_eq!(l, line, "{shown}");
+                assert!(shown.contains(key), "{shown}");
+                assert!(shown.contains("pbikiosk.toml"), "{shown}");
+                if let Some(l) = line {
+                    assert!(shown.contains(&format!("line {l}")), "{shown}");
+                }
+                (message, fix)
+            }
+            other => panic!("expected Invalid, got {other:?}"),
+        }
+    }
+
+    fn write(dir: &Path, name: &str, content: &str, mode: u32) -> PathBuf {
+        let p = dir.join(name);
+        fs::write(&p, content).unwrap();
+        fs::set_permissions(&p, fs::Permissions::from_mode(mode)).unwrap();
+        p
+    }
+
+    #[test]
+    fn full_valid_config() {
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), "client-secret", &format!("{CS}\n"), 0o600);
+        write(dir.path(), "password", &format!("{PW}\n"), 0o640);
+        write(
+            dir.path(),
+            "corp-ca.pem",
+            "-----BEGIN CERTIFICATE-----\n",
+            0o644,
+        );
+        let text = format!(
+            r#"# pbikiosk
+[auth]
+method = "password"
+tenant = "{WS}"
+client_id = "{APP}"
+client_secret_file = "client-secret"
+username = "svc-pbikiosk@contoso.onmicrosoft.com"
+password_file = "{pw}"
+allow_federated = true
+permanent_retry_minutes = 60
+
+[cloud]
+authority = "https://login.microsoftonline.us"
+api = "https://api.powerbigov.us/"
+resource = "https://analysis.usgovcloudapi.net/powerbi/api"
+ca_file = "corp-ca.pem"
+
+[status]
+listen = "[::1]:9600"
+
+[player]
+user_agent = "pbikiosk-test/1"
+
+[[playlist]]
+workspace = "{WS}"
+report = "{REPORT}"
+pages = ["ReportSection", "ReportSection2"]
+bookmarks = ["Bookmark123"]
+seconds = 45
+refresh_seconds = 900
+
+[[playlist]]
+workspace = "{WS}"
+dashboard = "{DASH}"
+"#,
+            pw = dir.path().join("password").display()
+        );
+        let cfg_path = write(dir.path(), "pbikiosk.toml", &text, 0o640);
+        let c = load(&cfg_path, &no_sources()).unwrap_or_else(|e| panic!("{e}"));
+
+        assert_eq!(c.path, cfg_path);
+        assert_eq!(c.auth.method, AuthMethod::Password);
+        assert_eq!(c.auth.tenant, WS);
+        assert_eq!(c.auth.client_id, APP);
+        assert_eq!(c.auth.client_secret.expose(), CS);
+        assert_eq!(c.auth.username, "svc-pbikiosk@contoso.onmicrosoft.com");
+        assert_eq!(c.auth.password.expose(), PW);
+        assert!(c.auth.allow_federated);
+        assert_eq!(c.auth.permanent_retry, Duration::from_secs(3600));
+        // Trailing slash added so Url::join appends instead of replacing the last segment.
+        assert_eq!(
+            c.cloud.authority.as_str(),
+            "https://login.microsoftonline.us/"
+        );
+        assert_eq!(
+            c.cloud
+                .authority
+                .join("t/oauth2/v2.0/token")
+                .unwrap()
+                .as_str(),
+            "https://login.microsoftonline.us/t/oauth2/v2.0/token"
+        );
+        assert_eq!(c.cloud.api.as_str(), "https://api.powerbigov.us/");
+        assert_eq!(
+            c.cloud.scope(),
+            "https://analysis.usgovcloudapi.net/powerbi/api/.default"
+        );
+        assert_eq!(c.cloud.ca_file, Some(dir.path().join("corp-ca.pem")));
+        assert_eq!(c.status.listen, "[::1]:9600".parse().unwrap());
+        assert_eq!(c.player.user_agent.as_deref(), Some("pbikiosk-test/1"));
+        assert_eq!(c.playlist.len(), 2);
+        let first = &c.playlist[0];
+        assert_eq!(first.workspace, WS);
+        assert_eq!(first.content, Content::Report(REPORT.to_owned()));
+        assert_eq!(first.pages, ["ReportSection", "ReportSection2"]);
+        assert_eq!(first.bookmarks, ["Bookmark123"]);
+        assert_eq!(first.seconds, 45);
+        assert_eq!(first.refresh_seconds, Some(900));
+        assert_eq!(c.playlist[1].content, Content::Dashboard(DASH.to_owned()));
+    }
+
+    #[test]
+    fn defaults() {
+        let c = ok(&format!("{}{}", auth(), item("")));
+        assert_eq!(c.auth.method, AuthMethod::Password);
+        assert!(!c.auth.allow_federated);
+        assert_eq!(c.auth.permanent_retry, Duration::from_secs(15 * 60));
+        assert_eq!(
+            c.cloud.authority.as_str(),
+            "https://login.microsoftonline.com/"
+        );
+        assert_eq!(c.cloud.api.as_str(), "https://api.powerbi.com/");
+        assert_eq!(c.cloud.resource, "https://analysis.windows.net/powerbi/api");
+        assert_eq!(
+            c.cloud.scope(),
+            "https://analysis.windows.net/powerbi/api/.default"
+        );
+        assert_eq!(c.cloud.ca_file, None);
+        assert_eq!(c.status.listen, "127.0.0.1:9520".parse().unwrap());
+        assert_eq!(c.player.user_agent, None);
+        let it = &c.playlist[0];
+        assert_eq!(it.seconds, 30);
+        assert_eq!(it.refresh_seconds, None);
+        assert!(it.pages.is_empty() && it.bookmarks.is_empty());
+    }
+
+    #[test]
+    fn empty_playlist_is_allowed() {
+        // `pbikiosk reports` runs before any playlist exists.
+        assert!(ok(&auth()).playlist.is_empty());
+    }
+
+    #[test]
+    fn scope_has_no_double_slash() {
+        let c = ok(&format!(
+            "{}[cloud]\nresource = \"https://analysis.windows.net/powerbi/api/\"\n",
+            auth()
+        ));
+        assert_eq!(
+            c.cloud.scope(),
+            "https://analysis.windows.net/powerbi/api/.default"
+        );
+        let hand = CloudConfig {
+            resource: "https://x.example/api/".to_owned(),
+            ..CloudConfig::default()
+        };
+        assert_eq!(hand.scope(), "https://x.example/api/.default");
+    }
+
+    #[test]
+    fn not_configured() {
+        for text in [
+            "",
+            "   \n\n",
+            "# [auth]\n# tenant = \"contoso.onmicrosoft.com\"\n",
+            "[player]\nuser_agent = \"x\"\n",
+            // The shipped example may keep the header but comment out every key.
+            "[auth]\n# tenant = \"\"\n",
+        ] {
+            match err(text) {
+                ConfigError::NotConfigured { path: p } => assert_eq!(p, path()),
+                other => panic!("{text:?}: {other:?}"),
+            }
+        }
+        let e = err("");
+        assert!(e.fix().contains("[auth]"), "{}", e.fix());
+        assert_eq!(e.key(), None);
+    }
+
+    #[test]
+    fn misspelt_section_is_not_mistaken_for_not_configured() {
+        let (msg, fix) = invalid(err("[auht]\ntenant = \"x\"\n"), "auht", Some(1));
+        assert!(msg.contains("unknown key `auht`"), "{msg}");
+        assert!(fix.contains("Did you mean `auth`?"), "{fix}");
+        assert!(fix.contains("[[playlist]]"), "{fix}");
+    }
+
+    #[test]
+    fn load_not_found_and_unreadable() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("missing.toml");
+        match load(&missing, &no_sources()) {
+            Err(ConfigError::NotFound { path: p }) => assert_eq!(p, missing),
+            other => panic!("{other:?}"),
+        }
+        let e = load(&missing, &no_sources()).unwrap_err();
+        assert!(e.fix().contains("PBIKIOSK_CONFIG"), "{}", e.fix());
+
+        // A folder where the file should be.
+        let e = load(dir.path(), &no_sources()).unwrap_err();
+        assert!(matches!(e, ConfigError::Unreadable { .. }), "{e:?}");
+        assert!(e.to_string().contains("folder"), "{e}");
+
+        let latin1 = dir.path().join("latin1.toml");
+        fs::write(&latin1, b"[auth]\ntenant = \"caf\xe9\"\n").unwrap();
+        let e = load(&latin1, &no_sources()).unwrap_err();
+        assert!(e.to_string().contains("not UTF-8"), "{e}");
+        assert!(e.fix().contains("UTF-8"), "{}", e.fix());
+    }
+
+    #[test]
+    fn syntax_error_has_line_and_column() {
+        let text = format!("{}seconds = \n", auth());
+        match err(&text) {
+            ConfigError::Syntax {
+                line,
+                column,
+                message,
+                ..
+            } => {
+                assert_eq!((line, column), (7, 11), "{message}");
+                assert!(!message.is_empty());
+            }
+            other => panic!("{other:?}"),
+        }
+        let e = err("[auth]\n[auth]\n");
+        assert!(e.to_string().contains("line 2"), "{e}");
+        assert!(e.to_string().contains("pbikiosk.toml"), "{e}");
+    }
+
+    #[test]
+    fn unknown_keys_are_typos() {
+        let text = auth().replace("tenant =", "tenat =");
+        let (msg, fix) = invalid(err(&text), "auth.tenat", Some(2));
+        assert!(msg.contains("unknown key `tenat` in [auth]"), "{msg}");
+        assert!(fix.contains("Did you mean `tenant`?"), "{fix}");
+        assert!(
+            fix.contains("client_secret_file"),
+            "valid keys listed: {fix}"
+        );
+
+        let text = format!("{}{}", auth(), item("sconds = 30\n"));
+        let (_, fix) = invalid(err(&text), "playlist[1].sconds", Some(10));
+        assert!(fix.contains("Did you mean `seconds`?"), "{fix}");
+        assert!(fix.contains("refresh_seconds"), "{fix}");
+
+        let text = format!("{}[cloud]\nauthorty = \"https://x.example\"\n", auth());
+        let (_, fix) = invalid(err(&text), "cloud.authorty", Some(8));
+        assert!(fix.contains("`authority`"), "{fix}");
+
+        let (_, fix) = invalid(
+            err(&format!("{}[status]\nport = 1\n", auth())),
+            "status.port",
+            Some(8),
+        );
+        assert!(fix.contains("listen"), "{fix}");
+        invalid(
+            err(&format!("{}[player]\nuseragent = \"x\"\n", auth())),
+            "player.useragent",
+            Some(8),
+        );
+    }
+
+    #[test]
+    fn unknown_key_reported_in_file_order() {
+        // BTreeMap order would pick `aaa`; the installer expects the first one in the file.
+        let text = format!("{}zzz = 1\naaa = 2\n", auth());
+        invalid(err(&text), "auth.zzz", Some(7));
+    }
+
+    #[test]
+    fn wrong_types_name_the_key() {
+        let text = format!("{}{}", auth(), item("seconds = \"30\"\n"));
+        let (msg, fix) = invalid(err(&text), "playlist[1].seconds", Some(10));
+        assert!(
+            msg.contains("whole number") && msg.contains("not text"),
+            "{msg}"
+        );
+        assert!(fix.contains("seconds = 30"), "{fix}");
+
+        let text = format!("{}allow_federated = \"yes\"\n", auth());
+        let (msg, _) = invalid(err(&text), "auth.allow_federated", Some(7));
+        assert!(msg.contains("true or false"), "{msg}");
+
+        let text = format!("{}{}", auth(), item("pages = \"ReportSection\"\n"));
+        invalid(err(&text), "playlist[1].pages", Some(10));
+
+        invalid(err("auth = 3\n"), "auth", Some(1));
+        // Top-level keys must come before [auth], or they would belong to it.
+        invalid(
+            err(&format!("playlist = 3\n{}", auth())),
+            "playlist",
+            Some(1),
+        );
+        let text = format!("playlist = [\"x\"]\n{}", auth());
+        invalid(err(&text), "playlist[1]", Some(1));
+    }
+
+    #[test]
+    fn method_other_than_password_lists_supported() {
+        let text = format!("{}method = \"certificate\"\n", auth());
+        let (msg, fix) = invalid(err(&text), "auth.method", Some(7));
+        assert!(
+            msg.contains("\"certificate\"") && msg.contains("\"password\""),
+            "{msg}"
+        );
+        assert!(fix.contains("method = \"password\""), "{fix}");
+    }
+
+    #[test]
+    fn tenant_rules() {
+        for bad in ["common", "Consumers"] {
+            let text = auth().replace(
+                "tenant = \"contoso.onmicrosoft.com\"",
+                &format!("tenant = \"{bad}\""),
+            );
+            let (msg, fix) = invalid(err(&text), "auth.tenant", Some(2));
+            assert!(msg.contains("ROPC"), "{msg}");
+            assert!(fix.contains("Directory (tenant) ID"), "{fix}");
+        }
+        let text = auth().replace(
+            "tenant = \"contoso.onmicrosoft.com\"",
+            "tenant = \"not a tenant\"",
+        );
+        invalid(err(&text), "auth.tenant", Some(2));
+        for good in ["organizations", WS, "fabrikam.com"] {
+            let text = auth().replace(
+                "tenant = \"contoso.onmicrosoft.com\"",
+                &format!("tenant = \"{good}\""),
+            );
+            assert_eq!(ok(&text).auth.tenant, good);
+        }
+    }
+
+    #[test]
+    fn required_auth_keys() {
+        let text = auth().replace(&format!("client_id = \"{APP}\"\n"), "");
+        let (msg, fix) = invalid(err(&text), "auth.client_id", Some(1));
+        assert!(msg.contains("missing"), "{msg}");
+        assert!(fix.contains("Application (client) ID"), "{fix}");
+        let text = auth().replace("tenant = \"contoso.onmicrosoft.com\"\n", "");
+        invalid(err(&text), "auth.tenant", Some(1));
+        let text = auth().replace("username = \"svc@contoso.onmicrosoft.com\"\n", "");
+        invalid(err(&text), "auth.username", Some(1));
+    }
+
+    #[test]
+    fn client_id_must_be_guid() {
+        let text = auth().replace(APP, "my-app");
+        let (msg, fix) = invalid(err(&text), "auth.client_id", Some(3));
+        assert!(msg.contains("not a GUID"), "{msg}");
+        assert!(fix.contains("Overview"), "{fix}");
+    }
+
+    #[test]
+    fn username_must_look_like_upn() {
+        for bad in ["svc", "svc@localhost", "@contoso.com", "svc pb@contoso.com"] {
+            let text = auth().replace("svc@contoso.onmicrosoft.com", bad);
+            invalid(err(&text), "auth.username", Some(4));
+        }
+    }
+
+    #[test]
+    fn permanent_retry_range() {
+        for bad in [0, 1441, -5] {
+            let text = format!("{}permanent_retry_minutes = {bad}\n", auth());
+            let (msg, fix) = invalid(err(&text), "auth.permanent_retry_minutes", Some(7));
+            assert!(msg.contains("1 to 1440"), "{msg}");
+            assert!(fix.contains("from 1 to 1440"), "{fix}");
+        }
+        let huge = format!("{}permanent_retry_minutes = 0xFFFFFFFFFFFFFFFF\n", auth());
+        invalid(err(&huge), "auth.permanent_retry_minutes", Some(7));
+        for good in [1, 1440] {
+            let text = format!("{}permanent_retry_minutes = {good}\n", auth());
+            assert_eq!(ok(&text).auth.permanent_retry.as_secs(), good * 60);
+        }
+    }
+
+    #[test]
+    fn urls_need_https_except_on_loopback() {
+        for bad in [
+            "http://login.microsoftonline.com",
+            "ftp://login.microsoftonline.com",
+            "http://10.0.0.1:8080",
+        ] {
+            let text = format!("{}[cloud]\nauthority = \"{bad}\"\n", auth());
+            let (msg, fix) = invalid(err(&text), "cloud.authority", Some(8));
+            assert!(msg.contains("https://"), "{msg}");
+            assert!(fix.contains("https://"), "{fix}");
+        }
+        for good in [
+            "http://127.0.0.1:8080",
+            "http://127.5.0.1",
+            "http://[::1]:8080",
+            "http://localhost:9000/sim",
+        ] {
+            let text = format!(
+                "{}[cloud]\nauthority = \"{good}\"\napi = \"{good}\"\n",
+                auth()
+            );
+            let c = ok(&text);
+            assert!(
+                c.cloud.authority.as_str().ends_with('/'),
+                "{}",
+                c.cloud.authority
+            );
+            assert!(c.cloud.api.as_str().ends_with('/'), "{}", c.cloud.api);
+        }
+        let c = ok(&format!(
+            "{}[cloud]\napi = \"http://localhost:9000/sim\"\n",
+            auth()
+        ));
+        assert_eq!(c.cloud.api.as_str(), "http://localhost:9000/sim/");
+
+        for bad in [
+            "not a url",
+            "https://x.example/?a=b",
+            "https://x.example/#f",
+        ] {
+            let text = format!("{}[cloud]\napi = \"{bad}\"\n", auth());
+            invalid(err(&text), "cloud.api", Some(8));
+        }
+    }
+
+    #[test]
+    fn ca_file_must_exist() {
+        let text = format!(
+            "{}[cloud]\nca_file = \"/nonexistent/corp-ca.pem\"\n",
+            auth()
+        );
+        let (msg, fix) = invalid(err(&text), "cloud.ca_file", Some(8));
+        assert!(
+            msg.contains("/nonexistent/corp-ca.pem") && msg.contains("does not exist"),
+            "{msg}"
+        );
+        assert!(fix.contains("CA certificate"), "{fix}");
+    }
+
+    #[test]
+    fn status_listen_must_be_loopback() {
+        for bad in ["0.0.0.0:9520", "192.168.1.10:9520", "[::]:9520"] {
+            let text = format!("{}[status]\nlisten = \"{bad}\"\n", auth());
+            let (msg, fix) = invalid(err(&text), "status.listen", Some(8));
+            assert!(msg.contains("network"), "{msg}");
+            assert!(fix.contains("127.0.0.1:9520"), "{fix}");
+        }
+        let text = format!("{}[status]\nlisten = \"localhost:9520\"\n", auth());
+        let (_, fix) = invalid(err(&text), "status.listen", Some(8));
+        assert!(fix.contains("127.0.0.1:9520"), "{fix}");
+        let text = format!("{}[status]\nlisten = \"127.0.0.2:80\"\n", auth());
+        assert_eq!(ok(&text).status.listen, "127.0.0.2:80".parse().unwrap());
+    }
+
+    #[test]
+    fn player_user_agent_is_one_line() {
+        let text = format!("{}[player]\nuser_agent = \"a\\nb\"\n", auth());
+        invalid(err(&text), "player.user_agent", Some(8));
+    }
+
+    #[test]
+    fn playlist_ids_must_be_guids() {
+        // Second entry is the bad one: the key says [2] and the line is its own.
+        let text = format!(
+            "{}{}{}",
+            auth(),
+            item(""),
+            item("").replace(REPORT, "Sales")
+        );
+        let (msg, fix) = invalid(err(&text), "playlist[2].report", Some(12));
+        assert!(msg.contains("not a GUID"), "{msg}");
+        assert!(fix.contains("/reports/"), "{fix}");
+
+        let text = format!("{}{}", auth(), item("").replace(WS, "Sales team"));
+        let (_, fix) = invalid(err(&text), "playlist[1].workspace", Some(8));
+        assert!(fix.contains("/groups/"), "{fix}");
+
+        let text = format!(
+            "{}[[playlist]]\nworkspace = \"{WS}\"\ndashboard = \"dash\"\n",
+            auth()
+        );
+        let (_, fix) = invalid(err(&text), "playlist[1].dashboard", Some(9));
+        assert!(fix.contains("/dashboards/"), "{fix}");
+    }
+
+    #[test]
+    fn my_workspace_is_refused_specifically() {
+        for name in ["me", "My workspace", "myorg", "MY_WORKSPACE"] {
+            let text = format!("{}{}", auth(), item("").replace(WS, name));
+            let (msg, fix) = invalid(err(&text), "playlist[1].workspace", Some(8));
+            assert!(msg.contains("My workspace"), "{msg}");
+            assert!(fix.contains("shared workspace"), "{fix}");
+        }
+    }
+
+    #[test]
+    fn exactly_one_of_report_and_dashboard() {
+        let text = format!("{}{}", auth(), item(&format!("dashboard = \"{DASH}\"\n")));
+        let (msg, _) = invalid(err(&text), "playlist[1].dashboard", Some(10));
+        assert!(msg.contains("both"), "{msg}");
+
+        let text = format!("{}[[playlist]]\nworkspace = \"{WS}\"\n", auth());
+        let (msg, fix) = invalid(err(&text), "playlist[1].report", Some(7));
+        assert!(msg.contains("neither"), "{msg}");
+        assert!(fix.contains("dashboard ="), "{fix}");
+
+        let text = format!("{}[[playlist]]\nreport = \"{REPORT}\"\n", auth());
+        invalid(err(&text), "playlist[1].workspace", Some(7));
+    }
+
+    #[test]
+    fn dashboards_have_no_pages_or_bookmarks() {
+        for k in ["pages", "bookmarks"] {
+            let text = format!(
+                "{}[[playlist]]\nworkspace = \"{WS}\"\ndashboard = \"{DASH}\"\n{k} = [\"X\"]\n",
+                auth()
+            );
+            let (msg, fix) = invalid(err(&text), &format!("playlist[1].{k}"), Some(10));
+            assert!(msg.contains("dashboards"), "{msg}");
+            assert!(fix.contains(&format!("Remove {k}")), "{fix}");
+        }
+    }
+
+    #[test]
+    fn page_names_without_spaces() {
+        let text = format!(
+            "{}{}",
+            auth(),
+            item("pages = [\"ReportSection\", \"Sales overview\"]\n")
+        );
+        let (msg, fix) = invalid(err(&text), "playlist[1].pages", Some(10));
+        assert!(msg.contains("Sales overview"), "{msg}");
+        assert!(fix.contains("not its title"), "{fix}");
+    }
+
+    #[test]
+    fn seconds_ranges() {
+        for (extra, key) in [
+            ("seconds = 4", "seconds"),
+            ("seconds = 86401", "seconds"),
+            ("refresh_seconds = 14", "refresh_seconds"),
+            ("refresh_seconds = 86401", "refresh_seconds"),
+        ] {
+            let text = format!("{}{}", auth(), item(&format!("{extra}\n")));
+            let (msg, _) = invalid(err(&text), &format!("playlist[1].{key}"), Some(10));
+            assert!(msg.contains("out of range"), "{msg}");
+        }
+        let text = format!("{}{}", auth(), item("seconds = 5\nrefresh_seconds = 15\n"));
+        let c = ok(&text);
+        assert_eq!(
+            (c.playlist[0].seconds, c.playlist[0].refresh_seconds),
+            (5, Some(15))
+        );
+        let text = format!(
+            "{}{}",
+            auth(),
+            item("seconds = 86400\nrefresh_seconds = 86400\n")
+        );
+        assert_eq!(ok(&text).playlist[0].seconds, 86400);
+    }
+
+    // ---- secrets ----
+
+    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn inline_and_file_together_are_refused() {
+        let text = format!("{}password_file = \"/etc/pbikiosk/password\"\n", auth());
+        let (msg, fix) = invalid(err(&text), "auth.password_file", Some(7));
+        assert!(
+            msg.contains("auth.password") && msg.contains("both"),
+            "{msg}"
+        );
+        assert!(fix.contains("only one"), "{fix}");
+    }
+
+    #[test]
+    fn secret_precedence() {
+        let dir = tempfile::tempdir().unwrap();
+        let creds = dir.path().join("creds");
+        fs::create_dir(&creds).unwrap();
+        // systemd's files: no mode check even when readable by others.
+        write(&creds, "client-secret", "cs-from-creds\n", 0o644);
+        write(&creds, "password", "pw-from-creds\r\n", 0o644);
+        write(dir.path(), "pw", "pw-from-file\n", 0o600);
+        let all = SecretSources {
+            env: env(&[
+                ("PBIKIOSK_CLIENT_SECRET", "cs-from-env"),
+                ("PBIKIOSK_PASSWORD", "pw-from-env"),
+            ]),
+            credentials_dir: Some(creds.clone()),
+        };
+        let cfg = dir.path().join("pbikiosk.toml");
+
+        // Config (inline or file) beats env and credentials.
+        let text = format!(
+            "{}client_secret = \"cs-inline\"\npassword_file = \"pw\"\n",
+            auth_no_secrets()
+        );
+        let c = parse(&text, &cfg, &all).unwrap();
+        assert_eq!(c.auth.client_secret.expose(), "cs-inline");
+        assert_eq!(c.auth.password.expose(), "pw-from-file");
+
+        // Env beats credentials.
+        let c = parse(&auth_no_secrets(), &cfg, &all).unwrap();
+        assert_eq!(c.auth.client_secret.expose(), "cs-from-env");
+        assert_eq!(c.auth.password.expose(), "pw-from-env");
+
+        // Credentials last; one \n or \r\n stripped.
+        let only_creds = SecretSources {
+            env: HashMap::new(),
+            credentials_dir: Some(creds),
+        };
+        let c = parse(&auth_no_secrets(), &cfg, &only_creds).unwrap();
+        assert_eq!(c.auth.client_secret.expose(), "cs-from-creds");
+        assert_eq!(c.auth.password.expose(), "pw-from-creds");
+    }
+
+    #[test]
+    fn empty_env_secret_is_refused() {
+        let s = SecretSources {
+            env: env(&[("PBIKIOSK_CLIENT_SECRET", "x"), ("PBIKIOSK_PASSWORD", "")]),
+            credentials_dir: None,
+        };
+        let e = parse(&auth_no_secrets(), path(), &s).unwrap_err();
+        let (msg, _) = invalid(e, "auth.password", None);
+        assert!(msg.contains("PBIKIOSK_PASSWORD"), "{msg}");
+    }
+
+    #[test]
+    fn missing_secret_names_all_four_ways() {
+        let s = SecretSources {
+            env: env(&[("PBIKIOSK_CLIENT_SECRET", "x")]),
+            // A credentials folder without our files falls through to the error.
+            credentials_dir: Some(PathBuf::from("/nonexistent-creds")),
+        };
+        let e = parse(&auth_no_secrets(), path(), &s).unwrap_err();
+        let (msg, fix) = invalid(e, "auth.password", Some(1));
+        assert!(msg.contains("password"), "{msg}");
+        for way in [
+            "password_file =",
+            "password =",
+            "PBIKIOSK_PASSWORD",
+            "LoadCredential=password",
+        ] {
+            assert!(fix.contains(way), "{way} missing in: {fix}");
+        }
+        let e = parse(&auth_no_secrets(), path(), &no_sources()).unwrap_err();
+        let (_, fix) = invalid(e, "auth.client_secret", Some(1));
+        for way in [
+            "client_secret_file =",
+            "client_secret =",
+            "PBIKIOSK_CLIENT_SECRET",
+            "LoadCredential=client-secret",
+        ] {
+            assert!(fix.contains(way), "{way} missing in: {fix}");
+        }
+    }
+
+    #[test]
+    fn secret_file_relative_to_config_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::create_dir(dir.path().join("secrets")).unwrap();
+        write(&dir.path().join("secrets"), "cs", "abc", 0o600);
+        let text = format!(
+            "{}client_secret_file = \"secrets/cs\"\npassword = \"p\"\n",
+            auth_no_secrets()
+        );
+        let c = parse(&text, &dir.path().join("pbikiosk.toml"), &no_sources()).unwrap();
+        assert_eq!(c.auth.client_secret.expose(), "abc");
+    }
+
+    fn with_pw_file(dir: &Path, content: &str, mode: u32) -> Result<Config, ConfigError> {
+        let file = write(dir, "password", content, mode);
+        let text = format!(
+            "{}client_secret = \"c\"\npassword_file = \"{}\"\n",
+            auth_no_secrets(),
+            file.display()
+        );
+        parse(&text, &dir.join("pbikiosk.toml"), &no_sources())
+    }
+
+    #[test]
+    fn secret_file_permissions() {
+        let dir = tempfile::tempdir().unwrap();
+        for mode in [0o600, 0o640, 0o400] {
+            let c =
+                with_pw_file(dir.path(), "pw", mode).unwrap_or_else(|e| panic!("{mode:o}: {e}"));
+            assert_eq!(c.auth.password.expose(), "pw");
+        }
+        for mode in [0o644, 0o604, 0o602, 0o666] {
+            let e = with_pw_file(dir.path(), "pw", mode).unwrap_err();
+            let file = dir.path().join("password");
+            let (msg, fix) = invalid(e, "auth.password_file", Some(6));
+            assert!(msg.contains(&file.display().to_string()), "{msg}");
+            assert!(msg.contains(&format!("{mode:04o}")), "{msg}");
+            assert!(
+                fix.contains(&format!("chmod o-rwx {}", file.display())),
+                "{fix}"
+            );
+            assert!(
+                fix.contains("0600")
+                    && fix.contains("0640")
+                    && fix.contains("root")
+                    && fix.contains("pbikiosk"),
+                "{fix}"
+            );
+        }
+    }
+
+    #[test]
+    fn secret_file_missing_or_empty() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = with_pw_file(dir.path(), "\n", 0o600).unwrap_err();
+        let (msg, _) = invalid(e, "auth.password_file", Some(6));
+        assert!(msg.contains("empty"), "{msg}");
+
+        let text = format!(
+            "{}client_secret = \"c\"\npassword_file = \"nope\"\n",
+            auth_no_secrets()
+        );
+        let e = parse(&text, &dir.path().join("pbikiosk.toml"), &no_sources()).unwrap_err();
+        let (msg, fix) = invalid(e, "auth.password_file", Some(6));
+        let expected = dir.path().join("nope").display().to_string();
+        assert!(
+            msg.contains(&expected) && msg.contains("does not exist"),
+            "{msg}"
+        );
+        assert!(fix.contains("0640"), "{fix}");
+    }
+
+    #[test]
+    fn only_one_trailing_newline_is_stripped() {
+        let dir = tempfile::tempdir().unwrap();
+        for (content, expected) in [
+            ("pw\n", "pw"),
+            ("pw\r\n", "pw"),
+            ("pw", "pw"),
+            ("pw\n\n", "pw\n"),
+            (" pw \n", " pw "),
+        ] {
+            let c = with_pw_file(dir.path(), content, 0o600).unwrap();
+            assert_eq!(c.auth.password.expose(), expected, "{content:?}");
+        }
+    }
+
+    #[test]
+    fn config_file_with_inline_secret_must_not_be_world_readable() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = write(dir.path(), "pbikiosk.toml", &auth(), 0o644);
+        let e = load(&cfg, &no_sources()).unwrap_err();
+        let (msg, fix) = invalid(e, "auth.client_secret", Some(5));
+        assert!(msg.contains("0644"), "{msg}");
+        assert!(fix.contains("client_secret_file"), "{fix}");
+        assert!(
+            fix.contains(&format!("chmod o-rwx {}", cfg.display())),
+            "{fix}"
+        );
+
+        fs::set_permissions(&cfg, fs::Permissions::from_mode(0o640)).unwrap();
+        assert_eq!(
+            load(&cfg, &no_sources()).unwrap().auth.password.expose(),
+            PW
+        );
+
+        // Without inline secrets a readable config is fine.
+        let s = SecretSources {
+            env: env(&[("PBIKIOSK_CLIENT_SECRET", "c"), ("PBIKIOSK_PASSWORD", "p")]),
+            credentials_dir: None,
+        };
+        let cfg = write(dir.path(), "open.toml", &auth_no_secrets(), 0o644);
+        assert!(load(&cfg, &s).is_ok());
+    }
+
+    #[test]
+    fn secrets_never_shown() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut errors = Vec::new();
+        // World-readable config with inline secrets.
+        let cfg = write(dir.path(), "a.toml", &auth(), 0o644);
+        errors.push(load(&cfg, &no_sources()).unwrap_err());
+        // Inline and file together.
+        errors.push(err(&format!("{}password_file = \"x\"\n", auth())));
+        // Unquoted secret: a syntax error must not quote the line.
+        errors.push(err(
+            &auth_no_secrets().replace("[auth]\n", &format!("[auth]\npassword = {PW}\n"))
+        ));
+        errors.push(err(
+            &auth_no_secrets().replace("[auth]\n", &format!("[auth]\npassword = \"{PW}\n"))
+        ));
+        // Typo'd key holding the secret.
+        errors.push(err(&auth().replace("password =", "pasword =")));
+        // Credentials in a URL.
+        errors.push(err(&format!(
+            "{}[cloud]\nauthority = \"https://u:{PW}@login.example\"\n",
+            auth()
+        )));
+        errors.push(err(&format!(
+            "{}[cloud]\nauthority = \"http://u:{PW}@evil.example\"\n",
+            auth()
+        )));
+        // World-readable secret file.
+        let f = write(dir.path(), "pw", PW, 0o644);
+        let text = format!(
+            "{}client_secret = \"{CS}\"\npassword_file = \"{}\"\n",
+            auth_no_secrets(),
+            f.display()
+        );
+        errors.push(parse(&text, path(), &no_sources()).unwrap_err());
+        // Secrets in the environment, other error later.
+        let s = SecretSources {
+            env: env(&[("PBIKIOSK_CLIENT_SECRET", CS), ("PBIKIOSK_PASSWORD", PW)]),
+            credentials_dir: None,
+        };
+        errors.push(
+            parse(
+                &format!("{}{}", auth_no_secrets(), item("seconds = 1\n")),
+                path(),
+                &s,
+            )
+            .unwrap_err(),
+        );
+        assert!(!format!("{s:?}").contains(PW), "SecretSources Debug leaks");
+
+        assert_eq!(errors.len(), 9);
+        for e in &errors {
+            let texts = [
+                e.to_string(),
+                format!("{e:?}"),
+                e.fix(),
+                format!("{:?}", e.to_problem()),
+            ];
+            for t in texts {
+                assert!(!t.contains(PW) && !t.contains(CS), "leak in: {t}");
+            }
+        }
+
+        let c = ok(&auth());
+        let shown = format!("{c:?} {:?} {:?}", c.auth, c.clone());
+        assert!(!shown.contains(PW) && !shown.contains(CS), "{shown}");
+        assert!(shown.contains("[redacted]"));
+    }
+
+    #[test]
+    fn to_problem_carries_key_line_and_fix() {
+        let e = err(&format!("{}{}", auth(), item("seconds = 2\n")));
+        assert_eq!(e.key(), Some("playlist[1].seconds"));
+        let p = e.to_problem();
+        assert_eq!(p.id, ProblemId::Config);
+        assert!(
+            p.cause.contains("playlist[1].seconds") && p.cause.contains("line 10"),
+            "{}",
+            p.cause
+        );
+        assert_eq!(p.fix, e.fix());
+        assert!(p.fix.contains("from 5 to 86400"), "{}", p.fix);
+    }
+
+    #[test]
+    fn resolve_path_precedence() {
+        let s = SecretSources {
+            env: env(&[("PBIKIOSK_CONFIG", "/srv/kiosk.toml")]),
+            credentials_dir: None,
+        };
+        assert_eq!(
+            resolve_path(Some(Path::new("/tmp/cli.toml")), &s),
+            PathBuf::from("/tmp/cli.toml")
+        );
+        assert_eq!(resolve_path(None, &s), PathBuf::from("/srv/kiosk.toml"));
+        assert_eq!(
+            resolve_path(None, &no_sources()),
+            PathBuf::from(DEFAULT_PATH)
+        );
+        let empty = SecretSources {
+            env: env(&[("PBIKIOSK_CONFIG", "")]),
+            credentials_dir: None,
+        };
+        assert_eq!(resolve_path(None, &empty), PathBuf::from(DEFAULT_PATH));
+    }
 }
