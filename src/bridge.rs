@@ -86,10 +86,15 @@ impl std::fmt::Debug for ToPage {
         match self {
             ToPage::Prepare {
                 key, kind, page, ..
-            } => write!(f, "Prepare {{ key: {key:?}, kind: {kind:?}, page: {page:?} }}"),
+            } => write!(
+                f,
+                "Prepare {{ key: {key:?}, kind: {kind:?}, page: {page:?} }}"
+            ),
             ToPage::SetToken { .. } => f.write_str("SetToken { access_token: [redacted] }"),
             ToPage::Show { key } => write!(f, "Show {{ key: {key:?} }}"),
-            ToPage::SetPage { key, page } => write!(f, "SetPage {{ key: {key:?}, page: {page:?} }}"),
+            ToPage::SetPage { key, page } => {
+                write!(f, "SetPage {{ key: {key:?}, page: {page:?} }}")
+            }
             ToPage::Refresh { key } => write!(f, "Refresh {{ key: {key:?} }}"),
             ToPage::Reload { key } => write!(f, "Reload {{ key: {key:?} }}"),
             ToPage::Discard { key } => write!(f, "Discard {{ key: {key:?} }}"),
@@ -211,7 +216,10 @@ mod tests {
                 gap_ms: Some(16.5)
             }
         );
-        let m = FromPage::parse(r#"{"type":"error","key":"a","message":"TokenExpired","detail":{"errorCode":"403"}}"#).unwrap();
+        let m = FromPage::parse(
+            r#"{"type":"error","key":"a","message":"TokenExpired","detail":{"errorCode":"403"}}"#,
+        )
+        .unwrap();
         assert!(matches!(m, FromPage::Error { message: Some(ref s), .. } if s == "TokenExpired"));
         assert!(FromPage::parse(r#"{"type":"nope"}"#).is_err());
         assert!(FromPage::parse("not json").is_err());

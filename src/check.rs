@@ -187,7 +187,10 @@ pub async fn sign_in(
     match within(deadline, || client.realm()).await {
         Ok(Some(r)) if r.kind == RealmKind::Federated && !cfg.auth.allow_federated => {
             let domain = r.domain.unwrap_or_default();
-            let idp = r.federation_host.map(|h| format!(" ({h})")).unwrap_or_default();
+            let idp = r
+                .federation_host
+                .map(|h| format!(" ({h})"))
+                .unwrap_or_default();
             let p = Problem::new(ProblemId::FederatedAccount).with_cause(format!(
                 "{user}: {domain} is federated to another identity provider{idp}; the password was not sent because ROPC cannot sign it in."
             ));
@@ -293,7 +296,8 @@ pub async fn run(cfg: &Config) -> Report {
         lines.push(Line::failed("playlist", &p));
     }
     for (i, item) in cfg.playlist.iter().enumerate() {
-        let name = format!("playlist[{i}]");
+        // Counted from 1, like the config errors: the installer counts [[playlist]] blocks.
+        let name = format!("playlist[{}]", i + 1);
         let content = match &item.content {
             Content::Report(id) => powerbi::Content::Report(id),
             Content::Dashboard(id) => powerbi::Content::Dashboard(id),
@@ -373,12 +377,18 @@ mod tests {
             r#"{"error":"invalid_grant","error_codes":[50076],"trace_id":"t-9"}"#,
             None,
         );
-        let r = Report::from_lines(vec![Line::ok("config", "fine"), Line::failed("sign-in", &p)]);
+        let r = Report::from_lines(vec![
+            Line::ok("config", "fine"),
+            Line::failed("sign-in", &p),
+        ]);
         assert!(!r.ok);
         assert_eq!(r.problems, vec![ProblemId::MfaRequired]);
         let text = r.render();
         assert!(text.contains("FAIL  sign-in"), "{text}");
-        assert!(text.contains("problem: mfa_required (AADSTS50076, trace id t-9)"), "{text}");
+        assert!(
+            text.contains("problem: mfa_required (AADSTS50076, trace id t-9)"),
+            "{text}"
+        );
         assert!(text.contains("fix: Exclude the service account"), "{text}");
         assert!(text.contains("Problems found: mfa_required"), "{text}");
         let json = serde_json::to_value(&r).unwrap();

@@ -1067,6 +1067,17 @@ fn read_secret_file(
     if text.is_empty() {
         return fail(format!("the file {p} is empty"), fix_create);
     }
+    // A line break inside a secret is almost always a stray extra line; sending it would be a
+    // wrong password every time, which is how the account gets locked out.
+    if text.contains(['\n', '\r']) {
+        return fail(
+            format!("the file {p} holds more than one line"),
+            format!(
+                "Put {} alone on the first line of {p}, with no blank lines after it.",
+                spec.what
+            ),
+        );
+    }
     Ok(Secret::new(text))
 }
 
@@ -2221,17 +2232,22 @@ dashboard = "{DASH}"
     }
 
     #[test]
-    fn only_one_trailing_newline_is_stripped() {
+    fn one_trailing_newline_is_stripped_and_more_lines_refused() {
         let dir = tempfile::tempdir().unwrap();
         for (content, expected) in [
             ("pw\n", "pw"),
             ("pw\r\n", "pw"),
             ("pw", "pw"),
-            ("pw\n\n", "pw\n"),
             (" pw \n", " pw "),
         ] {
             let c = with_pw_file(dir.path(), content, 0o600).unwrap();
             assert_eq!(c.auth.password.expose(), expected, "{content:?}");
+        }
+        // A second line would be sent as part of the password: refused, not stripped.
+        for content in ["pw\n\n", "pw\nsecond", "p\rw"] {
+            let e = with_pw_file(dir.path(), content, 0o600).unwrap_err();
+            assert!(e.to_string().contains("more than one line"), "{e}");
+            assert!(!e.to_string().contains("second"));
         }
     }
 

@@ -5,11 +5,11 @@
 //! of the Microsoft services that the tests and the demo run against.
 
 pub mod auth;
+pub mod bridge;
 pub mod check;
 pub mod config;
 pub mod logging;
 pub mod net;
-pub mod bridge;
 pub mod player;
 pub mod playlist;
 pub mod powerbi;

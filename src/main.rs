@@ -11,7 +11,11 @@ use pbikiosk::config::{self, SecretSources};
 use pbikiosk::{check, logging, reports, sim};
 
 #[derive(Parser)]
-#[command(name = "pbikiosk", version, about = "Unattended Power BI signage player")]
+#[command(
+    name = "pbikiosk",
+    version,
+    about = "Unattended Power BI signage player"
+)]
 struct Cli {
     /// Configuration file [default: $PBIKIOSK_CONFIG, then /etc/pbikiosk/pbikiosk.toml]
     #[arg(long, global = true, value_name = "PATH")]
@@ -140,7 +144,8 @@ fn load_scenario(arg: Option<&str>) -> anyhow::Result<sim::Scenario> {
     if let Some(s) = sim::Scenario::named(arg) {
         return Ok(s);
     }
-    let text = std::fs::read_to_string(arg)
-        .with_context(|| format!("--scenario {arg}: not a built-in scenario name nor a readable file"))?;
+    let text = std::fs::read_to_string(arg).with_context(|| {
+        format!("--scenario {arg}: not a built-in scenario name nor a readable file")
+    })?;
     Ok(sim::Scenario::from_toml(&text)?)
 }

@@ -56,8 +56,12 @@ impl Default for Settings {
 
 #[derive(Debug)]
 pub enum Input {
-    /// The config could not be used (missing, not configured, invalid).
-    Config(Problem),
+    /// The config could not be used. `not_configured`: there is no config yet (fresh install),
+    /// as opposed to a broken one.
+    Config {
+        problem: Problem,
+        not_configured: bool,
+    },
     Token(TokenState),
     /// The playlist resolved against Power BI: one result per configured item, or a problem
     /// that stopped resolution as a whole (no token, no access, network).
@@ -153,6 +157,7 @@ pub struct Snapshot {
 pub struct Player {
     settings: Settings,
     config_problem: Option<Problem>,
+    not_configured: bool,
     token: Option<Secret>,
     token_generation: u64,
     token_state_seen: bool,
@@ -188,6 +193,7 @@ impl Player {
         Self {
             settings,
             config_problem: None,
+            not_configured: false,
             token: None,
             token_generation: 0,
             token_state_seen: false,
@@ -245,8 +251,12 @@ impl Player {
     pub fn handle(&mut self, now: Instant, input: Input) -> Vec<Output> {
         let mut out = Vec::new();
         match input {
-            Input::Config(p) => {
-                self.config_problem = Some(p);
+            Input::Config {
+                problem,
+                not_configured,
+            } => {
+                self.config_problem = Some(problem);
+                self.not_configured = not_configured;
             }
             Input::Token(state) => self.on_token(now, state, &mut out),
             Input::Resolved(res) => self.on_resolved(now, res, &mut out),
@@ -374,7 +384,11 @@ impl Player {
             }
             FromPage::TokenApplied { key, ok, error } => {
                 if !ok {
-                    tracing::warn!(key, error = error.as_deref().unwrap_or(""), "set_token failed");
+                    tracing::warn!(
+                        key,
+                        error = error.as_deref().unwrap_or(""),
+                        "set_token failed"
+                    );
                     self.repair(now, &key, out);
                 }
             }
@@ -392,7 +406,11 @@ impl Player {
                         None => {}
                     }
                 } else {
-                    tracing::warn!(key, message = message.as_deref().unwrap_or(""), "embed error");
+                    tracing::warn!(
+                        key,
+                        message = message.as_deref().unwrap_or(""),
+                        "embed error"
+                    );
                     let rendered = self.embed_mut(&key).map(|e| e.rendered);
                     // Errors after a successful render (a visual failing) leave the report up.
                     if rendered == Some(false) {
@@ -452,10 +470,13 @@ impl Player {
             && let Some(t) = v.next_refresh
             && now >= t
         {
-            let every = self.items.as_ref().and_then(|items| match items.get(v.item) {
-                Some(Ok(it)) => it.refresh_seconds,
-                _ => None,
-            });
+            let every = self
+                .items
+                .as_ref()
+                .and_then(|items| match items.get(v.item) {
+                    Some(Ok(it)) => it.refresh_seconds,
+                    _ => None,
+                });
             v.next_refresh = every.map(|s| now + Duration::from_secs(s.into()));
             // One data refresh in flight at most: a slow dataset must not pile them up.
             if !v.refresh_in_flight {
@@ -487,8 +508,7 @@ impl Player {
         let Some(token) = self.token.clone() else {
             return;
         };
-        if (self.items.is_none() || self.resolve_at.is_some_and(|t| now >= t)) && !self.resolving
-        {
+        if (self.items.is_none() || self.resolve_at.is_some_and(|t| now >= t)) && !self.resolving {
             self.resolving = true;
             self.resolve_at = None;
             out.push(Output::Resolve);
@@ -504,20 +524,21 @@ impl Player {
             self.slide = 0;
         }
         // Nothing on screen yet: prepare the current slide, show it once rendered.
-        let Some(visible) = &self.visible else {
+        if self.visible.is_none() {
             match &self.pending {
                 None => {
                     let e = self.prepare(now, self.slide, token, out);
                     self.pending = Some(e);
+                    return;
                 }
                 Some(p) if p.rendered => {
                     let p = self.pending.take().expect("checked");
                     self.show(now, p, false, out);
                 }
-                Some(_) => {}
+                Some(_) => return,
             }
-            return;
-        };
+        }
+        let visible = self.visible.as_ref().expect("shown above");
         if self.slide_until.is_some_and(|t| now >= t) {
             let next = (self.slide + 1) % self.slides.len();
             if same_embed(&visible.shows, &self.slides[next]) {
@@ -569,10 +590,16 @@ impl Player {
         self.visible = Some(e);
     }
 
-    fn prepare(&mut self, now: Instant, slide: usize, token: &Secret, out: &mut Vec<Output>) -> Embed {
+    fn prepare(
+        &mut self,
+        now: Instant,
+        slide: usize,
+        token: &Secret,
+        out: &mut Vec<Output>,
+    ) -> Embed {
         let s = self.slides[slide].clone();
-        let item = self.item(s.item).expect("slides only name resolved items");
         self.next_key += 1;
+        let item = self.item(s.item).expect("slides only name resolved items");
         let key = format!("e{}", self.next_key);
         out.push(Output::Page(ToPage::Prepare {
             key: key.clone(),
@@ -614,13 +641,17 @@ impl Player {
     /// Past the repair limit the item is skipped for the repair window.
     fn repair(&mut self, now: Instant, key: &str, out: &mut Vec<Output>) {
         let item = if let Some(v) = self.visible.as_mut().filter(|v| v.key == key) {
-            out.push(Output::Page(ToPage::Reload { key: key.to_owned() }));
+            out.push(Output::Page(ToPage::Reload {
+                key: key.to_owned(),
+            }));
             v.rendered = false;
             v.since = now;
             v.token_retried = false;
             v.item
         } else if let Some(p) = self.pending.take_if(|p| p.key == key) {
-            out.push(Output::Page(ToPage::Discard { key: key.to_owned() }));
+            out.push(Output::Page(ToPage::Discard {
+                key: key.to_owned(),
+            }));
             p.item
         } else {
             return;
@@ -673,9 +704,11 @@ impl Player {
             return;
         };
         let cur = &v.shows;
-        match self.slides.iter().position(|s| {
-            s.item == cur.item && s.page == cur.page && s.bookmark == cur.bookmark
-        }) {
+        match self
+            .slides
+            .iter()
+            .position(|s| s.item == cur.item && s.page == cur.page && s.bookmark == cur.bookmark)
+        {
             Some(i) => {
                 v.slide = i;
                 self.slide = i;
@@ -738,11 +771,7 @@ impl Player {
 
     pub fn snapshot(&self) -> Snapshot {
         let blocking = self.blocking_problem();
-        let state = if self
-            .config_problem
-            .as_ref()
-            .is_some_and(|p| p.id == ProblemId::Config && p.cause.contains("not configured"))
-        {
+        let state = if self.not_configured {
             State::NotConfigured
         } else if let Some((p, _)) = &blocking {
             if p.retry_class() == RetryClass::Transient && self.visible.is_none() {
@@ -802,4 +831,438 @@ impl Player {
 /// Two slides can share one embed when they are pages of the same report (no bookmark).
 fn same_embed(a: &Slide, b: &Slide) -> bool {
     a.item == b.item && a.bookmark.is_none() && b.bookmark.is_none()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::powerbi::{Page, Resolved};
+
+    const T0: u64 = 0;
+
+    struct Rig {
+        p: Player,
+        start: Instant,
+        now: Instant,
+    }
+
+    fn item(name: &str, kind: ContentKind, pages: &[&str], seconds: u32) -> Item {
+        Item {
+            resolved: Resolved {
+                kind,
+                workspace: "ws".into(),
+                id: format!("id-{name}"),
+                name: name.into(),
+                embed_url: format!("https://app.powerbi.com/reportEmbed?reportId=id-{name}"),
+                pages: pages
+                    .iter()
+                    .enumerate()
+                    .map(|(i, p)| Page {
+                        name: format!("{name}-p{i}"),
+                        display_name: (*p).into(),
+                        order: i as i64,
+                    })
+                    .collect(),
+            },
+            seconds,
+            bookmarks: vec![],
+            refresh_seconds: None,
+        }
+    }
+
+    fn three_items() -> Vec<Result<Item, Problem>> {
+        vec![
+            Ok(item(
+                "Sales",
+                ContentKind::Report,
+                &["Overview", "Regions"],
+                10,
+            )),
+            Ok(item("Ops", ContentKind::Report, &["Today"], 10)),
+            Ok(item("Board", ContentKind::Dashboard, &[], 10)),
+        ]
+    }
+
+    fn token(generation: u64) -> TokenState {
+        TokenState::Valid {
+            token: Secret::new(format!("TOKEN-{generation}")),
+            expires_at: Instant::now() + Duration::from_secs(3600),
+            generation,
+        }
+    }
+
+    impl Rig {
+        fn new() -> Self {
+            let start = Instant::now();
+            let _ = T0;
+            Self {
+                p: Player::new(Settings::default()),
+                start,
+                now: start,
+            }
+        }
+        fn at(&mut self, secs: u64) -> &mut Self {
+            self.now = self.start + Duration::from_secs(secs);
+            self
+        }
+        fn send(&mut self, input: Input) -> Vec<Output> {
+            self.p.handle(self.now, input)
+        }
+        fn page(&mut self, msg: FromPage) -> Vec<Output> {
+            self.send(Input::Page(msg))
+        }
+        fn rendered(&mut self, key: &str) -> Vec<Output> {
+            self.page(FromPage::Rendered {
+                key: key.into(),
+                ms: Some(100.0),
+            })
+        }
+        fn tick(&mut self) -> Vec<Output> {
+            self.send(Input::Tick)
+        }
+        /// Page ready, token, resolved playlist, first item rendered.
+        fn playing(items: Vec<Result<Item, Problem>>) -> Self {
+            let mut r = Rig::new();
+            r.page(FromPage::Ready { version: None });
+            let out = r.send(Input::Token(token(1)));
+            assert!(out.contains(&Output::Resolve), "{out:?}");
+            let out = r.send(Input::Resolved(Ok(items)));
+            assert_eq!(
+                prepared(&out),
+                vec![("e1".to_string(), Some("Sales-p0".to_string()))]
+            );
+            r
+        }
+    }
+
+    fn prepared(out: &[Output]) -> Vec<(String, Option<String>)> {
+        out.iter()
+            .filter_map(|o| match o {
+                Output::Page(ToPage::Prepare { key, page, .. }) => {
+                    Some((key.clone(), page.clone()))
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn shown(out: &[Output]) -> Vec<String> {
+        out.iter()
+            .filter_map(|o| match o {
+                Output::Page(ToPage::Show { key }) => Some(key.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn has(out: &[Output], f: impl Fn(&Output) -> bool) -> bool {
+        out.iter().any(f)
+    }
+
+    #[test]
+    fn rotates_pages_in_place_and_items_off_screen() {
+        let mut r = Rig::playing(three_items());
+        let out = r.rendered("e1");
+        assert_eq!(shown(&out), vec!["e1"]);
+        // The next item starts rendering off-screen right away.
+        assert_eq!(prepared(&out), vec![("e2".into(), Some("Ops-p0".into()))]);
+        let s = r.p.snapshot();
+        assert_eq!(s.state, State::Playing);
+        assert_eq!(s.item.as_ref().unwrap().name, "Sales");
+        assert_eq!(s.item.as_ref().unwrap().page.as_deref(), Some("Overview"));
+
+        r.rendered("e2");
+        // Second page of Sales: set_page on the visible embed, no new embed.
+        let out = r.at(10).tick();
+        assert!(
+            has(
+                &out,
+                |o| matches!(o, Output::Page(ToPage::SetPage { key, page }) if key == "e1" && page == "Sales-p1")
+            ),
+            "{out:?}"
+        );
+        assert!(prepared(&out).is_empty() && shown(&out).is_empty());
+        assert_eq!(
+            r.p.snapshot().item.unwrap().page.as_deref(),
+            Some("Regions")
+        );
+
+        // Ops: swap to the prepared embed, drop the old one, prepare the dashboard.
+        let out = r.at(20).tick();
+        assert_eq!(shown(&out), vec!["e2"]);
+        assert!(has(
+            &out,
+            |o| matches!(o, Output::Page(ToPage::Discard { key }) if key == "e1")
+        ));
+        assert_eq!(prepared(&out), vec![("e3".into(), None)]);
+        assert_eq!(r.p.snapshot().item.unwrap().name, "Ops");
+
+        r.rendered("e3");
+        let out = r.at(30).tick();
+        assert_eq!(shown(&out), vec!["e3"]);
+        // And round again to Sales page 1.
+        assert_eq!(prepared(&out), vec![("e4".into(), Some("Sales-p0".into()))]);
+        let s = r.p.snapshot();
+        assert_eq!(s.item.unwrap().name, "Board");
+        assert_eq!(s.switches_total, 3);
+        assert_eq!(s.rendered_total, 3);
+    }
+
+    #[test]
+    fn keeps_the_current_item_until_the_next_one_rendered() {
+        let mut r = Rig::playing(three_items());
+        r.rendered("e1");
+        r.at(10).tick();
+        let out = r.at(20).tick();
+        assert!(shown(&out).is_empty(), "e2 has not rendered: {out:?}");
+        assert_eq!(r.p.snapshot().item.unwrap().name, "Sales");
+        let out = r.at(22).rendered("e2");
+        assert_eq!(shown(&out), vec!["e2"]);
+    }
+
+    #[test]
+    fn new_tokens_reach_live_embeds_without_reload() {
+        let mut r = Rig::playing(three_items());
+        r.rendered("e1");
+        for g in 2..=5 {
+            let out = r.at(g * 36).send(Input::Token(token(g)));
+            assert_eq!(
+                out.iter()
+                    .filter(|o| matches!(o, Output::Page(ToPage::SetToken { access_token }) if *access_token == format!("TOKEN-{g}")))
+                    .count(),
+                1,
+                "{out:?}"
+            );
+            assert!(!has(&out, |o| matches!(
+                o,
+                Output::Page(ToPage::Reload { .. }) | Output::ReloadPage
+            )));
+        }
+        let s = r.p.snapshot();
+        assert_eq!(s.token_refreshes_total, 4);
+        assert_eq!(s.page_reloads_total, 0);
+        // The same token again is not news.
+        let out = r.send(Input::Token(token(5)));
+        assert!(!has(&out, |o| matches!(
+            o,
+            Output::Page(ToPage::SetToken { .. })
+        )));
+    }
+
+    #[test]
+    fn token_expired_gets_a_fresh_token_then_reloads_if_that_fails() {
+        let mut r = Rig::playing(three_items());
+        r.rendered("e1");
+        let err = || FromPage::Error {
+            key: Some("e1".into()),
+            message: Some("TokenExpired".into()),
+            detail: None,
+        };
+        let out = r.at(5).page(err());
+        assert_eq!(
+            out.iter().filter(|o| **o == Output::TokenExpired).count(),
+            1
+        );
+        let out = r.send(Input::Token(token(2)));
+        assert!(has(&out, |o| matches!(
+            o,
+            Output::Page(ToPage::SetToken { .. })
+        )));
+        let out = r.at(6).page(err());
+        assert!(
+            has(
+                &out,
+                |o| matches!(o, Output::Page(ToPage::Reload { key }) if key == "e1")
+            ),
+            "{out:?}"
+        );
+    }
+
+    #[test]
+    fn sign_in_problem_shows_status_then_recovers() {
+        let mut r = Rig::new();
+        r.page(FromPage::Ready { version: None });
+        let bad = Problem::from_token_error(
+            400,
+            r#"{"error":"invalid_grant","error_codes":[50126]}"#,
+            None,
+        );
+        let out = r.send(Input::Token(TokenState::Failed {
+            problem: bad,
+            next_attempt: Some(r.now + Duration::from_secs(900)),
+        }));
+        assert!(has(
+            &out,
+            |o| matches!(o, Output::ShowProblem { problem, .. } if problem.id == ProblemId::InvalidCredentials)
+        ));
+        assert_eq!(r.p.snapshot().state, State::Problem);
+        assert_eq!(r.p.snapshot().problem, Some(ProblemId::InvalidCredentials));
+        // Shown once, not on every tick.
+        assert!(!has(&r.at(1).tick(), |o| matches!(
+            o,
+            Output::ShowProblem { .. }
+        )));
+        let out = r.at(900).send(Input::Token(token(1)));
+        assert!(
+            out.contains(&Output::HideProblem) && out.contains(&Output::Resolve),
+            "{out:?}"
+        );
+        r.send(Input::Resolved(Ok(three_items())));
+        r.rendered("e1");
+        assert_eq!(r.p.snapshot().state, State::Playing);
+    }
+
+    #[test]
+    fn network_loss_while_playing_keeps_the_report_with_a_badge() {
+        let mut r = Rig::playing(three_items());
+        r.rendered("e1");
+        let out = r.at(50).send(Input::Token(TokenState::Failed {
+            problem: Problem::new(ProblemId::Network),
+            next_attempt: None,
+        }));
+        assert!(out.contains(&Output::Offline(Some(r.now))), "{out:?}");
+        assert!(!has(&out, |o| matches!(o, Output::ShowProblem { .. })));
+        let s = r.p.snapshot();
+        assert_eq!(s.state, State::Playing);
+        assert!(s.offline);
+        let out = r.at(80).send(Input::Token(token(2)));
+        assert!(out.contains(&Output::Offline(None)));
+        assert!(!r.p.snapshot().offline);
+    }
+
+    #[test]
+    fn network_loss_at_boot_is_waiting_network() {
+        let mut r = Rig::new();
+        r.page(FromPage::Ready { version: None });
+        let out = r.send(Input::Token(TokenState::Failed {
+            problem: Problem::new(ProblemId::Network),
+            next_attempt: None,
+        }));
+        assert!(has(
+            &out,
+            |o| matches!(o, Output::ShowProblem { problem, .. } if problem.id == ProblemId::Network)
+        ));
+        assert_eq!(r.p.snapshot().state, State::WaitingNetwork);
+    }
+
+    #[test]
+    fn silent_page_is_reloaded_and_content_prepared_again() {
+        let mut r = Rig::playing(three_items());
+        r.rendered("e1");
+        r.at(20).page(FromPage::Heartbeat { t: 1.0 });
+        assert!(!r.at(49).tick().contains(&Output::ReloadPage));
+        let out = r.at(50).tick();
+        assert!(out.contains(&Output::ReloadPage), "{out:?}");
+        assert_eq!(r.p.snapshot().page_reloads_total, 1);
+        let out = r.at(52).page(FromPage::Ready { version: None });
+        assert_eq!(prepared(&out).len(), 1, "{out:?}");
+    }
+
+    #[test]
+    fn crash_loop_without_any_render_exits_for_the_service_manager() {
+        let mut r = Rig::playing(three_items());
+        let mut exited = false;
+        for i in 0..10 {
+            let out = r.at(i * 60).send(Input::WebProcessCrashed);
+            if out.contains(&Output::Exit(3)) {
+                exited = true;
+                break;
+            }
+            r.page(FromPage::Ready { version: None });
+        }
+        assert!(exited);
+    }
+
+    #[test]
+    fn an_item_that_keeps_failing_is_skipped_then_retried_after_the_window() {
+        let mut r = Rig::playing(three_items());
+        r.rendered("e1");
+        // e2 (Ops) never renders: four render timeouts.
+        let mut t = 0;
+        for _ in 0..4 {
+            t += 46;
+            r.at(t).page(FromPage::Heartbeat { t: 0.0 });
+            r.tick();
+        }
+        let s = r.p.snapshot();
+        assert!(s.items[1].skipped, "{s:?}");
+        assert_eq!(s.items[1].problem, Some(ProblemId::ReportNotFound));
+        // The lookahead now prepares the dashboard instead.
+        let last_prepared = r.p.pending.as_ref().unwrap().shows.item;
+        assert_eq!(last_prepared, 2);
+        // An hour after the last failure it is back in the rotation.
+        r.at(t + 3601).page(FromPage::Heartbeat { t: 0.0 });
+        r.tick();
+        assert!(!r.p.snapshot().items[1].skipped);
+    }
+
+    #[test]
+    fn broken_items_are_skipped_and_named_and_all_broken_shows_status() {
+        let mut r = Rig::new();
+        r.page(FromPage::Ready { version: None });
+        r.send(Input::Token(token(1)));
+        let nf = Problem::new(ProblemId::ReportNotFound).with_cause("Report X not found");
+        let out = r.send(Input::Resolved(Ok(vec![
+            Err(nf.clone()),
+            Ok(item("Ops", ContentKind::Report, &["A"], 10)),
+        ])));
+        assert_eq!(prepared(&out), vec![("e1".into(), Some("Ops-p0".into()))]);
+        assert!(r.p.snapshot().items[0].skipped);
+        let mut r = Rig::new();
+        r.page(FromPage::Ready { version: None });
+        r.send(Input::Token(token(1)));
+        let out = r.send(Input::Resolved(Ok(vec![Err(nf)])));
+        assert!(has(
+            &out,
+            |o| matches!(o, Output::ShowProblem { problem, .. } if problem.cause == "Report X not found")
+        ));
+    }
+
+    #[test]
+    fn not_configured_state() {
+        let mut r = Rig::new();
+        r.page(FromPage::Ready { version: None });
+        let out = r.send(Input::Config {
+            problem: Problem::new(ProblemId::Config),
+            not_configured: true,
+        });
+        assert!(has(&out, |o| matches!(o, Output::ShowProblem { .. })));
+        assert_eq!(r.p.snapshot().state, State::NotConfigured);
+    }
+
+    #[test]
+    fn data_refresh_runs_one_at_a_time() {
+        let mut items = three_items();
+        if let Ok(it) = &mut items[1] {
+            it.refresh_seconds = Some(15);
+        }
+        let mut single = vec![items.remove(1)];
+        if let Ok(it) = &mut single[0] {
+            it.seconds = 3600;
+        }
+        let mut r = Rig::new();
+        r.page(FromPage::Ready { version: None });
+        r.send(Input::Token(token(1)));
+        r.send(Input::Resolved(Ok(single)));
+        r.rendered("e1");
+        let count = |out: &[Output]| {
+            out.iter()
+                .filter(|o| matches!(o, Output::Page(ToPage::Refresh { .. })))
+                .count()
+        };
+        let mut refreshes = 0;
+        for t in 1..=60 {
+            r.at(t).page(FromPage::Heartbeat { t: 0.0 });
+            refreshes += count(&r.tick());
+        }
+        // Refreshed at 15 s; the next two are skipped because no render confirmed the first.
+        assert_eq!(refreshes, 1);
+        r.rendered("e1");
+        let mut more = 0;
+        for t in 61..=80 {
+            r.at(t).page(FromPage::Heartbeat { t: 0.0 });
+            more += count(&r.tick());
+        }
+        assert_eq!(more, 1);
+    }
 }

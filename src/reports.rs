@@ -49,7 +49,11 @@ pub async fn collect(cfg: &Config) -> Result<Catalog, Vec<Line>> {
         l
     };
     let mut out = Vec::new();
-    for w in api.workspaces(token).await.map_err(|p| fail("power bi", p))? {
+    for w in api
+        .workspaces(token)
+        .await
+        .map_err(|p| fail("power bi", p))?
+    {
         let mut reports = Vec::new();
         for r in api
             .reports(token, &w.id)
@@ -111,8 +115,7 @@ impl Catalog {
         let mut s = String::from("# Paste the entries you want into /etc/pbikiosk/pbikiosk.toml\n");
         for w in &self.workspaces {
             for r in &w.reports {
-                let pages: Vec<String> =
-                    r.pages.iter().map(|p| format!("{:?}", p.name)).collect();
+                let pages: Vec<String> = r.pages.iter().map(|p| format!("{:?}", p.name)).collect();
                 let names: Vec<&str> = r.pages.iter().map(|p| p.display_name.as_str()).collect();
                 let _ = writeln!(
                     s,

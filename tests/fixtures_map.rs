@@ -30,7 +30,10 @@ fn every_fixture_maps_to_its_problem_id() {
                 "{}",
                 path.display()
             );
-            assert_eq!(p.aadsts(), [v["body"]["error_codes"][0].as_u64().unwrap() as u32]);
+            assert_eq!(
+                p.aadsts(),
+                [v["body"]["error_codes"][0].as_u64().unwrap() as u32]
+            );
         }
         checked += 1;
     }

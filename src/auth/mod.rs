@@ -40,3 +40,19 @@ pub struct SignInSettings {
     /// How long to wait after a failure that retrying cannot fix.
     pub permanent_retry: Duration,
 }
+
+impl SignInSettings {
+    pub fn from_config(cfg: &crate::config::Config) -> Self {
+        Self {
+            authority: cfg.cloud.authority.clone(),
+            tenant: cfg.auth.tenant.clone(),
+            client_id: cfg.auth.client_id.clone(),
+            client_secret: cfg.auth.client_secret.clone(),
+            username: cfg.auth.username.clone(),
+            password: cfg.auth.password.clone(),
+            scope: cfg.cloud.scope(),
+            allow_federated: cfg.auth.allow_federated,
+            permanent_retry: cfg.auth.permanent_retry,
+        }
+    }
+}
