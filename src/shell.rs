@@ -1,0 +1,341 @@
+//! The window: one fullscreen WebKitGTK view (tao + wry) showing the page in `web/`.
+//!
+//! Thin glue by design: it serves `web/` on the `app://` scheme, forwards page messages to
+//! the core, runs the core's scripts, enforces the navigation allow-list and reports a crashed
+//! web process. Every decision lives in the core (`player`), which is testable without it.
+
+use std::borrow::Cow;
+use std::net::SocketAddr;
+use std::path::{Component, Path, PathBuf};
+
+use tao::event::{Event, WindowEvent};
+use tao::event_loop::{ControlFlow, EventLoopBuilder, EventLoopProxy};
+use tao::window::{Fullscreen, WindowBuilder};
+use tokio::sync::mpsc::UnboundedSender;
+use wry::http::{Request, Response, StatusCode, header::CONTENT_TYPE};
+use wry::{NewWindowResponse, WebViewBuilder};
+
+use crate::bridge::FromPage;
+
+/// The page's origin. Kept in one place so it can move to a loopback https origin if Power BI
+/// ever refuses custom schemes.
+pub const PAGE_URL: &str = "app://localhost/index.html";
+
+/// A current Safari-style user agent. WebKitGTK's default claims an ancient Safari version
+/// that browser checks may refuse; the config can override it.
+pub const DEFAULT_USER_AGENT: &str = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.5 Safari/605.1.15";
+
+/// What the core asks of the window.
+#[derive(Debug)]
+pub enum ShellCommand {
+    /// Run this script in the page (a `ToPage` message, see `bridge`).
+    Script(String),
+    /// Reload the page from scratch.
+    Reload,
+    /// Close the window and exit the process with this code.
+    Exit(i32),
+}
+
+/// What the window tells the core.
+#[derive(Debug)]
+pub enum ShellEvent {
+    Page(FromPage),
+    WebProcessCrashed,
+}
+
+pub struct ShellOptions {
+    pub web_dir: PathBuf,
+    pub user_agent: String,
+    /// Hosts (and their subdomains) the page and its frames may navigate to over https.
+    pub allowed_hosts: Vec<String>,
+    /// An HTTP proxy for all web traffic (demo/test front door, or a corporate proxy).
+    pub proxy: Option<SocketAddr>,
+    /// A certificate (PEM) to trust for one host only (the demo's fake app.powerbi.com).
+    pub trust: Option<(String, String)>,
+    pub devtools: bool,
+    /// Copy the page's console to stdout (tests, debug builds): a JS error is otherwise silent.
+    pub console_to_stdout: bool,
+    /// Window size when no window manager makes it fullscreen (tests); `None` = the monitor.
+    pub size: Option<(u32, u32)>,
+}
+
+/// Is a navigation to `url` allowed? Our own scheme, blank frames, and https to the allowed
+/// hosts (which cover the Power BI embed frames). Everything else is refused.
+pub fn navigation_allowed(url: &str, allowed_hosts: &[String]) -> bool {
+    let Ok(u) = url::Url::parse(url) else {
+        return false;
+    };
+    match u.scheme() {
+        "app" => u.host_str() == Some("localhost"),
+        "about" => u.path() == "blank" || u.path() == "srcdoc",
+        "https" => u.host_str().is_some_and(|h| {
+            let h = h.to_ascii_lowercase();
+            allowed_hosts
+                .iter()
+                .any(|a| h == *a || h.ends_with(&format!(".{a}")))
+        }),
+        _ => false,
+    }
+}
+
+/// The Power BI hosts an embed needs, for the public and national clouds.
+pub fn powerbi_hosts(extra: &[&str]) -> Vec<String> {
+    let mut hosts: Vec<String> = [
+        "powerbi.com",
+        "analysis.windows.net",
+        "powerbigov.us",
+        "powerbi.cn",
+        "analysis.chinacloudapi.cn",
+        "analysis.usgovcloudapi.net",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    hosts.extend(extra.iter().map(|s| s.to_ascii_lowercase()));
+    hosts
+}
+
+/// Serve a file of `web_dir` for an `app://localhost/<path>` request.
+pub fn serve_asset(web_dir: &Path, uri_path: &str) -> Response<Cow<'static, [u8]>> {
+    let rel = uri_path.trim_start_matches('/');
+    let rel = if rel.is_empty() { "index.html" } else { rel };
+    let rel = Path::new(rel);
+    // Only plain names: no "..", no absolute paths, nothing outside web_dir.
+    if rel.components().any(|c| !matches!(c, Component::Normal(_))) {
+        return status(StatusCode::FORBIDDEN);
+    }
+    match std::fs::read(web_dir.join(rel)) {
+        Ok(bytes) => Response::builder()
+            .header(CONTENT_TYPE, content_type(rel))
+            .body(Cow::Owned(bytes))
+            .unwrap_or_else(|_| status(StatusCode::INTERNAL_SERVER_ERROR)),
+        Err(_) => status(StatusCode::NOT_FOUND),
+    }
+}
+
+fn status(code: StatusCode) -> Response<Cow<'static, [u8]>> {
+    let mut r = Response::new(Cow::Borrowed(&b""[..]));
+    *r.status_mut() = code;
+    r
+}
+
+fn content_type(p: &Path) -> &'static str {
+    match p.extension().and_then(|e| e.to_str()) {
+        Some("html") => "text/html; charset=utf-8",
+        Some("js" | "mjs") => "text/javascript; charset=utf-8",
+        Some("css") => "text/css; charset=utf-8",
+        Some("json") => "application/json",
+        Some("svg") => "image/svg+xml",
+        Some("png") => "image/png",
+        Some("woff2") => "font/woff2",
+        _ => "application/octet-stream",
+    }
+}
+
+/// Open the window and run the GUI loop on this (the main) thread. Never returns: the process
+/// exits with the code of [`ShellCommand::Exit`], or 0 when the window is closed.
+/// `on_ready` receives the proxy the core uses to send commands.
+pub fn run(
+    opts: ShellOptions,
+    events: UnboundedSender<ShellEvent>,
+    on_ready: impl FnOnce(EventLoopProxy<ShellCommand>),
+) -> anyhow::Result<()> {
+    // Same picture, ~70 MiB less memory on software-rendered devices (BUILD-NOTES).
+    if std::env::var_os("WEBKIT_DISABLE_DMABUF_RENDERER").is_none() {
+        // SAFETY: called before any other thread of ours touches the environment: the tokio
+        // runtime's threads do not read it, and GTK has not started yet.
+        unsafe { std::env::set_var("WEBKIT_DISABLE_DMABUF_RENDERER", "1") };
+    }
+    let event_loop = EventLoopBuilder::<ShellCommand>::with_user_event().build();
+    let mut builder = WindowBuilder::new()
+        .with_title("pbikiosk")
+        .with_decorations(false);
+    builder = match opts.size {
+        Some((w, h)) => builder.with_inner_size(tao::dpi::PhysicalSize::new(w, h)),
+        None => builder.with_fullscreen(Some(Fullscreen::Borderless(None))),
+    };
+    let window = builder.build(&event_loop)?;
+    window.set_cursor_visible(false);
+    if opts.size.is_none() {
+        // Without a window manager the fullscreen request is ignored: cover the monitor.
+        if let Some(m) = window.current_monitor().or_else(|| event_loop.primary_monitor()) {
+            window.set_inner_size(m.size());
+            window.set_outer_position(m.position());
+        }
+    }
+
+    let web_dir = opts.web_dir.clone();
+    let allowed = opts.allowed_hosts.clone();
+    let ipc_tx = events.clone();
+    let mut builder = WebViewBuilder::new()
+        .with_url(PAGE_URL)
+        .with_user_agent(opts.user_agent.clone())
+        .with_devtools(opts.devtools)
+        .with_background_color((16, 24, 32, 255))
+        .with_custom_protocol("app".into(), move |_id, req: Request<Vec<u8>>| {
+            serve_asset(&web_dir, req.uri().path())
+        })
+        .with_ipc_handler(move |req: Request<String>| match FromPage::parse(req.body()) {
+            Ok(msg) => {
+                let _ = ipc_tx.send(ShellEvent::Page(msg));
+            }
+            Err(e) => tracing::warn!(error = %e, "unreadable message from the page"),
+        })
+        .with_navigation_handler(move |url| {
+            let ok = navigation_allowed(&url, &allowed);
+            if !ok {
+                tracing::warn!(url, "navigation refused (not on the allow-list)");
+            }
+            ok
+        })
+        .with_new_window_req_handler(|url, _| {
+            tracing::warn!(url, "new window refused");
+            NewWindowResponse::Deny
+        });
+    if let Some(addr) = opts.proxy {
+        builder = builder.with_proxy_config(wry::ProxyConfig::Http(wry::ProxyEndpoint {
+            host: addr.ip().to_string(),
+            port: addr.port().to_string(),
+        }));
+    }
+    let webview = build_webview(builder, &window)?;
+    platform::harden(&webview, &opts, events.clone())?;
+
+    on_ready(event_loop.create_proxy());
+    event_loop.run(move |event, _, control_flow| {
+        *control_flow = ControlFlow::Wait;
+        match event {
+            Event::UserEvent(ShellCommand::Script(js)) => {
+                if let Err(e) = webview.evaluate_script(&js) {
+                    tracing::warn!(error = %e, "script failed");
+                }
+            }
+            Event::UserEvent(ShellCommand::Reload) => {
+                // load_url rather than reload(): a crashed or hung page may have navigated.
+                if let Err(e) = webview.load_url(PAGE_URL) {
+                    tracing::error!(error = %e, "page reload failed");
+                }
+            }
+            Event::UserEvent(ShellCommand::Exit(code)) => {
+                *control_flow = ControlFlow::ExitWithCode(code);
+            }
+            Event::WindowEvent {
+                event: WindowEvent::CloseRequested,
+                ..
+            } => *control_flow = ControlFlow::Exit,
+            _ => {}
+        }
+    });
+}
+
+#[cfg(target_os = "linux")]
+fn build_webview(builder: WebViewBuilder, window: &tao::window::Window) -> anyhow::Result<wry::WebView> {
+    use tao::platform::unix::WindowExtUnix;
+    use wry::WebViewBuilderExtUnix;
+    // build_gtk works on Wayland (cage) and X11 alike; build() is X11-only on Linux.
+    let vbox = window
+        .default_vbox()
+        .ok_or_else(|| anyhow::anyhow!("the window has no GTK container"))?;
+    Ok(builder.build_gtk(vbox)?)
+}
+
+#[cfg(not(target_os = "linux"))]
+fn build_webview(builder: WebViewBuilder, window: &tao::window::Window) -> anyhow::Result<wry::WebView> {
+    Ok(builder.build(window)?)
+}
+
+#[cfg(target_os = "linux")]
+mod platform {
+    use super::{ShellEvent, ShellOptions};
+    use tokio::sync::mpsc::UnboundedSender;
+    use webkit2gtk::{SettingsExt, WebContextExt, WebViewExt};
+    use wry::WebViewExtUnix;
+
+    /// WebKitGTK specifics wry does not cover: crash reporting, host-scoped certificate trust,
+    /// no context menu, console forwarding.
+    pub fn harden(
+        webview: &wry::WebView,
+        opts: &ShellOptions,
+        events: UnboundedSender<ShellEvent>,
+    ) -> anyhow::Result<()> {
+        let view = webview.webview();
+        view.connect_web_process_terminated(move |_, reason| {
+            tracing::error!(?reason, "WebKit web process terminated");
+            let _ = events.send(ShellEvent::WebProcessCrashed);
+        });
+        // A kiosk has no use for a right-click menu ("Reload", "Inspect"...).
+        view.connect_context_menu(|_, _, _| true);
+        if let Some(settings) = WebViewExt::settings(&view) {
+            settings.set_enable_write_console_messages_to_stdout(opts.console_to_stdout);
+            settings.set_enable_developer_extras(opts.devtools);
+        }
+        if let Some((host, pem)) = &opts.trust {
+            let cert = webkit2gtk::gio::TlsCertificate::from_pem(pem)?;
+            let ctx = view
+                .context()
+                .ok_or_else(|| anyhow::anyhow!("the web view has no context"))?;
+            // Trusted for this host only: any other host with this certificate still fails.
+            ctx.allow_tls_certificate_for_host(&cert, host);
+        }
+        Ok(())
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+mod platform {
+    pub fn harden(
+        _: &wry::WebView,
+        _: &super::ShellOptions,
+        _: tokio::sync::mpsc::UnboundedSender<super::ShellEvent>,
+    ) -> anyhow::Result<()> {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn allow_list() {
+        let hosts = powerbi_hosts(&["login.microsoftonline.com"]);
+        for ok in [
+            "app://localhost/index.html",
+            "about:blank",
+            "https://app.powerbi.com/reportEmbed?reportId=1&uid=x",
+            "https://wabi-west-europe-redirect.analysis.windows.net/x",
+            "https://app.powerbigov.us/reportEmbed",
+            "https://login.microsoftonline.com/common",
+        ] {
+            assert!(navigation_allowed(ok, &hosts), "{ok}");
+        }
+        for bad in [
+            "http://app.powerbi.com/reportEmbed",
+            "https://evilpowerbi.com/",
+            "https://powerbi.com.evil.net/",
+            "https://example.com/",
+            "app://evil/index.html",
+            "file:///etc/passwd",
+            "javascript:alert(1)",
+            "not a url",
+        ] {
+            assert!(!navigation_allowed(bad, &hosts), "{bad}");
+        }
+    }
+
+    #[test]
+    fn assets_are_served_from_the_web_dir_only() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("index.html"), "<p>hi</p>").unwrap();
+        std::fs::create_dir(dir.path().join("vendor")).unwrap();
+        std::fs::write(dir.path().join("vendor/powerbi.min.js"), "x").unwrap();
+        let r = serve_asset(dir.path(), "/");
+        assert_eq!(r.status(), StatusCode::OK);
+        assert_eq!(r.body().as_ref(), b"<p>hi</p>");
+        assert_eq!(r.headers()[CONTENT_TYPE], "text/html; charset=utf-8");
+        let r = serve_asset(dir.path(), "/vendor/powerbi.min.js");
+        assert_eq!(r.headers()[CONTENT_TYPE], "text/javascript; charset=utf-8");
+        assert_eq!(serve_asset(dir.path(), "/../secret").status(), StatusCode::FORBIDDEN);
+        assert_eq!(serve_asset(dir.path(), "/nope.js").status(), StatusCode::NOT_FOUND);
+    }
+}
