@@ -183,9 +183,7 @@ impl ProblemId {
             Self::ConsentRequired => {
                 "The app registration has not been granted the Power BI permissions for this account."
             }
-            Self::InvalidScope => {
-                "The app registration cannot request the Power BI API scope."
-            }
+            Self::InvalidScope => "The app registration cannot request the Power BI API scope.",
             Self::NoPowerbiAccess => {
                 "The account signed in, but Power BI refused it: no suitable licence, or no access to the workspace."
             }
@@ -200,7 +198,9 @@ impl ProblemId {
             Self::Throttled => "Microsoft is rate-limiting requests from this device or tenant.",
             Self::ServiceUnavailable => "Microsoft answered with a server error or timed out.",
             Self::Config => "The configuration file is missing, unreadable or invalid.",
-            Self::Unknown => "Microsoft refused the sign-in with an error code pbikiosk does not know.",
+            Self::Unknown => {
+                "Microsoft refused the sign-in with an error code pbikiosk does not know."
+            }
         }
     }
 
@@ -264,7 +264,9 @@ impl ProblemId {
             Self::ServiceUnavailable => {
                 "Nothing usually: pbikiosk retries. Check https://status.cloud.microsoft if it persists."
             }
-            Self::Config => "Fix the key named above in the configuration file and restart pbikiosk.",
+            Self::Config => {
+                "Fix the key named above in the configuration file and restart pbikiosk."
+            }
             Self::Unknown => {
                 "Look the code up at https://login.microsoftonline.com/error?code=<code> and search the trace id in Entra ID > Sign-in logs."
             }
@@ -576,7 +578,10 @@ mod tests {
             ProblemId::InvalidCredentials.retry_class(),
             RetryClass::Permanent
         );
-        assert_eq!(ProblemId::AccountLocked.retry_class(), RetryClass::Permanent);
+        assert_eq!(
+            ProblemId::AccountLocked.retry_class(),
+            RetryClass::Permanent
+        );
         assert_eq!(ProblemId::Network.retry_class(), RetryClass::Transient);
     }
 }
