@@ -149,18 +149,22 @@ fn visible<'a>(st: &'a State, who: &Subject) -> Vec<&'a Workspace> {
 
 /// A workspace the caller may see, by id. Anything else — unknown, not a member, not a GUID
 /// (e.g. `me` for "My workspace") — is the same 404, as Power BI does not tell them apart.
-fn workspace<'a>(st: &'a State, who: &Subject, g: &str) -> Result<&'a Workspace, Response> {
+fn workspace<'a>(st: &'a State, who: &Subject, g: &str) -> Option<&'a Workspace> {
     visible(st, who)
         .into_iter()
         .find(|w| w.id.eq_ignore_ascii_case(g))
-        .ok_or_else(not_found)
 }
 
-fn find_report<'a>(w: &'a Workspace, r: &str) -> Result<&'a Report, Response> {
-    w.reports
-        .iter()
-        .find(|x| x.id.eq_ignore_ascii_case(r))
-        .ok_or_else(not_found)
+/// A report in a workspace the caller may see.
+fn report_in<'a>(
+    st: &'a State,
+    who: &Subject,
+    g: &str,
+    r: &str,
+) -> Option<(&'a Workspace, &'a Report)> {
+    let w = workspace(st, who, g)?;
+    let rep = w.reports.iter().find(|x| x.id.eq_ignore_ascii_case(r))?;
+    Some((w, rep))
 }
 
 fn context(path: &str) -> String {
@@ -257,9 +261,8 @@ async fn reports(
         Err(r) => return r,
     };
     let st = sim.lock();
-    let w = match workspace(&st, &c.subject, &g) {
-        Ok(w) => w,
-        Err(r) => return r,
+    let Some(w) = workspace(&st, &c.subject, &g) else {
+        return not_found();
     };
     let value: Vec<Value> = w.reports.iter().map(|r| report_json(&st, w, r)).collect();
     answer(
@@ -278,9 +281,8 @@ async fn report(
         Err(r) => return r,
     };
     let st = sim.lock();
-    let found = workspace(&st, &c.subject, &g).and_then(|w| Ok((w, find_report(w, &r)?)));
-    match found {
-        Ok((w, rep)) => {
+    match report_in(&st, &c.subject, &g, &r) {
+        Some((w, rep)) => {
             let mut v = report_json(&st, w, rep);
             v["@odata.context"] = json!(context(&format!(
                 "groups/{}/$metadata#reports/$entity",
@@ -288,7 +290,7 @@ async fn report(
             )));
             answer(StatusCode::OK, v)
         }
-        Err(resp) => resp,
+        None => not_found(),
     }
 }
 
@@ -302,8 +304,8 @@ async fn pages(
         Err(r) => return r,
     };
     let st = sim.lock();
-    match workspace(&st, &c.subject, &g).and_then(|w| Ok((w, find_report(w, &r)?))) {
-        Ok((w, rep)) => {
+    match report_in(&st, &c.subject, &g, &r) {
+        Some((w, rep)) => {
             let value: Vec<Value> = rep
                 .pages()
                 .into_iter()
@@ -314,7 +316,7 @@ async fn pages(
                 json!({"@odata.context": context(&format!("groups/{}/$metadata#pages", w.id)), "value": value}),
             )
         }
-        Err(resp) => resp,
+        None => not_found(),
     }
 }
 
@@ -328,9 +330,8 @@ async fn dashboards(
         Err(r) => return r,
     };
     let st = sim.lock();
-    let w = match workspace(&st, &c.subject, &g) {
-        Ok(w) => w,
-        Err(r) => return r,
+    let Some(w) = workspace(&st, &c.subject, &g) else {
+        return not_found();
     };
     let value: Vec<Value> = w
         .dashboards
@@ -353,9 +354,8 @@ async fn dashboard(
         Err(r) => return r,
     };
     let st = sim.lock();
-    let w = match workspace(&st, &c.subject, &g) {
-        Ok(w) => w,
-        Err(r) => return r,
+    let Some(w) = workspace(&st, &c.subject, &g) else {
+        return not_found();
     };
     match w.dashboards.iter().find(|x| x.id.eq_ignore_ascii_case(&d)) {
         Some(dash) => {
@@ -382,11 +382,11 @@ async fn generate_token(
         Err(r) => return r,
     };
     let mut st = sim.lock();
-    let (group_id, report_id) =
-        match workspace(&st, &c.subject, &g).and_then(|w| Ok((w, find_report(w, &r)?))) {
-            Ok((w, rep)) => (w.id.clone(), rep.id.clone()),
-            Err(resp) => return resp,
-        };
+    let Some((group_id, report_id)) =
+        report_in(&st, &c.subject, &g, &r).map(|(w, rep)| (w.id.clone(), rep.id.clone()))
+    else {
+        return not_found();
+    };
     // Real embed tokens are base64 gzip ("H4sI..."); only the simulator can read this one.
     let token = format!("H4sIAAAAAAAEA{}", ids::random_b64url(240));
     let token_id = ids::guid();
