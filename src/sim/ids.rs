@@ -116,6 +116,12 @@ pub fn stable_hash(s: &str) -> u64 {
     })
 }
 
+/// A GUID derived from `seed`: the same on every run (policy and capacity ids in answers).
+pub fn stable_guid(seed: &str) -> String {
+    let h = stable_hash(seed);
+    format!("{:08x}-0000-4000-8000-{:012x}", h as u32, h >> 16)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -128,6 +134,8 @@ mod tests {
         assert_eq!(&a[14..15], "4", "version nibble");
         assert!(!is_guid("not-a-guid"));
         assert!(!is_guid("6d3f8a52-1b7e-4c19-9a2d-5e8b7c4f1a3"));
+        assert!(is_guid(&stable_guid("x")));
+        assert_eq!(stable_guid("x"), stable_guid("x"));
     }
 
     #[test]

@@ -224,11 +224,7 @@ async fn groups(AxState(sim): AxState<Sim>, headers: HeaderMap) -> Response {
                 "name": w.name,
             });
             if w.capacity.is_dedicated() {
-                v["capacityId"] = json!(format!(
-                    "{:08X}-0000-4000-8000-{:012X}",
-                    ids::stable_hash(&w.id) as u32,
-                    ids::stable_hash(&w.id) >> 16
-                ));
+                v["capacityId"] = json!(ids::stable_guid(&w.id).to_ascii_uppercase());
             }
             v
         })

@@ -372,11 +372,7 @@ fn check_account(
         AccountState::Mfa if password.is_some() => Err(AadError::MfaRequired),
         AccountState::ConditionalAccess => Err(AadError::ConditionalAccess {
             // Stable per tenant, as a real policy id would be.
-            policy_id: format!(
-                "{:08x}-0000-4000-8000-{:012x}",
-                ids::stable_hash(&tenant_id) as u32,
-                ids::stable_hash(&tenant_id) >> 16
-            ),
+            policy_id: ids::stable_guid(&tenant_id),
         }),
         _ if !app.consented => Err(AadError::ConsentRequired {
             client_id: app.client_id.clone(),
