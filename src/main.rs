@@ -128,9 +128,14 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             let handle = sim::Simulator::start(scenario, listen)
                 .await
                 .with_context(|| format!("cannot listen on {listen}"))?;
+            let user = handle
+                .demo_username()
+                .unwrap_or_else(|| format!("kiosk@{}", sim::scenario::builtin_ids::TENANT_DOMAIN));
             println!("# pbikiosk simulator on {}", handle.base_url());
-            println!("# Config for its good demo account (save as a file, pass with --config):\n");
-            println!("{}", handle.default_snippet());
+            println!(
+                "# Config for {user}: save it as a file, `chmod 600` it (it holds test secrets), pass it with --config.\n"
+            );
+            println!("{}", handle.config_snippet(&user));
             tokio::signal::ctrl_c().await?;
             Ok(ExitCode::SUCCESS)
         }

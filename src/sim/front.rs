@@ -36,9 +36,8 @@ impl EmbedFront {
         let certified = rcgen::generate_simple_self_signed(vec![host.to_owned()])
             .map_err(|e| err(format!("test certificate: {e}")))?;
         let cert_pem = certified.cert.pem();
-        let key = rustls::pki_types::PrivateKeyDer::Pkcs8(
-            certified.signing_key.serialize_der().into(),
-        );
+        let key =
+            rustls::pki_types::PrivateKeyDer::Pkcs8(certified.signing_key.serialize_der().into());
         let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
         let mut tls = rustls::ServerConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
@@ -120,7 +119,10 @@ mod tests {
 
     #[tokio::test]
     async fn serves_the_router_as_the_host_and_refuses_others() {
-        let router = axum::Router::new().route("/reportEmbed", axum::routing::get(|| async { "fake embed" }));
+        let router = axum::Router::new().route(
+            "/reportEmbed",
+            axum::routing::get(|| async { "fake embed" }),
+        );
         let front = EmbedFront::start(router, "app.powerbi.com").await.unwrap();
         let cert = reqwest::Certificate::from_pem(front.cert_pem.as_bytes()).unwrap();
         let client = reqwest::Client::builder()

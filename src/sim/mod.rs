@@ -1,1 +1,206 @@
-//! Microsoft simulator (placeholder; being written).
+//! A local simulator of the Microsoft services pbikiosk talks to: the identity platform's token,
+//! device-code and home-realm endpoints and the Power BI REST API, on the real paths with the
+//! real JSON shapes and AADSTS error bodies — so the same client code runs against it and
+//! against the cloud, with `cloud.authority` and `cloud.api` both set to
+//! [`SimHandle::base_url`]. The tests and `pbikiosk demo` stand on it.
+//!
+//! ```no_run
+//! # async fn demo() -> std::io::Result<()> {
+//! use pbikiosk::sim::{Scenario, Simulator};
+//! let sim = Simulator::start(Scenario::builtin(), "127.0.0.1:0".parse().unwrap()).await?;
+//! println!("{}", sim.config_snippet("kiosk@contoso-demo.onmicrosoft.com"));
+//! # Ok(()) }
+//! ```
+//!
+//! # Endpoints
+//! - `POST /{tenant}/oauth2/v2.0/token` — grants `password`, `refresh_token`,
+//!   `client_credentials`, `urn:ietf:params:oauth:grant-type:device_code`.
+//! - `POST /{tenant}/oauth2/v2.0/devicecode`
+//! - `GET /common/userrealm/{username}?api-version=1.0|2.1`
+//! - `GET /v1.0/myorg/groups`, `/groups/{g}/reports`, `/groups/{g}/reports/{r}`,
+//!   `/groups/{g}/reports/{r}/pages`, `/groups/{g}/dashboards`, `/groups/{g}/dashboards/{d}`,
+//!   `/v1.0/myorg/reports` (My workspace, empty); `POST /groups/{g}/reports/{r}/GenerateToken`.
+//! - `GET /reportEmbed`, `GET /dashboardEmbed` — reserved for the fake embed page.
+//! - Test-only, never Microsoft's: `GET /_sim/stats` ([`SimStats`]), `POST /_sim/control`
+//!   ([`Control`] as JSON).
+//!
+//! The scenario format and the built-in accounts are documented in [`scenario`]; the AADSTS
+//! table in [`aad`].
+//!
+//! Secrets: the simulator logs usernames and grant types only, never a password, secret or
+//! token.
+
+pub mod aad;
+pub mod front;
+mod ids;
+mod powerbi;
+pub mod scenario;
+mod server;
+pub mod state;
+
+#[cfg(test)]
+mod tests;
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+
+use tokio::sync::watch;
+
+pub use scenario::{Scenario, ScenarioError};
+pub use state::{Control, ControlError, SimStats};
+
+use server::Shared;
+
+/// Starts simulators. See [`Simulator::start`].
+pub struct Simulator;
+
+impl Simulator {
+    /// Bind `addr` (port 0 picks a free port) and serve the scenario on the current tokio
+    /// runtime until [`SimHandle::shutdown`] (or the runtime ends).
+    pub async fn start(scenario: Scenario, addr: SocketAddr) -> std::io::Result<SimHandle> {
+        scenario
+            .validate()
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+        let listener = tokio::net::TcpListener::bind(addr).await?;
+        let mut local = listener.local_addr()?;
+        if local.ip().is_unspecified() {
+            // Bound to every interface: the loopback address is the one a local client can use.
+            local.set_ip(Ipv4Addr::LOCALHOST.into());
+        }
+        let base_url = format!("http://{local}");
+        let shared = Arc::new(Shared::new(state::State::new(scenario), base_url));
+        let (stop_tx, mut stop_rx) = watch::channel(false);
+        let app = server::router(shared.clone());
+        tokio::spawn(async move {
+            let stop = async move {
+                let _ = stop_rx.wait_for(|stop| *stop).await;
+            };
+            if let Err(e) = axum::serve(listener, app)
+                .with_graceful_shutdown(stop)
+                .await
+            {
+                tracing::warn!(error = %e, "sim: server stopped");
+            }
+        });
+        tracing::info!(url = %shared.base_url, "sim: Microsoft simulator listening");
+        Ok(SimHandle {
+            shared,
+            stop: Arc::new(stop_tx),
+        })
+    }
+}
+
+/// A running simulator. Clones share it.
+#[derive(Clone)]
+pub struct SimHandle {
+    shared: Arc<Shared>,
+    stop: Arc<watch::Sender<bool>>,
+}
+
+impl SimHandle {
+    /// `http://127.0.0.1:PORT`: both `cloud.authority` and `cloud.api`.
+    pub fn base_url(&self) -> String {
+        self.shared.base_url.clone()
+    }
+
+    pub fn stats(&self) -> SimStats {
+        self.shared.lock().stats.clone()
+    }
+
+    pub fn reset_stats(&self) {
+        self.shared.lock().stats = SimStats::default();
+    }
+
+    /// Apply a runtime change; an impossible one (unknown account, no pending device code) is
+    /// logged and ignored. Use [`SimHandle::try_control`] to see the error.
+    pub fn control(&self, c: Control) {
+        let action = c.action();
+        if let Err(e) = self.try_control(c) {
+            tracing::warn!(action, error = %e, "sim: control ignored");
+        }
+    }
+
+    pub fn try_control(&self, c: Control) -> Result<(), ControlError> {
+        self.shared.lock().apply(c)
+    }
+
+    /// The scenario as it is now, with runtime changes applied.
+    pub fn scenario(&self) -> Scenario {
+        self.shared.lock().scenario.clone()
+    }
+
+    /// The account the scenario's `[demo]` section signs in (the twist of a named variant).
+    pub fn demo_username(&self) -> Option<String> {
+        self.shared
+            .lock()
+            .scenario
+            .demo
+            .as_ref()
+            .map(|d| d.username.clone())
+    }
+
+    /// A ready `pbikiosk.toml` for `username`: `[auth]` with the inline client secret and
+    /// password (test credentials, valid only here), `[cloud]` pointing at this simulator, and
+    /// one `[[playlist]]` entry per report the account can see. The app, tenant and password
+    /// follow the scenario's `[demo]` section (so `Scenario::named("expired-secret")` yields a
+    /// config with the expired app).
+    pub fn config_snippet(&self, username: &str) -> String {
+        let st = self.shared.lock();
+        let sc = &st.scenario;
+        let demo = sc.demo.as_ref();
+        let app = demo
+            .and_then(|d| sc.app(&d.client_id))
+            .or_else(|| sc.apps.first());
+        let account = sc.account(username);
+        let password = demo
+            .filter(|d| d.username.eq_ignore_ascii_case(username))
+            .and_then(|d| d.password.clone())
+            .or_else(|| account.map(|a| a.password.clone()))
+            .unwrap_or_default();
+        let tenant = demo
+            .and_then(|d| d.tenant.clone())
+            .or_else(|| {
+                sc.tenant_of_user(username)
+                    .map(|t| t.domains.first().cloned().unwrap_or_else(|| t.id.clone()))
+            })
+            .unwrap_or_else(|| "organizations".to_owned());
+        let q = |s: &str| toml::Value::String(s.to_owned()).to_string();
+        let base = &self.shared.base_url;
+        let mut out = format!(
+            "# pbikiosk configuration for the Microsoft simulator at {base}.\n\
+             # Test credentials: valid against the simulator only.\n\n\
+             [auth]\n\
+             tenant = {}\nclient_id = {}\nclient_secret = {}\nusername = {}\npassword = {}\n\n\
+             [cloud]\nauthority = {}\napi = {}\nresource = {}\n",
+            q(&tenant),
+            q(app.map(|a| a.client_id.as_str()).unwrap_or_default()),
+            q(app.map(|a| a.secret.as_str()).unwrap_or_default()),
+            q(username),
+            q(&password),
+            q(base),
+            q(base),
+            q(&sc.resource),
+        );
+        let keys = account.map(|a| a.workspaces.as_slice()).unwrap_or_default();
+        for w in sc.workspaces.iter().filter(|w| {
+            keys.iter()
+                .any(|k| k.eq_ignore_ascii_case(&w.id) || *k == w.name)
+        }) {
+            for r in &w.reports {
+                out.push_str(&format!(
+                    "\n[[playlist]]\n# {} / {}\nworkspace = {}\nreport = {}\n",
+                    w.name,
+                    r.name,
+                    q(&w.id),
+                    q(&r.id)
+                ));
+            }
+        }
+        out
+    }
+
+    /// Stop accepting connections; in-flight requests finish.
+    pub fn shutdown(&self) {
+        let _ = self.stop.send(true);
+    }
+}

@@ -1,0 +1,392 @@
+//! The simulator's mutable state: issued tokens, device codes, counters and runtime changes.
+//!
+//! One `Mutex` guards it all; no handler holds it across an `.await`, so it never blocks the
+//! runtime for longer than a map lookup.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use super::ids;
+use super::scenario::{AccountState, Scenario, Throttle};
+
+/// Request counters. Every request is counted on arrival, before latency or any fault, so a
+/// test can assert "zero token requests" or "exactly one per refresh window".
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SimStats {
+    /// All requests to `/{tenant}/oauth2/v2.0/token`.
+    pub token_requests: u64,
+    /// Token requests by `grant_type` (`password`, `refresh_token`, ...; `""` when missing).
+    pub token_by_grant: BTreeMap<String, u64>,
+    /// Token requests by user: the `username` field, or the owner of the refresh token or
+    /// device code. Lower-cased.
+    pub token_by_username: BTreeMap<String, u64>,
+    pub devicecode_requests: u64,
+    pub userrealm_requests: u64,
+    /// All requests under `/v1.0/myorg`.
+    pub api_requests: u64,
+    /// Power BI requests by kind: `groups`, `reports`, `report`, `pages`, `dashboards`,
+    /// `dashboard`, `generate_token`, `my_workspace`, `other`.
+    pub api_by_kind: BTreeMap<String, u64>,
+    /// Requests for `/reportEmbed` and `/dashboardEmbed`.
+    pub embed_requests: u64,
+}
+
+/// A runtime change, sent with [`super::SimHandle::control`] or as JSON to `POST /_sim/control`,
+/// e.g. `{"action":"set_account_state","username":"kiosk@...","state":"locked"}`.
+///
+/// Not `Debug`: `SetPassword` carries a password, and nothing here may end up in a log.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum Control {
+    /// Delay every answer (except `/_sim`) by `ms`.
+    SetLatency {
+        ms: u64,
+    },
+    /// Token endpoint answers 503 `temporarily_unavailable` while `on`.
+    SetTokenOutage {
+        on: bool,
+        #[serde(default)]
+        retry_after_seconds: Option<u64>,
+    },
+    /// The next `count` token answers are 429 with `Retry-After`.
+    ThrottleToken {
+        count: u32,
+        retry_after_seconds: u64,
+    },
+    /// The next `count` Power BI answers are 429 with `Retry-After`.
+    ThrottleApi {
+        count: u32,
+        retry_after_seconds: u64,
+    },
+    /// Lifetime of access tokens issued from now on.
+    SetTokenLifetime {
+        seconds: u64,
+    },
+    /// Revoke refresh tokens of one user (or everyone): the refresh grant then answers
+    /// AADSTS50173.
+    RevokeRefreshTokens {
+        #[serde(default)]
+        username: Option<String>,
+    },
+    /// Expire the access tokens already issued (to one user, or all) without waiting: Power BI
+    /// then answers 403 TokenExpired.
+    ExpireAccessTokens {
+        #[serde(default)]
+        username: Option<String>,
+    },
+    /// An admin resets the password: the old one fails, and refresh tokens are revoked.
+    SetPassword {
+        username: String,
+        password: String,
+    },
+    SetAccountState {
+        username: String,
+        state: AccountState,
+    },
+    /// userrealm answers 404 while `false`.
+    SetUserrealmAvailable {
+        available: bool,
+    },
+    /// The user signs in on the verification page. Without `user_code`, the newest pending code.
+    ApproveDeviceCode {
+        #[serde(default)]
+        user_code: Option<String>,
+        username: String,
+    },
+    DeclineDeviceCode {
+        #[serde(default)]
+        user_code: Option<String>,
+    },
+    ResetStats,
+}
+
+impl Control {
+    /// The action name, the only part of a control that is logged.
+    pub fn action(&self) -> &'static str {
+        match self {
+            Control::SetLatency { .. } => "set_latency",
+            Control::SetTokenOutage { .. } => "set_token_outage",
+            Control::ThrottleToken { .. } => "throttle_token",
+            Control::ThrottleApi { .. } => "throttle_api",
+            Control::SetTokenLifetime { .. } => "set_token_lifetime",
+            Control::RevokeRefreshTokens { .. } => "revoke_refresh_tokens",
+            Control::ExpireAccessTokens { .. } => "expire_access_tokens",
+            Control::SetPassword { .. } => "set_password",
+            Control::SetAccountState { .. } => "set_account_state",
+            Control::SetUserrealmAvailable { .. } => "set_userrealm_available",
+            Control::ApproveDeviceCode { .. } => "approve_device_code",
+            Control::DeclineDeviceCode { .. } => "decline_device_code",
+            Control::ResetStats => "reset_stats",
+        }
+    }
+}
+
+/// Who a token speaks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Subject {
+    /// A user, by lower-cased username.
+    User(String),
+    /// A service principal (client_credentials), by client id.
+    App(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct AccessToken {
+    pub subject: Subject,
+    pub expires_at: Instant,
+    /// The same moment in Unix seconds (for GenerateToken's `expiration`).
+    pub expires_unix: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct RefreshGrant {
+    pub username: String,
+    pub client_id: String,
+    pub issued_unix: u64,
+    /// `Some(TokensValidFrom)` once revoked.
+    pub revoked_at: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeviceStatus {
+    Pending,
+    Approved(String),
+    Declined,
+}
+
+#[derive(Debug, Clone)]
+pub struct DeviceCode {
+    pub user_code: String,
+    pub client_id: String,
+    pub expires_at: Instant,
+    pub last_poll: Option<Instant>,
+    pub status: DeviceStatus,
+    pub created: Instant,
+}
+
+/// An embed token from GenerateToken, kept so the fake embed page can check it later.
+#[derive(Debug, Clone)]
+pub struct EmbedToken {
+    pub token_id: String,
+    pub report_id: String,
+    pub group_id: String,
+    pub expires_unix: u64,
+}
+
+pub struct State {
+    pub scenario: Scenario,
+    pub stats: SimStats,
+    pub access: HashMap<String, AccessToken>,
+    pub refresh: HashMap<String, RefreshGrant>,
+    /// By device_code.
+    pub device: HashMap<String, DeviceCode>,
+    /// Wrong passwords in a row, by lower-cased username.
+    pub failed_logins: HashMap<String, u32>,
+    pub embed_tokens: HashMap<String, EmbedToken>,
+}
+
+/// Why a control could not be applied.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ControlError {
+    #[error("no account '{0}' in the scenario")]
+    UnknownAccount(String),
+    #[error("no pending device code{0}")]
+    NoDeviceCode(String),
+}
+
+impl State {
+    pub fn new(scenario: Scenario) -> Self {
+        Self {
+            scenario,
+            stats: SimStats::default(),
+            access: HashMap::new(),
+            refresh: HashMap::new(),
+            device: HashMap::new(),
+            failed_logins: HashMap::new(),
+            embed_tokens: HashMap::new(),
+        }
+    }
+
+    /// Take one answer from a throttle budget: `Some(retry_after)` if this answer is a 429.
+    pub fn take_throttle(slot: &mut Option<Throttle>) -> Option<u64> {
+        let t = slot.as_mut()?;
+        if t.count == 0 {
+            *slot = None;
+            return None;
+        }
+        t.count -= 1;
+        let retry = t.retry_after_seconds;
+        if t.count == 0 {
+            *slot = None;
+        }
+        Some(retry)
+    }
+
+    pub fn apply(&mut self, c: Control) -> Result<(), ControlError> {
+        let f = &mut self.scenario.faults;
+        match c {
+            Control::SetLatency { ms } => f.latency_ms = ms,
+            Control::SetTokenOutage {
+                on,
+                retry_after_seconds,
+            } => {
+                f.token_outage = on;
+                f.outage_retry_after_seconds = retry_after_seconds;
+            }
+            Control::ThrottleToken {
+                count,
+                retry_after_seconds,
+            } => {
+                f.token_throttle = Some(Throttle {
+                    count,
+                    retry_after_seconds,
+                })
+            }
+            Control::ThrottleApi {
+                count,
+                retry_after_seconds,
+            } => {
+                f.api_throttle = Some(Throttle {
+                    count,
+                    retry_after_seconds,
+                })
+            }
+            Control::SetTokenLifetime { seconds } => {
+                self.scenario.token_lifetime_seconds = seconds.max(1)
+            }
+            Control::SetUserrealmAvailable { available } => f.userrealm_unavailable = !available,
+            Control::RevokeRefreshTokens { username } => self.revoke(username.as_deref()),
+            Control::ExpireAccessTokens { username } => {
+                let now = Instant::now();
+                let user = username.map(|u| u.to_ascii_lowercase());
+                for t in self.access.values_mut() {
+                    let hit = match (&user, &t.subject) {
+                        (None, _) => true,
+                        (Some(u), Subject::User(s)) => u == s,
+                        (Some(_), Subject::App(_)) => false,
+                    };
+                    if hit {
+                        t.expires_at = now;
+                        t.expires_unix = ids::unix_now();
+                    }
+                }
+            }
+            Control::SetPassword { username, password } => {
+                let a = self
+                    .scenario
+                    .account_mut(&username)
+                    .ok_or_else(|| ControlError::UnknownAccount(username.clone()))?;
+                a.password = password;
+                self.failed_logins.remove(&username.to_ascii_lowercase());
+                // Entra moves TokensValidFrom on a password reset: old refresh tokens die.
+                self.revoke(Some(&username));
+            }
+            Control::SetAccountState { username, state } => {
+                let a = self
+                    .scenario
+                    .account_mut(&username)
+                    .ok_or_else(|| ControlError::UnknownAccount(username.clone()))?;
+                a.state = state;
+                if state == AccountState::Ok {
+                    // An admin unlock also clears the smart-lockout counter.
+                    self.failed_logins.remove(&username.to_ascii_lowercase());
+                }
+            }
+            Control::ApproveDeviceCode {
+                user_code,
+                username,
+            } => {
+                if self.scenario.account(&username).is_none() {
+                    return Err(ControlError::UnknownAccount(username));
+                }
+                let d = self.pending_device_code(user_code.as_deref())?;
+                d.status = DeviceStatus::Approved(username.to_ascii_lowercase());
+            }
+            Control::DeclineDeviceCode { user_code } => {
+                let d = self.pending_device_code(user_code.as_deref())?;
+                d.status = DeviceStatus::Declined;
+            }
+            Control::ResetStats => self.stats = SimStats::default(),
+        }
+        Ok(())
+    }
+
+    fn revoke(&mut self, username: Option<&str>) {
+        let now = ids::unix_now();
+        for g in self.refresh.values_mut() {
+            if username.is_none_or(|u| g.username.eq_ignore_ascii_case(u)) && g.revoked_at.is_none()
+            {
+                g.revoked_at = Some(now);
+            }
+        }
+    }
+
+    fn pending_device_code(
+        &mut self,
+        user_code: Option<&str>,
+    ) -> Result<&mut DeviceCode, ControlError> {
+        let now = Instant::now();
+        self.device
+            .values_mut()
+            .filter(|d| d.status == DeviceStatus::Pending && d.expires_at > now)
+            .filter(|d| user_code.is_none_or(|c| d.user_code.eq_ignore_ascii_case(c)))
+            .max_by_key(|d| d.created)
+            .ok_or_else(|| {
+                ControlError::NoDeviceCode(user_code.map(|c| format!(" '{c}'")).unwrap_or_default())
+            })
+    }
+
+    /// The access token behind an `Authorization: Bearer` value, if it was ever issued.
+    pub fn access_token(&self, token: &str) -> Option<&AccessToken> {
+        self.access.get(token)
+    }
+
+    /// Lifetime of new access tokens.
+    pub fn token_lifetime(&self) -> Duration {
+        Duration::from_secs(self.scenario.token_lifetime_seconds)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn throttle_budget_runs_out() {
+        let mut slot = Some(Throttle {
+            count: 2,
+            retry_after_seconds: 7,
+        });
+        assert_eq!(State::take_throttle(&mut slot), Some(7));
+        assert_eq!(State::take_throttle(&mut slot), Some(7));
+        assert_eq!(State::take_throttle(&mut slot), None);
+        assert!(slot.is_none());
+    }
+
+    #[test]
+    fn control_json_uses_action_tags() {
+        let c: Control = serde_json::from_str(
+            r#"{"action":"set_account_state","username":"kiosk@contoso-demo.onmicrosoft.com","state":"locked"}"#,
+        )
+        .unwrap();
+        assert_eq!(c.action(), "set_account_state");
+        let mut s = State::new(Scenario::builtin());
+        s.apply(c).unwrap();
+        assert_eq!(
+            s.scenario
+                .account("kiosk@contoso-demo.onmicrosoft.com")
+                .unwrap()
+                .state,
+            AccountState::Locked
+        );
+        let err = s
+            .apply(Control::SetAccountState {
+                username: "ghost@x".into(),
+                state: AccountState::Ok,
+            })
+            .unwrap_err();
+        assert_eq!(err, ControlError::UnknownAccount("ghost@x".into()));
+    }
+}
