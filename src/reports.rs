@@ -100,7 +100,7 @@ impl Catalog {
             for r in &w.reports {
                 let _ = writeln!(s, "  report     {}  {}", r.report.id, r.report.name);
                 for p in &r.pages {
-                    let _ = writeln!(s, "    page     {:<24} {}", p.name, p.display_name);
+                    let _ = writeln!(s, "    page     {:<34} {}", p.name, p.display_name);
                 }
             }
             for d in &w.dashboards {

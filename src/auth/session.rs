@@ -28,8 +28,12 @@ use crate::secret::Secret;
 pub const MIN_BACKOFF: Duration = Duration::from_secs(2);
 pub const MAX_BACKOFF: Duration = Duration::from_secs(300);
 /// Treat a token as expired this long before Microsoft would, for clock skew and the time a
-/// request takes to reach Power BI.
+/// request takes to reach Power BI (at most a tenth of the lifetime, for very short tokens).
 pub const EXPIRY_MARGIN: Duration = Duration::from_secs(10);
+
+fn margin(lifetime: Duration) -> Duration {
+    EXPIRY_MARGIN.min(lifetime / 10)
+}
 /// Refresh at this fraction of the lifetime.
 const REFRESH_AT: f64 = 0.6;
 
@@ -100,13 +104,15 @@ impl<E: TokenEndpoint> TokenSession<E> {
     pub fn access_token(&self, now: Instant) -> Option<&Secret> {
         self.held
             .as_ref()
-            .filter(|h| now + EXPIRY_MARGIN < h.expires)
+            .filter(|h| now + margin(h.expires - h.issued) < h.expires)
             .map(|h| &h.access)
     }
 
     /// When the held token stops being served.
     pub fn expires_at(&self) -> Option<Instant> {
-        self.held.as_ref().map(|h| h.expires - EXPIRY_MARGIN)
+        self.held
+            .as_ref()
+            .map(|h| h.expires - margin(h.expires - h.issued))
     }
 
     /// The last failure, until a token is obtained again.

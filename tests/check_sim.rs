@@ -1,0 +1,380 @@
+//! `pbikiosk check` and `pbikiosk reports`, the real binary, against the in-process simulator.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+use pbikiosk::sim::scenario::builtin_ids as ids;
+use pbikiosk::sim::{Scenario, SimHandle, Simulator};
+
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl Run {
+    fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("{e}: {}", self.stdout))
+    }
+    fn problems(&self) -> Vec<String> {
+        self.json()["problems"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap().to_owned())
+            .collect()
+    }
+}
+
+fn run(args: &[&str], config: &PathBuf) -> Run {
+    let Output {
+        status,
+        stdout,
+        stderr,
+    } = Command::new(env!("CARGO_BIN_EXE_pbikiosk"))
+        .args(args)
+        .arg("--config")
+        .arg(config)
+        .env("RUST_LOG", "trace")
+        .env_remove("PBIKIOSK_PASSWORD")
+        .env_remove("PBIKIOSK_CLIENT_SECRET")
+        .output()
+        .unwrap();
+    Run {
+        code: status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&stderr).into_owned(),
+    }
+}
+
+/// Write a config for `user` (as the simulator prints it), edited by `edit`.
+fn config(
+    sim: &SimHandle,
+    user: &str,
+    dir: &tempfile::TempDir,
+    edit: impl Fn(String) -> String,
+) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let path = dir.path().join(format!("{}.toml", rand_name()));
+    std::fs::write(&path, edit(sim.config_snippet(user))).unwrap();
+    // The file holds (test) secrets: pbikiosk refuses it if others can read it.
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    path
+}
+
+fn rand_name() -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!("c{}", N.fetch_add(1, Ordering::Relaxed))
+}
+
+fn good_user() -> String {
+    format!("kiosk@{}", ids::TENANT_DOMAIN)
+}
+
+async fn sim(s: Scenario) -> SimHandle {
+    Simulator::start(s, "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap()
+}
+
+/// `check` blocks; run it off the runtime that serves the simulator.
+async fn check(args: &'static [&'static str], cfg: PathBuf) -> Run {
+    tokio::task::spawn_blocking(move || run(args, &cfg))
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn good_account_names_every_item_and_page() {
+    let sim = sim(Scenario::builtin()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(&sim, &good_user(), &dir, |s| s);
+    let r = check(&["check"], cfg.clone()).await;
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    for text in [
+        "All checks passed",
+        "playlist[1]",
+        "Sales Overview",
+        "Summary, By Region, By Product, Trends",
+        "Operations",
+        "Customer Service",
+        "Tickets, Satisfaction, Agents",
+    ] {
+        assert!(r.stdout.contains(text), "missing {text:?} in\n{}", r.stdout);
+    }
+    let j = check(&["check", "--json"], cfg.clone()).await;
+    assert_eq!(j.code, 0);
+    let v = j.json();
+    assert_eq!(v["ok"], true);
+    assert_eq!(v["problems"], serde_json::json!([]));
+    let names: Vec<&str> = v["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "config",
+            "account type",
+            "sign-in",
+            "power bi",
+            "playlist[1]",
+            "playlist[2]",
+            "playlist[3]"
+        ]
+    );
+    // reports --toml gives a playlist that check accepts as is.
+    let listing = check(&["reports", "--toml"], cfg.clone()).await;
+    assert_eq!(listing.code, 0, "{}", listing.stdout);
+    assert!(
+        listing
+            .stdout
+            .contains(&format!("report = \"{}\"", ids::REPORT_SALES))
+    );
+    assert!(
+        listing
+            .stdout
+            .contains(&format!("dashboard = \"{}\"", ids::DASHBOARD_EXEC))
+    );
+    let auth_part: String = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .split("[[playlist]]")
+        .next()
+        .unwrap()
+        .to_owned();
+    let cfg2 = config(&sim, &good_user(), &dir, |_| {
+        format!("{auth_part}\n{}", listing.stdout)
+    });
+    let again = check(&["check", "--json"], cfg2).await;
+    assert_eq!(again.code, 0, "{}", again.stdout);
+    let n = again.json()["checks"].as_array().unwrap().len();
+    // Four base checks, then the three visible reports and the dashboard.
+    assert_eq!(n, 4 + 4, "every report and the dashboard: {}", again.stdout);
+}
+
+/// Each scripted bad account or app yields its problem id, with a cause and a fix.
+#[tokio::test(flavor = "multi_thread")]
+async fn every_bad_scenario_yields_its_problem() {
+    let cases = [
+        ("mfa", "mfa_required"),
+        ("federated", "federated_account"),
+        ("wrong-password", "invalid_credentials"),
+        ("locked", "account_locked"),
+        ("password-expired", "password_expired"),
+        ("disabled", "account_disabled"),
+        ("conditional-access", "conditional_access"),
+        ("expired-secret", "client_secret_expired"),
+        ("consent-required", "consent_required"),
+        ("no-licence", "no_powerbi_access"),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let mut runs = Vec::new();
+    for (name, want) in cases {
+        let scenario = Scenario::named(name).unwrap_or_else(|| panic!("scenario {name}"));
+        let sim = sim(scenario).await;
+        let user = sim.demo_username().unwrap();
+        let cfg = config(&sim, &user, &dir, |s| s);
+        runs.push((
+            name,
+            want,
+            sim,
+            tokio::spawn(check(&["check", "--json"], cfg)),
+        ));
+    }
+    for (name, want, sim, task) in runs {
+        let r = task.await.unwrap();
+        assert_eq!(r.code, 1, "{name}: {}", r.stdout);
+        assert_eq!(r.problems(), vec![want.to_owned()], "{name}: {}", r.stdout);
+        let json = r.json();
+        let failed: Vec<&serde_json::Value> = json["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|c| c["ok"] == false)
+            .collect();
+        assert_eq!(failed.len(), 1, "{name}");
+        assert!(failed[0]["message"].as_str().unwrap().len() > 20, "{name}");
+        assert!(failed[0]["fix"].as_str().unwrap().len() > 20, "{name}");
+        if want != "federated_account" && want != "no_powerbi_access" {
+            assert!(
+                failed[0]["aadsts"][0].as_u64().is_some(),
+                "{name}: {}",
+                r.stdout
+            );
+            assert!(failed[0]["trace_id"].as_str().is_some(), "{name}");
+        }
+        if name == "federated" {
+            // Recognised before the password was sent.
+            assert_eq!(
+                sim.stats().token_requests,
+                0,
+                "federated sent a token request"
+            );
+            assert_eq!(sim.stats().userrealm_requests, 1);
+        }
+    }
+}
+
+/// Mistakes in the config the installer typed, found by Microsoft's answers.
+#[tokio::test(flavor = "multi_thread")]
+async fn wrong_ids_and_secrets_are_named() {
+    let sim = sim(Scenario::builtin()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let user = good_user();
+    type Edit = Box<dyn Fn(String) -> String>;
+    let cases: Vec<(&str, Edit)> = vec![
+        (
+            "invalid_client_secret",
+            Box::new(|s: String| s.replace(ids::APP_SECRET, "wrong-secret-value")),
+        ),
+        (
+            "app_not_found",
+            Box::new(|s: String| s.replace(ids::APP_ID, "0e0e0e0e-0000-4000-8000-000000000000")),
+        ),
+        (
+            "tenant_not_found",
+            Box::new(|s: String| {
+                s.replace(
+                    &format!("tenant = \"{}\"", ids::TENANT_DOMAIN),
+                    "tenant = \"nosuch.onmicrosoft.com\"",
+                )
+            }),
+        ),
+        (
+            "report_not_found",
+            Box::new(|s: String| {
+                s.replace(ids::REPORT_SALES, "0f0f0f0f-0000-4000-8000-000000000000")
+            }),
+        ),
+        (
+            "report_not_found",
+            Box::new(|s: String| {
+                s.replacen("[[playlist]]", "[[playlist]]\npages = [\"NoSuchPage\"]", 1)
+            }),
+        ),
+        (
+            "report_not_found",
+            Box::new(|s: String| s.replacen(ids::WS_SALES, ids::WS_FINANCE, 1)),
+        ),
+    ];
+    for (want, edit) in cases {
+        let cfg = config(&sim, &user, &dir, edit);
+        let r = check(&["check", "--json"], cfg).await;
+        assert_eq!(r.code, 1, "{want}: {}", r.stdout);
+        assert_eq!(r.problems(), vec![want.to_owned()], "{}", r.stdout);
+    }
+}
+
+/// Transient trouble: check gives up within its budget and says what it saw.
+#[tokio::test(flavor = "multi_thread")]
+async fn outages_are_reported_within_the_budget() {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, want) in [
+        ("outage", "service_unavailable"),
+        ("throttled", "throttled"),
+    ] {
+        let sim = sim(Scenario::named(name).unwrap()).await;
+        let cfg = config(&sim, &sim.demo_username().unwrap(), &dir, |s| s);
+        let t = std::time::Instant::now();
+        let r = check(&["check", "--json"], cfg).await;
+        let took = t.elapsed();
+        assert_eq!(r.problems(), vec![want.to_owned()], "{name}: {}", r.stdout);
+        assert!(took.as_secs() <= 40, "{name} took {took:?}");
+        // It retried, but not in a tight loop.
+        // It may retry (or not, when Retry-After outlasts the budget), never in a tight loop.
+        let n = sim.stats().token_requests;
+        assert!((1..=12).contains(&n), "{name}: {n} token requests");
+    }
+    // Nothing listening at all.
+    let sim = sim(Scenario::builtin()).await;
+    let cfg = config(&sim, &good_user(), &dir, |s| {
+        s.replace(&sim.base_url(), "http://127.0.0.1:9")
+    });
+    let r = check(&["check", "--json"], cfg).await;
+    assert!(r.problems() == vec!["network".to_owned()], "{}", r.stdout);
+}
+
+/// Every scenario, run with distinctive secrets: none of them, and no token, appears in any
+/// output, with logging at its most verbose.
+#[tokio::test(flavor = "multi_thread")]
+async fn no_secret_or_token_in_any_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut secrets = Vec::new();
+    let mut outputs = Vec::new();
+    for (i, name) in pbikiosk::sim::scenario::NAMES.iter().enumerate() {
+        if matches!(*name, "outage" | "throttled") {
+            continue; // covered above; slow by design
+        }
+        let mut s = Scenario::named(name).unwrap();
+        for (j, app) in s.apps.iter_mut().enumerate() {
+            app.secret = format!("CSx{i}x{j}-Distinctive~Secret-7f3a");
+            secrets.push(app.secret.clone());
+        }
+        for (j, acc) in s.accounts.iter_mut().enumerate() {
+            acc.password = format!("PWx{i}x{j}-Distinctive!Pass-91c2");
+            secrets.push(acc.password.clone());
+        }
+        if let Some(d) = &mut s.demo {
+            d.password = None;
+        }
+        let sim = sim(s).await;
+        let user = sim.demo_username().unwrap();
+        let cfg = config(&sim, &user, &dir, |s| s);
+        for args in [
+            &["check"][..],
+            &["check", "--json"],
+            &["reports"],
+            &["reports", "--json"],
+            &["-vv", "check"],
+        ] {
+            let args: &'static [&'static str] = Box::leak(args.to_vec().into_boxed_slice());
+            let r = check(args, cfg.clone()).await;
+            outputs.push((name.to_string(), r.stdout, r.stderr));
+        }
+    }
+    assert!(secrets.len() > 20);
+    for (name, out, err) in &outputs {
+        for s in &secrets {
+            assert!(!out.contains(s.as_str()), "{name}: secret in stdout");
+            assert!(!err.contains(s.as_str()), "{name}: secret in stderr");
+        }
+        // The simulator's tokens are JWTs (header.payload.signature).
+        assert!(!has_jwt(out) && !has_jwt(err), "{name}: token in output");
+    }
+    // The verbose runs did log something, so the sweep looked at real logs.
+    assert!(
+        outputs
+            .iter()
+            .any(|(_, _, e)| e.contains("DEBUG") || e.contains("TRACE"))
+    );
+}
+
+/// Does `text` contain something shaped like a JWT: `eyJ<b64url>.<b64url>.`?
+fn has_jwt(text: &str) -> bool {
+    let b64 = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '_';
+    text.match_indices("eyJ").any(|(i, _)| {
+        let rest = &text[i..];
+        let mut parts = rest.split('.');
+        let (Some(a), Some(b)) = (parts.next(), parts.next()) else {
+            return false;
+        };
+        a.len() > 10
+            && a.chars().all(b64)
+            && b.len() > 10
+            && b.chars().take_while(|c| *c != '.').all(b64)
+            && parts.next().is_some()
+    })
+}
+
+#[test]
+fn jwt_detector_finds_tokens_and_not_embed_configs() {
+    assert!(has_jwt(
+        "Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NSJ9.c2lnbmF0dXJl x"
+    ));
+    assert!(!has_jwt(
+        "reportEmbed?w=2&config=eyJjbHVzdGVyVXJsIjoiaHR0cHM6Ly9XQ"
+    ));
+}
