@@ -23,13 +23,11 @@ apt_install() {
 }
 
 if [ "${SKIP_INSTALL:-0}" != 1 ]; then
-  # Build tools for the Rust crates (aws-lc-sys needs a C compiler; pkg-config for -sys crates).
-  apt_install build-essential pkg-config ca-certificates
-  # Browser tests of web/: Debian's Chromium (never a downloaded browser) and openssl for the
-  # throw-away certificate of the fake app.powerbi.com.
-  if [ -d web/test ]; then
-    apt_install chromium openssl nodejs
-  fi
+  # Build tools for the Rust crates (aws-lc-sys needs a C compiler; pkg-config for -sys
+  # crates), and WebKitGTK/GTK headers for the webview (wry/tao).
+  apt_install build-essential pkg-config ca-certificates \
+    libwebkit2gtk-4.1-dev libgtk-3-dev libsoup-3.0-dev libjavascriptcoregtk-4.1-dev
+  # (web/test/run.sh installs what the browser tests need: node, npm, chromium, openssl.)
 fi
 
 log "cargo fmt --check"

@@ -8,6 +8,7 @@ pub mod auth;
 pub mod bridge;
 pub mod check;
 pub mod config;
+pub mod health;
 pub mod logging;
 pub mod net;
 pub mod player;
@@ -15,7 +16,9 @@ pub mod playlist;
 pub mod powerbi;
 pub mod problem;
 pub mod reports;
+pub mod run;
 pub mod secret;
+pub mod shell;
 pub mod sim;
 
 pub use problem::{Problem, ProblemId};

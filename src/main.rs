@@ -53,13 +53,69 @@ enum Command {
         #[arg(long)]
         scenario: Option<String>,
     },
+    /// Run the player: fullscreen Power BI rotation (what the kiosk service starts).
+    Run {
+        #[command(flatten)]
+        window: WindowArgs,
+    },
+    /// Run the player on the built-in demo tenant: no config, no Microsoft account needed.
+    Demo {
+        /// Preview a problem scenario's status screen (mfa, federated, wrong-password, outage...).
+        #[arg(long)]
+        scenario: Option<String>,
+        /// Seconds per report page.
+        #[arg(long, default_value_t = 8)]
+        seconds: u32,
+        #[command(flatten)]
+        window: WindowArgs,
+    },
     /// Print the version.
     Version,
 }
 
+#[derive(clap::Args)]
+struct WindowArgs {
+    /// Status endpoint address (loopback only) [default: [status] listen, 127.0.0.1:9520]
+    #[arg(long, value_name = "ADDR")]
+    status_listen: Option<SocketAddr>,
+    /// A fixed window size (e.g. 1280x720) instead of fullscreen, for tests and previews.
+    #[arg(long, value_name = "WxH", value_parser = parse_size)]
+    window: Option<(u32, u32)>,
+    /// Folder of the player page [default: installed copy, then the source tree's web/]
+    #[arg(long, value_name = "DIR")]
+    web_dir: Option<PathBuf>,
+}
+
+fn parse_size(s: &str) -> Result<(u32, u32), String> {
+    let (w, h) = s
+        .split_once(['x', 'X'])
+        .ok_or_else(|| format!("'{s}': expected WIDTHxHEIGHT, e.g. 1280x720"))?;
+    let n = |v: &str| {
+        v.trim()
+            .parse::<u32>()
+            .map_err(|_| format!("'{s}': not a size"))
+    };
+    Ok((n(w)?, n(h)?))
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    logging::init(cli.verbose, "warn");
+    // The player logs its own life (info); CLI commands print their results and log warnings.
+    let level = match cli.command {
+        Command::Run { .. } | Command::Demo { .. } => "info",
+        _ => "warn",
+    };
+    logging::init(cli.verbose, level);
+    // The GUI needs the main thread: it builds its own runtime beside the window.
+    if matches!(cli.command, Command::Run { .. } | Command::Demo { .. }) {
+        return match run_player(cli) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("pbikiosk: {e:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
         Err(e) => {
@@ -119,6 +175,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Run { .. } | Command::Demo { .. } => unreachable!("handled in main"),
         Command::Sim { listen, scenario } => {
             anyhow::ensure!(
                 listen.ip().is_loopback(),
@@ -140,6 +197,29 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+fn run_player(cli: Cli) -> anyhow::Result<()> {
+    let sources = SecretSources::from_process();
+    let config_path = config::resolve_path(cli.config.as_deref(), &sources);
+    let (demo, seconds, w) = match cli.command {
+        Command::Run { window } => (None, 0, window),
+        Command::Demo {
+            scenario,
+            seconds,
+            window,
+        } => (Some(scenario), seconds, window),
+        _ => unreachable!("only run and demo open a window"),
+    };
+    pbikiosk::run::run(pbikiosk::run::RunOptions {
+        config_path,
+        sources,
+        status_listen: w.status_listen,
+        demo,
+        window: w.window,
+        web_dir: w.web_dir,
+        demo_seconds: seconds.max(2),
+    })
 }
 
 fn load_scenario(arg: Option<&str>) -> anyhow::Result<sim::Scenario> {

@@ -338,6 +338,9 @@ impl Player {
                 self.rebuild_slides(now, out);
             }
             Err(p) => {
+                if p.id == ProblemId::TokenExpired {
+                    out.push(Output::TokenExpired);
+                }
                 let wait = match p.retry_class() {
                     RetryClass::Transient => self.settings.resolve_retry,
                     RetryClass::Permanent => self.settings.permanent_retry,

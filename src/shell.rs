@@ -158,7 +158,10 @@ pub fn run(
     window.set_cursor_visible(false);
     if opts.size.is_none() {
         // Without a window manager the fullscreen request is ignored: cover the monitor.
-        if let Some(m) = window.current_monitor().or_else(|| event_loop.primary_monitor()) {
+        if let Some(m) = window
+            .current_monitor()
+            .or_else(|| event_loop.primary_monitor())
+        {
             window.set_inner_size(m.size());
             window.set_outer_position(m.position());
         }
@@ -175,12 +178,14 @@ pub fn run(
         .with_custom_protocol("app".into(), move |_id, req: Request<Vec<u8>>| {
             serve_asset(&web_dir, req.uri().path())
         })
-        .with_ipc_handler(move |req: Request<String>| match FromPage::parse(req.body()) {
-            Ok(msg) => {
-                let _ = ipc_tx.send(ShellEvent::Page(msg));
-            }
-            Err(e) => tracing::warn!(error = %e, "unreadable message from the page"),
-        })
+        .with_ipc_handler(
+            move |req: Request<String>| match FromPage::parse(req.body()) {
+                Ok(msg) => {
+                    let _ = ipc_tx.send(ShellEvent::Page(msg));
+                }
+                Err(e) => tracing::warn!(error = %e, "unreadable message from the page"),
+            },
+        )
         .with_navigation_handler(move |url| {
             let ok = navigation_allowed(&url, &allowed);
             if !ok {
@@ -229,7 +234,10 @@ pub fn run(
 }
 
 #[cfg(target_os = "linux")]
-fn build_webview(builder: WebViewBuilder, window: &tao::window::Window) -> anyhow::Result<wry::WebView> {
+fn build_webview(
+    builder: WebViewBuilder,
+    window: &tao::window::Window,
+) -> anyhow::Result<wry::WebView> {
     use tao::platform::unix::WindowExtUnix;
     use wry::WebViewBuilderExtUnix;
     // build_gtk works on Wayland (cage) and X11 alike; build() is X11-only on Linux.
@@ -240,7 +248,10 @@ fn build_webview(builder: WebViewBuilder, window: &tao::window::Window) -> anyho
 }
 
 #[cfg(not(target_os = "linux"))]
-fn build_webview(builder: WebViewBuilder, window: &tao::window::Window) -> anyhow::Result<wry::WebView> {
+fn build_webview(
+    builder: WebViewBuilder,
+    window: &tao::window::Window,
+) -> anyhow::Result<wry::WebView> {
     Ok(builder.build(window)?)
 }
 
@@ -264,7 +275,7 @@ mod platform {
             let _ = events.send(ShellEvent::WebProcessCrashed);
         });
         // A kiosk has no use for a right-click menu ("Reload", "Inspect"...).
-        view.connect_context_menu(|_, _, _| true);
+        view.connect_context_menu(|_, _, _, _| true);
         if let Some(settings) = WebViewExt::settings(&view) {
             settings.set_enable_write_console_messages_to_stdout(opts.console_to_stdout);
             settings.set_enable_developer_extras(opts.devtools);
@@ -335,7 +346,13 @@ mod tests {
         assert_eq!(r.headers()[CONTENT_TYPE], "text/html; charset=utf-8");
         let r = serve_asset(dir.path(), "/vendor/powerbi.min.js");
         assert_eq!(r.headers()[CONTENT_TYPE], "text/javascript; charset=utf-8");
-        assert_eq!(serve_asset(dir.path(), "/../secret").status(), StatusCode::FORBIDDEN);
-        assert_eq!(serve_asset(dir.path(), "/nope.js").status(), StatusCode::NOT_FOUND);
+        assert_eq!(
+            serve_asset(dir.path(), "/../secret").status(),
+            StatusCode::FORBIDDEN
+        );
+        assert_eq!(
+            serve_asset(dir.path(), "/nope.js").status(),
+            StatusCode::NOT_FOUND
+        );
     }
 }

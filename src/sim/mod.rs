@@ -31,6 +31,7 @@
 //! token.
 
 pub mod aad;
+mod embed_page;
 pub mod front;
 mod ids;
 mod powerbi;
@@ -200,6 +201,12 @@ impl SimHandle {
     }
 
     /// Stop accepting connections; in-flight requests finish.
+    /// The simulator's routes, to serve them elsewhere too (the HTTPS front door the webview
+    /// reaches as `https://app.powerbi.com`).
+    pub fn router(&self) -> axum::Router {
+        server::router(self.shared.clone())
+    }
+
     pub fn shutdown(&self) {
         let _ = self.stop.send(true);
     }

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use axum::extract::rejection::FormRejection;
 use axum::extract::{Path, Query, State as AxState};
 use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Form, Json, Router};
 use serde_json::{Value, json};
@@ -51,8 +51,11 @@ pub fn router(sim: Sim) -> Router {
         .route("/common/userrealm/{username}", get(userrealm))
         .route("/_sim/stats", get(stats))
         .route("/_sim/control", post(control))
-        .route("/reportEmbed", get(embed_placeholder))
-        .route("/dashboardEmbed", get(embed_placeholder))
+        .route("/reportEmbed", get(super::embed_page::page))
+        .route("/dashboardEmbed", get(super::embed_page::page))
+        .route("/sim-embed.js", get(super::embed_page::script))
+        .route("/_sim/embed-info", get(super::embed_page::info))
+        .route("/_sim/check-token", post(super::embed_page::check_token))
         .merge(powerbi::routes())
         .with_state(sim)
 }
@@ -660,15 +663,4 @@ async fn control(AxState(sim): AxState<Sim>, Json(c): Json<Control>) -> Response
         )
             .into_response(),
     }
-}
-
-/// Reserved for the fake embed page (`src/sim/embed/`), served here later with `include_str!`.
-async fn embed_placeholder(AxState(sim): AxState<Sim>) -> Response {
-    let latency_ms = {
-        let mut st = sim.lock();
-        st.stats.embed_requests += 1;
-        st.scenario.faults.latency_ms
-    };
-    latency(latency_ms).await;
-    Html("<!doctype html><title>Power BI (simulated)</title><p>pbikiosk simulator: embed page not built yet.</p>").into_response()
 }

@@ -1,0 +1,92 @@
+//! The fake Power BI embed page (`src/sim/embed/`) and the two helper endpoints it calls.
+//!
+//! Served at the real paths (`/reportEmbed`, `/dashboardEmbed`) so that, reached through the
+//! front door as `https://app.powerbi.com`, Microsoft's real powerbi-client embeds it.
+
+use std::time::Instant;
+
+use axum::Json;
+use axum::extract::{Query, State as AxState};
+use axum::http::header;
+use axum::response::{Html, IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::server::{Sim, latency};
+
+const EMBED_HTML: &str = include_str!("embed/embed.html");
+const EMBED_JS: &str = include_str!("embed/embed.js");
+
+pub async fn page(AxState(sim): AxState<Sim>) -> Response {
+    let latency_ms = {
+        let mut st = sim.lock();
+        st.stats.embed_requests += 1;
+        st.scenario.faults.latency_ms
+    };
+    latency(latency_ms).await;
+    Html(EMBED_HTML).into_response()
+}
+
+pub async fn script() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
+        EMBED_JS,
+    )
+        .into_response()
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InfoQuery {
+    report_id: Option<String>,
+    dashboard_id: Option<String>,
+}
+
+/// `GET /_sim/embed-info?reportId=..` → `{name, kind, pages:[{name, displayName, order}]}`.
+pub async fn info(AxState(sim): AxState<Sim>, Query(q): Query<InfoQuery>) -> Response {
+    let st = sim.lock();
+    for w in &st.scenario.workspaces {
+        if let Some(id) = &q.report_id
+            && let Some(r) = w.reports.iter().find(|r| r.id.eq_ignore_ascii_case(id))
+        {
+            let pages: Vec<_> = r
+                .pages()
+                .into_iter()
+                .map(|p| json!({"name": p.name, "displayName": p.display_name, "order": p.order}))
+                .collect();
+            return Json(
+                json!({"name": r.name, "kind": "report", "workspace": w.name, "pages": pages}),
+            )
+            .into_response();
+        }
+        if let Some(id) = &q.dashboard_id
+            && let Some(d) = w.dashboards.iter().find(|d| d.id.eq_ignore_ascii_case(id))
+        {
+            return Json(
+                json!({"name": d.name, "kind": "dashboard", "workspace": w.name, "pages": []}),
+            )
+            .into_response();
+        }
+    }
+    (
+        axum::http::StatusCode::NOT_FOUND,
+        Json(json!({"error": "unknown report or dashboard"})),
+    )
+        .into_response()
+}
+
+/// `POST /_sim/check-token` (body: the token) → `{valid, expired}`: what Power BI would decide
+/// about the token the page embedded with.
+pub async fn check_token(AxState(sim): AxState<Sim>, body: String) -> Json<serde_json::Value> {
+    let st = sim.lock();
+    let token = body.trim();
+    let now = Instant::now();
+    if let Some(t) = st.access_token(token) {
+        let expired = t.expires_at <= now;
+        return Json(json!({"valid": !expired, "expired": expired}));
+    }
+    if st.embed_tokens.contains_key(token) {
+        return Json(json!({"valid": true, "expired": false}));
+    }
+    Json(json!({"valid": false, "expired": false}))
+}
