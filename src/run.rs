@@ -484,7 +484,7 @@ fn screen(problem: &Problem, next_attempt: Option<Instant>, ctx: &ScreenContext)
                 .saturating_duration_since(Instant::now())
                 .as_secs()
                 .div_ceil(60);
-            format!("Next attempt at {} (in {mins} min)", wall_clock(t))
+            format!("{} (in {mins} min)", wall_clock(t))
         }),
     }
 }
