@@ -25,8 +25,10 @@ apt_install() {
 if [ "${SKIP_INSTALL:-0}" != 1 ]; then
   # Build tools for the Rust crates (aws-lc-sys needs a C compiler; pkg-config for -sys
   # crates), and WebKitGTK/GTK headers for the webview (wry/tao).
+  # End-to-end tests: a virtual X server, and ImageMagick's import for screenshots.
   apt_install build-essential pkg-config ca-certificates \
-    libwebkit2gtk-4.1-dev libgtk-3-dev libsoup-3.0-dev libjavascriptcoregtk-4.1-dev
+    libwebkit2gtk-4.1-dev libgtk-3-dev libsoup-3.0-dev libjavascriptcoregtk-4.1-dev \
+    xvfb xauth imagemagick fonts-dejavu-core
   # (web/test/run.sh installs what the browser tests need: node, npm, chromium, openssl.)
 fi
 
@@ -36,7 +38,10 @@ cargo fmt --all -- --check
 log "cargo clippy -D warnings"
 cargo clippy --all-targets --locked -- -D warnings
 
-log "cargo test"
+log "build the player page (pinned powerbi-client from npm)"
+scripts/build-web.sh
+
+log "cargo test (unit, simulator integration, end-to-end under Xvfb)"
 cargo test --locked --all-targets
 
 if [ -x web/test/run.sh ]; then

@@ -144,6 +144,8 @@ pub enum FromPage {
     PageChanged {
         key: String,
         page: String,
+        #[serde(default)]
+        display_name: Option<String>,
     },
     Shown {
         key: String,

@@ -66,6 +66,12 @@ enum Command {
         /// Seconds per report page.
         #[arg(long, default_value_t = 8)]
         seconds: u32,
+        /// Simulator address; its POST /_sim/control changes the scenario while the demo runs.
+        #[arg(long, default_value = "127.0.0.1:0", value_name = "ADDR")]
+        sim_listen: SocketAddr,
+        /// Access token lifetime in seconds (watch refreshes happen; e.g. 60).
+        #[arg(long, value_name = "SECS")]
+        token_lifetime: Option<u64>,
         #[command(flatten)]
         window: WindowArgs,
     },
@@ -202,13 +208,23 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
 fn run_player(cli: Cli) -> anyhow::Result<()> {
     let sources = SecretSources::from_process();
     let config_path = config::resolve_path(cli.config.as_deref(), &sources);
-    let (demo, seconds, w) = match cli.command {
-        Command::Run { window } => (None, 0, window),
+    let (demo, w) = match cli.command {
+        Command::Run { window } => (None, window),
         Command::Demo {
             scenario,
             seconds,
+            sim_listen,
+            token_lifetime,
             window,
-        } => (Some(scenario), seconds, window),
+        } => (
+            Some(pbikiosk::run::DemoOptions {
+                scenario,
+                seconds: seconds.max(5),
+                sim_listen,
+                token_lifetime,
+            }),
+            window,
+        ),
         _ => unreachable!("only run and demo open a window"),
     };
     pbikiosk::run::run(pbikiosk::run::RunOptions {
@@ -218,7 +234,6 @@ fn run_player(cli: Cli) -> anyhow::Result<()> {
         demo,
         window: w.window,
         web_dir: w.web_dir,
-        demo_seconds: seconds.max(2),
     })
 }
 

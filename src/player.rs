@@ -119,6 +119,8 @@ struct Embed {
     token_retried: bool,
     refresh_in_flight: bool,
     next_refresh: Option<Instant>,
+    /// The page the embed itself says it shows (its `pageChanged` events).
+    reported_page: Option<String>,
 }
 
 /// What `/status` shows about the current item.
@@ -126,7 +128,10 @@ struct Embed {
 pub struct NowShowing {
     pub index: usize,
     pub name: String,
+    /// The page the player put on screen.
     pub page: Option<String>,
+    /// The page the embed reported showing (from Power BI's own `pageChanged`).
+    pub page_reported: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -382,8 +387,15 @@ impl Player {
                     self.last_gap_ms = gap_ms;
                 }
             }
-            FromPage::PageChanged { key, page } => {
+            FromPage::PageChanged {
+                key,
+                page,
+                display_name,
+            } => {
                 tracing::debug!(key, page, "page changed");
+                if let Some(e) = self.embed_mut(&key) {
+                    e.reported_page = Some(display_name.unwrap_or(page));
+                }
             }
             FromPage::TokenApplied { key, ok, error } => {
                 if !ok {
@@ -628,6 +640,7 @@ impl Player {
             token_retried: false,
             refresh_in_flight: false,
             next_refresh: None,
+            reported_page: None,
         }
     }
 
@@ -798,6 +811,7 @@ impl Player {
                     .current_page
                     .clone()
                     .or_else(|| v.shows.page_display.clone()),
+                page_reported: v.reported_page.clone(),
             })
         });
         let items = self

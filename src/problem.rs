@@ -208,13 +208,13 @@ impl ProblemId {
     pub fn fix(self) -> &'static str {
         match self {
             Self::InvalidCredentials => {
-                "Check auth.username and the password (file). Sign in once at https://app.powerbi.com as this account to confirm them. If the account is federated, the same error appears: use a cloud-only (*.onmicrosoft.com) account."
+                "Check auth.username and the password; sign in once at app.powerbi.com as this account to confirm them. Federated accounts fail the same way: use a cloud-only account."
             }
             Self::FederatedAccount => {
                 "Use a cloud-only account (user@<tenant>.onmicrosoft.com), or, if the tenant allows cloud password validation, set auth.allow_federated = true."
             }
             Self::MfaRequired => {
-                "Exclude the service account from MFA (per-user MFA or the Conditional Access policy), e.g. for sign-ins from the site's network, or use a dedicated account without MFA."
+                "Exclude the service account from MFA (per-user MFA or the Conditional Access policy), e.g. for sign-ins from the site's network."
             }
             Self::ConditionalAccess => {
                 "Ask the tenant admin to exclude the service account or this app from the policy named in the sign-in logs (Entra ID > Sign-in logs, search the trace id)."
@@ -223,7 +223,7 @@ impl ProblemId {
                 "Check auth.username and auth.tenant: the account must belong to (or be a guest in) this tenant."
             }
             Self::AccountLocked => {
-                "Wait for the lockout to end (or unlock it in Entra ID), fix the password on the device first, then let pbikiosk retry. pbikiosk does not retry more than once per interval to avoid new lockouts."
+                "Fix the password on the device first, then unlock the account in Entra ID (or wait for the lockout to end). pbikiosk retries rarely, so it will not lock it again."
             }
             Self::PasswordExpired => {
                 "Sign in once interactively to set a new password, update the password on the device, and set the account's password to never expire."
@@ -242,13 +242,13 @@ impl ProblemId {
                 "Set auth.tenant to the Directory (tenant) ID GUID or a verified domain, and check [cloud] for national clouds."
             }
             Self::ConsentRequired => {
-                "In App registrations > API permissions, add Power BI Service delegated permissions (e.g. Report.Read.All, Dashboard.Read.All, Workspace.Read.All) and click 'Grant admin consent'."
+                "In App registrations > API permissions, add the Power BI Service delegated permissions (Report.Read.All, Dashboard.Read.All, Workspace.Read.All) and grant admin consent."
             }
             Self::InvalidScope => {
                 "Add the Power BI Service API permission to the app registration and check [cloud] resource for national clouds."
             }
             Self::NoPowerbiAccess => {
-                "Give the account a licence that fits the workspace (Pro for shared capacity, Premium Per User for PPU workspaces; none extra on Premium/Fabric capacity) and add it to the workspace as Viewer or higher."
+                "Give the account a licence that fits the workspace (Pro on shared capacity, PPU for PPU workspaces, none extra on Premium/Fabric) and add it to the workspace as Viewer."
             }
             Self::ReportNotFound => {
                 "Check the workspace and report ids in [[playlist]] (run `pbikiosk reports` to list what the account can see). Content in 'My workspace' cannot be used."
@@ -519,6 +519,17 @@ mod tests {
             let back: ProblemId = serde_json::from_str(&json).unwrap();
             assert_eq!(back, id);
             assert!(!id.title().is_empty() && !id.cause().is_empty() && !id.fix().is_empty());
+            // The status screen shows five lines of fix at most.
+            assert!(
+                id.fix().len() <= 180,
+                "{id}: fix is {} chars",
+                id.fix().len()
+            );
+            assert!(
+                id.cause().len() <= 180,
+                "{id}: cause is {} chars",
+                id.cause().len()
+            );
         }
     }
 

@@ -34,13 +34,23 @@ pub struct RunOptions {
     pub sources: SecretSources,
     /// Overrides `[status] listen`.
     pub status_listen: Option<SocketAddr>,
-    /// `Some(scenario name)` (or `Some(None)` for the default) runs on the built-in simulator.
-    pub demo: Option<Option<String>>,
+    /// Run on the built-in simulator instead of the config.
+    pub demo: Option<DemoOptions>,
     /// Fixed window size instead of fullscreen (tests without a window manager).
     pub window: Option<(u32, u32)>,
     pub web_dir: Option<PathBuf>,
-    /// Seconds per page in the demo.
-    pub demo_seconds: u32,
+}
+
+pub struct DemoOptions {
+    /// A built-in problem scenario (mfa, federated, outage...); `None` = everything works.
+    pub scenario: Option<String>,
+    /// Seconds per report page.
+    pub seconds: u32,
+    /// Where the simulator listens (its `/_sim/control` lets tests and previews change the
+    /// scenario while the player runs).
+    pub sim_listen: SocketAddr,
+    /// Access token lifetime, to watch refreshes happen.
+    pub token_lifetime: Option<u64>,
 }
 
 /// Where the config comes from: a file (re-read when it changes) or the demo's own.
@@ -101,8 +111,8 @@ pub fn run(opts: RunOptions) -> anyhow::Result<()> {
         .build()?;
 
     let (source, demo) = match &opts.demo {
-        Some(name) => {
-            let demo = runtime.block_on(Demo::start(name.as_deref(), opts.demo_seconds))?;
+        Some(d) => {
+            let demo = runtime.block_on(Demo::start(d))?;
             (Source::Demo(Box::new(demo.config.clone())), Some(demo))
         }
         None => (Source::File(opts.config_path.clone(), opts.sources), None),
@@ -164,8 +174,9 @@ pub struct Demo {
 }
 
 impl Demo {
-    pub async fn start(scenario: Option<&str>, seconds: u32) -> anyhow::Result<Self> {
-        let s = match scenario {
+    pub async fn start(opts: &DemoOptions) -> anyhow::Result<Self> {
+        let seconds = opts.seconds;
+        let mut s = match opts.scenario.as_deref() {
             None => Scenario::builtin(),
             Some(name) => Scenario::named(name).with_context(|| {
                 format!(
@@ -174,20 +185,30 @@ impl Demo {
                 )
             })?,
         };
-        let sim = Simulator::start(s, "127.0.0.1:0".parse().expect("literal"))
+        if let Some(t) = opts.token_lifetime {
+            s.token_lifetime_seconds = t;
+        }
+        anyhow::ensure!(
+            opts.sim_listen.ip().is_loopback(),
+            "--sim-listen {}: the simulator only listens on loopback",
+            opts.sim_listen
+        );
+        let sim = Simulator::start(s, opts.sim_listen)
             .await
             .context("starting the simulator")?;
+        tracing::info!(url = %sim.base_url(), "demo simulator (POST /_sim/control to change the scenario)");
         let front = EmbedFront::start(sim.router(), DEMO_EMBED_HOST)
             .await
             .context("starting the demo's https front door")?;
         let user = sim.demo_username().unwrap_or_else(|| {
             format!("kiosk@{}", crate::sim::scenario::builtin_ids::TENANT_DOMAIN)
         });
-        let text = format!(
-            "{}\n",
-            sim.config_snippet(&user)
-                .replace("\nreport = ", &format!("\nseconds = {seconds}\nreport = "))
-        );
+        // A preview retries a refused sign-in every minute (not 15) so a scenario changed
+        // through /_sim/control shows its effect soon.
+        let text = sim
+            .config_snippet(&user)
+            .replace("\nreport = ", &format!("\nseconds = {seconds}\nreport = "))
+            .replacen("[auth]\n", "[auth]\npermanent_retry_minutes = 1\n", 1);
         // The demo's config lives in memory: its test secrets never touch the disk.
         let config = config::parse(&text, Path::new("(demo)"), &SecretSources::default())
             .map_err(|e| anyhow::anyhow!("demo config: {e}"))?;

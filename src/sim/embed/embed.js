@@ -267,6 +267,9 @@
       draw(info);
       state.loaded = true;
       postEvent('loaded', { initiator: 'sdk' });
+      // Like the service, announce the page the report opened on.
+      var opened = kind === 'report' && findPage(info, state.activePage);
+      if (opened) postEvent('pageChanged', { newPage: { name: opened.name, displayName: opened.displayName } });
       afterPaint(function () { if (gen === state.generation) postEvent('rendered', {}); });
     });
   }

@@ -1,0 +1,424 @@
+//! End to end: the real binary in WebKitGTK under Xvfb, the real powerbi-client, against the
+//! simulator (`pbikiosk demo`). Asserts on what the player reports on `/status`, on what the
+//! embed itself reported (`page_reported`), on the simulator's counters, and saves screenshots
+//! under `target/e2e/` for a person to look at.
+//!
+//! Needs Xvfb and ImageMagick's `import` (scripts/test.sh installs them) and the built page
+//! (`scripts/build-web.sh`). The scenarios run one at a time: two WebKit instances at once on a
+//! 2-core machine would make the timings meaningless.
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+fn out_dir() -> PathBuf {
+    let d = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/e2e");
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+struct Xvfb {
+    child: Child,
+    display: String,
+}
+
+impl Xvfb {
+    fn start() -> Self {
+        for n in 90..140 {
+            if Path::new(&format!("/tmp/.X11-unix/X{n}")).exists()
+                || Path::new(&format!("/tmp/.X{n}-lock")).exists()
+            {
+                continue;
+            }
+            let child = Command::new("Xvfb")
+                .args([
+                    &format!(":{n}"),
+                    "-screen",
+                    "0",
+                    "1280x720x24",
+                    "-nolisten",
+                    "tcp",
+                ])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("Xvfb is needed for the end-to-end tests (scripts/test.sh installs it)");
+            let sock = format!("/tmp/.X11-unix/X{n}");
+            let t = Instant::now();
+            while !Path::new(&sock).exists() && t.elapsed() < Duration::from_secs(10) {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            assert!(Path::new(&sock).exists(), "Xvfb :{n} did not start");
+            return Self {
+                child,
+                display: format!(":{n}"),
+            };
+        }
+        panic!("no free X display");
+    }
+
+    fn screenshot(&self, name: &str) -> PathBuf {
+        let path = out_dir().join(name);
+        let ok = Command::new("import")
+            .args(["-display", &self.display, "-window", "root"])
+            .arg(&path)
+            .status()
+            .expect("ImageMagick's import is needed (scripts/test.sh installs it)");
+        assert!(ok.success());
+        assert!(
+            std::fs::metadata(&path).unwrap().len() > 10_000,
+            "empty screenshot"
+        );
+        path
+    }
+}
+
+impl Drop for Xvfb {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+struct Player {
+    child: Child,
+    status: SocketAddr,
+    sim: SocketAddr,
+    http: reqwest::Client,
+    started: Instant,
+}
+
+impl Player {
+    fn demo(x: &Xvfb, name: &str, args: &[&str]) -> Self {
+        let status: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let sim: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let log = std::fs::File::create(out_dir().join(format!("{name}.log"))).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_pbikiosk"))
+            .arg("demo")
+            .args(["--status-listen", &status.to_string()])
+            .args(["--sim-listen", &sim.to_string()])
+            .args(["--window", "1280x720"])
+            .args(args)
+            .env("DISPLAY", &x.display)
+            .env("RUST_LOG", "info,pbikiosk=debug")
+            .env_remove("WAYLAND_DISPLAY")
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        Self {
+            child,
+            status,
+            sim,
+            http: reqwest::Client::new(),
+            started: Instant::now(),
+        }
+    }
+
+    async fn status(&self) -> Option<Value> {
+        let r = self
+            .http
+            .get(format!("http://{}/status", self.status))
+            .timeout(Duration::from_secs(2))
+            .send()
+            .await
+            .ok()?;
+        r.json().await.ok()
+    }
+
+    async fn sim_stats(&self) -> Value {
+        self.http
+            .get(format!("http://{}/_sim/stats", self.sim))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    async fn control(&self, body: Value) {
+        let r = self
+            .http
+            .post(format!("http://{}/_sim/control", self.sim))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success(), "control {body}: {}", r.status());
+    }
+
+    /// Poll `/status` until `pred` holds; the last status on success.
+    async fn wait_for(&mut self, what: &str, secs: u64, pred: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        let mut last = Value::Null;
+        while Instant::now() < deadline {
+            if let Some(s) = self.status().await {
+                if pred(&s) {
+                    return s;
+                }
+                last = s;
+            }
+            if let Ok(Some(code)) = self.child.try_wait() {
+                panic!("player exited ({code}) while waiting for {what}; last status {last}");
+            }
+            tokio::time::sleep(Duration::from_millis(150)).await;
+        }
+        panic!("timed out after {secs}s waiting for {what}; last status {last}");
+    }
+
+    fn web_processes(&self) -> Vec<u32> {
+        // WebKit's web process is a descendant of the player (maybe through a sandbox helper).
+        let mut found = Vec::new();
+        for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+            let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+                continue;
+            };
+            let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+            if comm.trim().starts_with("WebKitWebProces") && descends_from(pid, self.child.id()) {
+                found.push(pid);
+            }
+        }
+        found
+    }
+}
+
+impl Drop for Player {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn descends_from(mut pid: u32, ancestor: u32) -> bool {
+    for _ in 0..16 {
+        if pid == ancestor {
+            return true;
+        }
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        // Field 4 is the parent pid; the command (field 2) may contain spaces, so split after ')'.
+        let Some(ppid) = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+            .and_then(|p| p.parse().ok())
+        else {
+            return false;
+        };
+        if ppid <= 1 {
+            return false;
+        }
+        pid = ppid;
+    }
+    false
+}
+
+fn num(s: &Value, key: &str) -> u64 {
+    s[key]
+        .as_u64()
+        .unwrap_or_else(|| panic!("{key} missing in {s}"))
+}
+
+fn showing(s: &Value) -> Option<(String, String)> {
+    let item = &s["item"];
+    Some((
+        item["name"].as_str()?.to_owned(),
+        item["page_reported"].as_str()?.to_owned(),
+    ))
+}
+
+fn lock() -> std::sync::MutexGuard<'static, ()> {
+    ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Rotation in order with the right pages, 60-second tokens refreshed without reloads, a short
+/// sign-in outage ridden out with the report on screen, and a killed web process repaired.
+#[tokio::test(flavor = "multi_thread")]
+async fn demo_rotates_refreshes_and_repairs() {
+    let _one = lock();
+    let x = Xvfb::start();
+    let mut p = Player::demo(
+        &x,
+        "rotation",
+        &["--seconds", "5", "--token-lifetime", "60"],
+    );
+
+    let first = p
+        .wait_for("the first report", 60, |s| s["state"] == "playing")
+        .await;
+    println!(
+        "start -> first report on screen: {} ms",
+        p.started.elapsed().as_millis()
+    );
+    assert_eq!(first["problem"], Value::Null);
+
+    // One full round (4 + 3 + 3 pages of 5 s) and the start of the next, as reported by the
+    // embed itself.
+    let mut seen: Vec<(String, String)> = Vec::new();
+    let t = Instant::now();
+    while t.elapsed() < Duration::from_secs(62) {
+        if let Some(s) = p.status().await
+            && let Some(now) = showing(&s)
+            && seen.last() != Some(&now)
+        {
+            seen.push(now);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let expected: Vec<(String, String)> = [
+        ("Sales Overview", "Summary"),
+        ("Sales Overview", "By Region"),
+        ("Sales Overview", "By Product"),
+        ("Sales Overview", "Trends"),
+        ("Operations", "Overview"),
+        ("Operations", "Warehouse"),
+        ("Operations", "Logistics"),
+        ("Customer Service", "Tickets"),
+        ("Customer Service", "Satisfaction"),
+        ("Customer Service", "Agents"),
+        ("Sales Overview", "Summary"),
+    ]
+    .iter()
+    .map(|(a, b)| (a.to_string(), b.to_string()))
+    .collect();
+    let start = seen
+        .windows(expected.len())
+        .position(|w| w == expected.as_slice());
+    assert!(
+        start.is_some(),
+        "the round in order was not seen; saw {seen:#?}"
+    );
+    x.screenshot("report.png");
+
+    // Tokens live 60 s and are refreshed at ~36 s: by now (~65 s) and over the next minute at
+    // least three refreshes reach the page, and the page is never reloaded for them.
+    let s = p
+        .wait_for("three token refreshes", 120, |s| {
+            s["token_refreshes_total"].as_u64() >= Some(3)
+        })
+        .await;
+    assert_eq!(num(&s, "page_reloads_total"), 0, "{s}");
+    let stats = p.sim_stats().await;
+    assert!(
+        stats["token_by_grant"]["refresh_token"].as_u64() >= Some(3),
+        "{stats}"
+    );
+    assert_eq!(stats["token_by_grant"]["password"], 1, "{stats}");
+    assert!(
+        s["last_switch_gap_ms"].as_f64().is_some_and(|g| g < 100.0),
+        "switch gap {s}"
+    );
+
+    // A sign-in outage longer than the token's remaining life: the report stays, with the
+    // offline badge once the token has run out, and everything resumes afterwards.
+    let before = num(&s, "rendered_total");
+    p.control(json!({"action": "set_token_outage", "on": true}))
+        .await;
+    let s = p
+        .wait_for("the offline badge", 90, |s| s["offline"] == true)
+        .await;
+    assert_eq!(s["state"], "playing", "{s}");
+    x.screenshot("offline-badge.png");
+    // Still rotating while offline (the content already embedded stays usable).
+    let moving = p
+        .wait_for("rotation during the outage", 20, |s| {
+            s["switches_total"].as_u64() > Some(num(&first, "switches_total") + 10)
+        })
+        .await;
+    assert_eq!(moving["state"], "playing");
+    p.control(json!({"action": "set_token_outage", "on": false}))
+        .await;
+    let s = p
+        .wait_for("recovery after the outage", 120, |s| {
+            s["offline"] == false && s["state"] == "playing"
+        })
+        .await;
+    assert!(num(&s, "rendered_total") > before, "{s}");
+
+    // kill -9 the web process: the player notices, reloads the page and plays again.
+    let pids = p.web_processes();
+    assert!(
+        !pids.is_empty(),
+        "no WebKitWebProcess found under the player"
+    );
+    let reloads = num(&s, "page_reloads_total");
+    for pid in &pids {
+        Command::new("kill")
+            .args(["-9", &pid.to_string()])
+            .status()
+            .unwrap();
+    }
+    let crashed_at = Instant::now();
+    let s = p
+        .wait_for("a page reload after the crash", 40, |s| {
+            s["page_reloads_total"].as_u64() > Some(reloads)
+        })
+        .await;
+    let rendered = num(&s, "rendered_total");
+    p.wait_for("playing again after the crash", 60, |s| {
+        s["state"] == "playing" && s["rendered_total"].as_u64() > Some(rendered)
+    })
+    .await;
+    println!(
+        "web process killed -> playing again: {} ms",
+        crashed_at.elapsed().as_millis()
+    );
+    x.screenshot("after-crash.png");
+    assert!(p.child.try_wait().unwrap().is_none(), "the player died");
+}
+
+/// A wrong password shows its status screen (not a loop of attempts) and the player recovers
+/// by itself once the account is fixed.
+#[tokio::test(flavor = "multi_thread")]
+async fn wrong_password_shows_status_then_recovers() {
+    let _one = lock();
+    let x = Xvfb::start();
+    let mut p = Player::demo(&x, "wrong-password", &["--scenario", "wrong-password"]);
+    let s = p
+        .wait_for("the wrong-password status screen", 60, |s| {
+            s["problem"] == "invalid_credentials"
+        })
+        .await;
+    assert_eq!(s["state"], "problem", "{s}");
+    // Give the page a moment to paint the screen it was sent.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    x.screenshot("status-wrong-password.png");
+    let stats = p.sim_stats().await;
+    assert_eq!(stats["token_requests"], 1, "retried in a loop: {stats}");
+
+    // The admin sets the account's password to what the device has.
+    let scenario = pbikiosk::sim::Scenario::named("wrong-password").unwrap();
+    let demo = scenario.demo.as_ref().unwrap();
+    let device_password = demo
+        .password
+        .clone()
+        .expect("the scenario's wrong password");
+    p.control(json!({
+        "action": "set_password",
+        "username": demo.username,
+        "password": device_password,
+    }))
+    .await;
+    // The demo retries a refused sign-in once a minute.
+    let s = p
+        .wait_for("recovery after the password fix", 100, |s| {
+            s["state"] == "playing"
+        })
+        .await;
+    assert_eq!(s["problem"], Value::Null);
+    let stats = p.sim_stats().await;
+    assert_eq!(stats["token_by_grant"]["password"], 2, "{stats}");
+}
