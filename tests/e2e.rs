@@ -10,12 +10,11 @@
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 fn out_dir() -> PathBuf {
     let d = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/e2e");
@@ -240,15 +239,15 @@ fn showing(s: &Value) -> Option<(String, String)> {
     ))
 }
 
-fn lock() -> std::sync::MutexGuard<'static, ()> {
-    ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
+async fn lock() -> tokio::sync::MutexGuard<'static, ()> {
+    ONE_AT_A_TIME.lock().await
 }
 
 /// Rotation in order with the right pages, 60-second tokens refreshed without reloads, a short
 /// sign-in outage ridden out with the report on screen, and a killed web process repaired.
 #[tokio::test(flavor = "multi_thread")]
 async fn demo_rotates_refreshes_and_repairs() {
-    let _one = lock();
+    let _one = lock().await;
     let x = Xvfb::start();
     let mut p = Player::demo(
         &x,
@@ -384,7 +383,7 @@ async fn demo_rotates_refreshes_and_repairs() {
 /// by itself once the account is fixed.
 #[tokio::test(flavor = "multi_thread")]
 async fn wrong_password_shows_status_then_recovers() {
-    let _one = lock();
+    let _one = lock().await;
     let x = Xvfb::start();
     let mut p = Player::demo(&x, "wrong-password", &["--scenario", "wrong-password"]);
     let s = p
