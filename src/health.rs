@@ -21,6 +21,15 @@ pub struct Status {
     pub player: Snapshot,
     pub version: &'static str,
     pub uptime_seconds: u64,
+    /// Process start to the first rendered report, in ms (see [`mark_first_render`]).
+    pub first_render_ms: Option<u64>,
+}
+
+static FIRST_RENDER_MS: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+
+/// Record, once, how long the process took to put its first report on screen.
+pub fn mark_first_render(since_process_start: std::time::Duration) {
+    let _ = FIRST_RENDER_MS.set(since_process_start.as_millis() as u64);
 }
 
 #[derive(Clone)]
@@ -63,6 +72,7 @@ fn current(s: &Shared) -> Status {
         player: s.snapshot.borrow().clone(),
         version: crate::VERSION,
         uptime_seconds: s.started.elapsed().as_secs(),
+        first_render_ms: FIRST_RENDER_MS.get().copied(),
     }
 }
 

@@ -105,6 +105,7 @@ fn parse_size(s: &str) -> Result<(u32, u32), String> {
 }
 
 fn main() -> ExitCode {
+    pbikiosk::run::PROCESS_START.get_or_init(std::time::Instant::now);
     let cli = Cli::parse();
     // The player logs its own life (info); CLI commands print their results and log warnings.
     let level = match cli.command {

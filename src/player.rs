@@ -157,6 +157,37 @@ pub struct Snapshot {
     pub token_refreshes_total: u64,
     pub page_reloads_total: u64,
     pub last_switch_gap_ms: Option<f64>,
+    pub switch_gaps: Option<GapSummary>,
+}
+
+/// How many recent switch gaps the summary covers.
+const GAP_HISTORY: usize = 1000;
+
+/// Switch gaps between items as the page measured them (last frame of the old item to first
+/// frame of the new one), over the recent [`GAP_HISTORY`] switches.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct GapSummary {
+    pub count: usize,
+    pub median_ms: f64,
+    pub p95_ms: f64,
+    pub max_ms: f64,
+}
+
+impl GapSummary {
+    fn of(gaps: &VecDeque<f64>) -> Option<Self> {
+        if gaps.is_empty() {
+            return None;
+        }
+        let mut v: Vec<f64> = gaps.iter().copied().collect();
+        v.sort_by(f64::total_cmp);
+        let at = |q: f64| v[((v.len() - 1) as f64 * q).round() as usize];
+        Some(Self {
+            count: v.len(),
+            median_ms: at(0.5),
+            p95_ms: at(0.95),
+            max_ms: v[v.len() - 1],
+        })
+    }
 }
 
 pub struct Player {
@@ -190,6 +221,8 @@ pub struct Player {
     token_refreshes_total: u64,
     page_reloads_total: u64,
     last_gap_ms: Option<f64>,
+    /// Recent switch gaps (ms, measured in the page), for the status endpoint's summary.
+    gaps: VecDeque<f64>,
     current_page: Option<String>,
 }
 
@@ -225,6 +258,7 @@ impl Player {
             token_refreshes_total: 0,
             page_reloads_total: 0,
             last_gap_ms: None,
+            gaps: VecDeque::new(),
             current_page: None,
         }
     }
@@ -385,6 +419,12 @@ impl Player {
             FromPage::Shown { key, gap_ms } => {
                 if self.visible.as_ref().is_some_and(|v| v.key == key) {
                     self.last_gap_ms = gap_ms;
+                    if let Some(g) = gap_ms {
+                        if self.gaps.len() == GAP_HISTORY {
+                            self.gaps.pop_front();
+                        }
+                        self.gaps.push_back(g);
+                    }
                 }
             }
             FromPage::PageChanged {
@@ -841,6 +881,7 @@ impl Player {
             token_refreshes_total: self.token_refreshes_total,
             page_reloads_total: self.page_reloads_total,
             last_switch_gap_ms: self.last_gap_ms,
+            switch_gaps: GapSummary::of(&self.gaps),
         }
     }
 }
@@ -1023,6 +1064,24 @@ mod tests {
         assert_eq!(s.item.unwrap().name, "Board");
         assert_eq!(s.switches_total, 3);
         assert_eq!(s.rendered_total, 3);
+    }
+
+    #[test]
+    fn switch_gaps_are_summarised() {
+        let mut r = Rig::playing(three_items());
+        r.rendered("e1");
+        for (i, g) in [16.0, 17.0, 15.0, 40.0].iter().enumerate() {
+            let _ = i;
+            r.page(FromPage::Shown {
+                key: "e1".into(),
+                gap_ms: Some(*g),
+            });
+        }
+        let g = r.p.snapshot().switch_gaps.unwrap();
+        assert_eq!(g.count, 4);
+        assert_eq!(g.median_ms, 17.0);
+        assert_eq!(g.max_ms, 40.0);
+        assert_eq!(r.p.snapshot().last_switch_gap_ms, Some(40.0));
     }
 
     #[test]

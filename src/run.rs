@@ -26,6 +26,9 @@ use crate::shell::{self, ShellCommand, ShellEvent, ShellOptions};
 use crate::sim::front::EmbedFront;
 use crate::sim::{Scenario, SimHandle, Simulator};
 
+/// When the process started, for the start-to-first-report figure.
+pub static PROCESS_START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+
 /// The host the demo's front door impersonates; the simulator's embed URLs point at it.
 pub const DEMO_EMBED_HOST: &str = "app.powerbi.com";
 
@@ -103,6 +106,7 @@ pub fn find_web_dir(explicit: Option<&Path>) -> anyhow::Result<PathBuf> {
 
 /// Open the window and run until the process exits.
 pub fn run(opts: RunOptions) -> anyhow::Result<()> {
+    PROCESS_START.get_or_init(Instant::now);
     let web_dir = find_web_dir(opts.web_dir.as_deref())?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -414,6 +418,9 @@ async fn session(
             }
         }
         let snap = player.snapshot();
+        if snap.rendered_total > 0 && snap.item.is_some() {
+            health::mark_first_render(PROCESS_START.get_or_init(Instant::now).elapsed());
+        }
         health::notify::status(&format!("{:?}", snap.state));
         snapshot.send_replace(snap);
     }

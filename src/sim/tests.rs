@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use super::scenario::builtin_ids::*;
 use super::*;
@@ -1034,7 +1034,7 @@ async fn config_snippet_is_ready_to_use() {
 }
 
 #[tokio::test]
-async fn embed_placeholders_and_shutdown() {
+async fn embed_page_helpers_and_shutdown() {
     let sim = start(Scenario::builtin()).await;
     let r = reqwest::get(format!(
         "{}/reportEmbed?reportId={REPORT_SALES}",
@@ -1043,8 +1043,51 @@ async fn embed_placeholders_and_shutdown() {
     .await
     .unwrap();
     assert_eq!(r.status(), 200);
-    assert!(r.text().await.unwrap().contains("embed page not built yet"));
+    assert!(r.text().await.unwrap().contains("/sim-embed.js"));
     assert_eq!(sim.stats().embed_requests, 1);
+    let js = reqwest::get(format!("{}/sim-embed.js", sim.base_url()))
+        .await
+        .unwrap();
+    assert_eq!(
+        js.headers()["content-type"],
+        "text/javascript; charset=utf-8"
+    );
+    // What the fake embed page asks about the report it draws.
+    let info: Value = reqwest::get(format!(
+        "{}/_sim/embed-info?reportId={REPORT_SALES}",
+        sim.base_url()
+    ))
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(info["name"], "Sales Overview");
+    assert_eq!(info["pages"][0]["displayName"], "Summary");
+    // And whether the token it was given is good.
+    let check = |token: String| {
+        let url = format!("{}/_sim/check-token", sim.base_url());
+        async move {
+            reqwest::Client::new()
+                .post(url)
+                .body(token)
+                .send()
+                .await
+                .unwrap()
+                .json::<Value>()
+                .await
+                .unwrap()
+        }
+    };
+    let token = ropc(&sim, KIOSK, PASSWORD).await.body["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(check(token).await, json!({"valid": true, "expired": false}));
+    assert_eq!(
+        check("not-a-token".into()).await,
+        json!({"valid": false, "expired": false})
+    );
 
     sim.shutdown();
     // New connections are refused once the listener is gone.
