@@ -61,7 +61,10 @@ test('without /_sim endpoints the fake embed draws placeholder metadata and acce
   assert.equal(await embedFrame(page, 'k').locator('#name').textContent(), 'Report r-unknown-0001');
   assert.equal(await embedFrame(page, 'k').locator('#page').textContent(), 'Page 1');
   await page.evaluate(() => window.pbikiosk.receive({ v: 1, type: 'set_page', key: 'k', page: 'ReportSection3' }));
-  const changed = await waitIpc((m) => m.type === 'page_changed' && m.key === 'k');
+  // The opening page was announced on load; the change to page 3 comes after it.
+  const opened = await waitIpc((m) => m.type === 'page_changed' && m.key === 'k');
+  assert.equal(opened.page, 'ReportSection1');
+  const changed = await waitIpc((m) => m.type === 'page_changed' && m.key === 'k' && m.page === 'ReportSection3');
   assert.equal(changed.page, 'ReportSection3');
   assert.equal(await embedFrame(page, 'k').locator('#page').textContent(), 'Page 3');
   await page.screenshot({ path: join(OUT, 'static-placeholder.png') });

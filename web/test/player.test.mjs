@@ -88,8 +88,9 @@ test('prepare + show of a 3-page report: loaded, rendered, shown with a gap', as
 test('set_page → page_changed and the drawn page changes, without a reload', async () => {
   const loadedBefore = count(await outbox(page), (m) => m.type === 'loaded' && m.key === 'sales');
   await send(page, { type: 'set_page', key: 'sales', page: 'ReportSection2' });
-  const changed = await waitForMessage(page, (m) => m.type === 'page_changed' && m.key === 'sales', 10000, 'page_changed');
-  assert.equal(changed.page, 'ReportSection2');
+  // (The embed also announced its opening page on load, like the service: wait for this one.)
+  const changed = await waitForMessage(page, (m) => m.type === 'page_changed' && m.key === 'sales' && m.page === 'ReportSection2', 10000, 'page_changed');
+  assert.equal(changed.display_name, 'Sales by Region');
   const frame = embedFrame(page, 'sales');
   assert.equal(await frame.locator('#page').textContent(), 'Sales by Region');
   assert.equal(count(await outbox(page), (m) => m.type === 'loaded' && m.key === 'sales'), loadedBefore);
