@@ -478,7 +478,7 @@ fn screen(problem: &Problem, next_attempt: Option<Instant>, ctx: &ScreenContext)
             title: "This screen is not configured yet".into(),
             cause: problem.cause.clone(),
             fix: format!(
-                "Write the configuration to {} (see the example in /usr/share/doc/pbikiosk and the README), then run `pbikiosk check`. The screen starts by itself once it is there.",
+                "Fill in {}: the five sign-in values and a [[playlist]] (`pbikiosk reports --toml` lists them), then run `pbikiosk check`. The screen starts by itself.",
                 ctx.config_path
             ),
             facts,

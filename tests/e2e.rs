@@ -421,3 +421,60 @@ async fn wrong_password_shows_status_then_recovers() {
     let stats = p.sim_stats().await;
     assert_eq!(stats["token_by_grant"]["password"], 2, "{stats}");
 }
+
+/// A device installed without a config shows "not configured", and picks the config up by
+/// itself when it is written (no restart).
+#[tokio::test(flavor = "multi_thread")]
+async fn not_configured_until_the_config_appears() {
+    use std::os::unix::fs::PermissionsExt;
+    let _one = lock().await;
+    let sim = pbikiosk::sim::Simulator::start(
+        pbikiosk::sim::Scenario::builtin(),
+        "127.0.0.1:0".parse().unwrap(),
+    )
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("pbikiosk.toml");
+    let x = Xvfb::start();
+    let status: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let log = std::fs::File::create(out_dir().join("not-configured.log")).unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_pbikiosk"))
+        .args(["run", "--window", "1280x720", "--config"])
+        .arg(&cfg)
+        .args(["--status-listen", &status.to_string()])
+        .env("DISPLAY", &x.display)
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let mut p = Player {
+        child,
+        status,
+        sim: "127.0.0.1:9".parse().unwrap(),
+        http: reqwest::Client::new(),
+        started: Instant::now(),
+    };
+    p.wait_for("the not-configured screen", 60, |s| {
+        s["state"] == "not_configured"
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    x.screenshot("not-configured.png");
+
+    let user = format!(
+        "kiosk@{}",
+        pbikiosk::sim::scenario::builtin_ids::TENANT_DOMAIN
+    );
+    std::fs::write(&cfg, sim.config_snippet(&user)).unwrap();
+    std::fs::set_permissions(&cfg, std::fs::Permissions::from_mode(0o600)).unwrap();
+    // Signed in and resolved the playlist against the simulator. (The embeds themselves point
+    // at the real app.powerbi.com, which this machine cannot reach.)
+    let s = p
+        .wait_for("the config to be picked up", 30, |s| {
+            s["state"] != "not_configured" && s["items"].as_array().is_some_and(|i| i.len() == 3)
+        })
+        .await;
+    assert_eq!(s["items"][0]["name"], "Sales Overview", "{s}");
+    assert!(sim.stats().token_by_grant.get("password") == Some(&1));
+}
