@@ -186,14 +186,11 @@ pub async fn sign_in(
 
     match within(deadline, || client.realm()).await {
         Ok(Some(r)) if r.kind == RealmKind::Federated && !cfg.auth.allow_federated => {
-            let domain = r.domain.unwrap_or_default();
-            let idp = r
-                .federation_host
-                .map(|h| format!(" ({h})"))
-                .unwrap_or_default();
-            let p = Problem::new(ProblemId::FederatedAccount).with_cause(format!(
-                "{user}: {domain} is federated to another identity provider{idp}; the password was not sent because ROPC cannot sign it in."
-            ));
+            let p = crate::auth::realm::federated_problem(&r);
+            let p = Problem {
+                cause: format!("{user}: {}", p.cause),
+                ..p
+            };
             lines.push(Line::failed("account type", &p));
             return None;
         }

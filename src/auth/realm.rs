@@ -30,6 +30,20 @@ struct RealmBody {
     federation_active_auth_url: Option<String>,
 }
 
+/// The problem for a federated account: named before any password is sent, because ROPC would
+/// only answer a misleading "wrong password" (AADSTS50126) and retries would lock it out.
+pub fn federated_problem(realm: &Realm) -> crate::Problem {
+    let domain = realm.domain.as_deref().unwrap_or("the account's domain");
+    let idp = realm
+        .federation_host
+        .as_deref()
+        .map(|h| format!(" ({h})"))
+        .unwrap_or_default();
+    crate::Problem::new(crate::ProblemId::FederatedAccount).with_cause(format!(
+        "{domain} is federated to another identity provider{idp}; the password was not sent because password sign-in (ROPC) cannot work for it."
+    ))
+}
+
 /// Parse a userrealm answer. `None` when it is not a userrealm document at all.
 pub fn parse(body: &str) -> Option<Realm> {
     let b: RealmBody = serde_json::from_str(body).ok()?;

@@ -221,16 +221,7 @@ impl<E: TokenEndpoint> TokenSession<E> {
         if !self.allow_federated {
             match self.endpoint.realm().await {
                 Ok(Some(realm)) if realm.kind == RealmKind::Federated => {
-                    let domain = realm
-                        .domain
-                        .unwrap_or_else(|| "the account's domain".into());
-                    let idp = realm
-                        .federation_host
-                        .map(|h| format!(" ({h})"))
-                        .unwrap_or_default();
-                    return Err(Problem::new(ProblemId::FederatedAccount).with_cause(format!(
-                        "{domain} is federated to another identity provider{idp}; password sign-in (ROPC) would fail with a misleading 'wrong password', so the password was not sent."
-                    )));
+                    return Err(super::realm::federated_problem(&realm));
                 }
                 Ok(_) => {}
                 // Discovery is advice, not a gate: a failure here must not block sign-in.
