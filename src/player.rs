@@ -86,8 +86,10 @@ pub enum Output {
     Offline(Option<Instant>),
     /// Ask the token service for a new token now (Power BI said the current one expired).
     TokenExpired,
-    /// Resolve the playlist (with the current token) and feed back [`Input::Resolved`].
-    Resolve,
+    /// Resolve the playlist with this token and feed back [`Input::Resolved`].
+    Resolve {
+        token: Secret,
+    },
     /// Reload the page from scratch (hung page, crashed web process).
     ReloadPage,
     /// The shell cannot recover; exit with this code so systemd restarts it.
@@ -566,7 +568,9 @@ impl Player {
         if (self.items.is_none() || self.resolve_at.is_some_and(|t| now >= t)) && !self.resolving {
             self.resolving = true;
             self.resolve_at = None;
-            out.push(Output::Resolve);
+            out.push(Output::Resolve {
+                token: token.clone(),
+            });
         }
         if self.slides.is_empty() {
             return;
@@ -983,7 +987,10 @@ mod tests {
             let mut r = Rig::new();
             r.page(FromPage::Ready { version: None });
             let out = r.send(Input::Token(token(1)));
-            assert!(out.contains(&Output::Resolve), "{out:?}");
+            assert!(
+                out.iter().any(|o| matches!(o, Output::Resolve { .. })),
+                "{out:?}"
+            );
             let out = r.send(Input::Resolved(Ok(items)));
             assert_eq!(
                 prepared(&out),
@@ -1180,7 +1187,8 @@ mod tests {
         )));
         let out = r.at(900).send(Input::Token(token(1)));
         assert!(
-            out.contains(&Output::HideProblem) && out.contains(&Output::Resolve),
+            out.contains(&Output::HideProblem)
+                && out.iter().any(|o| matches!(o, Output::Resolve { .. })),
             "{out:?}"
         );
         r.send(Input::Resolved(Ok(three_items())));

@@ -13,7 +13,7 @@ use tokio::sync::{mpsc, watch};
 
 use crate::auth::SignInSettings;
 use crate::auth::client::AadClient;
-use crate::auth::service::{TokenService, TokenState};
+use crate::auth::service::TokenService;
 use crate::auth::session::TokenSession;
 use crate::bridge::{FromPage, Screen, ToPage};
 use crate::config::{self, Config, ConfigError, PlaylistItem, SecretSources};
@@ -396,12 +396,8 @@ async fn session(
                         l.tokens.report_expired();
                     }
                 }
-                Output::Resolve => {
+                Output::Resolve { token } => {
                     if let Some(l) = &live {
-                        let token = match l.tokens.current() {
-                            TokenState::Valid { token, .. } => token,
-                            _ => continue,
-                        };
                         let api = l.api.clone();
                         let items = l.config.playlist.clone();
                         let tx = resolved_tx.clone();
