@@ -815,6 +815,12 @@ impl Player {
         if let Some(items) = &self.items
             && self.slides.is_empty()
         {
+            if items.is_empty() {
+                let p = Problem::new(ProblemId::Config)
+                    .with_cause("The playlist is empty: there is nothing to show.")
+                    .with_fix("Add [[playlist]] entries to the configuration; `pbikiosk reports --toml` prints them for every report the account can see.");
+                return Some((p, None));
+            }
             // Every item is broken or skipped: say why (the first reason).
             let p = items
                 .iter()
@@ -1300,6 +1306,21 @@ mod tests {
             &out,
             |o| matches!(o, Output::ShowProblem { problem, .. } if problem.cause == "Report X not found")
         ));
+    }
+
+    #[test]
+    fn empty_playlist_says_so() {
+        let mut r = Rig::new();
+        r.page(FromPage::Ready { version: None });
+        r.send(Input::Token(token(1)));
+        let out = r.send(Input::Resolved(Ok(vec![])));
+        assert!(
+            has(
+                &out,
+                |o| matches!(o, Output::ShowProblem { problem, .. } if problem.id == ProblemId::Config && problem.cause.contains("empty"))
+            ),
+            "{out:?}"
+        );
     }
 
     #[test]
