@@ -73,7 +73,8 @@ rustup target list --installed | grep -qx aarch64-unknown-linux-gnu || rustup ta
 
 # ---------------------------------------------------------------- 2
 step build
-mapfile -t debs < <(scripts/build-deb.sh amd64 arm64)
+scripts/build-deb.sh amd64 arm64 >"$W/debs.txt"
+mapfile -t debs <"$W/debs.txt"
 AMD=${debs[0]} ARM=${debs[1]}
 echo "$AMD"
 echo "$ARM"
