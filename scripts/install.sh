@@ -203,12 +203,16 @@ if [ -n "$ROTATION" ] || [ -n "$SEAT" ]; then
   mkdir -p "$DROPIN_DIR"
   if {
     echo "# Written by install.sh (--rotation, --seat); run it again to change, or edit by hand."
+    if [ "$seat" = seatd ]; then
+      echo "[Unit]"
+      echo "Wants=seatd.service"
+      echo "After=seatd.service"
+      echo
+    fi
     echo "[Service]"
     echo "Environment=PBIKIOSK_ROTATION=$rot"
     if [ "$seat" = seatd ]; then
       echo "Environment=LIBSEAT_BACKEND=seatd"
-      echo "SupplementaryGroups=video"
-      echo "Wants=seatd.service"
     fi
   } | write_if_changed "$DROPIN" 0644 root:root; then
     changed "display settings in $DROPIN (rotation $rot, seat $seat)"

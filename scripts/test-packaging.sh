@@ -274,6 +274,23 @@ grep -q 'nothing to change' "$W/install2.log" && ok "second run says nothing to 
 d=$(diff "$W/s2" "$W/s3" || true)
 [ -z "$d" ] && ok "second run changed no file (paths, modes, owners, sizes, mtimes)" || { bad "second run changed files:"; echo "$d" | head -20; }
 
+verify_root() { # the installed units with the installer's drop-in, as systemd would load them
+  if systemd-analyze verify --man=no --root="$R" pbikiosk.service pbikiosk-recover.service pbikiosk-recover.timer \
+    >"$W/verify.out" 2>"$W/verify.err" && [ ! -s "$W/verify.err" ]; then
+    ok "systemd-analyze verify of the installed units + drop-in ($1): no output on stderr"
+  else
+    bad "systemd-analyze verify in the root ($1): $(cat "$W/verify.err")"
+  fi
+}
+verify_root "rotation 90"
+# e) a third run that changes things: seatd instead of logind, another rotation
+in_root /tmp/inst/install.sh --yes --seat seatd --rotation 270 --no-boot-config >"$W/install3.log" 2>&1 && ok "install.sh --seat seatd --rotation 270" || { bad "install.sh third run"; cat "$W/install3.log"; }
+sed 's/^/   | /' "$W/install3.log"
+grep -q '^Environment=LIBSEAT_BACKEND=seatd$' "$R/etc/systemd/system/pbikiosk.service.d/50-install.conf" &&
+  grep -q '^Environment=PBIKIOSK_ROTATION=270$' "$R/etc/systemd/system/pbikiosk.service.d/50-install.conf" && ok "drop-in: seatd, rotation 270" || { bad "seatd drop-in"; cat "$R/etc/systemd/system/pbikiosk.service.d/50-install.conf"; }
+[ "$(in_root systemctl is-enabled seatd.service 2>/dev/null)" = enabled ] && ok "seatd.service enabled" || bad "seatd.service not enabled"
+verify_root "seatd, rotation 270"
+
 step end
 echo
 cat "$W/times.txt"
