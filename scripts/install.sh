@@ -18,7 +18,7 @@ usage() {
 Usage: sudo install.sh [OPTIONS]
 
 Turns a fresh Raspberry Pi OS Lite (Bookworm, 64-bit) or Debian 12 machine into a pbikiosk
-screen: installs the pbikiosk package and what it needs (cage, fonts; seatd on request),
+screen: installs the pbikiosk package and what it needs (cage, seatd, Xwayland, fonts),
 enables pbikiosk.service, disables the login prompt (getty) on tty1, keeps the console and the
 HDMI output from blanking, and writes the Power BI credentials into /etc/pbikiosk with the
 right owners and modes (root:pbikiosk, 0640). Run it again at any time: it only changes what
@@ -47,8 +47,6 @@ Display:
                              on, so a TV switched on after boot gets the picture at once.
   --output NAME              Connector for --mode (default HDMI-A-1; a Pi's second port is
                              HDMI-A-2). Remove a fixed mode with --mode auto.
-  --seat logind|seatd        How cage gets the screen and input devices: through the logind
-                             session of the service (default), or through seatd (installs it).
 
 Behaviour:
   --no-start                 Set everything up but do not start the kiosk now (next boot).
@@ -68,7 +66,7 @@ CHANGES=0
 changed() { CHANGES=$((CHANGES + 1)); say "changed: $*"; }
 
 DEB="" TENANT="" CLIENT_ID="" SECRET_SRC="" USERNAME="" PASSWORD_SRC="" WORKSPACE="" REPORT=""
-ROTATION="" MODE="" OUTPUT="HDMI-A-1" SEAT="" START=1 BOOT_CONFIG=1 FORCE=0 ASK=1
+ROTATION="" MODE="" OUTPUT="HDMI-A-1" START=1 BOOT_CONFIG=1 FORCE=0 ASK=1
 
 need_arg() { if [ $# -lt 2 ] || [ -z "$2" ]; then die "$1 needs a value (see --help)"; fi; }
 while [ $# -gt 0 ]; do
@@ -84,7 +82,6 @@ while [ $# -gt 0 ]; do
   --rotation) need_arg "$@"; ROTATION=$2; shift 2 ;;
   --mode) need_arg "$@"; MODE=$2; shift 2 ;;
   --output) need_arg "$@"; OUTPUT=$2; shift 2 ;;
-  --seat) need_arg "$@"; SEAT=$2; shift 2 ;;
   --no-start) START=0; shift ;;
   --no-boot-config) BOOT_CONFIG=0; shift ;;
   --force) FORCE=1; shift ;;
@@ -108,7 +105,6 @@ check_guid() { [[ $2 =~ $GUID_RE ]] || die "$1 '$2' is not a GUID (like 00000000
 case $ROTATION in "" | 0 | 90 | 180 | 270) ;; *) die "--rotation $ROTATION: use 0, 90, 180 or 270" ;; esac
 [ -z "$MODE" ] || [ "$MODE" = auto ] || [[ $MODE =~ ^[0-9]{3,5}x[0-9]{3,5}(@[0-9]{2,3})?$ ]] || die "--mode $MODE: use WIDTHxHEIGHT or WIDTHxHEIGHT@HZ, e.g. 1920x1080@60, or auto"
 [[ $OUTPUT =~ ^[A-Za-z0-9-]+$ ]] || die "--output $OUTPUT: a connector name such as HDMI-A-1"
-case $SEAT in "" | logind | seatd) ;; *) die "--seat $SEAT: use logind or seatd" ;; esac
 [ -z "$DEB" ] || [ -f "$DEB" ] || die "--deb $DEB: no such file"
 [ "$(id -u)" -eq 0 ] || die "run me as root (sudo $0 ...)"
 
@@ -151,8 +147,7 @@ elif [ -z "$(installed_version pbikiosk)" ]; then
   apt_install pbikiosk
   changed "installed pbikiosk from the package archive"
 fi
-extras=(cage fonts-dejavu-core fonts-liberation2)
-[ "$SEAT" = seatd ] && extras+=(seatd)
+extras=(cage seatd xwayland fonts-dejavu-core fonts-liberation2)
 missing=()
 for p in "${extras[@]}"; do [ -n "$(installed_version "$p")" ] || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
@@ -171,7 +166,8 @@ for unit in pbikiosk.service pbikiosk-recover.timer; do
     changed "enabled $unit"
   fi
 done
-if [ "$SEAT" = seatd ] && [ "$(systemctl is-enabled seatd.service 2>/dev/null || true)" != enabled ]; then
+# seatd hands the screen and input devices to cage (the kiosk's user is in group video).
+if [ "$(systemctl is-enabled seatd.service 2>/dev/null || true)" != enabled ]; then
   systemctl enable --quiet seatd.service
   changed "enabled seatd.service"
 fi
@@ -192,30 +188,16 @@ write_if_changed() {
   return 0
 }
 
-# ---- 3. display: rotation and seat backend in a drop-in (only when asked)
+# ---- 3. display: rotation in a drop-in (only when asked)
 RESTART=0
-if [ -n "$ROTATION" ] || [ -n "$SEAT" ]; then
-  cur_rot=$(sed -n 's/^Environment=PBIKIOSK_ROTATION=//p' "$DROPIN" 2>/dev/null || true)
-  cur_seat=logind
-  grep -qs '^Environment=LIBSEAT_BACKEND=seatd' "$DROPIN" && cur_seat=seatd
-  rot=${ROTATION:-${cur_rot:-0}}
-  seat=${SEAT:-$cur_seat}
+if [ -n "$ROTATION" ]; then
   mkdir -p "$DROPIN_DIR"
   if {
-    echo "# Written by install.sh (--rotation, --seat); run it again to change, or edit by hand."
-    if [ "$seat" = seatd ]; then
-      echo "[Unit]"
-      echo "Wants=seatd.service"
-      echo "After=seatd.service"
-      echo
-    fi
+    echo "# Written by install.sh --rotation; run it again to change, or edit by hand."
     echo "[Service]"
-    echo "Environment=PBIKIOSK_ROTATION=$rot"
-    if [ "$seat" = seatd ]; then
-      echo "Environment=LIBSEAT_BACKEND=seatd"
-    fi
+    echo "Environment=PBIKIOSK_ROTATION=$ROTATION"
   } | write_if_changed "$DROPIN" 0644 root:root; then
-    changed "display settings in $DROPIN (rotation $rot, seat $seat)"
+    changed "display settings in $DROPIN (rotation $ROTATION)"
     RESTART=1
   fi
 fi

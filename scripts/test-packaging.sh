@@ -15,6 +15,9 @@
 #                     permissions and enabled units; upgrade keeps a modified config and fixes
 #                     secret permissions; purge leaves no stray files; install.sh twice (the
 #                     second run must change nothing)
+#   6. boot           that root booted with systemd-nspawn: the shipped unit (cage on wlroots'
+#                     headless backend) gets READY=1 from the player, the page heartbeat keeps
+#                     the watchdog fed, a frozen player gets the session restarted
 # System changes are undone on exit: mounts inside the test root. No binfmt registration and
 # no dpkg architecture is added (qemu-user runs the binary directly; the sysroot has its own apt).
 #   KEEP_ROOT=1  keep target/pkgtest/root for inspection
@@ -66,7 +69,7 @@ apt_install() {
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
-apt_install debootstrap gcc-aarch64-linux-gnu libc6-dev-arm64-cross binutils-aarch64-linux-gnu \
+apt_install debootstrap systemd-container gcc-aarch64-linux-gnu libc6-dev-arm64-cross binutils-aarch64-linux-gnu \
   qemu-user-static shellcheck debian-archive-keyring ca-certificates file
 command -v cargo-deb >/dev/null || cargo install cargo-deb --locked
 rustup target list --installed | grep -qx aarch64-unknown-linux-gnu || rustup target add aarch64-unknown-linux-gnu
@@ -88,13 +91,13 @@ f() { dpkg-deb -f "$1" "$2"; }
 for deb in "$AMD" "$ARM"; do
   a=$(f "$deb" Architecture)
   echo "   $a Depends: $(f "$deb" Depends)"
-  for dep in libwebkit2gtk-4.1-0 libgtk-3-0 libsoup-3.0-0 libc6 cage adduser; do
+  for dep in libwebkit2gtk-4.1-0 libgtk-3-0 libsoup-3.0-0 libc6 cage seatd xwayland adduser; do
     f "$deb" Depends | tr ',' '\n' | grep -q "^ *$dep\b" && ok "$a depends on $dep" || bad "$a lacks Depends $dep"
   done
   contents=$(dpkg-deb -c "$deb" | awk '{print $1, $2, $6}')
   for p in ./usr/bin/pbikiosk ./usr/lib/pbikiosk/pbikiosk-session ./lib/systemd/system/pbikiosk.service \
     ./lib/systemd/system/pbikiosk-recover.timer ./lib/systemd/system/pbikiosk-recover.service \
-    ./etc/pam.d/pbikiosk ./usr/share/pbikiosk/pbikiosk.toml.example ./usr/share/pbikiosk/web/index.html \
+    ./usr/share/pbikiosk/pbikiosk.toml.example ./usr/share/pbikiosk/web/index.html \
     ./usr/share/pbikiosk/web/player.js ./usr/share/pbikiosk/web/protocol.js ./usr/share/pbikiosk/web/player.css \
     ./usr/share/pbikiosk/web/vendor/powerbi.min.js; do
     grep -q " $p\$" <<<"$contents" && ok "$a contains $p" || bad "$a lacks $p"
@@ -144,6 +147,11 @@ mount_root() {
   mount --rbind /dev "$R/dev" && mount --make-rslave "$R/dev" && MOUNTS+=("$R/dev")
   cp /etc/resolv.conf "$R/etc/resolv.conf"
 }
+deps_now="$(f "$AMD" Depends)"
+if [ -f "$W/base.tar" ] && [ "$(cat "$W/base.deps" 2>/dev/null)" != "$deps_now" ]; then
+  echo "   the package's Depends changed: remaking the base root"
+  rm -f "$W/base.tar"
+fi
 if [ ! -f "$W/base.tar" ]; then
   echo "   debootstrap bookworm (cached in $W/base.tar afterwards)"
   rm -rf "$R"
@@ -160,6 +168,7 @@ if [ ! -f "$W/base.tar" ]; then
   for m in proc dev; do umount -l "$R/$m"; done
   MOUNTS=()
   tar -C "$R" -cf "$W/base.tar" .
+  echo "$deps_now" >"$W/base.deps"
 else
   rm -rf "$R"
   mkdir -p "$R"
@@ -255,6 +264,7 @@ in_root /tmp/inst/install.sh "${args[@]}" >"$W/install1.log" 2>&1 && ok "install
 sed 's/^/   | /' "$W/install1.log"
 [ "$(in_root systemctl is-enabled getty@tty1.service 2>/dev/null || true)" != enabled ] && ok "getty@tty1 disabled" || bad "getty@tty1 still enabled"
 [ "$(in_root systemctl is-enabled pbikiosk.service 2>/dev/null)" = enabled ] && ok "pbikiosk.service enabled" || bad "pbikiosk.service not enabled"
+[ "$(in_root systemctl is-enabled seatd.service 2>/dev/null)" = enabled ] && ok "seatd.service enabled" || bad "seatd.service not enabled"
 for s in client-secret password; do
   [ "$(st /etc/pbikiosk/$s)" = "640 root:pbikiosk" ] && ok "install.sh wrote $s 640 root:pbikiosk" || bad "$s: $(st /etc/pbikiosk/$s)"
 done
@@ -283,13 +293,59 @@ verify_root() { # the installed units with the installer's drop-in, as systemd w
   fi
 }
 verify_root "rotation 90"
-# e) a third run that changes things: seatd instead of logind, another rotation
-in_root /tmp/inst/install.sh --yes --seat seatd --rotation 270 --no-boot-config >"$W/install3.log" 2>&1 && ok "install.sh --seat seatd --rotation 270" || { bad "install.sh third run"; cat "$W/install3.log"; }
+# e) a third run that changes one thing
+in_root /tmp/inst/install.sh --yes --rotation 270 --no-boot-config >"$W/install3.log" 2>&1 && ok "install.sh --rotation 270 (third run)" || { bad "install.sh third run"; cat "$W/install3.log"; }
 sed 's/^/   | /' "$W/install3.log"
-grep -q '^Environment=LIBSEAT_BACKEND=seatd$' "$R/etc/systemd/system/pbikiosk.service.d/50-install.conf" &&
-  grep -q '^Environment=PBIKIOSK_ROTATION=270$' "$R/etc/systemd/system/pbikiosk.service.d/50-install.conf" && ok "drop-in: seatd, rotation 270" || { bad "seatd drop-in"; cat "$R/etc/systemd/system/pbikiosk.service.d/50-install.conf"; }
-[ "$(in_root systemctl is-enabled seatd.service 2>/dev/null)" = enabled ] && ok "seatd.service enabled" || bad "seatd.service not enabled"
-verify_root "seatd, rotation 270"
+grep -q '^Environment=PBIKIOSK_ROTATION=270$' "$R/etc/systemd/system/pbikiosk.service.d/50-install.conf" && ok "drop-in now says rotation 270" || { bad "rotation 270 drop-in"; cat "$R/etc/systemd/system/pbikiosk.service.d/50-install.conf"; }
+grep -q 'changed: display settings' "$W/install3.log" && [ "$(grep -c 'changed:' "$W/install3.log")" -eq 1 ] && ok "third run changed only the display settings" || bad "third run: $(grep 'changed:' "$W/install3.log")"
+verify_root "rotation 270"
+
+# ---------------------------------------------------------------- 6
+step boot
+# The installed unit under a real systemd: boot the root with systemd-nspawn (PID 1 here is
+# not systemd). A container has no tty1 and no DRM: tests/boot/90-test-headless.conf lifts the
+# tty1 condition and runs cage on wlroots' headless backend; everything else is the shipped unit
+# (seatd, Type=notify, NotifyAccess=all, watchdog, sandboxing) with the real player and WebKit.
+# tests/boot/pbk-probe watches it from inside and powers the container off.
+if ! command -v systemd-nspawn >/dev/null; then
+  bad "boot test: systemd-nspawn missing (apt-get install systemd-container)"
+else
+  P=$W/probe
+  rm -rf "$P"
+  mkdir -p "$P" "$R/probe" "$R/etc/systemd/system/pbikiosk.service.d"
+  # Not configured: the player shows its status screen and needs no network.
+  install -m 0640 -o root -g "$(in_root getent group pbikiosk | cut -d: -f3)" \
+    "$R/usr/share/pbikiosk/pbikiosk.toml.example" "$R/etc/pbikiosk/pbikiosk.toml"
+  rm -f "$R/usr/sbin/policy-rc.d"
+  install -m 0644 tests/boot/90-test-headless.conf "$R/etc/systemd/system/pbikiosk.service.d/"
+  install -m 0644 tests/boot/pbk-probe.service "$R/etc/systemd/system/"
+  install -m 0755 tests/boot/pbk-probe "$R/usr/local/bin/"
+  in_root systemctl enable --quiet pbk-probe.service
+  for m in proc dev; do mountpoint -q "$R/$m" && umount -l "$R/$m"; done
+  MOUNTS=()
+  # nspawn wants a terminal for the console: script(1) gives it one.
+  timeout 420 script -qfc "systemd-nspawn -D $R -b --register=no --keep-unit --bind=$P:/probe --console=read-only" \
+    "$W/boot.typescript" >/dev/null 2>&1 </dev/null || true
+  v() { sed -n "s/^$2=//p" "$P/$1" 2>/dev/null; }
+  if [ "$(v started ActiveState)" = active ] && [ "$(v started StatusText)" = NotConfigured ]; then
+    ok "booted: pbikiosk.service active $(cat "$P/ready-seconds") s after the probe started (READY=1 from the player reached systemd); status NotConfigured"
+  else
+    bad "booted: pbikiosk.service not active: $(cat "$P/started" 2>/dev/null)"
+  fi
+  grep -q 'WebKitWebProcess' "$P/ps" 2>/dev/null && ok "WebKit's web process runs inside the sandboxed unit" || bad "no WebKitWebProcess: $(cat "$P/ps" 2>/dev/null)"
+  if [ "$(v after-60s ActiveState)" = active ] && [ "$(v after-60s NRestarts)" = 0 ]; then
+    ok "60 s later (WatchdogSec=45s): still active, no restart: the page heartbeat feeds the watchdog"
+  else
+    bad "after 60 s: $(cat "$P/after-60s" 2>/dev/null)"
+  fi
+  if [ "$(v restarted NRestarts)" = 1 ] && [ "$(v restarted ActiveState)" = active ]; then
+    ok "player frozen (SIGSTOP): the watchdog restarted the session $(cat "$P/restart-seconds") s later; active again"
+  else
+    bad "after freezing the player: $(cat "$P/restarted" 2>/dev/null)"
+  fi
+  grep -q 'Watchdog timeout' "$P/journal" 2>/dev/null && ok "journal: watchdog timeout on pbikiosk.service" || bad "no watchdog timeout in the journal"
+  grep -E 'Watchdog|Started pbikiosk|Failed|Scheduled restart' "$P/journal" 2>/dev/null | head -8 | sed 's/^/   | /'
+fi
 
 step end
 echo

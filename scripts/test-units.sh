@@ -37,7 +37,7 @@ else
 fi
 
 # 2. shellcheck
-scripts=(scripts/install.sh scripts/build-deb.sh scripts/test-units.sh scripts/test-packaging.sh packaging/pbikiosk-session debian/postinst debian/prerm debian/postrm)
+scripts=(scripts/install.sh scripts/build-deb.sh scripts/test-units.sh scripts/test-packaging.sh packaging/pbikiosk-session tests/boot/pbk-probe debian/postinst debian/prerm debian/postrm)
 if command -v shellcheck >/dev/null; then
   for s in "${scripts[@]}"; do
     [ -f "$s" ] || continue
@@ -54,7 +54,7 @@ flags=$(sed -n 's/^ *\(-[a-z] | \)\{0,1\}\(--[a-z-]*\))$/\2/p; s/^ *\(-[a-z] | \
 missing=""
 for f in $flags; do grep -q -- "$f" <<<"$help" || missing="$missing $f"; done
 if [ -z "$missing" ]; then ok "install.sh --help documents all $(echo "$flags" | wc -l) flags"; else bad "install.sh --help lacks:$missing"; fi
-for args in "--rotation 45" "--mode big" "--client-id nope" "--tenant common" "--seat x11" "--bogus" "--workspace 00000000-0000-0000-0000-000000000000"; do
+for args in "--rotation 45" "--mode big" "--client-id nope" "--tenant common" "--bogus" "--workspace 00000000-0000-0000-0000-000000000000"; do
   # shellcheck disable=SC2086
   if out=$(scripts/install.sh $args 2>&1); then bad "install.sh $args was accepted"; else
     if grep -q "install.sh:" <<<"$out"; then ok "install.sh $args refused: $out"; else bad "install.sh $args: $out"; fi
