@@ -91,16 +91,19 @@ while [ $# -gt 0 ]; do
   esac
 done
 
-# ---- validate the flags before touching anything
+# ---- validate the flags before touching anything (again after the questions)
 GUID_RE='^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$'
 check_guid() { [[ $2 =~ $GUID_RE ]] || die "$1 '$2' is not a GUID (like 00000000-0000-0000-0000-000000000000)"; }
-[ -z "$TENANT" ] || [[ $TENANT =~ ^[A-Za-z0-9.-]+$ ]] || die "--tenant '$TENANT': a tenant id (GUID) or a domain such as contoso.onmicrosoft.com"
-[ "$TENANT" != common ] || die "--tenant common cannot sign in a service account: use your tenant id or domain"
-[ -z "$CLIENT_ID" ] || check_guid --client-id "$CLIENT_ID"
-[ -z "$USERNAME" ] || [[ $USERNAME =~ ^[^[:space:]\"\\@]+@[A-Za-z0-9.-]+$ ]] || die "--username '$USERNAME': the account's full sign-in name, e.g. svc-signage@contoso.onmicrosoft.com"
-[ -z "$WORKSPACE" ] || check_guid --workspace "$WORKSPACE"
-[ -z "$REPORT" ] || check_guid --report "$REPORT"
-{ [ -z "$WORKSPACE" ] && [ -z "$REPORT" ]; } || { [ -n "$WORKSPACE" ] && [ -n "$REPORT" ]; } || die "--workspace and --report go together"
+validate_ids() {
+  [ -z "$TENANT" ] || [[ $TENANT =~ ^[A-Za-z0-9.-]+$ ]] || die "--tenant '$TENANT': a tenant id (GUID) or a domain such as contoso.onmicrosoft.com"
+  [ "$TENANT" != common ] || die "--tenant common cannot sign in a service account: use your tenant id or domain"
+  [ -z "$CLIENT_ID" ] || check_guid --client-id "$CLIENT_ID"
+  [ -z "$USERNAME" ] || [[ $USERNAME =~ ^[^[:space:]\"\\@]+@[A-Za-z0-9.-]+$ ]] || die "--username '$USERNAME': the account's full sign-in name, e.g. svc-signage@contoso.onmicrosoft.com"
+  [ -z "$WORKSPACE" ] || check_guid --workspace "$WORKSPACE"
+  [ -z "$REPORT" ] || check_guid --report "$REPORT"
+  { [ -z "$WORKSPACE" ] && [ -z "$REPORT" ]; } || { [ -n "$WORKSPACE" ] && [ -n "$REPORT" ]; } || die "--workspace and --report go together"
+}
+validate_ids
 [ "$SECRET_SRC" != - ] || [ "$PASSWORD_SRC" != - ] || die "only one of --client-secret-file and --password-file can be '-'"
 case $ROTATION in "" | 0 | 90 | 180 | 270) ;; *) die "--rotation $ROTATION: use 0, 90, 180 or 270" ;; esac
 [ -z "$MODE" ] || [ "$MODE" = auto ] || [[ $MODE =~ ^[0-9]{3,5}x[0-9]{3,5}(@[0-9]{2,3})?$ ]] || die "--mode $MODE: use WIDTHxHEIGHT or WIDTHxHEIGHT@HZ, e.g. 1920x1080@60, or auto"
@@ -272,8 +275,12 @@ if [ "$ASK" = 1 ] && [ -t 0 ]; then
     [ -n "$SECRET_SRC" ] || [ -s "$SECRET" ] || { ask s "Client secret (not shown)" silent; [ -z "$s" ] || SECRET_VALUE=$s; }
     [ -n "$USERNAME" ] || [ -n "$(conf_value username)" ] || ask USERNAME "Service account (user@domain)"
     [ -n "$PASSWORD_SRC" ] || [ -s "$PASSWORD" ] || { ask p "Password of the service account (not shown)" silent; [ -z "$p" ] || PASSWORD_VALUE=$p; }
-    [ -z "$CLIENT_ID" ] || check_guid "client id" "$CLIENT_ID"
   fi
+  if [ -z "$WORKSPACE" ] && ! grep -qs '^\[\[playlist\]\]' "$CONF"; then
+    ask WORKSPACE "Workspace id of the first report (the GUID after /groups/; Enter to skip)"
+    [ -z "$WORKSPACE" ] || ask REPORT "Report id (the GUID after /reports/)"
+  fi
+  validate_ids
 fi
 
 read_secret() { # read_secret SRC -> one line on stdout
