@@ -299,6 +299,17 @@ sed 's/^/   | /' "$W/install3.log"
 grep -q '^Environment=PBIKIOSK_ROTATION=270$' "$R/etc/systemd/system/pbikiosk.service.d/50-install.conf" && ok "drop-in now says rotation 270" || { bad "rotation 270 drop-in"; cat "$R/etc/systemd/system/pbikiosk.service.d/50-install.conf"; }
 grep -q 'changed: display settings' "$W/install3.log" && [ "$(grep -c 'changed:' "$W/install3.log")" -eq 1 ] && ok "third run changed only the display settings" || bad "third run: $(grep 'changed:' "$W/install3.log")"
 verify_root "rotation 270"
+# f) a PC with GRUB instead of a Pi's cmdline.txt: kernel options go to a grub.d snippet, once
+mv "$R/boot/firmware/cmdline.txt" "$W/cmdline.txt.pi"
+printf 'GRUB_DEFAULT=0\nGRUB_CMDLINE_LINUX_DEFAULT="quiet"\n' >"$R/etc/default/grub"
+in_root /tmp/inst/install.sh --yes --mode 1280x720 >"$W/install4.log" 2>&1 && ok "install.sh --mode 1280x720 on a GRUB machine" || { bad "install.sh GRUB run"; cat "$W/install4.log"; }
+g=$(cat "$R/etc/default/grub.d/pbikiosk.cfg" 2>/dev/null || true)
+# shellcheck disable=SC2016  # the literal $GRUB_CMDLINE_LINUX_DEFAULT
+grep -qxF 'GRUB_CMDLINE_LINUX_DEFAULT="$GRUB_CMDLINE_LINUX_DEFAULT consoleblank=0 vt.global_cursor_default=0 video=HDMI-A-1:1280x720@60D"' <<<"$g" &&
+  ok "grub.d/pbikiosk.cfg adds the kernel options" || bad "grub.d snippet: $g"
+in_root /tmp/inst/install.sh --yes --mode 1280x720 >"$W/install5.log" 2>&1 && grep -q 'nothing to change' "$W/install5.log" &&
+  ok "GRUB machine, second run: nothing to change" || { bad "GRUB second run"; cat "$W/install5.log"; }
+rm -f "$R/etc/default/grub" "$R/etc/default/grub.d/pbikiosk.cfg"
 
 # ---------------------------------------------------------------- 6
 step boot
