@@ -29,6 +29,8 @@ if [ "${SKIP_INSTALL:-0}" != 1 ]; then
   apt_install build-essential pkg-config ca-certificates \
     libwebkit2gtk-4.1-dev libgtk-3-dev libsoup-3.0-dev libjavascriptcoregtk-4.1-dev \
     xvfb xauth imagemagick fonts-dejavu-core
+  # Packaging checks: systemd-analyze verify on the units, shellcheck on the scripts.
+  apt_install systemd shellcheck
   # (web/test/run.sh installs what the browser tests need: node, npm, chromium, openssl.)
 fi
 
@@ -48,5 +50,10 @@ if [ -x web/test/run.sh ]; then
   log "web tests (headless Chromium, real powerbi-client)"
   web/test/run.sh
 fi
+
+log "packaging quick checks (units, install.sh, scripts)"
+# The heavy packaging tests (both .debs, arm64 under qemu, install/upgrade/purge in a Debian
+# root) are scripts/test-packaging.sh: ~25 min cold, run them on their own.
+scripts/test-units.sh
 
 log "all tests passed"

@@ -1,0 +1,119 @@
+#!/usr/bin/env bash
+# Build pbikiosk's Debian packages with cargo-deb.
+#
+#   scripts/build-deb.sh [amd64] [arm64]     (default: amd64)
+#
+# amd64 is built natively. arm64 (Raspberry Pi 4/5, 64-bit OS) is cross-built against a
+# bookworm arm64 sysroot made here under target/sysroot-arm64 (about 950 MB, kept for reruns):
+# a separate apt instance, with arm64 as its only architecture and an empty package database,
+# downloads libwebkit2gtk-4.1-dev and everything it needs, and each .deb is unpacked with
+# dpkg -x. This leaves the host's dpkg alone (no `dpkg --add-architecture`).
+#
+# Needs: cargo-deb (`cargo install cargo-deb --locked`); for arm64 also gcc-aarch64-linux-gnu,
+# libc6-dev-arm64-cross and `rustup target add aarch64-unknown-linux-gnu`. The page's vendor
+# bundle is built first with scripts/build-web.sh when it is missing.
+# Environment: DEB_VERSION (override the package version), SYSROOT (arm64 sysroot folder),
+# MIRROR (Debian mirror for the sysroot, default http://deb.debian.org/debian).
+# Output: target/debian/pbikiosk_<version>_<arch>.deb; prints each path on the last lines.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+SYSROOT=${SYSROOT:-$ROOT/target/sysroot-arm64}
+MIRROR=${MIRROR:-http://deb.debian.org/debian}
+ARM_TARGET=aarch64-unknown-linux-gnu
+
+log() { printf '== %s\n' "$*" >&2; }
+
+arches=("$@")
+[ ${#arches[@]} -eq 0 ] && arches=(amd64)
+for a in "${arches[@]}"; do
+  case $a in amd64 | arm64) ;; *) echo "unknown architecture '$a' (amd64 or arm64)" >&2; exit 2 ;; esac
+done
+
+if [ ! -f web/vendor/powerbi.min.js ]; then
+  log "building the page's vendor bundle (scripts/build-web.sh)"
+  scripts/build-web.sh
+fi
+
+version_args=()
+[ -n "${DEB_VERSION:-}" ] && version_args=(--deb-version "$DEB_VERSION")
+
+# The arm64 sysroot: every arm64 package libwebkit2gtk-4.1-dev needs, unpacked.
+make_sysroot() {
+  if [ -f "$SYSROOT/.complete" ]; then
+    return 0
+  fi
+  log "making the arm64 sysroot in $SYSROOT (downloads ~480 packages once)"
+  local apt_dir="$ROOT/target/sysroot-apt"
+  rm -rf "$SYSROOT"
+  mkdir -p "$apt_dir"/{lists/partial,archives/partial,etc/preferences.d,etc/sources.list.d} "$SYSROOT"
+  : >"$apt_dir/status"
+  cat >"$apt_dir/etc/sources.list" <<SRC
+deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] $MIRROR bookworm main
+deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] $MIRROR bookworm-updates main
+deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] ${MIRROR%/debian}/debian-security bookworm-security main
+SRC
+  local apt=(apt-get -q -o "Dir::State=$apt_dir" -o "Dir::State::Lists=$apt_dir/lists"
+    -o "Dir::State::status=$apt_dir/status" -o "Dir::Cache=$apt_dir" -o "Dir::Cache::archives=$apt_dir/archives"
+    -o "Dir::Etc::SourceList=$apt_dir/etc/sources.list" -o "Dir::Etc::SourceParts=$apt_dir/etc/sources.list.d"
+    -o "Dir::Etc::Preferences=-" -o "Dir::Etc::PreferencesParts=$apt_dir/etc/preferences.d"
+    -o "APT::Architecture=arm64" -o "APT::Architectures::=arm64"
+    -o "APT::Install-Recommends=false" -o "APT::Sandbox::User=root" -o "Debug::NoLocking=1")
+  "${apt[@]}" update >/dev/null
+  "${apt[@]}" install -y --download-only \
+    libwebkit2gtk-4.1-dev libgtk-3-dev libsoup-3.0-dev libjavascriptcoregtk-4.1-dev \
+    libc6-dev libgcc-12-dev >/dev/null
+  local n=0
+  : >"$SYSROOT/.packages"
+  for deb in "$apt_dir"/archives/*.deb; do
+    dpkg-deb -x "$deb" "$SYSROOT"
+    # Remember which package gives which file (the tests map sonames to packages with it).
+    {
+      printf '%s\t' "$(dpkg-deb -f "$deb" Package)"
+      dpkg-deb -c "$deb" | awk '{print $6}' | sed 's#^\./#/#' | tr '\n' ' '
+      echo
+    } >>"$SYSROOT/.packages"
+    n=$((n + 1))
+  done
+  # Absolute symlinks point into the host: make them relative to the sysroot.
+  find "$SYSROOT" -type l -lname '/*' -print0 | while IFS= read -r -d '' link; do
+    local target dir rel
+    target=$(readlink "$link")
+    dir=$(dirname "$link")
+    rel=$(realpath -m --relative-to="$dir" "$SYSROOT$target")
+    ln -sfn "$rel" "$link"
+  done
+  rm -rf "$apt_dir/archives"
+  touch "$SYSROOT/.complete"
+  log "sysroot: $n packages, $(du -sh "$SYSROOT" | cut -f1)"
+}
+
+[ "${SYSROOT_ONLY:-0}" = 1 ] && { make_sysroot; exit 0; }
+
+for arch in "${arches[@]}"; do
+  case $arch in
+  amd64)
+    log "building the amd64 package"
+    cargo deb --locked "${version_args[@]}" >&2
+    ;;
+  arm64)
+    make_sysroot
+    log "cross-building the arm64 package against $SYSROOT"
+    export PKG_CONFIG_SYSROOT_DIR=$SYSROOT PKG_CONFIG_ALLOW_CROSS=1
+    export PKG_CONFIG_LIBDIR=$SYSROOT/usr/lib/aarch64-linux-gnu/pkgconfig:$SYSROOT/usr/share/pkgconfig
+    export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc
+    export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUSTFLAGS="-C link-arg=--sysroot=$SYSROOT"
+    export CC_aarch64_unknown_linux_gnu=aarch64-linux-gnu-gcc AR_aarch64_unknown_linux_gnu=aarch64-linux-gnu-ar
+    cargo deb --locked --target "$ARM_TARGET" --variant arm64 "${version_args[@]}" >&2
+    ;;
+  esac
+done
+
+ver=${DEB_VERSION:-$(cargo metadata --no-deps --format-version 1 | sed -n 's/.*"name":"pbikiosk","version":"\([^"]*\)".*/\1/p')}
+for arch in "${arches[@]}"; do
+  if [ "$arch" = amd64 ]; then d=target/debian; else d=target/$ARM_TARGET/debian; fi
+  f=
+  for c in "$d"/pbikiosk_"${ver}"*_"$arch".deb; do [ -e "$c" ] && f=$c; done
+  [ -n "$f" ] || { echo "no $arch package found in $d" >&2; exit 1; }
+  echo "$ROOT/$f"
+done

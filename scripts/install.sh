@@ -1,0 +1,395 @@
+#!/usr/bin/env bash
+# install.sh — turn a fresh Raspberry Pi OS Lite (Bookworm, 64-bit) or Debian 12 machine into a
+# pbikiosk screen. Run as root. Idempotent: a second run with the same flags changes nothing.
+# `install.sh --help` lists every flag; docs/install-raspberry-pi.md walks through it.
+set -euo pipefail
+
+PROG=install.sh
+CONF_DIR=/etc/pbikiosk
+CONF=$CONF_DIR/pbikiosk.toml
+SECRET=$CONF_DIR/client-secret
+PASSWORD=$CONF_DIR/password
+DROPIN_DIR=/etc/systemd/system/pbikiosk.service.d
+DROPIN=$DROPIN_DIR/50-install.conf
+GRUB_SNIPPET=/etc/default/grub.d/pbikiosk.cfg
+
+usage() {
+  cat <<'EOF'
+Usage: sudo install.sh [OPTIONS]
+
+Turns a fresh Raspberry Pi OS Lite (Bookworm, 64-bit) or Debian 12 machine into a pbikiosk
+screen: installs the pbikiosk package and what it needs (cage, seatd, Xwayland, fonts),
+enables pbikiosk.service, disables the login prompt (getty) on tty1, keeps the console and the
+HDMI output from blanking, and writes the Power BI credentials into /etc/pbikiosk with the
+right owners and modes (root:pbikiosk, 0640). Run it again at any time: it only changes what
+differs from what you asked for, and says what it changed.
+
+Package:
+  --deb FILE                 Install this pbikiosk .deb. Default: the newest pbikiosk_*_ARCH.deb
+                             next to this script, else `apt-get install pbikiosk`.
+
+Credentials (asked for on the terminal when missing, unless --yes; all five are needed):
+  --tenant TENANT            Tenant id (GUID) or domain, e.g. contoso.onmicrosoft.com.
+  --client-id GUID           Application (client) id of the app registration.
+  --client-secret-file FILE  File holding the client secret (one line); "-" reads it from
+                             standard input. Copied to /etc/pbikiosk/client-secret.
+  --username UPN             The service account, e.g. svc-signage@contoso.onmicrosoft.com.
+  --password-file FILE       File holding the account's password (one line); "-" reads it
+                             from standard input. Copied to /etc/pbikiosk/password.
+  --workspace GUID           With --report: add a first [[playlist]] entry when there is none.
+  --report GUID              The report to show (the GUID after /reports/ in its address).
+
+Display:
+  --rotation DEGREES         0, 90, 180 or 270: turn the picture clockwise (portrait screens).
+                             Written to /etc/systemd/system/pbikiosk.service.d/50-install.conf.
+  --mode WxH[@HZ]            Fixed output resolution, e.g. 1920x1080@60. Set on the kernel
+                             command line (video=OUTPUT:WxH@HZD), which also forces the output
+                             on, so a TV switched on after boot gets the picture at once.
+  --output NAME              Connector for --mode (default HDMI-A-1; a Pi's second port is
+                             HDMI-A-2). Remove a fixed mode with --mode auto.
+
+Behaviour:
+  --no-start                 Set everything up but do not start the kiosk now (next boot).
+  --no-boot-config           Leave the kernel command line alone (console blanking, cursor,
+                             --mode are then not applied).
+  --force                    Also run when a display manager (desktop login) is enabled.
+  -y, --yes                  Never ask: use only the flags (for scripts and image builds).
+  -h, --help                 Show this help and exit.
+
+After it: `sudo pbikiosk check` tests the sign-in and every report; the screen follows by itself.
+EOF
+}
+
+die() { echo "$PROG: $*" >&2; exit 1; }
+say() { echo "$PROG: $*"; }
+CHANGES=0
+changed() { CHANGES=$((CHANGES + 1)); say "changed: $*"; }
+
+DEB="" TENANT="" CLIENT_ID="" SECRET_SRC="" USERNAME="" PASSWORD_SRC="" WORKSPACE="" REPORT=""
+ROTATION="" MODE="" OUTPUT="HDMI-A-1" START=1 BOOT_CONFIG=1 FORCE=0 ASK=1
+
+need_arg() { if [ $# -lt 2 ] || [ -z "$2" ]; then die "$1 needs a value (see --help)"; fi; }
+while [ $# -gt 0 ]; do
+  case $1 in
+  --deb) need_arg "$@"; DEB=$2; shift 2 ;;
+  --tenant) need_arg "$@"; TENANT=$2; shift 2 ;;
+  --client-id) need_arg "$@"; CLIENT_ID=$2; shift 2 ;;
+  --client-secret-file) need_arg "$@"; SECRET_SRC=$2; shift 2 ;;
+  --username) need_arg "$@"; USERNAME=$2; shift 2 ;;
+  --password-file) need_arg "$@"; PASSWORD_SRC=$2; shift 2 ;;
+  --workspace) need_arg "$@"; WORKSPACE=$2; shift 2 ;;
+  --report) need_arg "$@"; REPORT=$2; shift 2 ;;
+  --rotation) need_arg "$@"; ROTATION=$2; shift 2 ;;
+  --mode) need_arg "$@"; MODE=$2; shift 2 ;;
+  --output) need_arg "$@"; OUTPUT=$2; shift 2 ;;
+  --no-start) START=0; shift ;;
+  --no-boot-config) BOOT_CONFIG=0; shift ;;
+  --force) FORCE=1; shift ;;
+  -y | --yes) ASK=0; shift ;;
+  -h | --help) usage; exit 0 ;;
+  *) die "unknown option '$1' (see --help)" ;;
+  esac
+done
+
+# ---- validate the flags before touching anything (again after the questions)
+GUID_RE='^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$'
+check_guid() { [[ $2 =~ $GUID_RE ]] || die "$1 '$2' is not a GUID (like 00000000-0000-0000-0000-000000000000)"; }
+validate_ids() {
+  [ -z "$TENANT" ] || [[ $TENANT =~ ^[A-Za-z0-9.-]+$ ]] || die "--tenant '$TENANT': a tenant id (GUID) or a domain such as contoso.onmicrosoft.com"
+  [ "$TENANT" != common ] || die "--tenant common cannot sign in a service account: use your tenant id or domain"
+  [ -z "$CLIENT_ID" ] || check_guid --client-id "$CLIENT_ID"
+  [ -z "$USERNAME" ] || [[ $USERNAME =~ ^[^[:space:]\"\\@]+@[A-Za-z0-9.-]+$ ]] || die "--username '$USERNAME': the account's full sign-in name, e.g. svc-signage@contoso.onmicrosoft.com"
+  [ -z "$WORKSPACE" ] || check_guid --workspace "$WORKSPACE"
+  [ -z "$REPORT" ] || check_guid --report "$REPORT"
+  { [ -z "$WORKSPACE" ] && [ -z "$REPORT" ]; } || { [ -n "$WORKSPACE" ] && [ -n "$REPORT" ]; } || die "--workspace and --report go together"
+}
+validate_ids
+[ "$SECRET_SRC" != - ] || [ "$PASSWORD_SRC" != - ] || die "only one of --client-secret-file and --password-file can be '-'"
+case $ROTATION in "" | 0 | 90 | 180 | 270) ;; *) die "--rotation $ROTATION: use 0, 90, 180 or 270" ;; esac
+[ -z "$MODE" ] || [ "$MODE" = auto ] || [[ $MODE =~ ^[0-9]{3,5}x[0-9]{3,5}(@[0-9]{2,3})?$ ]] || die "--mode $MODE: use WIDTHxHEIGHT or WIDTHxHEIGHT@HZ, e.g. 1920x1080@60, or auto"
+[[ $OUTPUT =~ ^[A-Za-z0-9-]+$ ]] || die "--output $OUTPUT: a connector name such as HDMI-A-1"
+[ -z "$DEB" ] || [ -f "$DEB" ] || die "--deb $DEB: no such file"
+[ "$(id -u)" -eq 0 ] || die "run me as root (sudo $0 ...)"
+
+SYSTEMD_RUNNING=0
+[ -d /run/systemd/system ] && SYSTEMD_RUNNING=1
+ARCH=$(dpkg --print-architecture)
+
+if [ -r /etc/os-release ]; then
+  # shellcheck disable=SC1091
+  codename=$(. /etc/os-release && echo "${VERSION_CODENAME:-}")
+  [ "$codename" = bookworm ] || say "note: made for Debian 12 / Raspberry Pi OS Bookworm; this is '${codename:-unknown}'"
+fi
+if [ "$FORCE" = 0 ] && [ -e /etc/systemd/system/display-manager.service ]; then
+  die "a display manager ($(readlink -f /etc/systemd/system/display-manager.service)) owns the screen; pbikiosk is for console-only installs (Raspberry Pi OS Lite). Disable it or pass --force."
+fi
+
+# ---- 1. packages
+installed_version() { dpkg-query -W -f='${Status} ${Version}' "$1" 2>/dev/null | sed -n 's/^install ok installed //p'; }
+APT_UPDATED=0
+apt_install() {
+  if [ "$APT_UPDATED" = 0 ]; then apt-get update -qq; APT_UPDATED=1; fi
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -o Dpkg::Options::=--force-confdef \
+    -o Dpkg::Options::=--force-confold "$@" >/dev/null
+}
+
+if [ -z "$DEB" ]; then
+  here=$(cd "$(dirname "$0")" && pwd)
+  for f in "$here"/pbikiosk_*_"$ARCH".deb; do [ -e "$f" ] && DEB=$f; done
+fi
+if [ -n "$DEB" ]; then
+  [ "$(dpkg-deb -f "$DEB" Package)" = pbikiosk ] || die "$DEB is not a pbikiosk package"
+  deb_arch=$(dpkg-deb -f "$DEB" Architecture)
+  [ "$deb_arch" = "$ARCH" ] || die "$DEB is for $deb_arch, this machine is $ARCH"
+  want=$(dpkg-deb -f "$DEB" Version)
+  if [ "$(installed_version pbikiosk)" != "$want" ]; then
+    apt_install "$(realpath "$DEB")"
+    changed "installed pbikiosk $want from $DEB"
+  fi
+elif [ -z "$(installed_version pbikiosk)" ]; then
+  apt_install pbikiosk
+  changed "installed pbikiosk from the package archive"
+fi
+extras=(cage seatd xwayland fonts-dejavu-core fonts-liberation2)
+missing=()
+for p in "${extras[@]}"; do [ -n "$(installed_version "$p")" ] || missing+=("$p"); done
+if [ ${#missing[@]} -gt 0 ]; then
+  apt_install "${missing[@]}"
+  changed "installed ${missing[*]}"
+fi
+
+# ---- 2. units: the kiosk on, the login prompt on tty1 off
+if [ "$(systemctl is-enabled getty@tty1.service 2>/dev/null || true)" = enabled ]; then
+  systemctl disable --quiet getty@tty1.service
+  changed "disabled the login prompt on tty1 (getty@tty1.service)"
+fi
+for unit in pbikiosk.service pbikiosk-recover.timer; do
+  if [ "$(systemctl is-enabled "$unit" 2>/dev/null || true)" != enabled ]; then
+    systemctl enable --quiet "$unit"
+    changed "enabled $unit"
+  fi
+done
+# seatd hands the screen and input devices to cage (the kiosk's user is in group video).
+if [ "$(systemctl is-enabled seatd.service 2>/dev/null || true)" != enabled ]; then
+  systemctl enable --quiet seatd.service
+  changed "enabled seatd.service"
+fi
+
+# write_if_changed FILE MODE OWNER:GROUP — content on stdin; returns 0 when it wrote.
+write_if_changed() {
+  local file=$1 mode=$2 owner=$3 tmp
+  tmp=$(mktemp "$(dirname "$file")/.install.XXXXXX")
+  cat >"$tmp"
+  chmod "$mode" "$tmp"
+  chown "$owner" "$tmp"
+  if [ -f "$file" ] && cmp -s "$tmp" "$file" &&
+    [ "$(stat -c '%a %U:%G' "$file")" = "$(stat -c '%a %U:%G' "$tmp")" ]; then
+    rm -f "$tmp"
+    return 1
+  fi
+  mv -f "$tmp" "$file"
+  return 0
+}
+
+# ---- 3. display: rotation in a drop-in (only when asked)
+RESTART=0
+if [ -n "$ROTATION" ]; then
+  mkdir -p "$DROPIN_DIR"
+  if {
+    echo "# Written by install.sh --rotation; run it again to change, or edit by hand."
+    echo "[Service]"
+    echo "Environment=PBIKIOSK_ROTATION=$ROTATION"
+  } | write_if_changed "$DROPIN" 0644 root:root; then
+    changed "display settings in $DROPIN (rotation $ROTATION)"
+    RESTART=1
+  fi
+fi
+
+# ---- 4. boot: no console blanking, no console cursor, optional fixed mode
+boot_tokens() { # current kernel options file content on stdin -> wanted content on stdout
+  local line tok out=()
+  line=$(tr '\n' ' ')
+  for tok in $line; do
+    case $tok in
+    consoleblank=* | vt.global_cursor_default=*) continue ;;
+    "video=$OUTPUT:"*) if [ -n "$MODE" ]; then continue; fi ;;
+    esac
+    out+=("$tok")
+  done
+  out+=(consoleblank=0 vt.global_cursor_default=0)
+  if [ -n "$MODE" ] && [ "$MODE" != auto ]; then
+    local m=$MODE
+    [[ $m == *@* ]] || m="$m@60"
+    out+=("video=$OUTPUT:${m}D")
+  fi
+  echo "${out[*]}"
+}
+if [ "$BOOT_CONFIG" = 1 ]; then
+  cmdline=""
+  for f in /boot/firmware/cmdline.txt /boot/cmdline.txt; do
+    if [ -f "$f" ] && [ ! -L "$f" ]; then cmdline=$f; break; fi
+  done
+  if [ -n "$cmdline" ]; then
+    # Raspberry Pi: one line of kernel options read by the firmware.
+    cur=$(cat "$cmdline")
+    cmode=$(stat -c %a "$cmdline")
+    cowner=$(stat -c %U:%G "$cmdline")
+    if echo "$cur" | boot_tokens | write_if_changed "$cmdline" "$cmode" "$cowner"; then
+      changed "kernel options in $cmdline (takes effect at the next boot)"
+    fi
+  elif [ -d /etc/default/grub.d ] || [ -f /etc/default/grub ]; then
+    mkdir -p /etc/default/grub.d
+    # shellcheck disable=SC2016
+    cur=$(sed -n 's/^GRUB_CMDLINE_LINUX_DEFAULT="\$GRUB_CMDLINE_LINUX_DEFAULT \(.*\)"$/\1/p' "$GRUB_SNIPPET" 2>/dev/null || true)
+    want=$(echo "$cur" | boot_tokens)
+    if {
+      echo "# Written by pbikiosk's install.sh: no console blanking or cursor, fixed output mode."
+      echo "GRUB_CMDLINE_LINUX_DEFAULT=\"\$GRUB_CMDLINE_LINUX_DEFAULT $want\""
+    } | write_if_changed "$GRUB_SNIPPET" 0644 root:root; then
+      changed "kernel options in $GRUB_SNIPPET (takes effect at the next boot)"
+      if command -v update-grub >/dev/null; then update-grub 2>/dev/null || say "warning: update-grub failed; run it by hand"; fi
+    fi
+  else
+    say "note: no /boot/firmware/cmdline.txt and no GRUB here: add consoleblank=0 vt.global_cursor_default=0 to the kernel options yourself"
+  fi
+  # Now, without a reboot (the kiosk covers the console anyway once it runs).
+  if [ "$SYSTEMD_RUNNING" = 1 ] && [ -w /dev/tty1 ]; then
+    setterm --term linux --blank 0 --powerdown 0 --cursor off >/dev/tty1 2>/dev/null || true
+  fi
+fi
+
+# ---- 5. credentials
+ask() { # ask VAR "prompt" [silent]
+  local __v
+  if [ "${3:-}" = silent ]; then read -r -s -p "$2: " __v; echo; else read -r -p "$2: " __v; fi
+  printf -v "$1" '%s' "$__v"
+}
+conf_value() { sed -n "s/^$1[[:space:]]*=[[:space:]]*\"\\(.*\\)\".*/\\1/p" "$CONF" 2>/dev/null | head -1; }
+configured() { grep -qs '^\[auth\]' "$CONF"; }
+
+if [ "$ASK" = 1 ] && [ -t 0 ]; then
+  if ! configured || [ ! -s "$SECRET" ] || [ ! -s "$PASSWORD" ]; then
+    say "Power BI credentials (Enter keeps what is there; see docs/install-raspberry-pi.md)."
+    [ -n "$TENANT" ] || [ -n "$(conf_value tenant)" ] || ask TENANT "Tenant id or domain"
+    [ -n "$CLIENT_ID" ] || [ -n "$(conf_value client_id)" ] || ask CLIENT_ID "Application (client) id"
+    [ -n "$SECRET_SRC" ] || [ -s "$SECRET" ] || { ask s "Client secret (not shown)" silent; [ -z "$s" ] || SECRET_VALUE=$s; }
+    [ -n "$USERNAME" ] || [ -n "$(conf_value username)" ] || ask USERNAME "Service account (user@domain)"
+    [ -n "$PASSWORD_SRC" ] || [ -s "$PASSWORD" ] || { ask p "Password of the service account (not shown)" silent; [ -z "$p" ] || PASSWORD_VALUE=$p; }
+  fi
+  if [ -z "$WORKSPACE" ] && ! grep -qs '^\[\[playlist\]\]' "$CONF"; then
+    ask WORKSPACE "Workspace id of the first report (the GUID after /groups/; Enter to skip)"
+    [ -z "$WORKSPACE" ] || ask REPORT "Report id (the GUID after /reports/)"
+  fi
+  validate_ids
+fi
+
+read_secret() { # read_secret SRC -> one line on stdout
+  local v
+  if [ "$1" = - ]; then IFS= read -r v || true; else
+    [ -r "$1" ] || die "cannot read $1"
+    [ "$(grep -c '' "$1")" -le 1 ] || die "$1 has more than one line: put only the secret in it"
+    IFS= read -r v <"$1" || true
+  fi
+  v=${v%$'\r'}
+  [ -n "$v" ] || die "the secret from $1 is empty"
+  printf '%s' "$v"
+}
+[ -z "$SECRET_SRC" ] || SECRET_VALUE=$(read_secret "$SECRET_SRC")
+[ -z "$PASSWORD_SRC" ] || PASSWORD_VALUE=$(read_secret "$PASSWORD_SRC")
+
+getent group pbikiosk >/dev/null || die "the group pbikiosk does not exist: is the pbikiosk package installed?"
+install -d -m 0750 -o root -g pbikiosk "$CONF_DIR"
+if [ -n "${SECRET_VALUE:-}" ]; then
+  printf '%s\n' "$SECRET_VALUE" | write_if_changed "$SECRET" 0640 root:pbikiosk && changed "client secret in $SECRET"
+fi
+if [ -n "${PASSWORD_VALUE:-}" ]; then
+  printf '%s\n' "$PASSWORD_VALUE" | write_if_changed "$PASSWORD" 0640 root:pbikiosk && changed "password in $PASSWORD"
+fi
+unset SECRET_VALUE PASSWORD_VALUE
+
+# Keys in the config: tenant, client_id, username (+ the two *_file keys pointing at the files).
+if [ -n "$TENANT$CLIENT_ID$USERNAME" ]; then
+  if ! configured; then
+    if [ -z "$TENANT" ] || [ -z "$CLIENT_ID" ] || [ -z "$USERNAME" ]; then
+      die "a first configuration needs --tenant, --client-id and --username together"
+    fi
+    new=$(
+      echo "# Written by install.sh. Secrets are in $SECRET and $PASSWORD (root:pbikiosk 0640)."
+      echo "# The full example with every option: /usr/share/pbikiosk/pbikiosk.toml.example"
+      echo
+      echo "[auth]"
+      echo "tenant = \"$TENANT\""
+      echo "client_id = \"$CLIENT_ID\""
+      echo "client_secret_file = \"$SECRET\""
+      echo "username = \"$USERNAME\""
+      echo "password_file = \"$PASSWORD\""
+      echo
+      echo "# One [[playlist]] block per report; \`sudo pbikiosk reports --toml\` prints them."
+    )
+    printf '%s\n' "$new" | write_if_changed "$CONF" 0640 root:pbikiosk && changed "sign-in settings in $CONF"
+  else
+    edited=$(mktemp)
+    cp "$CONF" "$edited"
+    for kv in "tenant=$TENANT" "client_id=$CLIENT_ID" "username=$USERNAME"; do
+      k=${kv%%=*} v=${kv#*=}
+      [ -n "$v" ] || continue
+      if grep -q "^${k}[[:space:]]*=" "$edited"; then
+        sed -i "s|^${k}[[:space:]]*=.*|$k = \"$v\"|" "$edited"
+      else
+        sed -i "s|^\[auth\]\$|[auth]\n$k = \"$v\"|" "$edited"
+      fi
+    done
+    write_if_changed "$CONF" 0640 root:pbikiosk <"$edited" && changed "sign-in settings in $CONF"
+    rm -f "$edited"
+  fi
+fi
+if [ -n "$WORKSPACE" ]; then
+  if ! configured; then
+    die "--workspace/--report need the sign-in settings first (--tenant, --client-id, --username)"
+  elif ! grep -q '^\[\[playlist\]\]' "$CONF"; then
+    edited=$(mktemp)
+    cat "$CONF" >"$edited"
+    printf '\n[[playlist]]\nworkspace = "%s"\nreport = "%s"\nseconds = 30\n' "$WORKSPACE" "$REPORT" >>"$edited"
+    write_if_changed "$CONF" 0640 root:pbikiosk <"$edited" && changed "first playlist entry in $CONF"
+    rm -f "$edited"
+  elif ! grep -q "^report = \"$REPORT\"" "$CONF"; then
+    say "note: $CONF already has a playlist; add report $REPORT by hand (see \`pbikiosk reports --toml\`)"
+  fi
+fi
+# Whatever was there before: only root and group pbikiosk may read config and secrets.
+for f in "$CONF" "$SECRET" "$PASSWORD"; do
+  [ -f "$f" ] || continue
+  if [ "$(stat -c '%U:%G' "$f")" != root:pbikiosk ] || [ $((8#$(stat -c %a "$f") & 8#137)) -ne 0 ]; then
+    chown root:pbikiosk "$f"
+    chmod u-x,g-wx,o-rwx "$f"
+    changed "permissions of $f (root:pbikiosk, no access for others)"
+  fi
+done
+
+# ---- 6. start (the player notices config changes by itself within 5 s)
+if [ "$SYSTEMD_RUNNING" = 1 ]; then
+  if [ "$CHANGES" -gt 0 ]; then systemctl daemon-reload; fi
+  if [ "$START" = 1 ]; then
+    if ! systemctl --quiet is-active pbikiosk.service; then
+      systemctl reset-failed pbikiosk.service 2>/dev/null || true
+      systemctl start pbikiosk-recover.timer pbikiosk.service
+      say "started the kiosk on tty1"
+    elif [ "$RESTART" = 1 ]; then
+      systemctl restart pbikiosk.service
+      say "restarted the kiosk for the new display settings"
+    fi
+  fi
+else
+  say "note: systemd is not running here (chroot or image build): the kiosk starts at the next boot"
+fi
+
+if [ "$CHANGES" -eq 0 ]; then
+  say "nothing to change: this machine is already set up"
+else
+  say "$CHANGES change(s) made"
+fi
+if ! configured; then
+  say "next: write the credentials (run me again, or edit $CONF), then: sudo pbikiosk check"
+else
+  say "next: sudo pbikiosk check   (tests the sign-in and every report)"
+fi

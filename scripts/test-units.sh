@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# Fast packaging checks (a few seconds; scripts/test.sh runs them):
+#  - every unit in systemd/ passes `systemd-analyze verify` with NOTHING on stderr (it exits 0
+#    on warnings), inside a staged root that holds the files the units name;
+#  - shellcheck on the shell scripts (when shellcheck is installed);
+#  - install.sh --help documents every flag its parser accepts, and bad values are refused
+#    before anything is touched;
+#  - pbikiosk-session turns PBIKIOSK_ROTATION into cage's -r flags;
+#  - every asset cargo-deb packages exists (except the binary, built by cargo deb).
+# The heavy tests (building .debs, arm64 under qemu, a Debian root) are scripts/test-packaging.sh.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+pass=0 fail=0
+ok() { pass=$((pass + 1)); echo "ok   $*"; }
+bad() { fail=$((fail + 1)); echo "FAIL $*"; }
+
+# 1. systemd-analyze verify, in a root with the system's units plus ours and our executables.
+if command -v systemd-analyze >/dev/null; then
+  root=$tmp/root
+  mkdir -p "$root/usr/lib/systemd/system" "$root/usr/lib/pbikiosk" "$root/usr/bin" "$root/bin"
+  cp -a /lib/systemd/system/. "$root/usr/lib/systemd/system/"
+  cp systemd/* "$root/usr/lib/systemd/system/"
+  install -m 755 packaging/pbikiosk-session "$root/usr/lib/pbikiosk/"
+  for b in /usr/bin/cage /usr/bin/pbikiosk /bin/systemctl; do install -m 755 /bin/true "$root$b"; done
+  for unit in systemd/*; do
+    u=$(basename "$unit")
+    if systemd-analyze verify --man=no --root="$root" "$u" >"$tmp/out" 2>"$tmp/err" && [ ! -s "$tmp/err" ]; then
+      ok "systemd-analyze verify $u"
+    else
+      bad "systemd-analyze verify $u: $(cat "$tmp/err")"
+    fi
+  done
+else
+  bad "systemd-analyze not found (apt-get install systemd)"
+fi
+
+# 2. shellcheck
+scripts=(scripts/install.sh scripts/build-deb.sh scripts/test-units.sh scripts/test-packaging.sh packaging/pbikiosk-session tests/boot/pbk-probe debian/postinst debian/prerm debian/postrm)
+if command -v shellcheck >/dev/null; then
+  for s in "${scripts[@]}"; do
+    [ -f "$s" ] || continue
+    if shellcheck -x "$s" >"$tmp/sc" 2>&1; then ok "shellcheck $s"; else bad "shellcheck $s"; cat "$tmp/sc"; fi
+  done
+else
+  echo "skip shellcheck (not installed)"
+fi
+
+# 3. install.sh --help names every flag the parser knows.
+help=$(scripts/install.sh --help)
+flags=$(sed -n 's/^ *\(-[a-z] | \)\{0,1\}\(--[a-z-]*\))$/\2/p; s/^ *\(-[a-z] | \)\{0,1\}\(--[a-z-]*\)) .*/\2/p' scripts/install.sh | sort -u)
+[ "$(echo "$flags" | wc -l)" -ge 15 ] || bad "found only $(echo "$flags" | wc -l) flags in install.sh's parser"
+missing=""
+for f in $flags; do grep -q -- "$f" <<<"$help" || missing="$missing $f"; done
+if [ -z "$missing" ]; then ok "install.sh --help documents all $(echo "$flags" | wc -l) flags"; else bad "install.sh --help lacks:$missing"; fi
+for args in "--rotation 45" "--mode big" "--client-id nope" "--tenant common" "--bogus" "--workspace 00000000-0000-0000-0000-000000000000"; do
+  # shellcheck disable=SC2086
+  if out=$(scripts/install.sh $args 2>&1); then bad "install.sh $args was accepted"; else
+    if grep -q "install.sh:" <<<"$out"; then ok "install.sh $args refused: $out"; else bad "install.sh $args: $out"; fi
+  fi
+done
+
+# 4. rotation -> cage flags
+stub=$tmp/cage
+printf '#!/bin/sh\necho "$@"\n' >"$stub"
+chmod +x "$stub"
+for pair in "0:-d -- /usr/bin/pbikiosk run" "90:-d -r -- /usr/bin/pbikiosk run" "180:-d -r -r -- /usr/bin/pbikiosk run" \
+  "270:-d -r -r -r -- /usr/bin/pbikiosk run" "45:-d -- /usr/bin/pbikiosk run"; do
+  got=$(PBIKIOSK_CAGE=$stub PBIKIOSK_ROTATION=${pair%%:*} packaging/pbikiosk-session 2>/dev/null)
+  if [ "$got" = "${pair#*:}" ]; then ok "rotation ${pair%%:*} -> cage ${got}"; else bad "rotation ${pair%%:*}: got '$got'"; fi
+done
+
+# 5. assets
+while read -r src; do
+  case $src in
+  target/*) continue ;;
+  web/vendor/*) [ -e "$src" ] || { echo "skip $src (built by scripts/build-web.sh)"; continue; } ;;
+  esac
+  if [ -e "$src" ]; then ok "asset $src"; else bad "asset $src missing"; fi
+done < <(sed -n 's/^ *\["\([^"]*\)", .*/\1/p' Cargo.toml)
+
+echo "$pass passed, $fail failed"
+[ "$fail" -eq 0 ]
