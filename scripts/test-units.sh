@@ -67,9 +67,19 @@ printf '#!/bin/sh\necho "$@"\n' >"$stub"
 chmod +x "$stub"
 for pair in "0:-d -- /usr/bin/pbikiosk run" "90:-d -r -- /usr/bin/pbikiosk run" "180:-d -r -r -- /usr/bin/pbikiosk run" \
   "270:-d -r -r -r -- /usr/bin/pbikiosk run" "45:-d -- /usr/bin/pbikiosk run"; do
-  got=$(PBIKIOSK_CAGE=$stub PBIKIOSK_ROTATION=${pair%%:*} packaging/pbikiosk-session 2>/dev/null)
+  got=$(PBIKIOSK_BIN=/usr/bin/pbikiosk PBIKIOSK_CAGE=$stub PBIKIOSK_ROTATION=${pair%%:*} packaging/pbikiosk-session 2>/dev/null)
   if [ "$got" = "${pair#*:}" ]; then ok "rotation ${pair%%:*} -> cage ${got}"; else bad "rotation ${pair%%:*}: got '$got'"; fi
 done
+# [display] rotation in the config (what `pbikiosk display-rotation` prints) wins over the unit's.
+player=$tmp/pbikiosk
+# shellcheck disable=SC2016  # $1 is for the stub to expand
+printf '#!/bin/sh
+[ "$1" = display-rotation ] && echo 270
+exit 0
+' >"$player"
+chmod +x "$player"
+got=$(PBIKIOSK_BIN=$player PBIKIOSK_CAGE=$stub PBIKIOSK_ROTATION=90 packaging/pbikiosk-session 2>/dev/null)
+if [ "$got" = "-d -r -r -r -- $player run" ]; then ok "config rotation 270 wins -> cage ${got}"; else bad "config rotation: got '$got'"; fi
 
 # 5. assets
 while read -r src; do

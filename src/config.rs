@@ -41,7 +41,7 @@ const DEFAULT_LISTEN: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOS
 const DEFAULT_RETRY_MINUTES: i64 = 15;
 const DEFAULT_SECONDS: i64 = 30;
 
-const TOP_KEYS: &[&str] = &["auth", "cloud", "status", "player", "playlist"];
+const TOP_KEYS: &[&str] = &["auth", "cloud", "status", "player", "display", "playlist"];
 const AUTH_KEYS: &[&str] = &[
     "method",
     "tenant",
@@ -57,6 +57,7 @@ const AUTH_KEYS: &[&str] = &[
 const CLOUD_KEYS: &[&str] = &["authority", "api", "resource", "ca_file"];
 const STATUS_KEYS: &[&str] = &["listen"];
 const PLAYER_KEYS: &[&str] = &["user_agent"];
+const DISPLAY_KEYS: &[&str] = &["rotation"];
 const PLAYLIST_KEYS: &[&str] = &[
     "workspace",
     "report",
@@ -85,6 +86,7 @@ pub struct Config {
     pub playlist: Vec<PlaylistItem>,
     pub status: StatusConfig,
     pub player: PlayerConfig,
+    pub display: DisplayConfig,
     /// The file this was read from (relative secret files were resolved against its folder).
     pub path: PathBuf,
 }
@@ -181,6 +183,14 @@ impl Default for StatusConfig {
 #[derive(Debug, Clone, Default)]
 pub struct PlayerConfig {
     pub user_agent: Option<String>,
+}
+
+/// `[display]`: applied by the kiosk session (cage), which asks `pbikiosk display-args`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DisplayConfig {
+    /// Degrees the picture is turned clockwise: 0, 90, 180 or 270 (portrait screens).
+    /// `None`: not set here (the kiosk unit's own setting applies, e.g. `install.sh --rotation`).
+    pub rotation: Option<u16>,
 }
 
 /// Where secrets and environment come from; tests build it by hand, the binary uses
@@ -405,6 +415,10 @@ fn parse_inner(
         Some(s) => parse_player(&cx, &s)?,
         None => PlayerConfig::default(),
     };
+    let display = match root.table(&cx, "display")? {
+        Some(s) => parse_display(&cx, &s)?,
+        None => DisplayConfig::default(),
+    };
     let playlist = parse_playlist(&cx, &root)?;
     Ok(Config {
         auth,
@@ -412,6 +426,7 @@ fn parse_inner(
         playlist,
         status,
         player,
+        display,
         path: path.to_path_buf(),
     })
 }
@@ -1267,6 +1282,28 @@ fn parse_player(cx: &Ctx, s: &Section) -> Result<PlayerConfig, ConfigError> {
     Ok(PlayerConfig { user_agent })
 }
 
+fn parse_display(cx: &Ctx, s: &Section) -> Result<DisplayConfig, ConfigError> {
+    s.check_keys(
+        cx,
+        DISPLAY_KEYS,
+        &format!("Valid keys in [display] are: {}.", DISPLAY_KEYS.join(", ")),
+    )?;
+    let rotation = match s.int(cx, "rotation", 0..=270, "degrees", 90)? {
+        None => None,
+        Some(r @ (0 | 90 | 180 | 270)) => Some(r as u16),
+        Some(r) => {
+            let span = s.get("rotation").map(|v| v.span());
+            return Err(cx.invalid(
+                &s.key("rotation"),
+                span.as_ref(),
+                format!("{r} is not a quarter turn"),
+                "Set rotation to 0, 90, 180 or 270 (degrees clockwise; 90 or 270 for a portrait screen).",
+            ));
+        }
+    };
+    Ok(DisplayConfig { rotation })
+}
+
 fn parse_playlist(cx: &Ctx, root: &Section) -> Result<Vec<PlaylistItem>, ConfigError> {
     let Some(v) = root.get("playlist") else {
         return Ok(Vec::new());
@@ -1947,6 +1984,23 @@ dashboard = "{DASH}"
         assert!(fix.contains("127.0.0.1:9520"), "{fix}");
         let text = format!("{}[status]\nlisten = \"127.0.0.2:80\"\n", auth());
         assert_eq!(ok(&text).status.listen, "127.0.0.2:80".parse().unwrap());
+    }
+
+    #[test]
+    fn display_rotation_is_a_quarter_turn() {
+        assert_eq!(ok(&auth()).display.rotation, None);
+        let text = format!("{}[display]\nrotation = 90\n", auth());
+        assert_eq!(ok(&text).display.rotation, Some(90));
+        let text = format!("{}[display]\nrotation = 45\n", auth());
+        let (msg, fix) = invalid(err(&text), "display.rotation", Some(8));
+        assert!(msg.contains("quarter turn"), "{msg}");
+        assert!(fix.contains("0, 90, 180 or 270"), "{fix}");
+        let text = format!("{}[display]\nrotate = 90\n", auth());
+        let (msg, _) = invalid(err(&text), "display.rotate", Some(8));
+        assert!(
+            msg.contains("unknown") || msg.contains("not a key"),
+            "{msg}"
+        );
     }
 
     #[test]

@@ -75,6 +75,9 @@ enum Command {
         #[command(flatten)]
         window: WindowArgs,
     },
+    /// Print `[display] rotation` (degrees) if the config sets it; for the kiosk session script.
+    #[command(hide = true)]
+    DisplayRotation,
     /// Print the version.
     Version,
 }
@@ -143,6 +146,16 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     let sources = SecretSources::from_process();
     let path = config::resolve_path(cli.config.as_deref(), &sources);
     match cli.command {
+        Command::DisplayRotation => match config::load(&path, &sources) {
+            Ok(cfg) => {
+                if let Some(r) = cfg.display.rotation {
+                    println!("{r}");
+                }
+                Ok(ExitCode::SUCCESS)
+            }
+            // A broken config is the player's to report on screen; the session starts unrotated.
+            Err(_) => Ok(ExitCode::from(2)),
+        },
         Command::Version => {
             println!("pbikiosk {}", pbikiosk::VERSION);
             Ok(ExitCode::SUCCESS)
