@@ -13,13 +13,14 @@
 #                                    PSS at start/end, growth, reloads, errors; exit 1 on any
 #                                    reload or error (scripts/test.sh runs a reduced soak)
 #   scripts/bench.sh --soak-seconds S   item duration of the soak
+#   scripts/bench.sh --no-build | --bin PATH   use the release build as it is / another binary
 #
 # Output: the table on stdout and in target/bench/figures.txt (soak: target/bench/soak.txt), logs
 # and raw samples in target/bench/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-runs=3 switches=20 seconds=5 idle=30 soak=0 soak_seconds=1 build=1
+runs=3 switches=20 seconds=5 idle=30 soak=0 soak_seconds=1 build=1 bin=target/release/pbikiosk
 while [ $# -gt 0 ]; do
   case "$1" in
     --quick) runs=3 switches=4 seconds=2 idle=8 ;;
@@ -30,6 +31,7 @@ while [ $# -gt 0 ]; do
     --soak) soak=1000; if [[ "${2:-}" =~ ^[0-9]+$ ]]; then soak="$2"; shift; fi ;;
     --soak-seconds) soak_seconds="$2"; shift ;;
     --no-build) build=0 ;;
+    --bin) bin="$2"; build=0; shift ;;
     -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
@@ -49,7 +51,6 @@ if [ "$build" = 1 ]; then
   scripts/build-web.sh >/dev/null
   cargo build --release --locked -q
 fi
-bin=target/release/pbikiosk
 scenario=bench/scenario.toml
 out=target/bench; mkdir -p "$out"
 samples="$out/samples.tsv"; : >"$samples"
@@ -146,6 +147,9 @@ ch_count() { local n; n=$(grep -c "\"type\":\"$1\"" "$reports" 2>/dev/null) || t
 ch_has() { [ "$(ch_count "$1")" -ge "$2" ]; }
 
 start_sim() { # the simulator + its https front door, standing alone (shared by all Chromium runs)
+  # Removed first: the background job's redirection may not have truncated them yet when the
+  # wait below looks, and an old file would give an old proxy address.
+  rm -f "$out/sim.out" "$out/front.pem"
   "$bin" sim --scenario "$scenario" --listen "127.0.0.1:$(free_port)" --embed-front \
     --cert-out "$out/front.pem" >"$out/sim.out" 2>"$out/sim.log" &
   pids_to_stop+=("$!")
@@ -156,24 +160,40 @@ start_sim() { # the simulator + its https front door, standing alone (shared by 
 }
 
 start_chromium() { # seconds per item, log name
-  : >"$reports"
-  node bench/chromium/serve.mjs --sim-config "$out/sim.out" --seconds "$1" --out "$reports" \
-    >"$out/serve.out" 2>&1 &
-  serve=$!
-  pids_to_stop+=("$serve")
-  wait_until 20 grep -q '^listening' "$out/serve.out"
-  local url; url=$(sed -n 's/^listening //p' "$out/serve.out")
-  udd=$(mktemp -d)
-  t_launch=$(now_ms)
-  DISPLAY=$disp chromium --kiosk --no-first-run --disable-background-networking \
-    --disable-component-update --disable-sync --no-sandbox --user-data-dir="$udd" \
-    --window-size=1280,720 --proxy-server="$proxy" --ignore-certificate-errors-spki-list="$spki" \
-    "$url/" >"$out/$2.log" 2>&1 &
-  pid=$!
-  pids_to_stop+=("$pid")
-  wait_until 90 ch_has rendered 1 || { echo "Chromium did not render in 90 s (see $out/$2.log)" >&2; exit 1; }
-  local first; first=$(grep -m1 '"type":"rendered"' "$reports" | json 'd["epoch_ms"]')
-  sample chromium first_ms "$(python3 -c "print(round($first - $t_launch))")"
+  local attempt
+  for attempt in 1 2 3; do
+    : >"$reports"
+    rm -f "$out/serve.out"
+    node bench/chromium/serve.mjs --sim-config "$out/sim.out" --seconds "$1" --out "$reports" \
+      >"$out/serve.out" 2>&1 &
+    serve=$!
+    pids_to_stop+=("$serve")
+    wait_until 20 grep -q '^listening' "$out/serve.out"
+    local url; url=$(sed -n 's/^listening //p' "$out/serve.out")
+    udd=$(mktemp -d)
+    t_launch=$(now_ms)
+    DISPLAY=$disp chromium --kiosk --no-first-run --disable-background-networking \
+      --disable-component-update --disable-sync --no-sandbox --user-data-dir="$udd" \
+      --window-size=1280,720 --proxy-server="$proxy" --ignore-certificate-errors-spki-list="$spki" \
+      --enable-logging=stderr --v=0 "$url/" >"$out/$2.log" 2>&1 &
+    pid=$!
+    pids_to_stop+=("$pid")
+    if wait_until 20 ch_has rendered 1; then
+      local first; first=$(grep -m1 '"type":"rendered"' "$reports" | json 'd["epoch_ms"]')
+      sample chromium first_ms "$(python3 -c "print(round($first - $t_launch))")"
+      return 0
+    fi
+    # Seen now and then under Xvfb: the tab shows Chromium's sad face (renderer gone) and
+    # nothing renders. Counted, and the run starts over with a fresh profile.
+    echo "Chromium did not render in 20 s (attempt $attempt; see $out/$2.failed-$attempt.*)" >&2
+    command -v import >/dev/null && import -display "$disp" -window root "$out/$2.failed-$attempt.png" || true
+    cp "$out/serve.out" "$out/$2.failed-$attempt.serve.log"
+    cp "$out/$2.log" "$out/$2.failed-$attempt.chromium.log"
+    sample chromium launch_failures 1
+    stop_chromium
+  done
+  echo "Chromium failed to render 3 times" >&2
+  exit 1
 }
 
 stop_chromium() { stop "$pid"; stop "$serve"; rm -rf "$udd"; }
@@ -301,6 +321,7 @@ print(f"| switch gap, median of run medians | {cell('pbikiosk','gap_ms','ms','{:
 print(f"| switch gap, worst in a run (median) | {cell('pbikiosk','gap_max_ms','ms','{:.1f}')} | {cell('chromium','gap_max_ms','ms','{:.1f}')} | |")
 print(f"| host process CPU, report idle | {cell('pbikiosk','cpu_host','%','{:.1f}')} | {cell('chromium','cpu_host','%','{:.1f}')} | |")
 print(f"| whole tree CPU, report idle | {cell('pbikiosk','cpu_tree','%','{:.1f}')} | {cell('chromium','cpu_tree','%','{:.1f}')} | {ratio('cpu_tree')} |")
+print(f"| Chromium launches that never rendered (retried) | | {sum(d.get(('chromium','launch_failures'),[0])):.0f} | |")
 print(f"| page reloads / page errors in rotation | {sum(d.get(('pbikiosk','reloads'),[0])):.0f} reloads | {sum(d.get(('chromium','errors'),[0])):.0f} errors | |")
 print(f"| binary (stripped) | {mib(pk_size)} | {mib(ch_size)} (/usr/lib/chromium/chromium) | {int(pk_size)/int(ch_size):.2f} |")
 PY

@@ -218,12 +218,10 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             println!("{}", handle.config_snippet(&user));
             // Kept alive until ctrl-c: the front serves while this value lives.
             let _front = if embed_front {
-                let front = sim::front::EmbedFront::start(
-                    handle.router(),
-                    pbikiosk::run::DEMO_EMBED_HOST,
-                )
-                .await
-                .context("starting the https front door")?;
+                let front =
+                    sim::front::EmbedFront::start(handle.router(), pbikiosk::run::DEMO_EMBED_HOST)
+                        .await
+                        .context("starting the https front door")?;
                 if let Some(path) = &cert_out {
                     std::fs::write(path, &front.cert_pem)
                         .with_context(|| format!("--cert-out {}", path.display()))?;

@@ -52,6 +52,7 @@ const files = {
 };
 
 const server = createServer(async (req, res) => {
+  console.error(`${new Date().toISOString()} ${req.method} ${req.url}`);
   try {
     if (req.method === 'POST' && req.url === '/report') {
       let body = '';
