@@ -169,7 +169,7 @@ async fn hold_and_lift(
     Figures {
         name,
         recovered: s.is_some(),
-        recover_ms: s.is_some().then(|| took.as_millis()),
+        recover_ms: s.is_some().then_some(took.as_millis()),
         wrong,
         token_requests: token_requests(p).await - before,
         note: format!(
@@ -208,7 +208,7 @@ async fn network_down_at_boot() {
     let f = Figures {
         name: "network down at boot",
         recovered: end.is_some(),
-        recover_ms: end.is_some().then(|| took.as_millis()),
+        recover_ms: end.is_some().then_some(took.as_millis()),
         wrong,
         token_requests: token_requests(&p).await,
         note: format!(
@@ -283,7 +283,7 @@ async fn token_endpoint_faults_while_playing() {
     let f = Figures {
         name: "token endpoint 429 storm",
         recovered: s.is_some(),
-        recover_ms: s.is_some().then(|| took.as_millis()),
+        recover_ms: s.is_some().then_some(took.as_millis()),
         wrong,
         token_requests: token_requests(&p).await - before,
         note: format!(
@@ -306,7 +306,7 @@ async fn token_endpoint_faults_while_playing() {
     let f = Figures {
         name: "token expiry",
         recovered: s.is_some(),
-        recover_ms: s.is_some().then(|| took.as_millis()),
+        recover_ms: s.is_some().then_some(took.as_millis()),
         wrong,
         token_requests: token_requests(&p).await - before,
         note: "(recovery = a fresh token and two more renders, which come at item switches; \
@@ -365,7 +365,7 @@ async fn powerbi_429_and_web_process_faults() {
     let f = Figures {
         name: "Power BI 429 at boot",
         recovered: s.is_some(),
-        recover_ms: s.is_some().then(|| took.as_millis()),
+        recover_ms: s.is_some().then_some(took.as_millis()),
         wrong,
         token_requests: stats["token_requests"].as_u64().unwrap_or(0),
         note: format!(
@@ -417,7 +417,7 @@ async fn powerbi_429_and_web_process_faults() {
         let f = Figures {
             name,
             recovered: s.is_some(),
-            recover_ms: s.is_some().then(|| took.as_millis()),
+            recover_ms: s.is_some().then_some(took.as_millis()),
             wrong,
             token_requests: token_requests(&p).await - before,
             note: "(recovery = page reloaded and a report rendered)".into(),
@@ -497,7 +497,7 @@ async fn config_replaced_by_garbage() {
     let f = Figures {
         name: "config replaced by garbage",
         recovered: end.is_some(),
-        recover_ms: end.is_some().then(|| restored_at.elapsed().as_millis()),
+        recover_ms: end.is_some().then_some(restored_at.elapsed().as_millis()),
         wrong,
         token_requests: sim.stats().token_requests - before,
         note: format!(
@@ -561,7 +561,7 @@ async fn wall_clock_jumps() {
         let f = Figures {
             name,
             recovered: s.is_some(),
-            recover_ms: s.is_some().then(|| took.as_millis()),
+            recover_ms: s.is_some().then_some(took.as_millis()),
             wrong,
             token_requests: token_requests(&p).await - before,
             note: "(nothing to recover from: time = two token refreshes and four switches)".into(),
