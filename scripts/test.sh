@@ -2,10 +2,20 @@
 # Run every test pbikiosk has, on a fresh Debian 12 machine or a developer's.
 # Installs what the tests need first (apt and npm packages), so a clean machine passes too.
 #
-#   scripts/test.sh            all tests
+#   scripts/test.sh            all tests; the fault suite and the soak in their reduced form
+#   scripts/test.sh --full     the full fault suite (long faults) and the 1,000-switch soak
 #   SKIP_INSTALL=1 scripts/test.sh   skip the install step (offline re-runs)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+full=0
+for a in "$@"; do
+  case "$a" in
+    --full) full=1 ;;
+    *) echo "unknown option $a" >&2; exit 2 ;;
+  esac
+done
+[ "$full" = 1 ] && export PBIKIOSK_FULL_FAULTS=1
 
 log() { printf '\n== %s\n' "$*"; }
 
@@ -28,7 +38,7 @@ if [ "${SKIP_INSTALL:-0}" != 1 ]; then
   # End-to-end tests: a virtual X server, and ImageMagick's import for screenshots.
   apt_install build-essential pkg-config ca-certificates \
     libwebkit2gtk-4.1-dev libgtk-3-dev libsoup-3.0-dev libjavascriptcoregtk-4.1-dev \
-    xvfb xauth imagemagick fonts-dejavu-core
+    xvfb xauth imagemagick fonts-dejavu-core faketime curl python3
   # Packaging checks: systemd-analyze verify on the units, shellcheck on the scripts.
   apt_install systemd shellcheck
   # (web/test/run.sh installs what the browser tests need: node, npm, chromium, openssl.)
@@ -43,8 +53,21 @@ cargo clippy --all-targets --locked -- -D warnings
 log "build the player page (pinned powerbi-client from npm)"
 scripts/build-web.sh
 
-log "cargo test (unit, simulator integration, end-to-end under Xvfb)"
-cargo test --locked --all-targets
+log "cargo test (unit, simulator integration, end-to-end and fault injection under Xvfb)"
+mkdir -p target/e2e && : >target/e2e/faults.txt
+cargo test --locked --all-targets -- --nocapture
+log "fault figures"
+cat target/e2e/faults.txt
+
+if [ "$full" = 1 ]; then
+  log "soak: 1,000 switches at 1 s per item (release build)"
+  scripts/bench.sh --soak 1000
+else
+  # The debug build cargo test just made: this checks behaviour (no reload, no error), the
+  # figures that matter come from the release build (scripts/bench.sh --soak).
+  log "soak, reduced: 60 switches at 1 s per item (debug build)"
+  scripts/bench.sh --soak 60 --bin target/debug/pbikiosk
+fi
 
 if [ -x web/test/run.sh ]; then
   log "web tests (headless Chromium, real powerbi-client)"

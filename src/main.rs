@@ -52,6 +52,15 @@ enum Command {
         /// A scenario file (TOML) or the name of a built-in scenario.
         #[arg(long)]
         scenario: Option<String>,
+        /// Also serve the simulator as `https://app.powerbi.com` through a loopback HTTP proxy
+        /// (CONNECT), with a certificate made for this run, so that a browser can embed the
+        /// simulated reports (the benchmark's Chromium baseline). Prints the proxy address.
+        #[arg(long)]
+        embed_front: bool,
+        /// With --embed-front: write the front's certificate (PEM) here, for the browser to
+        /// trust for that host only.
+        #[arg(long, value_name = "PATH", requires = "embed_front")]
+        cert_out: Option<PathBuf>,
     },
     /// Run the player: fullscreen Power BI rotation (what the kiosk service starts).
     Run {
@@ -60,10 +69,12 @@ enum Command {
     },
     /// Run the player on the built-in demo tenant: no config, no Microsoft account needed.
     Demo {
-        /// Preview a problem scenario's status screen (mfa, federated, wrong-password, outage...).
+        /// Preview a problem scenario's status screen (mfa, federated, wrong-password, outage...),
+        /// or a scenario file (TOML) such as bench/scenario.toml.
         #[arg(long)]
         scenario: Option<String>,
-        /// Seconds per report page.
+        /// Seconds per report page (1 and up; below 5, which a config file cannot set, is for
+        /// soak tests and benchmarks).
         #[arg(long, default_value_t = 8)]
         seconds: u32,
         /// Simulator address; its POST /_sim/control changes the scenario while the demo runs.
@@ -196,7 +207,12 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Run { .. } | Command::Demo { .. } => unreachable!("handled in main"),
-        Command::Sim { listen, scenario } => {
+        Command::Sim {
+            listen,
+            scenario,
+            embed_front,
+            cert_out,
+        } => {
             anyhow::ensure!(
                 listen.ip().is_loopback(),
                 "--listen {listen}: the simulator only listens on loopback (127.0.0.1 or ::1)"
@@ -213,6 +229,31 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 "# Config for {user}: save it as a file, `chmod 600` it (it holds test secrets), pass it with --config.\n"
             );
             println!("{}", handle.config_snippet(&user));
+            // Kept alive until ctrl-c: the front serves while this value lives.
+            let _front = if embed_front {
+                let front =
+                    sim::front::EmbedFront::start(handle.router(), pbikiosk::run::DEMO_EMBED_HOST)
+                        .await
+                        .context("starting the https front door")?;
+                if let Some(path) = &cert_out {
+                    std::fs::write(path, &front.cert_pem)
+                        .with_context(|| format!("--cert-out {}", path.display()))?;
+                }
+                println!(
+                    "# embed front: https://{} through the HTTP proxy http://{}{}",
+                    front.host,
+                    front.proxy,
+                    cert_out
+                        .as_ref()
+                        .map(|p| format!(" (certificate: {})", p.display()))
+                        .unwrap_or_default()
+                );
+                Some(front)
+            } else {
+                None
+            };
+            use std::io::Write as _;
+            std::io::stdout().flush()?;
             tokio::signal::ctrl_c().await?;
             Ok(ExitCode::SUCCESS)
         }
@@ -233,7 +274,7 @@ fn run_player(cli: Cli) -> anyhow::Result<()> {
         } => (
             Some(pbikiosk::run::DemoOptions {
                 scenario,
-                seconds: seconds.max(5),
+                seconds: seconds.max(1),
                 sim_listen,
                 token_lifetime,
             }),

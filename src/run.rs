@@ -182,12 +182,19 @@ impl Demo {
         let seconds = opts.seconds;
         let mut s = match opts.scenario.as_deref() {
             None => Scenario::builtin(),
-            Some(name) => Scenario::named(name).with_context(|| {
-                format!(
-                    "no demo scenario '{name}'; choose one of: {}",
+            Some(name) => match Scenario::named(name) {
+                Some(s) => s,
+                // A scenario file, like `pbikiosk sim --scenario` takes (the benchmark's).
+                None if Path::new(name).is_file() => {
+                    let text = std::fs::read_to_string(name)
+                        .with_context(|| format!("--scenario {name}"))?;
+                    Scenario::from_toml(&text).with_context(|| format!("--scenario {name}"))?
+                }
+                None => anyhow::bail!(
+                    "no demo scenario '{name}'; choose one of: {} (or give a scenario file)",
                     crate::sim::scenario::NAMES.join(", ")
-                )
-            })?,
+                ),
+            },
         };
         if let Some(t) = opts.token_lifetime {
             s.token_lifetime_seconds = t;
@@ -209,13 +216,21 @@ impl Demo {
         });
         // A preview retries a refused sign-in every minute (not 15) so a scenario changed
         // through /_sim/control shows its effect soon.
+        // A config file takes 5 s and up; the demo allows shorter pages for soak tests and
+        // benchmarks, set after parsing.
         let text = sim
             .config_snippet(&user)
-            .replace("\nreport = ", &format!("\nseconds = {seconds}\nreport = "))
+            .replace(
+                "\nreport = ",
+                &format!("\nseconds = {}\nreport = ", seconds.max(5)),
+            )
             .replacen("[auth]\n", "[auth]\npermanent_retry_minutes = 1\n", 1);
         // The demo's config lives in memory: its test secrets never touch the disk.
-        let config = config::parse(&text, Path::new("(demo)"), &SecretSources::default())
+        let mut config = config::parse(&text, Path::new("(demo)"), &SecretSources::default())
             .map_err(|e| anyhow::anyhow!("demo config: {e}"))?;
+        for item in &mut config.playlist {
+            item.seconds = seconds.max(1);
+        }
         Ok(Self { sim, front, config })
     }
 }

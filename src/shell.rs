@@ -216,6 +216,9 @@ pub fn run(
                 }
             }
             Event::UserEvent(ShellCommand::Reload) => {
+                // A fresh web process first: a hung one (no heartbeat) would never load the page
+                // again; a crashed one is gone already.
+                platform::fresh_web_process(&webview);
                 // load_url rather than reload(): a crashed or hung page may have navigated.
                 if let Err(e) = webview.load_url(PAGE_URL) {
                     tracing::error!(error = %e, "page reload failed");
@@ -262,6 +265,12 @@ mod platform {
     use webkit2gtk::{SettingsExt, WebContextExt, WebViewExt};
     use wry::WebViewExtUnix;
 
+    /// End the page's web process, so that the next load starts a new one. Only a page that is
+    /// alive (or hung) has one; after a crash this does nothing.
+    pub fn fresh_web_process(webview: &wry::WebView) {
+        webview.webview().terminate_web_process();
+    }
+
     /// WebKitGTK specifics wry does not cover: crash reporting, host-scoped certificate trust,
     /// no context menu, console forwarding.
     pub fn harden(
@@ -271,6 +280,11 @@ mod platform {
     ) -> anyhow::Result<()> {
         let view = webview.webview();
         view.connect_web_process_terminated(move |_, reason| {
+            if reason == webkit2gtk::WebProcessTerminationReason::TerminatedByApi {
+                // Our own doing, for a page reload (see fresh_web_process): not a crash.
+                tracing::info!("WebKit web process replaced for a page reload");
+                return;
+            }
             tracing::error!(?reason, "WebKit web process terminated");
             let _ = events.send(ShellEvent::WebProcessCrashed);
         });
@@ -294,6 +308,8 @@ mod platform {
 
 #[cfg(not(target_os = "linux"))]
 mod platform {
+    pub fn fresh_web_process(_: &wry::WebView) {}
+
     pub fn harden(
         _: &wry::WebView,
         _: &super::ShellOptions,

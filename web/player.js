@@ -146,6 +146,23 @@
 
   // The switch happens inside one animation frame: new one on top, old one below the curtain.
   // gap_ms = (first frame with the new one visible) − (last frame with the old one visible).
+  //
+  // The core sends `discard` (the old item) and `prepare` (the next one) right after `show`. Run
+  // at once, the discard would take the old report off the screen before the swap — frames of
+  // bare curtain — and building the next iframe would delay the swap's frames. So while a swap
+  // is in flight they wait, and run one frame after the new item is on screen.
+  var afterSwapQueue = null; // null: no swap in flight
+  function afterSwap(fn) {
+    if (afterSwapQueue) afterSwapQueue.push(fn); else fn();
+  }
+  function swapDone() {
+    var q = afterSwapQueue || [];
+    afterSwapQueue = null;
+    q.forEach(function (fn) {
+      try { fn(); } catch (e) { send('js_error', { message: 'after swap: ' + errText(e) }); }
+    });
+  }
+
   function show(m) {
     var next = embeds[m.key];
     if (!next) {
@@ -153,10 +170,11 @@
       return;
     }
     if (activeKey === m.key) { send('shown', { key: m.key, gap_ms: 0 }); return; }
+    if (!afterSwapQueue) afterSwapQueue = [];
     requestAnimationFrame(function (lastOldFrame) {
       // This frame is painted with the old view. The swap goes into the next one.
       requestAnimationFrame(function (firstNewFrame) {
-        if (embeds[m.key] !== next) return; // discarded meanwhile
+        if (embeds[m.key] !== next) { swapDone(); return; } // discarded meanwhile
         var prev = activeKey ? embeds[activeKey] : null;
         next.container.className = 'embed active';
         next.container.removeAttribute('aria-hidden');
@@ -166,6 +184,8 @@
         }
         activeKey = m.key;
         send('shown', { key: m.key, gap_ms: Math.round((firstNewFrame - lastOldFrame) * 10) / 10 });
+        // The deferred work starts once this frame (the new item) has been produced.
+        requestAnimationFrame(swapDone);
       });
     });
   }
@@ -268,13 +288,13 @@
 
   // ---------------------------------------------------------------- dispatch
   var handlers = {
-    prepare: prepare,
+    prepare: function (m) { afterSwap(function () { prepare(m); }); },
     show: show,
     set_page: setPage,
     set_token: setToken,
     refresh: refresh,
     reload: reload,
-    discard: function (m) { removeEmbed(m.key); },
+    discard: function (m) { afterSwap(function () { removeEmbed(m.key); }); },
     status: function (m) { renderStatus(m.screen); },
     hide_status: function () { statusEl.hidden = true; },
     badge: function (m) { setBadge(m.text); }

@@ -49,6 +49,7 @@
 //! token_throttle = { count = 3, retry_after_seconds = 10 }  # next 3 token answers are 429
 //! api_throttle = { count = 1, retry_after_seconds = 5 }     # next Power BI answer is 429
 //! userrealm_unavailable = false            # userrealm answers 404 (national clouds)
+//! token_hang = false                       # token requests get no answer (client timeouts)
 //!
 //! [device_code]
 //! interval_seconds = 5      # 0: never answer slow_down
@@ -322,7 +323,14 @@ pub struct Faults {
     pub api_throttle: Option<Throttle>,
     #[serde(default)]
     pub userrealm_unavailable: bool,
+    /// Token requests get no answer for [`TOKEN_HANG`] (longer than any client waits): a
+    /// timeout, as from a black-holed network path.
+    #[serde(default)]
+    pub token_hang: bool,
 }
+
+/// How long a hung token request is held before the simulator gives up on it.
+pub const TOKEN_HANG: std::time::Duration = std::time::Duration::from_secs(120);
 
 /// The next `count` answers are HTTP 429 with `Retry-After: retry_after_seconds`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -100,7 +100,7 @@ async fn token(
     // "must contain grant_type", not with a 415.
     let f = form.map(|Form(f)| f).unwrap_or_default();
     let grant = f.get("grant_type").cloned().unwrap_or_default();
-    let (latency_ms, fault) = {
+    let (latency_ms, fault, hang) = {
         let mut st = sim.lock();
         let user = stats_username(&st, &grant, &f);
         st.stats.token_requests += 1;
@@ -111,6 +111,7 @@ async fn token(
         // Usernames and grant types only: never the form, which holds passwords and secrets.
         tracing::info!(grant_type = %grant, username = user.as_deref().unwrap_or("-"), "sim: token request");
         let faults = &mut st.scenario.faults;
+        let hang = faults.token_hang;
         let fault = if faults.token_outage {
             Some((
                 AadError::TemporarilyUnavailable,
@@ -119,9 +120,13 @@ async fn token(
         } else {
             State::take_throttle(&mut faults.token_throttle).map(|s| (AadError::Throttled, Some(s)))
         };
-        (faults.latency_ms, fault)
+        (faults.latency_ms, fault, hang)
     };
     latency(latency_ms).await;
+    if hang {
+        tokio::time::sleep(super::scenario::TOKEN_HANG).await;
+        return StatusCode::GATEWAY_TIMEOUT.into_response();
+    }
     if let Some((err, retry)) = fault {
         return aad_response(&err, retry);
     }

@@ -50,6 +50,10 @@ pub enum Control {
         #[serde(default)]
         retry_after_seconds: Option<u64>,
     },
+    /// Token requests hang (no answer for two minutes: the client times out) while `on`.
+    SetTokenHang {
+        on: bool,
+    },
     /// The next `count` token answers are 429 with `Retry-After`.
     ThrottleToken {
         count: u32,
@@ -108,6 +112,7 @@ impl Control {
         match self {
             Control::SetLatency { .. } => "set_latency",
             Control::SetTokenOutage { .. } => "set_token_outage",
+            Control::SetTokenHang { .. } => "set_token_hang",
             Control::ThrottleToken { .. } => "throttle_token",
             Control::ThrottleApi { .. } => "throttle_api",
             Control::SetTokenLifetime { .. } => "set_token_lifetime",
@@ -235,6 +240,7 @@ impl State {
                 f.token_outage = on;
                 f.outage_retry_after_seconds = retry_after_seconds;
             }
+            Control::SetTokenHang { on } => f.token_hang = on,
             Control::ThrottleToken {
                 count,
                 retry_after_seconds,

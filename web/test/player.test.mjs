@@ -135,6 +135,35 @@ test('switching between two rendered reports reports a small gap and swaps the l
   await page.screenshot({ path: join(OUT, 'report-ops.png') });
 });
 
+test('show then discard of the old item in one batch: the old one stays on screen until the swap', async () => {
+  // What the core sends at an item switch: show the new one, discard the old one, prepare the next.
+  const n = (await outbox(page)).length;
+  const res = await page.evaluate(() => {
+    const k = window.pbikiosk;
+    k.receive({ v: 1, type: 'show', key: 'sales' });
+    k.receive({ v: 1, type: 'discard', key: 'ops' });
+    // Right after the batch, before any frame: the old report must still be there, on top.
+    const ops = document.querySelector('.embed[data-key="ops"]');
+    return { opsThere: !!ops, opsClass: ops && ops.className };
+  });
+  assert.deepEqual(res, { opsThere: true, opsClass: 'embed active' });
+  const shown = await waitForMessage(page, (m, i) => i >= n && m.type === 'shown' && m.key === 'sales', 5000, 'shown sales');
+  assert.ok(shown.gap_ms > 0 && shown.gap_ms < 200, `gap_ms ${shown.gap_ms}`);
+  const deadline = Date.now() + 2000;
+  while (await page.locator('.embed[data-key="ops"]').count() !== 0) {
+    assert.ok(Date.now() < deadline, 'the old embed is discarded after the swap');
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  assert.equal(await visibleAt(), 'sales');
+  // Put ops back for the tests below.
+  const n1 = (await outbox(page)).length;
+  await send(page, prepareMsg('ops', 'report', 'r-ops', TOKEN_B, { page: 'OpsSection2' }));
+  await waitForMessage(page, (m, i) => i >= n1 && m.type === 'rendered' && m.key === 'ops', 15000, 'ops rendered again');
+  const n2 = (await outbox(page)).length;
+  await send(page, { type: 'show', key: 'ops' });
+  await waitForMessage(page, (m, i) => i >= n2 && m.type === 'shown' && m.key === 'ops', 5000, 'shown ops');
+});
+
 test('an expired token yields error TokenExpired', async () => {
   await send(page, prepareMsg('stale', 'report', 'r-sales', TOKEN_EXPIRED));
   const err = await waitForMessage(page, (m) => m.type === 'error' && m.key === 'stale', 15000, 'error');

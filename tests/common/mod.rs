@@ -1,0 +1,252 @@
+//! The end-to-end harness shared by tests/e2e.rs and tests/faults.rs: Xvfb, the real binary
+//! (`pbikiosk demo` / `run`), its `/status`, the simulator's `/_sim/stats` and `/_sim/control`.
+//! Scenarios run one at a time (see [`lock`]): two WebKit instances at once on a 2-core machine
+//! would make the timings meaningless.
+#![allow(dead_code)] // each test crate uses its own part of the harness
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+pub static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+pub fn out_dir() -> PathBuf {
+    let d = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/e2e");
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+pub struct Xvfb {
+    child: Child,
+    pub display: String,
+}
+
+impl Xvfb {
+    pub fn start() -> Self {
+        for n in 90..140 {
+            if Path::new(&format!("/tmp/.X11-unix/X{n}")).exists()
+                || Path::new(&format!("/tmp/.X{n}-lock")).exists()
+            {
+                continue;
+            }
+            let child = Command::new("Xvfb")
+                .args([
+                    &format!(":{n}"),
+                    "-screen",
+                    "0",
+                    "1280x720x24",
+                    "-nolisten",
+                    "tcp",
+                ])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("Xvfb is needed for the end-to-end tests (scripts/test.sh installs it)");
+            let sock = format!("/tmp/.X11-unix/X{n}");
+            let t = Instant::now();
+            while !Path::new(&sock).exists() && t.elapsed() < Duration::from_secs(10) {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            assert!(Path::new(&sock).exists(), "Xvfb :{n} did not start");
+            return Self {
+                child,
+                display: format!(":{n}"),
+            };
+        }
+        panic!("no free X display");
+    }
+
+    pub fn screenshot(&self, name: &str) -> PathBuf {
+        let path = out_dir().join(name);
+        let ok = Command::new("import")
+            .args(["-display", &self.display, "-window", "root"])
+            .arg(&path)
+            .status()
+            .expect("ImageMagick's import is needed (scripts/test.sh installs it)");
+        assert!(ok.success());
+        assert!(
+            std::fs::metadata(&path).unwrap().len() > 10_000,
+            "empty screenshot"
+        );
+        path
+    }
+}
+
+impl Drop for Xvfb {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub struct Player {
+    pub child: Child,
+    pub status: SocketAddr,
+    pub sim: SocketAddr,
+    pub http: reqwest::Client,
+    pub started: Instant,
+}
+
+impl Player {
+    pub fn demo(x: &Xvfb, name: &str, args: &[&str]) -> Self {
+        Self::demo_env(x, name, args, &[])
+    }
+
+    /// `pbikiosk demo` with extra environment variables (e.g. libfaketime's).
+    pub fn demo_env(x: &Xvfb, name: &str, args: &[&str], env: &[(&str, &str)]) -> Self {
+        let status: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let sim: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let log = std::fs::File::create(out_dir().join(format!("{name}.log"))).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_pbikiosk"))
+            .arg("demo")
+            .args(["--status-listen", &status.to_string()])
+            .args(["--sim-listen", &sim.to_string()])
+            .args(["--window", "1280x720"])
+            .args(args)
+            .env("DISPLAY", &x.display)
+            .env("RUST_LOG", "info,pbikiosk=debug")
+            .env_remove("WAYLAND_DISPLAY")
+            .envs(env.iter().copied())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        Self {
+            child,
+            status,
+            sim,
+            http: reqwest::Client::new(),
+            started: Instant::now(),
+        }
+    }
+
+    pub async fn status(&self) -> Option<Value> {
+        let r = self
+            .http
+            .get(format!("http://{}/status", self.status))
+            .timeout(Duration::from_secs(2))
+            .send()
+            .await
+            .ok()?;
+        r.json().await.ok()
+    }
+
+    pub async fn sim_stats(&self) -> Value {
+        self.http
+            .get(format!("http://{}/_sim/stats", self.sim))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    pub async fn control(&self, body: Value) {
+        let r = self
+            .http
+            .post(format!("http://{}/_sim/control", self.sim))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success(), "control {body}: {}", r.status());
+    }
+
+    /// Poll `/status` until `pred` holds; the last status on success.
+    pub async fn wait_for(
+        &mut self,
+        what: &str,
+        secs: u64,
+        pred: impl Fn(&Value) -> bool,
+    ) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        let mut last = Value::Null;
+        while Instant::now() < deadline {
+            if let Some(s) = self.status().await {
+                if pred(&s) {
+                    return s;
+                }
+                last = s;
+            }
+            if let Ok(Some(code)) = self.child.try_wait() {
+                panic!("player exited ({code}) while waiting for {what}; last status {last}");
+            }
+            tokio::time::sleep(Duration::from_millis(150)).await;
+        }
+        panic!("timed out after {secs}s waiting for {what}; last status {last}");
+    }
+
+    pub fn web_processes(&self) -> Vec<u32> {
+        // WebKit's web process is a descendant of the player (maybe through a sandbox helper).
+        let mut found = Vec::new();
+        for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+            let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+                continue;
+            };
+            let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+            if comm.trim().starts_with("WebKitWebProces") && descends_from(pid, self.child.id()) {
+                found.push(pid);
+            }
+        }
+        found
+    }
+}
+
+impl Drop for Player {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn descends_from(mut pid: u32, ancestor: u32) -> bool {
+    for _ in 0..16 {
+        if pid == ancestor {
+            return true;
+        }
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        // Field 4 is the parent pid; the command (field 2) may contain spaces, so split after ')'.
+        let Some(ppid) = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+            .and_then(|p| p.parse().ok())
+        else {
+            return false;
+        };
+        if ppid <= 1 {
+            return false;
+        }
+        pid = ppid;
+    }
+    false
+}
+
+pub fn num(s: &Value, key: &str) -> u64 {
+    s[key]
+        .as_u64()
+        .unwrap_or_else(|| panic!("{key} missing in {s}"))
+}
+
+pub fn showing(s: &Value) -> Option<(String, String)> {
+    let item = &s["item"];
+    Some((
+        item["name"].as_str()?.to_owned(),
+        item["page_reported"].as_str()?.to_owned(),
+    ))
+}
+
+pub async fn lock() -> tokio::sync::MutexGuard<'static, ()> {
+    ONE_AT_A_TIME.lock().await
+}
