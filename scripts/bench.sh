@@ -59,6 +59,19 @@ began=$(date +%s)
 # ---------------------------------------------------------------- helpers
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 now_ms() { date +%s%3N; }
+pss_by_process() { # "comm=MiB ..." for each process of the tree, to see which one grows
+  local p v line=""
+  for p in $(tree_pids "$1"); do
+    v=$(awk '/^Pss:/{print $2}' "/proc/$p/smaps_rollup" 2>/dev/null || true)
+    line="$line $(cut -c1-15 "/proc/$p/comm" 2>/dev/null)=$(( ${v:-0} / 1024 ))"
+  done
+  echo "${line# }"
+}
+pss_settled() { # median of 5 samples 0.4 s apart: one sample lands anywhere in a switch
+  local v=() i
+  for i in 1 2 3 4 5; do v+=("$(pss_mib "$1")"); sleep 0.4; done
+  python3 -c "import statistics,sys; print(statistics.median(map(float, sys.argv[1:])))" "${v[@]}"
+}
 tree_pids() { echo "$1"; local c; for c in $(pgrep -P "$1" || true); do tree_pids "$c"; done; }
 pss_mib() { # whole process tree, from smaps_rollup (shared pages split fairly, unlike RSS)
   local sum=0 p v
@@ -154,7 +167,7 @@ start_sim() { # the simulator + its https front door, standing alone (shared by 
     --cert-out "$out/front.pem" >"$out/sim.out" 2>"$out/sim.log" &
   sim_pid=$!
   pids_to_stop+=("$sim_pid")
-  wait_until 20 grep -q '^# embed front' "$out/sim.out"
+  wait_until 20 grep -qs '^# embed front' "$out/sim.out"
   proxy=$(grep -o 'proxy http://[0-9.:]*' "$out/sim.out" | cut -d' ' -f2)
   spki=$(openssl x509 -in "$out/front.pem" -pubkey -noout | openssl pkey -pubin -outform der \
     | openssl dgst -sha256 -binary | base64)
@@ -169,7 +182,7 @@ start_chromium() { # seconds per item, log name
       >"$out/serve.out" 2>&1 &
     serve=$!
     pids_to_stop+=("$serve")
-    wait_until 20 grep -q '^listening' "$out/serve.out"
+    wait_until 20 grep -qs '^listening' "$out/serve.out"
     local url; url=$(sed -n 's/^listening //p' "$out/serve.out")
     udd=$(mktemp -d)
     t_launch=$(now_ms)
@@ -240,7 +253,8 @@ if [ "$soak" -gt 0 ]; then
   # The steady state begins once every item has been on screen once (a round of 3).
   wait_until 120 pk_at_least $(( base + 3 ))
   sleep 1
-  pss_start=$(pss_mib "$pid"); base=$(pk_switches); t_start=$(date +%s)
+  pss_start=$(pss_settled "$pid"); base=$(pk_switches); t_start=$(date +%s)
+  procs_start=$(pss_by_process "$pid")
   trend="$pss_start"
   step=$(( soak >= 500 ? 100 : (soak >= 50 ? soak / 5 : soak) ))
   done_n=0
@@ -248,16 +262,25 @@ if [ "$soak" -gt 0 ]; then
     done_n=$(( done_n + step > soak ? soak : done_n + step ))
     wait_until $(( step * soak_seconds * 6 + 120 )) pk_at_least $(( base + done_n )) \
       || { echo "soak: stuck before $done_n switches; status: $(pk_status)" >&2; exit 1; }
-    trend="$trend $(pss_mib "$pid")"
+    trend="$trend $(pss_settled "$pid")"
   done
   sleep 1
-  pss_end=$(pss_mib "$pid")
+  pss_end=$(pss_settled "$pid")
+  procs_end=$(pss_by_process "$pid")
   s=$(pk_status)
   reloads=$(echo "$s" | json 'd["page_reloads_total"]')
   skipped=$(echo "$s" | json 'sum(1 for i in d["items"] if i["skipped"])')
   gaps=$(echo "$s" | json '"median %.1f / p95 %.1f / max %.1f ms over the last %d" % (d["switch_gaps"]["median_ms"], d["switch_gaps"]["p95_ms"], d["switch_gaps"]["max_ms"], d["switch_gaps"]["count"])')
   errors=$(grep -cE ' (WARN|ERROR) ' "$log" || true)
   growth=$(python3 -c "print(round(($pss_end-$pss_start)*100/$pss_start, 1))")
+  # Least-squares slope of the trend, per 100 switches: a leak shows as a steady climb, noise
+  # (WebKit and JavaScriptCore give memory back in batches) does not.
+  slope=$(python3 -c "
+import sys
+y = [float(v) for v in sys.argv[2:]]; x = [i * float(sys.argv[1]) for i in range(len(y))]
+n = len(y); mx = sum(x) / n; my = sum(y) / n
+sxx = sum((a - mx) ** 2 for a in x) or 1
+print(round(sum((a - mx) * (b - my) for a, b in zip(x, y)) / sxx * 100, 2))" "$step" $trend)
   stop "$pid"
   cat <<TABLE | tee "$out/soak.txt"
 pbikiosk soak, $(git describe --always --dirty 2>/dev/null), $(nproc) cores, $(date -u '+%F %H:%M') UTC, Xvfb 1280x720, $scenario
@@ -268,7 +291,9 @@ pbikiosk soak, $(git describe --always --dirty 2>/dev/null), $(nproc) cores, $(d
 | PSS at start (after the first round)     | $pss_start MiB |
 | PSS at end                               | $pss_end MiB |
 | growth, start -> end                     | $growth % |
-| PSS every $step switches                  | $trend |
+| trend slope (least squares)              | $slope MiB per 100 switches |
+| by process (MiB), start / end            | $procs_start / $procs_end |
+| PSS every $step switches (median of 5)   | $trend |
 | switch gap (page-measured)               | $gaps |
 | page reloads                             | $reloads |
 | errors (WARN/ERROR log lines), skipped items | $errors, $skipped |
