@@ -294,6 +294,11 @@ mod platform {
             settings.set_enable_write_console_messages_to_stdout(opts.console_to_stdout);
             settings.set_enable_developer_extras(opts.devtools);
         }
+        if let Some(ctx) = view.context() {
+            // One page that never navigates back: no back/forward page cache, minimal memory
+            // cache. WebKit's default (web browser) model keeps pages and resources around.
+            ctx.set_cache_model(webkit2gtk::CacheModel::DocumentViewer);
+        }
         if let Some((host, pem)) = &opts.trust {
             let cert = webkit2gtk::gio::TlsCertificate::from_pem(pem)?;
             let ctx = view
