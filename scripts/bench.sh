@@ -2,7 +2,7 @@
 # pbikiosk side by side with the baseline a user would build instead: Debian's Chromium in --kiosk
 # mode on a minimal page (bench/chromium/) with the same powerbi-client and one fixed token.
 # Both run in turn under the same Xvfb (1280x720) against the same simulated tenant
-# (bench/scenario.toml: the demo's three reports, one page each, so every step is a switch
+# (bench/sim-scenario.toml: the demo's three reports, one page each, so every step is a switch
 # between items). Each figure is the median of several runs. Figures, not assertions: timings are
 # never asserted.
 #
@@ -51,7 +51,7 @@ if [ "$build" = 1 ]; then
   scripts/build-web.sh >/dev/null
   cargo build --release --locked -q
 fi
-scenario=bench/scenario.toml
+scenario=bench/sim-scenario.toml
 out=target/bench; mkdir -p "$out"
 samples="$out/samples.tsv"; : >"$samples"
 began=$(date +%s)

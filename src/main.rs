@@ -70,7 +70,7 @@ enum Command {
     /// Run the player on the built-in demo tenant: no config, no Microsoft account needed.
     Demo {
         /// Preview a problem scenario's status screen (mfa, federated, wrong-password, outage...),
-        /// or a scenario file (TOML) such as bench/scenario.toml.
+        /// or a scenario file (TOML) such as bench/sim-scenario.toml.
         #[arg(long)]
         scenario: Option<String>,
         /// Seconds per report page (1 and up; below 5, which a config file cannot set, is for

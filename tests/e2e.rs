@@ -9,7 +9,6 @@
 
 mod common;
 
-use std::net::SocketAddr;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -210,24 +209,7 @@ async fn not_configured_until_the_config_appears() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("pbikiosk.toml");
     let x = Xvfb::start();
-    let status: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-    let log = std::fs::File::create(out_dir().join("not-configured.log")).unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_pbikiosk"))
-        .args(["run", "--window", "1280x720", "--config"])
-        .arg(&cfg)
-        .args(["--status-listen", &status.to_string()])
-        .env("DISPLAY", &x.display)
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .spawn()
-        .unwrap();
-    let mut p = Player {
-        child,
-        status,
-        sim: "127.0.0.1:9".parse().unwrap(),
-        http: reqwest::Client::new(),
-        started: Instant::now(),
-    };
+    let mut p = Player::run_config(&x, "not-configured", &cfg);
     p.wait_for("the not-configured screen", 60, |s| {
         s["state"] == "not_configured"
     })

@@ -12,7 +12,6 @@
 mod common;
 
 use std::io::Write as _;
-use std::net::SocketAddr;
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -455,24 +454,7 @@ async fn config_replaced_by_garbage() {
     std::fs::write(&cfg, &good).unwrap();
     std::fs::set_permissions(&cfg, std::fs::Permissions::from_mode(0o600)).unwrap();
     let x = Xvfb::start();
-    let status: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-    let log = std::fs::File::create(out_dir().join("fault-config.log")).unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_pbikiosk"))
-        .args(["run", "--window", "1280x720", "--config"])
-        .arg(&cfg)
-        .args(["--status-listen", &status.to_string()])
-        .env("DISPLAY", &x.display)
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .spawn()
-        .unwrap();
-    let mut p = Player {
-        child,
-        status,
-        sim: "127.0.0.1:9".parse().unwrap(),
-        http: reqwest::Client::new(),
-        started: Instant::now(),
-    };
+    let mut p = Player::run_config(&x, "fault-config", &cfg);
     let resolved =
         |s: &Value| s["problem"] != "config" && s["items"].as_array().is_some_and(|i| i.len() == 3);
     p.wait_for("the playlist resolved", 60, resolved).await;

@@ -4,7 +4,7 @@
 // reports' embed URLs once, and appends what the page reports (POST /report) to a JSON-lines file.
 //
 //   node bench/chromium/serve.mjs --sim-config FILE --seconds N --out FILE
-//   FILE from `pbikiosk sim --scenario bench/scenario.toml --embed-front ... > FILE`
+//   FILE from `pbikiosk sim --scenario bench/sim-scenario.toml --embed-front ... > FILE`
 // Prints "listening http://127.0.0.1:PORT" when ready. Only talks to 127.0.0.1.
 import { createServer } from 'node:http';
 import { readFileSync, appendFileSync } from 'node:fs';

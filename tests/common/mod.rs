@@ -131,6 +131,28 @@ impl Player {
         }
     }
 
+    /// `pbikiosk run --config <cfg>` (no simulator of its own: `sim` points nowhere).
+    pub fn run_config(x: &Xvfb, name: &str, cfg: &std::path::Path) -> Self {
+        let status: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let log = std::fs::File::create(out_dir().join(format!("{name}.log"))).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_pbikiosk"))
+            .args(["run", "--window", "1280x720", "--config"])
+            .arg(cfg)
+            .args(["--status-listen", &status.to_string()])
+            .env("DISPLAY", &x.display)
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        Self {
+            child,
+            status,
+            sim: "127.0.0.1:9".parse().unwrap(),
+            http: reqwest::Client::new(),
+            started: Instant::now(),
+        }
+    }
+
     pub async fn status(&self) -> Option<Value> {
         let r = self
             .http
