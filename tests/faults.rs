@@ -424,6 +424,12 @@ async fn powerbi_429_and_web_process_faults() {
         f.print();
         all.push(f);
     }
+    // "Rendered" can be the embed still prepared off-screen: wait for it to be on screen.
+    p.wait_for("a report on screen after the repairs", 30, |s| {
+        s["state"] == "playing" && s["item"].is_object()
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
     x.screenshot("fault-web-recovered.png");
     for f in &all {
         assert!(f.recovered, "{} did not recover", f.name);
