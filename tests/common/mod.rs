@@ -105,15 +105,34 @@ impl Player {
 
     /// `pbikiosk demo` with extra environment variables (e.g. libfaketime's).
     pub fn demo_env(x: &Xvfb, name: &str, args: &[&str], env: &[(&str, &str)]) -> Self {
-        let status: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let sim: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let sim_arg = sim.to_string();
+        let mut all = vec!["demo", "--sim-listen", &sim_arg];
+        all.extend_from_slice(args);
+        Self::launch(x, name, &all, env, sim)
+    }
+
+    /// `pbikiosk run --config <cfg>` (no simulator of its own: `sim` points nowhere).
+    pub fn run_config(x: &Xvfb, name: &str, cfg: &std::path::Path) -> Self {
+        let cfg = cfg.to_str().expect("a UTF-8 temp path");
+        Self::launch(
+            x,
+            name,
+            &["run", "--config", cfg],
+            &[],
+            "127.0.0.1:9".parse().unwrap(),
+        )
+    }
+
+    /// Start the player in a 1280x720 window on `x`, its status endpoint on a free port and
+    /// its output in `target/e2e/<name>.log`.
+    fn launch(x: &Xvfb, name: &str, args: &[&str], env: &[(&str, &str)], sim: SocketAddr) -> Self {
+        let status: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let log = std::fs::File::create(out_dir().join(format!("{name}.log"))).unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_pbikiosk"))
-            .arg("demo")
-            .args(["--status-listen", &status.to_string()])
-            .args(["--sim-listen", &sim.to_string()])
-            .args(["--window", "1280x720"])
             .args(args)
+            .args(["--status-listen", &status.to_string()])
+            .args(["--window", "1280x720"])
             .env("DISPLAY", &x.display)
             .env("RUST_LOG", "info,pbikiosk=debug")
             .env_remove("WAYLAND_DISPLAY")
@@ -126,28 +145,6 @@ impl Player {
             child,
             status,
             sim,
-            http: reqwest::Client::new(),
-            started: Instant::now(),
-        }
-    }
-
-    /// `pbikiosk run --config <cfg>` (no simulator of its own: `sim` points nowhere).
-    pub fn run_config(x: &Xvfb, name: &str, cfg: &std::path::Path) -> Self {
-        let status: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-        let log = std::fs::File::create(out_dir().join(format!("{name}.log"))).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_pbikiosk"))
-            .args(["run", "--window", "1280x720", "--config"])
-            .arg(cfg)
-            .args(["--status-listen", &status.to_string()])
-            .env("DISPLAY", &x.display)
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        Self {
-            child,
-            status,
-            sim: "127.0.0.1:9".parse().unwrap(),
             http: reqwest::Client::new(),
             started: Instant::now(),
         }
