@@ -106,6 +106,11 @@ pub fn render_metrics(s: &Status) -> String {
         "Embeds that finished rendering.",
         p.rendered_total,
     );
+    counter(
+        "shown_total",
+        "Items the page put on screen (confirmed by the page).",
+        p.shown_total,
+    );
     counter("switches_total", "Playlist steps shown.", p.switches_total);
     counter(
         "token_refreshes_total",
@@ -211,6 +216,7 @@ mod tests {
         assert_eq!(v["version"], crate::VERSION);
         for key in [
             "rendered_total",
+            "shown_total",
             "switches_total",
             "token_refreshes_total",
             "page_reloads_total",

@@ -155,6 +155,9 @@ pub struct Snapshot {
     pub items: Vec<ItemStatus>,
     pub offline: bool,
     pub rendered_total: u64,
+    /// Items the page has put on screen (a `shown` from the page; rendered items may still
+    /// be waiting off-screen).
+    pub shown_total: u64,
     pub switches_total: u64,
     pub token_refreshes_total: u64,
     pub page_reloads_total: u64,
@@ -219,6 +222,7 @@ pub struct Player {
     problem_shown: Option<ProblemId>,
     next_key: u64,
     rendered_total: u64,
+    shown_total: u64,
     switches_total: u64,
     token_refreshes_total: u64,
     page_reloads_total: u64,
@@ -256,6 +260,7 @@ impl Player {
             problem_shown: None,
             next_key: 0,
             rendered_total: 0,
+            shown_total: 0,
             switches_total: 0,
             token_refreshes_total: 0,
             page_reloads_total: 0,
@@ -420,6 +425,7 @@ impl Player {
             }
             FromPage::Shown { key, gap_ms } => {
                 if self.visible.as_ref().is_some_and(|v| v.key == key) {
+                    self.shown_total += 1;
                     self.last_gap_ms = gap_ms;
                     if let Some(g) = gap_ms {
                         if self.gaps.len() == GAP_HISTORY {
@@ -887,6 +893,7 @@ impl Player {
             items,
             offline: self.offline_since.is_some(),
             rendered_total: self.rendered_total,
+            shown_total: self.shown_total,
             switches_total: self.switches_total,
             token_refreshes_total: self.token_refreshes_total,
             page_reloads_total: self.page_reloads_total,
@@ -1095,6 +1102,14 @@ mod tests {
         assert_eq!(g.median_ms, 17.0);
         assert_eq!(g.max_ms, 40.0);
         assert_eq!(r.p.snapshot().last_switch_gap_ms, Some(40.0));
+        assert_eq!(r.p.snapshot().shown_total, 4);
+        // A `shown` for a key that is not the visible item (a late message from a discarded
+        // embed) is not counted.
+        r.page(FromPage::Shown {
+            key: "e99".into(),
+            gap_ms: Some(1.0),
+        });
+        assert_eq!(r.p.snapshot().shown_total, 4);
     }
 
     #[test]

@@ -138,9 +138,11 @@ async fn demo_rotates_refreshes_and_repairs() {
             s["page_reloads_total"].as_u64() > Some(reloads)
         })
         .await;
-    let rendered = num(&s, "rendered_total");
-    p.wait_for("playing again after the crash", 60, |s| {
-        s["state"] == "playing" && s["rendered_total"].as_u64() > Some(rendered)
+    // On screen again = the page confirmed it swapped a report in after the reload
+    // (`rendered` alone can be the embed still prepared off-screen).
+    let shown = num(&s, "shown_total");
+    p.wait_for("a report on screen again after the crash", 60, |s| {
+        s["state"] == "playing" && s["shown_total"].as_u64() > Some(shown)
     })
     .await;
     println!(

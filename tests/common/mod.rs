@@ -35,9 +35,7 @@ pub struct Xvfb {
 impl Xvfb {
     pub fn start() -> Self {
         for n in 90..140 {
-            if Path::new(&format!("/tmp/.X11-unix/X{n}")).exists()
-                || Path::new(&format!("/tmp/.X{n}-lock")).exists()
-            {
+            if display_in_use(n) {
                 continue;
             }
             let child = Command::new("Xvfb")
@@ -67,24 +65,60 @@ impl Xvfb {
         panic!("no free X display");
     }
 
+    /// Saves the screen as `name` and fails on a (nearly) uniform image. The page reports
+    /// `shown` from inside the frame that swaps the report in; on a busy machine the compositor
+    /// can still be behind by a moment, so a blank capture is retried for a few seconds — a
+    /// screen that stays blank still fails.
     pub fn screenshot(&self, name: &str) -> PathBuf {
         let path = out_dir().join(name);
-        let ok = Command::new("import")
-            .args(["-display", &self.display, "-window", "root"])
-            .arg(&path)
-            .status()
-            .expect("ImageMagick's import is needed (scripts/test.sh installs it)");
-        assert!(ok.success());
-        assert!(
-            std::fs::metadata(&path).unwrap().len() > 10_000,
-            "empty screenshot"
-        );
-        path
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let ok = Command::new("import")
+                .args(["-display", &self.display, "-window", "root"])
+                .arg(&path)
+                .status()
+                .expect("ImageMagick's import is needed (scripts/test.sh installs it)");
+            assert!(ok.success());
+            let len = std::fs::metadata(&path).unwrap().len();
+            if len > 10_000 {
+                return path;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "blank screenshot {} ({len} bytes) for 5 s",
+                path.display()
+            );
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    }
+}
+
+/// A display is taken while the X server named in its lock file is alive. A lock left by a
+/// server that was killed (a test run cut short) is stale: Xvfb removes it itself on start.
+fn display_in_use(n: u32) -> bool {
+    let Ok(lock) = std::fs::read_to_string(format!("/tmp/.X{n}-lock")) else {
+        return Path::new(&format!("/tmp/.X11-unix/X{n}")).exists();
+    };
+    match lock.trim().parse::<u32>() {
+        Ok(pid) => Path::new(&format!("/proc/{pid}")).exists(),
+        Err(_) => true,
     }
 }
 
 impl Drop for Xvfb {
     fn drop(&mut self) {
+        // SIGTERM first: Xvfb then removes its lock file and socket, so runs do not use up
+        // the display numbers.
+        let _ = Command::new("kill")
+            .arg(self.child.id().to_string())
+            .status();
+        let t = Instant::now();
+        while t.elapsed() < Duration::from_secs(3) {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
