@@ -353,5 +353,10 @@ print(f"| whole tree CPU, report idle | {cell('pbikiosk','cpu_tree','%','{:.1f}'
 print(f"| Chromium launches that never rendered (retried) | | {sum(d.get(('chromium','launch_failures'),[0])):.0f} | |")
 print(f"| page reloads / page errors in rotation | {sum(d.get(('pbikiosk','reloads'),[0])):.0f} reloads | {sum(d.get(('chromium','errors'),[0])):.0f} errors | |")
 print(f"| (for scale) the simulator alone, PSS | {med('sim','pss'):.1f} MiB: inside pbikiosk's figures (demo runs it in-process), outside Chromium's | | |")
+# The same comparison with a simulator on both sides: pbikiosk's tree (simulator inside) against
+# Chromium's tree plus the standalone simulator that serves it.
+for what, label in (('pss_first', 'after the first report'), ('pss_switches', f'after {switches} switches')):
+    both = med('chromium', what) + med('sim', 'pss')
+    print(f"| PSS {label}, simulator counted on both sides | {med('pbikiosk', what):.1f} MiB | {both:.1f} MiB (Chromium + simulator) | {med('pbikiosk', what) / both:.2f} |")
 print(f"| binary (stripped) | {mib(pk_size)} | {mib(ch_size)} (/usr/lib/chromium/chromium) | {int(pk_size)/int(ch_size):.2f} |")
 PY

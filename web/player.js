@@ -46,7 +46,29 @@
   function sdk() {
     var client = window['powerbi-client'];
     if (!window.powerbi || !client || !client.models) return null;
+    guardRouterLeak(window.powerbi);
     return { service: window.powerbi, models: client.models };
+  }
+
+  // powerbi-client (2.24.1, and Microsoft/PowerBI-JavaScript issue #178 since 2017) registers a
+  // router route "/reports/<uniqueId>/eventHooks/:eventName" for every Report it creates and never
+  // removes it, not even in powerbi.reset(): the route's handler keeps the Report, its container
+  // and its iframe alive. A kiosk creates an embed per switch, so this grew the web process by
+  // ~2 MiB per 100 switches (measured with a Chromium heap snapshot: every discarded container
+  // retained through powerbi.wpmp.handlers). Those routes only serve `eventHooks`
+  // (accessTokenProvider, applicationContextProvider), which we never configure — the core
+  // pushes tokens with setAccessToken — so they are not registered at all. Routes with
+  // placeholders (the service's own event routes) pass through untouched.
+  var PER_EMBED_HOOK_ROUTE = /^\/reports\/[^/:]+\/eventHooks\/:eventName$/;
+  function guardRouterLeak(service) {
+    var router = service.router;
+    if (!router || router.__pbikioskGuarded || typeof router.post !== 'function') return;
+    var post = router.post;
+    router.post = function (url) {
+      if (typeof url === 'string' && PER_EMBED_HOOK_ROUTE.test(url)) return;
+      return post.apply(this, arguments);
+    };
+    router.__pbikioskGuarded = true;
   }
 
   // ---------------------------------------------------------------- embeds

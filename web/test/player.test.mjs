@@ -294,6 +294,39 @@ test('heartbeat every 5 s with t = performance.now()', async () => {
   assert.equal(typeof hb.t, 'number');
 });
 
+test('discarded embeds are freed: DOM nodes and listeners stay flat over 24 switches', async () => {
+  // Guards the powerbi-client router leak worked around in player.js (guardRouterLeak): without
+  // it every discarded report keeps its container, iframe and one listener alive.
+  const cdp = await page.context().newCDPSession(page);
+  const ids = ['r-sales', 'r-ops', 'r-cs'];
+  let prev = null;
+  async function cycle(from, to) {
+    for (let i = from; i < to; i++) {
+      const key = 'leak' + i;
+      await send(page, prepareMsg(key, 'report', ids[i % 3], TOKEN_A));
+      await waitForMessage(page, (m) => m.type === 'rendered' && m.key === key, 15000, 'rendered ' + key);
+      await send(page, { type: 'show', key });
+      await waitForMessage(page, (m) => m.type === 'shown' && m.key === key, 5000, 'shown ' + key);
+      if (prev) await send(page, { type: 'discard', key: prev });
+      prev = key;
+    }
+    await new Promise((r) => setTimeout(r, 300));
+    await cdp.send('HeapProfiler.collectGarbage');
+    await cdp.send('HeapProfiler.collectGarbage');
+    return cdp.send('Memory.getDOMCounters');
+  }
+  const warm = await cycle(0, 4);
+  const after = await cycle(4, 28);
+  console.log(`DOM counters after 4 / 28 switches: ${JSON.stringify(warm)} / ${JSON.stringify(after)}`);
+  assert.ok(after.jsEventListeners <= warm.jsEventListeners + 2,
+    `listeners grew ${warm.jsEventListeners} -> ${after.jsEventListeners}`);
+  assert.ok(after.nodes <= warm.nodes + 20, `DOM nodes grew ${warm.nodes} -> ${after.nodes}`);
+  const hookRoutes = await page.evaluate(() => window.powerbi.wpmp.handlers.length);
+  assert.ok(hookRoutes < 20, `${hookRoutes} router handlers`);
+  await send(page, { type: 'discard', key: prev });
+  await cdp.detach();
+});
+
 test('no access token appears in page text, DOM, console, messages or request URLs', async () => {
   const texts = [];
   texts.push(await page.evaluate(() => document.documentElement.outerHTML));
