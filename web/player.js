@@ -50,15 +50,15 @@
     return { service: window.powerbi, models: client.models };
   }
 
-  // powerbi-client (2.24.1, and Microsoft/PowerBI-JavaScript issue #178 since 2017) registers a
-  // router route "/reports/<uniqueId>/eventHooks/:eventName" for every Report it creates and never
-  // removes it, not even in powerbi.reset(): the route's handler keeps the Report, its container
-  // and its iframe alive. A kiosk creates an embed per switch, so this grew the web process by
-  // ~2 MiB per 100 switches (measured with a Chromium heap snapshot: every discarded container
-  // retained through powerbi.wpmp.handlers). Those routes only serve `eventHooks`
-  // (accessTokenProvider, applicationContextProvider), which we never configure — the core
-  // pushes tokens with setAccessToken — so they are not registered at all. Routes with
-  // placeholders (the service's own event routes) pass through untouched.
+  // powerbi-client 2.24.1 registers a router route "/reports/<uniqueId>/eventHooks/:eventName"
+  // for every Report it creates and never removes it, not even in powerbi.reset(): the route's
+  // handler keeps the Report, its container and its iframe alive (found with a Chromium heap
+  // snapshot, web/testing/leakpath.mjs: every discarded container retained through
+  // powerbi.wpmp.handlers; memory climbing per report switch is Microsoft/PowerBI-JavaScript
+  // issue #178, open since 2017). A kiosk embeds once per switch, so the web process grew without
+  // end. Those routes only serve `eventHooks` (accessTokenProvider, applicationContextProvider),
+  // which we never configure (the core pushes tokens with setAccessToken), so they are not
+  // registered at all. The service's own routes (with :uniqueId placeholders) pass untouched.
   var PER_EMBED_HOOK_ROUTE = /^\/reports\/[^/:]+\/eventHooks\/:eventName$/;
   function guardRouterLeak(service) {
     var router = service.router;
