@@ -514,6 +514,17 @@ impl<'a, 'i> Section<'a, 'i> {
     }
 
     /// Refuse the first (in file order) key not in `allowed`.
+    /// [`Self::check_keys`] for a table whose fix lists its keys: "Valid keys in [header] are: ...".
+    fn check_table_keys(
+        &self,
+        cx: &Ctx,
+        header: &str,
+        allowed: &[&str],
+    ) -> Result<(), ConfigError> {
+        let valid = format!("Valid keys in {header} are: {}.", allowed.join(", "));
+        self.check_keys(cx, allowed, &valid)
+    }
+
     fn check_keys(&self, cx: &Ctx, allowed: &[&str], valid: &str) -> Result<(), ConfigError> {
         let unknown = self
             .table
@@ -751,11 +762,7 @@ fn is_domain(s: &str) -> bool {
 }
 
 fn parse_auth(cx: &Ctx, s: &Section) -> Result<AuthConfig, ConfigError> {
-    s.check_keys(
-        cx,
-        AUTH_KEYS,
-        &format!("Valid keys in [auth] are: {}.", AUTH_KEYS.join(", ")),
-    )?;
+    s.check_table_keys(cx, "[auth]", AUTH_KEYS)?;
 
     let method = match s.string(cx, "method")? {
         None => AuthMethod::Password,
@@ -1097,11 +1104,7 @@ fn read_secret_file(
 }
 
 fn parse_cloud(cx: &Ctx, s: &Section) -> Result<CloudConfig, ConfigError> {
-    s.check_keys(
-        cx,
-        CLOUD_KEYS,
-        &format!("Valid keys in [cloud] are: {}.", CLOUD_KEYS.join(", ")),
-    )?;
+    s.check_table_keys(cx, "[cloud]", CLOUD_KEYS)?;
     let defaults = CloudConfig::default();
     let authority = match s.string(cx, "authority")? {
         Some((v, span)) => base_url(cx, &s.key("authority"), v, &span, DEFAULT_AUTHORITY)?,
@@ -1223,11 +1226,7 @@ fn check_ca_file(
 }
 
 fn parse_status(cx: &Ctx, s: &Section) -> Result<StatusConfig, ConfigError> {
-    s.check_keys(
-        cx,
-        STATUS_KEYS,
-        &format!("Valid keys in [status] are: {}.", STATUS_KEYS.join(", ")),
-    )?;
+    s.check_table_keys(cx, "[status]", STATUS_KEYS)?;
     let Some((v, span)) = s.string(cx, "listen")? else {
         return Ok(StatusConfig::default());
     };
@@ -1260,11 +1259,7 @@ fn parse_status(cx: &Ctx, s: &Section) -> Result<StatusConfig, ConfigError> {
 }
 
 fn parse_player(cx: &Ctx, s: &Section) -> Result<PlayerConfig, ConfigError> {
-    s.check_keys(
-        cx,
-        PLAYER_KEYS,
-        &format!("Valid keys in [player] are: {}.", PLAYER_KEYS.join(", ")),
-    )?;
+    s.check_table_keys(cx, "[player]", PLAYER_KEYS)?;
     let user_agent = match s.string(cx, "user_agent")? {
         Some((v, span)) => {
             if v.trim().is_empty() || v.chars().any(char::is_control) {
@@ -1283,11 +1278,7 @@ fn parse_player(cx: &Ctx, s: &Section) -> Result<PlayerConfig, ConfigError> {
 }
 
 fn parse_display(cx: &Ctx, s: &Section) -> Result<DisplayConfig, ConfigError> {
-    s.check_keys(
-        cx,
-        DISPLAY_KEYS,
-        &format!("Valid keys in [display] are: {}.", DISPLAY_KEYS.join(", ")),
-    )?;
+    s.check_table_keys(cx, "[display]", DISPLAY_KEYS)?;
     let rotation = match s.int(cx, "rotation", 0..=270, "degrees", 90)? {
         None => None,
         Some(r @ (0 | 90 | 180 | 270)) => Some(r as u16),
@@ -1354,14 +1345,7 @@ const MY_WORKSPACE_NAMES: &[&str] = &[
 ];
 
 fn parse_item(cx: &Ctx, s: &Section) -> Result<PlaylistItem, ConfigError> {
-    s.check_keys(
-        cx,
-        PLAYLIST_KEYS,
-        &format!(
-            "Valid keys in [[playlist]] are: {}.",
-            PLAYLIST_KEYS.join(", ")
-        ),
-    )?;
+    s.check_table_keys(cx, "[[playlist]]", PLAYLIST_KEYS)?;
     let (workspace, span) = s.required(
         cx,
         "workspace",
