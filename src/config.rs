@@ -390,7 +390,7 @@ fn parse_inner(
     root.check_keys(
         &cx,
         TOP_KEYS,
-        "Valid sections are [auth], [cloud], [status], [player] and [[playlist]].",
+        "Valid sections are [auth], [cloud], [status], [player], [display] and [[playlist]].",
     )?;
 
     // A typo'd section is reported above; a missing or empty [auth] means "not set up yet".
