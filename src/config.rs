@@ -57,7 +57,7 @@ const AUTH_KEYS: &[&str] = &[
 const CLOUD_KEYS: &[&str] = &["authority", "api", "resource", "ca_file"];
 const STATUS_KEYS: &[&str] = &["listen"];
 const PLAYER_KEYS: &[&str] = &["user_agent"];
-const DISPLAY_KEYS: &[&str] = &["rotation"];
+const DISPLAY_KEYS: &[&str] = &["rotation", "gpu"];
 const PLAYLIST_KEYS: &[&str] = &[
     "workspace",
     "report",
@@ -185,12 +185,39 @@ pub struct PlayerConfig {
     pub user_agent: Option<String>,
 }
 
-/// `[display]`: applied by the kiosk session (cage), which asks `pbikiosk display-args`.
+/// `[display]`: `rotation` is applied by the kiosk session (cage), which asks
+/// `pbikiosk display-rotation`; `gpu` by the webview when the player starts.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct DisplayConfig {
     /// Degrees the picture is turned clockwise: 0, 90, 180 or 270 (portrait screens).
     /// `None`: not set here (the kiosk unit's own setting applies, e.g. `install.sh --rotation`).
     pub rotation: Option<u16>,
+    /// Whether the webview composites with the GPU.
+    pub gpu: GpuMode,
+}
+
+/// `[display] gpu`: GPU compositing in the webview.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum GpuMode {
+    /// On when the machine has a GPU render node (`/dev/dri/renderD*`), off otherwise.
+    #[default]
+    Auto,
+    On,
+    Off,
+}
+
+impl GpuMode {
+    /// Use GPU compositing? Without a render node, OpenGL would be Mesa's software rasteriser:
+    /// WebKit then pays for an emulated GPU (its tile textures in process memory; measured: the
+    /// web process grew ~1 MiB per 100 page changes this way and ~0.15 MiB without it) and gains
+    /// nothing over drawing without compositing.
+    pub fn use_gpu(self, has_render_node: bool) -> bool {
+        match self {
+            GpuMode::Auto => has_render_node,
+            GpuMode::On => true,
+            GpuMode::Off => false,
+        }
+    }
 }
 
 /// Where secrets and environment come from; tests build it by hand, the binary uses
@@ -1292,7 +1319,21 @@ fn parse_display(cx: &Ctx, s: &Section) -> Result<DisplayConfig, ConfigError> {
             ));
         }
     };
-    Ok(DisplayConfig { rotation })
+    let gpu = match s.string(cx, "gpu")? {
+        None => GpuMode::Auto,
+        Some(("auto", _)) => GpuMode::Auto,
+        Some(("on", _)) => GpuMode::On,
+        Some(("off", _)) => GpuMode::Off,
+        Some((other, span)) => {
+            return Err(cx.invalid(
+                &s.key("gpu"),
+                Some(&span),
+                format!("\"{other}\" is not a GPU setting"),
+                "Set gpu to \"auto\" (GPU compositing when the machine has a GPU), \"on\" or \"off\" (try \"off\" if the screen flickers or stays black with a GPU driver).",
+            ));
+        }
+    };
+    Ok(DisplayConfig { rotation, gpu })
 }
 
 fn parse_playlist(cx: &Ctx, root: &Section) -> Result<Vec<PlaylistItem>, ConfigError> {
@@ -1968,6 +2009,31 @@ dashboard = "{DASH}"
         assert!(fix.contains("127.0.0.1:9520"), "{fix}");
         let text = format!("{}[status]\nlisten = \"127.0.0.2:80\"\n", auth());
         assert_eq!(ok(&text).status.listen, "127.0.0.2:80".parse().unwrap());
+    }
+
+    #[test]
+    fn display_gpu_setting() {
+        assert_eq!(ok(&auth()).display.gpu, GpuMode::Auto);
+        for (v, mode) in [
+            ("auto", GpuMode::Auto),
+            ("on", GpuMode::On),
+            ("off", GpuMode::Off),
+        ] {
+            let text = format!("{}[display]\ngpu = \"{v}\"\n", auth());
+            assert_eq!(ok(&text).display.gpu, mode, "{v}");
+        }
+        let text = format!("{}[display]\ngpu = \"yes\"\n", auth());
+        let (msg, fix) = invalid(err(&text), "display.gpu", Some(8));
+        assert!(msg.contains("\"yes\""), "{msg}");
+        assert!(fix.contains("\"auto\"") && fix.contains("\"off\""), "{fix}");
+        let text = format!("{}[display]\ngpu = true\n", auth());
+        let e = err(&text).to_string();
+        assert!(e.contains("display.gpu"), "{e}");
+        // auto follows the machine; on and off do not.
+        assert!(GpuMode::Auto.use_gpu(true));
+        assert!(!GpuMode::Auto.use_gpu(false));
+        assert!(GpuMode::On.use_gpu(false));
+        assert!(!GpuMode::Off.use_gpu(true));
     }
 
     #[test]

@@ -141,6 +141,15 @@ pub fn run(opts: RunOptions) -> anyhow::Result<()> {
         extra_hosts.push(h.to_owned());
     }
     let extra: Vec<&str> = extra_hosts.iter().map(String::as_str).collect();
+    let gpu_mode = source.load().map(|c| c.display.gpu).unwrap_or_default();
+    let render_node = shell::has_gpu_render_node();
+    let gpu = gpu_mode.use_gpu(render_node);
+    tracing::info!(
+        setting = ?gpu_mode,
+        render_node,
+        "GPU compositing {}",
+        if gpu { "on" } else { "off" }
+    );
     let shell_opts = ShellOptions {
         web_dir,
         user_agent,
@@ -153,6 +162,7 @@ pub fn run(opts: RunOptions) -> anyhow::Result<()> {
         console_to_stdout: cfg!(debug_assertions)
             || std::env::var_os("PBIKIOSK_PAGE_CONSOLE").is_some(),
         size: opts.window,
+        gpu,
     };
 
     let (events_tx, events_rx) = mpsc::unbounded_channel();

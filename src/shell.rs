@@ -57,6 +57,16 @@ pub struct ShellOptions {
     pub console_to_stdout: bool,
     /// Window size when no window manager makes it fullscreen (tests); `None` = the monitor.
     pub size: Option<(u32, u32)>,
+    /// Composite with the GPU (`[display] gpu`, see [`crate::config::GpuMode::use_gpu`]).
+    pub gpu: bool,
+}
+
+/// Does this machine have a GPU render node? Without one, OpenGL is a software rasteriser.
+pub fn has_gpu_render_node() -> bool {
+    std::fs::read_dir("/dev/dri").is_ok_and(|dir| {
+        dir.flatten()
+            .any(|e| e.file_name().to_string_lossy().starts_with("renderD"))
+    })
 }
 
 /// Is a navigation to `url` allowed? Our own scheme, blank frames, and https to the allowed
@@ -293,6 +303,11 @@ mod platform {
         if let Some(settings) = WebViewExt::settings(&view) {
             settings.set_enable_write_console_messages_to_stdout(opts.console_to_stdout);
             settings.set_enable_developer_extras(opts.devtools);
+            if !opts.gpu {
+                settings.set_hardware_acceleration_policy(
+                    webkit2gtk::HardwareAccelerationPolicy::Never,
+                );
+            }
         }
         if let Some(ctx) = view.context() {
             // One page that never navigates back: no back/forward page cache, minimal memory
