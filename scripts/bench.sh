@@ -81,6 +81,16 @@ pss_mib() { # whole process tree, from smaps_rollup (shared pages split fairly, 
   done
   python3 -c "print(round($sum/1024, 1))"
 }
+gl_mib() { # PSS of the software-rendering libraries in the tree (no GPU here): Mesa's (libLLVM,
+  # dri/*_dri.so, libEGL/libGL*) and Chromium's (SwiftShader, ANGLE's libGLESv2/libEGL)
+  local sum=0 p v
+  for p in $(tree_pids "$1"); do
+    v=$(awk '/^[0-9a-f]+-/{m=(NF>=6?$6:"")} /^Pss:/{if (m ~ /libLLVM|\/dri\/|swiftshader|libGLESv2|libEGL|libGL[.X]/) s+=$2} END{print s+0}' \
+      "/proc/$p/smaps" 2>/dev/null || echo 0)
+    sum=$((sum + ${v:-0}))
+  done
+  python3 -c "print(round($sum/1024, 1))"
+}
 ticks() { awk '{print $14+$15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
 tree_ticks() { local sum=0 p; for p in $(tree_pids "$1"); do sum=$((sum + $(ticks "$p"))); done; echo "$sum"; }
 pct() { python3 -c "print(round(($2-$1)*100/($(getconf CLK_TCK)*$3), 1))"; }
@@ -136,6 +146,7 @@ run_pbikiosk() { # run number
     || { echo "pbikiosk: $switches switches did not happen" >&2; exit 1; }
   sleep 1
   sample pbikiosk pss_switches "$(pss_mib "$pid")"
+  sample pbikiosk gl_switches "$(gl_mib "$pid")"
   local s; s=$(pk_status)
   sample pbikiosk gap_ms "$(echo "$s" | json 'd["switch_gaps"]["median_ms"]')"
   sample pbikiosk gap_max_ms "$(echo "$s" | json 'd["switch_gaps"]["max_ms"]')"
@@ -220,6 +231,7 @@ run_chromium() {
     || { echo "Chromium: $switches switches did not happen" >&2; exit 1; }
   sleep 1
   sample chromium pss_switches "$(pss_mib "$pid")"
+  sample chromium gl_switches "$(gl_mib "$pid")"
   # For scale: pbikiosk's figures include the simulator, which `demo` runs in its own process;
   # this is what the standalone one (serving Chromium) takes.
   sample sim pss "$(pss_mib "$sim_pid")"
@@ -358,5 +370,9 @@ print(f"| (for scale) the simulator alone, PSS | {med('sim','pss'):.1f} MiB: ins
 for what, label in (('pss_first', 'after the first report'), ('pss_switches', f'after {switches} switches')):
     both = med('chromium', what) + med('sim', 'pss')
     print(f"| PSS {label}, simulator counted on both sides | {med('pbikiosk', what):.1f} MiB | {both:.1f} MiB (Chromium + simulator) | {med('pbikiosk', what) / both:.2f} |")
+# Where a GPU-less machine differs: both sides carry a software GPU (Mesa's llvmpipe, Chromium's
+# SwiftShader). Shown, not subtracted: a real GPU driver takes memory of its own.
+gl = {w: med(w, 'gl_switches') for w in ('pbikiosk', 'chromium')}
+print(f"| of which software-rendering libraries (Mesa llvmpipe / SwiftShader, ANGLE) | {gl['pbikiosk']:.1f} MiB | {gl['chromium']:.1f} MiB | |")
 print(f"| binary (stripped) | {mib(pk_size)} | {mib(ch_size)} (/usr/lib/chromium/chromium) | {int(pk_size)/int(ch_size):.2f} |")
 PY
