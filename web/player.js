@@ -105,37 +105,14 @@
     return cfg;
   }
 
-  // One used container per kind ("report", "dashboard") is kept with its iframe for the next
-  // item of that kind. Microsoft's advice for switching reports is to embed the next one into
-  // the same iframe (powerbi.embed on the used element sends a load to the iframe) rather than
-  // make a new iframe per report (Power BI embedded analytics performance best practices,
-  // "Switching between reports"). A new iframe per switch is a new document, network session and
-  // script realm each time; measured under WebKit, that was most of the web process's growth.
-  var spare = Object.create(null);
-  var EMBED_EVENTS = ['loaded', 'rendered', 'error', 'pageChanged'];
-
-  // keepFrame: an item that is done (discard) may leave its iframe for reuse; a repair
-  // (a second prepare of the same key) or a failed item starts from a new one.
-  function removeEmbed(key, keepFrame) {
+  function removeEmbed(key) {
     var e = embeds[key];
     if (!e) return;
+    var s = sdk();
+    try { if (s) s.service.reset(e.container); } catch (x) { /* container may already be gone */ }
+    if (e.container.parentNode) e.container.parentNode.removeChild(e.container);
     delete embeds[key];
     if (activeKey === key) activeKey = null;
-    if (keepFrame && e.renderedOnce && e.embed && !spare[e.kind]) {
-      EMBED_EVENTS.forEach(function (name) { e.embed.off(name); });
-      e.container.className = 'embed spare';
-      e.container.setAttribute('aria-hidden', 'true');
-      e.container.removeAttribute('data-key');
-      spare[e.kind] = e;
-      return;
-    }
-    dropContainer(e.container);
-  }
-
-  function dropContainer(container) {
-    var s = sdk();
-    try { if (s) s.service.reset(container); } catch (x) { /* container may already be gone */ }
-    if (container.parentNode) container.parentNode.removeChild(container);
   }
 
   function prepare(m) {
@@ -146,24 +123,18 @@
       send('error', { key: m.key, message: 'SdkMissing', detail: 'powerbi-client is not loaded (vendor/powerbi.min.js)' });
       return;
     }
-    var reuse = spare[m.kind] || null;
-    delete spare[m.kind];
-    var container = reuse ? reuse.container : document.createElement('div');
+    var container = document.createElement('div');
     container.className = 'embed prepared';
     container.setAttribute('data-key', m.key);
     container.setAttribute('aria-hidden', 'true');
-    if (!reuse) stage.appendChild(container);
+    stage.appendChild(container);
     var entry = { key: m.key, kind: m.kind, container: container, embed: null,
       preparedAt: performance.now(), startedAt: performance.now(), renderedOnce: false };
     embeds[m.key] = entry;
 
-    var cfg = embedConfig(m, s.models);
-    // The iframe keeps the id the SDK gave it (its events are addressed with it); a new config
-    // would otherwise get a new one.
-    if (reuse) cfg.uniqueId = reuse.embed.config.uniqueId;
     var embed;
     try {
-      embed = s.service.embed(container, cfg);
+      embed = s.service.embed(container, embedConfig(m, s.models));
     } catch (e) {
       removeEmbed(m.key);
       send('error', { key: m.key, message: 'EmbedFailed', detail: errText(e) });
@@ -345,7 +316,7 @@
     set_token: setToken,
     refresh: refresh,
     reload: reload,
-    discard: function (m) { afterSwap(function () { removeEmbed(m.key, true); }); },
+    discard: function (m) { afterSwap(function () { removeEmbed(m.key); }); },
     status: function (m) { renderStatus(m.screen); },
     hide_status: function () { statusEl.hidden = true; },
     badge: function (m) { setBadge(m.text); }

@@ -327,40 +327,6 @@ test('discarded embeds are freed: DOM nodes and listeners stay flat over 24 swit
   await cdp.detach();
 });
 
-test('the next report reuses a discarded report\'s iframe and shows its own content', async () => {
-  // Microsoft's advice for switching reports: embed the next one into the same iframe.
-  async function showNew(key, id) {
-    await send(page, prepareMsg(key, 'report', id, TOKEN_A));
-    await waitForMessage(page, (m) => m.type === 'rendered' && m.key === key, 15000, 'rendered ' + key);
-    await send(page, { type: 'show', key });
-    await waitForMessage(page, (m) => m.type === 'shown' && m.key === key, 5000, 'shown ' + key);
-  }
-  await showNew('reuse1', 'r-ops');
-  assert.equal(await embedFrame(page, 'reuse1').locator('#name').textContent(), 'Operations Floor');
-  // Its iframe's URL names whatever that iframe was first made for: the SDK never changes it.
-  const frameSrc = await page.locator('.embed[data-key="reuse1"] iframe').getAttribute('src');
-  await showNew('reuse2', 'r-sales');
-  await send(page, { type: 'discard', key: 'reuse1' });
-  const iframes = () => page.locator('#stage iframe').count();
-  const before = await iframes();
-  const spareSrc = await page.locator('.embed.spare iframe').getAttribute('src');
-  assert.equal(spareSrc, frameSrc, 'the discarded report\'s iframe is kept as the spare');
-
-  await showNew('reuse3', 'r-sales');
-  assert.equal(await iframes(), before, 'no new iframe for the next report');
-  const src = await page.locator('.embed[data-key="reuse3"] iframe').getAttribute('src');
-  assert.equal(src, frameSrc, 'reuse3 was loaded into the iframe reuse1 had');
-  assert.equal(await embedFrame(page, 'reuse3').locator('#name').textContent(), 'Sales Overview');
-  assert.equal(await visibleAt(), 'reuse3');
-  // Events of the reused iframe still reach the new embed: a page change is reported for it.
-  await send(page, { type: 'set_page', key: 'reuse3', page: 'ReportSection2' });
-  await waitForMessage(page, (m) => m.type === 'page_changed' && m.key === 'reuse3' && m.page === 'ReportSection2',
-    5000, 'page_changed of reuse3');
-  assert.equal(await embedFrame(page, 'reuse3').locator('#page').textContent(), 'Sales by Region');
-  await send(page, { type: 'discard', key: 'reuse2' });
-  await send(page, { type: 'discard', key: 'reuse3' });
-});
-
 test('no access token appears in page text, DOM, console, messages or request URLs', async () => {
   const texts = [];
   texts.push(await page.evaluate(() => document.documentElement.outerHTML));

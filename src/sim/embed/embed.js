@@ -70,9 +70,9 @@
     };
   }
 
-  function fetchInfo() {
+  var infoPromise = (function () {
     var q = new URLSearchParams();
-    q.set(kind === 'dashboard' ? 'dashboardId' : 'reportId', entityId);
+    if (kind === 'dashboard') q.set('dashboardId', dashboardId); else q.set('reportId', reportId);
     if (groupId) q.set('groupId', groupId);
     return fetch('/_sim/embed-info?' + q.toString(), { cache: 'no-store' })
       .then(function (r) { if (!r.ok) throw new Error('status ' + r.status); return r.json(); })
@@ -88,8 +88,7 @@
         };
       })
       .catch(function () { return placeholderInfo(); });
-  }
-  var infoPromise = fetchInfo();
+  })();
 
   function checkToken(token) {
     if (typeof token !== 'string' || token === '') return Promise.resolve({ valid: false, expired: false });
@@ -252,16 +251,6 @@
     state.loaded = false;
     state.config = config || {};
     state.token = state.config.accessToken || null;
-    // A load may name other content than the URL did: the SDK reuses an iframe when the host
-    // embeds the next report into the same element (Microsoft's advice for switching reports).
-    // Like the service, the content is the one the load body names.
-    var id = typeof state.config.id === 'string' ? state.config.id : '';
-    if (id && id.toLowerCase() !== String(entityId).toLowerCase()) {
-      entityId = id;
-      groupId = typeof state.config.groupId === 'string' ? state.config.groupId : '';
-      state.activePage = null;
-      infoPromise = fetchInfo();
-    }
     Promise.all([infoPromise, checkToken(state.token)]).then(function (res) {
       if (gen !== state.generation) return;
       var info = res[0];
