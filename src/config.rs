@@ -540,7 +540,6 @@ impl<'a, 'i> Section<'a, 'i> {
         self.table.get(k)
     }
 
-    /// Refuse the first (in file order) key not in `allowed`.
     /// [`Self::check_keys`] for a table whose fix lists its keys: "Valid keys in [header] are: ...".
     fn check_table_keys(
         &self,
@@ -552,6 +551,7 @@ impl<'a, 'i> Section<'a, 'i> {
         self.check_keys(cx, allowed, &valid)
     }
 
+    /// Refuse the first (in file order) key not in `allowed`.
     fn check_keys(&self, cx: &Ctx, allowed: &[&str], valid: &str) -> Result<(), ConfigError> {
         let unknown = self
             .table
@@ -1320,8 +1320,7 @@ fn parse_display(cx: &Ctx, s: &Section) -> Result<DisplayConfig, ConfigError> {
         }
     };
     let gpu = match s.string(cx, "gpu")? {
-        None => GpuMode::Auto,
-        Some(("auto", _)) => GpuMode::Auto,
+        None | Some(("auto", _)) => GpuMode::Auto,
         Some(("on", _)) => GpuMode::On,
         Some(("off", _)) => GpuMode::Off,
         Some((other, span)) => {

@@ -121,27 +121,27 @@ pub fn run(opts: RunOptions) -> anyhow::Result<()> {
         }
         None => (Source::File(opts.config_path.clone(), opts.sources), None),
     };
+    // Start-up settings from one read of the config (a bad or missing one gives the defaults;
+    // the player reports it on screen). The player reads it again when it changes.
+    let startup = source.load().ok();
     let status_listen = opts.status_listen.unwrap_or_else(|| {
-        source
-            .load()
+        startup
+            .as_ref()
             .map(|c| c.status.listen)
-            .unwrap_or_else(|_| config::StatusConfig::default().listen)
+            .unwrap_or_else(|| config::StatusConfig::default().listen)
     });
-    let user_agent = source
-        .load()
-        .ok()
-        .and_then(|c| c.player.user_agent)
+    let user_agent = startup
+        .as_ref()
+        .and_then(|c| c.player.user_agent.clone())
         .unwrap_or_else(|| shell::DEFAULT_USER_AGENT.to_owned());
 
     let mut extra_hosts: Vec<String> = Vec::new();
-    if let Ok(c) = source.load()
-        && let Some(h) = c.cloud.api.host_str()
-    {
+    if let Some(h) = startup.as_ref().and_then(|c| c.cloud.api.host_str()) {
         // National clouds' API hosts (their embed hosts are covered by powerbi_hosts).
         extra_hosts.push(h.to_owned());
     }
     let extra: Vec<&str> = extra_hosts.iter().map(String::as_str).collect();
-    let gpu_mode = source.load().map(|c| c.display.gpu).unwrap_or_default();
+    let gpu_mode = startup.as_ref().map(|c| c.display.gpu).unwrap_or_default();
     let render_node = shell::has_gpu_render_node();
     let gpu = gpu_mode.use_gpu(render_node);
     tracing::info!(
