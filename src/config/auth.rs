@@ -1,0 +1,229 @@
+//! `[auth]`: how the service account signs in. Its two secrets are resolved by `secrets`.
+
+use std::ops::Range;
+use std::time::Duration;
+
+use super::ids::{is_domain, is_guid};
+use super::secrets;
+use super::walk::{Ctx, Section};
+use super::{AuthConfig, AuthMethod, ConfigError, DEFAULT_PERMANENT_RETRY};
+
+const AUTH_KEYS: &[&str] = &[
+    "method",
+    "tenant",
+    "client_id",
+    "client_secret",
+    "client_secret_file",
+    "username",
+    "password",
+    "password_file",
+    "allow_federated",
+    "permanent_retry_minutes",
+];
+
+/// `permanent_retry_minutes` when the file does not set it.
+const DEFAULT_RETRY_MINUTES: i64 = (DEFAULT_PERMANENT_RETRY.as_secs() / 60) as i64;
+
+pub(super) fn parse_auth(cx: &Ctx, s: &Section) -> Result<AuthConfig, ConfigError> {
+    s.check_table_keys(cx, "[auth]", AUTH_KEYS)?;
+
+    let method = match s.string(cx, "method")? {
+        None => AuthMethod::Password,
+        Some((m, span)) => AuthMethod::SUPPORTED
+            .iter()
+            .find(|(name, _)| *name == m)
+            .map(|(_, method)| *method)
+            .ok_or_else(|| {
+                let names: Vec<String> = AuthMethod::SUPPORTED
+                    .iter()
+                    .map(|(n, _)| format!("\"{n}\""))
+                    .collect();
+                cx.invalid(
+                    &s.key("method"),
+                    Some(&span),
+                    format!(
+                        "sign-in method {m:?} is not supported; supported: {}",
+                        names.join(", ")
+                    ),
+                    "Set method = \"password\" (or remove the line: it is the default).",
+                )
+            })?,
+    };
+
+    let (tenant, span) = s.required(
+        cx,
+        "tenant",
+        "Add tenant = \"<Directory (tenant) ID>\" (or a verified domain such as contoso.onmicrosoft.com) to [auth].",
+    )?;
+    check_tenant(cx, &s.key("tenant"), tenant, &span)?;
+
+    let (client_id, span) = s.required(
+        cx,
+        "client_id",
+        "Add client_id = \"<Application (client) ID>\" from the app registration's Overview page to [auth].",
+    )?;
+    if !is_guid(client_id) {
+        return Err(cx.invalid(
+            &s.key("client_id"),
+            Some(&span),
+            format!("{client_id:?} is not a GUID (like 00000000-0000-0000-0000-000000000000)"),
+            "Copy the Application (client) ID from the app registration's Overview page in the Azure portal (not the Object ID, not the secret).",
+        ));
+    }
+
+    let (username, span) = s.required(
+        cx,
+        "username",
+        "Add username = \"<service account>@<domain>\" to [auth].",
+    )?;
+    if !looks_like_upn(username) {
+        return Err(cx.invalid(
+            &s.key("username"),
+            Some(&span),
+            format!("{username:?} does not look like user@domain"),
+            "Set username to the service account's full sign-in name, e.g. svc-pbikiosk@contoso.onmicrosoft.com.",
+        ));
+    }
+
+    let allow_federated = s.bool(cx, "allow_federated")?.unwrap_or(false);
+    let minutes = s
+        .int(
+            cx,
+            "permanent_retry_minutes",
+            1..=1440,
+            "minutes",
+            DEFAULT_RETRY_MINUTES,
+        )?
+        .unwrap_or(DEFAULT_RETRY_MINUTES);
+
+    let client_secret = secrets::client_secret(cx, s)?;
+    let password = secrets::password(cx, s)?;
+
+    Ok(AuthConfig {
+        method,
+        tenant: tenant.to_owned(),
+        client_id: client_id.to_owned(),
+        client_secret,
+        username: username.to_owned(),
+        password,
+        allow_federated,
+        permanent_retry: Duration::from_secs(minutes as u64 * 60),
+    })
+}
+
+fn check_tenant(cx: &Ctx, key: &str, tenant: &str, span: &Range<usize>) -> Result<(), ConfigError> {
+    let lower = tenant.to_ascii_lowercase();
+    if lower == "common" || lower == "consumers" {
+        return Err(cx.invalid(
+            key,
+            Some(span),
+            format!("{tenant:?} cannot be used: password sign-in (ROPC) needs the account's own tenant"),
+            "Set tenant to the Directory (tenant) ID GUID from Entra ID > Overview, or to the tenant's domain (e.g. contoso.onmicrosoft.com).",
+        ));
+    }
+    if lower == "organizations" || is_guid(tenant) || is_domain(&lower) {
+        return Ok(());
+    }
+    Err(cx.invalid(
+        key,
+        Some(span),
+        format!("{tenant:?} is neither a tenant GUID nor a domain name"),
+        "Set tenant to the Directory (tenant) ID GUID from Entra ID > Overview, or to a verified domain such as contoso.onmicrosoft.com.",
+    ))
+}
+
+fn looks_like_upn(s: &str) -> bool {
+    match s.split_once('@') {
+        Some((user, domain)) => {
+            !user.is_empty()
+                && !user.chars().any(|c| c.is_whitespace() || c.is_control())
+                && is_domain(&domain.to_ascii_lowercase())
+        }
+        None => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::test_support::*;
+
+    #[test]
+    fn method_other_than_password_lists_supported() {
+        let text = format!("{}method = \"certificate\"\n", auth());
+        let (msg, fix) = invalid(err(&text), "auth.method", Some(7));
+        assert!(
+            msg.contains("\"certificate\"") && msg.contains("\"password\""),
+            "{msg}"
+        );
+        assert!(fix.contains("method = \"password\""), "{fix}");
+    }
+
+    #[test]
+    fn tenant_rules() {
+        for bad in ["common", "Consumers"] {
+            let text = auth().replace(
+                "tenant = \"contoso.onmicrosoft.com\"",
+                &format!("tenant = \"{bad}\""),
+            );
+            let (msg, fix) = invalid(err(&text), "auth.tenant", Some(2));
+            assert!(msg.contains("ROPC"), "{msg}");
+            assert!(fix.contains("Directory (tenant) ID"), "{fix}");
+        }
+        let text = auth().replace(
+            "tenant = \"contoso.onmicrosoft.com\"",
+            "tenant = \"not a tenant\"",
+        );
+        invalid(err(&text), "auth.tenant", Some(2));
+        for good in ["organizations", WS, "fabrikam.com"] {
+            let text = auth().replace(
+                "tenant = \"contoso.onmicrosoft.com\"",
+                &format!("tenant = \"{good}\""),
+            );
+            assert_eq!(ok(&text).auth.tenant, good);
+        }
+    }
+
+    #[test]
+    fn required_auth_keys() {
+        let text = auth().replace(&format!("client_id = \"{APP}\"\n"), "");
+        let (msg, fix) = invalid(err(&text), "auth.client_id", Some(1));
+        assert!(msg.contains("missing"), "{msg}");
+        assert!(fix.contains("Application (client) ID"), "{fix}");
+        let text = auth().replace("tenant = \"contoso.onmicrosoft.com\"\n", "");
+        invalid(err(&text), "auth.tenant", Some(1));
+        let text = auth().replace("username = \"svc@contoso.onmicrosoft.com\"\n", "");
+        invalid(err(&text), "auth.username", Some(1));
+    }
+
+    #[test]
+    fn client_id_must_be_guid() {
+        let text = auth().replace(APP, "my-app");
+        let (msg, fix) = invalid(err(&text), "auth.client_id", Some(3));
+        assert!(msg.contains("not a GUID"), "{msg}");
+        assert!(fix.contains("Overview"), "{fix}");
+    }
+
+    #[test]
+    fn username_must_look_like_upn() {
+        for bad in ["svc", "svc@localhost", "@contoso.com", "svc pb@contoso.com"] {
+            let text = auth().replace("svc@contoso.onmicrosoft.com", bad);
+            invalid(err(&text), "auth.username", Some(4));
+        }
+    }
+
+    #[test]
+    fn permanent_retry_range() {
+        for bad in [0, 1441, -5] {
+            let text = format!("{}permanent_retry_minutes = {bad}\n", auth());
+            let (msg, fix) = invalid(err(&text), "auth.permanent_retry_minutes", Some(7));
+            assert!(msg.contains("1 to 1440"), "{msg}");
+            assert!(fix.contains("from 1 to 1440"), "{fix}");
+        }
+        let huge = format!("{}permanent_retry_minutes = 0xFFFFFFFFFFFFFFFF\n", auth());
+        invalid(err(&huge), "auth.permanent_retry_minutes", Some(7));
+        for good in [1, 1440] {
+            let text = format!("{}permanent_retry_minutes = {good}\n", auth());
+            assert_eq!(ok(&text).auth.permanent_retry.as_secs(), good * 60);
+        }
+    }
+}

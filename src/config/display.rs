@@ -1,0 +1,85 @@
+//! `[display]`: screen rotation and GPU compositing.
+
+use super::walk::{Ctx, Section};
+use super::{ConfigError, DisplayConfig, GpuMode};
+
+const DISPLAY_KEYS: &[&str] = &["rotation", "gpu"];
+
+pub(super) fn parse_display(cx: &Ctx, s: &Section) -> Result<DisplayConfig, ConfigError> {
+    s.check_table_keys(cx, "[display]", DISPLAY_KEYS)?;
+    let rotation = match s.int(cx, "rotation", 0..=270, "degrees", 90)? {
+        None => None,
+        Some(r @ (0 | 90 | 180 | 270)) => Some(r as u16),
+        Some(r) => {
+            let span = s.get("rotation").map(|v| v.span());
+            return Err(cx.invalid(
+                &s.key("rotation"),
+                span.as_ref(),
+                format!("{r} is not a quarter turn"),
+                "Set rotation to 0, 90, 180 or 270 (degrees clockwise; 90 or 270 for a portrait screen).",
+            ));
+        }
+    };
+    let gpu = match s.string(cx, "gpu")? {
+        None | Some(("auto", _)) => GpuMode::Auto,
+        Some(("on", _)) => GpuMode::On,
+        Some(("off", _)) => GpuMode::Off,
+        Some((other, span)) => {
+            return Err(cx.invalid(
+                &s.key("gpu"),
+                Some(&span),
+                format!("\"{other}\" is not a GPU setting"),
+                "Set gpu to \"auto\" (GPU compositing when the machine has a GPU), \"on\" or \"off\" (try \"off\" if the screen flickers or stays black with a GPU driver).",
+            ));
+        }
+    };
+    Ok(DisplayConfig { rotation, gpu })
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::GpuMode;
+    use crate::config::test_support::*;
+
+    #[test]
+    fn display_gpu_setting() {
+        assert_eq!(ok(&auth()).display.gpu, GpuMode::Auto);
+        for (v, mode) in [
+            ("auto", GpuMode::Auto),
+            ("on", GpuMode::On),
+            ("off", GpuMode::Off),
+        ] {
+            let text = format!("{}[display]\ngpu = \"{v}\"\n", auth());
+            assert_eq!(ok(&text).display.gpu, mode, "{v}");
+        }
+        let text = format!("{}[display]\ngpu = \"yes\"\n", auth());
+        let (msg, fix) = invalid(err(&text), "display.gpu", Some(8));
+        assert!(msg.contains("\"yes\""), "{msg}");
+        assert!(fix.contains("\"auto\"") && fix.contains("\"off\""), "{fix}");
+        let text = format!("{}[display]\ngpu = true\n", auth());
+        let e = err(&text).to_string();
+        assert!(e.contains("display.gpu"), "{e}");
+        // auto follows the machine; on and off do not.
+        assert!(GpuMode::Auto.use_gpu(true));
+        assert!(!GpuMode::Auto.use_gpu(false));
+        assert!(GpuMode::On.use_gpu(false));
+        assert!(!GpuMode::Off.use_gpu(true));
+    }
+
+    #[test]
+    fn display_rotation_is_a_quarter_turn() {
+        assert_eq!(ok(&auth()).display.rotation, None);
+        let text = format!("{}[display]\nrotation = 90\n", auth());
+        assert_eq!(ok(&text).display.rotation, Some(90));
+        let text = format!("{}[display]\nrotation = 45\n", auth());
+        let (msg, fix) = invalid(err(&text), "display.rotation", Some(8));
+        assert!(msg.contains("quarter turn"), "{msg}");
+        assert!(fix.contains("0, 90, 180 or 270"), "{fix}");
+        let text = format!("{}[display]\nrotate = 90\n", auth());
+        let (msg, _) = invalid(err(&text), "display.rotate", Some(8));
+        assert!(
+            msg.contains("unknown") || msg.contains("not a key"),
+            "{msg}"
+        );
+    }
+}
