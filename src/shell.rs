@@ -422,6 +422,31 @@ mod tests {
     use super::*;
 
     #[test]
+    fn window_settings_follow_the_startup_config() {
+        let web = PathBuf::from("/srv/web");
+        let o = ShellOptions::from_startup(None, web.clone(), Some((1280, 720)));
+        assert_eq!(o.user_agent, DEFAULT_USER_AGENT);
+        assert_eq!(o.allowed_hosts, powerbi_hosts(&[]));
+        assert_eq!(
+            (o.web_dir.as_path(), o.size),
+            (web.as_path(), Some((1280, 720)))
+        );
+        assert_eq!((o.proxy, o.trust), (None, None));
+
+        let text = "[auth]\ntenant = \"contoso.onmicrosoft.com\"\nclient_id = \"0f0f0f0f-1234-5678-9abc-def012345678\"\nclient_secret = \"cs\"\nusername = \"svc@contoso.onmicrosoft.com\"\npassword = \"pw\"\n\n[cloud]\nauthority = \"https://login.microsoftonline.us\"\napi = \"https://api.powerbigov.us/\"\n\n[player]\nuser_agent = \"pbikiosk-test/1\"\n\n[display]\ngpu = \"off\"\n\n[[playlist]]\nworkspace = \"11111111-2222-3333-4444-555555555555\"\nreport = \"aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee\"\n";
+        let cfg = crate::config::parse(
+            text,
+            Path::new("/etc/pbikiosk/pbikiosk.toml"),
+            &crate::config::SecretSources::default(),
+        )
+        .unwrap();
+        let o = ShellOptions::from_startup(Some(&cfg), web, None);
+        assert_eq!(o.user_agent, "pbikiosk-test/1");
+        assert_eq!(o.allowed_hosts, powerbi_hosts(&["api.powerbigov.us"]));
+        assert!(!o.gpu);
+    }
+
+    #[test]
     fn web_dir_is_the_first_with_the_page_and_must_be_built() {
         let root = tempfile::tempdir().unwrap();
         let empty = root.path().join("empty");
