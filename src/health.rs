@@ -1,7 +1,7 @@
-//! Health: the local status endpoint, device facts for status screens, and systemd's watchdog.
+//! Health: the local status endpoint and systemd's watchdog.
 
-use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
+use std::net::SocketAddr;
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use axum::extract::State;
@@ -21,27 +21,49 @@ pub struct Status {
     pub player: Snapshot,
     pub version: &'static str,
     pub uptime_seconds: u64,
-    /// Process start to the first rendered report, in ms (see [`mark_first_render`]).
+    /// Process start to the first rendered report, in ms (see [`FirstRender::mark`]).
     pub first_render_ms: Option<u64>,
 }
 
-static FIRST_RENDER_MS: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+/// How long the process took to put its first report on screen: set once by the player's
+/// side, read by `/status` (the benchmark's start-up figure).
+#[derive(Debug, Clone)]
+pub struct FirstRender {
+    process_start: Instant,
+    ms: Arc<OnceLock<u64>>,
+}
 
-/// Record, once, how long the process took to put its first report on screen.
-pub fn mark_first_render(since_process_start: std::time::Duration) {
-    let _ = FIRST_RENDER_MS.set(since_process_start.as_millis() as u64);
+impl FirstRender {
+    /// `process_start`: as early in `main` as possible, so the figure covers the whole start.
+    pub fn new(process_start: Instant) -> Self {
+        Self {
+            process_start,
+            ms: Arc::default(),
+        }
+    }
+
+    /// Record, once, the time from process start to now; later calls keep the first figure.
+    pub fn mark(&self) {
+        let _ = self.ms.set(self.process_start.elapsed().as_millis() as u64);
+    }
+
+    pub fn get(&self) -> Option<u64> {
+        self.ms.get().copied()
+    }
 }
 
 #[derive(Clone)]
 struct Shared {
     snapshot: watch::Receiver<Snapshot>,
     started: Instant,
+    first_render: FirstRender,
 }
 
 /// Serve `/status` (JSON) and `/metrics` (Prometheus text) on a loopback address.
 pub async fn serve(
     listen: SocketAddr,
     snapshot: watch::Receiver<Snapshot>,
+    first_render: FirstRender,
 ) -> std::io::Result<SocketAddr> {
     if !listen.ip().is_loopback() {
         // The config refuses this too; checked here as well because it is a security boundary.
@@ -54,6 +76,7 @@ pub async fn serve(
     let shared = Arc::new(Shared {
         snapshot,
         started: Instant::now(),
+        first_render,
     });
     let app = Router::new()
         .route("/status", get(status))
@@ -72,7 +95,7 @@ fn current(s: &Shared) -> Status {
         player: s.snapshot.borrow().clone(),
         version: crate::VERSION,
         uptime_seconds: s.started.elapsed().as_secs(),
-        first_render_ms: FIRST_RENDER_MS.get().copied(),
+        first_render_ms: s.first_render.get(),
     }
 }
 
@@ -138,45 +161,6 @@ pub fn render_metrics(s: &Status) -> String {
     out
 }
 
-/// Facts an installer needs on a status screen: which device, where on the network, which
-/// version, what time the device thinks it is.
-pub fn device_facts() -> Vec<(String, String)> {
-    let host = sysinfo::System::host_name().unwrap_or_else(|_| "unknown".into());
-    let nets = sysinfo::Networks::new_with_refreshed_list().ok();
-    let mut ips: Vec<String> = nets
-        .iter()
-        .flatten()
-        .flat_map(|(_, data)| data.ip_networks().iter().map(|n| n.addr))
-        .filter(|ip| !ip.is_loopback() && !is_link_local(ip))
-        .map(|ip| ip.to_string())
-        .collect();
-    ips.sort();
-    ips.dedup();
-    vec![
-        ("Device".into(), host),
-        (
-            "IP address".into(),
-            if ips.is_empty() {
-                "none (not connected)".into()
-            } else {
-                ips.join(", ")
-            },
-        ),
-        ("pbikiosk".into(), crate::VERSION.into()),
-        (
-            "Time on device".into(),
-            chrono::Local::now().format("%Y-%m-%d %H:%M").to_string(),
-        ),
-    ]
-}
-
-fn is_link_local(ip: &IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(v4) => v4.is_link_local(),
-        IpAddr::V6(v6) => (v6.segments()[0] & 0xffc0) == 0xfe80,
-    }
-}
-
 /// systemd notifications; no-ops when not started by systemd.
 pub mod notify {
     /// Tell systemd the service is up (Type=notify).
@@ -204,7 +188,10 @@ mod tests {
     async fn status_and_metrics_over_http() {
         let snap = Player::new(Settings::default()).snapshot();
         let (_tx, rx) = watch::channel(snap);
-        let addr = serve("127.0.0.1:0".parse().unwrap(), rx).await.unwrap();
+        let first = FirstRender::new(Instant::now());
+        let addr = serve("127.0.0.1:0".parse().unwrap(), rx, first)
+            .await
+            .unwrap();
         let v: serde_json::Value = reqwest::get(format!("http://{addr}/status"))
             .await
             .unwrap()
@@ -235,19 +222,39 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn refuses_non_loopback() {
+    async fn first_render_is_process_start_to_the_first_mark() {
         let (_tx, rx) = watch::channel(Player::new(Settings::default()).snapshot());
-        assert!(serve("0.0.0.0:0".parse().unwrap(), rx).await.is_err());
+        let start = Instant::now() - std::time::Duration::from_millis(1500);
+        let first = FirstRender::new(start);
+        let addr = serve("127.0.0.1:0".parse().unwrap(), rx, first.clone())
+            .await
+            .unwrap();
+        let get = || async {
+            reqwest::get(format!("http://{addr}/status"))
+                .await
+                .unwrap()
+                .json::<serde_json::Value>()
+                .await
+                .unwrap()["first_render_ms"]
+                .clone()
+        };
+        assert_eq!(get().await, serde_json::Value::Null);
+        first.mark();
+        let ms = get().await.as_u64().expect("a number once marked");
+        assert!((1500..60_000).contains(&ms), "{ms}");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        first.mark();
+        assert_eq!(get().await.as_u64(), Some(ms), "the first figure stays");
     }
 
-    #[test]
-    fn facts_name_the_device() {
-        let f = device_facts();
-        let labels: Vec<&str> = f.iter().map(|(l, _)| l.as_str()).collect();
-        assert_eq!(
-            labels,
-            ["Device", "IP address", "pbikiosk", "Time on device"]
+    #[tokio::test]
+    async fn refuses_non_loopback() {
+        let (_tx, rx) = watch::channel(Player::new(Settings::default()).snapshot());
+        let first = FirstRender::new(Instant::now());
+        assert!(
+            serve("0.0.0.0:0".parse().unwrap(), rx, first)
+                .await
+                .is_err()
         );
-        assert!(!f[0].1.is_empty());
     }
 }

@@ -119,7 +119,7 @@ fn parse_size(s: &str) -> Result<(u32, u32), String> {
 }
 
 fn main() -> ExitCode {
-    pbikiosk::run::PROCESS_START.get_or_init(std::time::Instant::now);
+    let process_start = std::time::Instant::now();
     let cli = Cli::parse();
     // The player logs its own life (info); CLI commands print their results and log warnings.
     let level = match cli.command {
@@ -129,7 +129,7 @@ fn main() -> ExitCode {
     logging::init(cli.verbose, level);
     // The GUI needs the main thread: it builds its own runtime beside the window.
     if matches!(cli.command, Command::Run { .. } | Command::Demo { .. }) {
-        return match run_player(cli) {
+        return match run_player(cli, process_start) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("pbikiosk: {e:#}");
@@ -217,7 +217,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 listen.ip().is_loopback(),
                 "--listen {listen}: the simulator only listens on loopback (127.0.0.1 or ::1)"
             );
-            let scenario = load_scenario(scenario.as_deref())?;
+            let scenario = sim::Scenario::from_arg(scenario.as_deref())?;
             let handle = sim::Simulator::start(scenario, listen)
                 .await
                 .with_context(|| format!("cannot listen on {listen}"))?;
@@ -232,7 +232,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             // Kept alive until ctrl-c: the front serves while this value lives.
             let _front = if embed_front {
                 let front =
-                    sim::front::EmbedFront::start(handle.router(), pbikiosk::run::DEMO_EMBED_HOST)
+                    sim::front::EmbedFront::start(handle.router(), pbikiosk::demo::DEMO_EMBED_HOST)
                         .await
                         .context("starting the https front door")?;
                 if let Some(path) = &cert_out {
@@ -260,7 +260,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
-fn run_player(cli: Cli) -> anyhow::Result<()> {
+fn run_player(cli: Cli, process_start: std::time::Instant) -> anyhow::Result<()> {
     let sources = SecretSources::from_process();
     let config_path = config::resolve_path(cli.config.as_deref(), &sources);
     let (demo, w) = match cli.command {
@@ -272,7 +272,7 @@ fn run_player(cli: Cli) -> anyhow::Result<()> {
             token_lifetime,
             window,
         } => (
-            Some(pbikiosk::run::DemoOptions {
+            Some(pbikiosk::demo::DemoOptions {
                 scenario,
                 seconds: seconds.max(1),
                 sim_listen,
@@ -289,18 +289,6 @@ fn run_player(cli: Cli) -> anyhow::Result<()> {
         demo,
         window: w.window,
         web_dir: w.web_dir,
+        process_start,
     })
-}
-
-fn load_scenario(arg: Option<&str>) -> anyhow::Result<sim::Scenario> {
-    let Some(arg) = arg else {
-        return Ok(sim::Scenario::builtin());
-    };
-    if let Some(s) = sim::Scenario::named(arg) {
-        return Ok(s);
-    }
-    let text = std::fs::read_to_string(arg).with_context(|| {
-        format!("--scenario {arg}: not a built-in scenario name nor a readable file")
-    })?;
-    Ok(sim::Scenario::from_toml(&text)?)
 }

@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+use crate::config;
 use crate::net;
+use crate::playlist::Item;
 use crate::problem::{Problem, ProblemId, RetryClass};
 use crate::secret::Secret;
 
@@ -358,6 +360,45 @@ pub fn select_pages(report: &str, all: &[Page], wanted: &[String]) -> Result<Vec
         .collect()
 }
 
+/// Resolving the whole playlist, for the player.
+impl PowerBiClient {
+    /// Resolve every playlist item, in order. A failure that concerns the whole account or the
+    /// network stops the lot (the player retries soon); a missing report only drops its own
+    /// item.
+    pub async fn resolve_playlist(
+        &self,
+        token: &Secret,
+        items: &[config::PlaylistItem],
+    ) -> Result<Vec<Result<Item, Problem>>, Problem> {
+        let mut out = Vec::with_capacity(items.len());
+        for it in items {
+            let content = match &it.content {
+                config::Content::Report(id) => Content::Report(id),
+                config::Content::Dashboard(id) => Content::Dashboard(id),
+            };
+            match self
+                .resolve(token, &it.workspace, &content, &it.pages)
+                .await
+            {
+                Ok(resolved) => out.push(Ok(Item {
+                    resolved,
+                    seconds: it.seconds,
+                    bookmarks: it.bookmarks.clone(),
+                    refresh_seconds: it.refresh_seconds,
+                })),
+                Err(p)
+                    if p.retry_class() == RetryClass::Transient
+                        || p.id == ProblemId::NoPowerbiAccess =>
+                {
+                    return Err(p);
+                }
+                Err(p) => out.push(Err(p)),
+            }
+        }
+        Ok(out)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -409,5 +450,125 @@ mod tests {
             c.url(&["groups"]).as_str(),
             "http://127.0.0.1:1/v1.0/myorg/groups"
         );
+    }
+}
+
+/// `resolve_playlist` against the simulator, over HTTP.
+#[cfg(test)]
+mod playlist_tests {
+    use super::*;
+    use crate::auth::SignInSettings;
+    use crate::auth::client::{AadClient, TokenEndpoint as _};
+    use crate::config::{Config, SecretSources};
+    use crate::sim::scenario::builtin_ids::*;
+    use crate::sim::{Control, Scenario, SimHandle, Simulator};
+
+    /// The simulator, the config it writes for `user`, and a fresh access token for it.
+    async fn setup(scenario: Scenario, user: &str) -> (SimHandle, Config, PowerBiClient, Secret) {
+        let sim = Simulator::start(scenario, "127.0.0.1:0".parse().unwrap())
+            .await
+            .unwrap();
+        let cfg = config::parse(
+            &sim.config_snippet(user),
+            std::path::Path::new("(test)"),
+            &SecretSources::default(),
+        )
+        .unwrap();
+        let http = reqwest::Client::new();
+        let grant = AadClient::new(http.clone(), SignInSettings::from_config(&cfg))
+            .password()
+            .await
+            .unwrap();
+        let api = PowerBiClient::new(http, cfg.cloud.api.clone());
+        (sim, cfg, api, grant.access_token)
+    }
+
+    fn kiosk() -> String {
+        format!("kiosk@{TENANT_DOMAIN}")
+    }
+
+    #[tokio::test]
+    async fn every_item_resolves_in_order() {
+        let (_sim, mut cfg, api, token) = setup(Scenario::builtin(), &kiosk()).await;
+        cfg.playlist.push(config::PlaylistItem {
+            workspace: WS_SALES.into(),
+            content: config::Content::Dashboard(DASHBOARD_EXEC.into()),
+            pages: Vec::new(),
+            bookmarks: vec!["Bookmark1".into()],
+            seconds: 12,
+            refresh_seconds: Some(300),
+        });
+        let items = api.resolve_playlist(&token, &cfg.playlist).await.unwrap();
+        assert_eq!(items.len(), cfg.playlist.len());
+        let ids: Vec<&str> = items
+            .iter()
+            .map(|i| i.as_ref().unwrap().resolved.id.as_str())
+            .collect();
+        assert_eq!(
+            ids,
+            [
+                REPORT_SALES,
+                REPORT_OPERATIONS,
+                REPORT_SERVICE,
+                DASHBOARD_EXEC
+            ]
+        );
+        let first = items[0].as_ref().unwrap();
+        assert_eq!(first.resolved.kind, ContentKind::Report);
+        assert!(!first.resolved.pages.is_empty());
+        let last = items[3].as_ref().unwrap();
+        assert_eq!(last.resolved.kind, ContentKind::Dashboard);
+        assert_eq!(
+            (
+                last.seconds,
+                last.bookmarks.as_slice(),
+                last.refresh_seconds
+            ),
+            (12, ["Bookmark1".to_owned()].as_slice(), Some(300))
+        );
+    }
+
+    #[tokio::test]
+    async fn a_missing_report_drops_only_its_own_item() {
+        let (_sim, mut cfg, api, token) = setup(Scenario::builtin(), &kiosk()).await;
+        let missing = "0f0f0f0f-0f0f-4f0f-8f0f-0f0f0f0f0f0f";
+        let mut gone = cfg.playlist[0].clone();
+        gone.content = config::Content::Report(missing.into());
+        cfg.playlist.insert(1, gone);
+        let items = api.resolve_playlist(&token, &cfg.playlist).await.unwrap();
+        assert_eq!(items.len(), 4);
+        let p = items[1].as_ref().unwrap_err();
+        assert_eq!(p.id, ProblemId::ReportNotFound);
+        assert!(p.cause.contains(missing), "{}", p.cause);
+        for i in [0, 2, 3] {
+            assert!(items[i].is_ok(), "item {i}: {:?}", items[i]);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_transient_failure_stops_the_lot() {
+        let (sim, cfg, api, token) = setup(Scenario::builtin(), &kiosk()).await;
+        // Longer than the retry budget: the client gives up at once instead of waiting.
+        sim.control(Control::ThrottleApi {
+            count: 100,
+            retry_after_seconds: 120,
+        });
+        let p = api
+            .resolve_playlist(&token, &cfg.playlist)
+            .await
+            .unwrap_err();
+        assert_eq!(p.id, ProblemId::Throttled);
+    }
+
+    #[tokio::test]
+    async fn no_power_bi_access_stops_the_lot() {
+        let (_sim, cfg, api, token) =
+            setup(Scenario::builtin(), &format!("nolicence@{TENANT_DOMAIN}")).await;
+        assert!(!cfg.playlist.is_empty());
+        let p = api
+            .resolve_playlist(&token, &cfg.playlist)
+            .await
+            .unwrap_err();
+        assert_eq!(p.id, ProblemId::NoPowerbiAccess);
     }
 }

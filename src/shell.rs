@@ -16,6 +16,7 @@ use wry::http::{Request, Response, StatusCode, header::CONTENT_TYPE};
 use wry::{NewWindowResponse, WebViewBuilder};
 
 use crate::bridge::FromPage;
+use crate::config::Config;
 
 /// The page's origin. Kept in one place so it can move to a loopback https origin if Power BI
 /// ever refuses custom schemes.
@@ -59,6 +60,46 @@ pub struct ShellOptions {
     pub size: Option<(u32, u32)>,
     /// Composite with the GPU (`[display] gpu`, see [`crate::config::GpuMode::use_gpu`]).
     pub gpu: bool,
+}
+
+impl ShellOptions {
+    /// The window's settings from the config read at start-up (the defaults without one); they
+    /// hold for the life of the process.
+    pub fn from_startup(
+        startup: Option<&Config>,
+        web_dir: PathBuf,
+        size: Option<(u32, u32)>,
+    ) -> Self {
+        let user_agent = startup
+            .and_then(|c| c.player.user_agent.clone())
+            .unwrap_or_else(|| DEFAULT_USER_AGENT.to_owned());
+        // National clouds' API hosts (their embed hosts are covered by powerbi_hosts).
+        let extra: Vec<&str> = startup
+            .and_then(|c| c.cloud.api.host_str())
+            .into_iter()
+            .collect();
+        let gpu_mode = startup.map(|c| c.display.gpu).unwrap_or_default();
+        let render_node = has_gpu_render_node();
+        let gpu = gpu_mode.use_gpu(render_node);
+        tracing::info!(
+            setting = ?gpu_mode,
+            render_node,
+            "GPU compositing {}",
+            if gpu { "on" } else { "off" }
+        );
+        Self {
+            web_dir,
+            user_agent,
+            allowed_hosts: powerbi_hosts(&extra),
+            proxy: None,
+            trust: None,
+            devtools: cfg!(debug_assertions) && std::env::var_os("PBIKIOSK_DEVTOOLS").is_some(),
+            console_to_stdout: cfg!(debug_assertions)
+                || std::env::var_os("PBIKIOSK_PAGE_CONSOLE").is_some(),
+            size,
+            gpu,
+        }
+    }
 }
 
 /// Does this machine have a GPU render node? Without one, OpenGL is a software rasteriser.
@@ -140,6 +181,43 @@ fn content_type(p: &Path) -> &'static str {
         Some("woff2") => "font/woff2",
         _ => "application/octet-stream",
     }
+}
+
+/// Why the page's files cannot be served.
+#[derive(Debug, thiserror::Error)]
+pub enum WebDirError {
+    #[error("the player page (index.html) is not in any of {0:?}")]
+    NoPage(Vec<PathBuf>),
+    #[error(
+        "{}/vendor/powerbi.min.js is missing: build the page once with `scripts/build-web.sh` (npm ci + web/build.mjs)",
+        .0.display()
+    )]
+    NotBuilt(PathBuf),
+}
+
+/// Find the page's files: explicit, `$PBIKIOSK_WEB_DIR`, the installed copy, the source tree.
+pub fn find_web_dir(explicit: Option<&Path>) -> Result<PathBuf, WebDirError> {
+    let candidates: Vec<PathBuf> = explicit
+        .map(Path::to_path_buf)
+        .into_iter()
+        .chain(std::env::var_os("PBIKIOSK_WEB_DIR").map(PathBuf::from))
+        .chain([
+            PathBuf::from("/usr/share/pbikiosk/web"),
+            PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/web")),
+        ])
+        .collect();
+    pick_web_dir(candidates)
+}
+
+/// The first candidate with the page in it, which must also hold the built Power BI client.
+fn pick_web_dir(candidates: Vec<PathBuf>) -> Result<PathBuf, WebDirError> {
+    let Some(dir) = candidates.iter().find(|d| d.join("index.html").is_file()) else {
+        return Err(WebDirError::NoPage(candidates));
+    };
+    if !dir.join("vendor/powerbi.min.js").is_file() {
+        return Err(WebDirError::NotBuilt(dir.clone()));
+    }
+    Ok(dir.clone())
 }
 
 /// Open the window and run the GUI loop on this (the main) thread. Never returns: the process
@@ -342,6 +420,67 @@ mod platform {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn window_settings_follow_the_startup_config() {
+        let web = PathBuf::from("/srv/web");
+        let o = ShellOptions::from_startup(None, web.clone(), Some((1280, 720)));
+        assert_eq!(o.user_agent, DEFAULT_USER_AGENT);
+        assert_eq!(o.allowed_hosts, powerbi_hosts(&[]));
+        assert_eq!(
+            (o.web_dir.as_path(), o.size),
+            (web.as_path(), Some((1280, 720)))
+        );
+        assert_eq!((o.proxy, o.trust), (None, None));
+
+        let text = "[auth]\ntenant = \"contoso.onmicrosoft.com\"\nclient_id = \"0f0f0f0f-1234-5678-9abc-def012345678\"\nclient_secret = \"cs\"\nusername = \"svc@contoso.onmicrosoft.com\"\npassword = \"pw\"\n\n[cloud]\nauthority = \"https://login.microsoftonline.us\"\napi = \"https://api.powerbigov.us/\"\n\n[player]\nuser_agent = \"pbikiosk-test/1\"\n\n[display]\ngpu = \"off\"\n\n[[playlist]]\nworkspace = \"11111111-2222-3333-4444-555555555555\"\nreport = \"aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee\"\n";
+        let cfg = crate::config::parse(
+            text,
+            Path::new("/etc/pbikiosk/pbikiosk.toml"),
+            &crate::config::SecretSources::default(),
+        )
+        .unwrap();
+        let o = ShellOptions::from_startup(Some(&cfg), web, None);
+        assert_eq!(o.user_agent, "pbikiosk-test/1");
+        assert_eq!(o.allowed_hosts, powerbi_hosts(&["api.powerbigov.us"]));
+        assert!(!o.gpu);
+    }
+
+    #[test]
+    fn web_dir_is_the_first_with_the_page_and_must_be_built() {
+        let root = tempfile::tempdir().unwrap();
+        let empty = root.path().join("empty");
+        let built = root.path().join("built");
+        let unbuilt = root.path().join("unbuilt");
+        for d in [&empty, &built, &unbuilt] {
+            std::fs::create_dir_all(d).unwrap();
+        }
+        std::fs::create_dir_all(built.join("vendor")).unwrap();
+        std::fs::write(built.join("index.html"), "").unwrap();
+        std::fs::write(built.join("vendor/powerbi.min.js"), "").unwrap();
+        std::fs::write(unbuilt.join("index.html"), "").unwrap();
+
+        assert_eq!(
+            pick_web_dir(vec![empty.clone(), built.clone(), unbuilt.clone()]).unwrap(),
+            built
+        );
+        let e = pick_web_dir(vec![empty.clone(), unbuilt.clone(), built.clone()]).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "{}/vendor/powerbi.min.js is missing: build the page once with `scripts/build-web.sh` (npm ci + web/build.mjs)",
+                unbuilt.display()
+            )
+        );
+        let e = pick_web_dir(vec![empty.clone()]).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "the player page (index.html) is not in any of {:?}",
+                [empty]
+            )
+        );
+    }
 
     #[test]
     fn allow_list() {

@@ -47,7 +47,7 @@ use std::sync::Arc;
 
 use tokio::sync::watch;
 
-pub use scenario::{Scenario, ScenarioError};
+pub use scenario::{Scenario, ScenarioArgError, ScenarioError};
 pub use state::{Control, ControlError, SimStats};
 
 use server::Shared;

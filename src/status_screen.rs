@@ -1,0 +1,323 @@
+//! What a status screen says: for a problem, or for a device that is not configured yet.
+//!
+//! The wording is decided here without touching the system: the caller reads the clock and the
+//! device's facts ([`Clock::now`], [`DeviceFacts::read`]) and passes them in, so every text can be
+//! checked with a fixed clock.
+
+use std::net::IpAddr;
+use std::time::Instant;
+
+use chrono::{DateTime, Local};
+
+use crate::bridge::Screen;
+use crate::problem::Problem;
+
+/// One moment on both clocks: the monotonic one the player schedules with, and the local wall
+/// clock an installer reads.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Clock {
+    pub(crate) now: Instant,
+    pub(crate) local: DateTime<Local>,
+}
+
+impl Clock {
+    pub(crate) fn now() -> Self {
+        Self {
+            now: Instant::now(),
+            local: Local::now(),
+        }
+    }
+
+    /// The local wall-clock time (HH:MM) of a monotonic instant.
+    pub(crate) fn wall_clock(&self, t: Instant) -> String {
+        let offset = if t >= self.now {
+            chrono::Duration::from_std(t - self.now).unwrap_or_default()
+        } else {
+            -chrono::Duration::from_std(self.now - t).unwrap_or_default()
+        };
+        (self.local + offset).format("%H:%M").to_string()
+    }
+}
+
+/// Where the device is: what an installer needs to find it (and its logs) again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct DeviceFacts {
+    pub(crate) host: String,
+    /// Sorted, without loopback and link-local addresses.
+    pub(crate) ips: Vec<String>,
+}
+
+impl DeviceFacts {
+    /// Read the host name and the addresses of the network interfaces.
+    pub(crate) fn read() -> Self {
+        let host = sysinfo::System::host_name().unwrap_or_else(|_| "unknown".into());
+        let nets = sysinfo::Networks::new_with_refreshed_list().ok();
+        let mut ips: Vec<String> = nets
+            .iter()
+            .flatten()
+            .flat_map(|(_, data)| data.ip_networks().iter().map(|n| n.addr))
+            .filter(|ip| !ip.is_loopback() && !is_link_local(ip))
+            .map(|ip| ip.to_string())
+            .collect();
+        ips.sort();
+        ips.dedup();
+        Self { host, ips }
+    }
+
+    /// Which device, where on the network, which version, what time the device thinks it is.
+    fn rows(&self, clock: &Clock) -> Vec<(String, String)> {
+        vec![
+            ("Device".into(), self.host.clone()),
+            (
+                "IP address".into(),
+                if self.ips.is_empty() {
+                    "none (not connected)".into()
+                } else {
+                    self.ips.join(", ")
+                },
+            ),
+            ("pbikiosk".into(), crate::VERSION.into()),
+            (
+                "Time on device".into(),
+                clock.local.format("%Y-%m-%d %H:%M").to_string(),
+            ),
+        ]
+    }
+}
+
+fn is_link_local(ip: &IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => v4.is_link_local(),
+        IpAddr::V6(v6) => (v6.segments()[0] & 0xffc0) == 0xfe80,
+    }
+}
+
+/// What the screens of one config generation have in common.
+#[derive(Debug, Clone)]
+pub(crate) struct ScreenContext {
+    /// The config file, or what stands in for it (the demo's).
+    pub(crate) config_path: String,
+    pub(crate) not_configured: bool,
+}
+
+/// The status screen for a problem: title, cause, fix and the facts an installer needs.
+pub(crate) fn screen(
+    problem: &Problem,
+    next_attempt: Option<Instant>,
+    ctx: &ScreenContext,
+    device: &DeviceFacts,
+    clock: &Clock,
+) -> Screen {
+    let mut facts = device.rows(clock);
+    if ctx.not_configured {
+        facts.push(("Configuration".into(), ctx.config_path.clone()));
+        return Screen {
+            problem: "not_configured".into(),
+            title: "This screen is not configured yet".into(),
+            cause: problem.cause.clone(),
+            fix: format!(
+                "Fill in {}: the five sign-in values and a [[playlist]] (`pbikiosk reports --toml` lists them), then run `pbikiosk check`. The screen starts by itself.",
+                ctx.config_path
+            ),
+            facts,
+            next_attempt: None,
+        };
+    }
+    facts.push(("Problem".into(), problem.id.as_str().into()));
+    if !problem.aadsts().is_empty() {
+        let codes: Vec<String> = problem
+            .aadsts()
+            .iter()
+            .map(|c| format!("AADSTS{c}"))
+            .collect();
+        facts.push(("Microsoft code".into(), codes.join(", ")));
+    }
+    if let Some(t) = problem.trace_id() {
+        facts.push(("Trace ID".into(), t.into()));
+    }
+    if let Some(c) = problem.correlation_id() {
+        facts.push(("Correlation ID".into(), c.into()));
+    }
+    facts.push(("Configuration".into(), ctx.config_path.clone()));
+    Screen {
+        problem: problem.id.as_str().into(),
+        title: problem.id.title().into(),
+        cause: problem.cause.clone(),
+        fix: problem.fix.clone(),
+        facts,
+        next_attempt: next_attempt.map(|t| {
+            let mins = t
+                .saturating_duration_since(clock.now)
+                .as_secs()
+                .div_ceil(60);
+            format!("{} (in {mins} min)", clock.wall_clock(t))
+        }),
+    }
+}
+
+/// The corner badge while the player is offline (`None` hides it).
+pub(crate) fn offline_badge(since: Option<Instant>, clock: &Clock) -> Option<String> {
+    since.map(|t| format!("Offline since {}", clock.wall_clock(t)))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use chrono::TimeZone as _;
+
+    use super::*;
+    use crate::problem::ProblemId;
+
+    /// 2026-06-01 09:00 local time: no daylight-saving change near it in any zone.
+    fn clock() -> Clock {
+        Clock {
+            now: Instant::now(),
+            local: Local
+                .with_ymd_and_hms(2026, 6, 1, 9, 0, 0)
+                .earliest()
+                .unwrap(),
+        }
+    }
+
+    fn device() -> DeviceFacts {
+        DeviceFacts {
+            host: "kiosk-lobby".into(),
+            ips: vec!["10.0.0.7".into(), "192.168.1.20".into()],
+        }
+    }
+
+    fn ctx(not_configured: bool) -> ScreenContext {
+        ScreenContext {
+            config_path: "/etc/pbikiosk/pbikiosk.toml".into(),
+            not_configured,
+        }
+    }
+
+    fn pairs(s: &Screen) -> Vec<(&str, &str)> {
+        s.facts
+            .iter()
+            .map(|(l, v)| (l.as_str(), v.as_str()))
+            .collect()
+    }
+
+    #[test]
+    fn wrong_password_lists_the_microsoft_references_in_order() {
+        let body = r#"{"error":"invalid_grant","error_description":"AADSTS50126: Error validating credentials.","error_codes":[50126],"trace_id":"0a1b-trace","correlation_id":"9f8e-corr"}"#;
+        let problem = Problem::from_token_error(400, body, None);
+        assert_eq!(problem.id, ProblemId::InvalidCredentials);
+        let c = clock();
+        let s = screen(&problem, None, &ctx(false), &device(), &c);
+        assert_eq!(
+            pairs(&s),
+            [
+                ("Device", "kiosk-lobby"),
+                ("IP address", "10.0.0.7, 192.168.1.20"),
+                ("pbikiosk", crate::VERSION),
+                ("Time on device", "2026-06-01 09:00"),
+                ("Problem", "invalid_credentials"),
+                ("Microsoft code", "AADSTS50126"),
+                ("Trace ID", "0a1b-trace"),
+                ("Correlation ID", "9f8e-corr"),
+                ("Configuration", "/etc/pbikiosk/pbikiosk.toml"),
+            ]
+        );
+        assert_eq!(s.problem, "invalid_credentials");
+        assert_eq!(s.title, ProblemId::InvalidCredentials.title());
+        assert_eq!(s.cause, problem.cause);
+        assert_eq!(s.fix, problem.fix);
+        assert_eq!(s.next_attempt, None);
+    }
+
+    #[test]
+    fn not_configured_names_the_config_file_in_the_fix() {
+        let problem = Problem::new(ProblemId::Unknown).with_cause("No configuration file.");
+        let s = screen(&problem, None, &ctx(true), &device(), &clock());
+        assert_eq!(s.problem, "not_configured");
+        assert_eq!(s.title, "This screen is not configured yet");
+        assert_eq!(s.cause, "No configuration file.");
+        assert_eq!(
+            s.fix,
+            "Fill in /etc/pbikiosk/pbikiosk.toml: the five sign-in values and a [[playlist]] (`pbikiosk reports --toml` lists them), then run `pbikiosk check`. The screen starts by itself."
+        );
+        assert_eq!(
+            s.facts.last().unwrap(),
+            &(
+                "Configuration".to_owned(),
+                "/etc/pbikiosk/pbikiosk.toml".to_owned()
+            )
+        );
+        assert!(!s.facts.iter().any(|(l, _)| l == "Problem"));
+        assert_eq!(s.next_attempt, None);
+    }
+
+    #[test]
+    fn next_attempt_is_wall_clock_and_minutes_to_go() {
+        let c = clock();
+        let problem = Problem::new(ProblemId::InvalidCredentials);
+        let at = c.now + Duration::from_secs(14 * 60 + 30);
+        let s = screen(&problem, Some(at), &ctx(false), &device(), &c);
+        assert_eq!(s.next_attempt.as_deref(), Some("09:14 (in 15 min)"));
+        let s = screen(
+            &problem,
+            Some(c.now + Duration::from_secs(60)),
+            &ctx(false),
+            &device(),
+            &c,
+        );
+        assert_eq!(s.next_attempt.as_deref(), Some("09:01 (in 1 min)"));
+    }
+
+    #[test]
+    fn a_problem_without_microsoft_references_has_no_such_rows() {
+        let problem = Problem::new(ProblemId::Network);
+        let s = screen(&problem, None, &ctx(false), &device(), &clock());
+        let labels: Vec<&str> = s.facts.iter().map(|(l, _)| l.as_str()).collect();
+        assert_eq!(
+            labels,
+            [
+                "Device",
+                "IP address",
+                "pbikiosk",
+                "Time on device",
+                "Problem",
+                "Configuration"
+            ]
+        );
+    }
+
+    #[test]
+    fn no_address_says_not_connected() {
+        let offline = DeviceFacts {
+            host: "kiosk".into(),
+            ips: Vec::new(),
+        };
+        let rows = offline.rows(&clock());
+        assert_eq!(
+            rows[1],
+            ("IP address".into(), "none (not connected)".into())
+        );
+    }
+
+    #[test]
+    fn offline_badge_shows_when_it_began() {
+        let c = clock();
+        let since = c.now - Duration::from_secs(5 * 60);
+        assert_eq!(
+            offline_badge(Some(since), &c).as_deref(),
+            Some("Offline since 08:55")
+        );
+        assert_eq!(offline_badge(None, &c), None);
+    }
+
+    #[test]
+    fn facts_name_the_device() {
+        let f = DeviceFacts::read().rows(&Clock::now());
+        let labels: Vec<&str> = f.iter().map(|(l, _)| l.as_str()).collect();
+        assert_eq!(
+            labels,
+            ["Device", "IP address", "pbikiosk", "Time on device"]
+        );
+        assert!(!f[0].1.is_empty());
+    }
+}
