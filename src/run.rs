@@ -183,7 +183,7 @@ async fn generation(
     let loaded = source.load();
     let permanent_retry = loaded.as_ref().map(|c| c.auth.permanent_retry);
     let mut player = Player::new(Settings {
-        permanent_retry: permanent_retry.unwrap_or(Duration::from_secs(900)),
+        permanent_retry: permanent_retry.unwrap_or(config::DEFAULT_PERMANENT_RETRY),
         ..Settings::default()
     });
     let live = start(loaded, &mut player);
