@@ -11,5 +11,6 @@ mod docs;
 mod e2e;
 mod faults;
 mod fixtures_map;
+mod page_protocol;
 mod sim;
 mod token_sim;
