@@ -71,7 +71,7 @@ else
 fi
 
 if [ -x web/test/run.sh ]; then
-  log "web tests (headless Chromium, real powerbi-client)"
+  log "web tests (page-protocol contract; headless Chromium, real powerbi-client)"
   web/test/run.sh
 fi
 
