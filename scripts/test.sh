@@ -55,7 +55,8 @@ scripts/build-web.sh
 
 log "cargo test (unit, simulator integration, end-to-end and fault injection under Xvfb)"
 mkdir -p target/e2e && : >target/e2e/faults.txt
-cargo test --locked --all-targets -- --nocapture
+# The GUI tests are #[ignore]d so a plain `cargo test` runs without Xvfb; here they run too.
+cargo test --locked --all-targets -- --include-ignored --nocapture
 log "fault figures"
 cat target/e2e/faults.txt
 
@@ -70,7 +71,7 @@ else
 fi
 
 if [ -x web/test/run.sh ]; then
-  log "web tests (headless Chromium, real powerbi-client)"
+  log "web tests (page-protocol contract; headless Chromium, real powerbi-client)"
   web/test/run.sh
 fi
 

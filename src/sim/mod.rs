@@ -39,9 +39,6 @@ pub mod scenario;
 mod server;
 pub mod state;
 
-#[cfg(test)]
-mod tests;
-
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 

@@ -1,8 +1,7 @@
-//! The end-to-end harness shared by tests/e2e.rs and tests/faults.rs: Xvfb, the real binary
+//! The end-to-end harness shared by the `e2e` and `faults` modules: Xvfb, the real binary
 //! (`pbikiosk demo` / `run`), its `/status`, the simulator's `/_sim/stats` and `/_sim/control`.
 //! Scenarios run one at a time (see [`lock`]): two WebKit instances at once on a 2-core machine
 //! would make the timings meaningless.
-#![allow(dead_code)] // each test crate uses its own part of the harness
 
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};

@@ -7,17 +7,17 @@
 //! (`scripts/build-web.sh`). The scenarios run one at a time: two WebKit instances at once on a
 //! 2-core machine would make the timings meaningless.
 
-mod common;
-
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::*;
 use serde_json::{Value, json};
+
+use crate::common::*;
 
 /// Rotation in order with the right pages, 60-second tokens refreshed without reloads, a short
 /// sign-in outage ridden out with the report on screen, and a killed web process repaired.
 #[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs Xvfb, ImageMagick and the built page; scripts/test.sh runs it"]
 async fn demo_rotates_refreshes_and_repairs() {
     let _one = lock().await;
     let x = Xvfb::start();
@@ -156,6 +156,7 @@ async fn demo_rotates_refreshes_and_repairs() {
 /// A wrong password shows its status screen (not a loop of attempts) and the player recovers
 /// by itself once the account is fixed.
 #[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs Xvfb, ImageMagick and the built page; scripts/test.sh runs it"]
 async fn wrong_password_shows_status_then_recovers() {
     let _one = lock().await;
     let x = Xvfb::start();
@@ -199,6 +200,7 @@ async fn wrong_password_shows_status_then_recovers() {
 /// A device installed without a config shows "not configured", and picks the config up by
 /// itself when it is written (no restart).
 #[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs Xvfb, ImageMagick and the built page; scripts/test.sh runs it"]
 async fn not_configured_until_the_config_appears() {
     use std::os::unix::fs::PermissionsExt;
     let _one = lock().await;
