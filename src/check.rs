@@ -139,32 +139,37 @@ impl Report {
     }
 }
 
-/// Retry a transient failure until `deadline`, honouring `Retry-After`.
+/// A person is waiting: retry soon, but not faster than once a second.
+const BACKOFF: net::Backoff = net::Backoff {
+    first: Duration::from_secs(1),
+    max: Duration::from_secs(8),
+};
+
+/// Retry a transient failure until `deadline`, honouring `Retry-After`. Each attempt gets what
+/// is left of the budget (at least a second), so a hung service cannot outlast `check`.
 async fn within<T, F, Fut>(deadline: Instant, mut f: F) -> Result<T, Problem>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<T, Problem>>,
 {
-    let mut wait = Duration::from_secs(1);
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let res = match tokio::time::timeout(left.max(Duration::from_secs(1)), f()).await {
-            Ok(r) => r,
-            Err(_) => Err(Problem::new(ProblemId::ServiceUnavailable)
-                .with_cause("Microsoft did not answer before check gave up.")),
-        };
-        match res {
-            Err(p) if p.retry_class() == RetryClass::Transient => {
-                let pause = p.retry_after.unwrap_or(wait).max(wait);
-                if Instant::now() + pause >= deadline {
-                    return Err(p);
-                }
-                tokio::time::sleep(pause).await;
-                wait = (wait * 2).min(Duration::from_secs(8));
+    let deadline = tokio::time::Instant::from_std(deadline);
+    net::retry(
+        "Microsoft",
+        BACKOFF,
+        deadline,
+        |p| p.retry_class() == RetryClass::Transient,
+        || {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let attempt = tokio::time::timeout(left.max(Duration::from_secs(1)), f());
+            async move {
+                attempt.await.unwrap_or_else(|_| {
+                    Err(Problem::new(ProblemId::ServiceUnavailable)
+                        .with_cause("Microsoft did not answer before check gave up."))
+                })
             }
-            other => return other,
-        }
-    }
+        },
+    )
+    .await
 }
 
 /// What sign-in gave, for `check` and `reports`.
