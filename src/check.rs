@@ -412,6 +412,26 @@ mod tests {
     }
 
     #[test]
+    fn a_failure_follows_the_steps_that_passed() {
+        let failure = Failure::new("power bi", Problem::new(ProblemId::NoPowerbiAccess));
+        let r = CheckReport::from_failure(vec![Line::ok("sign-in", "signed in")], &failure);
+        assert!(!r.ok);
+        assert_eq!(r.problems, vec![ProblemId::NoPowerbiAccess]);
+        assert_eq!(r.checks.len(), 2);
+        assert_eq!(r.checks[1].name, "power bi");
+        let text = r.render();
+        assert!(
+            text.starts_with("ok    sign-in   signed in\nFAIL  power bi  "),
+            "{text}"
+        );
+        assert!(text.contains("problem: no_powerbi_access\n"), "{text}");
+        assert_eq!(
+            failure.to_string(),
+            format!("power bi: {}", Problem::new(ProblemId::NoPowerbiAccess))
+        );
+    }
+
+    #[test]
     fn licence_advice_follows_capacity() {
         let ws = vec![
             Workspace {

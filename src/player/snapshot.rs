@@ -181,3 +181,27 @@ impl Player {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gap_history_keeps_the_most_recent() {
+        let mut c = Counters::default();
+        assert_eq!(GapSummary::of(&c.gaps), None);
+        c.record_shown(None);
+        assert_eq!((c.shown, c.last_gap_ms), (1, None));
+        assert!(c.gaps.is_empty());
+        // The first gap is the largest; it leaves once GAP_HISTORY newer ones arrived.
+        c.record_shown(Some(5000.0));
+        for _ in 0..GAP_HISTORY {
+            c.record_shown(Some(10.0));
+        }
+        let g = GapSummary::of(&c.gaps).unwrap();
+        assert_eq!(g.count, GAP_HISTORY);
+        assert_eq!(g.max_ms, 10.0);
+        assert_eq!(c.shown, 2 + GAP_HISTORY as u64);
+        assert_eq!(c.last_gap_ms, Some(10.0));
+    }
+}
