@@ -1,4 +1,5 @@
-//! The one HTTP client every outgoing request uses, and how transport failures become problems.
+//! The one HTTP client every outgoing request uses, how a request is sent and its answer read,
+//! how transport failures become problems, and the one retry loop for transient ones.
 
 use std::error::Error as _;
 use std::future::Future;

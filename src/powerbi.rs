@@ -3,11 +3,10 @@
 //! Calls take the access token as an argument instead of owning a token source: `check` uses
 //! one token for a handful of calls, the player hands in whatever the token service holds.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use tokio::time::Instant;
 
 use crate::net;
 use crate::problem::{Problem, ProblemId, RetryClass};
@@ -16,7 +15,7 @@ use crate::secret::Secret;
 /// How long one logical call may spend retrying 429/5xx answers before it reports them.
 pub const DEFAULT_RETRY_BUDGET: Duration = Duration::from_secs(30);
 
-/// Power BI answers throttling quickly; start retrying soon and keep pauses short.
+/// Pauses between retries of one call, within its retry budget.
 const RETRY_BACKOFF: net::Backoff = net::Backoff {
     first: Duration::from_millis(500),
     max: Duration::from_secs(8),
@@ -266,7 +265,7 @@ impl PowerBiClient {
         request: impl Fn() -> reqwest::RequestBuilder,
         token: &Secret,
     ) -> Result<T, Problem> {
-        let deadline = Instant::now() + self.retry_budget;
+        let deadline = tokio::time::Instant::from_std(Instant::now() + self.retry_budget);
         net::retry(
             "Power BI",
             RETRY_BACKOFF,
