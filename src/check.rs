@@ -22,8 +22,9 @@ use crate::secret::Secret;
 /// How long `check` keeps retrying transient failures before it reports them.
 pub const BUDGET: Duration = Duration::from_secs(30);
 
+/// Every check's outcome: printed as a table, or as JSON with `--json`.
 #[derive(Debug, Clone, Serialize)]
-pub struct Report {
+pub struct CheckReport {
     pub ok: bool,
     pub problems: Vec<ProblemId>,
     pub checks: Vec<Line>,
@@ -43,6 +44,9 @@ pub struct Line {
     pub aadsts: Option<Vec<u32>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub trace_id: Option<String>,
+    /// Microsoft's references as the table shows them after the problem id.
+    #[serde(skip)]
+    references: String,
 }
 
 impl Line {
@@ -55,10 +59,12 @@ impl Line {
             fix: None,
             aadsts: None,
             trace_id: None,
+            references: String::new(),
         }
     }
 
-    fn failed(name: impl Into<String>, p: &Problem) -> Self {
+    /// A failed step.
+    pub fn from_problem(name: impl Into<String>, p: &Problem) -> Self {
         Self {
             name: name.into(),
             ok: false,
@@ -67,11 +73,12 @@ impl Line {
             fix: Some(p.fix.clone()),
             aadsts: (!p.aadsts().is_empty()).then(|| p.aadsts().to_vec()),
             trace_id: p.trace_id().map(str::to_owned),
+            references: p.reference_note(),
         }
     }
 }
 
-impl Report {
+impl CheckReport {
     fn from_lines(checks: Vec<Line>) -> Self {
         let mut problems: Vec<ProblemId> = Vec::new();
         for id in checks.iter().filter_map(|c| c.problem) {
@@ -86,20 +93,17 @@ impl Report {
         }
     }
 
-    /// One failed line, for callers that report a single step.
-    pub fn from_problem(name: &str, p: &Problem) -> Line {
-        Line::failed(name, p)
-    }
-
-    /// Lines (e.g. from a failed `reports` run) as a report.
-    pub fn from_check_lines(lines: Vec<Line>) -> Self {
+    /// The steps that passed, then the one that failed.
+    pub fn from_failure(passed: Vec<Line>, failure: &Failure) -> Self {
+        let mut lines = passed;
+        lines.push(Line::from_problem(failure.step.clone(), &failure.problem));
         Self::from_lines(lines)
     }
 
     /// The report for a config that could not be loaded (exit code 2).
     pub fn config_error(err: &ConfigError) -> Self {
         let p = err.to_problem();
-        Self::from_lines(vec![Line::failed("config", &p)])
+        Self::from_lines(vec![Line::from_problem("config", &p)])
     }
 
     /// A table for people: one line a check, cause and fix under each failure.
@@ -112,16 +116,7 @@ impl Report {
             let _ = writeln!(out, "{mark}  {:<width$}  {msg}", c.name);
             if !c.ok {
                 if let Some(id) = c.problem {
-                    let mut refs = String::new();
-                    if let Some(codes) = &c.aadsts {
-                        let codes: Vec<String> =
-                            codes.iter().map(|c| format!("AADSTS{c}")).collect();
-                        let _ = write!(refs, " ({}", codes.join(", "));
-                        if let Some(t) = &c.trace_id {
-                            let _ = write!(refs, ", trace id {t}");
-                        }
-                        refs.push(')');
-                    }
+                    let refs = &c.references;
                     let _ = writeln!(out, "      {:<width$}  problem: {id}{refs}", "");
                 }
                 if let Some(fix) = &c.fix {
@@ -139,32 +134,37 @@ impl Report {
     }
 }
 
-/// Retry a transient failure until `deadline`, honouring `Retry-After`.
+/// A person is waiting: retry soon, but not faster than once a second.
+const BACKOFF: net::Backoff = net::Backoff {
+    first: Duration::from_secs(1),
+    max: Duration::from_secs(8),
+};
+
+/// Retry a transient failure until `deadline`, honouring `Retry-After`. Each attempt gets what
+/// is left of the budget (at least a second), so a hung service cannot outlast `check`.
 async fn within<T, F, Fut>(deadline: Instant, mut f: F) -> Result<T, Problem>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<T, Problem>>,
 {
-    let mut wait = Duration::from_secs(1);
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let res = match tokio::time::timeout(left.max(Duration::from_secs(1)), f()).await {
-            Ok(r) => r,
-            Err(_) => Err(Problem::new(ProblemId::ServiceUnavailable)
-                .with_cause("Microsoft did not answer before check gave up.")),
-        };
-        match res {
-            Err(p) if p.retry_class() == RetryClass::Transient => {
-                let pause = p.retry_after.unwrap_or(wait).max(wait);
-                if Instant::now() + pause >= deadline {
-                    return Err(p);
-                }
-                tokio::time::sleep(pause).await;
-                wait = (wait * 2).min(Duration::from_secs(8));
+    let deadline = tokio::time::Instant::from_std(deadline);
+    net::retry(
+        "Microsoft",
+        BACKOFF,
+        deadline,
+        |p| p.retry_class() == RetryClass::Transient,
+        || {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let attempt = tokio::time::timeout(left.max(Duration::from_secs(1)), f());
+            async move {
+                attempt.await.unwrap_or_else(|_| {
+                    Err(Problem::new(ProblemId::ServiceUnavailable)
+                        .with_cause("Microsoft did not answer before check gave up."))
+                })
             }
-            other => return other,
-        }
-    }
+        },
+    )
+    .await
 }
 
 /// What sign-in gave, for `check` and `reports`.
@@ -173,13 +173,31 @@ pub struct SignedIn {
     pub grant: TokenGrant,
 }
 
-/// Realm discovery then ROPC, as the player does, reporting each step.
+/// A step that failed, and why.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{step}: {problem}")]
+pub struct Failure {
+    pub step: String,
+    pub problem: Problem,
+}
+
+impl Failure {
+    pub fn new(step: impl Into<String>, problem: Problem) -> Self {
+        Self {
+            step: step.into(),
+            problem,
+        }
+    }
+}
+
+/// Realm discovery then ROPC, as the player does. Each step that passes is added to `lines`;
+/// the first that fails is returned.
 pub async fn sign_in(
     cfg: &Config,
     http: &reqwest::Client,
     deadline: Instant,
     lines: &mut Vec<Line>,
-) -> Option<SignedIn> {
+) -> Result<SignedIn, Failure> {
     let settings = SignInSettings::from_config(cfg);
     let client = AadClient::new(http.clone(), settings);
     let user = &cfg.auth.username;
@@ -191,8 +209,7 @@ pub async fn sign_in(
                 cause: format!("{user}: {}", p.cause),
                 ..p
             };
-            lines.push(Line::failed("account type", &p));
-            return None;
+            return Err(Failure::new("account type", p));
         }
         Ok(Some(r)) => {
             let kind = match r.kind {
@@ -225,20 +242,17 @@ pub async fn sign_in(
                 "sign-in",
                 format!("signed in as {user}; token valid {mins} min, {refresh}"),
             ));
-            Some(SignedIn {
+            Ok(SignedIn {
                 token: grant.access_token.clone(),
                 grant,
             })
         }
-        Err(p) => {
-            lines.push(Line::failed("sign-in", &p));
-            None
-        }
+        Err(p) => Err(Failure::new("sign-in", p)),
     }
 }
 
 /// Run every check against the configured (or simulated) cloud.
-pub async fn run(cfg: &Config) -> Report {
+pub async fn run(cfg: &Config) -> CheckReport {
     let deadline = Instant::now() + BUDGET;
     let mut lines = vec![Line::ok(
         "config",
@@ -252,12 +266,13 @@ pub async fn run(cfg: &Config) -> Report {
     let http = match net::build_client(cfg.cloud.ca_file.as_deref()) {
         Ok(h) => h,
         Err(p) => {
-            lines.push(Line::failed("https client", &p));
-            return Report::from_lines(lines);
+            lines.push(Line::from_problem("https client", &p));
+            return CheckReport::from_lines(lines);
         }
     };
-    let Some(signed) = sign_in(cfg, &http, deadline, &mut lines).await else {
-        return Report::from_lines(lines);
+    let signed = match sign_in(cfg, &http, deadline, &mut lines).await {
+        Ok(s) => s,
+        Err(failure) => return CheckReport::from_failure(lines, &failure),
     };
     // Pages and items are resolved with what is left of the budget.
     let left = deadline.saturating_duration_since(Instant::now());
@@ -281,8 +296,8 @@ pub async fn run(cfg: &Config) -> Report {
             } else {
                 p
             };
-            lines.push(Line::failed("power bi", &p));
-            return Report::from_lines(lines);
+            lines.push(Line::from_problem("power bi", &p));
+            return CheckReport::from_lines(lines);
         }
     };
 
@@ -290,7 +305,7 @@ pub async fn run(cfg: &Config) -> Report {
         let p = Problem::new(ProblemId::Config)
             .with_cause("The playlist is empty: nothing would be shown.")
             .with_fix("Run `pbikiosk reports --toml` and paste the [[playlist]] entries you want into the config.");
-        lines.push(Line::failed("playlist", &p));
+        lines.push(Line::from_problem("playlist", &p));
     }
     for (i, item) in cfg.playlist.iter().enumerate() {
         // Counted from 1, like the config errors: the installer counts [[playlist]] blocks.
@@ -325,11 +340,11 @@ pub async fn run(cfg: &Config) -> Report {
             }
             Err(p) => {
                 let p = explain_access(p, &workspaces, &item.workspace, &cfg.auth.username);
-                lines.push(Line::failed(name, &p));
+                lines.push(Line::from_problem(name, &p));
             }
         }
     }
-    Report::from_lines(lines)
+    CheckReport::from_lines(lines)
 }
 
 fn workspace_name<'a>(all: &'a [Workspace], id: &'a str) -> &'a str {
@@ -374,9 +389,9 @@ mod tests {
             r#"{"error":"invalid_grant","error_codes":[50076],"trace_id":"t-9"}"#,
             None,
         );
-        let r = Report::from_lines(vec![
+        let r = CheckReport::from_lines(vec![
             Line::ok("config", "fine"),
-            Line::failed("sign-in", &p),
+            Line::from_problem("sign-in", &p),
         ]);
         assert!(!r.ok);
         assert_eq!(r.problems, vec![ProblemId::MfaRequired]);
@@ -394,6 +409,26 @@ mod tests {
         assert_eq!(json["checks"][1]["aadsts"][0], 50076);
         assert_eq!(json["checks"][1]["trace_id"], "t-9");
         assert!(json["checks"][0].get("problem").is_none());
+    }
+
+    #[test]
+    fn a_failure_follows_the_steps_that_passed() {
+        let failure = Failure::new("power bi", Problem::new(ProblemId::NoPowerbiAccess));
+        let r = CheckReport::from_failure(vec![Line::ok("sign-in", "signed in")], &failure);
+        assert!(!r.ok);
+        assert_eq!(r.problems, vec![ProblemId::NoPowerbiAccess]);
+        assert_eq!(r.checks.len(), 2);
+        assert_eq!(r.checks[1].name, "power bi");
+        let text = r.render();
+        assert!(
+            text.starts_with("ok    sign-in   signed in\nFAIL  power bi  "),
+            "{text}"
+        );
+        assert!(text.contains("problem: no_powerbi_access\n"), "{text}");
+        assert_eq!(
+            failure.to_string(),
+            format!("power bi: {}", Problem::new(ProblemId::NoPowerbiAccess))
+        );
     }
 
     #[test]

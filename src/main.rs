@@ -178,7 +178,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                     let code = if r.ok { 0 } else { 1 };
                     (r, code)
                 }
-                Err(e) => (check::Report::config_error(&e), 2),
+                Err(e) => (check::CheckReport::config_error(&e), 2),
             };
             if json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
@@ -191,7 +191,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             let cfg = match config::load(&path, &sources) {
                 Ok(c) => c,
                 Err(e) => {
-                    print!("{}", check::Report::config_error(&e).render());
+                    print!("{}", check::CheckReport::config_error(&e).render());
                     return Ok(ExitCode::from(2));
                 }
             };
@@ -199,8 +199,11 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 Ok(cat) if json => println!("{}", serde_json::to_string_pretty(&cat)?),
                 Ok(cat) if toml => print!("{}", cat.to_toml()),
                 Ok(cat) => print!("{}", cat.render()),
-                Err(lines) => {
-                    print!("{}", check::Report::from_check_lines(lines).render());
+                Err(e) => {
+                    print!(
+                        "{}",
+                        check::CheckReport::from_failure(e.passed, &e.failure).render()
+                    );
                     return Ok(ExitCode::from(1));
                 }
             }

@@ -1,10 +1,13 @@
-//! The one HTTP client every outgoing request uses, and how transport failures become problems.
+//! The one HTTP client every outgoing request uses, how a request is sent and its answer read,
+//! how transport failures become problems, and the one retry loop for transient ones.
 
 use std::error::Error as _;
+use std::future::Future;
 use std::path::Path;
 use std::time::Duration;
 
 use reqwest::header::{HeaderMap, RETRY_AFTER};
+use tokio::time::Instant;
 
 use crate::problem::{Problem, ProblemId};
 
@@ -91,6 +94,79 @@ pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     Some(Duration::from_secs(secs.min(3600)))
 }
 
+/// A whole answer, read: what every caller decides on.
+#[derive(Debug)]
+pub(crate) struct Answer {
+    pub status: u16,
+    /// `Retry-After`, when the server sent one we understand.
+    pub retry_after: Option<Duration>,
+    pub body: String,
+}
+
+/// Send `request` and read the whole answer. Failing to get one (connection, TLS, timeout,
+/// a body cut off) becomes a [`Problem`] that names `what` was being called; an error status is
+/// an answer, for the caller to classify.
+pub(crate) async fn send_and_read(
+    request: reqwest::RequestBuilder,
+    what: &str,
+) -> Result<Answer, Problem> {
+    let resp = request
+        .send()
+        .await
+        .map_err(|e| transport_problem(&e, what))?;
+    let status = resp.status().as_u16();
+    let retry_after = retry_after(resp.headers());
+    let body = resp.text().await.map_err(|e| transport_problem(&e, what))?;
+    Ok(Answer {
+        status,
+        retry_after,
+        body,
+    })
+}
+
+/// Exponential backoff between attempts: `first`, doubled each time, at most `max`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Backoff {
+    pub first: Duration,
+    pub max: Duration,
+}
+
+/// Run `attempt` until it succeeds, fails in a way `retryable` refuses, or the next pause would
+/// reach `deadline`; then the last problem is returned. `what` names the service in the debug log. `Retry-After` is a floor on the pause:
+/// Microsoft's ask is honoured, but never shortens our own backoff.
+///
+/// The deadline is tokio's [`Instant`] so tests can run the clock paused; outside such tests it
+/// is the same clock as `std::time::Instant`.
+pub(crate) async fn retry<T, F, Fut>(
+    what: &str,
+    backoff: Backoff,
+    deadline: Instant,
+    retryable: impl Fn(&Problem) -> bool,
+    mut attempt: F,
+) -> Result<T, Problem>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, Problem>>,
+{
+    let mut wait = backoff.first;
+    loop {
+        let problem = match attempt().await {
+            Ok(v) => return Ok(v),
+            Err(p) => p,
+        };
+        if !retryable(&problem) {
+            return Err(problem);
+        }
+        let pause = problem.retry_after.unwrap_or(wait).max(wait);
+        if Instant::now() + pause >= deadline {
+            return Err(problem);
+        }
+        tracing::debug!(problem = %problem, pause_ms = pause.as_millis() as u64, "{what} retry");
+        tokio::time::sleep(pause).await;
+        wait = (wait * 2).min(backoff.max);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -142,5 +218,144 @@ mod tests {
         let p = transport_problem(&err, "the sign-in service");
         assert_eq!(p.id, ProblemId::Network, "{p}");
         assert!(p.cause.contains("the sign-in service"));
+    }
+
+    const BACKOFF: Backoff = Backoff {
+        first: Duration::from_secs(1),
+        max: Duration::from_secs(4),
+    };
+
+    fn transient() -> Problem {
+        Problem::new(ProblemId::ServiceUnavailable)
+    }
+
+    /// Runs `retry` over scripted results, recording when (since the start) each attempt ran.
+    async fn scripted(
+        budget: Duration,
+        results: Vec<Result<u32, Problem>>,
+    ) -> (Result<u32, Problem>, Vec<Duration>) {
+        let start = Instant::now();
+        let mut results = results.into_iter();
+        let mut at = Vec::new();
+        let res = retry(
+            "test",
+            BACKOFF,
+            start + budget,
+            |p| p.retry_class() == crate::problem::RetryClass::Transient,
+            || {
+                at.push(start.elapsed());
+                let next = results.next().expect("no more scripted results");
+                async move { next }
+            },
+        )
+        .await;
+        (res, at)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn retry_backs_off_exponentially_up_to_the_cap() {
+        let mut results: Vec<Result<u32, Problem>> = (0..5).map(|_| Err(transient())).collect();
+        results.push(Ok(7));
+        let (res, at) = scripted(Duration::from_secs(60), results).await;
+        assert_eq!(res.unwrap(), 7);
+        let secs: Vec<u64> = at.iter().map(Duration::as_secs).collect();
+        // Pauses 1, 2, 4, 4, 4.
+        assert_eq!(secs, vec![0, 1, 3, 7, 11, 15]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn retry_after_is_a_floor_not_a_ceiling() {
+        let slow = transient().with_retry_after(Some(Duration::from_secs(10)));
+        let short = transient().with_retry_after(Some(Duration::from_millis(10)));
+        let (res, at) = scripted(Duration::from_secs(60), vec![Err(slow), Err(short), Ok(1)]).await;
+        assert_eq!(res.unwrap(), 1);
+        // 10 s as asked; then our own 2 s, not the 10 ms asked.
+        assert_eq!(
+            at,
+            vec![
+                Duration::ZERO,
+                Duration::from_secs(10),
+                Duration::from_secs(12)
+            ]
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn retry_gives_up_before_the_deadline_with_the_last_problem() {
+        let last = transient().with_cause("third");
+        let (res, at) = scripted(
+            Duration::from_secs(3),
+            vec![Err(transient()), Err(transient()), Err(last.clone())],
+        )
+        .await;
+        // Attempts at 0 and 1 s; the next pause (2 s) would end at 3 s, the deadline.
+        assert_eq!(at, vec![Duration::ZERO, Duration::from_secs(1)]);
+        assert_eq!(res.unwrap_err().cause, transient().cause);
+        let (res, at) = scripted(
+            Duration::from_secs(4),
+            vec![Err(transient()), Err(transient()), Err(last)],
+        )
+        .await;
+        assert_eq!(at.len(), 3);
+        assert_eq!(res.unwrap_err().cause, "third");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn retry_returns_a_refused_problem_at_once() {
+        let (res, at) = scripted(
+            Duration::from_secs(60),
+            vec![Err(Problem::new(ProblemId::InvalidCredentials))],
+        )
+        .await;
+        assert_eq!(res.unwrap_err().id, ProblemId::InvalidCredentials);
+        assert_eq!(at.len(), 1);
+    }
+
+    /// A one-shot HTTP server on loopback that answers `response` to the first request.
+    async fn answer_once(response: &'static str) -> String {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let (mut sock, _) = listener.accept().await.unwrap();
+            let mut buf = [0u8; 4096];
+            let _ = sock.read(&mut buf).await;
+            sock.write_all(response.as_bytes()).await.unwrap();
+            sock.shutdown().await.unwrap();
+        });
+        format!("http://{addr}/")
+    }
+
+    #[tokio::test]
+    async fn send_and_read_returns_status_retry_after_and_body() {
+        let url = answer_once(
+            "HTTP/1.1 429 Too Many Requests\r\nRetry-After: 12\r\nContent-Length: 4\r\nConnection: close\r\n\r\nslow",
+        )
+        .await;
+        let client = build_client(None).unwrap();
+        let a = send_and_read(client.get(url), "the test server")
+            .await
+            .unwrap();
+        assert_eq!(a.status, 429);
+        assert_eq!(a.retry_after, Some(Duration::from_secs(12)));
+        assert_eq!(a.body, "slow");
+    }
+
+    #[tokio::test]
+    async fn send_and_read_names_the_service_when_nobody_answers() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let client = build_client(None).unwrap();
+        let err = send_and_read(
+            client.get(format!("http://127.0.0.1:{port}/")),
+            "the Power BI service",
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(err.id, ProblemId::Network, "{err}");
+        assert!(err.cause.contains("the Power BI service"), "{}", err.cause);
     }
 }

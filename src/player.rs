@@ -13,8 +13,6 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
-
 use crate::auth::service::TokenState;
 use crate::bridge::{EmbedKind, FromPage, ToPage, TokenType};
 use crate::playlist::{self, Item, Slide};
@@ -22,7 +20,13 @@ use crate::powerbi::ContentKind;
 use crate::problem::{Problem, ProblemId, RetryClass};
 use crate::secret::Secret;
 
-/// Tunables; the defaults are what the issue asks for.
+mod snapshot;
+
+use snapshot::Counters;
+pub use snapshot::{GapSummary, ItemStatus, NowShowing, Snapshot, State};
+
+/// Tunables. The defaults suit an unattended screen: a hung page is noticed within a minute,
+/// a broken item gets a few repairs an hour, and nobody's account is locked by retries.
 #[derive(Debug, Clone)]
 pub struct Settings {
     /// No heartbeat from the page for this long → reload the page.
@@ -96,17 +100,6 @@ pub enum Output {
     Exit(i32),
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum State {
-    Starting,
-    SigningIn,
-    Playing,
-    Problem,
-    WaitingNetwork,
-    NotConfigured,
-}
-
 #[derive(Debug, Clone)]
 struct Embed {
     key: String,
@@ -125,111 +118,75 @@ struct Embed {
     reported_page: Option<String>,
 }
 
-/// What `/status` shows about the current item.
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct NowShowing {
-    pub index: usize,
-    pub name: String,
-    /// The page the player put on screen.
-    pub page: Option<String>,
-    /// The page the embed reported showing (from Power BI's own `pageChanged`).
-    pub page_reported: Option<String>,
-}
-
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct ItemStatus {
-    pub index: usize,
-    pub name: Option<String>,
-    pub skipped: bool,
-    pub problem: Option<ProblemId>,
-    pub message: Option<String>,
-}
-
-/// Counters and state for the status endpoint. Never a token.
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct Snapshot {
-    pub state: State,
-    pub problem: Option<ProblemId>,
-    pub problem_message: Option<String>,
-    pub item: Option<NowShowing>,
-    pub items: Vec<ItemStatus>,
-    pub offline: bool,
-    pub rendered_total: u64,
-    /// Items the page has put on screen (a `shown` from the page; rendered items may still
-    /// be waiting off-screen).
-    pub shown_total: u64,
-    pub switches_total: u64,
-    pub token_refreshes_total: u64,
-    pub page_reloads_total: u64,
-    pub last_switch_gap_ms: Option<f64>,
-    pub switch_gaps: Option<GapSummary>,
-}
-
-/// How many recent switch gaps the summary covers.
-const GAP_HISTORY: usize = 1000;
-
-/// Switch gaps between items as the page measured them (last frame of the old item to first
-/// frame of the new one), over the recent [`GAP_HISTORY`] switches.
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct GapSummary {
-    pub count: usize,
-    pub median_ms: f64,
-    pub p95_ms: f64,
-    pub max_ms: f64,
-}
-
-impl GapSummary {
-    fn of(gaps: &VecDeque<f64>) -> Option<Self> {
-        if gaps.is_empty() {
-            return None;
-        }
-        let mut v: Vec<f64> = gaps.iter().copied().collect();
-        v.sort_by(f64::total_cmp);
-        let at = |q: f64| v[((v.len() - 1) as f64 * q).round() as usize];
-        Some(Self {
-            count: v.len(),
-            median_ms: at(0.5),
-            p95_ms: at(0.95),
-            max_ms: v[v.len() - 1],
-        })
-    }
-}
-
 pub struct Player {
     settings: Settings,
     config_problem: Option<Problem>,
     not_configured: bool,
-    token: Option<Secret>,
-    token_generation: u64,
-    token_state_seen: bool,
-    token_problem: Option<(Problem, Option<Instant>)>,
-    /// Per configured item: its resolved form or why it is not there.
-    items: Option<Vec<Result<Item, Problem>>>,
-    resolve_problem: Option<Problem>,
-    resolving: bool,
-    resolve_at: Option<Instant>,
-    skipped: Vec<bool>,
-    failures: Vec<VecDeque<Instant>>,
+    tokens: Tokens,
+    /// One per configured item once the playlist resolved.
+    items: Option<Vec<ItemState>>,
+    resolution: Resolution,
     slides: Vec<Slide>,
     slide: usize,
     slide_until: Option<Instant>,
     visible: Option<Embed>,
     pending: Option<Embed>,
-    page_ready: bool,
-    last_heartbeat: Option<Instant>,
-    fruitless_reloads: u32,
+    /// The page shown on screen (display name), as the player last switched it.
+    current_page: Option<String>,
+    next_key: u64,
+    page: PageWatch,
     offline_since: Option<Instant>,
     problem_shown: Option<ProblemId>,
-    next_key: u64,
-    rendered_total: u64,
-    shown_total: u64,
-    switches_total: u64,
-    token_refreshes_total: u64,
-    page_reloads_total: u64,
-    last_gap_ms: Option<f64>,
-    /// Recent switch gaps (ms, measured in the page), for the status endpoint's summary.
-    gaps: VecDeque<f64>,
-    current_page: Option<String>,
+    counters: Counters,
+}
+
+/// One configured playlist item: what it resolved to and how it has been loading.
+struct ItemState {
+    /// Its resolved form, or why it could not be resolved.
+    resolved: Result<Item, Problem>,
+    /// Left out of the rotation: unresolved, or it failed to load too often.
+    skipped: bool,
+    /// Recent load failures, oldest first; they leave after [`Settings::repair_window`].
+    failures: VecDeque<Instant>,
+}
+
+impl ItemState {
+    fn new(resolved: Result<Item, Problem>) -> Self {
+        Self {
+            skipped: resolved.is_err(),
+            resolved,
+            failures: VecDeque::new(),
+        }
+    }
+}
+
+/// What the token service last told us.
+#[derive(Default)]
+struct Tokens {
+    current: Option<Secret>,
+    generation: u64,
+    /// Any answer beyond "starting" arrived (tells signing in from starting).
+    seen: bool,
+    problem: Option<(Problem, Option<Instant>)>,
+}
+
+/// Resolving the playlist against Power BI.
+#[derive(Default)]
+struct Resolution {
+    /// Why the last resolution failed as a whole.
+    problem: Option<Problem>,
+    in_flight: bool,
+    /// When to resolve again (after a failure, or to look at broken items again).
+    retry_at: Option<Instant>,
+}
+
+/// The page's watchdog: whether it is up, when it last spoke, and how many reloads did not help.
+#[derive(Default)]
+struct PageWatch {
+    ready: bool,
+    last_heartbeat: Option<Instant>,
+    /// Page reloads since an embed last rendered.
+    fruitless_reloads: u32,
 }
 
 impl Player {
@@ -238,56 +195,41 @@ impl Player {
             settings,
             config_problem: None,
             not_configured: false,
-            token: None,
-            token_generation: 0,
-            token_state_seen: false,
-            token_problem: None,
+            tokens: Tokens::default(),
             items: None,
-            resolve_problem: None,
-            resolving: false,
-            resolve_at: None,
-            skipped: Vec::new(),
-            failures: Vec::new(),
+            resolution: Resolution::default(),
             slides: Vec::new(),
             slide: 0,
             slide_until: None,
             visible: None,
             pending: None,
-            page_ready: false,
-            last_heartbeat: None,
-            fruitless_reloads: 0,
+            current_page: None,
+            next_key: 0,
+            page: PageWatch::default(),
             offline_since: None,
             problem_shown: None,
-            next_key: 0,
-            rendered_total: 0,
-            shown_total: 0,
-            switches_total: 0,
-            token_refreshes_total: 0,
-            page_reloads_total: 0,
-            last_gap_ms: None,
-            gaps: VecDeque::new(),
-            current_page: None,
+            counters: Counters::default(),
         }
     }
 
     /// The earliest instant at which a [`Input::Tick`] has work to do.
     pub fn next_deadline(&self) -> Option<Instant> {
         let mut d: Vec<Instant> = Vec::new();
-        if self.page_ready
-            && let Some(h) = self.last_heartbeat
+        if self.page.ready
+            && let Some(h) = self.page.last_heartbeat
         {
             d.push(h + self.settings.heartbeat_timeout);
         }
         d.extend(self.slide_until);
-        d.extend(self.resolve_at);
+        d.extend(self.resolution.retry_at);
         for e in self.visible.iter().chain(self.pending.iter()) {
             if !e.rendered {
                 d.push(e.since + self.settings.render_timeout);
             }
             d.extend(e.next_refresh);
         }
-        for f in &self.failures {
-            if let Some(last) = f.back() {
+        for it in self.items.iter().flatten() {
+            if let Some(last) = it.failures.back() {
                 d.push(*last + self.settings.repair_window);
             }
         }
@@ -317,26 +259,26 @@ impl Player {
     // ----- inputs -------------------------------------------------------------------------
 
     fn on_token(&mut self, now: Instant, state: TokenState, out: &mut Vec<Output>) {
-        self.token_state_seen = !matches!(state, TokenState::Starting);
+        self.tokens.seen = !matches!(state, TokenState::Starting);
         match state {
             TokenState::Starting => {}
             TokenState::Valid {
                 token, generation, ..
             } => {
-                let refreshed = self.token.is_some() || self.token_generation > 0;
-                if generation != self.token_generation {
+                let refreshed = self.tokens.current.is_some() || self.tokens.generation > 0;
+                if generation != self.tokens.generation {
                     if refreshed {
-                        self.token_refreshes_total += 1;
+                        self.counters.token_refreshes += 1;
                     }
-                    self.token_generation = generation;
-                    if self.page_ready && (self.visible.is_some() || self.pending.is_some()) {
+                    self.tokens.generation = generation;
+                    if self.page.ready && (self.visible.is_some() || self.pending.is_some()) {
                         out.push(Output::Page(ToPage::SetToken {
                             access_token: token.expose().to_owned(),
                         }));
                     }
                 }
-                self.token = Some(token);
-                self.token_problem = None;
+                self.tokens.current = Some(token);
+                self.tokens.problem = None;
                 if self.offline_since.take().is_some() {
                     out.push(Output::Offline(None));
                 }
@@ -345,7 +287,7 @@ impl Player {
                 problem,
                 next_attempt,
             } => {
-                self.token = None;
+                self.tokens.current = None;
                 if problem.retry_class() == RetryClass::Transient
                     && self.visible.is_some()
                     && self.offline_since.is_none()
@@ -354,7 +296,7 @@ impl Player {
                     self.offline_since = Some(now);
                     out.push(Output::Offline(Some(now)));
                 }
-                self.token_problem = Some((problem, next_attempt));
+                self.tokens.problem = Some((problem, next_attempt));
             }
         }
     }
@@ -365,22 +307,19 @@ impl Player {
         res: Result<Vec<Result<Item, Problem>>, Problem>,
         out: &mut Vec<Output>,
     ) {
-        self.resolving = false;
+        self.resolution.in_flight = false;
         match res {
             Ok(items) => {
-                self.skipped = vec![false; items.len()];
-                self.failures = vec![VecDeque::new(); items.len()];
                 for (i, r) in items.iter().enumerate() {
                     if let Err(p) = r {
-                        self.skipped[i] = true;
                         tracing::warn!(item = i, problem = %p, "playlist item skipped");
                     }
                 }
                 let any_broken = items.iter().any(Result::is_err);
-                self.items = Some(items);
-                self.resolve_problem = None;
+                self.items = Some(items.into_iter().map(ItemState::new).collect());
+                self.resolution.problem = None;
                 // Broken items are looked at again later: the report may be shared meanwhile.
-                self.resolve_at = any_broken.then(|| now + self.settings.permanent_retry);
+                self.resolution.retry_at = any_broken.then(|| now + self.settings.permanent_retry);
                 self.rebuild_slides(now, out);
             }
             Err(p) => {
@@ -391,17 +330,17 @@ impl Player {
                     RetryClass::Transient => self.settings.resolve_retry,
                     RetryClass::Permanent => self.settings.permanent_retry,
                 };
-                self.resolve_at = Some(now + wait.max(p.retry_after.unwrap_or_default()));
-                self.resolve_problem = Some(p);
+                self.resolution.retry_at = Some(now + wait.max(p.retry_after.unwrap_or_default()));
+                self.resolution.problem = Some(p);
             }
         }
     }
 
     fn on_page(&mut self, now: Instant, msg: FromPage, out: &mut Vec<Output>) {
-        self.last_heartbeat = Some(now);
+        self.page.last_heartbeat = Some(now);
         match msg {
             FromPage::Ready { .. } => {
-                self.page_ready = true;
+                self.page.ready = true;
                 // A fresh page has no embeds and no overlay: start over from the current slide.
                 self.visible = None;
                 self.pending = None;
@@ -415,24 +354,17 @@ impl Player {
                 for e in self.visible.iter_mut().chain(self.pending.iter_mut()) {
                     if e.key == key {
                         if !e.rendered {
-                            self.rendered_total += 1;
+                            self.counters.rendered += 1;
                         }
                         e.rendered = true;
                         e.refresh_in_flight = false;
-                        self.fruitless_reloads = 0;
+                        self.page.fruitless_reloads = 0;
                     }
                 }
             }
             FromPage::Shown { key, gap_ms } => {
                 if self.visible.as_ref().is_some_and(|v| v.key == key) {
-                    self.shown_total += 1;
-                    self.last_gap_ms = gap_ms;
-                    if let Some(g) = gap_ms {
-                        if self.gaps.len() == GAP_HISTORY {
-                            self.gaps.pop_front();
-                        }
-                        self.gaps.push_back(g);
-                    }
+                    self.counters.record_shown(gap_ms);
                 }
             }
             FromPage::PageChanged {
@@ -488,8 +420,8 @@ impl Player {
     }
 
     fn on_tick(&mut self, now: Instant, out: &mut Vec<Output>) {
-        if self.page_ready
-            && let Some(h) = self.last_heartbeat
+        if self.page.ready
+            && let Some(h) = self.page.last_heartbeat
             && now.saturating_duration_since(h) >= self.settings.heartbeat_timeout
         {
             tracing::warn!("no heartbeat from the page; reloading it");
@@ -509,20 +441,16 @@ impl Player {
         }
         // Skipped items come back once their failures have left the window.
         let mut changed = false;
-        for (i, f) in self.failures.iter_mut().enumerate() {
-            while f
+        for it in self.items.iter_mut().flatten() {
+            while it
+                .failures
                 .front()
                 .is_some_and(|t| now >= *t + self.settings.repair_window)
             {
-                f.pop_front();
+                it.failures.pop_front();
             }
-            let resolved_ok = self
-                .items
-                .as_ref()
-                .and_then(|v| v.get(i))
-                .is_some_and(Result::is_ok);
-            if self.skipped[i] && f.is_empty() && resolved_ok {
-                self.skipped[i] = false;
+            if it.skipped && it.failures.is_empty() && it.resolved.is_ok() {
+                it.skipped = false;
                 changed = true;
             }
         }
@@ -536,10 +464,7 @@ impl Player {
             let every = self
                 .items
                 .as_ref()
-                .and_then(|items| match items.get(v.item) {
-                    Some(Ok(it)) => it.refresh_seconds,
-                    _ => None,
-                });
+                .and_then(|items| items.get(v.item)?.resolved.as_ref().ok()?.refresh_seconds);
             v.next_refresh = every.map(|s| now + Duration::from_secs(s.into()));
             // One data refresh in flight at most: a slow dataset must not pile them up.
             if !v.refresh_in_flight {
@@ -555,7 +480,7 @@ impl Player {
     fn drive(&mut self, now: Instant, out: &mut Vec<Output>) {
         if let Some(p) = self.blocking_problem() {
             let (problem, next) = p;
-            if self.problem_shown != Some(problem.id) && self.page_ready {
+            if self.problem_shown != Some(problem.id) && self.page.ready {
                 self.problem_shown = Some(problem.id);
                 out.push(Output::ShowProblem {
                     problem,
@@ -565,15 +490,17 @@ impl Player {
         } else if self.problem_shown.take().is_some() {
             out.push(Output::HideProblem);
         }
-        if self.config_problem.is_some() || !self.page_ready {
+        if self.config_problem.is_some() || !self.page.ready {
             return;
         }
-        let Some(token) = self.token.clone() else {
+        let Some(token) = self.tokens.current.clone() else {
             return;
         };
-        if (self.items.is_none() || self.resolve_at.is_some_and(|t| now >= t)) && !self.resolving {
-            self.resolving = true;
-            self.resolve_at = None;
+        if (self.items.is_none() || self.resolution.retry_at.is_some_and(|t| now >= t))
+            && !self.resolution.in_flight
+        {
+            self.resolution.in_flight = true;
+            self.resolution.retry_at = None;
             out.push(Output::Resolve {
                 token: token.clone(),
             });
@@ -616,7 +543,7 @@ impl Player {
                         key: visible.key.clone(),
                         page,
                     }));
-                    self.switches_total += 1;
+                    self.counters.switches += 1;
                 }
                 let v = self.visible.as_mut().expect("checked");
                 v.shows = target;
@@ -646,7 +573,7 @@ impl Player {
 
     fn show(&mut self, now: Instant, mut e: Embed, switch: bool, out: &mut Vec<Output>) {
         out.push(Output::Page(ToPage::Show { key: e.key.clone() }));
-        self.switches_total += u64::from(switch);
+        self.counters.switches += u64::from(switch);
         self.slide = e.slide;
         self.slide_until = Some(now + e.shows.duration);
         self.current_page = e.shows.page_display.clone();
@@ -722,25 +649,27 @@ impl Player {
         } else {
             return;
         };
-        let f = &mut self.failures[item];
-        f.push_back(now);
-        if f.len() > self.settings.repair_limit {
+        let Some(state) = self.items.as_mut().and_then(|v| v.get_mut(item)) else {
+            return;
+        };
+        state.failures.push_back(now);
+        if state.failures.len() > self.settings.repair_limit {
             tracing::warn!(item, "item failed to load too often; skipping it for now");
-            self.skipped[item] = true;
+            state.skipped = true;
             self.rebuild_slides(now, out);
         }
         // drive() prepares again (the same slide, or the next one if this item is skipped).
     }
 
     fn reload_page(&mut self, now: Instant, out: &mut Vec<Output>) {
-        self.page_reloads_total += 1;
-        self.fruitless_reloads += 1;
-        self.page_ready = false;
+        self.counters.page_reloads += 1;
+        self.page.fruitless_reloads += 1;
+        self.page.ready = false;
         self.visible = None;
         self.pending = None;
         self.problem_shown = None;
-        self.last_heartbeat = Some(now);
-        if self.fruitless_reloads > self.settings.max_fruitless_reloads {
+        self.page.last_heartbeat = Some(now);
+        if self.page.fruitless_reloads > self.settings.max_fruitless_reloads {
             out.push(Output::Exit(3));
         } else {
             out.push(Output::ReloadPage);
@@ -753,9 +682,9 @@ impl Player {
         let (index_of, items): (Vec<usize>, Vec<Item>) = all
             .iter()
             .enumerate()
-            .filter_map(|(i, r)| r.as_ref().ok().map(|it| (i, it.clone())))
+            .filter_map(|(i, st)| st.resolved.as_ref().ok().map(|it| (i, it.clone())))
             .unzip();
-        let skipped: Vec<bool> = index_of.iter().map(|&i| self.skipped[i]).collect();
+        let skipped: Vec<bool> = index_of.iter().map(|&i| all[i].skipped).collect();
         let mut slides = playlist::slides(&items, &skipped);
         for s in &mut slides {
             s.item = index_of[s.item];
@@ -792,7 +721,7 @@ impl Player {
     // ----- helpers ------------------------------------------------------------------------
 
     fn item(&self, i: usize) -> Option<&Item> {
-        self.items.as_ref()?.get(i)?.as_ref().ok()
+        self.items.as_ref()?.get(i)?.resolved.as_ref().ok()
     }
 
     fn embed_mut(&mut self, key: &str) -> Option<&mut Embed> {
@@ -807,16 +736,16 @@ impl Player {
         if let Some(p) = &self.config_problem {
             return Some((p.clone(), None));
         }
-        if let Some((p, next)) = &self.token_problem {
+        if let Some((p, next)) = &self.tokens.problem {
             // Transient trouble with a report on screen: the badge says it, the report stays.
             if !(p.retry_class() == RetryClass::Transient && self.visible.is_some()) {
                 return Some((p.clone(), *next));
             }
         }
-        if let Some(p) = &self.resolve_problem
+        if let Some(p) = &self.resolution.problem
             && self.visible.is_none()
         {
-            return Some((p.clone(), self.resolve_at));
+            return Some((p.clone(), self.resolution.retry_at));
         }
         if let Some(items) = &self.items
             && self.slides.is_empty()
@@ -830,76 +759,15 @@ impl Player {
             // Every item is broken or skipped: say why (the first reason).
             let p = items
                 .iter()
-                .find_map(|r| r.as_ref().err().cloned())
+                .find_map(|st| st.resolved.as_ref().err().cloned())
                 .unwrap_or_else(|| {
                     Problem::new(ProblemId::ReportNotFound).with_cause(
                         "No playlist item could be loaded; they are retried automatically.",
                     )
                 });
-            return Some((p, self.resolve_at));
+            return Some((p, self.resolution.retry_at));
         }
         None
-    }
-
-    pub fn snapshot(&self) -> Snapshot {
-        let blocking = self.blocking_problem();
-        let state = if self.not_configured {
-            State::NotConfigured
-        } else if let Some((p, _)) = &blocking {
-            if p.retry_class() == RetryClass::Transient && self.visible.is_none() {
-                State::WaitingNetwork
-            } else {
-                State::Problem
-            }
-        } else if self.visible.is_some() {
-            State::Playing
-        } else if !self.token_state_seen {
-            State::SigningIn
-        } else {
-            State::Starting
-        };
-        let item = self.visible.as_ref().and_then(|v| {
-            let it = self.item(v.item)?;
-            Some(NowShowing {
-                index: v.item,
-                name: it.resolved.name.clone(),
-                page: self
-                    .current_page
-                    .clone()
-                    .or_else(|| v.shows.page_display.clone()),
-                page_reported: v.reported_page.clone(),
-            })
-        });
-        let items = self
-            .items
-            .iter()
-            .flatten()
-            .enumerate()
-            .map(|(i, r)| ItemStatus {
-                index: i,
-                name: r.as_ref().ok().map(|it| it.resolved.name.clone()),
-                skipped: self.skipped.get(i).copied().unwrap_or(false),
-                problem: r.as_ref().err().map(|p| p.id).or_else(|| {
-                    (self.skipped.get(i) == Some(&true)).then_some(ProblemId::ReportNotFound)
-                }),
-                message: r.as_ref().err().map(|p| p.cause.clone()),
-            })
-            .collect();
-        Snapshot {
-            state,
-            problem: blocking.as_ref().map(|(p, _)| p.id),
-            problem_message: blocking.map(|(p, _)| p.cause),
-            item,
-            items,
-            offline: self.offline_since.is_some(),
-            rendered_total: self.rendered_total,
-            shown_total: self.shown_total,
-            switches_total: self.switches_total,
-            token_refreshes_total: self.token_refreshes_total,
-            page_reloads_total: self.page_reloads_total,
-            last_switch_gap_ms: self.last_gap_ms,
-            switch_gaps: GapSummary::of(&self.gaps),
-        }
     }
 }
 

@@ -17,6 +17,12 @@ use crate::secret::Secret;
 /// How long one logical call may spend retrying 429/5xx answers before it reports them.
 pub const DEFAULT_RETRY_BUDGET: Duration = Duration::from_secs(30);
 
+/// Pauses between retries of one call, within its retry budget.
+const RETRY_BACKOFF: net::Backoff = net::Backoff {
+    first: Duration::from_millis(500),
+    max: Duration::from_secs(8),
+};
+
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct Workspace {
@@ -261,27 +267,16 @@ impl PowerBiClient {
         request: impl Fn() -> reqwest::RequestBuilder,
         token: &Secret,
     ) -> Result<T, Problem> {
-        let deadline = Instant::now() + self.retry_budget;
-        let mut wait = Duration::from_millis(500);
-        loop {
-            let problem = match self.send_once(&request, token).await {
-                Ok(v) => return Ok(v),
-                Err(p) => p,
-            };
+        let deadline = tokio::time::Instant::from_std(Instant::now() + self.retry_budget);
+        net::retry(
+            "Power BI",
+            RETRY_BACKOFF,
+            deadline,
             // TokenExpired is transient for the caller (get a new token), not for us.
-            if problem.retry_class() != RetryClass::Transient
-                || problem.id == ProblemId::TokenExpired
-            {
-                return Err(problem);
-            }
-            let pause = problem.retry_after.unwrap_or(wait).max(wait);
-            if Instant::now() + pause > deadline {
-                return Err(problem);
-            }
-            tracing::debug!(problem = %problem, pause_ms = pause.as_millis() as u64, "Power BI retry");
-            tokio::time::sleep(pause).await;
-            wait = (wait * 2).min(Duration::from_secs(8));
-        }
+            |p| p.retry_class() == RetryClass::Transient && p.id != ProblemId::TokenExpired,
+            || self.send_once(&request, token),
+        )
+        .await
     }
 
     async fn send_once<T: DeserializeOwned>(
@@ -289,21 +284,19 @@ impl PowerBiClient {
         request: &impl Fn() -> reqwest::RequestBuilder,
         token: &Secret,
     ) -> Result<T, Problem> {
-        let resp = request()
-            .bearer_auth(token.expose())
-            .send()
-            .await
-            .map_err(|e| net::transport_problem(&e, "the Power BI service"))?;
-        let status = resp.status().as_u16();
-        let retry_after = net::retry_after(resp.headers());
-        let body = resp
-            .text()
-            .await
-            .map_err(|e| net::transport_problem(&e, "the Power BI service"))?;
-        if !(200..300).contains(&status) {
-            return Err(Problem::from_powerbi_error(status, &body, retry_after));
+        let answer = net::send_and_read(
+            request().bearer_auth(token.expose()),
+            "the Power BI service",
+        )
+        .await?;
+        if !(200..300).contains(&answer.status) {
+            return Err(Problem::from_powerbi_error(
+                answer.status,
+                &answer.body,
+                answer.retry_after,
+            ));
         }
-        serde_json::from_str(&body).map_err(|e| {
+        serde_json::from_str(&answer.body).map_err(|e| {
             Problem::new(ProblemId::ServiceUnavailable).with_cause(format!(
                 "Power BI answered with a document pbikiosk cannot read ({e})."
             ))

@@ -1,7 +1,7 @@
 //! Every failure the installer may be told about, as a stable id with a cause and a fix.
 //!
-//! `check`, the status screen, the status endpoint and the logs all speak in these ids (DESIGN.md
-//! §4), so an installer can search for `mfa_required` and find the same advice everywhere.
+//! `check`, the status screen, the status endpoint and the logs all speak in these ids, so an
+//! installer can search for `mfa_required` and find the same advice everywhere.
 //! Microsoft's answers are classified by their `error_codes` (AADSTS numbers) and then by the
 //! OAuth `error` value — never by `error_description`, whose wording changes over time.
 
@@ -335,6 +335,29 @@ impl Problem {
         self.microsoft.as_deref()?.correlation_id.as_deref()
     }
 
+    /// Microsoft's references as labelled rows, the way the status screen lists them:
+    /// "Microsoft code" (every AADSTS code), "Trace ID", "Correlation ID" — each only when given.
+    pub fn references(&self) -> Vec<(&'static str, String)> {
+        let mut rows = Vec::new();
+        if !self.aadsts().is_empty() {
+            rows.push(("Microsoft code", aadsts_list(self.aadsts())));
+        }
+        if let Some(t) = self.trace_id() {
+            rows.push(("Trace ID", t.to_owned()));
+        }
+        if let Some(c) = self.correlation_id() {
+            rows.push(("Correlation ID", c.to_owned()));
+        }
+        rows
+    }
+
+    /// Microsoft's references in one parenthesis to follow a message, e.g.
+    /// `" (AADSTS50076, trace id t-9)"`: every code, then the trace id. Empty when Microsoft
+    /// gave no code — a trace id alone is not worth a person's attention in a one-line summary.
+    pub fn reference_note(&self) -> String {
+        note(self.aadsts(), self.trace_id())
+    }
+
     pub fn with_cause(mut self, cause: impl Into<String>) -> Self {
         self.cause = cause.into();
         self
@@ -418,15 +441,33 @@ impl Problem {
 
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.id, self.cause)?;
-        if let Some(code) = self.aadsts().first() {
-            write!(f, " (AADSTS{code}")?;
-            if let Some(t) = self.trace_id() {
-                write!(f, ", trace id {t}")?;
-            }
-            f.write_str(")")?;
-        }
-        Ok(())
+        // Logs keep to the first (deciding) code; `check` and the status screen list them all.
+        let codes = self.aadsts();
+        let first = &codes[..codes.len().min(1)];
+        write!(
+            f,
+            "{}: {}{}",
+            self.id,
+            self.cause,
+            note(first, self.trace_id())
+        )
+    }
+}
+
+/// `AADSTS50076, AADSTS50079`: codes as Microsoft's error pages and sign-in logs write them.
+fn aadsts_list(codes: &[u32]) -> String {
+    let codes: Vec<String> = codes.iter().map(|c| format!("AADSTS{c}")).collect();
+    codes.join(", ")
+}
+
+/// `" (AADSTS…, trace id …)"`, or nothing without a code.
+fn note(codes: &[u32], trace_id: Option<&str>) -> String {
+    if codes.is_empty() {
+        return String::new();
+    }
+    match trace_id {
+        Some(t) => format!(" ({}, trace id {t})", aadsts_list(codes)),
+        None => format!(" ({})", aadsts_list(codes)),
     }
 }
 
@@ -546,6 +587,43 @@ mod tests {
         assert_eq!(json["aadsts"], serde_json::json!([50076]));
         assert_eq!(json["trace_id"], "t-1");
         assert_eq!(json["id"], "mfa_required");
+    }
+
+    #[test]
+    fn references_as_rows_and_as_a_note() {
+        let body = r#"{"error":"invalid_grant","error_codes":[50076,50079],"trace_id":"t-1","correlation_id":"c-1"}"#;
+        let p = Problem::from_token_error(400, body, None);
+        assert_eq!(
+            p.references(),
+            vec![
+                ("Microsoft code", "AADSTS50076, AADSTS50079".to_owned()),
+                ("Trace ID", "t-1".to_owned()),
+                ("Correlation ID", "c-1".to_owned()),
+            ]
+        );
+        assert_eq!(
+            p.reference_note(),
+            " (AADSTS50076, AADSTS50079, trace id t-1)"
+        );
+        // Logs name only the deciding code.
+        assert_eq!(
+            p.to_string(),
+            format!("mfa_required: {} (AADSTS50076, trace id t-1)", p.cause)
+        );
+
+        let p = Problem::from_token_error(400, r#"{"error":"x","error_codes":[50126]}"#, None);
+        assert_eq!(
+            p.references(),
+            vec![("Microsoft code", "AADSTS50126".to_owned())]
+        );
+        assert_eq!(p.reference_note(), " (AADSTS50126)");
+
+        // A trace id without a code is listed on screen but not noted after a message.
+        let p = Problem::from_token_error(400, r#"{"error":"weird","trace_id":"t-2"}"#, None);
+        assert_eq!(p.references(), vec![("Trace ID", "t-2".to_owned())]);
+        assert_eq!(p.reference_note(), "");
+        assert_eq!(p.to_string(), format!("unknown: {}", p.cause));
+        assert!(Problem::new(ProblemId::Network).references().is_empty());
     }
 
     #[test]

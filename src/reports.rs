@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use serde::Serialize;
 
-use crate::check::{self, Line};
+use crate::check::{self, Failure, Line};
 use crate::config::Config;
 use crate::net;
 use crate::powerbi::{Dashboard, Page, PowerBiClient, Report, Workspace};
@@ -31,22 +31,32 @@ pub struct ReportEntry {
     pub pages: Vec<Page>,
 }
 
+/// Why `reports` could not list what the account sees.
+#[derive(Debug, thiserror::Error)]
+#[error("{failure}")]
+pub struct CollectError {
+    /// The sign-in steps that passed before the failure, for context.
+    pub passed: Vec<Line>,
+    pub failure: Failure,
+}
+
 /// Sign in and list every workspace, report (with pages) and dashboard the account can see.
-/// On failure, the check lines that explain it.
-pub async fn collect(cfg: &Config) -> Result<Catalog, Vec<Line>> {
+pub async fn collect(cfg: &Config) -> Result<Catalog, CollectError> {
     let deadline = Instant::now() + check::BUDGET;
-    let mut lines = Vec::new();
-    let http = net::build_client(cfg.cloud.ca_file.as_deref())
-        .map_err(|p| vec![failed("https client", &p)])?;
-    let signed = check::sign_in(cfg, &http, deadline, &mut lines)
-        .await
-        .ok_or_else(|| lines.clone())?;
+    let mut passed = Vec::new();
+    let http = net::build_client(cfg.cloud.ca_file.as_deref()).map_err(|p| CollectError {
+        passed: Vec::new(),
+        failure: Failure::new("https client", p),
+    })?;
+    let signed = match check::sign_in(cfg, &http, deadline, &mut passed).await {
+        Ok(s) => s,
+        Err(failure) => return Err(CollectError { passed, failure }),
+    };
     let api = PowerBiClient::new(http, cfg.cloud.api.clone());
     let token = &signed.token;
-    let fail = |name: &str, p: Problem| {
-        let mut l = lines.clone();
-        l.push(failed(name, &p));
-        l
+    let fail = |name: &str, p: Problem| CollectError {
+        passed: passed.clone(),
+        failure: Failure::new(name, p),
     };
     let mut out = Vec::new();
     for w in api
@@ -77,10 +87,6 @@ pub async fn collect(cfg: &Config) -> Result<Catalog, Vec<Line>> {
         });
     }
     Ok(Catalog { workspaces: out })
-}
-
-fn failed(name: &str, p: &Problem) -> Line {
-    check::Report::from_problem(name, p)
 }
 
 impl Catalog {

@@ -2,7 +2,8 @@
 //!
 //! Passwords, client secrets and tokens are wrapped in [`Secret`] the moment they are read, so
 //! that a stray `{:?}` or `tracing::debug!(?config)` prints `[redacted]` instead of the value.
-//! The only way to the text is [`Secret::expose`], which is easy to grep for in review.
+//! The only way to the text is [`Secret::expose`], which is easy to grep for when auditing
+//! where secrets go.
 
 use std::fmt;
 

@@ -67,23 +67,19 @@ impl AadClient {
     }
 
     async fn token_request(&self, form: &[(&str, &str)]) -> Result<TokenGrant, Problem> {
-        let resp = self
-            .http
-            .post(self.token_url())
-            .form(form)
-            .send()
-            .await
-            .map_err(|e| net::transport_problem(&e, "the Microsoft sign-in service"))?;
-        let status = resp.status().as_u16();
-        let retry_after = net::retry_after(resp.headers());
-        let body = resp
-            .text()
-            .await
-            .map_err(|e| net::transport_problem(&e, "the Microsoft sign-in service"))?;
-        if status != 200 {
-            return Err(Problem::from_token_error(status, &body, retry_after));
+        let answer = net::send_and_read(
+            self.http.post(self.token_url()).form(form),
+            "the Microsoft sign-in service",
+        )
+        .await?;
+        if answer.status != 200 {
+            return Err(Problem::from_token_error(
+                answer.status,
+                &answer.body,
+                answer.retry_after,
+            ));
         }
-        parse_grant(&body)
+        parse_grant(&answer.body)
     }
 }
 

@@ -3,7 +3,7 @@
 //! The session never reads a clock: every call takes `now`. That lets a test run a day of
 //! sign-in attempts in milliseconds and count exactly how many requests reach Microsoft.
 //!
-//! Rules (issue #2):
+//! Rules:
 //! - Refresh proactively at 60 % of the token's lifetime (as Microsoft's own embedding samples
 //!   do), through the refresh-token grant; keep serving the current token meanwhile.
 //! - A refresh token that no longer works falls back to ROPC in the same step, so the page

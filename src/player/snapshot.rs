@@ -1,0 +1,207 @@
+//! What the player reports about itself on the status endpoint, and the counters behind it.
+
+use std::collections::VecDeque;
+
+use serde::Serialize;
+
+use super::Player;
+use crate::problem::{ProblemId, RetryClass};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum State {
+    Starting,
+    SigningIn,
+    Playing,
+    Problem,
+    WaitingNetwork,
+    NotConfigured,
+}
+
+/// What `/status` shows about the current item.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct NowShowing {
+    pub index: usize,
+    pub name: String,
+    /// The page the player put on screen.
+    pub page: Option<String>,
+    /// The page the embed reported showing (from Power BI's own `pageChanged`).
+    pub page_reported: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct ItemStatus {
+    pub index: usize,
+    pub name: Option<String>,
+    pub skipped: bool,
+    pub problem: Option<ProblemId>,
+    pub message: Option<String>,
+}
+
+/// Counters and state for the status endpoint. Never a token.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Snapshot {
+    pub state: State,
+    pub problem: Option<ProblemId>,
+    pub problem_message: Option<String>,
+    pub item: Option<NowShowing>,
+    pub items: Vec<ItemStatus>,
+    pub offline: bool,
+    pub rendered_total: u64,
+    /// Items the page has put on screen (a `shown` from the page; rendered items may still
+    /// be waiting off-screen).
+    pub shown_total: u64,
+    pub switches_total: u64,
+    pub token_refreshes_total: u64,
+    pub page_reloads_total: u64,
+    pub last_switch_gap_ms: Option<f64>,
+    pub switch_gaps: Option<GapSummary>,
+}
+
+/// How many recent switch gaps the summary covers.
+const GAP_HISTORY: usize = 1000;
+
+/// Switch gaps between items as the page measured them (last frame of the old item to first
+/// frame of the new one), over the recent [`GAP_HISTORY`] switches.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct GapSummary {
+    pub count: usize,
+    pub median_ms: f64,
+    pub p95_ms: f64,
+    pub max_ms: f64,
+}
+
+impl GapSummary {
+    fn of(gaps: &VecDeque<f64>) -> Option<Self> {
+        if gaps.is_empty() {
+            return None;
+        }
+        let mut v: Vec<f64> = gaps.iter().copied().collect();
+        v.sort_by(f64::total_cmp);
+        let at = |q: f64| v[((v.len() - 1) as f64 * q).round() as usize];
+        Some(Self {
+            count: v.len(),
+            median_ms: at(0.5),
+            p95_ms: at(0.95),
+            max_ms: v[v.len() - 1],
+        })
+    }
+}
+
+/// The player's running totals, as [`Snapshot`] reports them.
+#[derive(Debug, Default)]
+pub(super) struct Counters {
+    /// Embeds that rendered (each counted once).
+    pub rendered: u64,
+    pub shown: u64,
+    pub switches: u64,
+    pub token_refreshes: u64,
+    pub page_reloads: u64,
+    pub last_gap_ms: Option<f64>,
+    /// Recent switch gaps (ms, measured in the page), at most [`GAP_HISTORY`].
+    gaps: VecDeque<f64>,
+}
+
+impl Counters {
+    /// The page put the visible item on screen, `gap_ms` after the previous one's last frame.
+    pub fn record_shown(&mut self, gap_ms: Option<f64>) {
+        self.shown += 1;
+        self.last_gap_ms = gap_ms;
+        if let Some(g) = gap_ms {
+            if self.gaps.len() == GAP_HISTORY {
+                self.gaps.pop_front();
+            }
+            self.gaps.push_back(g);
+        }
+    }
+}
+
+impl Player {
+    pub fn snapshot(&self) -> Snapshot {
+        let blocking = self.blocking_problem();
+        let state = if self.not_configured {
+            State::NotConfigured
+        } else if let Some((p, _)) = &blocking {
+            if p.retry_class() == RetryClass::Transient && self.visible.is_none() {
+                State::WaitingNetwork
+            } else {
+                State::Problem
+            }
+        } else if self.visible.is_some() {
+            State::Playing
+        } else if !self.tokens.seen {
+            State::SigningIn
+        } else {
+            State::Starting
+        };
+        let item = self.visible.as_ref().and_then(|v| {
+            let it = self.item(v.item)?;
+            Some(NowShowing {
+                index: v.item,
+                name: it.resolved.name.clone(),
+                page: self
+                    .current_page
+                    .clone()
+                    .or_else(|| v.shows.page_display.clone()),
+                page_reported: v.reported_page.clone(),
+            })
+        });
+        let items = self
+            .items
+            .iter()
+            .flatten()
+            .enumerate()
+            .map(|(i, st)| ItemStatus {
+                index: i,
+                name: st.resolved.as_ref().ok().map(|it| it.resolved.name.clone()),
+                skipped: st.skipped,
+                problem: st
+                    .resolved
+                    .as_ref()
+                    .err()
+                    .map(|p| p.id)
+                    .or_else(|| st.skipped.then_some(ProblemId::ReportNotFound)),
+                message: st.resolved.as_ref().err().map(|p| p.cause.clone()),
+            })
+            .collect();
+        Snapshot {
+            state,
+            problem: blocking.as_ref().map(|(p, _)| p.id),
+            problem_message: blocking.map(|(p, _)| p.cause),
+            item,
+            items,
+            offline: self.offline_since.is_some(),
+            rendered_total: self.counters.rendered,
+            shown_total: self.counters.shown,
+            switches_total: self.counters.switches,
+            token_refreshes_total: self.counters.token_refreshes,
+            page_reloads_total: self.counters.page_reloads,
+            last_switch_gap_ms: self.counters.last_gap_ms,
+            switch_gaps: GapSummary::of(&self.counters.gaps),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gap_history_keeps_the_most_recent() {
+        let mut c = Counters::default();
+        assert_eq!(GapSummary::of(&c.gaps), None);
+        c.record_shown(None);
+        assert_eq!((c.shown, c.last_gap_ms), (1, None));
+        assert!(c.gaps.is_empty());
+        // The first gap is the largest; it leaves once GAP_HISTORY newer ones arrived.
+        c.record_shown(Some(5000.0));
+        for _ in 0..GAP_HISTORY {
+            c.record_shown(Some(10.0));
+        }
+        let g = GapSummary::of(&c.gaps).unwrap();
+        assert_eq!(g.count, GAP_HISTORY);
+        assert_eq!(g.max_ms, 10.0);
+        assert_eq!(c.shown, 2 + GAP_HISTORY as u64);
+        assert_eq!(c.last_gap_ms, Some(10.0));
+    }
+}
