@@ -53,7 +53,7 @@ impl Default for Settings {
             repair_window: Duration::from_secs(3600),
             max_fruitless_reloads: 5,
             resolve_retry: Duration::from_secs(30),
-            permanent_retry: Duration::from_secs(15 * 60),
+            permanent_retry: crate::config::DEFAULT_PERMANENT_RETRY,
         }
     }
 }

@@ -337,7 +337,7 @@ impl Problem {
 
     /// Microsoft's references as labelled rows, the way the status screen lists them:
     /// "Microsoft code" (every AADSTS code), "Trace ID", "Correlation ID" — each only when given.
-    pub fn references(&self) -> Vec<(&'static str, String)> {
+    pub(crate) fn references(&self) -> Vec<(&'static str, String)> {
         let mut rows = Vec::new();
         if !self.aadsts().is_empty() {
             rows.push(("Microsoft code", aadsts_list(self.aadsts())));
@@ -354,7 +354,7 @@ impl Problem {
     /// Microsoft's references in one parenthesis to follow a message, e.g.
     /// `" (AADSTS50076, trace id t-9)"`: every code, then the trace id. Empty when Microsoft
     /// gave no code — a trace id alone is not worth a person's attention in a one-line summary.
-    pub fn reference_note(&self) -> String {
+    pub(crate) fn reference_note(&self) -> String {
         note(self.aadsts(), self.trace_id())
     }
 

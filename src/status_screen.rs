@@ -124,20 +124,12 @@ pub(crate) fn screen(
         };
     }
     facts.push(("Problem".into(), problem.id.as_str().into()));
-    if !problem.aadsts().is_empty() {
-        let codes: Vec<String> = problem
-            .aadsts()
-            .iter()
-            .map(|c| format!("AADSTS{c}"))
-            .collect();
-        facts.push(("Microsoft code".into(), codes.join(", ")));
-    }
-    if let Some(t) = problem.trace_id() {
-        facts.push(("Trace ID".into(), t.into()));
-    }
-    if let Some(c) = problem.correlation_id() {
-        facts.push(("Correlation ID".into(), c.into()));
-    }
+    facts.extend(
+        problem
+            .references()
+            .into_iter()
+            .map(|(label, value)| (label.to_owned(), value)),
+    );
     facts.push(("Configuration".into(), ctx.config_path.clone()));
     Screen {
         problem: problem.id.as_str().into(),
