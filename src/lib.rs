@@ -8,6 +8,7 @@ pub mod auth;
 pub mod bridge;
 pub mod check;
 pub mod config;
+pub mod config_edit;
 pub mod health;
 pub mod logging;
 pub mod net;
