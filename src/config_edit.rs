@@ -351,7 +351,7 @@ pub fn set(
 /// The edited text of `original` with `pairs` set, checked with the configuration's rules as if
 /// it were the file at `path` (without the file-mode rule, which needs the file). No I/O beyond
 /// what those rules read (secret files, `ca_file`).
-pub fn edit(
+pub(crate) fn edit(
     original: &str,
     pairs: &[(String, String)],
     path: &Path,
