@@ -19,6 +19,8 @@
 # and raw samples in target/bench/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=scripts/lib.sh
+. scripts/lib.sh
 
 runs=3 switches=12 seconds=3 idle=20 soak=0 soak_seconds=1 build=1 bin=target/release/pbikiosk
 while [ $# -gt 0 ]; do
@@ -42,11 +44,7 @@ need=()
 for c in Xvfb:xvfb xauth:xauth curl:curl chromium:chromium node:nodejs openssl:openssl python3:python3; do
   command -v "${c%%:*}" >/dev/null || need+=("${c##*:}")
 done
-if [ ${#need[@]} -gt 0 ]; then
-  sudo=""; [ "$(id -u)" -ne 0 ] && sudo="sudo"
-  $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
-fi
+apt_install "${need[@]}"
 if [ "$build" = 1 ]; then
   scripts/build-web.sh >/dev/null
   cargo build --release --locked -q
@@ -211,7 +209,7 @@ start_chromium() { # seconds per item, log name
     # Seen now and then under Xvfb: the tab shows Chromium's sad face (renderer gone) and
     # nothing renders. Counted, and the run starts over with a fresh profile.
     echo "Chromium did not render in 20 s (attempt $attempt; see $out/$2.failed-$attempt.*)" >&2
-    command -v import >/dev/null && import -display "$disp" -window root "$out/$2.failed-$attempt.png" || true
+    if command -v import >/dev/null; then import -display "$disp" -window root "$out/$2.failed-$attempt.png" || true; fi
     cp "$out/serve.out" "$out/$2.failed-$attempt.serve.log"
     cp "$out/$2.log" "$out/$2.failed-$attempt.chromium.log"
     sample chromium launch_failures 1
@@ -287,6 +285,7 @@ if [ "$soak" -gt 0 ]; then
   growth=$(python3 -c "print(round(($pss_end-$pss_start)*100/$pss_start, 1))")
   # Least-squares slope of the trend, per 100 switches: a leak shows as a steady climb, noise
   # (WebKit and JavaScriptCore give memory back in batches) does not.
+  # shellcheck disable=SC2086  # $trend: one argument a sample
   slope=$(python3 -c "
 import sys
 y = [float(v) for v in sys.argv[2:]]; x = [i * float(sys.argv[1]) for i in range(len(y))]

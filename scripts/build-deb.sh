@@ -9,14 +9,18 @@
 # downloads libwebkit2gtk-4.1-dev and everything it needs, and each .deb is unpacked with
 # dpkg -x. This leaves the host's dpkg alone (no `dpkg --add-architecture`).
 #
-# Needs: cargo-deb (`cargo install cargo-deb --locked`); for arm64 also gcc-aarch64-linux-gnu,
-# libc6-dev-arm64-cross and `rustup target add aarch64-unknown-linux-gnu`. The page's vendor
-# bundle is built first with scripts/build-web.sh when it is missing.
+# Installs what it needs when missing, saying so: cargo-deb (`cargo install cargo-deb --locked`);
+# for arm64 also gcc-aarch64-linux-gnu, libc6-dev-arm64-cross, debian-archive-keyring and
+# `rustup target add aarch64-unknown-linux-gnu`. The page's vendor bundle is built first with
+# scripts/build-web.sh when it is missing.
 # Environment: DEB_VERSION (override the package version), SYSROOT (arm64 sysroot folder),
-# MIRROR (Debian mirror for the sysroot, default http://deb.debian.org/debian).
+# MIRROR (Debian mirror for the sysroot, default http://deb.debian.org/debian), TOOLS_ONLY=1
+# (only install the tools for the given architectures, build nothing).
 # Output: target/debian/pbikiosk_<version>_<arch>.deb; prints each path on the last lines.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=scripts/lib.sh
+. scripts/lib.sh
 ROOT=$PWD
 SYSROOT=${SYSROOT:-$ROOT/target/sysroot-arm64}
 MIRROR=${MIRROR:-http://deb.debian.org/debian}
@@ -29,6 +33,23 @@ arches=("$@")
 for a in "${arches[@]}"; do
   case $a in amd64 | arm64) ;; *) echo "unknown architecture '$a' (amd64 or arm64)" >&2; exit 2 ;; esac
 done
+
+# The tools, before anything is built: a fresh machine has no `cargo deb`.
+if [ "${SYSROOT_ONLY:-0}" != 1 ]; then
+  if ! cargo deb --version >/dev/null 2>&1; then
+    log "cargo-deb is missing: installing it (cargo install cargo-deb --locked)"
+    cargo install cargo-deb --locked >&2
+  fi
+  for a in "${arches[@]}"; do
+    [ "$a" = arm64 ] || continue
+    apt_install gcc-aarch64-linux-gnu libc6-dev-arm64-cross debian-archive-keyring
+    if ! rustup target list --installed | grep -qx "$ARM_TARGET"; then
+      log "adding the Rust target $ARM_TARGET"
+      rustup target add "$ARM_TARGET" >&2
+    fi
+  done
+fi
+[ "${TOOLS_ONLY:-0}" = 1 ] && exit 0
 
 if [ ! -f web/vendor/powerbi.min.js ]; then
   log "building the page's vendor bundle (scripts/build-web.sh)"

@@ -3,10 +3,8 @@
 # copy its bundle to web/vendor/, where the player serves it from.
 set -euo pipefail
 cd "$(dirname "$0")/../web"
-if ! command -v npm >/dev/null 2>&1; then
-  sudo=""; [ "$(id -u)" -ne 0 ] && sudo="sudo"
-  $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
-fi
+# shellcheck source=scripts/lib.sh
+. ../scripts/lib.sh
+command -v npm >/dev/null 2>&1 || apt_install nodejs npm
 npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
 node build.mjs

@@ -9,22 +9,15 @@
 # Any other arguments go to `pbikiosk demo` (e.g. --seconds 5, --token-lifetime 60).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=scripts/lib.sh
+. scripts/lib.sh
 
 pkgs=(build-essential pkg-config ca-certificates curl
       libwebkit2gtk-4.1-dev libgtk-3-dev libsoup-3.0-dev libjavascriptcoregtk-4.1-dev
       xvfb xauth imagemagick fonts-dejavu-core)
 # Node may come from elsewhere than Debian (then Debian's npm would conflict with it).
 command -v npm >/dev/null 2>&1 || pkgs+=(nodejs npm)
-missing=()
-for p in "${pkgs[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-  echo "== installing ${missing[*]}"
-  sudo=""; [ "$(id -u)" -ne 0 ] && sudo="sudo"
-  $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
+apt_install "${pkgs[@]}"
 if ! command -v cargo >/dev/null 2>&1; then
   echo "Rust is needed: install it with rustup (https://rustup.rs), then run this again." >&2
   exit 1
@@ -45,6 +38,7 @@ secs=${DEMO_SECONDS:-30}
 out=target/demo
 mkdir -p "$out"
 echo "== no display: running the demo ${secs}s under Xvfb; screenshots go to $out/"
+# shellcheck disable=SC2016  # expanded by the inner bash
 xvfb-run -a -s '-screen 0 1280x720x24' bash -c '
   "$0" demo --status-listen 127.0.0.1:9520 "${@:3}" >"$1/demo.log" 2>&1 &
   pid=$!

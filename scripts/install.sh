@@ -12,6 +12,8 @@ PASSWORD=$CONF_DIR/password
 DROPIN_DIR=/etc/systemd/system/pbikiosk.service.d
 DROPIN=$DROPIN_DIR/50-install.conf
 GRUB_SNIPPET=/etc/default/grub.d/pbikiosk.cfg
+# Installed in step 1; edits and checks the config from step 5 on (`pbikiosk config --help`).
+PBK=/usr/bin/pbikiosk
 
 usage() {
   cat <<'EOF'
@@ -91,14 +93,13 @@ while [ $# -gt 0 ]; do
   esac
 done
 
-# ---- validate the flags before touching anything (again after the questions)
+# ---- check the flags' shape before touching anything (again after the questions); the values
+# themselves are checked by `pbikiosk config set` with the player's own rules before it writes.
 GUID_RE='^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$'
 check_guid() { [[ $2 =~ $GUID_RE ]] || die "$1 '$2' is not a GUID (like 00000000-0000-0000-0000-000000000000)"; }
 validate_ids() {
-  [ -z "$TENANT" ] || [[ $TENANT =~ ^[A-Za-z0-9.-]+$ ]] || die "--tenant '$TENANT': a tenant id (GUID) or a domain such as contoso.onmicrosoft.com"
   [ "$TENANT" != common ] || die "--tenant common cannot sign in a service account: use your tenant id or domain"
   [ -z "$CLIENT_ID" ] || check_guid --client-id "$CLIENT_ID"
-  [ -z "$USERNAME" ] || [[ $USERNAME =~ ^[^[:space:]\"\\@]+@[A-Za-z0-9.-]+$ ]] || die "--username '$USERNAME': the account's full sign-in name, e.g. svc-signage@contoso.onmicrosoft.com"
   [ -z "$WORKSPACE" ] || check_guid --workspace "$WORKSPACE"
   [ -z "$REPORT" ] || check_guid --report "$REPORT"
   { [ -z "$WORKSPACE" ] && [ -z "$REPORT" ]; } || { [ -n "$WORKSPACE" ] && [ -n "$REPORT" ]; } || die "--workspace and --report go together"
@@ -264,19 +265,37 @@ ask() { # ask VAR "prompt" [silent]
   if [ "${3:-}" = silent ]; then read -r -s -p "$2: " __v; echo; else read -r -p "$2: " __v; fi
   printf -v "$1" '%s' "$__v"
 }
-conf_value() { sed -n "s/^$1[[:space:]]*=[[:space:]]*\"\\(.*\\)\".*/\\1/p" "$CONF" 2>/dev/null | head -1; }
-configured() { grep -qs '^\[auth\]' "$CONF"; }
+conf_get() { "$PBK" --config "$CONF" config get "$1" 2>/dev/null; } # conf_get KEY -> value; 1 unset
+configured() { # [auth] names the account; a file pbikiosk cannot read as TOML stops here
+  local k rc
+  for k in auth.tenant auth.client_id auth.username; do
+    rc=0
+    "$PBK" --config "$CONF" config get "$k" >/dev/null || rc=$?
+    [ "$rc" -le 1 ] || die "$CONF cannot be read as a configuration (see above): correct it, then run me again"
+    [ "$rc" -eq 1 ] || return 0
+  done
+  return 1
+}
+# conf_set WHAT KEY VALUE...: set keys in $CONF (checked by pbikiosk, written atomically, nothing
+# written when refused); says "changed: WHAT" when the file changed.
+conf_set() {
+  local what=$1 before
+  shift
+  before=$(cksum <"$CONF")
+  "$PBK" --config "$CONF" config set "$@" || die "$CONF was left as it was"
+  [ "$(cksum <"$CONF")" = "$before" ] || changed "$what in $CONF"
+}
 
 if [ "$ASK" = 1 ] && [ -t 0 ]; then
   if ! configured || [ ! -s "$SECRET" ] || [ ! -s "$PASSWORD" ]; then
     say "Power BI credentials (Enter keeps what is there; see docs/install-raspberry-pi.md)."
-    [ -n "$TENANT" ] || [ -n "$(conf_value tenant)" ] || ask TENANT "Tenant id or domain"
-    [ -n "$CLIENT_ID" ] || [ -n "$(conf_value client_id)" ] || ask CLIENT_ID "Application (client) id"
+    [ -n "$TENANT" ] || conf_get auth.tenant >/dev/null || ask TENANT "Tenant id or domain"
+    [ -n "$CLIENT_ID" ] || conf_get auth.client_id >/dev/null || ask CLIENT_ID "Application (client) id"
     [ -n "$SECRET_SRC" ] || [ -s "$SECRET" ] || { ask s "Client secret (not shown)" silent; [ -z "$s" ] || SECRET_VALUE=$s; }
-    [ -n "$USERNAME" ] || [ -n "$(conf_value username)" ] || ask USERNAME "Service account (user@domain)"
+    [ -n "$USERNAME" ] || conf_get auth.username >/dev/null || ask USERNAME "Service account (user@domain)"
     [ -n "$PASSWORD_SRC" ] || [ -s "$PASSWORD" ] || { ask p "Password of the service account (not shown)" silent; [ -z "$p" ] || PASSWORD_VALUE=$p; }
   fi
-  if [ -z "$WORKSPACE" ] && ! grep -qs '^\[\[playlist\]\]' "$CONF"; then
+  if [ -z "$WORKSPACE" ] && ! conf_get 'playlist[1].workspace' >/dev/null; then
     ask WORKSPACE "Workspace id of the first report (the GUID after /groups/; Enter to skip)"
     [ -z "$WORKSPACE" ] || ask REPORT "Report id (the GUID after /reports/)"
   fi
@@ -308,51 +327,49 @@ fi
 unset SECRET_VALUE PASSWORD_VALUE
 
 # Keys in the config: tenant, client_id, username (+ the two *_file keys pointing at the files).
-if [ -n "$TENANT$CLIENT_ID$USERNAME" ]; then
+auth=()
+[ -z "$TENANT" ] || auth+=(auth.tenant "$TENANT")
+[ -z "$CLIENT_ID" ] || auth+=(auth.client_id "$CLIENT_ID")
+[ -z "$USERNAME" ] || auth+=(auth.username "$USERNAME")
+if [ ${#auth[@]} -gt 0 ]; then
   if ! configured; then
     if [ -z "$TENANT" ] || [ -z "$CLIENT_ID" ] || [ -z "$USERNAME" ]; then
       die "a first configuration needs --tenant, --client-id and --username together"
     fi
-    new=$(
+    auth=(auth.tenant "$TENANT" auth.client_id "$CLIENT_ID" auth.client_secret_file "$SECRET"
+      auth.username "$USERNAME" auth.password_file "$PASSWORD")
+    # Checked against the file as it is, so that a refused value leaves it untouched.
+    "$PBK" --config "$CONF" config set --check "${auth[@]}" || die "$CONF was left as it was"
+    new=$(mktemp "$CONF_DIR/.install.XXXXXX")
+    {
       echo "# Written by install.sh. Secrets are in $SECRET and $PASSWORD (root:pbikiosk 0640)."
       echo "# The full example with every option: /usr/share/pbikiosk/pbikiosk.toml.example"
       echo
       echo "[auth]"
-      echo "tenant = \"$TENANT\""
-      echo "client_id = \"$CLIENT_ID\""
-      echo "client_secret_file = \"$SECRET\""
-      echo "username = \"$USERNAME\""
-      echo "password_file = \"$PASSWORD\""
       echo
       echo "# One [[playlist]] block per report; \`sudo pbikiosk reports --toml\` prints them."
-    )
-    printf '%s\n' "$new" | write_if_changed "$CONF" 0640 root:pbikiosk && changed "sign-in settings in $CONF"
+    } >"$new"
+    "$PBK" --config "$new" config set "${auth[@]}" || { rm -f "$new"; die "$CONF was left as it was"; }
+    write_if_changed "$CONF" 0640 root:pbikiosk <"$new" && changed "sign-in settings in $CONF"
+    rm -f "$new"
   else
-    edited=$(mktemp)
-    cp "$CONF" "$edited"
-    for kv in "tenant=$TENANT" "client_id=$CLIENT_ID" "username=$USERNAME"; do
-      k=${kv%%=*} v=${kv#*=}
-      [ -n "$v" ] || continue
-      if grep -q "^${k}[[:space:]]*=" "$edited"; then
-        sed -i "s|^${k}[[:space:]]*=.*|$k = \"$v\"|" "$edited"
-      else
-        sed -i "s|^\[auth\]\$|[auth]\n$k = \"$v\"|" "$edited"
-      fi
-    done
-    write_if_changed "$CONF" 0640 root:pbikiosk <"$edited" && changed "sign-in settings in $CONF"
-    rm -f "$edited"
+    conf_set "sign-in settings" "${auth[@]}"
   fi
 fi
+has_report() { # has_report GUID: some [[playlist]] entry shows it
+  local i=1
+  while conf_get "playlist[$i].workspace" >/dev/null; do
+    [ "$(conf_get "playlist[$i].report")" != "$1" ] || return 0
+    i=$((i + 1))
+  done
+  return 1
+}
 if [ -n "$WORKSPACE" ]; then
   if ! configured; then
     die "--workspace/--report need the sign-in settings first (--tenant, --client-id, --username)"
-  elif ! grep -q '^\[\[playlist\]\]' "$CONF"; then
-    edited=$(mktemp)
-    cat "$CONF" >"$edited"
-    printf '\n[[playlist]]\nworkspace = "%s"\nreport = "%s"\nseconds = 30\n' "$WORKSPACE" "$REPORT" >>"$edited"
-    write_if_changed "$CONF" 0640 root:pbikiosk <"$edited" && changed "first playlist entry in $CONF"
-    rm -f "$edited"
-  elif ! grep -q "^report = \"$REPORT\"" "$CONF"; then
+  elif ! conf_get 'playlist[1].workspace' >/dev/null; then
+    conf_set "first playlist entry" 'playlist[1].workspace' "$WORKSPACE" 'playlist[1].report' "$REPORT" 'playlist[1].seconds' 30
+  elif ! has_report "$REPORT"; then
     say "note: $CONF already has a playlist; add report $REPORT by hand (see \`pbikiosk reports --toml\`)"
   fi
 fi

@@ -62,13 +62,8 @@ trap cleanup EXIT
 
 # ---------------------------------------------------------------- 1
 step prerequisites
-apt_install() {
-  local missing=() p
-  for p in "$@"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p"); done
-  [ ${#missing[@]} -eq 0 ] && return 0
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-}
+# shellcheck source=scripts/lib.sh
+. scripts/lib.sh
 apt_install debootstrap systemd-container gcc-aarch64-linux-gnu libc6-dev-arm64-cross binutils-aarch64-linux-gnu \
   qemu-user-static shellcheck debian-archive-keyring ca-certificates file
 command -v cargo-deb >/dev/null || cargo install cargo-deb --locked

@@ -37,7 +37,7 @@ else
 fi
 
 # 2. shellcheck
-scripts=(scripts/install.sh scripts/build-deb.sh scripts/test-units.sh scripts/test-packaging.sh packaging/pbikiosk-session tests/boot/pbk-probe debian/postinst debian/prerm debian/postrm)
+scripts=(scripts/install.sh scripts/lib.sh scripts/build-deb.sh scripts/test-units.sh scripts/test-packaging.sh packaging/pbikiosk-session tests/boot/pbk-probe debian/postinst debian/prerm debian/postrm)
 if command -v shellcheck >/dev/null; then
   for s in "${scripts[@]}"; do
     [ -f "$s" ] || continue
@@ -60,6 +60,30 @@ for args in "--rotation 45" "--mode big" "--client-id nope" "--tenant common" "-
     if grep -q "install.sh:" <<<"$out"; then ok "install.sh $args refused: $out"; else bad "install.sh $args: $out"; fi
   fi
 done
+# A sign-in name with | and & passes the flag checks (here it stops at the missing --deb instead).
+if out=$(scripts/install.sh --username 'svc|a&b@contoso.onmicrosoft.com' --deb "$tmp/none.deb" 2>&1); then
+  bad "install.sh --deb $tmp/none.deb was accepted"
+elif grep -q -- "--deb $tmp/none.deb: no such file" <<<"$out"; then ok "install.sh --username 'svc|a&b@...' passes the flag checks"
+else bad "install.sh --username 'svc|a&b@...': $out"; fi
+# ...and install.sh's `pbikiosk config set` stores it as given, and a second run changes nothing.
+bin=""
+for b in target/debug/pbikiosk target/release/pbikiosk; do [ -x "$b" ] && bin=$b && break; done
+if [ -n "$bin" ]; then
+  conf=$tmp/pbikiosk.toml user='svc|a&b"\ü@contoso.onmicrosoft.com'
+  printf '# kept\n[auth]\n\n# also kept\n' >"$conf"
+  set_auth() {
+    PBIKIOSK_CLIENT_SECRET=s PBIKIOSK_PASSWORD=p "$bin" --config "$conf" config set auth.tenant contoso.onmicrosoft.com \
+      auth.client_id 00000000-0000-0000-0000-000000000001 auth.username "$user"
+  }
+  if set_auth && [ "$("$bin" --config "$conf" config get auth.username)" = "$user" ] &&
+    sum=$(cksum <"$conf") && set_auth && [ "$(cksum <"$conf")" = "$sum" ] && grep -q '^# also kept$' "$conf"; then
+    ok "pbikiosk config set: username with | & \" \\ round-trips, comments kept, second run no change"
+  else
+    bad "pbikiosk config set with username $user: $(cat "$conf")"
+  fi
+else
+  echo "skip pbikiosk config set (no built binary in target/)"
+fi
 
 # 4. rotation -> cage flags
 stub=$tmp/cage

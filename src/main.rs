@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 
+use pbikiosk::config::edit as config_edit;
 use pbikiosk::config::{self, SecretSources};
 use pbikiosk::{check, logging, reports, sim};
 
@@ -86,11 +87,42 @@ enum Command {
         #[command(flatten)]
         window: WindowArgs,
     },
+    /// Read or change single keys of the configuration file (comments and layout are kept).
+    Config {
+        #[command(subcommand)]
+        action: ConfigAction,
+    },
     /// Print `[display] rotation` (degrees) if the config sets it; for the kiosk session script.
     #[command(hide = true)]
     DisplayRotation,
     /// Print the version.
     Version,
+}
+
+#[derive(Subcommand)]
+enum ConfigAction {
+    /// Print a key's value (text without quotes); exit 1 when it is not set. Secrets
+    /// (auth.password, auth.client_secret) are never printed.
+    Get {
+        /// Dotted key: auth.username, status.listen, display.rotation, playlist[1].report, ...
+        key: String,
+    },
+    /// Set keys, checking the whole edited file with the player's rules before writing it.
+    ///
+    /// Several KEY VALUE pairs are applied and checked together (a first [auth] needs tenant,
+    /// client_id and username at once; a new playlist entry, playlist[N].workspace and .report).
+    /// Exit 2, with the file untouched, when the result would be refused. The file is replaced
+    /// atomically and keeps its mode, owner and group; a new file gets mode 0640 and the group
+    /// of its folder. A secret is stored inline only when its *_file key is not set; give its
+    /// VALUE as - to read it from standard input rather than the command line.
+    Set {
+        /// Only check: write nothing.
+        #[arg(long)]
+        check: bool,
+        /// KEY VALUE [KEY VALUE ...]
+        #[arg(required = true, num_args = 2.., value_names = ["KEY", "VALUE"], allow_hyphen_values = true)]
+        pairs: Vec<String>,
+    },
 }
 
 #[derive(clap::Args)]
@@ -171,6 +203,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             println!("pbikiosk {}", pbikiosk::VERSION);
             Ok(ExitCode::SUCCESS)
         }
+        Command::Config { action } => Ok(config_command(action, &path, &sources)),
         Command::Check { json } => {
             let (report, code) = match config::load(&path, &sources) {
                 Ok(cfg) => {
@@ -294,4 +327,62 @@ fn run_player(cli: Cli, process_start: std::time::Instant) -> anyhow::Result<()>
         web_dir: w.web_dir,
         process_start,
     })
+}
+
+fn config_command(
+    action: ConfigAction,
+    path: &std::path::Path,
+    sources: &SecretSources,
+) -> ExitCode {
+    let result = match action {
+        ConfigAction::Get { key } => config_edit::get(path, &key).map(|got| match got {
+            config_edit::Got::Value(v) => {
+                println!("{v}");
+                ExitCode::SUCCESS
+            }
+            config_edit::Got::Unset => ExitCode::FAILURE,
+            config_edit::Got::Secret => {
+                eprintln!("pbikiosk: {key}: secrets are never printed");
+                ExitCode::FAILURE
+            }
+        }),
+        ConfigAction::Set { check, pairs } => set_pairs(&pairs).and_then(|pairs| {
+            config_edit::set(path, &pairs, sources, check).map(|_| ExitCode::SUCCESS)
+        }),
+    };
+    result.unwrap_or_else(|e| {
+        eprintln!("pbikiosk: {e}\n  fix: {}", e.fix());
+        ExitCode::from(e.exit_code())
+    })
+}
+
+/// KEY VALUE pairs from the command line; a secret given as `-` is read from standard input.
+fn set_pairs(args: &[String]) -> Result<Vec<(String, String)>, config_edit::EditError> {
+    if !args.len().is_multiple_of(2) {
+        return Err(config_edit::EditError::Refused {
+            key: args[args.len() - 1].clone(),
+            message: "has no value".to_owned(),
+            fix: "Give each key its value: pbikiosk config set KEY VALUE [KEY VALUE ...]"
+                .to_owned(),
+        });
+    }
+    args.chunks(2)
+        .map(|kv| {
+            let (key, value) = (&kv[0], &kv[1]);
+            if value == "-" && config_edit::Key::parse(key)?.is_secret() {
+                let mut line = String::new();
+                std::io::stdin().read_line(&mut line).map_err(|source| {
+                    config_edit::EditError::Io {
+                        path: "standard input".into(),
+                        action: "cannot read the secret",
+                        source,
+                    }
+                })?;
+                let line = line.strip_suffix('\n').unwrap_or(&line);
+                let line = line.strip_suffix('\r').unwrap_or(line);
+                return Ok((key.clone(), line.to_owned()));
+            }
+            Ok((key.clone(), value.clone()))
+        })
+        .collect()
 }

@@ -21,6 +21,7 @@
 mod auth;
 mod cloud;
 mod display;
+pub mod edit;
 mod ids;
 mod player;
 mod playlist;

@@ -7,6 +7,7 @@
 
 mod check_sim;
 mod common;
+mod config_cli;
 mod docs;
 mod e2e;
 mod faults;
