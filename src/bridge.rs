@@ -6,14 +6,9 @@
 
 use serde::{Deserialize, Serialize};
 
-pub const PROTOCOL_VERSION: u32 = 1;
+use crate::content::ContentKind;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum EmbedKind {
-    Report,
-    Dashboard,
-}
+pub const PROTOCOL_VERSION: u32 = 1;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -41,7 +36,7 @@ pub enum ToPage {
     /// Embed off-screen; show later with [`ToPage::Show`].
     Prepare {
         key: String,
-        kind: EmbedKind,
+        kind: ContentKind,
         id: String,
         group_id: String,
         embed_url: String,
@@ -179,7 +174,7 @@ mod tests {
     fn to_page_shape_matches_the_page_protocol() {
         let m = ToPage::Prepare {
             key: "k1".into(),
-            kind: EmbedKind::Report,
+            kind: ContentKind::Report,
             id: "r".into(),
             group_id: "g".into(),
             embed_url: "https://app.powerbi.com/reportEmbed?reportId=r".into(),

@@ -13,9 +13,10 @@ use serde::Serialize;
 use crate::auth::client::{AadClient, TokenEndpoint};
 use crate::auth::realm::RealmKind;
 use crate::auth::{SignInSettings, TokenGrant};
-use crate::config::{Config, ConfigError, Content};
+use crate::config::{Config, ConfigError};
+use crate::content::ContentKind;
 use crate::net;
-use crate::powerbi::{self, PowerBiClient, Workspace};
+use crate::powerbi::{PowerBiClient, Workspace};
 use crate::problem::{Problem, ProblemId, RetryClass};
 use crate::secret::Secret;
 
@@ -310,19 +311,15 @@ pub async fn run(cfg: &Config) -> CheckReport {
     for (i, item) in cfg.playlist.iter().enumerate() {
         // Counted from 1, like the config errors: the installer counts [[playlist]] blocks.
         let name = format!("playlist[{}]", i + 1);
-        let content = match &item.content {
-            Content::Report(id) => powerbi::Content::Report(id),
-            Content::Dashboard(id) => powerbi::Content::Dashboard(id),
-        };
         let res = within(deadline, || {
-            api.resolve(token, &item.workspace, &content, &item.pages)
+            api.resolve(token, &item.workspace, item.kind, &item.id, &item.pages)
         })
         .await;
         match res {
             Ok(r) => {
                 let ws = workspace_name(&workspaces, &item.workspace);
                 let what = match r.kind {
-                    powerbi::ContentKind::Report => {
+                    ContentKind::Report => {
                         let pages: Vec<&str> =
                             r.pages.iter().map(|p| p.display_name.as_str()).collect();
                         format!(
@@ -332,7 +329,7 @@ pub async fn run(cfg: &Config) -> CheckReport {
                             pages.join(", ")
                         )
                     }
-                    powerbi::ContentKind::Dashboard => {
+                    ContentKind::Dashboard => {
                         format!("dashboard '{}' in '{ws}'", r.name)
                     }
                 };

@@ -95,7 +95,7 @@ fn demo_config(sim: &SimHandle, seconds: u32) -> Result<Config, ConfigError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Content;
+    use crate::content::ContentKind;
     use crate::sim::scenario::builtin_ids::*;
 
     async fn sim(scenario: Scenario) -> SimHandle {
@@ -116,17 +116,17 @@ mod tests {
         assert_eq!(c.cloud.api.as_str(), format!("{}/", sim.base_url()));
         assert_eq!(c.cloud.authority.as_str(), format!("{}/", sim.base_url()));
         assert_eq!(c.path, Path::new("(demo)"));
-        let reports: Vec<(&str, &Content)> = c
+        let reports: Vec<(&str, ContentKind, &str)> = c
             .playlist
             .iter()
-            .map(|i| (i.workspace.as_str(), &i.content))
+            .map(|i| (i.workspace.as_str(), i.kind, i.id.as_str()))
             .collect();
         assert_eq!(
             reports,
             [
-                (WS_SALES, &Content::Report(REPORT_SALES.into())),
-                (WS_OPERATIONS, &Content::Report(REPORT_OPERATIONS.into())),
-                (WS_SERVICE, &Content::Report(REPORT_SERVICE.into())),
+                (WS_SALES, ContentKind::Report, REPORT_SALES),
+                (WS_OPERATIONS, ContentKind::Report, REPORT_OPERATIONS),
+                (WS_SERVICE, ContentKind::Report, REPORT_SERVICE),
             ]
         );
         assert!(

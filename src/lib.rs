@@ -9,6 +9,7 @@ pub mod bridge;
 pub mod check;
 pub mod config;
 pub(crate) mod config_source;
+pub mod content;
 pub mod demo;
 pub mod health;
 pub mod logging;

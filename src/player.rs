@@ -14,9 +14,8 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use crate::auth::service::TokenState;
-use crate::bridge::{EmbedKind, FromPage, ToPage, TokenType};
+use crate::bridge::{FromPage, ToPage, TokenType};
 use crate::playlist::{self, Item, Slide};
-use crate::powerbi::ContentKind;
 use crate::problem::{Problem, ProblemId, RetryClass};
 use crate::secret::Secret;
 
@@ -595,10 +594,7 @@ impl Player {
         let key = format!("e{}", self.next_key);
         out.push(Output::Page(ToPage::Prepare {
             key: key.clone(),
-            kind: match item.resolved.kind {
-                ContentKind::Report => EmbedKind::Report,
-                ContentKind::Dashboard => EmbedKind::Dashboard,
-            },
+            kind: item.resolved.kind,
             id: item.resolved.id.clone(),
             group_id: item.resolved.workspace.clone(),
             embed_url: item.resolved.embed_url.clone(),
@@ -779,6 +775,7 @@ fn same_embed(a: &Slide, b: &Slide) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::content::ContentKind;
     use crate::powerbi::{Page, Resolved};
 
     const T0: u64 = 0;

@@ -5,7 +5,8 @@
 
 use std::time::Duration;
 
-use crate::powerbi::{ContentKind, Resolved};
+use crate::content::ContentKind;
+use crate::powerbi::Resolved;
 
 /// A playlist entry once Power BI told us what it is.
 #[derive(Debug, Clone, PartialEq)]

@@ -9,6 +9,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::config;
+use crate::content::ContentKind;
 use crate::net;
 use crate::playlist::Item;
 use crate::problem::{Problem, ProblemId, RetryClass};
@@ -98,13 +99,6 @@ pub struct Resolved {
     pub embed_url: String,
     /// Pages to show, in order. Empty for dashboards.
     pub pages: Vec<Page>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ContentKind {
-    Report,
-    Dashboard,
 }
 
 #[derive(Clone)]
@@ -220,11 +214,12 @@ impl PowerBiClient {
         &self,
         token: &Secret,
         workspace: &str,
-        content: &Content<'_>,
+        kind: ContentKind,
+        id: &str,
         wanted_pages: &[String],
     ) -> Result<Resolved, Problem> {
-        match content {
-            Content::Report(id) => {
+        match kind {
+            ContentKind::Report => {
                 let report = self.report(token, workspace, id).await.map_err(|p| {
                     not_found_detail(p, format!("Report {id} in workspace {workspace}"))
                 })?;
@@ -239,7 +234,7 @@ impl PowerBiClient {
                     pages,
                 })
             }
-            Content::Dashboard(id) => {
+            ContentKind::Dashboard => {
                 let d = self.dashboard(token, workspace, id).await.map_err(|p| {
                     not_found_detail(p, format!("Dashboard {id} in workspace {workspace}"))
                 })?;
@@ -304,13 +299,6 @@ impl PowerBiClient {
     }
 }
 
-/// A playlist entry's content, borrowed from the config.
-#[derive(Debug, Clone, Copy)]
-pub enum Content<'a> {
-    Report(&'a str),
-    Dashboard(&'a str),
-}
-
 fn not_found_detail(p: Problem, what: String) -> Problem {
     if p.id == ProblemId::ReportNotFound {
         p.with_cause(format!(
@@ -365,12 +353,8 @@ impl PowerBiClient {
     ) -> Result<Vec<Result<Item, Problem>>, Problem> {
         let mut out = Vec::with_capacity(items.len());
         for it in items {
-            let content = match &it.content {
-                config::Content::Report(id) => Content::Report(id),
-                config::Content::Dashboard(id) => Content::Dashboard(id),
-            };
             match self
-                .resolve(token, &it.workspace, &content, &it.pages)
+                .resolve(token, &it.workspace, it.kind, &it.id, &it.pages)
                 .await
             {
                 Ok(resolved) => out.push(Ok(Item {
@@ -485,7 +469,8 @@ mod playlist_tests {
         let (_sim, mut cfg, api, token) = setup(Scenario::builtin(), &kiosk()).await;
         cfg.playlist.push(config::PlaylistItem {
             workspace: WS_SALES.into(),
-            content: config::Content::Dashboard(DASHBOARD_EXEC.into()),
+            kind: ContentKind::Dashboard,
+            id: DASHBOARD_EXEC.into(),
             pages: Vec::new(),
             bookmarks: vec!["Bookmark1".into()],
             seconds: 12,
@@ -526,7 +511,8 @@ mod playlist_tests {
         let (_sim, mut cfg, api, token) = setup(Scenario::builtin(), &kiosk()).await;
         let missing = "0f0f0f0f-0f0f-4f0f-8f0f-0f0f0f0f0f0f";
         let mut gone = cfg.playlist[0].clone();
-        gone.content = config::Content::Report(missing.into());
+        gone.kind = ContentKind::Report;
+        gone.id = missing.into();
         cfg.playlist.insert(1, gone);
         let items = api.resolve_playlist(&token, &cfg.playlist).await.unwrap();
         assert_eq!(items.len(), 4);

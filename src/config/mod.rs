@@ -40,6 +40,7 @@ use std::time::Duration;
 use toml::de::DeTable;
 use url::Url;
 
+use crate::content::ContentKind;
 use crate::{Problem, ProblemId, Secret};
 
 use self::auth::parse_auth;
@@ -153,16 +154,12 @@ impl Default for CloudConfig {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Content {
-    Report(String),
-    Dashboard(String),
-}
-
 #[derive(Debug, Clone)]
 pub struct PlaylistItem {
     pub workspace: String,
-    pub content: Content,
+    pub kind: ContentKind,
+    /// The report's or dashboard's GUID.
+    pub id: String,
     pub pages: Vec<String>,
     pub bookmarks: Vec<String>,
     pub seconds: u32,
@@ -492,12 +489,18 @@ dashboard = "{DASH}"
         assert_eq!(c.playlist.len(), 2);
         let first = &c.playlist[0];
         assert_eq!(first.workspace, WS);
-        assert_eq!(first.content, Content::Report(REPORT.to_owned()));
+        assert_eq!(
+            (first.kind, first.id.as_str()),
+            (ContentKind::Report, REPORT)
+        );
         assert_eq!(first.pages, ["ReportSection", "ReportSection2"]);
         assert_eq!(first.bookmarks, ["Bookmark123"]);
         assert_eq!(first.seconds, 45);
         assert_eq!(first.refresh_seconds, Some(900));
-        assert_eq!(c.playlist[1].content, Content::Dashboard(DASH.to_owned()));
+        assert_eq!(
+            (c.playlist[1].kind, c.playlist[1].id.as_str()),
+            (ContentKind::Dashboard, DASH)
+        );
     }
 
     #[test]

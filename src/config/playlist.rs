@@ -7,7 +7,8 @@ use toml::de::DeValue;
 
 use super::ids::is_guid;
 use super::walk::{Ctx, Section, describe_type};
-use super::{ConfigError, Content, PlaylistItem};
+use super::{ConfigError, PlaylistItem};
+use crate::content::ContentKind;
 
 const DEFAULT_SECONDS: i64 = 30;
 
@@ -101,7 +102,7 @@ fn parse_item(cx: &Ctx, s: &Section) -> Result<PlaylistItem, ConfigError> {
 
     let report = s.string(cx, "report")?;
     let dashboard = s.string(cx, "dashboard")?;
-    let content = match (report, dashboard) {
+    let (kind, id) = match (report, dashboard) {
         (Some(_), Some((_, span))) => {
             return Err(cx.invalid(
                 &s.key("dashboard"),
@@ -120,18 +121,18 @@ fn parse_item(cx: &Ctx, s: &Section) -> Result<PlaylistItem, ConfigError> {
         }
         (Some((id, span)), None) => {
             check_content_id(cx, &s.key("report"), id, &span, "reports")?;
-            Content::Report(id.to_owned())
+            (ContentKind::Report, id.to_owned())
         }
         (None, Some((id, span))) => {
             check_content_id(cx, &s.key("dashboard"), id, &span, "dashboards")?;
-            Content::Dashboard(id.to_owned())
+            (ContentKind::Dashboard, id.to_owned())
         }
     };
 
     let names_fix = "Use the page or bookmark name, not its title: a page name is the last part of the page's address (e.g. ReportSection2 in .../reports/<id>/ReportSection2).";
     let pages = s.names(cx, "pages", names_fix)?;
     let bookmarks = s.names(cx, "bookmarks", names_fix)?;
-    if matches!(content, Content::Dashboard(_)) {
+    if kind == ContentKind::Dashboard {
         for k in ["pages", "bookmarks"] {
             if let Some(v) = s.get(k) {
                 return Err(cx.invalid(
@@ -153,7 +154,8 @@ fn parse_item(cx: &Ctx, s: &Section) -> Result<PlaylistItem, ConfigError> {
 
     Ok(PlaylistItem {
         workspace: workspace.to_owned(),
-        content,
+        kind,
+        id,
         pages: pages.unwrap_or_default(),
         bookmarks: bookmarks.unwrap_or_default(),
         // Both were range-checked above, so they fit.
