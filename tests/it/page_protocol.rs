@@ -8,7 +8,8 @@
 
 use std::path::{Path, PathBuf};
 
-use pbikiosk::bridge::{EmbedKind, FromPage, Screen, ToPage, TokenType};
+use pbikiosk::bridge::{FromPage, Screen, ToPage, TokenType};
+use pbikiosk::content::ContentKind;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
@@ -63,7 +64,7 @@ fn to_page_examples() -> Vec<ToPage> {
     vec![
         ToPage::Prepare {
             key: "e1".into(),
-            kind: EmbedKind::Report,
+            kind: ContentKind::Report,
             id: REPORT.into(),
             group_id: WORKSPACE.into(),
             embed_url: format!(
@@ -76,7 +77,7 @@ fn to_page_examples() -> Vec<ToPage> {
         },
         ToPage::Prepare {
             key: "e2".into(),
-            kind: EmbedKind::Dashboard,
+            kind: ContentKind::Dashboard,
             id: DASHBOARD.into(),
             group_id: WORKSPACE.into(),
             embed_url: format!(
@@ -189,7 +190,7 @@ fn to_page_fixture_is_up_to_date_and_covers_every_message() {
         ToPage::Prepare { kind, .. } => Some(serde_json::to_value(kind).unwrap()),
         _ => None,
     });
-    for k in serde_names::<EmbedKind>(json!("?")) {
+    for k in serde_names::<ContentKind>(json!("?")) {
         assert!(kinds.contains(&json!(k)), "no Prepare of kind `{k}`");
     }
     let token_types = with(&|m| match m {
