@@ -192,6 +192,22 @@ for (const [w, h] of SIZES) {
   });
 }
 
+test('the status screen fits again when the window changes shape while it is up', async () => {
+  // Portrait needs (nearly) no shrinking for these texts, landscape does: drawn for one, shown on the other.
+  const { context, page } = await openPage(1080, 1920);
+  try {
+    await waitForMessage(page, (m) => m.type === 'ready', 10000, 'ready');
+    await send(page, { type: 'status', screen: LONG_SCREEN });
+    // A rotated output (or going fullscreen) resizes the window after the screen was drawn.
+    await page.setViewportSize({ width: 1280, height: 720 });
+    await page.evaluate(() => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r))));
+    assert.deepEqual(await layoutProblems(page, '#status', 'h1, h2, p, th, td'), []);
+    await page.screenshot({ path: join(OUT, 'status-resized-1280x720.png') });
+  } finally {
+    await context.close();
+  }
+});
+
 test('the start screen is in the static HTML: shown with scripts off', async () => {
   const { context, page } = await openPage(1920, 1080, { javaScriptEnabled: false });
   try {
