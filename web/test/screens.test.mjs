@@ -208,6 +208,24 @@ test('the status screen fits again when the window changes shape while it is up'
   }
 });
 
+test('texts far longer than the core writes are cut to a few lines, never run off the screen', async () => {
+  const { context, page } = await openPage(1280, 720);
+  try {
+    await waitForMessage(page, (m) => m.type === 'ready', 10000, 'ready');
+    const huge = 'The token endpoint answered with an error this kiosk does not know yet, so it is shown as it came. '.repeat(20);
+    await send(page, { type: 'status', screen: { ...LONG_SCREEN, title: LONG_SCREEN.title.repeat(4), cause: huge, fix: huge } });
+    assert.equal(await page.locator('#status').getAttribute('data-fit'), 'clamp');
+    const r = await page.locator('.status-body').boundingBox();
+    assert.ok(r.y >= 0 && r.y + r.height <= 720, `status body from ${r.y} to ${r.y + r.height}px`);
+    // The next screen, with ordinary texts, is not clamped.
+    await send(page, { type: 'status', screen: { ...LONG_SCREEN, facts: [] } });
+    assert.equal(await page.locator('#status').getAttribute('data-fit'), null);
+    assert.deepEqual(await layoutProblems(page, '#status', 'h1, h2, p, th, td'), []);
+  } finally {
+    await context.close();
+  }
+});
+
 test('the start screen is in the static HTML: shown with scripts off', async () => {
   const { context, page } = await openPage(1920, 1080, { javaScriptEnabled: false });
   try {
