@@ -40,7 +40,7 @@
   }
 
   // ---------------------------------------------------------------- DOM
-  var stage, curtain, badgeEl, statusEl;
+  var stage, curtain, badgeEl, statusEl, startEl;
   function $(id) { return document.getElementById(id); }
 
   function sdk() {
@@ -205,6 +205,8 @@
           prev.container.setAttribute('aria-hidden', 'true');
         }
         activeKey = m.key;
+        // The start screen goes in the frame the first item appears, and never comes back.
+        if (!startEl.hidden) startEl.hidden = true;
         send('shown', { key: m.key, gap_ms: Math.round((firstNewFrame - lastOldFrame) * 10) / 10 });
         // The deferred work starts once this frame (the new item) has been produced.
         requestAnimationFrame(swapDone);
@@ -296,6 +298,38 @@
     $('status-next').textContent = vm.nextAttempt || '';
     $('status-next').hidden = !vm.nextAttempt;
     statusEl.hidden = false;
+    fitStatus();
+  }
+
+  // Long texts on a small or portrait screen: the status screen's type shrinks (its --fit
+  // factor, see player.css) until the whole body fits between the paddings, so nothing is cut off
+  // and nothing leaves the screen. Short texts keep the full size. Below FIT_MIN the type would
+  // no longer be readable from a distance, so the texts are clamped instead.
+  var FIT_MIN = 0.5;
+  function statusFits() {
+    var body = statusEl.firstElementChild;
+    var cs = getComputedStyle(statusEl);
+    var r = body.getBoundingClientRect();
+    return r.top >= parseFloat(cs.paddingTop) - 0.5 &&
+      r.bottom <= statusEl.clientHeight - parseFloat(cs.paddingBottom) + 0.5 &&
+      body.scrollWidth <= body.clientWidth;
+  }
+  function setFit(f) { statusEl.style.setProperty('--fit', String(f)); }
+  function fitStatus() {
+    if (statusEl.hidden) return;
+    statusEl.removeAttribute('data-fit');
+    setFit(1);
+    if (statusFits()) return;
+    // Bisect: each probe is one synchronous layout, six give the size to within 1 %.
+    var lo = FIT_MIN, hi = 1;
+    setFit(lo);
+    if (!statusFits()) { statusEl.setAttribute('data-fit', 'clamp'); return; }
+    for (var i = 0; i < 6; i++) {
+      var mid = (lo + hi) / 2;
+      setFit(mid);
+      if (statusFits()) lo = mid; else hi = mid;
+    }
+    setFit(Math.floor(lo * 1000) / 1000);
   }
 
   function setBadge(text) {
@@ -360,6 +394,9 @@
     curtain = $('curtain');
     badgeEl = $('badge');
     statusEl = $('status');
+    startEl = $('start');
+    // The window may change size after a status screen is up (going fullscreen, a rotated output).
+    window.addEventListener('resize', fitStatus);
     started = true;
     send('ready', { version: PLAYER_VERSION });
     pending.splice(0).forEach(receive);

@@ -257,7 +257,7 @@ test('status screen shows title, cause, fix and facts; hide_status hides it', as
   assert.equal(await page.locator('#status-next').isVisible(), false);
   await page.screenshot({ path: join(OUT, 'status-not-configured.png') });
 
-  // Long texts stay on the screen (clamped), nothing runs off the bottom.
+  // Long texts stay on the screen (shrunk to fit, clamped only as a last resort), nothing runs off the bottom.
   const long = 'The token endpoint answered with an error this kiosk does not know yet, so it is shown as it came. '.repeat(4);
   await send(page, { type: 'status', screen: {
     problem: 'unknown', title: 'Power BI answered with an unexpected error while signing in the kiosk account', cause: long, fix: long,
