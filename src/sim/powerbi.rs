@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 
 use super::ids;
 use super::scenario::{AccountState, Dashboard, Report, Workspace};
-use super::server::{Sim, latency};
+use super::server::Sim;
 use super::state::{EmbedToken, State, Subject};
 
 /// The cluster Power BI names in `@odata.context` and in the embed `config`.
@@ -76,15 +76,14 @@ struct Caller {
 /// Count, wait, throttle, authenticate — in that order, so that every request is counted even
 /// when a fault answers it.
 async fn enter(sim: &Sim, kind: &str, headers: &HeaderMap) -> Result<Caller, Response> {
-    let (latency_ms, throttle) = {
-        let mut st = sim.lock();
-        st.stats.api_requests += 1;
-        *st.stats.api_by_kind.entry(kind.to_owned()).or_default() += 1;
-        let t = State::take_throttle(&mut st.scenario.faults.api_throttle);
-        (st.scenario.faults.latency_ms, t)
-    };
-    tracing::info!(kind, "sim: power bi request");
-    latency(latency_ms).await;
+    let throttle = sim
+        .count_and_wait(|st| {
+            st.stats.api_requests += 1;
+            *st.stats.api_by_kind.entry(kind.to_owned()).or_default() += 1;
+            tracing::info!(kind, "sim: power bi request");
+            State::take_throttle(&mut st.scenario.faults.api_throttle)
+        })
+        .await;
     if let Some(secs) = throttle {
         let mut r = answer(
             StatusCode::TOO_MANY_REQUESTS,

@@ -40,6 +40,22 @@ impl Shared {
     pub fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
+
+    /// The opening every handler shares: `count` runs under the lock (counting the request and
+    /// reading whatever the handler decides on arrival, such as a fault to answer with), then
+    /// the scenario's latency is waited out. Counting before the wait is what lets a test see a
+    /// slow or faulted request at once.
+    pub(crate) async fn count_and_wait<T>(&self, count: impl FnOnce(&mut State) -> T) -> T {
+        let (latency_ms, out) = {
+            let mut st = self.lock();
+            let out = count(&mut st);
+            (st.scenario.faults.latency_ms, out)
+        };
+        if latency_ms > 0 {
+            tokio::time::sleep(Duration::from_millis(latency_ms)).await;
+        }
+        out
+    }
 }
 
 pub type Sim = Arc<Shared>;
@@ -60,13 +76,6 @@ pub fn router(sim: Sim) -> Router {
         .with_state(sim)
 }
 
-/// Wait as the scenario says. Called after counting, so slow answers are still counted at once.
-pub async fn latency(ms: u64) {
-    if ms > 0 {
-        tokio::time::sleep(Duration::from_millis(ms)).await;
-    }
-}
-
 /// An AADSTS error answer, with `Retry-After` when given.
 pub fn aad_response(err: &AadError, retry_after: Option<u64>) -> Response {
     let mut resp = (err.status(), Json(err.body())).into_response();
@@ -78,6 +87,12 @@ pub fn aad_response(err: &AadError, retry_after: Option<u64>) -> Response {
 }
 
 type FormResult = Result<Form<HashMap<String, String>>, FormRejection>;
+
+/// The fields of a form body. A body that is not a form is treated as an empty form: Microsoft
+/// answers that with "must contain grant_type" (or the missing parameter), not with a 415.
+fn form_fields(form: FormResult) -> HashMap<String, String> {
+    form.map(|Form(f)| f).unwrap_or_default()
+}
 
 fn param<'a>(f: &'a HashMap<String, String>, name: &'static str) -> Result<&'a str, AadError> {
     f.get(name)
@@ -96,13 +111,10 @@ async fn token(
     Path(tenant): Path<String>,
     form: FormResult,
 ) -> Response {
-    // A body that is not a form is treated as an empty form: Microsoft answers that with
-    // "must contain grant_type", not with a 415.
-    let f = form.map(|Form(f)| f).unwrap_or_default();
+    let f = form_fields(form);
     let grant = f.get("grant_type").cloned().unwrap_or_default();
-    let (latency_ms, fault, hang) = {
-        let mut st = sim.lock();
-        let user = stats_username(&st, &grant, &f);
+    let (fault, hang) = sim.count_and_wait(|st| {
+        let user = stats_username(st, &grant, &f);
         st.stats.token_requests += 1;
         *st.stats.token_by_grant.entry(grant.clone()).or_default() += 1;
         if let Some(u) = &user {
@@ -120,9 +132,9 @@ async fn token(
         } else {
             State::take_throttle(&mut faults.token_throttle).map(|s| (AadError::Throttled, Some(s)))
         };
-        (faults.latency_ms, fault, hang)
-    };
-    latency(latency_ms).await;
+        (fault, hang)
+    })
+    .await;
     if hang {
         tokio::time::sleep(super::scenario::TOKEN_HANG).await;
         return StatusCode::GATEWAY_TIMEOUT.into_response();
@@ -499,14 +511,12 @@ async fn devicecode(
     Path(tenant): Path<String>,
     form: FormResult,
 ) -> Response {
-    let f = form.map(|Form(f)| f).unwrap_or_default();
-    let latency_ms = {
-        let mut st = sim.lock();
+    let f = form_fields(form);
+    sim.count_and_wait(|st| {
         st.stats.devicecode_requests += 1;
-        st.scenario.faults.latency_ms
-    };
-    tracing::info!("sim: devicecode request");
-    latency(latency_ms).await;
+        tracing::info!("sim: devicecode request");
+    })
+    .await;
     let mut st = sim.lock();
     let result = (|| {
         let t = resolve_tenant(&st, &tenant)?;
@@ -562,19 +572,17 @@ async fn userrealm(
     Path(username): Path<String>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    let (latency_ms, unavailable, body) = {
-        let mut st = sim.lock();
-        st.stats.userrealm_requests += 1;
-        let v2 = q.get("api-version").is_some_and(|v| v.starts_with('2'));
-        let f = &st.scenario.faults;
-        (
-            f.latency_ms,
-            f.userrealm_unavailable,
-            realm_body(&st, &username, v2),
-        )
-    };
-    tracing::info!(username = %username, "sim: userrealm request");
-    latency(latency_ms).await;
+    let (unavailable, body) = sim
+        .count_and_wait(|st| {
+            st.stats.userrealm_requests += 1;
+            tracing::info!(username = %username, "sim: userrealm request");
+            let v2 = q.get("api-version").is_some_and(|v| v.starts_with('2'));
+            (
+                st.scenario.faults.userrealm_unavailable,
+                realm_body(st, &username, v2),
+            )
+        })
+        .await;
     if unavailable {
         // What national clouds and some proxies answer: the client must carry on without it.
         return StatusCode::NOT_FOUND.into_response();
