@@ -44,11 +44,7 @@ pub async fn info(AxState(sim): AxState<Sim>, Query(q): Query<InfoQuery>) -> Res
         if let Some(id) = &q.report_id
             && let Some(r) = w.reports.iter().find(|r| r.id.eq_ignore_ascii_case(id))
         {
-            let pages: Vec<_> = r
-                .pages()
-                .into_iter()
-                .map(|p| json!({"name": p.name, "displayName": p.display_name, "order": p.order}))
-                .collect();
+            let pages = super::powerbi::pages_json(r);
             return Json(
                 json!({"name": r.name, "kind": "report", "workspace": w.name, "pages": pages}),
             )

@@ -136,14 +136,7 @@ fn visible<'a>(st: &'a State, who: &Subject) -> Vec<&'a Workspace> {
             .map(|a| a.workspaces.as_slice())
             .unwrap_or_default(),
     };
-    st.scenario
-        .workspaces
-        .iter()
-        .filter(|w| {
-            keys.iter()
-                .any(|k| k.eq_ignore_ascii_case(&w.id) || *k == w.name)
-        })
-        .collect()
+    st.scenario.workspaces_named(keys).collect()
 }
 
 /// A workspace the caller may see, by id. Anything else — unknown, not a member, not a GUID
@@ -164,6 +157,14 @@ fn report_in<'a>(
     let w = workspace(st, who, g)?;
     let rep = w.reports.iter().find(|x| x.id.eq_ignore_ascii_case(r))?;
     Some((w, rep))
+}
+
+/// A report's pages as Power BI lists them (`name`, `displayName`, `order`).
+pub(crate) fn pages_json(r: &Report) -> Vec<Value> {
+    r.pages()
+        .into_iter()
+        .map(|p| json!({"name": p.name, "displayName": p.display_name, "order": p.order}))
+        .collect()
 }
 
 fn context(path: &str) -> String {
@@ -301,11 +302,7 @@ async fn pages(
     let st = sim.lock();
     match report_in(&st, &c.subject, &g, &r) {
         Some((w, rep)) => {
-            let value: Vec<Value> = rep
-                .pages()
-                .into_iter()
-                .map(|p| json!({"name": p.name, "displayName": p.display_name, "order": p.order}))
-                .collect();
+            let value = pages_json(rep);
             answer(
                 StatusCode::OK,
                 json!({"@odata.context": context(&format!("groups/{}/$metadata#pages", w.id)), "value": value}),

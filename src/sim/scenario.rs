@@ -547,6 +547,18 @@ impl Scenario {
             .find(|a| a.username.eq_ignore_ascii_case(username))
     }
 
+    /// The workspaces that `keys` (an account's or app's `workspaces`) name, in scenario order:
+    /// a key names a workspace by its id in any case, or by its exact name.
+    pub(crate) fn workspaces_named<'a>(
+        &'a self,
+        keys: &'a [String],
+    ) -> impl Iterator<Item = &'a Workspace> + 'a {
+        self.workspaces.iter().filter(move |w| {
+            keys.iter()
+                .any(|k| k.eq_ignore_ascii_case(&w.id) || *k == w.name)
+        })
+    }
+
     /// A workspace by id or name.
     pub fn workspace(&self, key: &str) -> Option<&Workspace> {
         self.workspaces

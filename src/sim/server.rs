@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 use super::aad::AadError;
 use super::ids;
 use super::powerbi;
-use super::scenario::{AccountState, Tenant};
+use super::scenario::{AccountState, App, Tenant};
 use super::state::{
     AccessToken, Control, DeviceCode, DeviceStatus, RefreshGrant, SimStats, State, Subject,
 };
@@ -174,6 +174,24 @@ fn stats_username(st: &State, grant: &str, f: &HashMap<String, String>) -> Optio
     }
 }
 
+/// The app a request's `client_id` names. An unknown one is AADSTS700016, which names the
+/// tenant: its display name when the path named one, else the path segment as given.
+fn requested_app<'a>(
+    st: &'a State,
+    client_id: &str,
+    tenant: Option<&Tenant>,
+    tenant_key: &str,
+) -> Result<&'a App, AadError> {
+    st.scenario
+        .app(client_id)
+        .ok_or_else(|| AadError::AppNotFound {
+            client_id: client_id.to_owned(),
+            tenant: tenant
+                .map(|t| t.name.clone())
+                .unwrap_or_else(|| tenant_key.to_owned()),
+        })
+}
+
 /// `Ok(None)` for `common`/`organizations`: the tenant comes from the user or the grant.
 fn resolve_tenant(st: &State, tenant: &str) -> Result<Option<Tenant>, AadError> {
     if ["common", "organizations", "consumers"]
@@ -214,17 +232,7 @@ fn grant_token(
         return Err(AadError::NoTenantInfo);
     }
     let client_id = param(f, "client_id")?;
-    let app = st
-        .scenario
-        .app(client_id)
-        .cloned()
-        .ok_or_else(|| AadError::AppNotFound {
-            client_id: client_id.to_owned(),
-            tenant: tenant
-                .as_ref()
-                .map(|t| t.name.clone())
-                .unwrap_or_else(|| tenant_key.to_owned()),
-        })?;
+    let app = requested_app(st, client_id, tenant.as_ref(), tenant_key)?.clone();
     // Device code is a public-client flow: a secret is optional there, but checked if sent.
     match f.get("client_secret").filter(|s| !s.is_empty()) {
         None if grant == DEVICE_CODE => {}
@@ -337,7 +345,7 @@ fn grant_token(
 fn check_account(
     st: &mut State,
     tenant: Option<&Tenant>,
-    app: &super::scenario::App,
+    app: &App,
     username: &str,
     password: Option<&str>,
 ) -> Result<(), AadError> {
@@ -521,12 +529,7 @@ async fn devicecode(
     let result = (|| {
         let t = resolve_tenant(&st, &tenant)?;
         let client_id = param(&f, "client_id")?;
-        if st.scenario.app(client_id).is_none() {
-            return Err(AadError::AppNotFound {
-                client_id: client_id.to_owned(),
-                tenant: t.map(|t| t.name).unwrap_or_else(|| tenant.clone()),
-            });
-        }
+        requested_app(&st, client_id, t.as_ref(), &tenant)?;
         param(&f, "scope")?;
         Ok(client_id.to_owned())
     })();
