@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use axum::extract::rejection::FormRejection;
+use axum::extract::{FromRequest, Request};
 use axum::extract::{Path, Query, State as AxState};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -86,12 +86,17 @@ pub fn aad_response(err: &AadError, retry_after: Option<u64>) -> Response {
     resp
 }
 
-type FormResult = Result<Form<HashMap<String, String>>, FormRejection>;
-
 /// The fields of a form body. A body that is not a form is treated as an empty form: Microsoft
 /// answers that with "must contain grant_type" (or the missing parameter), not with a 415.
-fn form_fields(form: FormResult) -> HashMap<String, String> {
-    form.map(|Form(f)| f).unwrap_or_default()
+struct FormFields(HashMap<String, String>);
+
+impl<S: Send + Sync> FromRequest<S> for FormFields {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let form = Form::<HashMap<String, String>>::from_request(req, state).await;
+        Ok(Self(form.map(|Form(f)| f).unwrap_or_default()))
+    }
 }
 
 fn param<'a>(f: &'a HashMap<String, String>, name: &'static str) -> Result<&'a str, AadError> {
@@ -109,9 +114,8 @@ const DEVICE_CODE: &str = "urn:ietf:params:oauth:grant-type:device_code";
 async fn token(
     AxState(sim): AxState<Sim>,
     Path(tenant): Path<String>,
-    form: FormResult,
+    FormFields(f): FormFields,
 ) -> Response {
-    let f = form_fields(form);
     let grant = f.get("grant_type").cloned().unwrap_or_default();
     let (fault, hang) = sim.count_and_wait(|st| {
         let user = stats_username(st, &grant, &f);
@@ -252,18 +256,13 @@ fn grant_token(
         });
     }
     let offline = scope.split_whitespace().any(|s| s == "offline_access");
-    match grant {
+    // Each grant decides whom the token speaks for and whether it carries a refresh token.
+    let (subject, with_refresh) = match grant {
         PASSWORD => {
             let username = param(f, "username")?.to_ascii_lowercase();
             let password = param(f, "password")?;
             check_account(st, tenant.as_ref(), &app, &username, Some(password))?;
-            Ok(issue(
-                st,
-                Subject::User(username),
-                &app.client_id,
-                scope,
-                offline,
-            ))
+            (Subject::User(username), offline)
         }
         REFRESH => {
             let rt = param(f, "refresh_token")?;
@@ -302,13 +301,7 @@ fn grant_token(
                 Some(_) => {}
             }
             // The refresh grant always rotates the refresh token; the old one stays valid.
-            Ok(issue(
-                st,
-                Subject::User(g.username),
-                &app.client_id,
-                scope,
-                true,
-            ))
+            (Subject::User(g.username), true)
         }
         CLIENT_CREDENTIALS => {
             if scope.split_whitespace().count() != 1 {
@@ -316,28 +309,17 @@ fn grant_token(
                     scope: scope.to_owned(),
                 });
             }
-            Ok(issue(
-                st,
-                Subject::App(app.client_id.clone()),
-                &app.client_id,
-                scope,
-                false,
-            ))
+            (Subject::App(app.client_id.clone()), false)
         }
         _ => {
             let code = param(f, "device_code")?;
             let username = device_grant(st, code, &app.client_id)?;
             check_account(st, tenant.as_ref(), &app, &username, None)?;
             st.device.remove(code);
-            Ok(issue(
-                st,
-                Subject::User(username),
-                &app.client_id,
-                scope,
-                offline,
-            ))
+            (Subject::User(username), offline)
         }
-    }
+    };
+    Ok(issue(st, subject, &app.client_id, scope, with_refresh))
 }
 
 /// User and account-state checks shared by ROPC (`password` given) and device code (the user
@@ -517,9 +499,8 @@ fn issue(
 async fn devicecode(
     AxState(sim): AxState<Sim>,
     Path(tenant): Path<String>,
-    form: FormResult,
+    FormFields(f): FormFields,
 ) -> Response {
-    let f = form_fields(form);
     sim.count_and_wait(|st| {
         st.stats.devicecode_requests += 1;
         tracing::info!("sim: devicecode request");
