@@ -12,18 +12,13 @@ use axum::response::{Html, IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::server::{Sim, latency};
+use super::server::Sim;
 
 const EMBED_HTML: &str = include_str!("embed/embed.html");
 const EMBED_JS: &str = include_str!("embed/embed.js");
 
 pub async fn page(AxState(sim): AxState<Sim>) -> Response {
-    let latency_ms = {
-        let mut st = sim.lock();
-        st.stats.embed_requests += 1;
-        st.scenario.faults.latency_ms
-    };
-    latency(latency_ms).await;
+    sim.count_and_wait(|st| st.stats.embed_requests += 1).await;
     Html(EMBED_HTML).into_response()
 }
 
@@ -49,11 +44,7 @@ pub async fn info(AxState(sim): AxState<Sim>, Query(q): Query<InfoQuery>) -> Res
         if let Some(id) = &q.report_id
             && let Some(r) = w.reports.iter().find(|r| r.id.eq_ignore_ascii_case(id))
         {
-            let pages: Vec<_> = r
-                .pages()
-                .into_iter()
-                .map(|p| json!({"name": p.name, "displayName": p.display_name, "order": p.order}))
-                .collect();
+            let pages = super::powerbi::pages_json(r);
             return Json(
                 json!({"name": r.name, "kind": "report", "workspace": w.name, "pages": pages}),
             )

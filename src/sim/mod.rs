@@ -180,10 +180,7 @@ impl SimHandle {
             q(&sc.resource),
         );
         let keys = account.map(|a| a.workspaces.as_slice()).unwrap_or_default();
-        for w in sc.workspaces.iter().filter(|w| {
-            keys.iter()
-                .any(|k| k.eq_ignore_ascii_case(&w.id) || *k == w.name)
-        }) {
+        for w in sc.workspaces_named(keys) {
             for r in &w.reports {
                 out.push_str(&format!(
                     "\n[[playlist]]\n# {} / {}\nworkspace = {}\nreport = {}\n",

@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 
 use super::ids;
 use super::scenario::{AccountState, Dashboard, Report, Workspace};
-use super::server::{Sim, latency};
+use super::server::Sim;
 use super::state::{EmbedToken, State, Subject};
 
 /// The cluster Power BI names in `@odata.context` and in the embed `config`.
@@ -76,15 +76,14 @@ struct Caller {
 /// Count, wait, throttle, authenticate — in that order, so that every request is counted even
 /// when a fault answers it.
 async fn enter(sim: &Sim, kind: &str, headers: &HeaderMap) -> Result<Caller, Response> {
-    let (latency_ms, throttle) = {
-        let mut st = sim.lock();
-        st.stats.api_requests += 1;
-        *st.stats.api_by_kind.entry(kind.to_owned()).or_default() += 1;
-        let t = State::take_throttle(&mut st.scenario.faults.api_throttle);
-        (st.scenario.faults.latency_ms, t)
-    };
-    tracing::info!(kind, "sim: power bi request");
-    latency(latency_ms).await;
+    let throttle = sim
+        .count_and_wait(|st| {
+            st.stats.api_requests += 1;
+            *st.stats.api_by_kind.entry(kind.to_owned()).or_default() += 1;
+            tracing::info!(kind, "sim: power bi request");
+            State::take_throttle(&mut st.scenario.faults.api_throttle)
+        })
+        .await;
     if let Some(secs) = throttle {
         let mut r = answer(
             StatusCode::TOO_MANY_REQUESTS,
@@ -137,14 +136,7 @@ fn visible<'a>(st: &'a State, who: &Subject) -> Vec<&'a Workspace> {
             .map(|a| a.workspaces.as_slice())
             .unwrap_or_default(),
     };
-    st.scenario
-        .workspaces
-        .iter()
-        .filter(|w| {
-            keys.iter()
-                .any(|k| k.eq_ignore_ascii_case(&w.id) || *k == w.name)
-        })
-        .collect()
+    st.scenario.workspaces_named(keys).collect()
 }
 
 /// A workspace the caller may see, by id. Anything else — unknown, not a member, not a GUID
@@ -165,6 +157,14 @@ fn report_in<'a>(
     let w = workspace(st, who, g)?;
     let rep = w.reports.iter().find(|x| x.id.eq_ignore_ascii_case(r))?;
     Some((w, rep))
+}
+
+/// A report's pages as Power BI lists them (`name`, `displayName`, `order`).
+pub(crate) fn pages_json(r: &Report) -> Vec<Value> {
+    r.pages()
+        .into_iter()
+        .map(|p| json!({"name": p.name, "displayName": p.display_name, "order": p.order}))
+        .collect()
 }
 
 fn context(path: &str) -> String {
@@ -302,11 +302,7 @@ async fn pages(
     let st = sim.lock();
     match report_in(&st, &c.subject, &g, &r) {
         Some((w, rep)) => {
-            let value: Vec<Value> = rep
-                .pages()
-                .into_iter()
-                .map(|p| json!({"name": p.name, "displayName": p.display_name, "order": p.order}))
-                .collect();
+            let value = pages_json(rep);
             answer(
                 StatusCode::OK,
                 json!({"@odata.context": context(&format!("groups/{}/$metadata#pages", w.id)), "value": value}),

@@ -70,60 +70,12 @@ use serde::{Deserialize, Serialize};
 
 use super::ids;
 
-/// Names accepted by [`Scenario::named`], each the built-in scenario with one twist:
-///
-/// | name | twist | problem the client should report |
-/// |---|---|---|
-/// | `good` | none | (plays) |
-/// | `mfa` | signs in `mfa@` | `mfa_required` (50076) |
-/// | `federated` | signs in `kiosk@fabrikam-demo.com` | `invalid_credentials` from the token endpoint (50126); `federated_account` if the client asks userrealm first |
-/// | `wrong-password` | snippet has a wrong password | `invalid_credentials` (50126) |
-/// | `locked` | signs in `locked@` | `account_locked` (50053) |
-/// | `password-expired` | signs in `expired@` | `password_expired` (50055) |
-/// | `disabled` | signs in `disabled@` | `account_disabled` (50057) |
-/// | `conditional-access` | signs in `ca-blocked@` | `conditional_access` (53003) |
-/// | `expired-secret` | app whose secret expired | `client_secret_expired` (7000222) |
-/// | `consent-required` | app without consent | `consent_required` (65001) |
-/// | `no-licence` | signs in `nolicence@` | `no_powerbi_access` (Power BI 401) |
-/// | `outage` | token endpoint answers 503 (Retry-After 30) | `service_unavailable` |
-/// | `throttled` | next 5 token answers are 429 (Retry-After 10), then recovers | `throttled` |
-pub const NAMES: [&str; 13] = [
-    "good",
-    "mfa",
-    "federated",
-    "wrong-password",
-    "locked",
-    "password-expired",
-    "disabled",
-    "conditional-access",
-    "expired-secret",
-    "consent-required",
-    "no-licence",
-    "outage",
-    "throttled",
-];
+mod arg;
+pub mod builtin_ids;
+mod catalogue;
 
-/// Built-in tenant and app ids: stable so that screenshots, docs and configs do not churn.
-pub mod builtin_ids {
-    pub const TENANT_ID: &str = "8a3c1f52-7d4e-4b6a-9c2f-1e5d7b9a3c40";
-    pub const TENANT_DOMAIN: &str = "contoso-demo.onmicrosoft.com";
-    pub const FEDERATED_DOMAIN: &str = "fabrikam-demo.com";
-    pub const APP_ID: &str = "6d3f8a52-1b7e-4c19-9a2d-5e8b7c4f1a30";
-    /// Shaped like a real secret value (40 chars with a `~`); only valid against the simulator.
-    pub const APP_SECRET: &str = "Sim8Q~kioskDemoSecret.NotReal-0123456789";
-    pub const EXPIRED_APP_ID: &str = "b2e4c6a8-3d5f-4e7a-8b9c-0d1e2f3a4b5c";
-    pub const UNCONSENTED_APP_ID: &str = "c7d9e1f3-5a7b-4c9d-8e0f-1a2b3c4d5e6f";
-    pub const PASSWORD: &str = "Kiosk-Demo-Passw0rd!";
-    pub const WS_SALES: &str = "3f2a9b1c-6d4e-4f8a-b1c2-d3e4f5a6b7c8";
-    pub const WS_OPERATIONS: &str = "5b7d9f1a-2c4e-4a6b-8d0f-1e3a5c7e9b2d";
-    pub const WS_SERVICE: &str = "7c9e1a3b-5d7f-4b9c-a1e3-5f7b9d1c3e5a";
-    pub const WS_FINANCE: &str = "9e1b3d5f-7a9c-4e1f-b3a5-7c9e1b3d5f7a";
-    pub const REPORT_SALES: &str = "1a2b3c4d-5e6f-4a7b-8c9d-0e1f2a3b4c5d";
-    pub const REPORT_OPERATIONS: &str = "2b3c4d5e-6f7a-4b8c-9d0e-1f2a3b4c5d6e";
-    pub const REPORT_SERVICE: &str = "3c4d5e6f-7a8b-4c9d-8e1f-2a3b4c5d6e7f";
-    pub const REPORT_BUDGET: &str = "4d5e6f7a-8b9c-4d0e-9f2a-3b4c5d6e7f80";
-    pub const DASHBOARD_EXEC: &str = "5e6f7a8b-9c0d-4e1f-a3b4-c5d6e7f8091a";
-}
+pub use arg::ScenarioArgError;
+pub use catalogue::NAMES;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -409,20 +361,6 @@ pub enum ScenarioError {
     Invalid { path: String, message: String },
 }
 
-/// Why a `--scenario` argument gives no scenario. The argument leads each message, as typed.
-#[derive(Debug, thiserror::Error)]
-pub enum ScenarioArgError {
-    #[error(
-        "--scenario {arg}: not a built-in scenario name nor a readable file; choose one of: {} (or give a scenario file)",
-        NAMES.join(", ")
-    )]
-    Unknown { arg: String },
-    #[error("--scenario {arg}: {error}")]
-    Unreadable { arg: String, error: std::io::Error },
-    #[error("--scenario {arg}: {error}")]
-    Invalid { arg: String, error: ScenarioError },
-}
-
 fn invalid(path: impl Into<String>, message: impl Into<String>) -> ScenarioError {
     ScenarioError::Invalid {
         path: path.into(),
@@ -609,6 +547,18 @@ impl Scenario {
             .find(|a| a.username.eq_ignore_ascii_case(username))
     }
 
+    /// The workspaces that `keys` (an account's or app's `workspaces`) name, in scenario order:
+    /// a key names a workspace by its id in any case, or by its exact name.
+    pub(crate) fn workspaces_named<'a>(
+        &'a self,
+        keys: &'a [String],
+    ) -> impl Iterator<Item = &'a Workspace> + 'a {
+        self.workspaces.iter().filter(move |w| {
+            keys.iter()
+                .any(|k| k.eq_ignore_ascii_case(&w.id) || *k == w.name)
+        })
+    }
+
     /// A workspace by id or name.
     pub fn workspace(&self, key: &str) -> Option<&Workspace> {
         self.workspaces
@@ -616,265 +566,11 @@ impl Scenario {
             .find(|w| w.id.eq_ignore_ascii_case(key))
             .or_else(|| self.workspaces.iter().find(|w| w.name == key))
     }
-
-    /// The built-in demo tenant: everything the demo and the tests need, no file required.
-    pub fn builtin() -> Scenario {
-        use builtin_ids::*;
-        let d = TENANT_DOMAIN;
-        let account = |user: &str, state: AccountState, workspaces: &[&str]| Account {
-            username: format!("{user}@{d}"),
-            password: PASSWORD.to_owned(),
-            state,
-            display_name: None,
-            workspaces: workspaces.iter().map(|w| (*w).to_owned()).collect(),
-        };
-        let three = [WS_SALES, WS_OPERATIONS, WS_SERVICE];
-        let app = |client_id: &str, name: &str, secret_expired: bool, consented: bool| App {
-            client_id: client_id.to_owned(),
-            name: name.to_owned(),
-            secret: APP_SECRET.to_owned(),
-            secret_expired,
-            consented,
-            workspaces: Vec::new(),
-        };
-        let pages = |names: &[&str]| {
-            names
-                .iter()
-                .map(|n| PageSpec::DisplayName((*n).to_owned()))
-                .collect::<Vec<_>>()
-        };
-        let mut fed = account("kiosk", AccountState::Ok, &three);
-        fed.username = format!("kiosk@{FEDERATED_DOMAIN}");
-        Scenario {
-            resource: default_resource(),
-            embed_host: default_embed_host(),
-            token_lifetime_seconds: default_token_lifetime(),
-            lockout_threshold: default_lockout(),
-            tenants: vec![Tenant {
-                id: TENANT_ID.to_owned(),
-                name: "Contoso Demo".to_owned(),
-                domains: vec![TENANT_DOMAIN.to_owned()],
-                federated_domains: vec![FEDERATED_DOMAIN.to_owned()],
-                allow_cloud_password_validation: false,
-            }],
-            apps: vec![
-                app(APP_ID, "pbikiosk", false, true),
-                app(EXPIRED_APP_ID, "pbikiosk (old secret)", true, true),
-                app(UNCONSENTED_APP_ID, "pbikiosk (no consent)", false, false),
-            ],
-            accounts: vec![
-                account("kiosk", AccountState::Ok, &three),
-                account("mfa", AccountState::Mfa, &three),
-                account("ca-blocked", AccountState::ConditionalAccess, &three),
-                account("locked", AccountState::Locked, &three),
-                account("expired", AccountState::PasswordExpired, &three),
-                account("disabled", AccountState::Disabled, &three),
-                account("nolicence", AccountState::NoLicence, &three),
-                fed,
-            ],
-            workspaces: vec![
-                Workspace {
-                    id: WS_SALES.to_owned(),
-                    name: "Sales".to_owned(),
-                    capacity: Capacity::Premium,
-                    read_only: false,
-                    reports: vec![Report {
-                        id: REPORT_SALES.to_owned(),
-                        name: "Sales Overview".to_owned(),
-                        dataset_id: "a1b2c3d4-e5f6-4a7b-8c9d-0e1f2a3b4c01".to_owned(),
-                        pages: pages(&["Summary", "By Region", "By Product", "Trends"]),
-                    }],
-                    dashboards: vec![Dashboard {
-                        id: DASHBOARD_EXEC.to_owned(),
-                        name: "Executive Dashboard".to_owned(),
-                    }],
-                },
-                Workspace {
-                    id: WS_OPERATIONS.to_owned(),
-                    name: "Operations".to_owned(),
-                    capacity: Capacity::Shared,
-                    read_only: false,
-                    reports: vec![Report {
-                        id: REPORT_OPERATIONS.to_owned(),
-                        name: "Operations".to_owned(),
-                        dataset_id: "a1b2c3d4-e5f6-4a7b-8c9d-0e1f2a3b4c02".to_owned(),
-                        pages: pages(&["Overview", "Warehouse", "Logistics"]),
-                    }],
-                    dashboards: Vec::new(),
-                },
-                Workspace {
-                    id: WS_SERVICE.to_owned(),
-                    name: "Customer Service".to_owned(),
-                    capacity: Capacity::Ppu,
-                    read_only: true,
-                    reports: vec![Report {
-                        id: REPORT_SERVICE.to_owned(),
-                        name: "Customer Service".to_owned(),
-                        dataset_id: "a1b2c3d4-e5f6-4a7b-8c9d-0e1f2a3b4c03".to_owned(),
-                        pages: pages(&["Tickets", "Satisfaction", "Agents"]),
-                    }],
-                    dashboards: Vec::new(),
-                },
-                // Nobody is a member: ids here answer 404 like a workspace you were removed from.
-                Workspace {
-                    id: WS_FINANCE.to_owned(),
-                    name: "Finance".to_owned(),
-                    capacity: Capacity::Shared,
-                    read_only: false,
-                    reports: vec![Report {
-                        id: REPORT_BUDGET.to_owned(),
-                        name: "Budget vs Actual".to_owned(),
-                        dataset_id: "a1b2c3d4-e5f6-4a7b-8c9d-0e1f2a3b4c04".to_owned(),
-                        pages: pages(&["Budget", "Variance", "Forecast"]),
-                    }],
-                    dashboards: Vec::new(),
-                },
-            ],
-            faults: Faults::default(),
-            device_code: DeviceCodeSettings::default(),
-            demo: Some(DemoTarget {
-                username: format!("kiosk@{d}"),
-                client_id: APP_ID.to_owned(),
-                tenant: None,
-                password: None,
-            }),
-        }
-    }
-
-    /// A built-in variant by name (see [`NAMES`]), or `None` for an unknown name.
-    pub fn named(name: &str) -> Option<Scenario> {
-        use builtin_ids::*;
-        let mut s = Scenario::builtin();
-        let demo = s.demo.as_mut()?;
-        let user = |u: &str| format!("{u}@{TENANT_DOMAIN}");
-        match name {
-            "good" => {}
-            "mfa" => demo.username = user("mfa"),
-            "federated" => demo.username = format!("kiosk@{FEDERATED_DOMAIN}"),
-            "wrong-password" => demo.password = Some("Not-The-Password-1".to_owned()),
-            "locked" => demo.username = user("locked"),
-            "password-expired" => demo.username = user("expired"),
-            "disabled" => demo.username = user("disabled"),
-            "conditional-access" => demo.username = user("ca-blocked"),
-            "expired-secret" => demo.client_id = EXPIRED_APP_ID.to_owned(),
-            "consent-required" => demo.client_id = UNCONSENTED_APP_ID.to_owned(),
-            "no-licence" | "no-license" => demo.username = user("nolicence"),
-            "outage" => {
-                s.faults.token_outage = true;
-                s.faults.outage_retry_after_seconds = Some(30);
-            }
-            "throttled" => {
-                s.faults.token_throttle = Some(Throttle {
-                    count: 5,
-                    retry_after_seconds: 10,
-                })
-            }
-            _ => return None,
-        }
-        Some(s)
-    }
-}
-
-impl Scenario {
-    /// What a `--scenario` argument names: nothing is the built-in scenario, a name one of its
-    /// variants ([`NAMES`]), anything else a scenario file (TOML).
-    pub fn from_arg(arg: Option<&str>) -> Result<Scenario, ScenarioArgError> {
-        let Some(arg) = arg else {
-            return Ok(Scenario::builtin());
-        };
-        if let Some(s) = Scenario::named(arg) {
-            return Ok(s);
-        }
-        let text = std::fs::read_to_string(arg).map_err(|error| {
-            if error.kind() == std::io::ErrorKind::NotFound {
-                ScenarioArgError::Unknown { arg: arg.into() }
-            } else {
-                ScenarioArgError::Unreadable {
-                    arg: arg.into(),
-                    error,
-                }
-            }
-        })?;
-        Scenario::from_toml(&text).map_err(|error| ScenarioArgError::Invalid {
-            arg: arg.into(),
-            error,
-        })
-    }
-}
-
-impl Default for Scenario {
-    fn default() -> Self {
-        Scenario::builtin()
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn builtin_is_valid_and_has_the_promised_content() {
-        let s = Scenario::builtin();
-        s.validate().unwrap();
-        let kiosk = s.account("kiosk@contoso-demo.onmicrosoft.com").unwrap();
-        assert_eq!(kiosk.workspaces.len(), 3);
-        let reports: Vec<&Report> = s.workspaces.iter().flat_map(|w| &w.reports).collect();
-        assert!(reports.len() >= 3);
-        assert!(reports.iter().all(|r| r.pages.len() >= 3));
-        assert!(s.workspaces.iter().any(|w| !w.dashboards.is_empty()));
-        assert!(s.is_federated("kiosk@fabrikam-demo.com"));
-        assert!(!s.is_federated("kiosk@contoso-demo.onmicrosoft.com"));
-    }
-
-    #[test]
-    fn every_named_variant_exists_and_unknown_is_none() {
-        for n in NAMES {
-            let s = Scenario::named(n).unwrap_or_else(|| panic!("{n}"));
-            s.validate().unwrap();
-        }
-        assert!(Scenario::named("nope").is_none());
-        // The twists really differ from the plain built-in.
-        assert_ne!(Scenario::named("mfa"), Scenario::named("good"));
-        assert!(Scenario::named("outage").unwrap().faults.token_outage);
-    }
-
-    #[test]
-    fn scenario_argument_is_a_name_or_a_file() {
-        assert_eq!(Scenario::from_arg(None).unwrap(), Scenario::builtin());
-        assert_eq!(
-            Scenario::from_arg(Some("outage")).unwrap(),
-            Scenario::named("outage").unwrap()
-        );
-        let dir = tempfile::tempdir().unwrap();
-        let good = dir.path().join("s.toml");
-        std::fs::write(&good, "token_lifetime_seconds = 60\n").unwrap();
-        let s = Scenario::from_arg(good.to_str()).unwrap();
-        assert_eq!(s.token_lifetime_seconds, 60);
-
-        let e = Scenario::from_arg(Some("nope")).unwrap_err();
-        assert!(matches!(e, ScenarioArgError::Unknown { .. }), "{e:?}");
-        assert_eq!(
-            e.to_string(),
-            format!(
-                "--scenario nope: not a built-in scenario name nor a readable file; choose one of: {} (or give a scenario file)",
-                NAMES.join(", ")
-            )
-        );
-        let e = Scenario::from_arg(dir.path().to_str()).unwrap_err();
-        assert!(matches!(e, ScenarioArgError::Unreadable { .. }), "{e:?}");
-        let bad = dir.path().join("bad.toml");
-        std::fs::write(&bad, "tokn_lifetime_seconds = 5\n").unwrap();
-        let e = Scenario::from_arg(bad.to_str()).unwrap_err();
-        assert!(matches!(e, ScenarioArgError::Invalid { .. }), "{e:?}");
-        let shown = e.to_string();
-        assert!(
-            shown.starts_with(&format!(
-                "--scenario {}: scenario is not valid TOML",
-                bad.display()
-            )),
-            "{shown}"
-        );
-    }
 
     #[test]
     fn page_names_are_stable_and_look_like_power_bi() {

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use axum::extract::rejection::FormRejection;
+use axum::extract::{FromRequest, Request};
 use axum::extract::{Path, Query, State as AxState};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 use super::aad::AadError;
 use super::ids;
 use super::powerbi;
-use super::scenario::{AccountState, Tenant};
+use super::scenario::{AccountState, App, Tenant};
 use super::state::{
     AccessToken, Control, DeviceCode, DeviceStatus, RefreshGrant, SimStats, State, Subject,
 };
@@ -40,6 +40,22 @@ impl Shared {
     pub fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
+
+    /// The opening every handler shares: `count` runs under the lock (counting the request and
+    /// reading whatever the handler decides on arrival, such as a fault to answer with), then
+    /// the scenario's latency is waited out. Counting before the wait is what lets a test see a
+    /// slow or faulted request at once.
+    pub(crate) async fn count_and_wait<T>(&self, count: impl FnOnce(&mut State) -> T) -> T {
+        let (latency_ms, out) = {
+            let mut st = self.lock();
+            let out = count(&mut st);
+            (st.scenario.faults.latency_ms, out)
+        };
+        if latency_ms > 0 {
+            tokio::time::sleep(Duration::from_millis(latency_ms)).await;
+        }
+        out
+    }
 }
 
 pub type Sim = Arc<Shared>;
@@ -60,13 +76,6 @@ pub fn router(sim: Sim) -> Router {
         .with_state(sim)
 }
 
-/// Wait as the scenario says. Called after counting, so slow answers are still counted at once.
-pub async fn latency(ms: u64) {
-    if ms > 0 {
-        tokio::time::sleep(Duration::from_millis(ms)).await;
-    }
-}
-
 /// An AADSTS error answer, with `Retry-After` when given.
 pub fn aad_response(err: &AadError, retry_after: Option<u64>) -> Response {
     let mut resp = (err.status(), Json(err.body())).into_response();
@@ -77,7 +86,18 @@ pub fn aad_response(err: &AadError, retry_after: Option<u64>) -> Response {
     resp
 }
 
-type FormResult = Result<Form<HashMap<String, String>>, FormRejection>;
+/// The fields of a form body. A body that is not a form is treated as an empty form: Microsoft
+/// answers that with "must contain grant_type" (or the missing parameter), not with a 415.
+struct FormFields(HashMap<String, String>);
+
+impl<S: Send + Sync> FromRequest<S> for FormFields {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let form = Form::<HashMap<String, String>>::from_request(req, state).await;
+        Ok(Self(form.map(|Form(f)| f).unwrap_or_default()))
+    }
+}
 
 fn param<'a>(f: &'a HashMap<String, String>, name: &'static str) -> Result<&'a str, AadError> {
     f.get(name)
@@ -94,15 +114,11 @@ const DEVICE_CODE: &str = "urn:ietf:params:oauth:grant-type:device_code";
 async fn token(
     AxState(sim): AxState<Sim>,
     Path(tenant): Path<String>,
-    form: FormResult,
+    FormFields(f): FormFields,
 ) -> Response {
-    // A body that is not a form is treated as an empty form: Microsoft answers that with
-    // "must contain grant_type", not with a 415.
-    let f = form.map(|Form(f)| f).unwrap_or_default();
     let grant = f.get("grant_type").cloned().unwrap_or_default();
-    let (latency_ms, fault, hang) = {
-        let mut st = sim.lock();
-        let user = stats_username(&st, &grant, &f);
+    let (fault, hang) = sim.count_and_wait(|st| {
+        let user = stats_username(st, &grant, &f);
         st.stats.token_requests += 1;
         *st.stats.token_by_grant.entry(grant.clone()).or_default() += 1;
         if let Some(u) = &user {
@@ -120,9 +136,9 @@ async fn token(
         } else {
             State::take_throttle(&mut faults.token_throttle).map(|s| (AadError::Throttled, Some(s)))
         };
-        (faults.latency_ms, fault, hang)
-    };
-    latency(latency_ms).await;
+        (fault, hang)
+    })
+    .await;
     if hang {
         tokio::time::sleep(super::scenario::TOKEN_HANG).await;
         return StatusCode::GATEWAY_TIMEOUT.into_response();
@@ -160,6 +176,24 @@ fn stats_username(st: &State, grant: &str, f: &HashMap<String, String>) -> Optio
             }),
         _ => None,
     }
+}
+
+/// The app a request's `client_id` names. An unknown one is AADSTS700016, which names the
+/// tenant: its display name when the path named one, else the path segment as given.
+fn requested_app<'a>(
+    st: &'a State,
+    client_id: &str,
+    tenant: Option<&Tenant>,
+    tenant_key: &str,
+) -> Result<&'a App, AadError> {
+    st.scenario
+        .app(client_id)
+        .ok_or_else(|| AadError::AppNotFound {
+            client_id: client_id.to_owned(),
+            tenant: tenant
+                .map(|t| t.name.clone())
+                .unwrap_or_else(|| tenant_key.to_owned()),
+        })
 }
 
 /// `Ok(None)` for `common`/`organizations`: the tenant comes from the user or the grant.
@@ -202,17 +236,7 @@ fn grant_token(
         return Err(AadError::NoTenantInfo);
     }
     let client_id = param(f, "client_id")?;
-    let app = st
-        .scenario
-        .app(client_id)
-        .cloned()
-        .ok_or_else(|| AadError::AppNotFound {
-            client_id: client_id.to_owned(),
-            tenant: tenant
-                .as_ref()
-                .map(|t| t.name.clone())
-                .unwrap_or_else(|| tenant_key.to_owned()),
-        })?;
+    let app = requested_app(st, client_id, tenant.as_ref(), tenant_key)?.clone();
     // Device code is a public-client flow: a secret is optional there, but checked if sent.
     match f.get("client_secret").filter(|s| !s.is_empty()) {
         None if grant == DEVICE_CODE => {}
@@ -232,18 +256,13 @@ fn grant_token(
         });
     }
     let offline = scope.split_whitespace().any(|s| s == "offline_access");
-    match grant {
+    // Each grant decides whom the token speaks for and whether it carries a refresh token.
+    let (subject, with_refresh) = match grant {
         PASSWORD => {
             let username = param(f, "username")?.to_ascii_lowercase();
             let password = param(f, "password")?;
             check_account(st, tenant.as_ref(), &app, &username, Some(password))?;
-            Ok(issue(
-                st,
-                Subject::User(username),
-                &app.client_id,
-                scope,
-                offline,
-            ))
+            (Subject::User(username), offline)
         }
         REFRESH => {
             let rt = param(f, "refresh_token")?;
@@ -282,13 +301,7 @@ fn grant_token(
                 Some(_) => {}
             }
             // The refresh grant always rotates the refresh token; the old one stays valid.
-            Ok(issue(
-                st,
-                Subject::User(g.username),
-                &app.client_id,
-                scope,
-                true,
-            ))
+            (Subject::User(g.username), true)
         }
         CLIENT_CREDENTIALS => {
             if scope.split_whitespace().count() != 1 {
@@ -296,28 +309,17 @@ fn grant_token(
                     scope: scope.to_owned(),
                 });
             }
-            Ok(issue(
-                st,
-                Subject::App(app.client_id.clone()),
-                &app.client_id,
-                scope,
-                false,
-            ))
+            (Subject::App(app.client_id.clone()), false)
         }
         _ => {
             let code = param(f, "device_code")?;
             let username = device_grant(st, code, &app.client_id)?;
             check_account(st, tenant.as_ref(), &app, &username, None)?;
             st.device.remove(code);
-            Ok(issue(
-                st,
-                Subject::User(username),
-                &app.client_id,
-                scope,
-                offline,
-            ))
+            (Subject::User(username), offline)
         }
-    }
+    };
+    Ok(issue(st, subject, &app.client_id, scope, with_refresh))
 }
 
 /// User and account-state checks shared by ROPC (`password` given) and device code (the user
@@ -325,7 +327,7 @@ fn grant_token(
 fn check_account(
     st: &mut State,
     tenant: Option<&Tenant>,
-    app: &super::scenario::App,
+    app: &App,
     username: &str,
     password: Option<&str>,
 ) -> Result<(), AadError> {
@@ -497,26 +499,18 @@ fn issue(
 async fn devicecode(
     AxState(sim): AxState<Sim>,
     Path(tenant): Path<String>,
-    form: FormResult,
+    FormFields(f): FormFields,
 ) -> Response {
-    let f = form.map(|Form(f)| f).unwrap_or_default();
-    let latency_ms = {
-        let mut st = sim.lock();
+    sim.count_and_wait(|st| {
         st.stats.devicecode_requests += 1;
-        st.scenario.faults.latency_ms
-    };
-    tracing::info!("sim: devicecode request");
-    latency(latency_ms).await;
+        tracing::info!("sim: devicecode request");
+    })
+    .await;
     let mut st = sim.lock();
     let result = (|| {
         let t = resolve_tenant(&st, &tenant)?;
         let client_id = param(&f, "client_id")?;
-        if st.scenario.app(client_id).is_none() {
-            return Err(AadError::AppNotFound {
-                client_id: client_id.to_owned(),
-                tenant: t.map(|t| t.name).unwrap_or_else(|| tenant.clone()),
-            });
-        }
+        requested_app(&st, client_id, t.as_ref(), &tenant)?;
         param(&f, "scope")?;
         Ok(client_id.to_owned())
     })();
@@ -562,19 +556,17 @@ async fn userrealm(
     Path(username): Path<String>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    let (latency_ms, unavailable, body) = {
-        let mut st = sim.lock();
-        st.stats.userrealm_requests += 1;
-        let v2 = q.get("api-version").is_some_and(|v| v.starts_with('2'));
-        let f = &st.scenario.faults;
-        (
-            f.latency_ms,
-            f.userrealm_unavailable,
-            realm_body(&st, &username, v2),
-        )
-    };
-    tracing::info!(username = %username, "sim: userrealm request");
-    latency(latency_ms).await;
+    let (unavailable, body) = sim
+        .count_and_wait(|st| {
+            st.stats.userrealm_requests += 1;
+            tracing::info!(username = %username, "sim: userrealm request");
+            let v2 = q.get("api-version").is_some_and(|v| v.starts_with('2'));
+            (
+                st.scenario.faults.userrealm_unavailable,
+                realm_body(st, &username, v2),
+            )
+        })
+        .await;
     if unavailable {
         // What national clouds and some proxies answer: the client must carry on without it.
         return StatusCode::NOT_FOUND.into_response();

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use super::ids;
-use super::scenario::{AccountState, Scenario, Throttle};
+use super::scenario::{Account, AccountState, Scenario, Throttle};
 
 /// Request counters. Every request is counted on arrival, before latency or any fault, so a
 /// test can assert "zero token requests" or "exactly one per refresh window".
@@ -280,21 +280,13 @@ impl State {
                 }
             }
             Control::SetPassword { username, password } => {
-                let a = self
-                    .scenario
-                    .account_mut(&username)
-                    .ok_or_else(|| ControlError::UnknownAccount(username.clone()))?;
-                a.password = password;
+                self.named_account(&username)?.password = password;
                 self.failed_logins.remove(&username.to_ascii_lowercase());
                 // Entra moves TokensValidFrom on a password reset: old refresh tokens die.
                 self.revoke(Some(&username));
             }
             Control::SetAccountState { username, state } => {
-                let a = self
-                    .scenario
-                    .account_mut(&username)
-                    .ok_or_else(|| ControlError::UnknownAccount(username.clone()))?;
-                a.state = state;
+                self.named_account(&username)?.state = state;
                 if state == AccountState::Ok {
                     // An admin unlock also clears the smart-lockout counter.
                     self.failed_logins.remove(&username.to_ascii_lowercase());
@@ -304,9 +296,7 @@ impl State {
                 user_code,
                 username,
             } => {
-                if self.scenario.account(&username).is_none() {
-                    return Err(ControlError::UnknownAccount(username));
-                }
+                self.named_account(&username)?;
                 let d = self.pending_device_code(user_code.as_deref())?;
                 d.status = DeviceStatus::Approved(username.to_ascii_lowercase());
             }
@@ -317,6 +307,13 @@ impl State {
             Control::ResetStats => self.stats = SimStats::default(),
         }
         Ok(())
+    }
+
+    /// The account a control names: a control about an account the scenario lacks is refused.
+    fn named_account(&mut self, username: &str) -> Result<&mut Account, ControlError> {
+        self.scenario
+            .account_mut(username)
+            .ok_or_else(|| ControlError::UnknownAccount(username.to_owned()))
     }
 
     fn revoke(&mut self, username: Option<&str>) {
