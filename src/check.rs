@@ -10,9 +10,9 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
+use crate::auth::SignInSettings;
 use crate::auth::client::{AadClient, TokenEndpoint};
 use crate::auth::realm::RealmKind;
-use crate::auth::{SignInSettings, TokenGrant};
 use crate::config::{Config, ConfigError};
 use crate::content::ContentKind;
 use crate::net;
@@ -21,30 +21,30 @@ use crate::problem::{Problem, ProblemId, RetryClass};
 use crate::secret::Secret;
 
 /// How long `check` keeps retrying transient failures before it reports them.
-pub const BUDGET: Duration = Duration::from_secs(30);
+pub(crate) const BUDGET: Duration = Duration::from_secs(30);
 
 /// Every check's outcome: printed as a table, or as JSON with `--json`.
 #[derive(Debug, Clone, Serialize)]
 pub struct CheckReport {
     pub ok: bool,
-    pub problems: Vec<ProblemId>,
-    pub checks: Vec<Line>,
+    pub(crate) problems: Vec<ProblemId>,
+    pub(crate) checks: Vec<Line>,
 }
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Line {
-    pub name: String,
-    pub ok: bool,
+    pub(crate) name: String,
+    pub(crate) ok: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub problem: Option<ProblemId>,
+    pub(crate) problem: Option<ProblemId>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub message: Option<String>,
+    pub(crate) message: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub fix: Option<String>,
+    pub(crate) fix: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub aadsts: Option<Vec<u32>>,
+    pub(crate) aadsts: Option<Vec<u32>>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub trace_id: Option<String>,
+    pub(crate) trace_id: Option<String>,
     /// Microsoft's references as the table shows them after the problem id.
     #[serde(skip)]
     references: String,
@@ -65,7 +65,7 @@ impl Line {
     }
 
     /// A failed step.
-    pub fn from_problem(name: impl Into<String>, p: &Problem) -> Self {
+    pub(crate) fn from_problem(name: impl Into<String>, p: &Problem) -> Self {
         Self {
             name: name.into(),
             ok: false,
@@ -169,21 +169,20 @@ where
 }
 
 /// What sign-in gave, for `check` and `reports`.
-pub struct SignedIn {
-    pub token: Secret,
-    pub grant: TokenGrant,
+pub(crate) struct SignedIn {
+    pub(crate) token: Secret,
 }
 
 /// A step that failed, and why.
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{step}: {problem}")]
 pub struct Failure {
-    pub step: String,
-    pub problem: Problem,
+    pub(crate) step: String,
+    pub(crate) problem: Problem,
 }
 
 impl Failure {
-    pub fn new(step: impl Into<String>, problem: Problem) -> Self {
+    pub(crate) fn new(step: impl Into<String>, problem: Problem) -> Self {
         Self {
             step: step.into(),
             problem,
@@ -193,7 +192,7 @@ impl Failure {
 
 /// Realm discovery then ROPC, as the player does. Each step that passes is added to `lines`;
 /// the first that fails is returned.
-pub async fn sign_in(
+pub(crate) async fn sign_in(
     cfg: &Config,
     http: &reqwest::Client,
     deadline: Instant,
@@ -244,8 +243,7 @@ pub async fn sign_in(
                 format!("signed in as {user}; token valid {mins} min, {refresh}"),
             ));
             Ok(SignedIn {
-                token: grant.access_token.clone(),
-                grant,
+                token: grant.access_token,
             })
         }
         Err(p) => Err(Failure::new("sign-in", p)),

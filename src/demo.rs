@@ -31,7 +31,7 @@ pub struct DemoOptions {
 
 /// Why the demo cannot start.
 #[derive(Debug, thiserror::Error)]
-pub enum DemoError {
+pub(crate) enum DemoError {
     #[error(transparent)]
     Scenario(#[from] ScenarioArgError),
     #[error("--sim-listen {0}: the simulator only listens on loopback")]
@@ -45,14 +45,16 @@ pub enum DemoError {
 }
 
 /// The running demo. The simulator and the front door serve as long as this value lives.
-pub struct Demo {
-    pub sim: SimHandle,
-    pub front: EmbedFront,
-    pub config: Config,
+pub(crate) struct Demo {
+    // Held, not read: the simulator stops when its handle goes.
+    #[cfg_attr(not(test), expect(dead_code))]
+    pub(crate) sim: SimHandle,
+    pub(crate) front: EmbedFront,
+    pub(crate) config: Config,
 }
 
 impl Demo {
-    pub async fn start(opts: &DemoOptions) -> Result<Self, DemoError> {
+    pub(crate) async fn start(opts: &DemoOptions) -> Result<Self, DemoError> {
         let mut scenario = Scenario::from_arg(opts.scenario.as_deref())?;
         if let Some(t) = opts.token_lifetime {
             scenario.token_lifetime_seconds = t;

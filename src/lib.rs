@@ -4,30 +4,29 @@
 //! configuration, sign-in, the Power BI REST client, problem classification and the simulator
 //! of the Microsoft services that the tests and the demo run against.
 
-pub mod auth;
+mod auth;
 pub mod bridge;
 pub mod check;
 pub mod config;
 pub(crate) mod config_source;
 pub mod content;
 pub mod demo;
-pub mod health;
+mod health;
 pub mod logging;
-pub mod net;
+mod net;
 pub(crate) mod outlet;
-pub mod player;
-pub mod playlist;
-pub mod powerbi;
+mod player;
+mod playlist;
+mod powerbi;
 pub mod problem;
 pub mod reports;
 pub mod run;
-pub mod secret;
-pub mod shell;
+mod secret;
+mod shell;
 pub mod sim;
 pub(crate) mod status_screen;
 
 pub use problem::{Problem, ProblemId};
-pub use secret::Secret;
 
 /// The version shown on status screens and in `pbikiosk version`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

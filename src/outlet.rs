@@ -165,7 +165,7 @@ mod tests {
     fn without_a_usable_config_there_is_nothing_to_refresh_or_resolve() {
         let w = Recorder::default();
         assert_eq!(dispatch(&w, true, Output::TokenExpired), None);
-        let token = crate::Secret::new("t");
+        let token = crate::secret::Secret::new("t");
         assert_eq!(dispatch(&w, true, Output::Resolve { token }), None);
         assert!(w.take().is_empty());
     }

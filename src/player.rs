@@ -22,7 +22,7 @@ use crate::secret::Secret;
 mod snapshot;
 
 use snapshot::Counters;
-pub use snapshot::{GapSummary, ItemStatus, NowShowing, Snapshot, State};
+pub use snapshot::{Snapshot, State};
 
 /// Tunables. The defaults suit an unattended screen: a hung page is noticed within a minute,
 /// a broken item gets a few repairs an hour, and nobody's account is locked by retries.

@@ -46,7 +46,7 @@ pub enum ProblemId {
 /// How a failure may be retried. Permanent failures must not be retried in a loop: repeated
 /// wrong-password attempts are exactly how service accounts get locked out (AADSTS50053).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RetryClass {
+pub(crate) enum RetryClass {
     /// Will pass by itself (network, throttling, outages): back off exponentially.
     Transient,
     /// Needs a person to change something: try again rarely (default once per 15 minutes).
@@ -109,7 +109,7 @@ impl ProblemId {
         }
     }
 
-    pub fn retry_class(self) -> RetryClass {
+    pub(crate) fn retry_class(self) -> RetryClass {
         match self {
             Self::Network
             | Self::Tls
@@ -121,7 +121,7 @@ impl ProblemId {
     }
 
     /// A short title for the status screen.
-    pub fn title(self) -> &'static str {
+    pub(crate) fn title(self) -> &'static str {
         match self {
             Self::InvalidCredentials => "Wrong username or password",
             Self::FederatedAccount => "Federated account cannot sign in unattended",
@@ -150,7 +150,7 @@ impl ProblemId {
     }
 
     /// The general cause, in one line. [`Problem::cause`] may be more specific.
-    pub fn cause(self) -> &'static str {
+    pub(crate) fn cause(self) -> &'static str {
         match self {
             Self::InvalidCredentials => {
                 "Microsoft rejected the service account's username or password."
@@ -205,7 +205,7 @@ impl ProblemId {
     }
 
     /// A concrete fix an installer can act on.
-    pub fn fix(self) -> &'static str {
+    pub(crate) fn fix(self) -> &'static str {
         match self {
             Self::InvalidCredentials => {
                 "Check auth.username and the password; sign in once at app.powerbi.com as this account to confirm them. Federated accounts fail the same way: use a cloud-only account."
@@ -287,32 +287,32 @@ impl fmt::Display for ProblemId {
 pub struct Problem {
     pub id: ProblemId,
     /// Specific cause (defaults to [`ProblemId::cause`]).
-    pub cause: String,
+    pub(crate) cause: String,
     /// Specific fix (defaults to [`ProblemId::fix`]).
-    pub fix: String,
+    pub(crate) fix: String,
     /// What Microsoft said about it, when it said anything. Boxed: most problems have none,
     /// and a small `Problem` keeps `Result<_, Problem>` cheap everywhere.
     #[serde(flatten, skip_serializing_if = "Option::is_none")]
-    pub microsoft: Option<Box<MicrosoftRef>>,
+    pub(crate) microsoft: Option<Box<MicrosoftRef>>,
     /// What the server asked us to wait (`Retry-After`).
     #[serde(skip)]
-    pub retry_after: Option<Duration>,
+    pub(crate) retry_after: Option<Duration>,
 }
 
 /// The references Microsoft gives with an error, for searching its sign-in logs.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct MicrosoftRef {
+pub(crate) struct MicrosoftRef {
     /// AADSTS codes from `error_codes`.
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub aadsts: Vec<u32>,
+    pub(crate) aadsts: Vec<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub trace_id: Option<String>,
+    pub(crate) trace_id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub correlation_id: Option<String>,
+    pub(crate) correlation_id: Option<String>,
 }
 
 impl Problem {
-    pub fn new(id: ProblemId) -> Self {
+    pub(crate) fn new(id: ProblemId) -> Self {
         Self {
             id,
             cause: id.cause().to_owned(),
@@ -331,7 +331,7 @@ impl Problem {
         self.microsoft.as_deref()?.trace_id.as_deref()
     }
 
-    pub fn correlation_id(&self) -> Option<&str> {
+    pub(crate) fn correlation_id(&self) -> Option<&str> {
         self.microsoft.as_deref()?.correlation_id.as_deref()
     }
 
@@ -358,22 +358,22 @@ impl Problem {
         note(self.aadsts(), self.trace_id())
     }
 
-    pub fn with_cause(mut self, cause: impl Into<String>) -> Self {
+    pub(crate) fn with_cause(mut self, cause: impl Into<String>) -> Self {
         self.cause = cause.into();
         self
     }
 
-    pub fn with_fix(mut self, fix: impl Into<String>) -> Self {
+    pub(crate) fn with_fix(mut self, fix: impl Into<String>) -> Self {
         self.fix = fix.into();
         self
     }
 
-    pub fn with_retry_after(mut self, retry_after: Option<Duration>) -> Self {
+    pub(crate) fn with_retry_after(mut self, retry_after: Option<Duration>) -> Self {
         self.retry_after = retry_after;
         self
     }
 
-    pub fn retry_class(&self) -> RetryClass {
+    pub(crate) fn retry_class(&self) -> RetryClass {
         self.id.retry_class()
     }
 
@@ -475,15 +475,15 @@ impl std::error::Error for Problem {}
 
 /// The documented error body of the token endpoint. Only the fields we decide on or show.
 #[derive(Debug, Clone, Deserialize)]
-pub struct AadErrorBody {
+pub(crate) struct AadErrorBody {
     #[serde(default)]
-    pub error: String,
+    pub(crate) error: String,
     #[serde(default)]
-    pub error_codes: Vec<u32>,
+    pub(crate) error_codes: Vec<u32>,
     #[serde(default)]
-    pub trace_id: Option<String>,
+    pub(crate) trace_id: Option<String>,
     #[serde(default)]
-    pub correlation_id: Option<String>,
+    pub(crate) correlation_id: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -498,7 +498,7 @@ struct PowerBiErrorInner {
 }
 
 /// AADSTS code → problem id. Codes from Microsoft's published error code list.
-pub fn problem_for_aadsts(code: u32) -> Option<ProblemId> {
+pub(crate) fn problem_for_aadsts(code: u32) -> Option<ProblemId> {
     use ProblemId::*;
     Some(match code {
         50126 => InvalidCredentials,

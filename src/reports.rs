@@ -13,22 +13,22 @@ use crate::problem::Problem;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Catalog {
-    pub workspaces: Vec<WorkspaceEntry>,
+    pub(crate) workspaces: Vec<WorkspaceEntry>,
 }
 
 #[derive(Debug, Clone, Serialize)]
-pub struct WorkspaceEntry {
+pub(crate) struct WorkspaceEntry {
     #[serde(flatten)]
-    pub workspace: Workspace,
-    pub reports: Vec<ReportEntry>,
-    pub dashboards: Vec<Dashboard>,
+    pub(crate) workspace: Workspace,
+    pub(crate) reports: Vec<ReportEntry>,
+    pub(crate) dashboards: Vec<Dashboard>,
 }
 
 #[derive(Debug, Clone, Serialize)]
-pub struct ReportEntry {
+pub(crate) struct ReportEntry {
     #[serde(flatten)]
-    pub report: Report,
-    pub pages: Vec<Page>,
+    pub(crate) report: Report,
+    pub(crate) pages: Vec<Page>,
 }
 
 /// Why `reports` could not list what the account sees.

@@ -46,10 +46,6 @@ impl AadClient {
         Self { http, settings }
     }
 
-    pub fn settings(&self) -> &SignInSettings {
-        &self.settings
-    }
-
     fn endpoint(&self, segments: &[&str]) -> url::Url {
         let mut url = self.settings.authority.clone();
         {
@@ -170,8 +166,6 @@ mod tests {
             username: "svc@contoso.onmicrosoft.com".into(),
             password: Secret::new("p"),
             scope: "https://analysis.windows.net/powerbi/api/.default".into(),
-            allow_federated: false,
-            permanent_retry: Duration::from_secs(900),
         }
     }
 

@@ -36,9 +36,6 @@ pub struct SignInSettings {
     pub password: Secret,
     /// `https://analysis.windows.net/powerbi/api/.default`
     pub scope: String,
-    pub allow_federated: bool,
-    /// How long to wait after a failure that retrying cannot fix.
-    pub permanent_retry: Duration,
 }
 
 impl SignInSettings {
@@ -51,8 +48,6 @@ impl SignInSettings {
             username: cfg.auth.username.clone(),
             password: cfg.auth.password.clone(),
             scope: cfg.cloud.scope(),
-            allow_federated: cfg.auth.allow_federated,
-            permanent_retry: cfg.auth.permanent_retry,
         }
     }
 }

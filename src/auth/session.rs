@@ -96,10 +96,6 @@ impl<E: TokenEndpoint> TokenSession<E> {
         }
     }
 
-    pub fn endpoint(&self) -> &E {
-        &self.endpoint
-    }
-
     /// The current access token, if it is still good at `now`.
     pub fn access_token(&self, now: Instant) -> Option<&Secret> {
         self.held

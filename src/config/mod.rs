@@ -41,7 +41,8 @@ use toml::de::DeTable;
 use url::Url;
 
 use crate::content::ContentKind;
-use crate::{Problem, ProblemId, Secret};
+use crate::secret::Secret;
+use crate::{Problem, ProblemId};
 
 use self::auth::parse_auth;
 use self::cloud::parse_cloud;
@@ -53,17 +54,17 @@ use self::walk::{Ctx, Section, column_of, line_of};
 
 pub use self::secrets::SecretSources;
 
-pub const DEFAULT_PATH: &str = "/etc/pbikiosk/pbikiosk.toml";
+pub(crate) const DEFAULT_PATH: &str = "/etc/pbikiosk/pbikiosk.toml";
 
 /// Environment variable naming the configuration file (below `--config`, above [`DEFAULT_PATH`]).
-pub const ENV_CONFIG: &str = "PBIKIOSK_CONFIG";
+pub(crate) const ENV_CONFIG: &str = "PBIKIOSK_CONFIG";
 
 /// How long to wait between attempts after a failure only a person can fix (wrong password,
 /// MFA, consent, ...), unless `permanent_retry_minutes` says otherwise. Rare enough that a
 /// wrong password is sent only four times an hour, so the kiosk does not get its own service
 /// account locked out (Entra ID smart lockout, AADSTS50053); often enough that a fix made in
 /// the portal shows on the screen within a quarter of an hour, without a restart.
-pub const DEFAULT_PERMANENT_RETRY: Duration = Duration::from_mins(15);
+pub(crate) const DEFAULT_PERMANENT_RETRY: Duration = Duration::from_mins(15);
 
 const DEFAULT_AUTHORITY: &str = "https://login.microsoftonline.com/";
 const DEFAULT_API: &str = "https://api.powerbi.com/";
@@ -85,60 +86,57 @@ pub fn resolve_path(cli: Option<&Path>, env: &SecretSources) -> PathBuf {
 
 #[derive(Debug, Clone)]
 pub struct Config {
-    pub auth: AuthConfig,
-    pub cloud: CloudConfig,
-    pub playlist: Vec<PlaylistItem>,
-    pub status: StatusConfig,
-    pub player: PlayerConfig,
+    pub(crate) auth: AuthConfig,
+    pub(crate) cloud: CloudConfig,
+    pub(crate) playlist: Vec<PlaylistItem>,
+    pub(crate) status: StatusConfig,
+    pub(crate) player: PlayerConfig,
     pub display: DisplayConfig,
     /// The file this was read from (relative secret files were resolved against its folder).
-    pub path: PathBuf,
+    pub(crate) path: PathBuf,
 }
 
 /// How the service account signs in. Only ROPC (`"password"`) for now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AuthMethod {
+pub(crate) enum AuthMethod {
     Password,
 }
 
 impl AuthMethod {
     const SUPPORTED: &[(&str, AuthMethod)] = &[("password", AuthMethod::Password)];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AuthMethod::Password => "password",
-        }
-    }
 }
 
 #[derive(Debug, Clone)]
-pub struct AuthConfig {
-    pub method: AuthMethod,
+pub(crate) struct AuthConfig {
+    // Read only by tests until sign-in with a service principal or a device code adds the
+    // methods that the player will switch on.
+    #[cfg_attr(not(test), expect(dead_code))]
+    pub(crate) method: AuthMethod,
     /// Tenant GUID, verified domain or `organizations`.
-    pub tenant: String,
-    pub client_id: String,
-    pub client_secret: Secret,
-    pub username: String,
-    pub password: Secret,
-    pub allow_federated: bool,
+    pub(crate) tenant: String,
+    pub(crate) client_id: String,
+    pub(crate) client_secret: Secret,
+    pub(crate) username: String,
+    pub(crate) password: Secret,
+    pub(crate) allow_federated: bool,
     /// How long to wait between attempts after a failure a person must fix.
-    pub permanent_retry: Duration,
+    pub(crate) permanent_retry: Duration,
 }
 
 #[derive(Debug, Clone)]
-pub struct CloudConfig {
+pub(crate) struct CloudConfig {
     /// Always ends with `/`, so `authority.join("<tenant>/oauth2/v2.0/token")` appends.
-    pub authority: Url,
+    pub(crate) authority: Url,
     /// Always ends with `/`, so `api.join("v1.0/myorg/groups")` appends.
-    pub api: Url,
+    pub(crate) api: Url,
     /// Without a trailing `/`.
-    pub resource: String,
-    pub ca_file: Option<PathBuf>,
+    pub(crate) resource: String,
+    pub(crate) ca_file: Option<PathBuf>,
 }
 
 impl CloudConfig {
     /// The OAuth scope for the Power BI API: `{resource}/.default`.
-    pub fn scope(&self) -> String {
+    pub(crate) fn scope(&self) -> String {
         format!("{}/.default", self.resource.trim_end_matches('/'))
     }
 }
@@ -155,21 +153,21 @@ impl Default for CloudConfig {
 }
 
 #[derive(Debug, Clone)]
-pub struct PlaylistItem {
-    pub workspace: String,
-    pub kind: ContentKind,
+pub(crate) struct PlaylistItem {
+    pub(crate) workspace: String,
+    pub(crate) kind: ContentKind,
     /// The report's or dashboard's GUID.
-    pub id: String,
-    pub pages: Vec<String>,
-    pub bookmarks: Vec<String>,
-    pub seconds: u32,
-    pub refresh_seconds: Option<u32>,
+    pub(crate) id: String,
+    pub(crate) pages: Vec<String>,
+    pub(crate) bookmarks: Vec<String>,
+    pub(crate) seconds: u32,
+    pub(crate) refresh_seconds: Option<u32>,
 }
 
 #[derive(Debug, Clone)]
-pub struct StatusConfig {
+pub(crate) struct StatusConfig {
     /// Always a loopback address.
-    pub listen: SocketAddr,
+    pub(crate) listen: SocketAddr,
 }
 
 impl Default for StatusConfig {
@@ -181,8 +179,8 @@ impl Default for StatusConfig {
 }
 
 #[derive(Debug, Clone, Default)]
-pub struct PlayerConfig {
-    pub user_agent: Option<String>,
+pub(crate) struct PlayerConfig {
+    pub(crate) user_agent: Option<String>,
 }
 
 /// `[display]`: `rotation` is applied by the kiosk session (cage), which asks
@@ -193,12 +191,12 @@ pub struct DisplayConfig {
     /// `None`: not set here (the kiosk unit's own setting applies, e.g. `install.sh --rotation`).
     pub rotation: Option<u16>,
     /// Whether the webview composites with the GPU.
-    pub gpu: GpuMode,
+    pub(crate) gpu: GpuMode,
 }
 
 /// `[display] gpu`: GPU compositing in the webview.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum GpuMode {
+pub(crate) enum GpuMode {
     /// On when the machine has a GPU render node (`/dev/dri/renderD*`), off otherwise.
     #[default]
     Auto,
@@ -211,7 +209,7 @@ impl GpuMode {
     /// an emulated GPU in process memory. Measured on such a machine (README, Figures): the web
     /// process grew ~1 MiB per 100 page changes with compositing and ~0.2 MiB without, with the
     /// same one-frame switch gap.
-    pub fn use_gpu(self, has_render_node: bool) -> bool {
+    pub(crate) fn use_gpu(self, has_render_node: bool) -> bool {
         match self {
             GpuMode::Auto => has_render_node,
             GpuMode::On => true,
@@ -262,7 +260,8 @@ fn describe_io(e: &io::Error) -> String {
 
 impl ConfigError {
     /// The dotted key the error is about, when there is one.
-    pub fn key(&self) -> Option<&str> {
+    #[cfg(test)]
+    pub(crate) fn key(&self) -> Option<&str> {
         match self {
             ConfigError::Invalid { key, .. } => Some(key),
             _ => None,
@@ -270,7 +269,7 @@ impl ConfigError {
     }
 
     /// How to fix it, in words an installer understands.
-    pub fn fix(&self) -> String {
+    pub(crate) fn fix(&self) -> String {
         match self {
             ConfigError::NotFound { path } => format!(
                 "Create {} (start from the example shipped with pbikiosk and fill in [auth] and [[playlist]]), or point --config or {ENV_CONFIG} at the right file.",
@@ -295,7 +294,7 @@ impl ConfigError {
     }
 
     /// The error as a [`Problem`] for `check`, the status screen and the logs.
-    pub fn to_problem(&self) -> Problem {
+    pub(crate) fn to_problem(&self) -> Problem {
         Problem::new(ProblemId::Config)
             .with_cause(self.to_string())
             .with_fix(self.fix())
@@ -327,7 +326,11 @@ pub fn load(path: &Path, sources: &SecretSources) -> Result<Config, ConfigError>
 
 /// Validate `text` as if it had been read from `path`. `path` is used in messages and to resolve
 /// relative secret files; the mode of `path` itself is only checked by [`load`].
-pub fn parse(text: &str, path: &Path, sources: &SecretSources) -> Result<Config, ConfigError> {
+pub(crate) fn parse(
+    text: &str,
+    path: &Path,
+    sources: &SecretSources,
+) -> Result<Config, ConfigError> {
     parse_inner(text, path, sources, None)
 }
 

@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use super::ConfigError;
 use super::describe_io;
 use super::walk::{Ctx, Section};
-use crate::Secret;
+use crate::secret::Secret;
 
 const ENV_CLIENT_SECRET: &str = "PBIKIOSK_CLIENT_SECRET";
 const ENV_PASSWORD: &str = "PBIKIOSK_PASSWORD";
@@ -26,9 +26,9 @@ const ENV_PASSWORD: &str = "PBIKIOSK_PASSWORD";
 /// [`SecretSources::from_process`].
 #[derive(Clone, Default)]
 pub struct SecretSources {
-    pub env: HashMap<String, String>,
+    pub(crate) env: HashMap<String, String>,
     /// systemd's `$CREDENTIALS_DIRECTORY` (`LoadCredential=`).
-    pub credentials_dir: Option<PathBuf>,
+    pub(crate) credentials_dir: Option<PathBuf>,
 }
 
 impl SecretSources {

@@ -12,11 +12,11 @@ use serde::Serialize;
 use super::ids;
 
 /// Power BI Service's first-party application id, named in MFA errors as the resource.
-pub const POWERBI_APP_ID: &str = "00000009-0000-0000-c000-000000000000";
+pub(crate) const POWERBI_APP_ID: &str = "00000009-0000-0000-c000-000000000000";
 
 /// One error the token or device-code endpoint can answer with.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum AadError {
+pub(crate) enum AadError {
     /// 90002: tenant id or domain unknown.
     TenantNotFound { tenant: String },
     /// 50059: `common` cannot identify a tenant for ROPC or client credentials.
@@ -74,19 +74,19 @@ pub enum AadError {
 
 /// The documented error body of the token endpoint, in Microsoft's key order.
 #[derive(Debug, Clone, Serialize)]
-pub struct AadErrorBody {
-    pub error: &'static str,
-    pub error_description: String,
-    pub error_codes: Vec<u32>,
-    pub timestamp: String,
-    pub trace_id: String,
-    pub correlation_id: String,
+pub(crate) struct AadErrorBody {
+    pub(crate) error: &'static str,
+    pub(crate) error_description: String,
+    pub(crate) error_codes: Vec<u32>,
+    pub(crate) timestamp: String,
+    pub(crate) trace_id: String,
+    pub(crate) correlation_id: String,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub error_uri: Option<String>,
+    pub(crate) error_uri: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub suberror: Option<&'static str>,
+    pub(crate) suberror: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub claims: Option<String>,
+    pub(crate) claims: Option<String>,
 }
 
 /// Static facts about one error: `(code, status, error, error_uri present, suberror)`.
@@ -166,21 +166,16 @@ impl AadError {
     }
 
     /// The AADSTS code, if Microsoft has one for this answer.
-    pub fn code(&self) -> Option<u32> {
+    pub(crate) fn code(&self) -> Option<u32> {
         self.spec().code
     }
 
-    pub fn status(&self) -> StatusCode {
+    pub(crate) fn status(&self) -> StatusCode {
         StatusCode::from_u16(self.spec().status).unwrap_or(StatusCode::BAD_REQUEST)
     }
 
-    /// The OAuth `error` value.
-    pub fn error(&self) -> &'static str {
-        self.spec().error
-    }
-
     /// Microsoft's wording, without the `AADSTSnnn: ` prefix and the trace lines.
-    pub fn message(&self) -> String {
+    pub(crate) fn message(&self) -> String {
         use AadError::*;
         match self {
             TenantNotFound { tenant } => format!(
@@ -232,12 +227,17 @@ impl AadError {
     }
 
     /// The full body, with fresh trace and correlation ids and the current time.
-    pub fn body(&self) -> AadErrorBody {
+    pub(crate) fn body(&self) -> AadErrorBody {
         self.body_at(ids::unix_now(), ids::guid(), ids::guid())
     }
 
     /// The body for a given time and ids (deterministic, for tests).
-    pub fn body_at(&self, now: u64, trace_id: String, correlation_id: String) -> AadErrorBody {
+    pub(crate) fn body_at(
+        &self,
+        now: u64,
+        trace_id: String,
+        correlation_id: String,
+    ) -> AadErrorBody {
         let s = self.spec();
         let timestamp = ids::aad_timestamp(now);
         let message = self.message();

@@ -17,12 +17,12 @@ use super::server::Sim;
 const EMBED_HTML: &str = include_str!("embed/embed.html");
 const EMBED_JS: &str = include_str!("embed/embed.js");
 
-pub async fn page(AxState(sim): AxState<Sim>) -> Response {
+pub(crate) async fn page(AxState(sim): AxState<Sim>) -> Response {
     sim.count_and_wait(|st| st.stats.embed_requests += 1).await;
     Html(EMBED_HTML).into_response()
 }
 
-pub async fn script() -> Response {
+pub(crate) async fn script() -> Response {
     (
         [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
         EMBED_JS,
@@ -32,13 +32,13 @@ pub async fn script() -> Response {
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct InfoQuery {
+pub(crate) struct InfoQuery {
     report_id: Option<String>,
     dashboard_id: Option<String>,
 }
 
 /// `GET /_sim/embed-info?reportId=..` → `{name, kind, pages:[{name, displayName, order}]}`.
-pub async fn info(AxState(sim): AxState<Sim>, Query(q): Query<InfoQuery>) -> Response {
+pub(crate) async fn info(AxState(sim): AxState<Sim>, Query(q): Query<InfoQuery>) -> Response {
     let st = sim.lock();
     for w in &st.scenario.workspaces {
         if let Some(id) = &q.report_id
@@ -68,7 +68,10 @@ pub async fn info(AxState(sim): AxState<Sim>, Query(q): Query<InfoQuery>) -> Res
 
 /// `POST /_sim/check-token` (body: the token) → `{valid, expired}`: what Power BI would decide
 /// about the token the page embedded with.
-pub async fn check_token(AxState(sim): AxState<Sim>, body: String) -> Json<serde_json::Value> {
+pub(crate) async fn check_token(
+    AxState(sim): AxState<Sim>,
+    body: String,
+) -> Json<serde_json::Value> {
     let st = sim.lock();
     let token = body.trim();
     let now = Instant::now();

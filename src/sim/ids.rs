@@ -6,7 +6,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use rand::Rng;
 
 /// A random (version 4) GUID in the lower-case hyphenated form Microsoft prints.
-pub fn guid() -> String {
+pub(crate) fn guid() -> String {
     let mut b: [u8; 16] = rand::rng().random();
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;
@@ -22,7 +22,7 @@ pub fn guid() -> String {
 }
 
 /// Whether `s` has the 8-4-4-4-12 hex shape of a GUID.
-pub fn is_guid(s: &str) -> bool {
+pub(crate) fn is_guid(s: &str) -> bool {
     let parts: Vec<&str> = s.split('-').collect();
     parts.len() == 5
         && parts
@@ -32,7 +32,7 @@ pub fn is_guid(s: &str) -> bool {
 }
 
 /// `n` random bytes as unpadded base64url, for opaque tokens and signatures.
-pub fn random_b64url(n: usize) -> String {
+pub(crate) fn random_b64url(n: usize) -> String {
     let mut rng = rand::rng();
     let bytes: Vec<u8> = (0..n).map(|_| rng.random()).collect();
     base64(&bytes, URL_ALPHABET, false)
@@ -42,12 +42,12 @@ const STD_ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrst
 const URL_ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
 /// Standard padded base64 (the `config=` parameter of embed URLs uses it).
-pub fn base64_std(bytes: &[u8]) -> String {
+pub(crate) fn base64_std(bytes: &[u8]) -> String {
     base64(bytes, STD_ALPHABET, true)
 }
 
 /// Unpadded base64url (JWT segments).
-pub fn base64_url(bytes: &[u8]) -> String {
+pub(crate) fn base64_url(bytes: &[u8]) -> String {
     base64(bytes, URL_ALPHABET, false)
 }
 
@@ -72,7 +72,7 @@ fn base64(bytes: &[u8], alphabet: &[u8; 64], pad: bool) -> String {
 }
 
 /// Seconds since the Unix epoch.
-pub fn unix_now() -> u64 {
+pub(crate) fn unix_now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
@@ -97,27 +97,27 @@ fn civil(secs: u64) -> (i64, u32, u32, u64, u64, u64) {
 }
 
 /// `2025-02-27 22:38:35Z`: the format of Azure AD's `timestamp` field.
-pub fn aad_timestamp(secs: u64) -> String {
+pub(crate) fn aad_timestamp(secs: u64) -> String {
     let (y, mo, d, h, mi, s) = civil(secs);
     format!("{y:04}-{mo:02}-{d:02} {h:02}:{mi:02}:{s:02}Z")
 }
 
 /// `2025-02-27T22:38:35Z`: ISO 8601, as Power BI's `expiration`.
-pub fn iso_timestamp(secs: u64) -> String {
+pub(crate) fn iso_timestamp(secs: u64) -> String {
     let (y, mo, d, h, mi, s) = civil(secs);
     format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}Z")
 }
 
 /// A stable 64-bit FNV-1a hash, for ids derived from scenario names (same input, same id,
 /// on every run and every machine — `DefaultHasher` promises neither).
-pub fn stable_hash(s: &str) -> u64 {
+pub(crate) fn stable_hash(s: &str) -> u64 {
     s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
         (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
     })
 }
 
 /// A GUID derived from `seed`: the same on every run (policy and capacity ids in answers).
-pub fn stable_guid(seed: &str) -> String {
+pub(crate) fn stable_guid(seed: &str) -> String {
     let h = stable_hash(seed);
     format!("{:08x}-0000-4000-8000-{:012x}", h as u32, h >> 16)
 }

@@ -30,22 +30,24 @@
 //! Secrets: the simulator logs usernames and grant types only, never a password, secret or
 //! token.
 
-pub mod aad;
+pub(crate) mod aad;
 mod embed_page;
 pub mod front;
 mod ids;
 mod powerbi;
 pub mod scenario;
 mod server;
-pub mod state;
+pub(crate) mod state;
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 
 use tokio::sync::watch;
 
-pub use scenario::{Scenario, ScenarioArgError, ScenarioError};
-pub use state::{Control, ControlError, SimStats};
+pub use scenario::Scenario;
+pub(crate) use scenario::ScenarioArgError;
+pub(crate) use state::ControlError;
+pub use state::{Control, SimStats};
 
 use server::Shared;
 
@@ -123,7 +125,8 @@ impl SimHandle {
     }
 
     /// The scenario as it is now, with runtime changes applied.
-    pub fn scenario(&self) -> Scenario {
+    #[cfg(test)]
+    pub(crate) fn scenario(&self) -> Scenario {
         self.shared.lock().scenario.clone()
     }
 

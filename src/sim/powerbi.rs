@@ -19,7 +19,7 @@ use super::state::{EmbedToken, State, Subject};
 /// The cluster Power BI names in `@odata.context` and in the embed `config`.
 const CLUSTER: &str = "wabi-north-europe-redirect.analysis.windows.net";
 
-pub fn routes() -> Router<Sim> {
+pub(crate) fn routes() -> Router<Sim> {
     Router::new()
         .route("/v1.0/myorg/groups", get(groups))
         .route("/v1.0/myorg/reports", get(my_workspace))
@@ -52,7 +52,7 @@ fn pbi_error(status: StatusCode, code: &str) -> Response {
     )
 }
 
-pub fn not_found() -> Response {
+pub(crate) fn not_found() -> Response {
     pbi_error(StatusCode::NOT_FOUND, "PowerBIEntityNotFound")
 }
 

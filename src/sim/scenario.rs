@@ -82,7 +82,7 @@ pub use catalogue::NAMES;
 pub struct Scenario {
     /// The Power BI resource: the scope must contain `{resource}/.default`.
     #[serde(default = "default_resource")]
-    pub resource: String,
+    pub(crate) resource: String,
     /// Scheme and host of `embedUrl` and `webUrl`.
     #[serde(default = "default_embed_host")]
     pub embed_host: String,
@@ -93,13 +93,13 @@ pub struct Scenario {
     #[serde(default = "default_lockout")]
     pub lockout_threshold: u32,
     #[serde(default, rename = "tenant")]
-    pub tenants: Vec<Tenant>,
+    pub(crate) tenants: Vec<Tenant>,
     #[serde(default, rename = "app")]
     pub apps: Vec<App>,
     #[serde(default, rename = "account")]
     pub accounts: Vec<Account>,
     #[serde(default, rename = "workspace")]
-    pub workspaces: Vec<Workspace>,
+    pub(crate) workspaces: Vec<Workspace>,
     #[serde(default)]
     pub faults: Faults,
     #[serde(default)]
@@ -110,42 +110,42 @@ pub struct Scenario {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Tenant {
-    pub id: String,
-    pub name: String,
+pub(crate) struct Tenant {
+    pub(crate) id: String,
+    pub(crate) name: String,
     #[serde(default)]
-    pub domains: Vec<String>,
+    pub(crate) domains: Vec<String>,
     #[serde(default)]
-    pub federated_domains: Vec<String>,
+    pub(crate) federated_domains: Vec<String>,
     #[serde(default)]
-    pub allow_cloud_password_validation: bool,
+    pub(crate) allow_cloud_password_validation: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct App {
-    pub client_id: String,
+    pub(crate) client_id: String,
     #[serde(default = "default_app_name")]
-    pub name: String,
+    pub(crate) name: String,
     pub secret: String,
     #[serde(default)]
-    pub secret_expired: bool,
+    pub(crate) secret_expired: bool,
     #[serde(default = "yes")]
-    pub consented: bool,
+    pub(crate) consented: bool,
     /// Workspaces (ids or names) a client_credentials token of this app may read.
     #[serde(default)]
-    pub workspaces: Vec<String>,
+    pub(crate) workspaces: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Account {
-    pub username: String,
+    pub(crate) username: String,
     pub password: String,
     #[serde(default)]
-    pub state: AccountState,
+    pub(crate) state: AccountState,
     #[serde(default)]
-    pub display_name: Option<String>,
+    pub(crate) display_name: Option<String>,
     /// Workspace ids or names the account is a member of.
     #[serde(default)]
     pub workspaces: Vec<String>,
@@ -169,22 +169,22 @@ pub enum AccountState {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Workspace {
-    pub id: String,
-    pub name: String,
+pub(crate) struct Workspace {
+    pub(crate) id: String,
+    pub(crate) name: String,
     #[serde(default)]
-    pub capacity: Capacity,
+    pub(crate) capacity: Capacity,
     #[serde(default)]
-    pub read_only: bool,
+    pub(crate) read_only: bool,
     #[serde(default, rename = "report")]
-    pub reports: Vec<Report>,
+    pub(crate) reports: Vec<Report>,
     #[serde(default, rename = "dashboard")]
-    pub dashboards: Vec<Dashboard>,
+    pub(crate) dashboards: Vec<Dashboard>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Capacity {
+pub(crate) enum Capacity {
     #[default]
     Shared,
     Premium,
@@ -193,40 +193,40 @@ pub enum Capacity {
 
 impl Capacity {
     /// Premium and Premium Per User workspaces both run on dedicated capacity.
-    pub fn is_dedicated(self) -> bool {
+    pub(crate) fn is_dedicated(self) -> bool {
         !matches!(self, Capacity::Shared)
     }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Report {
-    pub id: String,
-    pub name: String,
-    pub dataset_id: String,
+pub(crate) struct Report {
+    pub(crate) id: String,
+    pub(crate) name: String,
+    pub(crate) dataset_id: String,
     #[serde(default)]
-    pub pages: Vec<PageSpec>,
+    pub(crate) pages: Vec<PageSpec>,
 }
 
 /// A page: just its display name (the internal name is derived like Power BI's
 /// `ReportSection…`), or both.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
-pub enum PageSpec {
+pub(crate) enum PageSpec {
     DisplayName(String),
     Full { name: String, display_name: String },
 }
 
 /// A page with both names resolved.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Page {
-    pub name: String,
-    pub display_name: String,
-    pub order: usize,
+pub(crate) struct Page {
+    pub(crate) name: String,
+    pub(crate) display_name: String,
+    pub(crate) order: usize,
 }
 
 impl Report {
-    pub fn pages(&self) -> Vec<Page> {
+    pub(crate) fn pages(&self) -> Vec<Page> {
         self.pages
             .iter()
             .enumerate()
@@ -255,42 +255,42 @@ impl Report {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Dashboard {
-    pub id: String,
-    pub name: String,
+pub(crate) struct Dashboard {
+    pub(crate) id: String,
+    pub(crate) name: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Faults {
     #[serde(default)]
-    pub latency_ms: u64,
+    pub(crate) latency_ms: u64,
     #[serde(default)]
-    pub token_outage: bool,
+    pub(crate) token_outage: bool,
     #[serde(default)]
-    pub outage_retry_after_seconds: Option<u64>,
+    pub(crate) outage_retry_after_seconds: Option<u64>,
     #[serde(default)]
-    pub token_throttle: Option<Throttle>,
+    pub(crate) token_throttle: Option<Throttle>,
     #[serde(default)]
-    pub api_throttle: Option<Throttle>,
+    pub(crate) api_throttle: Option<Throttle>,
     #[serde(default)]
     pub userrealm_unavailable: bool,
     /// Token requests get no answer for [`TOKEN_HANG`] (longer than any client waits): a
     /// timeout, as from a black-holed network path.
     #[serde(default)]
-    pub token_hang: bool,
+    pub(crate) token_hang: bool,
 }
 
 /// How long a hung token request is held before the simulator gives up on it.
-pub const TOKEN_HANG: std::time::Duration = std::time::Duration::from_secs(120);
+pub(crate) const TOKEN_HANG: std::time::Duration = std::time::Duration::from_secs(120);
 
 /// The next `count` answers are HTTP 429 with `Retry-After: retry_after_seconds`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Throttle {
-    pub count: u32,
+pub(crate) struct Throttle {
+    pub(crate) count: u32,
     #[serde(default = "default_retry_after")]
-    pub retry_after_seconds: u64,
+    pub(crate) retry_after_seconds: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -316,9 +316,9 @@ impl Default for DeviceCodeSettings {
 #[serde(deny_unknown_fields)]
 pub struct DemoTarget {
     pub username: String,
-    pub client_id: String,
+    pub(crate) client_id: String,
     #[serde(default)]
-    pub tenant: Option<String>,
+    pub(crate) tenant: Option<String>,
     /// Written instead of the account's password (the `wrong-password` preview).
     #[serde(default)]
     pub password: Option<String>,
@@ -370,14 +370,14 @@ fn invalid(path: impl Into<String>, message: impl Into<String>) -> ScenarioError
 
 impl Scenario {
     /// Parse and validate a TOML scenario.
-    pub fn from_toml(text: &str) -> Result<Scenario, ScenarioError> {
+    pub(crate) fn from_toml(text: &str) -> Result<Scenario, ScenarioError> {
         let s: Scenario = toml::from_str(text).map_err(|e| ScenarioError::Toml(e.to_string()))?;
         s.validate()?;
         Ok(s)
     }
 
     /// Check references and ids, so that a typo fails at start rather than as a puzzling 404.
-    pub fn validate(&self) -> Result<(), ScenarioError> {
+    pub(crate) fn validate(&self) -> Result<(), ScenarioError> {
         if self.token_lifetime_seconds == 0 {
             return Err(invalid("token_lifetime_seconds", "must be at least 1"));
         }
@@ -500,7 +500,7 @@ impl Scenario {
     }
 
     /// The tenant for a path segment: its GUID or one of its domains (case-insensitive).
-    pub fn tenant(&self, key: &str) -> Option<&Tenant> {
+    pub(crate) fn tenant(&self, key: &str) -> Option<&Tenant> {
         self.tenants.iter().find(|t| {
             t.id.eq_ignore_ascii_case(key)
                 || t.domains
@@ -511,14 +511,14 @@ impl Scenario {
     }
 
     /// The tenant owning the domain of `username`.
-    pub fn tenant_of_user(&self, username: &str) -> Option<&Tenant> {
+    pub(crate) fn tenant_of_user(&self, username: &str) -> Option<&Tenant> {
         let domain = username.rsplit_once('@')?.1;
         self.tenant(domain)
             .filter(|t| !t.id.eq_ignore_ascii_case(domain))
     }
 
     /// Whether `username`'s domain is federated (and with which tenant).
-    pub fn is_federated(&self, username: &str) -> bool {
+    pub(crate) fn is_federated(&self, username: &str) -> bool {
         let Some((_, domain)) = username.rsplit_once('@') else {
             return false;
         };
@@ -529,19 +529,19 @@ impl Scenario {
         })
     }
 
-    pub fn app(&self, client_id: &str) -> Option<&App> {
+    pub(crate) fn app(&self, client_id: &str) -> Option<&App> {
         self.apps
             .iter()
             .find(|a| a.client_id.eq_ignore_ascii_case(client_id))
     }
 
-    pub fn account(&self, username: &str) -> Option<&Account> {
+    pub(crate) fn account(&self, username: &str) -> Option<&Account> {
         self.accounts
             .iter()
             .find(|a| a.username.eq_ignore_ascii_case(username))
     }
 
-    pub fn account_mut(&mut self, username: &str) -> Option<&mut Account> {
+    pub(crate) fn account_mut(&mut self, username: &str) -> Option<&mut Account> {
         self.accounts
             .iter_mut()
             .find(|a| a.username.eq_ignore_ascii_case(username))
@@ -560,7 +560,7 @@ impl Scenario {
     }
 
     /// A workspace by id or name.
-    pub fn workspace(&self, key: &str) -> Option<&Workspace> {
+    pub(crate) fn workspace(&self, key: &str) -> Option<&Workspace> {
         self.workspaces
             .iter()
             .find(|w| w.id.eq_ignore_ascii_case(key))

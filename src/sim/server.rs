@@ -22,13 +22,13 @@ use super::state::{
 };
 
 /// State shared by every handler.
-pub struct Shared {
+pub(crate) struct Shared {
     state: Mutex<State>,
-    pub base_url: String,
+    pub(crate) base_url: String,
 }
 
 impl Shared {
-    pub fn new(state: State, base_url: String) -> Self {
+    pub(crate) fn new(state: State, base_url: String) -> Self {
         Self {
             state: Mutex::new(state),
             base_url,
@@ -37,7 +37,7 @@ impl Shared {
 
     /// The state. A panic in one handler must not take the whole simulator down with a
     /// poisoned lock, so poisoning is ignored (the state stays consistent between statements).
-    pub fn lock(&self) -> MutexGuard<'_, State> {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -58,9 +58,9 @@ impl Shared {
     }
 }
 
-pub type Sim = Arc<Shared>;
+pub(crate) type Sim = Arc<Shared>;
 
-pub fn router(sim: Sim) -> Router {
+pub(crate) fn router(sim: Sim) -> Router {
     Router::new()
         .route("/{tenant}/oauth2/v2.0/token", post(token))
         .route("/{tenant}/oauth2/v2.0/devicecode", post(devicecode))
@@ -77,7 +77,7 @@ pub fn router(sim: Sim) -> Router {
 }
 
 /// An AADSTS error answer, with `Retry-After` when given.
-pub fn aad_response(err: &AadError, retry_after: Option<u64>) -> Response {
+pub(crate) fn aad_response(err: &AadError, retry_after: Option<u64>) -> Response {
     let mut resp = (err.status(), Json(err.body())).into_response();
     if let Some(s) = retry_after {
         resp.headers_mut()

@@ -108,7 +108,7 @@ pub enum Control {
 
 impl Control {
     /// The action name, the only part of a control that is logged.
-    pub fn action(&self) -> &'static str {
+    pub(crate) fn action(&self) -> &'static str {
         match self {
             Control::SetLatency { .. } => "set_latency",
             Control::SetTokenOutage { .. } => "set_token_outage",
@@ -130,7 +130,7 @@ impl Control {
 
 /// Who a token speaks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Subject {
+pub(crate) enum Subject {
     /// A user, by lower-cased username.
     User(String),
     /// A service principal (client_credentials), by client id.
@@ -138,58 +138,61 @@ pub enum Subject {
 }
 
 #[derive(Debug, Clone)]
-pub struct AccessToken {
-    pub subject: Subject,
-    pub expires_at: Instant,
+pub(crate) struct AccessToken {
+    pub(crate) subject: Subject,
+    pub(crate) expires_at: Instant,
     /// The same moment in Unix seconds (for GenerateToken's `expiration`).
-    pub expires_unix: u64,
+    pub(crate) expires_unix: u64,
 }
 
 #[derive(Debug, Clone)]
-pub struct RefreshGrant {
-    pub username: String,
-    pub client_id: String,
-    pub issued_unix: u64,
+pub(crate) struct RefreshGrant {
+    pub(crate) username: String,
+    pub(crate) client_id: String,
+    pub(crate) issued_unix: u64,
     /// `Some(TokensValidFrom)` once revoked.
-    pub revoked_at: Option<u64>,
+    pub(crate) revoked_at: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum DeviceStatus {
+pub(crate) enum DeviceStatus {
     Pending,
     Approved(String),
     Declined,
 }
 
 #[derive(Debug, Clone)]
-pub struct DeviceCode {
-    pub user_code: String,
-    pub client_id: String,
-    pub expires_at: Instant,
-    pub last_poll: Option<Instant>,
-    pub status: DeviceStatus,
-    pub created: Instant,
+pub(crate) struct DeviceCode {
+    pub(crate) user_code: String,
+    pub(crate) client_id: String,
+    pub(crate) expires_at: Instant,
+    pub(crate) last_poll: Option<Instant>,
+    pub(crate) status: DeviceStatus,
+    pub(crate) created: Instant,
 }
 
 /// An embed token from GenerateToken, kept so the fake embed page can check it later.
+/// The page checks only that the token was issued; the details are here for when the player
+/// embeds with embed tokens (service principal sign-in) and the page checks them too.
 #[derive(Debug, Clone)]
-pub struct EmbedToken {
-    pub token_id: String,
-    pub report_id: String,
-    pub group_id: String,
-    pub expires_unix: u64,
+#[expect(dead_code)]
+pub(crate) struct EmbedToken {
+    pub(crate) token_id: String,
+    pub(crate) report_id: String,
+    pub(crate) group_id: String,
+    pub(crate) expires_unix: u64,
 }
 
-pub struct State {
-    pub scenario: Scenario,
-    pub stats: SimStats,
-    pub access: HashMap<String, AccessToken>,
-    pub refresh: HashMap<String, RefreshGrant>,
+pub(crate) struct State {
+    pub(crate) scenario: Scenario,
+    pub(crate) stats: SimStats,
+    pub(crate) access: HashMap<String, AccessToken>,
+    pub(crate) refresh: HashMap<String, RefreshGrant>,
     /// By device_code.
-    pub device: HashMap<String, DeviceCode>,
+    pub(crate) device: HashMap<String, DeviceCode>,
     /// Wrong passwords in a row, by lower-cased username.
-    pub failed_logins: HashMap<String, u32>,
-    pub embed_tokens: HashMap<String, EmbedToken>,
+    pub(crate) failed_logins: HashMap<String, u32>,
+    pub(crate) embed_tokens: HashMap<String, EmbedToken>,
 }
 
 /// Why a control could not be applied.
@@ -202,7 +205,7 @@ pub enum ControlError {
 }
 
 impl State {
-    pub fn new(scenario: Scenario) -> Self {
+    pub(crate) fn new(scenario: Scenario) -> Self {
         Self {
             scenario,
             stats: SimStats::default(),
@@ -215,7 +218,7 @@ impl State {
     }
 
     /// Take one answer from a throttle budget: `Some(retry_after)` if this answer is a 429.
-    pub fn take_throttle(slot: &mut Option<Throttle>) -> Option<u64> {
+    pub(crate) fn take_throttle(slot: &mut Option<Throttle>) -> Option<u64> {
         let t = slot.as_mut()?;
         if t.count == 0 {
             *slot = None;
@@ -229,7 +232,7 @@ impl State {
         Some(retry)
     }
 
-    pub fn apply(&mut self, c: Control) -> Result<(), ControlError> {
+    pub(crate) fn apply(&mut self, c: Control) -> Result<(), ControlError> {
         let f = &mut self.scenario.faults;
         match c {
             Control::SetLatency { ms } => f.latency_ms = ms,
@@ -342,12 +345,12 @@ impl State {
     }
 
     /// The access token behind an `Authorization: Bearer` value, if it was ever issued.
-    pub fn access_token(&self, token: &str) -> Option<&AccessToken> {
+    pub(crate) fn access_token(&self, token: &str) -> Option<&AccessToken> {
         self.access.get(token)
     }
 
     /// Lifetime of new access tokens.
-    pub fn token_lifetime(&self) -> Duration {
+    pub(crate) fn token_lifetime(&self) -> Duration {
         Duration::from_secs(self.scenario.token_lifetime_seconds)
     }
 }

@@ -14,4 +14,3 @@ mod faults;
 mod fixtures_map;
 mod page_protocol;
 mod sim;
-mod token_sim;
