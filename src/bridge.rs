@@ -7,6 +7,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::content::ContentKind;
+use crate::secret::Secret;
 
 pub(crate) const PROTOCOL_VERSION: u32 = 1;
 
@@ -30,7 +31,9 @@ pub struct Screen {
     pub next_attempt: Option<String>,
 }
 
-#[derive(Clone, PartialEq, Serialize, Deserialize)]
+/// Tokens stay [`Secret`]s here, so a logged message shows `[redacted]`; only the JSON for
+/// the page ([`ToPage::to_script`]) carries their text.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ToPage {
     /// Embed off-screen; show later with [`ToPage::Show`].
@@ -40,7 +43,8 @@ pub enum ToPage {
         id: String,
         group_id: String,
         embed_url: String,
-        access_token: String,
+        #[serde(with = "exposed")]
+        access_token: Secret,
         token_type: TokenType,
         #[serde(default)]
         page: Option<String>,
@@ -55,7 +59,8 @@ pub enum ToPage {
         page: String,
     },
     SetToken {
-        access_token: String,
+        #[serde(with = "exposed")]
+        access_token: Secret,
     },
     Refresh {
         key: String,
@@ -75,28 +80,18 @@ pub enum ToPage {
     },
 }
 
-// Hand-written so a token never reaches a log through `{:?}`.
-impl std::fmt::Debug for ToPage {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            ToPage::Prepare {
-                key, kind, page, ..
-            } => write!(
-                f,
-                "Prepare {{ key: {key:?}, kind: {kind:?}, page: {page:?} }}"
-            ),
-            ToPage::SetToken { .. } => f.write_str("SetToken { access_token: [redacted] }"),
-            ToPage::Show { key } => write!(f, "Show {{ key: {key:?} }}"),
-            ToPage::SetPage { key, page } => {
-                write!(f, "SetPage {{ key: {key:?}, page: {page:?} }}")
-            }
-            ToPage::Refresh { key } => write!(f, "Refresh {{ key: {key:?} }}"),
-            ToPage::Reload { key } => write!(f, "Reload {{ key: {key:?} }}"),
-            ToPage::Discard { key } => write!(f, "Discard {{ key: {key:?} }}"),
-            ToPage::Status { screen } => write!(f, "Status {{ problem: {:?} }}", screen.problem),
-            ToPage::HideStatus => f.write_str("HideStatus"),
-            ToPage::Badge { text } => write!(f, "Badge {{ text: {text:?} }}"),
-        }
+/// The page needs the token's text: (de)serialise a [`Secret`] as the plain string.
+mod exposed {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    use crate::secret::Secret;
+
+    pub(super) fn serialize<S: Serializer>(s: &Secret, ser: S) -> Result<S::Ok, S::Error> {
+        ser.serialize_str(s.expose())
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(de: D) -> Result<Secret, D::Error> {
+        String::deserialize(de).map(Secret::new)
     }
 }
 

@@ -27,6 +27,7 @@ pub mod sim;
 pub(crate) mod status_screen;
 
 pub use problem::{Problem, ProblemId};
+pub use secret::Secret;
 
 /// The version shown on status screens and in `pbikiosk version`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -272,7 +272,7 @@ impl Player {
                     self.tokens.generation = generation;
                     if self.page.ready && (self.visible.is_some() || self.pending.is_some()) {
                         out.push(Output::Page(ToPage::SetToken {
-                            access_token: token.expose().to_owned(),
+                            access_token: token.clone(),
                         }));
                     }
                 }
@@ -598,7 +598,7 @@ impl Player {
             id: item.resolved.id.clone(),
             group_id: item.resolved.workspace.clone(),
             embed_url: item.resolved.embed_url.clone(),
-            access_token: token.expose().to_owned(),
+            access_token: token.clone(),
             token_type: TokenType::Aad,
             page: s.page.clone(),
             bookmark: s.bookmark.clone(),
@@ -997,7 +997,7 @@ mod tests {
             let out = r.at(g * 36).send(Input::Token(token(g)));
             assert_eq!(
                 out.iter()
-                    .filter(|o| matches!(o, Output::Page(ToPage::SetToken { access_token }) if *access_token == format!("TOKEN-{g}")))
+                    .filter(|o| matches!(o, Output::Page(ToPage::SetToken { access_token }) if access_token.expose() == format!("TOKEN-{g}")))
                     .count(),
                 1,
                 "{out:?}"
