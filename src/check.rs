@@ -3,7 +3,7 @@
 //! It walks the same path the player does — config, HTTPS client, home realm, sign-in, Power BI
 //! access, every playlist item — and reports each step with the stable problem id, cause and
 //! fix. Unlike the player it does not back off for minutes: a person is waiting, so transient
-//! failures are retried within [`BUDGET`] and then reported.
+//! failures are retried within a short budget (`BUDGET`) and then reported.
 
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};

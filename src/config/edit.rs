@@ -2,7 +2,7 @@
 //!
 //! Edits go through `toml_edit`, so every comment, blank line and the order of the file stay as
 //! they were; only the values that are set change. Before anything is written, the whole edited
-//! file is checked with the same rules the player uses ([`config::parse`], then [`config::load`]
+//! file is checked with the same rules the player uses (`config::parse`, then [`config::load`]
 //! on the staged file, which adds the file-mode rule for inline secrets), so an installer cannot
 //! leave a file behind that the player would refuse. The file is replaced atomically (a temporary
 //! file in the same folder, renamed over it) and keeps its mode, owner and group.

@@ -73,7 +73,7 @@ const DEFAULT_LISTEN: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOS
 
 const TOP_KEYS: &[&str] = &["auth", "cloud", "status", "player", "display", "playlist"];
 
-/// `--config` flag > `PBIKIOSK_CONFIG` env > [`DEFAULT_PATH`].
+/// `--config` flag > `PBIKIOSK_CONFIG` env > `DEFAULT_PATH`.
 pub fn resolve_path(cli: Option<&Path>, env: &SecretSources) -> PathBuf {
     if let Some(path) = cli {
         return path.to_path_buf();

@@ -25,7 +25,7 @@
 //!   ([`Control`] as JSON).
 //!
 //! The scenario format and the built-in accounts are documented in [`scenario`]; the AADSTS
-//! table in [`aad`].
+//! table in `aad`.
 //!
 //! Secrets: the simulator logs usernames and grant types only, never a password, secret or
 //! token.
