@@ -201,14 +201,18 @@ mod tests {
         assert!(err.cause.contains("no certificate") || err.cause.contains("not a PEM"));
     }
 
-    #[tokio::test]
-    async fn refused_connection_is_network() {
-        // Bind then drop to get a port nobody listens on.
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
+    /// A port nobody listens on: bound, then dropped.
+    fn free_port() -> u16 {
+        std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
             .unwrap()
-            .port();
+            .port()
+    }
+
+    #[tokio::test]
+    async fn refused_connection_is_network() {
+        let port = free_port();
         let client = build_client(None).unwrap();
         let err = client
             .get(format!("http://127.0.0.1:{port}/"))
@@ -343,11 +347,7 @@ mod tests {
 
     #[tokio::test]
     async fn send_and_read_names_the_service_when_nobody_answers() {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = free_port();
         let client = build_client(None).unwrap();
         let err = send_and_read(
             client.get(format!("http://127.0.0.1:{port}/")),
