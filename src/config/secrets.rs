@@ -75,9 +75,9 @@ const OTHERS: u32 = 0o007;
 
 /// The four places one secret can come from.
 struct SecretSpec {
-    /// Inline key in [auth].
+    /// Inline key in `[auth]`.
     key: &'static str,
-    /// File key in [auth].
+    /// File key in `[auth]`.
     file_key: &'static str,
     env: &'static str,
     /// File name in `$CREDENTIALS_DIRECTORY`.

@@ -117,7 +117,7 @@ impl<'a, 'i> Section<'a, 'i> {
         self.table.get(k)
     }
 
-    /// [`Self::check_keys`] for a table whose fix lists its keys: "Valid keys in [header] are: ...".
+    /// [`Self::check_keys`] for a table whose fix lists its keys: "Valid keys in `[header]` are: ...".
     pub(super) fn check_table_keys(
         &self,
         cx: &Ctx,
