@@ -18,7 +18,7 @@ pub(crate) mod outlet;
 mod player;
 mod playlist;
 mod powerbi;
-pub mod problem;
+mod problem;
 pub mod reports;
 pub mod run;
 mod secret;

@@ -7,9 +7,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use pbikiosk::problem::{Problem, ProblemId};
 use pbikiosk::sim::scenario::builtin_ids::*;
 use pbikiosk::sim::*;
+use pbikiosk::{Problem, ProblemId};
 
 const SCOPE: &str = "https://analysis.windows.net/powerbi/api/.default offline_access";
 const KIOSK: &str = "kiosk@contoso-demo.onmicrosoft.com";
