@@ -7,6 +7,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::content::ContentKind;
+use crate::report_layout::ReportLayout;
 
 pub const PROTOCOL_VERSION: u32 = 1;
 
@@ -33,6 +34,12 @@ pub struct Screen {
 #[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ToPage {
+    /// What the start screen says until the first item is on screen: what the player is doing
+    /// ("Signing in as kiosk@contoso.com…") and the device's label/value facts. Never a secret.
+    Starting {
+        activity: String,
+        facts: Vec<(String, String)>,
+    },
     /// Embed off-screen; show later with [`ToPage::Show`].
     Prepare {
         key: String,
@@ -46,6 +53,9 @@ pub enum ToPage {
         page: Option<String>,
         #[serde(default)]
         bookmark: Option<String>,
+        /// Which layout of a report to show; the page decides "auto" from the viewport.
+        #[serde(default)]
+        report_layout: ReportLayout,
     },
     Show {
         key: String,
@@ -79,11 +89,18 @@ pub enum ToPage {
 impl std::fmt::Debug for ToPage {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
+            ToPage::Starting { activity, .. } => {
+                write!(f, "Starting {{ activity: {activity:?} }}")
+            }
             ToPage::Prepare {
-                key, kind, page, ..
+                key,
+                kind,
+                page,
+                report_layout,
+                ..
             } => write!(
                 f,
-                "Prepare {{ key: {key:?}, kind: {kind:?}, page: {page:?} }}"
+                "Prepare {{ key: {key:?}, kind: {kind:?}, page: {page:?}, report_layout: {report_layout:?} }}"
             ),
             ToPage::SetToken { .. } => f.write_str("SetToken { access_token: [redacted] }"),
             ToPage::Show { key } => write!(f, "Show {{ key: {key:?} }}"),
@@ -182,6 +199,7 @@ mod tests {
             token_type: TokenType::Aad,
             page: Some("ReportSection".into()),
             bookmark: None,
+            report_layout: ReportLayout::FitWidth,
         };
         let js = m.to_script();
         assert!(js.starts_with("window.pbikiosk && window.pbikiosk.receive({"));
@@ -192,6 +210,7 @@ mod tests {
         assert_eq!(v["kind"], "report");
         assert_eq!(v["token_type"], "aad");
         assert_eq!(v["page"], "ReportSection");
+        assert_eq!(v["report_layout"], "fit_width");
         assert!(!format!("{m:?}").contains("TOKEN-XYZ"));
         let t = ToPage::SetToken {
             access_token: "TOKEN-XYZ".into(),

@@ -19,6 +19,7 @@ pub mod player;
 pub mod playlist;
 pub mod powerbi;
 pub mod problem;
+pub mod report_layout;
 pub mod reports;
 pub mod run;
 pub mod secret;

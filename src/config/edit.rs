@@ -83,7 +83,11 @@ const SECTIONS: &[(&str, &[Spec])] = &[
     ("player", &[key("user_agent", Kind::Text)]),
     (
         "display",
-        &[key("rotation", Kind::Integer), key("gpu", Kind::Text)],
+        &[
+            key("rotation", Kind::Integer),
+            key("gpu", Kind::Text),
+            key("report_layout", Kind::Text),
+        ],
     ),
 ];
 

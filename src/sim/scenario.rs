@@ -38,6 +38,7 @@
 //! name = "Sales Overview"
 //! dataset_id = "..."
 //! pages = ["Summary", { name = "ReportSection2", display_name = "By Region" }]
+//! mobile_layout = false     # true: the pages have a mobile (portrait) layout
 //! [[workspace.dashboard]]
 //! id = "..."
 //! name = "Executive Dashboard"
@@ -206,6 +207,9 @@ pub struct Report {
     pub dataset_id: String,
     #[serde(default)]
     pub pages: Vec<PageSpec>,
+    /// Its pages have a mobile (portrait) layout, which the embed page draws in one column.
+    #[serde(default)]
+    pub mobile_layout: bool,
 }
 
 /// A page: just its display name (the internal name is derived like Power BI's
