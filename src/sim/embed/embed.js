@@ -220,17 +220,44 @@
   var LAYOUT_MOBILE_PORTRAIT = 2, DISPLAY_FIT_TO_WIDTH = 1;
   function layoutOf(info) {
     var st = (state.config && state.config.settings) || {};
-    if (kind !== 'report') return 'page';
+    if (kind !== 'report') return 'screen'; // a dashboard fills the screen
     if (st.layoutType === LAYOUT_MOBILE_PORTRAIT) return info.mobileLayout ? 'mobile' : 'page';
     if (st.customLayout && st.customLayout.displayOption === DISPLAY_FIT_TO_WIDTH) return 'fit-width';
     return 'page';
   }
+
+  // The page's box on the screen (see embed.html): 16:9 fitted or as wide as the screen for the desktop
+  // layout, the whole screen for the mobile one.
+  function placePage(layout) {
+    var W = window.innerWidth, H = window.innerHeight;
+    var w = W, h = H, left = 0, top = 0;
+    if (layout === 'fit-width') {
+      h = W * 9 / 16;
+    } else if (layout === 'page') {
+      w = Math.min(W, H * 16 / 9);
+      h = w * 9 / 16;
+      left = (W - w) / 2;
+      top = (H - h) / 2;
+    }
+    var st = document.documentElement.style;
+    st.setProperty('--vw', (w / 100) + 'px');
+    st.setProperty('--vh', (h / 100) + 'px');
+    st.setProperty('--box-left', left + 'px');
+    st.setProperty('--box-top', top + 'px');
+    st.setProperty('--box-width', w + 'px');
+    st.setProperty('--box-height', h + 'px');
+  }
+  window.addEventListener('resize', function () {
+    var root = document.getElementById('sim');
+    if (root && root.getAttribute('data-layout')) placePage(root.getAttribute('data-layout'));
+  });
 
   function draw(info) {
     var root = document.getElementById('sim');
     var body = document.getElementById('body');
     var layout = layoutOf(info);
     root.setAttribute('data-layout', layout);
+    placePage(layout);
     document.getElementById('layout').textContent =
       layout === 'mobile' ? 'Mobile layout' : (layout === 'fit-width' ? 'Fit to width' : '');
     document.getElementById('name').textContent = info.name;
