@@ -15,9 +15,11 @@ pub enum ReportLayout {
     Auto,
     /// The normal layout, the whole page fitted to the screen.
     Landscape,
-    /// The mobile layout whenever the report has one.
+    /// The mobile layout whenever the report has one (fit to width when it has none), whatever
+    /// the shape of the screen.
     Portrait,
-    /// The normal layout, as wide as the screen (scrolls nowhere: the rest is cut off).
+    /// The normal layout, as wide as the screen (on a portrait screen the space under it stays
+    /// empty).
     FitWidth,
 }
 

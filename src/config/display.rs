@@ -46,7 +46,7 @@ pub(super) fn parse_display(cx: &Ctx, s: &Section) -> Result<DisplayConfig, Conf
                 Some(&span),
                 format!("\"{name}\" is not a report layout"),
                 format!(
-                    "Set report_layout to one of {}: \"auto\" shows a report's mobile layout on a screen taller than wide (fitted to the width when it has none), \"portrait\" always the mobile layout, \"fit_width\" the normal layout as wide as the screen, \"landscape\" the whole normal page.",
+                    "Set report_layout to one of {}: \"auto\" shows a report's mobile layout on a screen taller than wide (fitted to the width when it has none), \"portrait\" the mobile layout on any screen, \"fit_width\" the normal layout as wide as the screen, \"landscape\" the whole normal page.",
                     valid.join(", ")
                 ),
             )
