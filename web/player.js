@@ -202,7 +202,8 @@
         entry.layoutOnTrial = false;
         if (entry.heldRender) sendRendered();
       } else {
-        prepare(m, false);
+        // Like any prepare, not in the middle of a swap (see afterSwap).
+        afterSwap(function () { if (embeds[m.key] === entry) prepare(m, false); });
       }
     }, function (err) {
       if (embeds[m.key] !== entry) return;
