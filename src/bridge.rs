@@ -7,6 +7,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::content::ContentKind;
+use crate::report_layout::ReportLayout;
 use crate::secret::Secret;
 
 pub(crate) const PROTOCOL_VERSION: u32 = 1;
@@ -36,6 +37,12 @@ pub struct Screen {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ToPage {
+    /// What the start screen says until the first item is on screen: what the player is doing
+    /// ("Signing in as kiosk@contoso.com…") and the device's label/value facts. Never a secret.
+    Starting {
+        activity: String,
+        facts: Vec<(String, String)>,
+    },
     /// Embed off-screen; show later with [`ToPage::Show`].
     Prepare {
         key: String,
@@ -50,6 +57,9 @@ pub enum ToPage {
         page: Option<String>,
         #[serde(default)]
         bookmark: Option<String>,
+        /// Which layout of a report to show; the page decides "auto" from the viewport.
+        #[serde(default)]
+        report_layout: ReportLayout,
     },
     Show {
         key: String,
@@ -177,6 +187,7 @@ mod tests {
             token_type: TokenType::Aad,
             page: Some("ReportSection".into()),
             bookmark: None,
+            report_layout: ReportLayout::FitWidth,
         };
         let js = m.to_script();
         assert!(js.starts_with("window.pbikiosk && window.pbikiosk.receive({"));
@@ -187,6 +198,7 @@ mod tests {
         assert_eq!(v["kind"], "report");
         assert_eq!(v["token_type"], "aad");
         assert_eq!(v["page"], "ReportSection");
+        assert_eq!(v["report_layout"], "fit_width");
         assert!(!format!("{m:?}").contains("TOKEN-XYZ"));
         let t = ToPage::SetToken {
             access_token: "TOKEN-XYZ".into(),

@@ -19,6 +19,7 @@ mod player;
 mod playlist;
 mod powerbi;
 mod problem;
+pub mod report_layout;
 pub mod reports;
 pub mod run;
 mod secret;

@@ -41,6 +41,14 @@ impl<W: Window> Outlet<'_, W> {
     pub(crate) fn dispatch(&self, output: Output) -> Option<i32> {
         match output {
             Output::Page(cmd) => self.send(&cmd),
+            Output::Starting(activity) => {
+                let account = self.live.map(|l| l.config.auth.username.as_str());
+                self.send(&status_screen::starting(
+                    &activity,
+                    account,
+                    &DeviceFacts::read(),
+                ));
+            }
             Output::ShowProblem {
                 problem,
                 next_attempt,
@@ -150,6 +158,17 @@ mod tests {
         assert_eq!(w.script(), ToPage::Badge { text: None }.to_script());
         dispatch(&w, false, Output::Offline(Some(std::time::Instant::now())));
         assert!(w.script().contains("Offline since "));
+    }
+
+    #[test]
+    fn start_screen_steps_go_to_the_page() {
+        let w = Recorder::default();
+        let step = crate::player::Activity::Loading("Sales Overview".into());
+        assert_eq!(dispatch(&w, false, Output::Starting(step)), None);
+        let s = w.script();
+        assert!(s.contains(r#""type":"starting""#), "{s}");
+        assert!(s.contains("Loading ‘Sales Overview’"), "{s}");
+        assert!(s.contains(r#"["pbikiosk","#), "{s}");
     }
 
     #[test]

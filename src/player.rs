@@ -17,12 +17,15 @@ use crate::auth::service::TokenState;
 use crate::bridge::{FromPage, ToPage, TokenType};
 use crate::playlist::{self, Item, Slide};
 use crate::problem::{Problem, ProblemId, RetryClass};
+use crate::report_layout::ReportLayout;
 use crate::secret::Secret;
 
 mod snapshot;
+mod starting;
 
 use snapshot::Counters;
 pub use snapshot::{Snapshot, State};
+pub use starting::Activity;
 
 /// Tunables. The defaults suit an unattended screen: a hung page is noticed within a minute,
 /// a broken item gets a few repairs an hour, and nobody's account is locked by retries.
@@ -41,6 +44,8 @@ pub struct Settings {
     /// Wait before resolving the playlist again after a failure (transient / permanent).
     pub resolve_retry: Duration,
     pub permanent_retry: Duration,
+    /// Passed on to the page with every report (`[display] report_layout`).
+    pub report_layout: ReportLayout,
 }
 
 impl Default for Settings {
@@ -53,6 +58,7 @@ impl Default for Settings {
             max_fruitless_reloads: 5,
             resolve_retry: Duration::from_secs(30),
             permanent_retry: crate::config::DEFAULT_PERMANENT_RETRY,
+            report_layout: ReportLayout::default(),
         }
     }
 }
@@ -79,6 +85,8 @@ pub enum Input {
 #[derive(Debug, PartialEq)]
 pub enum Output {
     Page(ToPage),
+    /// The start screen's line: what the player is doing on the way to the first item.
+    Starting(Activity),
     /// Show the status screen for this problem.
     ShowProblem {
         problem: Problem,
@@ -136,6 +144,8 @@ pub struct Player {
     page: PageWatch,
     offline_since: Option<Instant>,
     problem_shown: Option<ProblemId>,
+    /// The step the start screen was last told (`None`: it was told nothing, or is not up).
+    activity_shown: Option<Activity>,
     counters: Counters,
 }
 
@@ -207,6 +217,7 @@ impl Player {
             page: PageWatch::default(),
             offline_since: None,
             problem_shown: None,
+            activity_shown: None,
             counters: Counters::default(),
         }
     }
@@ -252,6 +263,7 @@ impl Player {
             Input::Tick => self.on_tick(now, &mut out),
         }
         self.drive(now, &mut out);
+        self.report_activity(&mut out);
         out
     }
 
@@ -344,6 +356,8 @@ impl Player {
                 self.visible = None;
                 self.pending = None;
                 self.problem_shown = None;
+                // Its start screen says "Starting…" until told otherwise.
+                self.activity_shown = None;
                 if self.offline_since.is_some() {
                     out.push(Output::Offline(self.offline_since));
                 }
@@ -602,6 +616,7 @@ impl Player {
             token_type: TokenType::Aad,
             page: s.page.clone(),
             bookmark: s.bookmark.clone(),
+            report_layout: self.settings.report_layout,
         }));
         Embed {
             key,
@@ -786,7 +801,7 @@ mod tests {
         now: Instant,
     }
 
-    fn item(name: &str, kind: ContentKind, pages: &[&str], seconds: u32) -> Item {
+    pub(super) fn item(name: &str, kind: ContentKind, pages: &[&str], seconds: u32) -> Item {
         Item {
             resolved: Resolved {
                 kind,
@@ -810,7 +825,7 @@ mod tests {
         }
     }
 
-    fn three_items() -> Vec<Result<Item, Problem>> {
+    pub(super) fn three_items() -> Vec<Result<Item, Problem>> {
         vec![
             Ok(item(
                 "Sales",
@@ -823,7 +838,7 @@ mod tests {
         ]
     }
 
-    fn token(generation: u64) -> TokenState {
+    pub(super) fn token(generation: u64) -> TokenState {
         TokenState::Valid {
             token: Secret::new(format!("TOKEN-{generation}")),
             expires_at: Instant::now() + Duration::from_secs(3600),

@@ -182,8 +182,10 @@ async fn generation(
     let stamp = source.stamp();
     let loaded = source.load();
     let permanent_retry = loaded.as_ref().map(|c| c.auth.permanent_retry);
+    let report_layout = loaded.as_ref().map(|c| c.display.report_layout);
     let mut player = Player::new(Settings {
         permanent_retry: permanent_retry.unwrap_or(config::DEFAULT_PERMANENT_RETRY),
+        report_layout: report_layout.unwrap_or_default(),
         ..Settings::default()
     });
     let live = start(loaded, &mut player);

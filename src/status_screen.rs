@@ -9,7 +9,8 @@ use std::time::Instant;
 
 use chrono::{DateTime, Local};
 
-use crate::bridge::Screen;
+use crate::bridge::{Screen, ToPage};
+use crate::player::Activity;
 use crate::problem::Problem;
 
 /// One moment on both clocks: the monotonic one the player schedules with, and the local wall
@@ -66,6 +67,16 @@ impl DeviceFacts {
 
     /// Which device, where on the network, which version, what time the device thinks it is.
     fn rows(&self, clock: &Clock) -> Vec<(String, String)> {
+        let mut rows = self.identity();
+        rows.push((
+            "Time on device".into(),
+            clock.local.format("%Y-%m-%d %H:%M").to_string(),
+        ));
+        rows
+    }
+
+    /// Which device, where on the network, which version.
+    fn identity(&self) -> Vec<(String, String)> {
         vec![
             ("Device".into(), self.host.clone()),
             (
@@ -77,10 +88,6 @@ impl DeviceFacts {
                 },
             ),
             ("pbikiosk".into(), crate::VERSION.into()),
-            (
-                "Time on device".into(),
-                clock.local.format("%Y-%m-%d %H:%M").to_string(),
-            ),
         ]
     }
 }
@@ -144,6 +151,22 @@ pub(crate) fn screen(
                 .div_ceil(60);
             format!("{} (in {mins} min)", clock.wall_clock(t))
         }),
+    }
+}
+
+/// The start screen's line for a step on the way to the first item, and the device under it
+/// (no clock: the line changes within seconds, a time would only look stale). `account`: the
+/// account signing in, as the status screens name it; never a secret.
+pub(crate) fn starting(activity: &Activity, account: Option<&str>, device: &DeviceFacts) -> ToPage {
+    let activity = match (activity, account) {
+        (Activity::SigningIn, Some(a)) if !a.is_empty() => format!("Signing in as {a}…"),
+        (Activity::SigningIn, _) => "Signing in…".into(),
+        (Activity::FindingReports, _) => "Finding your reports".into(),
+        (Activity::Loading(name), _) => format!("Loading ‘{name}’"),
+    };
+    ToPage::Starting {
+        activity,
+        facts: device.identity(),
     }
 }
 
@@ -300,6 +323,46 @@ mod tests {
             Some("Offline since 08:55")
         );
         assert_eq!(offline_badge(None, &c), None);
+    }
+
+    #[test]
+    fn the_start_screen_says_each_step_and_names_the_device() {
+        let steps = [
+            (
+                Activity::SigningIn,
+                Some("svc@contoso.com"),
+                "Signing in as svc@contoso.com…",
+            ),
+            (Activity::SigningIn, None, "Signing in…"),
+            (
+                Activity::FindingReports,
+                Some("svc@contoso.com"),
+                "Finding your reports",
+            ),
+            (
+                Activity::Loading("Sales Overview".into()),
+                None,
+                "Loading ‘Sales Overview’",
+            ),
+        ];
+        for (step, account, want) in steps {
+            let ToPage::Starting { activity, facts } = starting(&step, account, &device()) else {
+                panic!("not a start screen message");
+            };
+            assert_eq!(activity, want);
+            let facts: Vec<(&str, &str)> = facts
+                .iter()
+                .map(|(l, v)| (l.as_str(), v.as_str()))
+                .collect();
+            assert_eq!(
+                facts,
+                [
+                    ("Device", "kiosk-lobby"),
+                    ("IP address", "10.0.0.7, 192.168.1.20"),
+                    ("pbikiosk", crate::VERSION),
+                ]
+            );
+        }
     }
 
     #[test]

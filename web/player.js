@@ -81,7 +81,12 @@
     container.removeAttribute('powerbi-access-token');
   }
 
-  function embedConfig(m, models) {
+  // A screen taller than wide: a rotated panel (`[display] rotation`) or a portrait window.
+  function portraitViewport() {
+    return window.innerHeight > window.innerWidth;
+  }
+
+  function embedConfig(m, models, layout) {
     var tokenType = m.token_type === 'embed' ? models.TokenType.Embed : models.TokenType.Aad;
     if (m.kind === 'dashboard') {
       return {
@@ -89,15 +94,16 @@
         tokenType: tokenType, pageView: 'fitToWidth'
       };
     }
+    var settings = {
+      panes: { filters: { visible: false }, pageNavigation: { visible: false } },
+      background: models.BackgroundType.Default,
+      layoutType: models.LayoutType[layout.layoutType]
+    };
+    if (layout.displayOption) settings.customLayout = { displayOption: models.DisplayOption[layout.displayOption] };
     var cfg = {
       type: 'report', id: m.id, embedUrl: m.embed_url, accessToken: m.access_token, tokenType: tokenType,
       permissions: models.Permissions.Read, viewMode: models.ViewMode.View,
-      settings: {
-        panes: { filters: { visible: false }, pageNavigation: { visible: false } },
-        background: models.BackgroundType.Default,
-        layoutType: models.LayoutType.Custom,
-        customLayout: { displayOption: models.DisplayOption.FitToPage }
-      }
+      settings: settings
     };
     if (m.group_id) cfg.groupId = m.group_id;
     if (m.page) cfg.pageName = m.page;
@@ -115,7 +121,10 @@
     if (activeKey === key) activeKey = null;
   }
 
-  function prepare(m) {
+  // hasMobileLayout: what the report said about its mobile layout at an earlier attempt of this
+  // prepare (null: not asked yet).
+  function prepare(m, hasMobileLayout) {
+    if (hasMobileLayout === undefined) hasMobileLayout = null;
     rememberToken(m.access_token);
     if (embeds[m.key]) removeEmbed(m.key); // a second prepare of the same key starts over
     var s = sdk();
@@ -128,13 +137,23 @@
     container.setAttribute('data-key', m.key);
     container.setAttribute('aria-hidden', 'true');
     stage.appendChild(container);
+    var layout = P.reportLayout(m.report_layout, portraitViewport(), hasMobileLayout);
     var entry = { key: m.key, kind: m.kind, container: container, embed: null,
-      preparedAt: performance.now(), startedAt: performance.now(), renderedOnce: false };
+      preparedAt: performance.now(), startedAt: performance.now(), renderedOnce: false,
+      // The SDK cannot switch between the mobile and the desktop layouts of a live report
+      // (switchLayout refuses), and whether a report has a mobile layout is only known once it
+      // loaded. So a report is embedded with its mobile layout on trial: until its page
+      // confirms having one, its `rendered` is held back, and without one it is embedded again
+      // fitted to the width — all off-screen, under the curtain.
+      layoutOnTrial: m.kind === 'report' && layout.layoutType === 'MobilePortrait' && hasMobileLayout === null,
+      heldRender: false };
+    container.setAttribute('data-layout', layout.layoutType === 'MobilePortrait' ? 'mobile'
+      : (layout.displayOption === 'FitToWidth' ? 'fit-width' : 'page'));
     embeds[m.key] = entry;
 
     var embed;
     try {
-      embed = s.service.embed(container, embedConfig(m, s.models));
+      embed = s.service.embed(container, embedConfig(m, s.models, layout));
     } catch (e) {
       removeEmbed(m.key);
       send('error', { key: m.key, message: 'EmbedFailed', detail: errText(e) });
@@ -143,14 +162,19 @@
     entry.embed = embed;
     stripTokenAttribute(container);
 
+    function sendRendered() {
+      send('rendered', { key: m.key, ms: Math.round(performance.now() - entry.startedAt) });
+      entry.renderedOnce = true;
+    }
     embed.on('loaded', function () {
       if (embeds[m.key] !== entry) return;
       send('loaded', { key: m.key });
+      if (entry.layoutOnTrial) checkMobileLayout(m, entry, s.models, sendRendered);
     });
     embed.on('rendered', function () {
       if (embeds[m.key] !== entry) return;
-      send('rendered', { key: m.key, ms: Math.round(performance.now() - entry.startedAt) });
-      entry.renderedOnce = true;
+      if (entry.layoutOnTrial) { entry.heldRender = true; return; }
+      sendRendered();
     });
     embed.on('error', function (ev) {
       if (embeds[m.key] !== entry) return;
@@ -164,6 +188,30 @@
         send('page_changed', { key: m.key, page: p ? p.name : null, display_name: p ? p.displayName : null });
       });
     }
+  }
+
+  // The mobile layout on trial (see prepare): does the page the report opened on have one?
+  function checkMobileLayout(m, entry, models, sendRendered) {
+    Promise.resolve().then(function () { return entry.embed.getPages(); }).then(function (pages) {
+      var page = (pages || []).filter(function (p) { return p.isActive; })[0] || (pages || [])[0];
+      if (!page) throw new Error('the report has no pages');
+      return page.hasLayout(models.LayoutType.MobilePortrait);
+    }).then(function (has) {
+      if (embeds[m.key] !== entry) return;
+      if (has) {
+        entry.layoutOnTrial = false;
+        if (entry.heldRender) sendRendered();
+      } else {
+        // Like any prepare, not in the middle of a swap (see afterSwap).
+        afterSwap(function () { if (embeds[m.key] === entry) prepare(m, false); });
+      }
+    }, function (err) {
+      if (embeds[m.key] !== entry) return;
+      // Unknown: keep what was asked for rather than load the report twice.
+      entry.layoutOnTrial = false;
+      send('js_error', { message: 'mobile layout check: ' + errText(err) });
+      if (entry.heldRender) sendRendered();
+    });
   }
 
   // The switch happens inside one animation frame: new one on top, old one below the curtain.
@@ -272,6 +320,24 @@
     });
   }
 
+  // ---------------------------------------------------------------- start screen
+  function renderStarting(msg) {
+    var vm = P.startScreenModel(msg, knownTokens);
+    $('start-activity').textContent = vm.activity;
+    var list = $('start-facts');
+    while (list.firstChild) list.removeChild(list.firstChild);
+    vm.facts.forEach(function (f) {
+      var item = document.createElement('span');
+      var label = document.createElement('span');
+      label.className = 'start-fact-label';
+      label.textContent = f[0];
+      item.appendChild(label);
+      item.appendChild(document.createTextNode(' ' + f[1]));
+      list.appendChild(item);
+    });
+    list.hidden = vm.facts.length === 0;
+  }
+
   // ---------------------------------------------------------------- status screen and badge
   function renderStatus(screen) {
     var vm = P.statusScreenModel(screen, knownTokens);
@@ -344,6 +410,7 @@
 
   // ---------------------------------------------------------------- dispatch
   var handlers = {
+    starting: renderStarting,
     prepare: function (m) { afterSwap(function () { prepare(m); }); },
     show: show,
     set_page: setPage,

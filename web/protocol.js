@@ -12,12 +12,14 @@
 
   // Field specs for core → page messages. Each field: [kind, required].
   // kinds: 'string' (non-empty), 'string?' (string or null), 'enum:a|b', 'text?' (string or null, may be empty),
-  //        'screen' (status screen object).
+  //        'screen' (status screen object), 'facts' (array of [label, value] pairs).
   var CORE_MESSAGES = {
+    starting: { activity: 'string', facts: 'facts' },
     prepare: {
       key: 'string', kind: 'enum:report|dashboard', id: 'string', group_id: 'opt:string?',
       embed_url: 'string', access_token: 'string', token_type: 'enum:aad|embed',
-      page: 'opt:string?', bookmark: 'opt:string?'
+      page: 'opt:string?', bookmark: 'opt:string?',
+      report_layout: 'opt:enum:auto|landscape|portrait|fit_width'
     },
     show: { key: 'string' },
     set_page: { key: 'string', page: 'string' },
@@ -56,7 +58,24 @@
       var err = validateScreen(value);
       return err ? 'field "screen": ' + err : null;
     }
+    if (spec === 'facts') {
+      var ferr = validateFacts(value);
+      return ferr ? 'field "' + name + '": ' + ferr : null;
+    }
     return 'internal: unknown spec for "' + name + '"';
+  }
+
+  /** Label/value pairs; the error (if any) starts after the field's name: '" must be…' or '[2]" must…'. */
+  function validateFacts(facts) {
+    if (!Array.isArray(facts)) return '" must be an array of [label, value] pairs';
+    for (var j = 0; j < facts.length; j++) {
+      var f = facts[j];
+      if (!Array.isArray(f) || f.length !== 2 || typeof f[0] !== 'string' ||
+          (typeof f[1] !== 'string' && typeof f[1] !== 'number')) {
+        return '[' + j + ']" must be a [label, value] pair of strings';
+      }
+    }
+    return null;
   }
 
   function validateScreen(s) {
@@ -66,14 +85,8 @@
       if (typeof s[strings[i]] !== 'string') return '"' + strings[i] + '" must be a string';
     }
     if (s.facts !== undefined && s.facts !== null) {
-      if (!Array.isArray(s.facts)) return '"facts" must be an array of [label, value] pairs';
-      for (var j = 0; j < s.facts.length; j++) {
-        var f = s.facts[j];
-        if (!Array.isArray(f) || f.length !== 2 || typeof f[0] !== 'string' ||
-            (typeof f[1] !== 'string' && typeof f[1] !== 'number')) {
-          return '"facts[' + j + ']" must be a [label, value] pair of strings';
-        }
-      }
+      var err = validateFacts(s.facts);
+      if (err) return '"facts' + err;
     }
     if (s.next_attempt !== undefined && s.next_attempt !== null && typeof s.next_attempt !== 'string') {
       return '"next_attempt" must be a string or null';
@@ -169,6 +182,36 @@
     };
   }
 
+  /** The start screen's view model: its line and the device facts under it, cleaned. */
+  function startScreenModel(msg, secrets) {
+    var r = function (x) { return redact(x == null ? '' : String(x), secrets).trim(); };
+    var facts = (Array.isArray(msg.facts) ? msg.facts : [])
+      .filter(function (f) { return Array.isArray(f) && f.length === 2; })
+      .map(function (f) { return [r(f[0]), r(f[1])]; })
+      .filter(function (f) { return f[1] !== ''; });
+    return { activity: r(msg.activity) || 'Starting…', facts: facts };
+  }
+
+  /**
+   * The powerbi-client settings for a report's layout (`report_layout` of `prepare`).
+   * portrait: the page is taller than wide. hasMobileLayout: the report page (as the SDK says)
+   * has a mobile layout; null before it is known. Returns {layoutType, displayOption} as names
+   * of models.LayoutType / models.DisplayOption; the caller maps them to the SDK's values.
+   */
+  function reportLayout(setting, portrait, hasMobileLayout) {
+    var normal = { layoutType: 'Custom', displayOption: 'FitToPage' };
+    var mobile = { layoutType: 'MobilePortrait', displayOption: null };
+    var fitWidth = { layoutType: 'Custom', displayOption: 'FitToWidth' };
+    switch (setting) {
+      case 'landscape': return normal;
+      case 'fit_width': return fitWidth;
+      case 'portrait': return hasMobileLayout === false ? fitWidth : mobile;
+      default: // auto (and anything older cores send without the field)
+        if (!portrait) return normal;
+        return hasMobileLayout === false ? fitWidth : mobile;
+    }
+  }
+
   root.PbikioskProtocol = {
     PROTOCOL_VERSION: PROTOCOL_VERSION,
     CORE_MESSAGES: CORE_MESSAGES,
@@ -178,6 +221,8 @@
     redact: redact,
     redactDeep: redactDeep,
     formatNextAttempt: formatNextAttempt,
-    statusScreenModel: statusScreenModel
+    statusScreenModel: statusScreenModel,
+    startScreenModel: startScreenModel,
+    reportLayout: reportLayout
   };
 })(typeof window !== 'undefined' ? window : globalThis);

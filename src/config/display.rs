@@ -1,9 +1,10 @@
-//! `[display]`: screen rotation and GPU compositing.
+//! `[display]`: screen rotation, GPU compositing and the layout of reports.
 
 use super::walk::{Ctx, Section};
 use super::{ConfigError, DisplayConfig, GpuMode};
+use crate::report_layout::ReportLayout;
 
-const DISPLAY_KEYS: &[&str] = &["rotation", "gpu"];
+const DISPLAY_KEYS: &[&str] = &["rotation", "gpu", "report_layout"];
 
 pub(super) fn parse_display(cx: &Ctx, s: &Section) -> Result<DisplayConfig, ConfigError> {
     s.check_table_keys(cx, "[display]", DISPLAY_KEYS)?;
@@ -33,13 +34,36 @@ pub(super) fn parse_display(cx: &Ctx, s: &Section) -> Result<DisplayConfig, Conf
             ));
         }
     };
-    Ok(DisplayConfig { rotation, gpu })
+    let report_layout = match s.string(cx, "report_layout")? {
+        None => ReportLayout::default(),
+        Some((name, span)) => ReportLayout::parse(name).ok_or_else(|| {
+            let valid: Vec<String> = ReportLayout::ALL
+                .iter()
+                .map(|l| format!("\"{}\"", l.as_str()))
+                .collect();
+            cx.invalid(
+                &s.key("report_layout"),
+                Some(&span),
+                format!("\"{name}\" is not a report layout"),
+                format!(
+                    "Set report_layout to one of {}: \"auto\" shows a report's mobile layout on a screen taller than wide (fitted to the width when it has none), \"portrait\" the mobile layout on any screen, \"fit_width\" the normal layout as wide as the screen, \"landscape\" the whole normal page.",
+                    valid.join(", ")
+                ),
+            )
+        })?,
+    };
+    Ok(DisplayConfig {
+        rotation,
+        gpu,
+        report_layout,
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use crate::config::GpuMode;
     use crate::config::test_support::*;
+    use crate::report_layout::ReportLayout;
 
     #[test]
     fn display_gpu_setting() {
@@ -64,6 +88,24 @@ mod tests {
         assert!(!GpuMode::Auto.use_gpu(false));
         assert!(GpuMode::On.use_gpu(false));
         assert!(!GpuMode::Off.use_gpu(true));
+    }
+
+    #[test]
+    fn display_report_layout() {
+        assert_eq!(ok(&auth()).display.report_layout, ReportLayout::Auto);
+        for l in ReportLayout::ALL {
+            let text = format!("{}[display]\nreport_layout = \"{}\"\n", auth(), l.as_str());
+            assert_eq!(ok(&text).display.report_layout, l, "{}", l.as_str());
+        }
+        let text = format!("{}[display]\nreport_layout = \"mobile\"\n", auth());
+        let (msg, fix) = invalid(err(&text), "display.report_layout", Some(8));
+        assert!(msg.contains("\"mobile\""), "{msg}");
+        for v in ["\"auto\"", "\"landscape\"", "\"portrait\"", "\"fit_width\""] {
+            assert!(fix.contains(v), "{fix}");
+        }
+        let text = format!("{}[display]\nreport_layout = 90\n", auth());
+        let e = err(&text).to_string();
+        assert!(e.contains("display.report_layout"), "{e}");
     }
 
     #[test]

@@ -83,7 +83,11 @@ const SECTIONS: &[(&str, &[Spec])] = &[
     ("player", &[key("user_agent", Kind::Text)]),
     (
         "display",
-        &[key("rotation", Kind::Integer), key("gpu", Kind::Text)],
+        &[
+            key("rotation", Kind::Integer),
+            key("gpu", Kind::Text),
+            key("report_layout", Kind::Text),
+        ],
     ),
 ];
 
@@ -770,6 +774,18 @@ mod tests {
         assert_eq!(key, "display.rotation");
         assert_eq!(*line, Some(17));
         assert!(fix.contains("0, 90, 180 or 270"), "{fix}");
+
+        let e = edit_err(&base(), &[("display.report_layout", "mobile")]);
+        assert!(
+            e.to_string().contains("display.report_layout: \"mobile\""),
+            "{e}"
+        );
+        let out = edit_ok(&base(), &[("display.report_layout", "fit_width")]);
+        let cfg = config::parse(&out, path(), &env_secrets()).unwrap();
+        assert_eq!(
+            cfg.display.report_layout,
+            crate::report_layout::ReportLayout::FitWidth
+        );
 
         let e = edit_err(&base(), &[("auth.username", "not-an-upn")]);
         assert_eq!(

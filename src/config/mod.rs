@@ -51,6 +51,7 @@ use self::player::parse_player;
 use self::playlist::parse_playlist;
 use self::status::parse_status;
 use self::walk::{Ctx, Section, column_of, line_of};
+use crate::report_layout::ReportLayout;
 
 pub use self::secrets::SecretSources;
 
@@ -184,7 +185,8 @@ pub(crate) struct PlayerConfig {
 }
 
 /// `[display]`: `rotation` is applied by the kiosk session (cage), which asks
-/// `pbikiosk display-rotation`; `gpu` by the webview when the player starts.
+/// `pbikiosk display-rotation`; `gpu` by the webview when the player starts; `report_layout` by
+/// the page for each report it embeds.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct DisplayConfig {
     /// Degrees the picture is turned clockwise: 0, 90, 180 or 270 (portrait screens).
@@ -192,6 +194,8 @@ pub struct DisplayConfig {
     pub rotation: Option<u16>,
     /// Whether the webview composites with the GPU.
     pub(crate) gpu: GpuMode,
+    /// Which layout of a report to show (portrait screens want the mobile one).
+    pub(crate) report_layout: ReportLayout,
 }
 
 /// `[display] gpu`: GPU compositing in the webview.

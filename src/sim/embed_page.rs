@@ -37,7 +37,8 @@ pub(crate) struct InfoQuery {
     dashboard_id: Option<String>,
 }
 
-/// `GET /_sim/embed-info?reportId=..` → `{name, kind, pages:[{name, displayName, order}]}`.
+/// `GET /_sim/embed-info?reportId=..` → `{name, kind, pages:[{name, displayName, order}],
+/// mobileLayout}`.
 pub(crate) async fn info(AxState(sim): AxState<Sim>, Query(q): Query<InfoQuery>) -> Response {
     let st = sim.lock();
     for w in &st.scenario.workspaces {
@@ -46,7 +47,8 @@ pub(crate) async fn info(AxState(sim): AxState<Sim>, Query(q): Query<InfoQuery>)
         {
             let pages = super::powerbi::pages_json(r);
             return Json(
-                json!({"name": r.name, "kind": "report", "workspace": w.name, "pages": pages}),
+                json!({"name": r.name, "kind": "report", "workspace": w.name, "pages": pages,
+                    "mobileLayout": r.mobile_layout}),
             )
             .into_response();
         }

@@ -38,6 +38,7 @@
 //! name = "Sales Overview"
 //! dataset_id = "..."
 //! pages = ["Summary", { name = "ReportSection2", display_name = "By Region" }]
+//! mobile_layout = false     # true: the pages have a mobile (portrait) layout
 //! [[workspace.dashboard]]
 //! id = "..."
 //! name = "Executive Dashboard"
@@ -206,6 +207,9 @@ pub(crate) struct Report {
     pub(crate) dataset_id: String,
     #[serde(default)]
     pub(crate) pages: Vec<PageSpec>,
+    /// Its pages have a mobile (portrait) layout, which the embed page draws in one column.
+    #[serde(default)]
+    pub(crate) mobile_layout: bool,
 }
 
 /// A page: just its display name (the internal name is derived like Power BI's
@@ -264,7 +268,7 @@ pub(crate) struct Dashboard {
 #[serde(deny_unknown_fields)]
 pub struct Faults {
     #[serde(default)]
-    pub(crate) latency_ms: u64,
+    pub latency_ms: u64,
     #[serde(default)]
     pub(crate) token_outage: bool,
     #[serde(default)]

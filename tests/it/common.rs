@@ -33,6 +33,12 @@ pub struct Xvfb {
 
 impl Xvfb {
     pub fn start() -> Self {
+        Self::start_sized(1280, 720)
+    }
+
+    /// An X server whose screen is `width`x`height` (a portrait screen: 1080x1920).
+    pub fn start_sized(width: u32, height: u32) -> Self {
+        let screen = format!("{width}x{height}x24");
         for n in 90..140 {
             if display_in_use(n) {
                 continue;
@@ -42,7 +48,7 @@ impl Xvfb {
                     &format!(":{n}"),
                     "-screen",
                     "0",
-                    "1280x720x24",
+                    &screen,
                     "-nolisten",
                     "tcp",
                 ])
@@ -138,11 +144,22 @@ impl Player {
 
     /// `pbikiosk demo` with extra environment variables (e.g. libfaketime's).
     pub fn demo_env(x: &Xvfb, name: &str, args: &[&str], env: &[(&str, &str)]) -> Self {
+        Self::demo_window(x, name, args, env, "1280x720")
+    }
+
+    /// `pbikiosk demo` in a `window`-sized window ("1080x1920": a portrait screen).
+    pub fn demo_window(
+        x: &Xvfb,
+        name: &str,
+        args: &[&str],
+        env: &[(&str, &str)],
+        window: &str,
+    ) -> Self {
         let sim: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let sim_arg = sim.to_string();
         let mut all = vec!["demo", "--sim-listen", &sim_arg];
         all.extend_from_slice(args);
-        Self::launch(x, name, &all, env, sim)
+        Self::launch(x, name, &all, env, sim, window)
     }
 
     /// `pbikiosk run --config <cfg>` (no simulator of its own: `sim` points nowhere).
@@ -154,18 +171,26 @@ impl Player {
             &["run", "--config", cfg],
             &[],
             "127.0.0.1:9".parse().unwrap(),
+            "1280x720",
         )
     }
 
-    /// Start the player in a 1280x720 window on `x`, its status endpoint on a free port and
-    /// its output in `target/e2e/<name>.log`.
-    fn launch(x: &Xvfb, name: &str, args: &[&str], env: &[(&str, &str)], sim: SocketAddr) -> Self {
+    /// Start the player in a `window`-sized window on `x`, its status endpoint on a free port
+    /// and its output in `target/e2e/<name>.log`.
+    fn launch(
+        x: &Xvfb,
+        name: &str,
+        args: &[&str],
+        env: &[(&str, &str)],
+        sim: SocketAddr,
+        window: &str,
+    ) -> Self {
         let status: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let log = std::fs::File::create(out_dir().join(format!("{name}.log"))).unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_pbikiosk"))
             .args(args)
             .args(["--status-listen", &status.to_string()])
-            .args(["--window", "1280x720"])
+            .args(["--window", window])
             .env("DISPLAY", &x.display)
             .env("RUST_LOG", "info,pbikiosk=debug")
             .env_remove("WAYLAND_DISPLAY")

@@ -237,3 +237,127 @@ async fn not_configured_until_the_config_appears() {
     assert_eq!(s["items"][0]["name"], "Sales Overview", "{s}");
     assert!(sim.stats().token_by_grant.get("password") == Some(&1));
 }
+
+/// The mean brightness (0 dark … 1 light) of a screenshot, or of the part `crop` names
+/// (ImageMagick geometry, e.g. "1080x640+0+1280"). The page's start screen is dark, the
+/// simulated reports are light.
+fn brightness(path: &std::path::Path, crop: Option<&str>) -> f64 {
+    gray_stat(path, crop, "mean")
+}
+
+/// How much the brightness varies (0: one plain colour, nothing drawn).
+fn detail(path: &std::path::Path, crop: Option<&str>) -> f64 {
+    gray_stat(path, crop, "standard_deviation")
+}
+
+fn gray_stat(path: &std::path::Path, crop: Option<&str>, stat: &str) -> f64 {
+    let mut cmd = Command::new("convert");
+    cmd.arg(path);
+    if let Some(c) = crop {
+        cmd.args(["-crop", c, "+repage"]);
+    }
+    let out = cmd
+        .args([
+            "-colorspace",
+            "Gray",
+            "-format",
+            &format!("%[fx:{stat}]"),
+            "info:",
+        ])
+        .output()
+        .expect("ImageMagick's convert is needed (scripts/test.sh installs it)");
+    assert!(out.status.success(), "{out:?}");
+    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+}
+
+/// The steps `pbikiosk` told the start screen, in order, from its debug log.
+fn start_steps(log: &str) -> Vec<String> {
+    log.lines()
+        .filter_map(|l| {
+            let rest = l.split("Starting { activity: \"").nth(1)?;
+            Some(rest.split('"').next()?.to_owned())
+        })
+        .collect()
+}
+
+/// On a slow network the screen says what it is doing from the first seconds (who signs in,
+/// then which report loads) over the device's facts, and the first report replaces it.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs Xvfb, ImageMagick and the built page; scripts/test.sh runs it"]
+async fn start_screen_says_what_it_does_until_the_first_report() {
+    let _one = lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let slow = dir.path().join("slow.toml");
+    // The demo's scenario, where every answer of the simulated Microsoft services takes 1.5 s.
+    let mut scenario = pbikiosk::sim::Scenario::builtin();
+    scenario.faults.latency_ms = 1500;
+    std::fs::write(&slow, toml::to_string(&scenario).unwrap()).unwrap();
+    let x = Xvfb::start();
+    let mut p = Player::demo(&x, "start-screen", &["--scenario", slow.to_str().unwrap()]);
+    let s = p
+        .wait_for("the status endpoint", 10, |s| s["state"].is_string())
+        .await;
+    let until = p.started + Duration::from_secs(2);
+    tokio::time::sleep(until.saturating_duration_since(Instant::now())).await;
+    let shot = x.screenshot("start-screen-2s.png");
+    let s2 = p.status().await.unwrap();
+    println!("status at ~2 s: {s2}");
+    assert!(
+        s2["state"] == "signing_in" || s2["state"] == "starting",
+        "{s2} (first: {s})"
+    );
+    assert_eq!(s2["rendered_total"], 0, "{s2}");
+    let dark = brightness(&shot, None);
+    assert!(dark < 0.2, "the start screen is dark, not a report: {dark}");
+
+    let s = p
+        .wait_for("the first report", 90, |s| s["state"] == "playing")
+        .await;
+    assert_eq!(s["problem"], Value::Null);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let shot = x.screenshot("start-screen-then-report.png");
+    let light = brightness(&shot, None);
+    assert!(light > 0.6, "the report replaced the start screen: {light}");
+
+    let log = std::fs::read_to_string(out_dir().join("start-screen.log")).unwrap();
+    let steps = start_steps(&log);
+    let account = pbikiosk::sim::Scenario::builtin().demo.unwrap().username;
+    assert_eq!(
+        steps,
+        [
+            format!("Signing in as {account}…"),
+            "Finding your reports".to_owned(),
+            "Loading ‘Sales Overview’".to_owned(),
+        ],
+        "{log}"
+    );
+}
+
+/// A portrait screen (1080x1920): a report with a mobile layout is shown in it, one without
+/// fitted to the width (it is tried in its mobile layout off-screen first, then embedded again;
+/// the browser test web/test/layout.test.mjs checks the settings sent).
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs Xvfb, ImageMagick and the built page; scripts/test.sh runs it"]
+async fn portrait_screen_shows_mobile_layouts_else_fits_the_width() {
+    let _one = lock().await;
+    let x = Xvfb::start_sized(1080, 1920);
+    let mut p = Player::demo_window(&x, "portrait", &["--seconds", "4"], &[], "1080x1920");
+    p.wait_for("Sales Overview", 60, |s| {
+        s["state"] == "playing" && s["item"]["name"] == "Sales Overview"
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let mobile = x.screenshot("portrait-mobile-layout.png");
+
+    p.wait_for("Operations", 60, |s| s["item"]["name"] == "Operations")
+        .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let fit = x.screenshot("portrait-fit-width.png");
+    // The mobile layout fills the screen to the bottom; the page fitted to the width leaves
+    // the lower third empty (the page's plain background).
+    let lower = "1080x640+0+1200";
+    let (m, f) = (detail(&mobile, Some(lower)), detail(&fit, Some(lower)));
+    println!("detail in the lower third: mobile {m:.3}, fit to width {f:.3}");
+    assert!(m > 0.05, "the mobile layout reaches the bottom: {m}");
+    assert!(f < 0.01, "fitted to the width, the bottom stays empty: {f}");
+}

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 
 use pbikiosk::bridge::{FromPage, Screen, ToPage, TokenType};
 use pbikiosk::content::ContentKind;
+use pbikiosk::report_layout::ReportLayout;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
@@ -25,6 +26,7 @@ fn fixture(name: &str) -> PathBuf {
 /// it is named here, and [`to_page_examples`] is next to it.
 fn to_page_variant(m: &ToPage) -> &'static str {
     match m {
+        ToPage::Starting { .. } => "Starting",
         ToPage::Prepare { .. } => "Prepare",
         ToPage::Show { .. } => "Show",
         ToPage::SetPage { .. } => "SetPage",
@@ -74,6 +76,7 @@ fn to_page_examples() -> Vec<ToPage> {
             token_type: TokenType::Aad,
             page: Some("ReportSection2".into()),
             bookmark: Some("Bookmark3f2a".into()),
+            report_layout: ReportLayout::Auto,
         },
         ToPage::Prepare {
             key: "e2".into(),
@@ -87,6 +90,47 @@ fn to_page_examples() -> Vec<ToPage> {
             token_type: TokenType::Embed,
             page: None,
             bookmark: None,
+            report_layout: ReportLayout::Landscape,
+        },
+        ToPage::Prepare {
+            key: "e3".into(),
+            kind: ContentKind::Report,
+            id: REPORT.into(),
+            group_id: WORKSPACE.into(),
+            embed_url: format!(
+                "https://app.powerbi.com/reportEmbed?reportId={REPORT}&groupId={WORKSPACE}"
+            ),
+            access_token: TOKEN.into(),
+            token_type: TokenType::Aad,
+            page: None,
+            bookmark: None,
+            report_layout: ReportLayout::Portrait,
+        },
+        ToPage::Prepare {
+            key: "e4".into(),
+            kind: ContentKind::Report,
+            id: REPORT.into(),
+            group_id: WORKSPACE.into(),
+            embed_url: format!(
+                "https://app.powerbi.com/reportEmbed?reportId={REPORT}&groupId={WORKSPACE}"
+            ),
+            access_token: TOKEN.into(),
+            token_type: TokenType::Aad,
+            page: None,
+            bookmark: None,
+            report_layout: ReportLayout::FitWidth,
+        },
+        ToPage::Starting {
+            activity: "Signing in as kiosk@contoso.com…".into(),
+            facts: vec![
+                ("Device".into(), "kiosk-lobby".into()),
+                ("IP address".into(), "10.0.0.7, 192.168.1.20".into()),
+                ("pbikiosk".into(), "0.1.0".into()),
+            ],
+        },
+        ToPage::Starting {
+            activity: "Loading ‘Sales Overview’".into(),
+            facts: vec![],
         },
         ToPage::Show { key: "e1".into() },
         ToPage::SetPage {
@@ -201,6 +245,16 @@ fn to_page_fixture_is_up_to_date_and_covers_every_message() {
         assert!(
             token_types.contains(&json!(t)),
             "no Prepare with token_type `{t}`"
+        );
+    }
+    let layouts = with(&|m| match m {
+        ToPage::Prepare { report_layout, .. } => Some(serde_json::to_value(report_layout).unwrap()),
+        _ => None,
+    });
+    for l in serde_names::<ReportLayout>(json!("?")) {
+        assert!(
+            layouts.contains(&json!(l)),
+            "no Prepare with report_layout `{l}`"
         );
     }
 

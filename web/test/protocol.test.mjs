@@ -24,6 +24,9 @@ test('every core message type of the protocol validates', () => {
     { ...prepare, page: 'ReportSection2', bookmark: 'Bm1' },
     (({ page, bookmark, group_id, ...rest }) => rest)(prepare), // optional fields may be absent
     { ...prepare, kind: 'dashboard', token_type: 'embed' },
+    ...['auto', 'landscape', 'portrait', 'fit_width'].map((l) => ({ ...prepare, report_layout: l })),
+    { v: 1, type: 'starting', activity: 'Signing in as kiosk@contoso.com…', facts: [['Device', 'kiosk-lobby']] },
+    { v: 1, type: 'starting', activity: 'Finding your reports', facts: [] },
     { v: 1, type: 'show', key: 'k1' },
     { v: 1, type: 'set_page', key: 'k1', page: 'ReportSection2' },
     { v: 1, type: 'set_token', access_token: TOKEN },
@@ -52,6 +55,10 @@ test('bad core messages are refused with a reason that never contains the token'
     { ...prepare, access_token: '' },
     { ...prepare, access_token: 42 },
     { ...prepare, page: 7 },
+    { ...prepare, report_layout: 'mobile' },
+    { v: 1, type: 'starting', facts: [] },
+    { v: 1, type: 'starting', activity: 'x' },
+    { v: 1, type: 'starting', activity: 'x', facts: [['only one']] },
     { v: 1, type: 'badge' },
     { v: 1, type: 'status', screen: { title: 't' } },
     { v: 1, type: 'status', screen: { problem: 'p', title: 't', cause: 'c', fix: 'f', facts: [['only one']] } },
@@ -63,6 +70,32 @@ test('bad core messages are refused with a reason that never contains the token'
     assert.equal(typeof r.error, 'string');
     assert.ok(!r.error.includes(TOKEN));
   }
+});
+
+test('report layouts: the mobile one on portrait screens when there is one, else fitted to the width', () => {
+  const page = { layoutType: 'Custom', displayOption: 'FitToPage' };
+  const width = { layoutType: 'Custom', displayOption: 'FitToWidth' };
+  const mobile = { layoutType: 'MobilePortrait', displayOption: null };
+  const cases = [
+    // setting, portrait viewport, has a mobile layout (null: not known yet) → settings
+    ['auto', false, null, page], ['auto', false, true, page], ['auto', false, false, page],
+    ['auto', true, null, mobile], ['auto', true, true, mobile], ['auto', true, false, width],
+    [undefined, true, false, width], [undefined, false, null, page],
+    ['landscape', true, true, page], ['landscape', false, null, page],
+    ['fit_width', true, true, width], ['fit_width', false, null, width],
+    ['portrait', false, null, mobile], ['portrait', false, true, mobile], ['portrait', true, false, width]
+  ];
+  for (const [setting, portrait, has, want] of cases) {
+    assert.deepEqual({ ...P.reportLayout(setting, portrait, has) }, want, JSON.stringify([setting, portrait, has]));
+  }
+});
+
+test('start screen model: the line and the device, cleaned', () => {
+  const vm = P.startScreenModel({ activity: ' Signing in as kiosk@contoso.com… ',
+    facts: [['Device', 'kiosk-lobby'], ['IP address', ''], ['Token', TOKEN], 'junk'] }, []);
+  assert.equal(vm.activity, 'Signing in as kiosk@contoso.com…');
+  assert.equal(JSON.stringify(vm.facts), JSON.stringify([['Device', 'kiosk-lobby'], ['Token', '[redacted]']]));
+  assert.equal(P.startScreenModel({ activity: '', facts: [] }, []).activity, 'Starting…');
 });
 
 test('outgoing adds v and type', () => {

@@ -237,6 +237,31 @@ test('the start screen is in the static HTML: shown with scripts off', async () 
   }
 });
 
+test('the core fills in the start screen: its line, and the device small under it', async () => {
+  for (const [width, height] of [[1280, 720], [1080, 1920]]) {
+    const { context, page } = await openPage(width, height);
+    try {
+      await waitForMessage(page, (m) => m.type === 'ready', 10000, 'ready');
+      assert.equal(await page.locator('#start-facts').isVisible(), false, 'no facts before the core sends them');
+      const facts = [['Device', 'kiosk-lobby-reception-building-b-floor-2'],
+        ['IP address', '192.168.110.57, 10.20.0.4, fd12:3456:789a:1:2a0:c9ff:fe12:3456'], ['pbikiosk', '0.1.0']];
+      assert.equal(await send(page, { type: 'starting', activity: 'Signing in as kiosk@contoso-demo.onmicrosoft.com…', facts }), true);
+      assert.equal(await page.locator('#start-activity').textContent(), 'Signing in as kiosk@contoso-demo.onmicrosoft.com…');
+      const shown = await page.locator('#start-facts').innerText();
+      for (const [label, value] of facts) assert.ok(shown.includes(label) && shown.includes(value), shown);
+      assert.deepEqual(await layoutProblems(page, '#start', 'p'), []);
+      // Small and calm: the facts are smaller than the line above them.
+      const size = (sel) => page.evaluate((sel) => parseFloat(getComputedStyle(document.querySelector(sel)).fontSize), sel);
+      assert.ok(await size('#start-facts') < await size('#start-activity'));
+      await send(page, { type: 'starting', activity: 'Loading ‘Sales Overview’', facts });
+      assert.equal(await page.locator('#start-activity').textContent(), 'Loading ‘Sales Overview’');
+      await page.screenshot({ path: join(OUT, `start-filled-${width}x${height}.png`) });
+    } finally {
+      await context.close();
+    }
+  }
+});
+
 test('the start screen stays until the first show, a status screen covers it, it never comes back', async () => {
   const { context, page } = await openPage(1080, 1920);
   try {

@@ -18,7 +18,7 @@ export const CHROMIUM = process.env.PBIKIOSK_CHROMIUM || '/usr/bin/chromium';
 // Content the fake Power BI knows about (what the Rust simulator's /_sim/embed-info will answer).
 export const CATALOG = {
   'r-sales': {
-    name: 'Sales Overview', kind: 'report', pages: [
+    name: 'Sales Overview', kind: 'report', mobileLayout: true, pages: [
       { name: 'ReportSection1', displayName: 'Overview', order: 0 },
       { name: 'ReportSection2', displayName: 'Sales by Region', order: 1 },
       { name: 'ReportSection3', displayName: 'Monthly Trend', order: 2 }

@@ -8,7 +8,9 @@
  * and draws a recognisable report (name, active page, live clock, a chart that differs per page), so a
  * screenshot proves exactly what is shown.
  *
- * Metadata: GET /_sim/embed-info?reportId|dashboardId=..&groupId=.. → {name, kind, pages:[{name, displayName, order}]}
+ * Metadata: GET /_sim/embed-info?reportId|dashboardId=..&groupId=.. → {name, kind, pages:[{name, displayName, order}], mobileLayout}
+ * Layouts: a report with mobileLayout, loaded with settings.layoutType MobilePortrait (2), is drawn in one column
+ * with a "Mobile layout" label; settings.customLayout.displayOption FitToWidth (1) gets a "Fit to width" label.
  * Tokens:   POST /_sim/check-token (body: the token) → {valid, expired}
  * Both degrade gracefully (placeholder metadata, token accepted) when the endpoint is missing.
  * This page never displays or logs a token.
@@ -59,9 +61,9 @@
   function placeholderInfo() {
     var id = entityId || 'unknown';
     var short = id.length > 16 ? id.slice(0, 8) + '…' : id;
-    if (kind === 'dashboard') return { name: 'Dashboard ' + short, kind: 'dashboard', pages: [] };
+    if (kind === 'dashboard') return { name: 'Dashboard ' + short, kind: 'dashboard', pages: [], mobileLayout: false };
     return {
-      name: 'Report ' + short, kind: 'report',
+      name: 'Report ' + short, kind: 'report', mobileLayout: false,
       pages: [
         { name: 'ReportSection1', displayName: 'Page 1', order: 0 },
         { name: 'ReportSection2', displayName: 'Page 2', order: 1 },
@@ -84,7 +86,8 @@
         return {
           name: typeof info.name === 'string' && info.name ? info.name : ph.name,
           kind: info.kind === 'dashboard' || info.kind === 'report' ? info.kind : kind,
-          pages: kind === 'report' && pages.length === 0 ? ph.pages : pages
+          pages: kind === 'report' && pages.length === 0 ? ph.pages : pages,
+          mobileLayout: info.mobileLayout === true
         };
       })
       .catch(function () { return placeholderInfo(); });
@@ -213,9 +216,50 @@
     if (c) c.textContent = hms(new Date());
   }
 
+  // How the host asked for the report to be laid out, as far as this report can follow it.
+  var LAYOUT_MOBILE_PORTRAIT = 2, DISPLAY_FIT_TO_WIDTH = 1;
+  function layoutOf(info) {
+    var st = (state.config && state.config.settings) || {};
+    if (kind !== 'report') return 'screen'; // a dashboard fills the screen
+    if (st.layoutType === LAYOUT_MOBILE_PORTRAIT) return info.mobileLayout ? 'mobile' : 'page';
+    if (st.customLayout && st.customLayout.displayOption === DISPLAY_FIT_TO_WIDTH) return 'fit-width';
+    return 'page';
+  }
+
+  // The page's box on the screen (see embed.html): 16:9 fitted or as wide as the screen for the desktop
+  // layout, the whole screen for the mobile one.
+  function placePage(layout) {
+    var W = window.innerWidth, H = window.innerHeight;
+    var w = W, h = H, left = 0, top = 0;
+    if (layout === 'fit-width') {
+      h = W * 9 / 16;
+    } else if (layout === 'page') {
+      w = Math.min(W, H * 16 / 9);
+      h = w * 9 / 16;
+      left = (W - w) / 2;
+      top = (H - h) / 2;
+    }
+    var st = document.documentElement.style;
+    st.setProperty('--vw', (w / 100) + 'px');
+    st.setProperty('--vh', (h / 100) + 'px');
+    st.setProperty('--box-left', left + 'px');
+    st.setProperty('--box-top', top + 'px');
+    st.setProperty('--box-width', w + 'px');
+    st.setProperty('--box-height', h + 'px');
+  }
+  window.addEventListener('resize', function () {
+    var root = document.getElementById('sim');
+    if (root && root.getAttribute('data-layout')) placePage(root.getAttribute('data-layout'));
+  });
+
   function draw(info) {
     var root = document.getElementById('sim');
     var body = document.getElementById('body');
+    var layout = layoutOf(info);
+    root.setAttribute('data-layout', layout);
+    placePage(layout);
+    document.getElementById('layout').textContent =
+      layout === 'mobile' ? 'Mobile layout' : (layout === 'fit-width' ? 'Fit to width' : '');
     document.getElementById('name').textContent = info.name;
     while (body.firstChild) body.removeChild(body.firstChild);
     if (kind === 'dashboard') {
@@ -318,6 +362,17 @@
     if (kind === 'report') {
       if (method === 'GET' && path === '/report/pages') {
         return infoPromise.then(function (info) { respond(200, pagesBody(info)); });
+      }
+      var layoutQuery = /^\/report\/pages\/([^/]+)\/layoutTypes\/([A-Za-z]+)$/.exec(path);
+      if (method === 'GET' && layoutQuery) {
+        return infoPromise.then(function (info) {
+          if (!findPage(info, decodeURIComponent(layoutQuery[1]))) {
+            return respond(400, { message: 'PageNotFound', detailedMessage: 'No page with this name in the report' });
+          }
+          // Every report has its master layout; the mobile ones only when they were made.
+          var type = layoutQuery[2];
+          respond(200, type === 'Master' || type === 'Custom' || (type === 'MobilePortrait' && info.mobileLayout));
+        });
       }
       if (method === 'PUT' && path === '/report/pages/active') {
         return infoPromise.then(function (info) {
