@@ -283,6 +283,7 @@ async fn outages_are_reported_within_the_budget() {
     ] {
         let sim = sim(Scenario::named(name).unwrap()).await;
         let cfg = config(&sim, &sim.demo_username().unwrap(), &dir, |s| s);
+        let t = std::time::Instant::now();
         let r = check(&["check", "--json"], cfg).await;
         let took = t.elapsed();
         assert_eq!(r.problems(), vec![want.to_owned()], "{name}: {}", r.stdout);
