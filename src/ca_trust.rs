@@ -8,6 +8,7 @@
 //! `ca_file` CAs, names the host, is valid now, and the host is one the web view may navigate
 //! to. Pure: the PEM is read by the caller's I/O, and the clock is explicit.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use rustls::client::WebPkiServerVerifier;
@@ -31,6 +32,8 @@ pub(crate) enum CaFileError {
 /// Why a refused certificate stays refused.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum Refusal {
+    #[error("there is no cloud.ca_file to check it against")]
+    NoCaFile,
     #[error("{0} is not a host the web view may navigate to")]
     HostNotAllowed(String),
     #[error("{0} is not a DNS name")]
@@ -103,6 +106,72 @@ impl CaFileTrust {
             .verify_server_cert(&leaf, &issuers, &name, &[], now)
             .map(|_| ())
             .map_err(Refusal::NotFromCaFile)
+    }
+}
+
+/// How often a certificate already accepted is accepted again when refused once more: a frame
+/// can load again before WebKit has taken the acceptance in. Bounded, so that a certificate
+/// WebKit keeps refusing for another reason does not reload the frames forever.
+const MAX_ACCEPTS: u32 = 3;
+
+/// What to do about one certificate the web view refused.
+#[derive(Debug)]
+pub(crate) enum Verdict {
+    /// Accept it for the host, then load the host's frames again. `again`: it was accepted
+    /// before and refused once more.
+    Accept { again: bool },
+    /// Keep refusing it, for this reason (said once per certificate and host).
+    Refuse(Refusal),
+    /// Judged before, nothing to do: each resource of a host reports the same certificate.
+    Known,
+}
+
+/// The web view's refusals over its life: judged once per certificate and host.
+#[derive(Debug)]
+pub(crate) struct Judgements {
+    trust: Option<CaFileTrust>,
+    allowed_hosts: Vec<String>,
+    /// (host, presented certificate) -> times accepted (0: refused).
+    seen: HashMap<(String, Vec<u8>), u32>,
+}
+
+impl Judgements {
+    /// `trust`: the `ca_file` CAs, if the config names a usable file.
+    pub(crate) fn new(trust: Option<CaFileTrust>, allowed_hosts: Vec<String>) -> Self {
+        Self {
+            trust,
+            allowed_hosts,
+            seen: HashMap::new(),
+        }
+    }
+
+    /// The web view refused `chain` (DER, presented certificate first) for `host` at `now`.
+    pub(crate) fn refused(&mut self, host: &str, chain: &[Vec<u8>], now: UnixTime) -> Verdict {
+        let Some(leaf) = chain.first() else {
+            return Verdict::Refuse(Refusal::NoCertificate);
+        };
+        let key = (host.to_ascii_lowercase(), leaf.clone());
+        if let Some(accepts) = self.seen.get_mut(&key) {
+            if *accepts == 0 || *accepts >= MAX_ACCEPTS {
+                return Verdict::Known;
+            }
+            *accepts += 1;
+            return Verdict::Accept { again: true };
+        }
+        let judged = match &self.trust {
+            None => Err(Refusal::NoCaFile),
+            Some(t) => t.judge(&key.0, chain, &self.allowed_hosts, now),
+        };
+        match judged {
+            Ok(()) => {
+                self.seen.insert(key, 1);
+                Verdict::Accept { again: false }
+            }
+            Err(refusal) => {
+                self.seen.insert(key, 0);
+                Verdict::Refuse(refusal)
+            }
+        }
     }
 }
 
@@ -247,6 +316,68 @@ mod tests {
             CaFileTrust::from_pem(b"-----BEGIN CERTIFICATE-----\n!!!\n-----END CERTIFICATE-----\n")
                 .unwrap_err(),
             CaFileError::Pem(_)
+        ));
+    }
+
+    #[test]
+    fn each_certificate_is_judged_once_per_host() {
+        let corp = ca("Contoso Inspection CA");
+        let trust = CaFileTrust::from_pem(corp.pem().as_bytes()).unwrap();
+        let mut j = Judgements::new(Some(trust), hosts());
+        let app = leaf(&corp, "app.powerbi.com");
+        let chain = std::slice::from_ref(&app);
+        assert!(matches!(
+            j.refused("app.powerbi.com", chain, now()),
+            Verdict::Accept { again: false }
+        ));
+        // Refused once more (a load that raced the acceptance): accepted again, a bounded
+        // number of times.
+        for _ in 1..MAX_ACCEPTS {
+            assert!(matches!(
+                j.refused("APP.powerbi.com", chain, now()),
+                Verdict::Accept { again: true }
+            ));
+        }
+        assert!(matches!(
+            j.refused("app.powerbi.com", chain, now()),
+            Verdict::Known
+        ));
+        // The same certificate for another host is judged for that host.
+        assert!(matches!(
+            j.refused("example.com", chain, now()),
+            Verdict::Refuse(Refusal::HostNotAllowed(_))
+        ));
+        assert!(matches!(
+            j.refused("example.com", chain, now()),
+            Verdict::Known
+        ));
+        let stranger = leaf(&ca("Someone Else"), "app.powerbi.com");
+        assert!(matches!(
+            j.refused("app.powerbi.com", std::slice::from_ref(&stranger), now()),
+            Verdict::Refuse(Refusal::NotFromCaFile(_))
+        ));
+        assert!(matches!(
+            j.refused("app.powerbi.com", &[stranger], now()),
+            Verdict::Known
+        ));
+        assert!(matches!(
+            j.refused("app.powerbi.com", &[], now()),
+            Verdict::Refuse(Refusal::NoCertificate)
+        ));
+    }
+
+    #[test]
+    fn without_a_ca_file_nothing_is_accepted() {
+        let corp = ca("Contoso Inspection CA");
+        let mut j = Judgements::new(None, hosts());
+        let app = leaf(&corp, "app.powerbi.com");
+        assert!(matches!(
+            j.refused("app.powerbi.com", std::slice::from_ref(&app), now()),
+            Verdict::Refuse(Refusal::NoCaFile)
+        ));
+        assert!(matches!(
+            j.refused("app.powerbi.com", &[app], now()),
+            Verdict::Known
         ));
     }
 }

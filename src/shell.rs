@@ -354,7 +354,7 @@ fn build_webview(
 #[cfg(target_os = "linux")]
 mod platform {
     use super::{ShellEvent, ShellOptions};
-    use crate::ca_trust::CaFileTrust;
+    use crate::ca_trust::{CaFileTrust, Judgements, Verdict};
     use tokio::sync::mpsc::UnboundedSender;
     use webkit2gtk::gio;
     use webkit2gtk::{SettingsExt, WebContextExt, WebViewExt};
@@ -421,7 +421,6 @@ mod platform {
     /// the only trace of an embed frame that failed, since the page sees no event for it.
     fn trust_ca_file(view: &webkit2gtk::WebView, opts: &ShellOptions) {
         use std::cell::RefCell;
-        use std::collections::HashSet;
         use std::rc::Rc;
         use webkit2gtk::glib::object::ObjectExt;
         use webkit2gtk::{URIRequestExt, WebResourceExt};
@@ -446,80 +445,73 @@ mod platform {
                 }
             }
         });
-        let judge = Rc::new(TlsJudge {
+        let judgements = Rc::new(RefCell::new(Judgements::new(
             trust,
-            allowed_hosts: opts.allowed_hosts.clone(),
-            seen: RefCell::new(HashSet::new()),
-        });
+            opts.allowed_hosts.clone(),
+        )));
         let weak_view = view.downgrade();
         view.connect_resource_load_started(move |_, resource, request| {
             let uri = request.uri().map(|u| u.to_string()).unwrap_or_default();
             tracing::trace!(uri, "resource load started");
-            let judge = judge.clone();
+            let judgements = judgements.clone();
             let weak_view = weak_view.clone();
             resource.connect_failed_with_tls_errors(move |resource, cert, errors| {
                 let Some(view) = weak_view.upgrade() else {
                     return;
                 };
                 let uri = resource.uri().map(|u| u.to_string()).unwrap_or_default();
-                judge.refused(&view, &uri, cert, errors);
+                refused(&view, &judgements, &uri, cert, errors);
             });
         });
     }
 
-    /// What the web view's certificate refusals are judged by, and which were already judged
-    /// (each resource of a host reports the same certificate).
-    struct TlsJudge {
-        trust: Option<CaFileTrust>,
-        allowed_hosts: Vec<String>,
-        seen: std::cell::RefCell<std::collections::HashSet<(String, Vec<u8>)>>,
-    }
-
-    impl TlsJudge {
-        fn refused(
-            &self,
-            view: &webkit2gtk::WebView,
-            uri: &str,
-            cert: &gio::TlsCertificate,
-            errors: gio::TlsCertificateFlags,
-        ) {
-            use gio::prelude::TlsCertificateExt;
-            let Some(host) = url::Url::parse(uri)
-                .ok()
-                .and_then(|u| u.host_str().map(str::to_ascii_lowercase))
-            else {
-                return;
-            };
-            let chain = der_chain(cert);
-            let Some(leaf) = chain.first().cloned() else {
-                return;
-            };
-            if !self.seen.borrow_mut().insert((host.clone(), leaf)) {
-                return;
-            }
-            let subject = cert
-                .subject_name()
-                .map(|s| s.to_string())
-                .unwrap_or_default();
-            let issuer = cert
-                .issuer_name()
-                .map(|s| s.to_string())
-                .unwrap_or_default();
-            let Some(trust) = &self.trust else {
+    /// The web view refused `cert` for a resource at `uri`: judge it, log it, act on it.
+    fn refused(
+        view: &webkit2gtk::WebView,
+        judgements: &std::cell::RefCell<Judgements>,
+        uri: &str,
+        cert: &gio::TlsCertificate,
+        errors: gio::TlsCertificateFlags,
+    ) {
+        use gio::prelude::TlsCertificateExt;
+        let Some(host) = url::Url::parse(uri)
+            .ok()
+            .and_then(|u| u.host_str().map(str::to_ascii_lowercase))
+        else {
+            return;
+        };
+        let chain = der_chain(cert);
+        let now = rustls::pki_types::UnixTime::now();
+        let verdict = judgements.borrow_mut().refused(&host, &chain, now);
+        let names = || {
+            let name = |n: Option<webkit2gtk::glib::GString>| n.map(|s| s.to_string());
+            (
+                name(cert.subject_name()).unwrap_or_default(),
+                name(cert.issuer_name()).unwrap_or_default(),
+            )
+        };
+        match verdict {
+            Verdict::Known => {}
+            Verdict::Refuse(refusal) => {
+                let (subject, issuer) = names();
                 tracing::warn!(
                     host,
                     ?errors,
                     subject,
                     issuer,
-                    "the web view refused the certificate of {host} (no cloud.ca_file to check it against)"
+                    "the web view refused the certificate of {host}, and it stays refused: {refusal}"
                 );
-                return;
-            };
-            let now = rustls::pki_types::UnixTime::now();
-            match trust.judge(&host, &chain, &self.allowed_hosts, now) {
-                Ok(()) => {
-                    let Some(ctx) = view.context() else { return };
-                    ctx.allow_tls_certificate_for_host(cert, &host);
+            }
+            Verdict::Accept { again } => {
+                let Some(ctx) = view.context() else { return };
+                ctx.allow_tls_certificate_for_host(cert, &host);
+                if again {
+                    tracing::debug!(
+                        host,
+                        "certificate of {host} accepted again (a load raced the first acceptance)"
+                    );
+                } else {
+                    let (subject, issuer) = names();
                     tracing::info!(
                         host,
                         ?errors,
@@ -527,11 +519,8 @@ mod platform {
                         issuer,
                         "certificate of {host} trusted for {host} only: it chains to cloud.ca_file; loading its frames again"
                     );
-                    reload_frames_of(view, &host);
                 }
-                Err(refusal) => {
-                    tracing::warn!(host, ?errors, subject, issuer, %refusal, "the web view refused the certificate of {host}, and cloud.ca_file does not vouch for it");
-                }
+                reload_frames_of(view, &host);
             }
         }
     }
@@ -607,10 +596,27 @@ mod tests {
             &crate::config::SecretSources::default(),
         )
         .unwrap();
-        let o = ShellOptions::from_startup(Some(&cfg), web, None);
+        let o = ShellOptions::from_startup(Some(&cfg), web.clone(), None);
         assert_eq!(o.user_agent, "pbikiosk-test/1");
         assert_eq!(o.allowed_hosts, powerbi_hosts(&["api.powerbigov.us"]));
         assert!(!o.gpu);
+
+        // cloud.ca_file reaches the web view as it is.
+        let dir = tempfile::tempdir().unwrap();
+        let ca = dir.path().join("corp-ca.pem");
+        std::fs::write(&ca, "").unwrap();
+        let text = text.replace(
+            "[cloud]\n",
+            &format!("[cloud]\nca_file = {:?}\n", ca.to_str().unwrap()),
+        );
+        let cfg = crate::config::parse(
+            &text,
+            Path::new("/etc/pbikiosk/pbikiosk.toml"),
+            &crate::config::SecretSources::default(),
+        )
+        .unwrap();
+        let o = ShellOptions::from_startup(Some(&cfg), web, None);
+        assert_eq!(o.ca_file, Some(ca));
     }
 
     #[test]

@@ -50,7 +50,12 @@ impl EmbedFront {
     pub async fn start(router: axum::Router, host: &str, cert: FrontCert) -> std::io::Result<Self> {
         let err = |e: rcgen::Error| std::io::Error::other(format!("test certificate: {e}"));
         let key_pair = rcgen::KeyPair::generate().map_err(err)?;
-        let params = rcgen::CertificateParams::new(vec![host.to_owned()]).map_err(err)?;
+        let mut params = rcgen::CertificateParams::new(vec![host.to_owned()]).map_err(err)?;
+        // Named for the host, as a proxy's leaf is, rather than rcgen's placeholder name.
+        params.distinguished_name = rcgen::DistinguishedName::new();
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, host);
         let (leaf, ca_pem) = match cert {
             FrontCert::SelfSigned => (params.self_signed(&key_pair).map_err(err)?, None),
             FrontCert::RunCa => {

@@ -327,7 +327,7 @@ async fn without_ca_file_an_inspecting_proxy_is_not_trusted() {
     x.screenshot("ca-file-missing.png");
     let log = log_of("ca-file-missing");
     assert!(
-        log.contains("the web view refused the certificate of app.powerbi.com (no cloud.ca_file to check it against)"),
+        log.contains("the web view refused the certificate of app.powerbi.com, and it stays refused: there is no cloud.ca_file to check it against"),
         "{log}"
     );
     assert!(log.contains("UNKNOWN_CA"), "{log}");
