@@ -451,8 +451,11 @@ mod platform {
         )));
         let weak_view = view.downgrade();
         view.connect_resource_load_started(move |_, resource, request| {
-            let uri = request.uri().map(|u| u.to_string()).unwrap_or_default();
-            tracing::trace!(uri, "resource load started");
+            // Fields are only evaluated when tracing is on: this runs for every resource.
+            tracing::trace!(
+                uri = request.uri().as_deref().unwrap_or(""),
+                "resource load started"
+            );
             let judgements = judgements.clone();
             let weak_view = weak_view.clone();
             resource.connect_failed_with_tls_errors(move |resource, cert, errors| {
