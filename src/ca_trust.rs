@@ -19,6 +19,8 @@ use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 /// Why `cloud.ca_file` cannot be used to judge certificates.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum CaFileError {
+    #[error("it cannot be read: {0}")]
+    Read(#[source] std::io::Error),
     #[error("it is not a PEM certificate bundle: {0}")]
     Pem(#[source] rustls::pki_types::pem::Error),
     #[error("it holds no certificate")]

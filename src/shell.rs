@@ -354,7 +354,7 @@ fn build_webview(
 #[cfg(target_os = "linux")]
 mod platform {
     use super::{ShellEvent, ShellOptions};
-    use crate::ca_trust::{CaFileTrust, Judgements, Verdict};
+    use crate::ca_trust::{CaFileError, CaFileTrust, Judgements, Verdict};
     use tokio::sync::mpsc::UnboundedSender;
     use webkit2gtk::gio;
     use webkit2gtk::{SettingsExt, WebContextExt, WebViewExt};
@@ -417,8 +417,9 @@ mod platform {
     /// page and for every resource including the embed's frame. A refused certificate of an
     /// allowed host that verifies against the file's CAs (see [`crate::ca_trust`]) is accepted
     /// for that host alone, and the frames of that host are loaded again so the embed recovers
-    /// now rather than at the player's next attempt. Every refusal is logged either way: it is
-    /// the only trace of an embed frame that failed, since the page sees no event for it.
+    /// now rather than at the player's next attempt. Each refused certificate is logged (once
+    /// per host), with or without a `ca_file`: it is the only trace of an embed frame that
+    /// failed, since the page sees no event for it.
     fn trust_ca_file(view: &webkit2gtk::WebView, opts: &ShellOptions) {
         use std::cell::RefCell;
         use std::rc::Rc;
@@ -427,8 +428,8 @@ mod platform {
 
         let trust = opts.ca_file.as_deref().and_then(|path| {
             let loaded = std::fs::read(path)
-                .map_err(|e| e.to_string())
-                .and_then(|pem| CaFileTrust::from_pem(&pem).map_err(|e| e.to_string()));
+                .map_err(CaFileError::Read)
+                .and_then(|pem| CaFileTrust::from_pem(&pem));
             match loaded {
                 Ok(t) => {
                     tracing::info!(
