@@ -6,7 +6,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use crate::config::{self, Config, ConfigError, SecretSources};
-use crate::sim::front::EmbedFront;
+use crate::sim::front::{EmbedFront, FrontCert};
 use crate::sim::{Scenario, ScenarioArgError, SimHandle, Simulator};
 
 /// The host the demo's front door impersonates; the simulator's embed URLs point at it.
@@ -27,6 +27,22 @@ pub struct DemoOptions {
     pub sim_listen: SocketAddr,
     /// Access token lifetime, to watch refreshes happen.
     pub token_lifetime: Option<u64>,
+    /// How the web view comes to trust the front door.
+    pub front_trust: FrontTrust,
+}
+
+/// How the demo's web view comes to trust its `https://app.powerbi.com` front door: directly,
+/// or the way a screen behind a company's TLS-inspecting proxy must (tests of `cloud.ca_file`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum FrontTrust {
+    /// A self-signed certificate, trusted for that host only.
+    #[default]
+    Direct,
+    /// A certificate signed by a CA made for the run, which the config names as
+    /// `cloud.ca_file`.
+    CaFile,
+    /// A certificate signed by a CA made for the run that nothing trusts.
+    Untrusted,
 }
 
 /// Why the demo cannot start.
@@ -42,6 +58,8 @@ pub(crate) enum DemoError {
     Front(#[source] std::io::Error),
     #[error("demo config: {0}")]
     Config(ConfigError),
+    #[error("writing the demo's cloud.ca_file")]
+    CaFile(#[source] std::io::Error),
 }
 
 /// The running demo. The simulator and the front door serve as long as this value lives.
@@ -51,6 +69,9 @@ pub(crate) struct Demo {
     pub(crate) sim: SimHandle,
     pub(crate) front: EmbedFront,
     pub(crate) config: Config,
+    /// With [`FrontTrust::CaFile`]: the config's `cloud.ca_file`, removed when the demo ends.
+    _ca_file: Option<tempfile::TempPath>,
+    front_trust: FrontTrust,
 }
 
 impl Demo {
@@ -66,12 +87,48 @@ impl Demo {
             .await
             .map_err(DemoError::Simulator)?;
         tracing::info!(url = %sim.base_url(), "demo simulator (POST /_sim/control to change the scenario)");
-        let front = EmbedFront::start(sim.router(), DEMO_EMBED_HOST)
+        let cert = match opts.front_trust {
+            FrontTrust::Direct => FrontCert::SelfSigned,
+            FrontTrust::CaFile | FrontTrust::Untrusted => FrontCert::RunCa,
+        };
+        let front = EmbedFront::start(sim.router(), DEMO_EMBED_HOST, cert)
             .await
             .map_err(DemoError::Front)?;
-        let config = demo_config(&sim, opts.seconds).map_err(DemoError::Config)?;
-        Ok(Self { sim, front, config })
+        let mut config = demo_config(&sim, opts.seconds).map_err(DemoError::Config)?;
+        let ca_file = match (opts.front_trust, &front.ca_pem) {
+            (FrontTrust::CaFile, Some(ca)) => {
+                let path = write_ca_file(ca).map_err(DemoError::CaFile)?;
+                config.cloud.ca_file = Some(path.to_path_buf());
+                Some(path)
+            }
+            _ => None,
+        };
+        Ok(Self {
+            sim,
+            front,
+            config,
+            _ca_file: ca_file,
+            front_trust: opts.front_trust,
+        })
     }
+
+    /// The certificate the web view trusts for the front door's host directly, if any: with a
+    /// run CA it has to come through `cloud.ca_file` like any other inspecting proxy's.
+    pub fn direct_trust(&self) -> Option<(String, String)> {
+        (self.front_trust == FrontTrust::Direct)
+            .then(|| (self.front.host.clone(), self.front.cert_pem.clone()))
+    }
+}
+
+fn write_ca_file(pem: &str) -> std::io::Result<tempfile::TempPath> {
+    use std::io::Write;
+    let mut file = tempfile::Builder::new()
+        .prefix("pbikiosk-demo-ca-")
+        .suffix(".pem")
+        .tempfile()?;
+    file.write_all(pem.as_bytes())?;
+    file.flush()?;
+    Ok(file.into_temp_path())
 }
 
 /// The config the simulator writes for its demo account, with the demo's own timing.
@@ -153,9 +210,15 @@ mod tests {
             seconds: 3,
             sim_listen: "127.0.0.1:0".parse().unwrap(),
             token_lifetime: Some(60),
+            front_trust: FrontTrust::Direct,
         })
         .await
         .unwrap();
+        assert_eq!(
+            demo.direct_trust(),
+            Some((DEMO_EMBED_HOST.to_owned(), demo.front.cert_pem.clone()))
+        );
+        assert_eq!(demo.config.cloud.ca_file, None);
         assert!(demo.sim.scenario().faults.token_outage);
         assert_eq!(demo.sim.scenario().token_lifetime_seconds, 60);
         assert_eq!(demo.front.host, DEMO_EMBED_HOST);
@@ -170,6 +233,7 @@ mod tests {
             seconds: 8,
             sim_listen: listen.parse().unwrap(),
             token_lifetime: None,
+            front_trust: FrontTrust::Direct,
         };
         let e = Demo::start(&opts(None, "0.0.0.0:0")).await.err().unwrap();
         assert_eq!(
@@ -181,5 +245,28 @@ mod tests {
             .err()
             .unwrap();
         assert!(matches!(e, DemoError::Scenario(_)), "{e:?}");
+    }
+
+    #[tokio::test]
+    async fn behind_a_run_ca_the_screen_trusts_only_through_ca_file() {
+        let opts = |front_trust| DemoOptions {
+            scenario: None,
+            seconds: 8,
+            sim_listen: "127.0.0.1:0".parse().unwrap(),
+            token_lifetime: None,
+            front_trust,
+        };
+        let demo = Demo::start(&opts(FrontTrust::CaFile)).await.unwrap();
+        assert_eq!(demo.direct_trust(), None);
+        let path = demo.config.cloud.ca_file.clone().expect("a ca_file");
+        let written = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(Some(written), demo.front.ca_pem);
+        drop(demo);
+        assert!(!path.exists(), "the CA file lives as long as the demo");
+
+        let demo = Demo::start(&opts(FrontTrust::Untrusted)).await.unwrap();
+        assert_eq!(demo.direct_trust(), None);
+        assert_eq!(demo.config.cloud.ca_file, None);
+        assert!(demo.front.ca_pem.is_some());
     }
 }

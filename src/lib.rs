@@ -6,6 +6,7 @@
 
 mod auth;
 pub mod bridge;
+pub(crate) mod ca_trust;
 pub mod check;
 pub mod config;
 pub(crate) mod config_source;

@@ -84,6 +84,10 @@ enum Command {
         /// Access token lifetime in seconds (watch refreshes happen; e.g. 60).
         #[arg(long, value_name = "SECS")]
         token_lifetime: Option<u64>,
+        /// How the web view trusts the simulator's https front door: direct, ca-file (a run CA
+        /// given as cloud.ca_file, as behind a TLS-inspecting proxy) or untrusted. For tests.
+        #[arg(long, value_enum, default_value_t, hide = true)]
+        front_trust: pbikiosk::demo::FrontTrust,
         #[command(flatten)]
         window: WindowArgs,
     },
@@ -267,10 +271,13 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             println!("{}", handle.config_snippet(&user));
             // Kept alive until ctrl-c: the front serves while this value lives.
             let _front = if embed_front {
-                let front =
-                    sim::front::EmbedFront::start(handle.router(), pbikiosk::demo::DEMO_EMBED_HOST)
-                        .await
-                        .context("starting the https front door")?;
+                let front = sim::front::EmbedFront::start(
+                    handle.router(),
+                    pbikiosk::demo::DEMO_EMBED_HOST,
+                    sim::front::FrontCert::SelfSigned,
+                )
+                .await
+                .context("starting the https front door")?;
                 if let Some(path) = &cert_out {
                     std::fs::write(path, &front.cert_pem)
                         .with_context(|| format!("--cert-out {}", path.display()))?;
@@ -306,6 +313,7 @@ fn run_player(cli: Cli, process_start: std::time::Instant) -> anyhow::Result<()>
             seconds,
             sim_listen,
             token_lifetime,
+            front_trust,
             window,
         } => (
             Some(pbikiosk::demo::DemoOptions {
@@ -313,6 +321,7 @@ fn run_player(cli: Cli, process_start: std::time::Instant) -> anyhow::Result<()>
                 seconds: seconds.max(1),
                 sim_listen,
                 token_lifetime,
+                front_trust,
             }),
             window,
         ),

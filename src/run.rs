@@ -71,7 +71,7 @@ pub fn run(opts: RunOptions) -> anyhow::Result<()> {
     if let Some(d) = &demo {
         // The webview reaches the simulator as app.powerbi.com through the demo's front door.
         shell_opts.proxy = Some(d.front.proxy);
-        shell_opts.trust = Some((d.front.host.clone(), d.front.cert_pem.clone()));
+        shell_opts.trust = d.direct_trust();
     }
     let first_render = FirstRender::new(opts.process_start);
 

@@ -53,6 +53,9 @@ pub struct ShellOptions {
     pub proxy: Option<SocketAddr>,
     /// A certificate (PEM) to trust for one host only (the demo's fake app.powerbi.com).
     pub trust: Option<(String, String)>,
+    /// `cloud.ca_file`: certificates of the allowed hosts that chain to its CAs are trusted
+    /// too, as by pbikiosk's own HTTP client (see [`crate::ca_trust`]).
+    pub ca_file: Option<PathBuf>,
     pub devtools: bool,
     /// Copy the page's console to stdout (tests, debug builds): a JS error is otherwise silent.
     pub console_to_stdout: bool,
@@ -93,6 +96,7 @@ impl ShellOptions {
             allowed_hosts: powerbi_hosts(&extra),
             proxy: None,
             trust: None,
+            ca_file: startup.and_then(|c| c.cloud.ca_file.clone()),
             devtools: cfg!(debug_assertions) && std::env::var_os("PBIKIOSK_DEVTOOLS").is_some(),
             console_to_stdout: cfg!(debug_assertions)
                 || std::env::var_os("PBIKIOSK_PAGE_CONSOLE").is_some(),
@@ -350,7 +354,9 @@ fn build_webview(
 #[cfg(target_os = "linux")]
 mod platform {
     use super::{ShellEvent, ShellOptions};
+    use crate::ca_trust::{CaFileError, CaFileTrust, Judgements, Verdict};
     use tokio::sync::mpsc::UnboundedSender;
+    use webkit2gtk::gio;
     use webkit2gtk::{SettingsExt, WebContextExt, WebViewExt};
     use wry::WebViewExtUnix;
 
@@ -401,7 +407,160 @@ mod platform {
             // Trusted for this host only: any other host with this certificate still fails.
             ctx.allow_tls_certificate_for_host(&cert, host);
         }
+        trust_ca_file(&view, opts);
         Ok(())
+    }
+
+    /// Make the web view trust `cloud.ca_file` for the allowed hosts, as the HTTP client does.
+    ///
+    /// WebKitGTK cannot be given extra CAs, but it reports each certificate it refuses, for the
+    /// page and for every resource including the embed's frame. A refused certificate of an
+    /// allowed host that verifies against the file's CAs (see [`crate::ca_trust`]) is accepted
+    /// for that host alone, and the frames of that host are loaded again so the embed recovers
+    /// now rather than at the player's next attempt. Each refused certificate is logged (once
+    /// per host), with or without a `ca_file`: it is the only trace of an embed frame that
+    /// failed, since the page sees no event for it.
+    fn trust_ca_file(view: &webkit2gtk::WebView, opts: &ShellOptions) {
+        use std::cell::RefCell;
+        use std::rc::Rc;
+        use webkit2gtk::glib::object::ObjectExt;
+        use webkit2gtk::{URIRequestExt, WebResourceExt};
+
+        let trust = opts.ca_file.as_deref().and_then(|path| {
+            let loaded = std::fs::read(path)
+                .map_err(CaFileError::Read)
+                .and_then(|pem| CaFileTrust::from_pem(&pem));
+            match loaded {
+                Ok(t) => {
+                    tracing::info!(
+                        ca_file = %path.display(),
+                        cas = t.ca_count(),
+                        "the web view trusts cloud.ca_file for the Power BI hosts"
+                    );
+                    Some(t)
+                }
+                Err(e) => {
+                    // The HTTP client reports the same file as a config problem on screen.
+                    tracing::error!(ca_file = %path.display(), error = %e, "cloud.ca_file not usable by the web view");
+                    None
+                }
+            }
+        });
+        let judgements = Rc::new(RefCell::new(Judgements::new(
+            trust,
+            opts.allowed_hosts.clone(),
+        )));
+        let weak_view = view.downgrade();
+        view.connect_resource_load_started(move |_, resource, request| {
+            // Fields are only evaluated when tracing is on: this runs for every resource.
+            tracing::trace!(
+                uri = request.uri().as_deref().unwrap_or(""),
+                "resource load started"
+            );
+            let judgements = judgements.clone();
+            let weak_view = weak_view.clone();
+            resource.connect_failed_with_tls_errors(move |resource, cert, errors| {
+                let Some(view) = weak_view.upgrade() else {
+                    return;
+                };
+                let uri = resource.uri().map(|u| u.to_string()).unwrap_or_default();
+                refused(&view, &judgements, &uri, cert, errors);
+            });
+        });
+    }
+
+    /// The web view refused `cert` for a resource at `uri`: judge it, log it, act on it.
+    fn refused(
+        view: &webkit2gtk::WebView,
+        judgements: &std::cell::RefCell<Judgements>,
+        uri: &str,
+        cert: &gio::TlsCertificate,
+        errors: gio::TlsCertificateFlags,
+    ) {
+        use gio::prelude::TlsCertificateExt;
+        let Some(host) = url::Url::parse(uri)
+            .ok()
+            .and_then(|u| u.host_str().map(str::to_ascii_lowercase))
+        else {
+            return;
+        };
+        let chain = der_chain(cert);
+        let now = rustls::pki_types::UnixTime::now();
+        let verdict = judgements.borrow_mut().refused(&host, &chain, now);
+        let names = || {
+            let name = |n: Option<webkit2gtk::glib::GString>| n.map(|s| s.to_string());
+            (
+                name(cert.subject_name()).unwrap_or_default(),
+                name(cert.issuer_name()).unwrap_or_default(),
+            )
+        };
+        match verdict {
+            Verdict::Known => {}
+            Verdict::Refuse(refusal) => {
+                let (subject, issuer) = names();
+                tracing::warn!(
+                    host,
+                    ?errors,
+                    subject,
+                    issuer,
+                    "the web view refused the certificate of {host}, and it stays refused: {refusal}"
+                );
+            }
+            Verdict::Accept { again } => {
+                let Some(ctx) = view.context() else { return };
+                ctx.allow_tls_certificate_for_host(cert, &host);
+                if again {
+                    tracing::debug!(
+                        host,
+                        "certificate of {host} accepted again (a load raced the first acceptance)"
+                    );
+                } else {
+                    let (subject, issuer) = names();
+                    tracing::info!(
+                        host,
+                        ?errors,
+                        subject,
+                        issuer,
+                        "certificate of {host} trusted for {host} only: it chains to cloud.ca_file; loading its frames again"
+                    );
+                }
+                reload_frames_of(view, &host);
+            }
+        }
+    }
+
+    /// The presented certificate and the issuers the server sent with it, as DER.
+    fn der_chain(cert: &gio::TlsCertificate) -> Vec<Vec<u8>> {
+        use gio::prelude::TlsCertificateExt;
+        let mut chain = Vec::new();
+        let mut next = Some(cert.clone());
+        // A loop in a forged chain must not hang the GUI thread.
+        while let Some(c) = next.take()
+            && chain.len() < 8
+        {
+            if let Some(der) = c.certificate() {
+                chain.push(der.to_vec());
+            }
+            next = c.issuer();
+        }
+        chain
+    }
+
+    /// Load the page's frames from `host` again: a frame whose document failed gets no event
+    /// the page could retry on, and the player would otherwise wait for its embed deadline.
+    fn reload_frames_of(view: &webkit2gtk::WebView, host: &str) {
+        let Ok(host) = serde_json::to_string(host) else {
+            return;
+        };
+        let js = format!(
+            "document.querySelectorAll('iframe').forEach(function (f) {{ \
+             try {{ if (new URL(f.src).hostname === {host}) {{ f.src = f.src; }} }} catch (e) {{}} }});"
+        );
+        view.run_javascript(&js, None::<&gio::Cancellable>, |r| {
+            if let Err(e) = r {
+                tracing::warn!(error = %e, "loading the embed frames again failed");
+            }
+        });
     }
 }
 
@@ -432,7 +591,7 @@ mod tests {
             (o.web_dir.as_path(), o.size),
             (web.as_path(), Some((1280, 720)))
         );
-        assert_eq!((o.proxy, o.trust), (None, None));
+        assert_eq!((o.proxy, o.trust, o.ca_file), (None, None, None));
 
         let text = "[auth]\ntenant = \"contoso.onmicrosoft.com\"\nclient_id = \"0f0f0f0f-1234-5678-9abc-def012345678\"\nclient_secret = \"cs\"\nusername = \"svc@contoso.onmicrosoft.com\"\npassword = \"pw\"\n\n[cloud]\nauthority = \"https://login.microsoftonline.us\"\napi = \"https://api.powerbigov.us/\"\n\n[player]\nuser_agent = \"pbikiosk-test/1\"\n\n[display]\ngpu = \"off\"\n\n[[playlist]]\nworkspace = \"11111111-2222-3333-4444-555555555555\"\nreport = \"aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee\"\n";
         let cfg = crate::config::parse(
@@ -441,10 +600,27 @@ mod tests {
             &crate::config::SecretSources::default(),
         )
         .unwrap();
-        let o = ShellOptions::from_startup(Some(&cfg), web, None);
+        let o = ShellOptions::from_startup(Some(&cfg), web.clone(), None);
         assert_eq!(o.user_agent, "pbikiosk-test/1");
         assert_eq!(o.allowed_hosts, powerbi_hosts(&["api.powerbigov.us"]));
         assert!(!o.gpu);
+
+        // cloud.ca_file reaches the web view as it is.
+        let dir = tempfile::tempdir().unwrap();
+        let ca = dir.path().join("corp-ca.pem");
+        std::fs::write(&ca, "").unwrap();
+        let text = text.replace(
+            "[cloud]\n",
+            &format!("[cloud]\nca_file = {:?}\n", ca.to_str().unwrap()),
+        );
+        let cfg = crate::config::parse(
+            &text,
+            Path::new("/etc/pbikiosk/pbikiosk.toml"),
+            &crate::config::SecretSources::default(),
+        )
+        .unwrap();
+        let o = ShellOptions::from_startup(Some(&cfg), web, None);
+        assert_eq!(o.ca_file, Some(ca));
     }
 
     #[test]

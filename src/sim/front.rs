@@ -7,6 +7,10 @@
 //! tunnel. Every other host is refused, so nothing leaks to the real internet, and the webview
 //! trusts the certificate for that one host only (see the shell). TLS for real hosts is never
 //! weakened.
+//!
+//! With [`FrontCert::RunCa`] it stands in for a company's TLS-inspecting proxy instead: the
+//! leaf is signed by a CA made for the run, which the player is given as `cloud.ca_file`, so
+//! the report can only play if that file is trusted by the webview too.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -18,6 +22,16 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
 
+/// How the front door's certificate is made.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FrontCert {
+    /// A self-signed leaf, to trust for the host directly.
+    SelfSigned,
+    /// A leaf signed by a CA made for this run (the way a TLS-inspecting proxy signs), to trust
+    /// through that CA.
+    RunCa,
+}
+
 /// A running front door.
 #[derive(Clone)]
 pub struct EmbedFront {
@@ -25,25 +39,42 @@ pub struct EmbedFront {
     pub proxy: SocketAddr,
     /// The host it impersonates, e.g. `app.powerbi.com`.
     pub host: String,
-    /// The throw-away certificate (PEM) to trust for `host` only.
+    /// The throw-away certificate (PEM) it presents for `host`.
     pub cert_pem: String,
+    /// With [`FrontCert::RunCa`]: the CA (PEM) that signed `cert_pem`.
+    pub ca_pem: Option<String>,
 }
 
 impl EmbedFront {
     /// Start on an ephemeral loopback port, serving `router` as `https://{host}`.
-    pub async fn start(router: axum::Router, host: &str) -> std::io::Result<Self> {
+    pub async fn start(router: axum::Router, host: &str, cert: FrontCert) -> std::io::Result<Self> {
+        let err = |e: rcgen::Error| std::io::Error::other(format!("test certificate: {e}"));
+        let key_pair = rcgen::KeyPair::generate().map_err(err)?;
+        let mut params = rcgen::CertificateParams::new(vec![host.to_owned()]).map_err(err)?;
+        // Named for the host, as a proxy's leaf is, rather than rcgen's placeholder name.
+        params.distinguished_name = rcgen::DistinguishedName::new();
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, host);
+        let (leaf, ca_pem) = match cert {
+            FrontCert::SelfSigned => (params.self_signed(&key_pair).map_err(err)?, None),
+            FrontCert::RunCa => {
+                let ca = run_ca().map_err(err)?;
+                (
+                    params.signed_by(&key_pair, &ca).map_err(err)?,
+                    Some(ca.pem()),
+                )
+            }
+        };
         let err = |e: String| std::io::Error::other(e);
-        let certified = rcgen::generate_simple_self_signed(vec![host.to_owned()])
-            .map_err(|e| err(format!("test certificate: {e}")))?;
-        let cert_pem = certified.cert.pem();
-        let key =
-            rustls::pki_types::PrivateKeyDer::Pkcs8(certified.signing_key.serialize_der().into());
+        let cert_pem = leaf.pem();
+        let key = rustls::pki_types::PrivateKeyDer::Pkcs8(key_pair.serialize_der().into());
         let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
         let mut tls = rustls::ServerConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
             .map_err(|e| err(e.to_string()))?
             .with_no_client_auth()
-            .with_single_cert(vec![certified.cert.der().clone()], key)
+            .with_single_cert(vec![leaf.der().clone()], key)
             .map_err(|e| err(e.to_string()))?;
         tls.alpn_protocols = vec![b"http/1.1".to_vec()];
         let acceptor = TlsAcceptor::from(Arc::new(tls));
@@ -70,8 +101,24 @@ impl EmbedFront {
             proxy,
             host: host.to_owned(),
             cert_pem,
+            ca_pem,
         })
     }
+}
+
+/// A CA for this run only, named so that a log or a certificate viewer says what it is.
+fn run_ca() -> Result<rcgen::CertifiedIssuer<'static, rcgen::KeyPair>, rcgen::Error> {
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new())?;
+    params.distinguished_name.push(
+        rcgen::DnType::CommonName,
+        "pbikiosk simulator inspection CA (this run only)",
+    );
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    params.key_usages = vec![
+        rcgen::KeyUsagePurpose::KeyCertSign,
+        rcgen::KeyUsagePurpose::CrlSign,
+    ];
+    rcgen::CertifiedIssuer::self_signed(params, rcgen::KeyPair::generate()?)
 }
 
 async fn tunnel(
@@ -123,7 +170,10 @@ mod tests {
             "/reportEmbed",
             axum::routing::get(|| async { "fake embed" }),
         );
-        let front = EmbedFront::start(router, "app.powerbi.com").await.unwrap();
+        let front = EmbedFront::start(router, "app.powerbi.com", FrontCert::SelfSigned)
+            .await
+            .unwrap();
+        assert_eq!(front.ca_pem, None);
         let cert = reqwest::Certificate::from_pem(front.cert_pem.as_bytes()).unwrap();
         let client = reqwest::Client::builder()
             .proxy(reqwest::Proxy::all(format!("http://{}", front.proxy)).unwrap())
@@ -147,5 +197,41 @@ mod tests {
             Ok(r) => assert_eq!(r.status(), 403),
             Err(e) => assert!(e.is_connect(), "{e}"),
         }
+    }
+
+    #[tokio::test]
+    async fn with_a_run_ca_the_leaf_is_trusted_through_the_ca_only() {
+        let router = axum::Router::new().route(
+            "/reportEmbed",
+            axum::routing::get(|| async { "fake embed" }),
+        );
+        let front = EmbedFront::start(router, "app.powerbi.com", FrontCert::RunCa)
+            .await
+            .unwrap();
+        let ca_pem = front.ca_pem.clone().expect("a CA");
+        assert_ne!(ca_pem, front.cert_pem);
+        let client = |roots: &str| {
+            reqwest::Client::builder()
+                .proxy(reqwest::Proxy::all(format!("http://{}", front.proxy)).unwrap())
+                .tls_certs_only([reqwest::Certificate::from_pem(roots.as_bytes()).unwrap()])
+                .build()
+                .unwrap()
+        };
+        let body = client(&ca_pem)
+            .get("https://app.powerbi.com/reportEmbed")
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert_eq!(body, "fake embed");
+        // The leaf alone is no trust anchor: it is not self-signed.
+        let err = client(&front.cert_pem)
+            .get("https://app.powerbi.com/reportEmbed")
+            .send()
+            .await
+            .unwrap_err();
+        assert!(err.is_connect() || err.is_request(), "{err}");
     }
 }

@@ -27,6 +27,10 @@ impl Run {
 }
 
 fn run(args: &[&str], config: &PathBuf) -> Run {
+    run_env(args, config, &[])
+}
+
+fn run_env(args: &[&str], config: &PathBuf, env: &[(&str, String)]) -> Run {
     let Output {
         status,
         stdout,
@@ -38,6 +42,7 @@ fn run(args: &[&str], config: &PathBuf) -> Run {
         .env("RUST_LOG", "trace")
         .env_remove("PBIKIOSK_PASSWORD")
         .env_remove("PBIKIOSK_CLIENT_SECRET")
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .output()
         .unwrap();
     Run {
@@ -377,4 +382,54 @@ fn jwt_detector_finds_tokens_and_not_embed_configs() {
     assert!(!has_jwt(
         "reportEmbed?w=2&config=eyJjbHVzdGVyVXJsIjoiaHR0cHM6Ly9XQ"
     ));
+}
+
+/// Behind a TLS-inspecting proxy (the simulator's front door, its leaf signed by a CA made for
+/// the run), `check` passes when `cloud.ca_file` names that CA, and fails on TLS without it.
+#[tokio::test(flavor = "multi_thread")]
+async fn check_trusts_ca_file_behind_an_inspecting_proxy() {
+    use pbikiosk::sim::front::{EmbedFront, FrontCert};
+    let sim = sim(Scenario::builtin()).await;
+    let front = EmbedFront::start(sim.router(), "app.powerbi.com", FrontCert::RunCa)
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("corp-ca.pem");
+    std::fs::write(&ca, front.ca_pem.as_deref().unwrap()).unwrap();
+    // Everything through the front door: it serves the simulator as https://app.powerbi.com.
+    let base = sim.base_url().trim_end_matches('/').to_owned();
+    let through_front = |s: String| s.replace(&base, "https://app.powerbi.com");
+    let with_ca = config(&sim, &good_user(), &dir, |s| {
+        through_front(s).replace(
+            "[cloud]\n",
+            &format!("[cloud]\nca_file = {:?}\n", ca.to_str().unwrap()),
+        )
+    });
+    let without = config(&sim, &good_user(), &dir, through_front);
+    assert!(
+        std::fs::read_to_string(&with_ca)
+            .unwrap()
+            .contains("ca_file")
+    );
+    // reqwest takes the proxy from the environment, as on a device behind one.
+    let env = [
+        ("HTTPS_PROXY", format!("http://{}", front.proxy)),
+        ("NO_PROXY", String::new()),
+        ("no_proxy", String::new()),
+    ];
+    let check_env = |cfg: PathBuf| {
+        let env = env.clone();
+        tokio::task::spawn_blocking(move || run_env(&["check", "--json"], &cfg, &env))
+    };
+    let ok = check_env(with_ca).await.unwrap();
+    assert_eq!(ok.code, 0, "{}\n{}", ok.stdout, ok.stderr);
+    assert_eq!(ok.json()["ok"], true, "{}", ok.stdout);
+    let refused = check_env(without).await.unwrap();
+    assert_ne!(refused.code, 0, "{}", refused.stdout);
+    assert!(
+        refused.problems().contains(&"tls".to_owned()),
+        "{}\n{}",
+        refused.stdout,
+        refused.stderr
+    );
 }

@@ -361,3 +361,102 @@ async fn portrait_screen_shows_mobile_layouts_else_fits_the_width() {
     assert!(m > 0.05, "the mobile layout reaches the bottom: {m}");
     assert!(f < 0.01, "fitted to the width, the bottom stays empty: {f}");
 }
+
+/// The log of a player started as `name`, without colours.
+fn log_of(name: &str) -> String {
+    let raw = std::fs::read_to_string(out_dir().join(format!("{name}.log"))).unwrap();
+    let mut out = String::with_capacity(raw.len());
+    let mut chars = raw.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            // An ANSI colour sequence: ESC [ ... m.
+            for c in chars.by_ref() {
+                if c == 'm' {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Behind a TLS-inspecting proxy whose CA is `cloud.ca_file` (the front door's leaf is signed
+/// by a CA made for the run, and the web view is given nothing else), the web view trusts it
+/// too and the report plays — well before the player's embed deadline would have retried.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs Xvfb, ImageMagick and the built page; scripts/test.sh runs it"]
+async fn ca_file_covers_the_screen() {
+    let _one = lock().await;
+    let x = Xvfb::start();
+    let mut p = Player::demo(
+        &x,
+        "ca-file",
+        &["--front-trust", "ca-file", "--seconds", "3"],
+    );
+    let s = p
+        .wait_for("the first report through the run CA", 40, |s| {
+            s["state"] == "playing" && s["shown_total"].as_u64() >= Some(1)
+        })
+        .await;
+    println!(
+        "start -> first report behind the inspecting proxy: {} ms",
+        p.started.elapsed().as_millis()
+    );
+    assert_eq!(s["problem"], Value::Null, "{s}");
+    assert_eq!(num(&s, "page_reloads_total"), 0, "{s}");
+    x.screenshot("ca-file-report.png");
+    let s = p
+        .wait_for("the next report", 30, |s| {
+            s["shown_total"].as_u64() >= Some(2)
+        })
+        .await;
+    assert_eq!(s["state"], "playing", "{s}");
+    let log = log_of("ca-file");
+    assert!(
+        log.contains("certificate of app.powerbi.com trusted for app.powerbi.com only"),
+        "{log}"
+    );
+    assert!(
+        log.contains("CN=pbikiosk simulator inspection CA (this run only)"),
+        "{log}"
+    );
+}
+
+/// The same proxy without `cloud.ca_file`: nothing is trusted, the report does not play, and
+/// the log says which certificate of which host the web view refused.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs Xvfb, ImageMagick and the built page; scripts/test.sh runs it"]
+async fn without_ca_file_an_inspecting_proxy_is_not_trusted() {
+    let _one = lock().await;
+    let x = Xvfb::start();
+    let mut p = Player::demo(&x, "ca-file-missing", &["--front-trust", "untrusted"]);
+    p.wait_for("the playlist resolved", 30, |s| {
+        s["items"].as_array().is_some_and(|i| !i.is_empty())
+    })
+    .await;
+    // Refusals are logged as they happen; give the first embed time to fail.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !log_of("ca-file-missing").contains("refused the certificate of app.powerbi.com")
+        && Instant::now() < deadline
+    {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    // Long enough for a trusted embed to have rendered several times over (about 2 s above).
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let s = p.status().await.expect("status");
+    assert_eq!(num(&s, "shown_total"), 0, "{s}");
+    assert_ne!(s["state"], "playing", "{s}");
+    x.screenshot("ca-file-missing.png");
+    let log = log_of("ca-file-missing");
+    assert!(
+        log.contains("the web view refused the certificate of app.powerbi.com, and it stays refused: there is no cloud.ca_file to check it against"),
+        "{log}"
+    );
+    assert!(log.contains("UNKNOWN_CA"), "{log}");
+    assert!(!log.contains("trusted for app.powerbi.com only"), "{log}");
+    // Not one request got through the refused TLS to the simulated embed.
+    let stats = p.sim_stats().await;
+    assert_eq!(stats["embed_requests"], 0, "{stats}");
+}
