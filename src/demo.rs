@@ -64,7 +64,11 @@ impl Demo {
             .await
             .map_err(DemoError::Simulator)?;
         tracing::info!(url = %sim.base_url(), "demo simulator (POST /_sim/control to change the scenario)");
-        let front = EmbedFront::start(sim.router(), DEMO_EMBED_HOST)
+        let faults = {
+            let sim = sim.clone();
+            std::sync::Arc::new(move || sim.embed_fault())
+        };
+        let front = EmbedFront::start_with_faults(sim.router(), DEMO_EMBED_HOST, faults)
             .await
             .map_err(DemoError::Front)?;
         let config = demo_config(&sim, opts.seconds).map_err(DemoError::Config)?;

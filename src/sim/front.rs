@@ -7,6 +7,10 @@
 //! tunnel. Every other host is refused, so nothing leaks to the real internet, and the webview
 //! trusts the certificate for that one host only (see the shell). TLS for real hosts is never
 //! weakened.
+//!
+//! It can also fail the way a company network fails the embed host ([`EmbedFault`], switched
+//! at run time through the simulator's `embed_fault` control), so the player's detection of an
+//! unreachable embed host can be tested end to end.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -17,6 +21,14 @@ use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
+
+use super::scenario::EmbedFault;
+
+/// Where the front door reads the fault in force, once per connection.
+pub type FaultSource = Arc<dyn Fn() -> EmbedFault + Send + Sync>;
+
+/// How long a hung tunnel is held open before it is dropped (longer than any client waits).
+const HANG: std::time::Duration = std::time::Duration::from_secs(120);
 
 /// A running front door.
 #[derive(Clone)]
@@ -32,35 +44,36 @@ pub struct EmbedFront {
 impl EmbedFront {
     /// Start on an ephemeral loopback port, serving `router` as `https://{host}`.
     pub async fn start(router: axum::Router, host: &str) -> std::io::Result<Self> {
-        let err = |e: String| std::io::Error::other(e);
-        let certified = rcgen::generate_simple_self_signed(vec![host.to_owned()])
-            .map_err(|e| err(format!("test certificate: {e}")))?;
-        let cert_pem = certified.cert.pem();
-        let key =
-            rustls::pki_types::PrivateKeyDer::Pkcs8(certified.signing_key.serialize_der().into());
-        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-        let mut tls = rustls::ServerConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .map_err(|e| err(e.to_string()))?
-            .with_no_client_auth()
-            .with_single_cert(vec![certified.cert.der().clone()], key)
-            .map_err(|e| err(e.to_string()))?;
-        tls.alpn_protocols = vec![b"http/1.1".to_vec()];
-        let acceptor = TlsAcceptor::from(Arc::new(tls));
+        Self::start_with_faults(router, host, Arc::new(|| EmbedFault::None)).await
+    }
 
+    /// Like [`EmbedFront::start`], failing as `faults` says at the time of each connection.
+    pub async fn start_with_faults(
+        router: axum::Router,
+        host: &str,
+        faults: FaultSource,
+    ) -> std::io::Result<Self> {
+        let (acceptor, cert_pem) = acceptor_for(host)?;
+        // A second certificate for the same host that nobody was told to trust: what the web
+        // view meets behind a TLS-inspecting proxy whose CA it does not know.
+        let (untrusted, _) = acceptor_for(host)?;
+        let doors = Doors {
+            acceptor,
+            untrusted,
+            router,
+            target: format!("{host}:443"),
+            faults,
+        };
         let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
         let proxy = listener.local_addr()?;
-        let target = format!("{host}:443");
         tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else {
                     continue;
                 };
-                let acceptor = acceptor.clone();
-                let router = router.clone();
-                let target = target.clone();
+                let doors = doors.clone();
                 tokio::spawn(async move {
-                    if let Err(e) = tunnel(stream, &target, acceptor, router).await {
+                    if let Err(e) = tunnel(stream, &doors).await {
                         tracing::debug!(error = %e, "embed front connection ended");
                     }
                 });
@@ -74,12 +87,46 @@ impl EmbedFront {
     }
 }
 
-async fn tunnel(
-    mut stream: TcpStream,
-    target: &str,
+/// A TLS acceptor with a fresh self-signed certificate for `host`, and that certificate (PEM).
+fn acceptor_for(host: &str) -> std::io::Result<(TlsAcceptor, String)> {
+    let err = |e: String| std::io::Error::other(e);
+    let certified = rcgen::generate_simple_self_signed(vec![host.to_owned()])
+        .map_err(|e| err(format!("test certificate: {e}")))?;
+    let cert_pem = certified.cert.pem();
+    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(certified.signing_key.serialize_der().into());
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let mut tls = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| err(e.to_string()))?
+        .with_no_client_auth()
+        .with_single_cert(vec![certified.cert.der().clone()], key)
+        .map_err(|e| err(e.to_string()))?;
+    tls.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok((TlsAcceptor::from(Arc::new(tls)), cert_pem))
+}
+
+/// Everything one connection may need.
+#[derive(Clone)]
+struct Doors {
     acceptor: TlsAcceptor,
+    untrusted: TlsAcceptor,
     router: axum::Router,
-) -> std::io::Result<()> {
+    target: String,
+    faults: FaultSource,
+}
+
+/// A Squid-style error answer to the CONNECT: the status line, Squid's `X-Squid-Error` header
+/// and a short HTML page.
+fn squid_error(squid_code: &str, page: &str) -> String {
+    let body = format!("<html><body>{page}</body></html>");
+    format!(
+        "HTTP/1.1 502 Bad Gateway\r\nX-Squid-Error: {squid_code}\r\nContent-Type: text/html\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+}
+
+async fn tunnel(mut stream: TcpStream, doors: &Doors) -> std::io::Result<()> {
+    let target = doors.target.as_str();
     // Read the request head: "CONNECT host:443 HTTP/1.1\r\n...\r\n\r\n".
     let mut head = Vec::with_capacity(512);
     let mut buf = [0u8; 512];
@@ -103,14 +150,66 @@ async fn tunnel(
             .await?;
         return Ok(());
     }
+    let fault = (doors.faults)();
+    match fault {
+        // What Squid answers when the upstream refused the connection.
+        EmbedFault::Refuse => {
+            let page = "The connection to the server was refused.";
+            return answer(stream, &squid_error("ERR_CONNECT_FAIL 111", page)).await;
+        }
+        // What Squid answers when it cannot resolve the name. A real DNS failure cannot be
+        // staged here: once the web view has a proxy it resolves nothing itself (the proxy
+        // does), and making a name fail for a direct connection would need root changes to the
+        // machine's resolver or a network namespace. The proxy's answer is also what a screen
+        // behind a company proxy really sees.
+        EmbedFault::Dns => {
+            let page = format!("Unable to determine IP address from host name {target}.");
+            return answer(stream, &squid_error("ERR_DNS_FAIL 0", &page)).await;
+        }
+        _ => {}
+    }
     stream
         .write_all(b"HTTP/1.1 200 Connection Established\r\n\r\n")
         .await?;
+    let (acceptor, router) = match fault {
+        EmbedFault::Reset => {
+            // Wait for the client's first bytes (its TLS hello), then reset: SO_LINGER 0 makes
+            // the close an RST instead of a FIN.
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(5), stream.read(&mut buf))
+                .await;
+            stream.set_zero_linger()?;
+            return Ok(());
+        }
+        EmbedFault::Hang => {
+            tokio::time::sleep(HANG).await;
+            return Ok(());
+        }
+        EmbedFault::Untrusted => (&doors.untrusted, doors.router.clone()),
+        EmbedFault::Http502 => (&doors.acceptor, bad_gateway_router()),
+        EmbedFault::None | EmbedFault::Refuse | EmbedFault::Dns => {
+            (&doors.acceptor, doors.router.clone())
+        }
+    };
     let tls = acceptor.accept(stream).await?;
     auto::Builder::new(TokioExecutor::new())
         .serve_connection(TokioIo::new(tls), TowerToHyperService::new(router))
         .await
         .map_err(|e| std::io::Error::other(e.to_string()))
+}
+
+async fn answer(mut stream: TcpStream, response: &str) -> std::io::Result<()> {
+    stream.write_all(response.as_bytes()).await?;
+    stream.shutdown().await
+}
+
+/// The embed host answering every request with an error page, as a broken upstream does.
+fn bad_gateway_router() -> axum::Router {
+    axum::Router::new().fallback(|| async {
+        (
+            axum::http::StatusCode::BAD_GATEWAY,
+            axum::response::Html("<html><body><h1>502 Bad Gateway</h1></body></html>"),
+        )
+    })
 }
 
 #[cfg(test)]
@@ -147,5 +246,48 @@ mod tests {
             Ok(r) => assert_eq!(r.status(), 403),
             Err(e) => assert!(e.is_connect(), "{e}"),
         }
+    }
+
+    #[tokio::test]
+    async fn fails_as_the_fault_in_force_says() {
+        use std::sync::Mutex;
+        let router = axum::Router::new().route("/", axum::routing::get(|| async { "ok" }));
+        let fault = Arc::new(Mutex::new(EmbedFault::None));
+        let source: FaultSource = {
+            let fault = fault.clone();
+            Arc::new(move || *fault.lock().unwrap())
+        };
+        let front = EmbedFront::start_with_faults(router, "app.powerbi.com", source)
+            .await
+            .unwrap();
+        let cert = reqwest::Certificate::from_pem(front.cert_pem.as_bytes()).unwrap();
+        let client = reqwest::Client::builder()
+            .proxy(reqwest::Proxy::all(format!("http://{}", front.proxy)).unwrap())
+            .tls_certs_only([cert])
+            .timeout(std::time::Duration::from_secs(2))
+            // A fresh tunnel per request: the fault is read once per connection.
+            .pool_max_idle_per_host(0)
+            .build()
+            .unwrap();
+        let get = || client.get("https://app.powerbi.com/").send();
+        let set = |f| *fault.lock().unwrap() = f;
+
+        assert_eq!(get().await.unwrap().text().await.unwrap(), "ok");
+        set(EmbedFault::Http502);
+        assert_eq!(get().await.unwrap().status(), 502);
+        for f in [
+            EmbedFault::Refuse,
+            EmbedFault::Dns,
+            EmbedFault::Reset,
+            EmbedFault::Untrusted,
+        ] {
+            set(f);
+            let e = get().await.unwrap_err();
+            assert!(e.is_connect(), "{f:?}: {e:?}");
+        }
+        set(EmbedFault::Hang);
+        assert!(get().await.unwrap_err().is_timeout());
+        set(EmbedFault::None);
+        assert_eq!(get().await.unwrap().status(), 200);
     }
 }
