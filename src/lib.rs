@@ -19,7 +19,6 @@ pub mod player;
 pub mod playlist;
 pub mod powerbi;
 pub mod problem;
-#[allow(dead_code)] // wired into the core in the next step
 pub(crate) mod reach;
 pub mod reports;
 pub mod run;

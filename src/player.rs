@@ -19,8 +19,10 @@ use crate::playlist::{self, Item, Slide};
 use crate::problem::{Problem, ProblemId, RetryClass};
 use crate::secret::Secret;
 
+mod embed_host;
 mod snapshot;
 
+use embed_host::{Change, EmbedHostWatch};
 use snapshot::Counters;
 pub use snapshot::{GapSummary, ItemStatus, NowShowing, Snapshot, State};
 
@@ -32,6 +34,9 @@ pub struct Settings {
     pub heartbeat_timeout: Duration,
     /// An embed that has not rendered after this long counts as a load failure.
     pub render_timeout: Duration,
+    /// An embed that has not even loaded after this long gets its host probed: a blocked
+    /// embed host is named within seconds instead of after the render timeouts.
+    pub load_timeout: Duration,
     /// Load failures repaired per item per [`Settings::repair_window`] before it is skipped.
     pub repair_limit: usize,
     pub repair_window: Duration,
@@ -48,6 +53,7 @@ impl Default for Settings {
         Self {
             heartbeat_timeout: Duration::from_secs(30),
             render_timeout: Duration::from_secs(45),
+            load_timeout: Duration::from_secs(10),
             repair_limit: 3,
             repair_window: Duration::from_secs(3600),
             max_fruitless_reloads: 5,
@@ -72,6 +78,13 @@ pub enum Input {
     Page(FromPage),
     /// WebKit's web process died.
     WebProcessCrashed,
+    /// The web view could not load a document of an embed host (`url`): `detail` says how.
+    EmbedTrouble {
+        url: String,
+        detail: String,
+    },
+    /// The result of an [`Output::Probe`]: `Err` is an `embed_unreachable` problem.
+    Probed(Result<(), Problem>),
     /// Time passed; check deadlines.
     Tick,
 }
@@ -93,6 +106,10 @@ pub enum Output {
     Resolve {
         token: Secret,
     },
+    /// Probe whether the embed host can be reached and feed back [`Input::Probed`].
+    Probe {
+        host: String,
+    },
     /// Reload the page from scratch (hung page, crashed web process).
     ReloadPage,
     /// The shell cannot recover; exit with this code so systemd restarts it.
@@ -108,6 +125,10 @@ struct Embed {
     shows: Slide,
     item: usize,
     since: Instant,
+    /// The embed said `loaded` (or `rendered`).
+    loaded: bool,
+    /// Its host was probed because it did not load in time (once per embed).
+    probed: bool,
     rendered: bool,
     /// A fresh token was applied after a TokenExpired error: another one means reload.
     token_retried: bool,
@@ -136,6 +157,7 @@ pub struct Player {
     page: PageWatch,
     offline_since: Option<Instant>,
     problem_shown: Option<ProblemId>,
+    embed_host: EmbedHostWatch,
     counters: Counters,
 }
 
@@ -207,6 +229,7 @@ impl Player {
             page: PageWatch::default(),
             offline_since: None,
             problem_shown: None,
+            embed_host: EmbedHostWatch::default(),
             counters: Counters::default(),
         }
     }
@@ -221,9 +244,13 @@ impl Player {
         }
         d.extend(self.slide_until);
         d.extend(self.resolution.retry_at);
+        d.extend(self.embed_host.deadline());
         for e in self.visible.iter().chain(self.pending.iter()) {
             if !e.rendered {
                 d.push(e.since + self.settings.render_timeout);
+            }
+            if !e.loaded && !e.probed {
+                d.push(e.since + self.settings.load_timeout);
             }
             d.extend(e.next_refresh);
         }
@@ -249,6 +276,16 @@ impl Player {
             Input::Resolved(res) => self.on_resolved(now, res, &mut out),
             Input::Page(msg) => self.on_page(now, msg, &mut out),
             Input::WebProcessCrashed => self.reload_page(now, &mut out),
+            Input::EmbedTrouble { url, detail } => {
+                tracing::warn!(url, detail, "the web view could not load an embed");
+                let host = url::Url::parse(&url)
+                    .ok()
+                    .and_then(|u| u.host_str().map(str::to_owned));
+                if let Some(host) = host {
+                    self.probe(now, &host, &mut out);
+                }
+            }
+            Input::Probed(result) => self.on_probed(now, result, &mut out),
             Input::Tick => self.on_tick(now, &mut out),
         }
         self.drive(now, &mut out);
@@ -348,7 +385,12 @@ impl Player {
                     out.push(Output::Offline(self.offline_since));
                 }
             }
-            FromPage::Heartbeat { .. } | FromPage::Loaded { .. } => {}
+            FromPage::Heartbeat { .. } => {}
+            FromPage::Loaded { key } => {
+                if let Some(e) = self.embed_mut(&key) {
+                    e.loaded = true;
+                }
+            }
             FromPage::Rendered { key, .. } => {
                 for e in self.visible.iter_mut().chain(self.pending.iter_mut()) {
                     if e.key == key {
@@ -356,6 +398,7 @@ impl Player {
                             self.counters.rendered += 1;
                         }
                         e.rendered = true;
+                        e.loaded = true;
                         e.refresh_in_flight = false;
                         self.page.fruitless_reloads = 0;
                     }
@@ -438,6 +481,27 @@ impl Player {
         for key in timed_out {
             self.repair(now, &key, out);
         }
+        // Embeds that did not even load: is their host reachable?
+        let slow: Vec<String> = self
+            .visible
+            .iter_mut()
+            .chain(self.pending.iter_mut())
+            .filter(|e| !e.loaded && !e.probed && now >= e.since + self.settings.load_timeout)
+            .map(|e| {
+                e.probed = true;
+                e.key.clone()
+            })
+            .collect();
+        for key in slow {
+            if let Some(host) = self.embed_host_of(&key) {
+                self.probe(now, &host, out);
+            }
+        }
+        if self.embed_host.retry_due(now) {
+            out.push(Output::Probe {
+                host: self.embed_host.host().to_owned(),
+            });
+        }
         // Skipped items come back once their failures have left the window.
         let mut changed = false;
         for it in self.items.iter_mut().flatten() {
@@ -513,6 +577,11 @@ impl Player {
     fn rotate(&mut self, now: Instant, token: &Secret, out: &mut Vec<Output>) {
         if self.slide >= self.slides.len() {
             self.slide = 0;
+        }
+        // Nothing can load while the embed host is unreachable: what is on screen stays, and
+        // the next embed waits for the host to answer again.
+        if self.embed_host.blocked() {
+            return;
         }
         // Nothing on screen yet: prepare the current slide, show it once rendered.
         if self.visible.is_none() {
@@ -609,6 +678,8 @@ impl Player {
             shows: s.clone(),
             item: s.item,
             since: now,
+            loaded: false,
+            probed: false,
             rendered: false,
             token_retried: false,
             refresh_in_flight: false,
@@ -648,6 +719,10 @@ impl Player {
         let Some(state) = self.items.as_mut().and_then(|v| v.get_mut(item)) else {
             return;
         };
+        if self.embed_host.blocked() {
+            // The network's fault, not the item's: it is not skipped for it.
+            return;
+        }
         state.failures.push_back(now);
         if state.failures.len() > self.settings.repair_limit {
             tracing::warn!(item, "item failed to load too often; skipping it for now");
@@ -655,6 +730,37 @@ impl Player {
             self.rebuild_slides(now, out);
         }
         // drive() prepares again (the same slide, or the next one if this item is skipped).
+    }
+
+    /// Ask for a probe of `host`, unless one runs or ran moments ago.
+    fn probe(&mut self, now: Instant, host: &str, out: &mut Vec<Output>) {
+        if self.embed_host.ask(now, host) {
+            out.push(Output::Probe {
+                host: host.to_owned(),
+            });
+        }
+    }
+
+    fn on_probed(&mut self, now: Instant, result: Result<(), Problem>, out: &mut Vec<Output>) {
+        if let Err(p) = &result {
+            tracing::warn!(problem = %p, "the embed host cannot be reached");
+        }
+        match self.embed_host.on_result(now, result) {
+            Change::Unreachable => {
+                // Embeds that have not rendered will not: drop them without counting a load
+                // failure, so the status screen shows and nothing is skipped.
+                if let Some(p) = self.pending.take_if(|p| !p.rendered) {
+                    out.push(Output::Page(ToPage::Discard { key: p.key }));
+                }
+                if let Some(v) = self.visible.take_if(|v| !v.rendered) {
+                    out.push(Output::Page(ToPage::Discard { key: v.key }));
+                }
+            }
+            Change::Recovered => tracing::info!("the embed host answers again"),
+            // Reachable: the embed is slow or broken for another reason; the render timeout
+            // and repairs handle it as before.
+            Change::Reachable => {}
+        }
     }
 
     fn reload_page(&mut self, now: Instant, out: &mut Vec<Output>) {
@@ -720,6 +826,17 @@ impl Player {
         self.items.as_ref()?.get(i)?.resolved.as_ref().ok()
     }
 
+    /// The host an embed loads from (its embed URL's).
+    fn embed_host_of(&self, key: &str) -> Option<String> {
+        let e = self
+            .visible
+            .iter()
+            .chain(self.pending.iter())
+            .find(|e| e.key == key)?;
+        let url = url::Url::parse(&self.item(e.item)?.resolved.embed_url).ok()?;
+        url.host_str().map(str::to_owned)
+    }
+
     fn embed_mut(&mut self, key: &str) -> Option<&mut Embed> {
         self.visible
             .iter_mut()
@@ -743,6 +860,11 @@ impl Player {
         {
             return Some((p.clone(), self.resolution.retry_at));
         }
+        if let Some((p, next)) = self.embed_host.problem()
+            && self.visible.is_none()
+        {
+            return Some((p.clone(), next));
+        }
         if let Some(items) = &self.items
             && self.slides.is_empty()
         {
@@ -756,11 +878,8 @@ impl Player {
             let p = items
                 .iter()
                 .find_map(|st| st.resolved.as_ref().err().cloned())
-                .unwrap_or_else(|| {
-                    Problem::new(ProblemId::ReportNotFound).with_cause(
-                        "No playlist item could be loaded; they are retried automatically.",
-                    )
-                });
+                // Power BI found them (it says so when it does not): they failed in the web view.
+                .unwrap_or_else(|| Problem::new(ProblemId::EmbedFailed));
             return Some((p, self.resolution.retry_at));
         }
         None
@@ -1156,7 +1275,8 @@ mod tests {
         }
         let s = r.p.snapshot();
         assert!(s.items[1].skipped, "{s:?}");
-        assert_eq!(s.items[1].problem, Some(ProblemId::ReportNotFound));
+        // Power BI found it; only Power BI may say "not found".
+        assert_eq!(s.items[1].problem, Some(ProblemId::EmbedFailed));
         // The lookahead now prepares the dashboard instead.
         let last_prepared = r.p.pending.as_ref().unwrap().shows.item;
         assert_eq!(last_prepared, 2);
@@ -1164,6 +1284,112 @@ mod tests {
         r.at(t + 3601).page(FromPage::Heartbeat { t: 0.0 });
         r.tick();
         assert!(!r.p.snapshot().items[1].skipped);
+    }
+
+    fn probes(out: &[Output]) -> Vec<&str> {
+        out.iter()
+            .filter_map(|o| match o {
+                Output::Probe { host } => Some(host.as_str()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn unreachable() -> Result<(), Problem> {
+        Err(Problem::new(ProblemId::EmbedUnreachable)
+            .with_cause("This screen cannot load reports from app.powerbi.com: no answer."))
+    }
+
+    fn shows(out: &[Output], id: ProblemId) -> bool {
+        has(
+            out,
+            |o| matches!(o, Output::ShowProblem { problem, .. } if problem.id == id),
+        )
+    }
+
+    #[test]
+    fn an_unreachable_embed_host_is_named_retried_and_plays_once_it_answers() {
+        let mut r = Rig::playing(three_items());
+        // e1 never loads: its host is probed after the load timeout, once.
+        assert!(probes(&r.at(9).tick()).is_empty());
+        assert_eq!(probes(&r.at(10).tick()), ["app.powerbi.com"]);
+        assert!(probes(&r.at(11).tick()).is_empty());
+        let out = r.at(12).send(Input::Probed(unreachable()));
+        assert!(out.contains(&Output::Page(ToPage::Discard { key: "e1".into() })));
+        assert!(shows(&out, ProblemId::EmbedUnreachable), "{out:?}");
+        let s = r.p.snapshot();
+        assert_eq!(s.problem, Some(ProblemId::EmbedUnreachable));
+        assert_eq!(s.state, State::WaitingNetwork);
+        // Nothing is prepared meanwhile, nothing is skipped; retried 5 s after the failure.
+        for t in 13..17 {
+            r.at(t).page(FromPage::Heartbeat { t: 0.0 });
+            let out = r.tick();
+            assert!(
+                prepared(&out).is_empty() && probes(&out).is_empty(),
+                "{out:?}"
+            );
+        }
+        assert_eq!(probes(&r.at(17).tick()), ["app.powerbi.com"]);
+        let out = r.at(18).send(Input::Probed(unreachable()));
+        assert!(
+            !shows(&out, ProblemId::EmbedUnreachable),
+            "already on screen"
+        );
+        // Then 10 s after the second failure.
+        r.at(27).page(FromPage::Heartbeat { t: 0.0 });
+        assert!(probes(&r.tick()).is_empty());
+        assert_eq!(probes(&r.at(28).tick()), ["app.powerbi.com"]);
+        let out = r.at(29).send(Input::Probed(Ok(())));
+        assert!(out.contains(&Output::HideProblem), "{out:?}");
+        assert_eq!(prepared(&out), vec![("e2".into(), Some("Sales-p0".into()))]);
+        r.at(30).page(FromPage::Loaded { key: "e2".into() });
+        let out = r.rendered("e2");
+        assert_eq!(shown(&out), ["e2"]);
+        let s = r.p.snapshot();
+        assert_eq!((s.state, s.problem), (State::Playing, None));
+        assert!(
+            s.items.iter().all(|i| !i.skipped && i.problem.is_none()),
+            "{s:?}"
+        );
+    }
+
+    #[test]
+    fn a_failed_embed_document_probes_at_once_but_not_over_and_over() {
+        let mut r = Rig::playing(three_items());
+        let trouble = || Input::EmbedTrouble {
+            url: "https://app.powerbi.com/reportEmbed?reportId=id-Sales".into(),
+            detail: "failed: Connection refused".into(),
+        };
+        assert_eq!(probes(&r.at(1).send(trouble())), ["app.powerbi.com"]);
+        assert!(probes(&r.at(2).send(trouble())).is_empty(), "one at a time");
+        // The host answers: the embed is left to its render timeout, not dropped.
+        let out = r.at(3).send(Input::Probed(Ok(())));
+        assert!(out.is_empty(), "{out:?}");
+        assert!(r.p.pending.is_some());
+        assert!(probes(&r.at(5).send(trouble())).is_empty(), "too soon");
+        assert_eq!(probes(&r.at(6).send(trouble())), ["app.powerbi.com"]);
+        // A loaded embed is not probed for slowness.
+        let mut r = Rig::playing(three_items());
+        r.at(2).page(FromPage::Loaded { key: "e1".into() });
+        assert!(probes(&r.at(11).tick()).is_empty());
+    }
+
+    #[test]
+    fn embeds_failing_with_a_reachable_host_are_not_called_not_found() {
+        let mut r = Rig::playing(vec![Ok(item("Sales", ContentKind::Report, &["A"], 10))]);
+        let mut all = Vec::new();
+        let mut t = 0;
+        for _ in 0..4 {
+            t += 46;
+            r.at(t).page(FromPage::Heartbeat { t: 0.0 });
+            all.extend(r.tick());
+            all.extend(r.send(Input::Probed(Ok(()))));
+        }
+        assert!(shows(&all, ProblemId::EmbedFailed), "{all:?}");
+        assert!(!shows(&all, ProblemId::ReportNotFound));
+        let s = r.p.snapshot();
+        assert_eq!(s.problem, Some(ProblemId::EmbedFailed));
+        assert_eq!(s.items[0].problem, Some(ProblemId::EmbedFailed));
     }
 
     #[test]

@@ -289,10 +289,10 @@ impl ProblemId {
                 "Look the code up at https://login.microsoftonline.com/error?code=<code> and search the trace id in Entra ID > Sign-in logs."
             }
             Self::EmbedUnreachable => {
-                "Ask IT to allow this screen (and its proxy) to reach login.microsoftonline.com, api.powerbi.com, app.powerbi.com (*.powerbi.com), *.analysis.windows.net, *.pbidedicated.windows.net and content.powerapps.com on port 443."
+                "Ask IT to allow this screen (and its proxy) to reach *.powerbi.com, *.analysis.windows.net, *.pbidedicated.windows.net and login.microsoftonline.com on port 443."
             }
             Self::EmbedFailed => {
-                "Open the report at app.powerbi.com as the service account: if it loads there, check the logs (journalctl -u pbikiosk) for the page's errors; if not, fix the report."
+                "Open the report at app.powerbi.com as the service account: if it loads there, look for the page's errors in the logs (journalctl -u pbikiosk)."
             }
         }
     }

@@ -19,9 +19,9 @@ use crate::problem::{Problem, ProblemId};
 /// path is named within seconds.
 pub(crate) const STAGE_TIMEOUT: Duration = Duration::from_secs(8);
 
-/// The hosts a screen must reach, as firewall and proxy admins need them (Microsoft's
-/// allow-list for Power BI; national clouds have their own names).
-pub(crate) const REQUIRED_HOSTS: &str = "login.microsoftonline.com, api.powerbi.com, app.powerbi.com (*.powerbi.com), *.analysis.windows.net, *.pbidedicated.windows.net and content.powerapps.com, port 443";
+/// The hosts a screen must reach, short enough for a status screen's fix (the README lists
+/// Microsoft's whole allow-list; national clouds have their own names).
+pub(crate) const REQUIRED_HOSTS: &str = "*.powerbi.com, *.analysis.windows.net, *.pbidedicated.windows.net and login.microsoftonline.com (port 443)";
 
 /// How the web view goes out: through a proxy or directly, and which extra CA it trusts.
 #[derive(Debug, Clone, Default)]
@@ -167,13 +167,11 @@ impl Unreachable {
                 "Check the DNS settings of this screen (or its proxy): it must resolve {REQUIRED_HOSTS}."
             ),
             (Failure::ProxyRefused { proxy, .. }, _) => {
-                format!("Ask IT to allow these hosts on the proxy {proxy}: {REQUIRED_HOSTS}.")
+                format!("Ask IT to allow on the proxy {proxy}: {REQUIRED_HOSTS}.")
             }
-            (Failure::Untrusted | Failure::Tls { .. }, _) => format!(
-                "If a proxy inspects TLS, put its CA certificate in a PEM file and set cloud.ca_file, or ask IT to exempt {REQUIRED_HOSTS} from inspection. Check the device clock too."
-            ),
+            (Failure::Untrusted | Failure::Tls { .. }, _) => "Behind a TLS-inspecting proxy: set cloud.ca_file to its CA certificate (PEM), or ask IT to exempt *.powerbi.com from inspection. Check the clock.".to_owned(),
             (Failure::HttpStatus { .. }, _) => format!(
-                "Nothing usually: pbikiosk retries. If it persists, ask IT whether a proxy or filter blocks {REQUIRED_HOSTS}."
+                "Nothing usually: pbikiosk retries. If it persists, ask IT whether a proxy or filter in front of {host} fails."
             ),
             _ => format!(
                 "Ask IT to allow this screen through the firewall (and proxy) to {REQUIRED_HOSTS}."
@@ -471,7 +469,7 @@ mod tests {
             p.cause,
             "This screen cannot load reports from app.powerbi.com: the proxy 127.0.0.1:3128 answered 502 Bad Gateway."
         );
-        assert!(p.fix.contains("on the proxy 127.0.0.1:3128"), "{}", p.fix);
+        assert!(p.fix.contains("on the proxy 127.0.0.1:3128:"), "{}", p.fix);
         assert!(p.fix.contains("*.analysis.windows.net"), "{}", p.fix);
         let p = u(Stage::Tls, Failure::Untrusted).to_problem();
         assert!(p.cause.contains("is not trusted (a TLS-inspecting proxy?)"));
@@ -498,6 +496,25 @@ mod tests {
         assert!(p.cause.ends_with("no answer within 8 s."), "{}", p.cause);
         assert!(p.fix.contains("firewall"));
         assert_eq!(p.retry_class(), crate::problem::RetryClass::Transient);
+        // Every fix fits the status screen (five lines), whatever the stage.
+        let proxy = "proxy.example-company.internal:3128".to_owned();
+        for f in [
+            Failure::ProxyDns {
+                proxy: proxy.clone(),
+            },
+            Failure::ProxyRefused {
+                proxy,
+                status: "502 Bad Gateway".into(),
+            },
+            Failure::Untrusted,
+            Failure::HttpStatus { status: 502 },
+            Failure::Refused {
+                to: "app.powerbi.com".into(),
+            },
+        ] {
+            let p = u(Stage::Proxy, f).to_problem();
+            assert!(p.fix.len() <= 180, "{} chars: {}", p.fix.len(), p.fix);
+        }
     }
 
     #[tokio::test]

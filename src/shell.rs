@@ -42,6 +42,13 @@ pub enum ShellCommand {
 pub enum ShellEvent {
     Page(FromPage),
     WebProcessCrashed,
+    /// An embed document (`url`) failed in the web view: a network or TLS error, or an HTTP
+    /// error status. WebKit tells the page nothing about a failed frame, so this is the only
+    /// early sign of a blocked embed host.
+    EmbedTrouble {
+        url: String,
+        detail: String,
+    },
 }
 
 pub struct ShellOptions {
