@@ -159,7 +159,7 @@ impl Unreachable {
     pub(crate) fn to_problem(&self) -> Problem {
         let host = &self.host;
         let cause = format!(
-            "This screen cannot load reports from {host}: {}.",
+            "Sign-in works, but the reports cannot load from {host}: {}.",
             self.what()
         );
         let fix = match (&self.failure, self.stage) {
@@ -467,7 +467,7 @@ mod tests {
         assert_eq!(p.id, ProblemId::EmbedUnreachable);
         assert_eq!(
             p.cause,
-            "This screen cannot load reports from app.powerbi.com: the proxy 127.0.0.1:3128 answered 502 Bad Gateway."
+            "Sign-in works, but the reports cannot load from app.powerbi.com: the proxy 127.0.0.1:3128 answered 502 Bad Gateway."
         );
         assert!(p.fix.contains("on the proxy 127.0.0.1:3128:"), "{}", p.fix);
         assert!(p.fix.contains("*.analysis.windows.net"), "{}", p.fix);
