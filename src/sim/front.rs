@@ -60,7 +60,7 @@ impl EmbedFront {
         let doors = Doors {
             acceptor,
             untrusted,
-            router,
+            router: answering_502_while(router, faults.clone()),
             target: format!("{host}:443"),
             faults,
         };
@@ -185,8 +185,7 @@ async fn tunnel(mut stream: TcpStream, doors: &Doors) -> std::io::Result<()> {
             return Ok(());
         }
         EmbedFault::Untrusted => (&doors.untrusted, doors.router.clone()),
-        EmbedFault::Http502 => (&doors.acceptor, bad_gateway_router()),
-        EmbedFault::None | EmbedFault::Refuse | EmbedFault::Dns => {
+        EmbedFault::None | EmbedFault::Http502 | EmbedFault::Refuse | EmbedFault::Dns => {
             (&doors.acceptor, doors.router.clone())
         }
     };
@@ -202,14 +201,28 @@ async fn answer(mut stream: TcpStream, response: &str) -> std::io::Result<()> {
     stream.shutdown().await
 }
 
-/// The embed host answering every request with an error page, as a broken upstream does.
-fn bad_gateway_router() -> axum::Router {
-    axum::Router::new().fallback(|| async {
-        (
-            axum::http::StatusCode::BAD_GATEWAY,
-            axum::response::Html("<html><body><h1>502 Bad Gateway</h1></body></html>"),
-        )
-    })
+/// `router`, answering every request with an error page while the fault is `http_502`, as a
+/// broken upstream does. Decided per request, not per connection: browsers keep connections
+/// open, and a lifted fault must show on the next request.
+fn answering_502_while(router: axum::Router, faults: FaultSource) -> axum::Router {
+    use axum::response::IntoResponse;
+    router.layer(axum::middleware::from_fn(
+        move |req: axum::extract::Request, next: axum::middleware::Next| {
+            let failing = faults() == EmbedFault::Http502;
+            async move {
+                if failing {
+                    let page = "<html><body><h1>502 Bad Gateway</h1></body></html>";
+                    (
+                        axum::http::StatusCode::BAD_GATEWAY,
+                        axum::response::Html(page),
+                    )
+                        .into_response()
+                } else {
+                    next.run(req).await
+                }
+            }
+        },
+    ))
 }
 
 #[cfg(test)]
