@@ -267,10 +267,18 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             println!("{}", handle.config_snippet(&user));
             // Kept alive until ctrl-c: the front serves while this value lives.
             let _front = if embed_front {
-                let front =
-                    sim::front::EmbedFront::start(handle.router(), pbikiosk::demo::DEMO_EMBED_HOST)
-                        .await
-                        .context("starting the https front door")?;
+                // Its faults follow the scenario and `/_sim/control`, as in the demo.
+                let faults = {
+                    let handle = handle.clone();
+                    std::sync::Arc::new(move || handle.embed_fault())
+                };
+                let front = sim::front::EmbedFront::start_with_faults(
+                    handle.router(),
+                    pbikiosk::demo::DEMO_EMBED_HOST,
+                    faults,
+                )
+                .await
+                .context("starting the https front door")?;
                 if let Some(path) = &cert_out {
                     std::fs::write(path, &front.cert_pem)
                         .with_context(|| format!("--cert-out {}", path.display()))?;
