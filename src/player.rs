@@ -745,8 +745,15 @@ impl Player {
         if let Err(p) = &result {
             tracing::warn!(problem = %p, "the embed host cannot be reached");
         }
+        let before = self.embed_host.problem().map(|(p, _)| p.cause.clone());
         match self.embed_host.on_result(now, result) {
             Change::Unreachable => {
+                // The way it fails changed (the proxy now refuses instead of timing out...):
+                // the screen says the new cause.
+                let after = self.embed_host.problem().map(|(p, _)| &p.cause);
+                if before.is_some() && before.as_ref() != after {
+                    self.problem_shown = None;
+                }
                 // Embeds that have not rendered will not: drop them without counting a load
                 // failure, so the status screen shows and nothing is skipped.
                 if let Some(p) = self.pending.take_if(|p| !p.rendered) {
@@ -1335,14 +1342,28 @@ mod tests {
             !shows(&out, ProblemId::EmbedUnreachable),
             "already on screen"
         );
-        // Then 10 s after the second failure.
+        // Then 10 s after the second failure; a new way of failing is shown with its cause.
         r.at(27).page(FromPage::Heartbeat { t: 0.0 });
         assert!(probes(&r.tick()).is_empty());
         assert_eq!(probes(&r.at(28).tick()), ["app.powerbi.com"]);
-        let out = r.at(29).send(Input::Probed(Ok(())));
+        let refused = Problem::new(ProblemId::EmbedUnreachable).with_cause("refused");
+        let out = r.send(Input::Probed(Err(refused)));
+        assert!(
+            has(
+                &out,
+                |o| matches!(o, Output::ShowProblem { problem, .. } if problem.cause == "refused")
+            ),
+            "{out:?}"
+        );
+        assert_eq!(r.p.snapshot().problem_message.as_deref(), Some("refused"));
+        // Then 20 s after the third failure.
+        r.at(47).page(FromPage::Heartbeat { t: 0.0 });
+        assert!(probes(&r.tick()).is_empty());
+        assert_eq!(probes(&r.at(48).tick()), ["app.powerbi.com"]);
+        let out = r.at(49).send(Input::Probed(Ok(())));
         assert!(out.contains(&Output::HideProblem), "{out:?}");
         assert_eq!(prepared(&out), vec![("e2".into(), Some("Sales-p0".into()))]);
-        r.at(30).page(FromPage::Loaded { key: "e2".into() });
+        r.at(50).page(FromPage::Loaded { key: "e2".into() });
         let out = r.rendered("e2");
         assert_eq!(shown(&out), ["e2"]);
         let s = r.p.snapshot();
