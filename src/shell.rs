@@ -139,7 +139,7 @@ pub fn navigation_allowed(url: &str, allowed_hosts: &[String]) -> bool {
 /// Is `url` the document of an embed frame (`https://app.powerbi.com/reportEmbed?...`,
 /// `dashboardEmbed`...)? Only those are watched for load failures: a failing visual's data
 /// request is Power BI's to report, and leaves the report up.
-pub fn is_embed_document(url: &str, allowed_hosts: &[String]) -> bool {
+pub(crate) fn is_embed_document(url: &str, allowed_hosts: &[String]) -> bool {
     navigation_allowed(url, allowed_hosts)
         && url::Url::parse(url).is_ok_and(|u| u.scheme() == "https" && u.path().ends_with("Embed"))
 }
