@@ -129,6 +129,8 @@ struct Embed {
     loaded: bool,
     /// Its host was probed because it did not load in time (once per embed).
     probed: bool,
+    /// The web view got an HTTP error for its document (e.g. "HTTP 403").
+    http_error: Option<String>,
     rendered: bool,
     /// A fresh token was applied after a TokenExpired error: another one means reload.
     token_retried: bool,
@@ -169,6 +171,8 @@ struct ItemState {
     skipped: bool,
     /// Recent load failures, oldest first; they leave after [`Settings::repair_window`].
     failures: VecDeque<Instant>,
+    /// What the web view last said about a failed load of it (e.g. "HTTP 403").
+    last_error: Option<String>,
 }
 
 impl ItemState {
@@ -177,6 +181,7 @@ impl ItemState {
             skipped: resolved.is_err(),
             resolved,
             failures: VecDeque::new(),
+            last_error: None,
         }
     }
 }
@@ -281,8 +286,17 @@ impl Player {
                 let host = url::Url::parse(&url)
                     .ok()
                     .and_then(|u| u.host_str().map(str::to_owned));
+                if detail.starts_with("HTTP ")
+                    && let Some(e) = self.embed_of_document(&url)
+                {
+                    e.http_error = Some(detail);
+                }
                 if let Some(host) = host {
-                    self.probe(now, &host, &mut out);
+                    // No new probe (one passed moments ago): the host answers, so an HTTP
+                    // error is the embed's own.
+                    if !self.probe(now, &host, &mut out) && self.embed_host.recently_reachable() {
+                        self.repair_http_failures(now, &mut out);
+                    }
                 }
             }
             Input::Probed(result) => self.on_probed(now, result, &mut out),
@@ -680,6 +694,7 @@ impl Player {
             since: now,
             loaded: false,
             probed: false,
+            http_error: None,
             rendered: false,
             token_retried: false,
             refresh_in_flight: false,
@@ -732,13 +747,15 @@ impl Player {
         // drive() prepares again (the same slide, or the next one if this item is skipped).
     }
 
-    /// Ask for a probe of `host`, unless one runs or ran moments ago.
-    fn probe(&mut self, now: Instant, host: &str, out: &mut Vec<Output>) {
-        if self.embed_host.ask(now, host) {
+    /// Ask for a probe of `host`, unless one runs or ran moments ago; whether it was asked.
+    fn probe(&mut self, now: Instant, host: &str, out: &mut Vec<Output>) -> bool {
+        let asked = self.embed_host.ask(now, host);
+        if asked {
             out.push(Output::Probe {
                 host: host.to_owned(),
             });
         }
+        asked
     }
 
     fn on_probed(&mut self, now: Instant, result: Result<(), Problem>, out: &mut Vec<Output>) {
@@ -764,9 +781,27 @@ impl Player {
                 }
             }
             Change::Recovered => tracing::info!("the embed host answers again"),
-            // Reachable: the embed is slow or broken for another reason; the render timeout
-            // and repairs handle it as before.
-            Change::Reachable => {}
+            // Reachable: an embed whose document got an HTTP error will not render, so it is
+            // repaired now rather than after the render timeout; others are slow or broken for
+            // another reason, and the render timeout handles them as before.
+            Change::Reachable => self.repair_http_failures(now, out),
+        }
+    }
+
+    /// Embeds whose document got an HTTP error, from a host that answers: load failures now.
+    fn repair_http_failures(&mut self, now: Instant, out: &mut Vec<Output>) {
+        let failed: Vec<(String, usize, String)> = self
+            .visible
+            .iter()
+            .chain(self.pending.iter())
+            .filter(|e| !e.rendered)
+            .filter_map(|e| Some((e.key.clone(), e.item, e.http_error.clone()?)))
+            .collect();
+        for (key, item, error) in failed {
+            if let Some(state) = self.items.as_mut().and_then(|v| v.get_mut(item)) {
+                state.last_error = Some(error);
+            }
+            self.repair(now, &key, out);
         }
     }
 
@@ -833,6 +868,27 @@ impl Player {
         self.items.as_ref()?.get(i)?.resolved.as_ref().ok()
     }
 
+    /// The live embed whose frame document is `url` (the page's embed URL, plus what
+    /// powerbi-client appends).
+    fn embed_of_document(&mut self, url: &str) -> Option<&mut Embed> {
+        let items = self.items.as_ref()?;
+        let embed_url = |e: &Embed| {
+            let st = items.get(e.item)?;
+            st.resolved
+                .as_ref()
+                .ok()
+                .map(|it| it.resolved.embed_url.clone())
+        };
+        let key = self
+            .visible
+            .iter()
+            .chain(self.pending.iter())
+            .find(|e| embed_url(e).is_some_and(|u| url.starts_with(&u)))?
+            .key
+            .clone();
+        self.embed_mut(&key)
+    }
+
     /// The host an embed loads from (its embed URL's).
     fn embed_host_of(&self, key: &str) -> Option<String> {
         let e = self
@@ -886,7 +942,15 @@ impl Player {
                 .iter()
                 .find_map(|st| st.resolved.as_ref().err().cloned())
                 // Power BI found them (it says so when it does not): they failed in the web view.
-                .unwrap_or_else(|| Problem::new(ProblemId::EmbedFailed));
+                .unwrap_or_else(|| {
+                    let p = Problem::new(ProblemId::EmbedFailed);
+                    match items.iter().find_map(|st| st.last_error.as_deref()) {
+                        Some(e) => p.with_cause(format!(
+                            "Power BI found the reports, but the web view could not load them ({e}); they are retried automatically."
+                        )),
+                        None => p,
+                    }
+                });
             return Some((p, self.resolution.retry_at));
         }
         None
@@ -1393,6 +1457,41 @@ mod tests {
         let mut r = Rig::playing(three_items());
         r.at(2).page(FromPage::Loaded { key: "e1".into() });
         assert!(probes(&r.at(11).tick()).is_empty());
+    }
+
+    #[test]
+    fn an_http_error_for_the_embed_document_is_a_load_failure_at_once_and_named() {
+        let mut r = Rig::playing(vec![Ok(item("Sales", ContentKind::Report, &["A"], 10))]);
+        let mut all = Vec::new();
+        // Probes 7 s apart; the third failure comes too soon after a passed probe for another.
+        for (n, t) in [(1u64, 1u64), (2, 8), (3, 9), (4, 22)] {
+            let key = format!("e{n}");
+            let url = "https://app.powerbi.com/reportEmbed?reportId=id-Sales&uid=x1".to_owned();
+            let out = r.at(t).send(Input::EmbedTrouble {
+                url,
+                detail: "HTTP 403".into(),
+            });
+            let out = if n == 3 {
+                assert!(probes(&out).is_empty(), "{out:?}");
+                out
+            } else {
+                assert_eq!(probes(&out), ["app.powerbi.com"], "{key}");
+                r.at(t + 1).send(Input::Probed(Ok(())))
+            };
+            assert!(
+                out.contains(&Output::Page(ToPage::Discard { key: key.clone() })),
+                "{key}: {out:?}"
+            );
+            all.extend(out);
+        }
+        let s = r.p.snapshot();
+        assert!(s.items[0].skipped, "{s:?}");
+        assert_eq!(s.problem, Some(ProblemId::EmbedFailed));
+        assert!(
+            has(&all, |o| matches!(o, Output::ShowProblem { problem, .. }
+                if problem.id == ProblemId::EmbedFailed && problem.cause.contains("(HTTP 403)"))),
+            "{all:?}"
+        );
     }
 
     #[test]

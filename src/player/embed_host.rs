@@ -103,6 +103,11 @@ impl EmbedHostWatch {
         }
     }
 
+    /// The last probe passed and none is running.
+    pub(super) fn recently_reachable(&self) -> bool {
+        !self.probing && self.problem.is_none() && self.last_probe.is_some()
+    }
+
     /// The host is known to be unreachable: no embed can load now.
     pub(super) fn blocked(&self) -> bool {
         self.problem.is_some()
