@@ -91,7 +91,11 @@ impl Demo {
             FrontTrust::Direct => FrontCert::SelfSigned,
             FrontTrust::CaFile | FrontTrust::Untrusted => FrontCert::RunCa,
         };
-        let front = EmbedFront::start(sim.router(), DEMO_EMBED_HOST, cert)
+        let faults = {
+            let sim = sim.clone();
+            std::sync::Arc::new(move || sim.embed_fault())
+        };
+        let front = EmbedFront::start_with_faults(sim.router(), DEMO_EMBED_HOST, cert, faults)
             .await
             .map_err(DemoError::Front)?;
         let mut config = demo_config(&sim, opts.seconds).map_err(DemoError::Config)?;

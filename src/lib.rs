@@ -20,6 +20,7 @@ mod player;
 mod playlist;
 mod powerbi;
 mod problem;
+mod reach;
 pub mod report_layout;
 pub mod reports;
 pub mod run;

@@ -271,10 +271,16 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             println!("{}", handle.config_snippet(&user));
             // Kept alive until ctrl-c: the front serves while this value lives.
             let _front = if embed_front {
-                let front = sim::front::EmbedFront::start(
+                // Its faults follow the scenario and `/_sim/control`, as in the demo.
+                let faults = {
+                    let handle = handle.clone();
+                    std::sync::Arc::new(move || handle.embed_fault())
+                };
+                let front = sim::front::EmbedFront::start_with_faults(
                     handle.router(),
                     pbikiosk::demo::DEMO_EMBED_HOST,
                     sim::front::FrontCert::SelfSigned,
+                    faults,
                 )
                 .await
                 .context("starting the https front door")?;

@@ -8,6 +8,7 @@ use crate::bridge::ToPage;
 use crate::player::Output;
 use crate::playlist::Item;
 use crate::problem::Problem;
+use crate::reach::{self, Route};
 use crate::run::Live;
 use crate::shell::ShellCommand;
 use crate::status_screen::{self, Clock, DeviceFacts, ScreenContext};
@@ -33,6 +34,10 @@ pub(crate) struct Outlet<'a, W: Window> {
     /// `None` when the config is not usable: nothing to sign in, nothing to resolve.
     pub(crate) live: Option<&'a Live>,
     pub(crate) resolved: &'a mpsc::Sender<Resolution>,
+    /// How the web view goes out, for probes of the embed host.
+    pub(crate) route: &'a Route,
+    /// Where probe results go back ([`crate::player::Input::Probed`]).
+    pub(crate) probed: &'a mpsc::Sender<Result<(), Problem>>,
     pub(crate) screen: ScreenContext,
 }
 
@@ -78,6 +83,16 @@ impl<W: Window> Outlet<'_, W> {
                     });
                 }
             }
+            Output::Probe { host } => {
+                let (route, tx) = (self.route.clone(), self.probed.clone());
+                tokio::spawn(async move {
+                    let result = reach::probe(&host, &route).await;
+                    if let Err(u) = &result {
+                        tracing::warn!(error = %u, "embed host probe failed");
+                    }
+                    let _ = tx.send(result.map_err(|u| u.to_problem())).await;
+                });
+            }
             Output::ReloadPage => self.window.command(ShellCommand::Reload),
             Output::Exit(code) => return Some(code),
         }
@@ -122,10 +137,13 @@ mod tests {
 
     fn dispatch(window: &Recorder, not_configured: bool, output: Output) -> Option<i32> {
         let (tx, _rx) = mpsc::channel(1);
+        let (probed, _probed_rx) = mpsc::channel(1);
         let outlet = Outlet {
             window,
             live: None,
             resolved: &tx,
+            route: &Route::default(),
+            probed: &probed,
             screen: ScreenContext {
                 config_path: "/etc/pbikiosk/pbikiosk.toml".into(),
                 not_configured,

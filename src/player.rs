@@ -20,9 +20,11 @@ use crate::problem::{Problem, ProblemId, RetryClass};
 use crate::report_layout::ReportLayout;
 use crate::secret::Secret;
 
+mod embed_host;
 mod snapshot;
 mod starting;
 
+use embed_host::{Change, EmbedHostWatch};
 use snapshot::Counters;
 pub use snapshot::{Snapshot, State};
 pub use starting::Activity;
@@ -35,6 +37,9 @@ pub struct Settings {
     pub heartbeat_timeout: Duration,
     /// An embed that has not rendered after this long counts as a load failure.
     pub render_timeout: Duration,
+    /// An embed that has not even loaded after this long gets its host probed: a blocked
+    /// embed host is named within seconds instead of after the render timeouts.
+    pub load_timeout: Duration,
     /// Load failures repaired per item per [`Settings::repair_window`] before it is skipped.
     pub repair_limit: usize,
     pub repair_window: Duration,
@@ -53,6 +58,7 @@ impl Default for Settings {
         Self {
             heartbeat_timeout: Duration::from_secs(30),
             render_timeout: Duration::from_secs(45),
+            load_timeout: Duration::from_secs(10),
             repair_limit: 3,
             repair_window: Duration::from_secs(3600),
             max_fruitless_reloads: 5,
@@ -78,6 +84,13 @@ pub enum Input {
     Page(FromPage),
     /// WebKit's web process died.
     WebProcessCrashed,
+    /// The web view could not load a document of an embed host (`url`): `detail` says how.
+    EmbedTrouble {
+        url: String,
+        detail: String,
+    },
+    /// The result of an [`Output::Probe`]: `Err` is an `embed_unreachable` problem.
+    Probed(Result<(), Problem>),
     /// Time passed; check deadlines.
     Tick,
 }
@@ -101,6 +114,10 @@ pub enum Output {
     Resolve {
         token: Secret,
     },
+    /// Probe whether the embed host can be reached and feed back [`Input::Probed`].
+    Probe {
+        host: String,
+    },
     /// Reload the page from scratch (hung page, crashed web process).
     ReloadPage,
     /// The shell cannot recover; exit with this code so systemd restarts it.
@@ -116,6 +133,12 @@ struct Embed {
     shows: Slide,
     item: usize,
     since: Instant,
+    /// The embed said `loaded` (or `rendered`).
+    loaded: bool,
+    /// Its host was probed because it did not load in time (once per embed).
+    probed: bool,
+    /// The web view got an HTTP error for its document (e.g. "HTTP 403").
+    http_error: Option<String>,
     rendered: bool,
     /// A fresh token was applied after a TokenExpired error: another one means reload.
     token_retried: bool,
@@ -146,6 +169,7 @@ pub struct Player {
     problem_shown: Option<ProblemId>,
     /// The step the start screen was last told (`None`: it was told nothing, or is not up).
     activity_shown: Option<Activity>,
+    embed_host: EmbedHostWatch,
     counters: Counters,
 }
 
@@ -157,6 +181,8 @@ struct ItemState {
     skipped: bool,
     /// Recent load failures, oldest first; they leave after [`Settings::repair_window`].
     failures: VecDeque<Instant>,
+    /// What the web view last said about a failed load of it (e.g. "HTTP 403").
+    last_error: Option<String>,
 }
 
 impl ItemState {
@@ -165,6 +191,7 @@ impl ItemState {
             skipped: resolved.is_err(),
             resolved,
             failures: VecDeque::new(),
+            last_error: None,
         }
     }
 }
@@ -218,6 +245,7 @@ impl Player {
             offline_since: None,
             problem_shown: None,
             activity_shown: None,
+            embed_host: EmbedHostWatch::default(),
             counters: Counters::default(),
         }
     }
@@ -232,9 +260,13 @@ impl Player {
         }
         d.extend(self.slide_until);
         d.extend(self.resolution.retry_at);
+        d.extend(self.embed_host.deadline());
         for e in self.visible.iter().chain(self.pending.iter()) {
             if !e.rendered {
                 d.push(e.since + self.settings.render_timeout);
+            }
+            if !e.loaded && !e.probed {
+                d.push(e.since + self.settings.load_timeout);
             }
             d.extend(e.next_refresh);
         }
@@ -260,6 +292,25 @@ impl Player {
             Input::Resolved(res) => self.on_resolved(now, res, &mut out),
             Input::Page(msg) => self.on_page(now, msg, &mut out),
             Input::WebProcessCrashed => self.reload_page(now, &mut out),
+            Input::EmbedTrouble { url, detail } => {
+                tracing::warn!(url, detail, "the web view could not load an embed");
+                let host = url::Url::parse(&url)
+                    .ok()
+                    .and_then(|u| u.host_str().map(str::to_owned));
+                if detail.starts_with("HTTP ")
+                    && let Some(e) = self.embed_of_document(&url)
+                {
+                    e.http_error = Some(detail);
+                }
+                if let Some(host) = host {
+                    // No new probe (one passed moments ago): the host answers, so an HTTP
+                    // error is the embed's own.
+                    if !self.probe(now, &host, &mut out) && self.embed_host.recently_reachable() {
+                        self.repair_http_failures(now, &mut out);
+                    }
+                }
+            }
+            Input::Probed(result) => self.on_probed(now, result, &mut out),
             Input::Tick => self.on_tick(now, &mut out),
         }
         self.drive(now, &mut out);
@@ -362,7 +413,12 @@ impl Player {
                     out.push(Output::Offline(self.offline_since));
                 }
             }
-            FromPage::Heartbeat { .. } | FromPage::Loaded { .. } => {}
+            FromPage::Heartbeat { .. } => {}
+            FromPage::Loaded { key } => {
+                if let Some(e) = self.embed_mut(&key) {
+                    e.loaded = true;
+                }
+            }
             FromPage::Rendered { key, .. } => {
                 for e in self.visible.iter_mut().chain(self.pending.iter_mut()) {
                     if e.key == key {
@@ -370,6 +426,7 @@ impl Player {
                             self.counters.rendered += 1;
                         }
                         e.rendered = true;
+                        e.loaded = true;
                         e.refresh_in_flight = false;
                         self.page.fruitless_reloads = 0;
                     }
@@ -452,6 +509,27 @@ impl Player {
         for key in timed_out {
             self.repair(now, &key, out);
         }
+        // Embeds that did not even load: is their host reachable?
+        let slow: Vec<String> = self
+            .visible
+            .iter_mut()
+            .chain(self.pending.iter_mut())
+            .filter(|e| !e.loaded && !e.probed && now >= e.since + self.settings.load_timeout)
+            .map(|e| {
+                e.probed = true;
+                e.key.clone()
+            })
+            .collect();
+        for key in slow {
+            if let Some(host) = self.embed_host_of(&key) {
+                self.probe(now, &host, out);
+            }
+        }
+        if self.embed_host.retry_due(now) {
+            out.push(Output::Probe {
+                host: self.embed_host.host().to_owned(),
+            });
+        }
         // Skipped items come back once their failures have left the window.
         let mut changed = false;
         for it in self.items.iter_mut().flatten() {
@@ -527,6 +605,11 @@ impl Player {
     fn rotate(&mut self, now: Instant, token: &Secret, out: &mut Vec<Output>) {
         if self.slide >= self.slides.len() {
             self.slide = 0;
+        }
+        // Nothing can load while the embed host is unreachable: what is on screen stays, and
+        // the next embed waits for the host to answer again.
+        if self.embed_host.blocked() {
+            return;
         }
         // Nothing on screen yet: prepare the current slide, show it once rendered.
         if self.visible.is_none() {
@@ -624,6 +707,9 @@ impl Player {
             shows: s.clone(),
             item: s.item,
             since: now,
+            loaded: false,
+            probed: false,
+            http_error: None,
             rendered: false,
             token_retried: false,
             refresh_in_flight: false,
@@ -663,6 +749,10 @@ impl Player {
         let Some(state) = self.items.as_mut().and_then(|v| v.get_mut(item)) else {
             return;
         };
+        if self.embed_host.blocked() {
+            // The network's fault, not the item's: it is not skipped for it.
+            return;
+        }
         state.failures.push_back(now);
         if state.failures.len() > self.settings.repair_limit {
             tracing::warn!(item, "item failed to load too often; skipping it for now");
@@ -670,6 +760,64 @@ impl Player {
             self.rebuild_slides(now, out);
         }
         // drive() prepares again (the same slide, or the next one if this item is skipped).
+    }
+
+    /// Ask for a probe of `host`, unless one runs or ran moments ago; whether it was asked.
+    fn probe(&mut self, now: Instant, host: &str, out: &mut Vec<Output>) -> bool {
+        let asked = self.embed_host.ask(now, host);
+        if asked {
+            out.push(Output::Probe {
+                host: host.to_owned(),
+            });
+        }
+        asked
+    }
+
+    fn on_probed(&mut self, now: Instant, result: Result<(), Problem>, out: &mut Vec<Output>) {
+        if let Err(p) = &result {
+            tracing::warn!(problem = %p, "the embed host cannot be reached");
+        }
+        let before = self.embed_host.problem().map(|(p, _)| p.cause.clone());
+        match self.embed_host.on_result(now, result) {
+            Change::Unreachable => {
+                // The way it fails changed (the proxy now refuses instead of timing out...):
+                // the screen says the new cause.
+                let after = self.embed_host.problem().map(|(p, _)| &p.cause);
+                if before.is_some() && before.as_ref() != after {
+                    self.problem_shown = None;
+                }
+                // Embeds that have not rendered will not: drop them without counting a load
+                // failure, so the status screen shows and nothing is skipped.
+                if let Some(p) = self.pending.take_if(|p| !p.rendered) {
+                    out.push(Output::Page(ToPage::Discard { key: p.key }));
+                }
+                if let Some(v) = self.visible.take_if(|v| !v.rendered) {
+                    out.push(Output::Page(ToPage::Discard { key: v.key }));
+                }
+            }
+            Change::Recovered => tracing::info!("the embed host answers again"),
+            // Reachable: an embed whose document got an HTTP error will not render, so it is
+            // repaired now rather than after the render timeout; others are slow or broken for
+            // another reason, and the render timeout handles them as before.
+            Change::Reachable => self.repair_http_failures(now, out),
+        }
+    }
+
+    /// Embeds whose document got an HTTP error, from a host that answers: load failures now.
+    fn repair_http_failures(&mut self, now: Instant, out: &mut Vec<Output>) {
+        let failed: Vec<(String, usize, String)> = self
+            .visible
+            .iter()
+            .chain(self.pending.iter())
+            .filter(|e| !e.rendered)
+            .filter_map(|e| Some((e.key.clone(), e.item, e.http_error.clone()?)))
+            .collect();
+        for (key, item, error) in failed {
+            if let Some(state) = self.items.as_mut().and_then(|v| v.get_mut(item)) {
+                state.last_error = Some(error);
+            }
+            self.repair(now, &key, out);
+        }
     }
 
     fn reload_page(&mut self, now: Instant, out: &mut Vec<Output>) {
@@ -735,6 +883,38 @@ impl Player {
         self.items.as_ref()?.get(i)?.resolved.as_ref().ok()
     }
 
+    /// The live embed whose frame document is `url` (the page's embed URL, plus what
+    /// powerbi-client appends).
+    fn embed_of_document(&mut self, url: &str) -> Option<&mut Embed> {
+        let items = self.items.as_ref()?;
+        let embed_url = |e: &Embed| {
+            let st = items.get(e.item)?;
+            st.resolved
+                .as_ref()
+                .ok()
+                .map(|it| it.resolved.embed_url.clone())
+        };
+        let key = self
+            .visible
+            .iter()
+            .chain(self.pending.iter())
+            .find(|e| embed_url(e).is_some_and(|u| url.starts_with(&u)))?
+            .key
+            .clone();
+        self.embed_mut(&key)
+    }
+
+    /// The host an embed loads from (its embed URL's).
+    fn embed_host_of(&self, key: &str) -> Option<String> {
+        let e = self
+            .visible
+            .iter()
+            .chain(self.pending.iter())
+            .find(|e| e.key == key)?;
+        let url = url::Url::parse(&self.item(e.item)?.resolved.embed_url).ok()?;
+        url.host_str().map(str::to_owned)
+    }
+
     fn embed_mut(&mut self, key: &str) -> Option<&mut Embed> {
         self.visible
             .iter_mut()
@@ -758,6 +938,11 @@ impl Player {
         {
             return Some((p.clone(), self.resolution.retry_at));
         }
+        if let Some((p, next)) = self.embed_host.problem()
+            && self.visible.is_none()
+        {
+            return Some((p.clone(), next));
+        }
         if let Some(items) = &self.items
             && self.slides.is_empty()
         {
@@ -771,10 +956,15 @@ impl Player {
             let p = items
                 .iter()
                 .find_map(|st| st.resolved.as_ref().err().cloned())
+                // Power BI found them (it says so when it does not): they failed in the web view.
                 .unwrap_or_else(|| {
-                    Problem::new(ProblemId::ReportNotFound).with_cause(
-                        "No playlist item could be loaded; they are retried automatically.",
-                    )
+                    let p = Problem::new(ProblemId::EmbedFailed);
+                    match items.iter().find_map(|st| st.last_error.as_deref()) {
+                        Some(e) => p.with_cause(format!(
+                            "Power BI found the reports, but the web view could not load them ({e}); they are retried automatically."
+                        )),
+                        None => p,
+                    }
                 });
             return Some((p, self.resolution.retry_at));
         }
@@ -1171,7 +1361,8 @@ mod tests {
         }
         let s = r.p.snapshot();
         assert!(s.items[1].skipped, "{s:?}");
-        assert_eq!(s.items[1].problem, Some(ProblemId::ReportNotFound));
+        // Power BI found it; only Power BI may say "not found".
+        assert_eq!(s.items[1].problem, Some(ProblemId::EmbedFailed));
         // The lookahead now prepares the dashboard instead.
         let last_prepared = r.p.pending.as_ref().unwrap().shows.item;
         assert_eq!(last_prepared, 2);
@@ -1179,6 +1370,161 @@ mod tests {
         r.at(t + 3601).page(FromPage::Heartbeat { t: 0.0 });
         r.tick();
         assert!(!r.p.snapshot().items[1].skipped);
+    }
+
+    fn probes(out: &[Output]) -> Vec<&str> {
+        out.iter()
+            .filter_map(|o| match o {
+                Output::Probe { host } => Some(host.as_str()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn unreachable() -> Result<(), Problem> {
+        Err(Problem::new(ProblemId::EmbedUnreachable)
+            .with_cause("This screen cannot load reports from app.powerbi.com: no answer."))
+    }
+
+    fn shows(out: &[Output], id: ProblemId) -> bool {
+        has(
+            out,
+            |o| matches!(o, Output::ShowProblem { problem, .. } if problem.id == id),
+        )
+    }
+
+    #[test]
+    fn an_unreachable_embed_host_is_named_retried_and_plays_once_it_answers() {
+        let mut r = Rig::playing(three_items());
+        // e1 never loads: its host is probed after the load timeout, once.
+        assert!(probes(&r.at(9).tick()).is_empty());
+        assert_eq!(probes(&r.at(10).tick()), ["app.powerbi.com"]);
+        assert!(probes(&r.at(11).tick()).is_empty());
+        let out = r.at(12).send(Input::Probed(unreachable()));
+        assert!(out.contains(&Output::Page(ToPage::Discard { key: "e1".into() })));
+        assert!(shows(&out, ProblemId::EmbedUnreachable), "{out:?}");
+        let s = r.p.snapshot();
+        assert_eq!(s.problem, Some(ProblemId::EmbedUnreachable));
+        assert_eq!(s.state, State::WaitingNetwork);
+        // Nothing is prepared meanwhile, nothing is skipped; retried 5 s after the failure.
+        for t in 13..17 {
+            r.at(t).page(FromPage::Heartbeat { t: 0.0 });
+            let out = r.tick();
+            assert!(
+                prepared(&out).is_empty() && probes(&out).is_empty(),
+                "{out:?}"
+            );
+        }
+        assert_eq!(probes(&r.at(17).tick()), ["app.powerbi.com"]);
+        let out = r.at(18).send(Input::Probed(unreachable()));
+        assert!(
+            !shows(&out, ProblemId::EmbedUnreachable),
+            "already on screen"
+        );
+        // Then 10 s after the second failure; a new way of failing is shown with its cause.
+        r.at(27).page(FromPage::Heartbeat { t: 0.0 });
+        assert!(probes(&r.tick()).is_empty());
+        assert_eq!(probes(&r.at(28).tick()), ["app.powerbi.com"]);
+        let refused = Problem::new(ProblemId::EmbedUnreachable).with_cause("refused");
+        let out = r.send(Input::Probed(Err(refused)));
+        assert!(
+            has(
+                &out,
+                |o| matches!(o, Output::ShowProblem { problem, .. } if problem.cause == "refused")
+            ),
+            "{out:?}"
+        );
+        assert_eq!(r.p.snapshot().problem_message.as_deref(), Some("refused"));
+        // Then 20 s after the third failure.
+        r.at(47).page(FromPage::Heartbeat { t: 0.0 });
+        assert!(probes(&r.tick()).is_empty());
+        assert_eq!(probes(&r.at(48).tick()), ["app.powerbi.com"]);
+        let out = r.at(49).send(Input::Probed(Ok(())));
+        assert!(out.contains(&Output::HideProblem), "{out:?}");
+        assert_eq!(prepared(&out), vec![("e2".into(), Some("Sales-p0".into()))]);
+        r.at(50).page(FromPage::Loaded { key: "e2".into() });
+        let out = r.rendered("e2");
+        assert_eq!(shown(&out), ["e2"]);
+        let s = r.p.snapshot();
+        assert_eq!((s.state, s.problem), (State::Playing, None));
+        assert!(
+            s.items.iter().all(|i| !i.skipped && i.problem.is_none()),
+            "{s:?}"
+        );
+    }
+
+    #[test]
+    fn a_failed_embed_document_probes_at_once_but_not_over_and_over() {
+        let mut r = Rig::playing(three_items());
+        let trouble = || Input::EmbedTrouble {
+            url: "https://app.powerbi.com/reportEmbed?reportId=id-Sales".into(),
+            detail: "failed: Connection refused".into(),
+        };
+        assert_eq!(probes(&r.at(1).send(trouble())), ["app.powerbi.com"]);
+        assert!(probes(&r.at(2).send(trouble())).is_empty(), "one at a time");
+        // The host answers: the embed is left to its render timeout, not dropped.
+        let out = r.at(3).send(Input::Probed(Ok(())));
+        assert!(out.is_empty(), "{out:?}");
+        assert!(r.p.pending.is_some());
+        assert!(probes(&r.at(5).send(trouble())).is_empty(), "too soon");
+        assert_eq!(probes(&r.at(6).send(trouble())), ["app.powerbi.com"]);
+        // A loaded embed is not probed for slowness.
+        let mut r = Rig::playing(three_items());
+        r.at(2).page(FromPage::Loaded { key: "e1".into() });
+        assert!(probes(&r.at(11).tick()).is_empty());
+    }
+
+    #[test]
+    fn an_http_error_for_the_embed_document_is_a_load_failure_at_once_and_named() {
+        let mut r = Rig::playing(vec![Ok(item("Sales", ContentKind::Report, &["A"], 10))]);
+        let mut all = Vec::new();
+        // Probes 7 s apart; the third failure comes too soon after a passed probe for another.
+        for (n, t) in [(1u64, 1u64), (2, 8), (3, 9), (4, 22)] {
+            let key = format!("e{n}");
+            let url = "https://app.powerbi.com/reportEmbed?reportId=id-Sales&uid=x1".to_owned();
+            let out = r.at(t).send(Input::EmbedTrouble {
+                url,
+                detail: "HTTP 403".into(),
+            });
+            let out = if n == 3 {
+                assert!(probes(&out).is_empty(), "{out:?}");
+                out
+            } else {
+                assert_eq!(probes(&out), ["app.powerbi.com"], "{key}");
+                r.at(t + 1).send(Input::Probed(Ok(())))
+            };
+            assert!(
+                out.contains(&Output::Page(ToPage::Discard { key: key.clone() })),
+                "{key}: {out:?}"
+            );
+            all.extend(out);
+        }
+        let s = r.p.snapshot();
+        assert!(s.items[0].skipped, "{s:?}");
+        assert_eq!(s.problem, Some(ProblemId::EmbedFailed));
+        assert!(
+            has(&all, |o| matches!(o, Output::ShowProblem { problem, .. }
+                if problem.id == ProblemId::EmbedFailed && problem.cause.contains("(HTTP 403)"))),
+            "{all:?}"
+        );
+    }
+
+    #[test]
+    fn embeds_failing_with_a_reachable_host_are_not_called_not_found() {
+        let mut r = Rig::playing(vec![Ok(item("Sales", ContentKind::Report, &["A"], 10))]);
+        let mut all = Vec::new();
+        let mut t = 0;
+        for _ in 0..4 {
+            t += 46;
+            r.at(t).page(FromPage::Heartbeat { t: 0.0 });
+            all.extend(r.tick());
+            all.extend(r.send(Input::Probed(Ok(()))));
+        }
+        assert!(shows(&all, ProblemId::EmbedFailed), "{all:?}");
+        assert!(!shows(&all, ProblemId::ReportNotFound));
+        let s = r.p.snapshot();
+        assert_eq!(s.problem, Some(ProblemId::EmbedFailed));
+        assert_eq!(s.items[0].problem, Some(ProblemId::EmbedFailed));
     }
 
     #[test]

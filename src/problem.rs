@@ -41,6 +41,10 @@ pub enum ProblemId {
     /// Microsoft refused with a code we do not know. Shown with the code and trace id rather
     /// than guessed into a wrong category.
     Unknown,
+    /// The web view cannot reach the embed host (firewall, proxy, DNS, TLS inspection).
+    EmbedUnreachable,
+    /// Reports resolved but did not load in the web view, for a reason other than the network.
+    EmbedFailed,
 }
 
 /// How a failure may be retried. Permanent failures must not be retried in a loop: repeated
@@ -54,7 +58,7 @@ pub(crate) enum RetryClass {
 }
 
 impl ProblemId {
-    pub const ALL: [ProblemId; 23] = [
+    pub const ALL: [ProblemId; 25] = [
         Self::InvalidCredentials,
         Self::FederatedAccount,
         Self::MfaRequired,
@@ -78,6 +82,8 @@ impl ProblemId {
         Self::ServiceUnavailable,
         Self::Config,
         Self::Unknown,
+        Self::EmbedUnreachable,
+        Self::EmbedFailed,
     ];
 
     /// The stable id text, e.g. `mfa_required`.
@@ -106,6 +112,8 @@ impl ProblemId {
             Self::ServiceUnavailable => "service_unavailable",
             Self::Config => "config",
             Self::Unknown => "unknown",
+            Self::EmbedUnreachable => "embed_unreachable",
+            Self::EmbedFailed => "embed_failed",
         }
     }
 
@@ -115,7 +123,9 @@ impl ProblemId {
             | Self::Tls
             | Self::Throttled
             | Self::ServiceUnavailable
-            | Self::TokenExpired => RetryClass::Transient,
+            | Self::TokenExpired
+            | Self::EmbedUnreachable
+            | Self::EmbedFailed => RetryClass::Transient,
             _ => RetryClass::Permanent,
         }
     }
@@ -146,6 +156,8 @@ impl ProblemId {
             Self::ServiceUnavailable => "Microsoft service unavailable",
             Self::Config => "Configuration error",
             Self::Unknown => "Sign-in refused",
+            Self::EmbedUnreachable => "This screen cannot reach app.powerbi.com",
+            Self::EmbedFailed => "The report did not load",
         }
     }
 
@@ -200,6 +212,12 @@ impl ProblemId {
             Self::Config => "The configuration file is missing, unreadable or invalid.",
             Self::Unknown => {
                 "Microsoft refused the sign-in with an error code pbikiosk does not know."
+            }
+            Self::EmbedUnreachable => {
+                "The web view cannot load the Power BI embed host (a firewall, proxy, DNS or TLS inspection is in the way)."
+            }
+            Self::EmbedFailed => {
+                "Power BI found the reports, but they did not load in the web view; they are retried automatically."
             }
         }
     }
@@ -269,6 +287,12 @@ impl ProblemId {
             }
             Self::Unknown => {
                 "Look the code up at https://login.microsoftonline.com/error?code=<code> and search the trace id in Entra ID > Sign-in logs."
+            }
+            Self::EmbedUnreachable => {
+                "Ask IT to allow this screen (and its proxy) to reach *.powerbi.com, *.analysis.windows.net, *.pbidedicated.windows.net and login.microsoftonline.com on port 443."
+            }
+            Self::EmbedFailed => {
+                "Open the report at app.powerbi.com as the service account: if it loads there, look for the page's errors in the logs (journalctl -u pbikiosk)."
             }
         }
     }

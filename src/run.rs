@@ -26,6 +26,7 @@ use crate::outlet::Outlet;
 use crate::player::{Input, Player, Settings, Snapshot, State};
 use crate::powerbi::PowerBiClient;
 use crate::problem::Problem;
+use crate::reach::{self, Route};
 use crate::shell::{self, ShellCommand, ShellEvent, ShellOptions};
 use crate::status_screen::ScreenContext;
 
@@ -73,6 +74,7 @@ pub fn run(opts: RunOptions) -> anyhow::Result<()> {
         shell_opts.proxy = Some(d.front.proxy);
         shell_opts.trust = d.direct_trust();
     }
+    let route = web_view_route(&shell_opts, startup.as_ref());
     let first_render = FirstRender::new(opts.process_start);
 
     let (events_tx, events_rx) = mpsc::unbounded_channel();
@@ -81,13 +83,34 @@ pub fn run(opts: RunOptions) -> anyhow::Result<()> {
         let Ok(proxy) = proxy_rx.await else { return };
         // Keep the simulator alive as long as the core.
         let _demo = demo;
-        core(source, status_listen, first_render, events_rx, proxy).await;
+        core(source, status_listen, first_render, route, events_rx, proxy).await;
     });
     shell::run(shell_opts, events_tx, move |proxy| {
         let _ = proxy_tx.send(proxy);
     })?;
     drop(runtime);
     Ok(())
+}
+
+/// How the web view goes out, for probes of the embed host: its proxy (or `https_proxy`), and
+/// the certificates it trusts beyond the system's (the demo's front door, `cloud.ca_file`).
+fn web_view_route(shell: &ShellOptions, startup: Option<&Config>) -> Route {
+    let mut extra = Vec::new();
+    if let Some((_, pem)) = &shell.trust {
+        extra.extend(reach::pem_certificates(pem.as_bytes()));
+    }
+    if let Some(path) = startup.and_then(|c| c.cloud.ca_file.as_deref()) {
+        match std::fs::read(path) {
+            Ok(pem) => extra.extend(reach::pem_certificates(&pem)),
+            // The HTTP client reports an unreadable file as a config problem already.
+            Err(e) => tracing::debug!(error = %e, "cloud.ca_file not read for the probe"),
+        }
+    }
+    Route::for_web_view(
+        shell.proxy.map(|p| p.to_string()),
+        |k| std::env::var(k).ok(),
+        extra,
+    )
 }
 
 enum GenerationEnd {
@@ -100,6 +123,7 @@ async fn core(
     source: Source,
     status_listen: SocketAddr,
     first_render: FirstRender,
+    route: Route,
     mut events: mpsc::UnboundedReceiver<ShellEvent>,
     proxy: EventLoopProxy<ShellCommand>,
 ) {
@@ -116,7 +140,16 @@ async fn core(
             let _ = proxy.send_event(ShellCommand::Reload);
         }
         first = false;
-        match generation(&source, &mut events, &proxy, &snap_tx, &first_render).await {
+        match generation(
+            &source,
+            &route,
+            &mut events,
+            &proxy,
+            &snap_tx,
+            &first_render,
+        )
+        .await
+        {
             GenerationEnd::ConfigChanged => {
                 tracing::info!("configuration changed; starting over");
             }
@@ -174,6 +207,7 @@ fn start(loaded: Result<Config, ConfigError>, player: &mut Player) -> Option<Liv
 /// player gives up.
 async fn generation(
     source: &Source,
+    route: &Route,
     events: &mut mpsc::UnboundedReceiver<ShellEvent>,
     proxy: &EventLoopProxy<ShellCommand>,
     snapshot: &watch::Sender<Snapshot>,
@@ -191,11 +225,14 @@ async fn generation(
     let live = start(loaded, &mut player);
     let mut token_rx = live.as_ref().map(|l| l.tokens.subscribe());
     let (resolved_tx, mut resolved_rx) = mpsc::channel(2);
+    let (probed_tx, mut probed_rx) = mpsc::channel(2);
     let mut config_poll = tokio::time::interval(Duration::from_secs(5));
     let out = Outlet {
         window: proxy,
         live: live.as_ref(),
         resolved: &resolved_tx,
+        route,
+        probed: &probed_tx,
         screen: ScreenContext {
             config_path: source.describe(),
             not_configured: player.snapshot().state == State::NotConfigured,
@@ -218,6 +255,7 @@ async fn generation(
                     Input::Page(msg)
                 }
                 Some(ShellEvent::WebProcessCrashed) => Input::WebProcessCrashed,
+                Some(ShellEvent::EmbedTrouble { url, detail }) => Input::EmbedTrouble { url, detail },
                 None => return GenerationEnd::Exit(0),
             },
             changed = async {
@@ -230,6 +268,7 @@ async fn generation(
                 Err(_) => Input::Tick,
             },
             Some(res) = resolved_rx.recv() => Input::Resolved(res),
+            Some(res) = probed_rx.recv() => Input::Probed(res),
             _ = tokio::time::sleep_until(tokio::time::Instant::from_std(wake)) => Input::Tick,
             _ = config_poll.tick() => {
                 if source.stamp() != stamp {

@@ -42,6 +42,13 @@ pub enum ShellCommand {
 pub enum ShellEvent {
     Page(FromPage),
     WebProcessCrashed,
+    /// An embed document (`url`) failed in the web view: a network or TLS error, or an HTTP
+    /// error status. WebKit tells the page nothing about a failed frame, so this is the only
+    /// early sign of a blocked embed host.
+    EmbedTrouble {
+        url: String,
+        detail: String,
+    },
 }
 
 pub struct ShellOptions {
@@ -131,6 +138,14 @@ pub fn navigation_allowed(url: &str, allowed_hosts: &[String]) -> bool {
         }),
         _ => false,
     }
+}
+
+/// Is `url` the document of an embed frame (`https://app.powerbi.com/reportEmbed?...`,
+/// `dashboardEmbed`...)? Only those are watched for load failures: a failing visual's data
+/// request is Power BI's to report, and leaves the report up.
+pub(crate) fn is_embed_document(url: &str, allowed_hosts: &[String]) -> bool {
+    navigation_allowed(url, allowed_hosts)
+        && url::Url::parse(url).is_ok_and(|u| u.scheme() == "https" && u.path().ends_with("Embed"))
 }
 
 /// The Power BI hosts an embed needs, for the public and national clouds.
@@ -357,7 +372,9 @@ mod platform {
     use crate::ca_trust::{CaFileError, CaFileTrust, Judgements, Verdict};
     use tokio::sync::mpsc::UnboundedSender;
     use webkit2gtk::gio;
-    use webkit2gtk::{SettingsExt, WebContextExt, WebViewExt};
+    use webkit2gtk::{
+        SettingsExt, URIRequestExt, URIResponseExt, WebContextExt, WebResourceExt, WebViewExt,
+    };
     use wry::WebViewExtUnix;
 
     /// End the page's web process, so that the next load starts a new one. Only a page that is
@@ -374,6 +391,7 @@ mod platform {
         events: UnboundedSender<ShellEvent>,
     ) -> anyhow::Result<()> {
         let view = webview.webview();
+        let events_for_loads = events.clone();
         view.connect_web_process_terminated(move |_, reason| {
             if reason == webkit2gtk::WebProcessTerminationReason::TerminatedByApi {
                 // Our own doing, for a page reload (see fresh_web_process): not a crash.
@@ -408,6 +426,7 @@ mod platform {
             ctx.allow_tls_certificate_for_host(&cert, host);
         }
         trust_ca_file(&view, opts);
+        watch_embed_loads(&view, opts.allowed_hosts.clone(), events_for_loads);
         Ok(())
     }
 
@@ -562,6 +581,53 @@ mod platform {
             }
         });
     }
+
+    /// Tell the core when an embed document fails to load: a network or TLS error, or an HTTP
+    /// error status. WebKit's `load-failed` covers the main frame only, and a failed iframe
+    /// gives the page neither `error` nor `load`, so this is the only early sign of a blocked
+    /// embed host.
+    fn watch_embed_loads(
+        view: &webkit2gtk::WebView,
+        allowed_hosts: Vec<String>,
+        events: UnboundedSender<ShellEvent>,
+    ) {
+        view.connect_resource_load_started(move |_, resource, request| {
+            let Some(url) = request.uri().map(|u| u.to_string()) else {
+                return;
+            };
+            if !super::is_embed_document(&url, &allowed_hosts) {
+                return;
+            }
+            tracing::debug!(url, "embed document requested");
+            let report = {
+                let events = events.clone();
+                move |detail: String| {
+                    tracing::debug!(url, detail, "embed document failed");
+                    let _ = events.send(ShellEvent::EmbedTrouble {
+                        url: url.clone(),
+                        detail,
+                    });
+                }
+            };
+            let on_failed = report.clone();
+            resource.connect_failed(move |_, err| {
+                // A frame we discarded mid-load is cancelled, not failed.
+                if !err.matches(webkit2gtk::NetworkError::Cancelled) {
+                    on_failed(format!("failed: {err}"));
+                }
+            });
+            let on_tls = report.clone();
+            resource.connect_failed_with_tls_errors(move |_, _, flags| {
+                on_tls(format!("TLS errors: {flags:?}"));
+            });
+            resource.connect_finished(move |r| {
+                let status = r.response().map_or(0, |resp| resp.status_code());
+                if status >= 400 {
+                    report(format!("HTTP {status}"));
+                }
+            });
+        });
+    }
 }
 
 #[cfg(not(target_os = "linux"))]
@@ -683,6 +749,25 @@ mod tests {
             "not a url",
         ] {
             assert!(!navigation_allowed(bad, &hosts), "{bad}");
+        }
+    }
+
+    #[test]
+    fn only_embed_documents_of_allowed_hosts_are_watched() {
+        let hosts = powerbi_hosts(&[]);
+        for yes in [
+            "https://app.powerbi.com/reportEmbed?reportId=1",
+            "https://app.powerbigov.us/dashboardEmbed?dashboardId=2",
+        ] {
+            assert!(is_embed_document(yes, &hosts), "{yes}");
+        }
+        for no in [
+            "https://app.powerbi.com/13.0.1/scripts/reportembed.bundle.js",
+            "https://wabi-west-europe-redirect.analysis.windows.net/explore/querydata",
+            "https://example.com/reportEmbed",
+            "app://localhost/index.html",
+        ] {
+            assert!(!is_embed_document(no, &hosts), "{no}");
         }
     }
 

@@ -160,7 +160,7 @@ impl Player {
                     .as_ref()
                     .err()
                     .map(|p| p.id)
-                    .or_else(|| st.skipped.then_some(ProblemId::ReportNotFound)),
+                    .or_else(|| st.skipped.then_some(ProblemId::EmbedFailed)),
                 message: st.resolved.as_ref().err().map(|p| p.cause.clone()),
             })
             .collect();

@@ -8,6 +8,10 @@
 //! trusts the certificate for that one host only (see the shell). TLS for real hosts is never
 //! weakened.
 //!
+//! It can also fail the way a company network fails the embed host ([`EmbedFault`], switched
+//! at run time through the simulator's `embed_fault` control), so the player's detection of an
+//! unreachable embed host can be tested end to end.
+//!
 //! With [`FrontCert::RunCa`] it stands in for a company's TLS-inspecting proxy instead: the
 //! leaf is signed by a CA made for the run, which the player is given as `cloud.ca_file`, so
 //! the report can only play if that file is trusted by the webview too.
@@ -21,6 +25,14 @@ use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
+
+use super::scenario::EmbedFault;
+
+/// Where the front door reads the fault in force, once per connection.
+pub type FaultSource = Arc<dyn Fn() -> EmbedFault + Send + Sync>;
+
+/// How long a hung tunnel is held open before it is dropped (longer than any client waits).
+const HANG: std::time::Duration = std::time::Duration::from_secs(120);
 
 /// How the front door's certificate is made.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -48,50 +60,37 @@ pub struct EmbedFront {
 impl EmbedFront {
     /// Start on an ephemeral loopback port, serving `router` as `https://{host}`.
     pub async fn start(router: axum::Router, host: &str, cert: FrontCert) -> std::io::Result<Self> {
-        let err = |e: rcgen::Error| std::io::Error::other(format!("test certificate: {e}"));
-        let key_pair = rcgen::KeyPair::generate().map_err(err)?;
-        let mut params = rcgen::CertificateParams::new(vec![host.to_owned()]).map_err(err)?;
-        // Named for the host, as a proxy's leaf is, rather than rcgen's placeholder name.
-        params.distinguished_name = rcgen::DistinguishedName::new();
-        params
-            .distinguished_name
-            .push(rcgen::DnType::CommonName, host);
-        let (leaf, ca_pem) = match cert {
-            FrontCert::SelfSigned => (params.self_signed(&key_pair).map_err(err)?, None),
-            FrontCert::RunCa => {
-                let ca = run_ca().map_err(err)?;
-                (
-                    params.signed_by(&key_pair, &ca).map_err(err)?,
-                    Some(ca.pem()),
-                )
-            }
-        };
-        let err = |e: String| std::io::Error::other(e);
-        let cert_pem = leaf.pem();
-        let key = rustls::pki_types::PrivateKeyDer::Pkcs8(key_pair.serialize_der().into());
-        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-        let mut tls = rustls::ServerConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .map_err(|e| err(e.to_string()))?
-            .with_no_client_auth()
-            .with_single_cert(vec![leaf.der().clone()], key)
-            .map_err(|e| err(e.to_string()))?;
-        tls.alpn_protocols = vec![b"http/1.1".to_vec()];
-        let acceptor = TlsAcceptor::from(Arc::new(tls));
+        Self::start_with_faults(router, host, cert, Arc::new(|| EmbedFault::None)).await
+    }
 
+    /// Like [`EmbedFront::start`], failing as `faults` says at the time of each connection.
+    pub async fn start_with_faults(
+        router: axum::Router,
+        host: &str,
+        cert: FrontCert,
+        faults: FaultSource,
+    ) -> std::io::Result<Self> {
+        let (acceptor, cert_pem, ca_pem) = acceptor_for(host, cert)?;
+        // A second certificate for the same host that nobody was told to trust: what the web
+        // view meets behind a TLS-inspecting proxy whose CA it does not know.
+        let (untrusted, _, _) = acceptor_for(host, FrontCert::SelfSigned)?;
+        let doors = Doors {
+            acceptor,
+            untrusted,
+            router: answering_502_while(router, faults.clone()),
+            target: format!("{host}:443"),
+            faults,
+        };
         let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
         let proxy = listener.local_addr()?;
-        let target = format!("{host}:443");
         tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else {
                     continue;
                 };
-                let acceptor = acceptor.clone();
-                let router = router.clone();
-                let target = target.clone();
+                let doors = doors.clone();
                 tokio::spawn(async move {
-                    if let Err(e) = tunnel(stream, &target, acceptor, router).await {
+                    if let Err(e) = tunnel(stream, &doors).await {
                         tracing::debug!(error = %e, "embed front connection ended");
                     }
                 });
@@ -104,6 +103,43 @@ impl EmbedFront {
             ca_pem,
         })
     }
+}
+
+/// A TLS acceptor with a fresh certificate for `host` made as `cert` says, that certificate
+/// (PEM), and the CA that signed it (PEM) if one did.
+fn acceptor_for(
+    host: &str,
+    cert: FrontCert,
+) -> std::io::Result<(TlsAcceptor, String, Option<String>)> {
+    let err = |e: rcgen::Error| std::io::Error::other(format!("test certificate: {e}"));
+    let key_pair = rcgen::KeyPair::generate().map_err(err)?;
+    let mut params = rcgen::CertificateParams::new(vec![host.to_owned()]).map_err(err)?;
+    // Named for the host, as a proxy's leaf is, rather than rcgen's placeholder name.
+    params.distinguished_name = rcgen::DistinguishedName::new();
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, host);
+    let (leaf, ca_pem) = match cert {
+        FrontCert::SelfSigned => (params.self_signed(&key_pair).map_err(err)?, None),
+        FrontCert::RunCa => {
+            let ca = run_ca().map_err(err)?;
+            (
+                params.signed_by(&key_pair, &ca).map_err(err)?,
+                Some(ca.pem()),
+            )
+        }
+    };
+    let err = |e: String| std::io::Error::other(e);
+    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(key_pair.serialize_der().into());
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let mut tls = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| err(e.to_string()))?
+        .with_no_client_auth()
+        .with_single_cert(vec![leaf.der().clone()], key)
+        .map_err(|e| err(e.to_string()))?;
+    tls.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok((TlsAcceptor::from(Arc::new(tls)), leaf.pem(), ca_pem))
 }
 
 /// A CA for this run only, named so that a log or a certificate viewer says what it is.
@@ -121,12 +157,28 @@ fn run_ca() -> Result<rcgen::CertifiedIssuer<'static, rcgen::KeyPair>, rcgen::Er
     rcgen::CertifiedIssuer::self_signed(params, rcgen::KeyPair::generate()?)
 }
 
-async fn tunnel(
-    mut stream: TcpStream,
-    target: &str,
+/// Everything one connection may need.
+#[derive(Clone)]
+struct Doors {
     acceptor: TlsAcceptor,
+    untrusted: TlsAcceptor,
     router: axum::Router,
-) -> std::io::Result<()> {
+    target: String,
+    faults: FaultSource,
+}
+
+/// A Squid-style error answer to the CONNECT: the status line, Squid's `X-Squid-Error` header
+/// and a short HTML page.
+fn squid_error(squid_code: &str, page: &str) -> String {
+    let body = format!("<html><body>{page}</body></html>");
+    format!(
+        "HTTP/1.1 502 Bad Gateway\r\nX-Squid-Error: {squid_code}\r\nContent-Type: text/html\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+}
+
+async fn tunnel(mut stream: TcpStream, doors: &Doors) -> std::io::Result<()> {
+    let target = doors.target.as_str();
     // Read the request head: "CONNECT host:443 HTTP/1.1\r\n...\r\n\r\n".
     let mut head = Vec::with_capacity(512);
     let mut buf = [0u8; 512];
@@ -150,14 +202,79 @@ async fn tunnel(
             .await?;
         return Ok(());
     }
+    let fault = (doors.faults)();
+    match fault {
+        // What Squid answers when the upstream refused the connection.
+        EmbedFault::Refuse => {
+            let page = "The connection to the server was refused.";
+            return answer(stream, &squid_error("ERR_CONNECT_FAIL 111", page)).await;
+        }
+        // What Squid answers when it cannot resolve the name. A real DNS failure cannot be
+        // staged here: once the web view has a proxy it resolves nothing itself (the proxy
+        // does), and making a name fail for a direct connection would need root changes to the
+        // machine's resolver or a network namespace. The proxy's answer is also what a screen
+        // behind a company proxy really sees.
+        EmbedFault::Dns => {
+            let page = format!("Unable to determine IP address from host name {target}.");
+            return answer(stream, &squid_error("ERR_DNS_FAIL 0", &page)).await;
+        }
+        _ => {}
+    }
     stream
         .write_all(b"HTTP/1.1 200 Connection Established\r\n\r\n")
         .await?;
+    let (acceptor, router) = match fault {
+        EmbedFault::Reset => {
+            // Wait for the client's first bytes (its TLS hello), then reset: SO_LINGER 0 makes
+            // the close an RST instead of a FIN.
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(5), stream.read(&mut buf))
+                .await;
+            stream.set_zero_linger()?;
+            return Ok(());
+        }
+        EmbedFault::Hang => {
+            tokio::time::sleep(HANG).await;
+            return Ok(());
+        }
+        EmbedFault::Untrusted => (&doors.untrusted, doors.router.clone()),
+        EmbedFault::None | EmbedFault::Http502 | EmbedFault::Refuse | EmbedFault::Dns => {
+            (&doors.acceptor, doors.router.clone())
+        }
+    };
     let tls = acceptor.accept(stream).await?;
     auto::Builder::new(TokioExecutor::new())
         .serve_connection(TokioIo::new(tls), TowerToHyperService::new(router))
         .await
         .map_err(|e| std::io::Error::other(e.to_string()))
+}
+
+async fn answer(mut stream: TcpStream, response: &str) -> std::io::Result<()> {
+    stream.write_all(response.as_bytes()).await?;
+    stream.shutdown().await
+}
+
+/// `router`, answering every request with an error page while the fault is `http_502`, as a
+/// broken upstream does. Decided per request, not per connection: browsers keep connections
+/// open, and a lifted fault must show on the next request.
+fn answering_502_while(router: axum::Router, faults: FaultSource) -> axum::Router {
+    use axum::response::IntoResponse;
+    router.layer(axum::middleware::from_fn(
+        move |req: axum::extract::Request, next: axum::middleware::Next| {
+            let failing = faults() == EmbedFault::Http502;
+            async move {
+                if failing {
+                    let page = "<html><body><h1>502 Bad Gateway</h1></body></html>";
+                    (
+                        axum::http::StatusCode::BAD_GATEWAY,
+                        axum::response::Html(page),
+                    )
+                        .into_response()
+                } else {
+                    next.run(req).await
+                }
+            }
+        },
+    ))
 }
 
 #[cfg(test)]
@@ -197,6 +314,50 @@ mod tests {
             Ok(r) => assert_eq!(r.status(), 403),
             Err(e) => assert!(e.is_connect(), "{e}"),
         }
+    }
+
+    #[tokio::test]
+    async fn fails_as_the_fault_in_force_says() {
+        use std::sync::Mutex;
+        let router = axum::Router::new().route("/", axum::routing::get(|| async { "ok" }));
+        let fault = Arc::new(Mutex::new(EmbedFault::None));
+        let source: FaultSource = {
+            let fault = fault.clone();
+            Arc::new(move || *fault.lock().unwrap())
+        };
+        let front =
+            EmbedFront::start_with_faults(router, "app.powerbi.com", FrontCert::SelfSigned, source)
+                .await
+                .unwrap();
+        let cert = reqwest::Certificate::from_pem(front.cert_pem.as_bytes()).unwrap();
+        let client = reqwest::Client::builder()
+            .proxy(reqwest::Proxy::all(format!("http://{}", front.proxy)).unwrap())
+            .tls_certs_only([cert])
+            .timeout(std::time::Duration::from_secs(2))
+            // A fresh tunnel per request: the fault is read once per connection.
+            .pool_max_idle_per_host(0)
+            .build()
+            .unwrap();
+        let get = || client.get("https://app.powerbi.com/").send();
+        let set = |f| *fault.lock().unwrap() = f;
+
+        assert_eq!(get().await.unwrap().text().await.unwrap(), "ok");
+        set(EmbedFault::Http502);
+        assert_eq!(get().await.unwrap().status(), 502);
+        for f in [
+            EmbedFault::Refuse,
+            EmbedFault::Dns,
+            EmbedFault::Reset,
+            EmbedFault::Untrusted,
+        ] {
+            set(f);
+            let e = get().await.unwrap_err();
+            assert!(e.is_connect(), "{f:?}: {e:?}");
+        }
+        set(EmbedFault::Hang);
+        assert!(get().await.unwrap_err().is_timeout());
+        set(EmbedFault::None);
+        assert_eq!(get().await.unwrap().status(), 200);
     }
 
     #[tokio::test]

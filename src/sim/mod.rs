@@ -130,6 +130,11 @@ impl SimHandle {
         self.shared.lock().scenario.clone()
     }
 
+    /// How the embed host fails right now (see [`front`]).
+    pub fn embed_fault(&self) -> scenario::EmbedFault {
+        self.shared.lock().scenario.faults.embed_fault
+    }
+
     /// The account the scenario's `[demo]` section signs in (the twist of a named variant).
     pub fn demo_username(&self) -> Option<String> {
         self.shared

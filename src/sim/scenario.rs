@@ -283,6 +283,57 @@ pub struct Faults {
     /// timeout, as from a black-holed network path.
     #[serde(default)]
     pub(crate) token_hang: bool,
+    /// How the embed host (the front door the web view reaches as `app.powerbi.com`) fails.
+    #[serde(default)]
+    pub(crate) embed_fault: EmbedFault,
+}
+
+/// A failure of the embed host as the web view meets it on a company network: through the
+/// proxy it was given, which is where firewalls, proxies and TLS inspection show themselves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EmbedFault {
+    /// The host works.
+    #[default]
+    None,
+    /// The proxy answers the CONNECT with `502 Bad Gateway` (upstream refused the connection).
+    Refuse,
+    /// The CONNECT is accepted, then the connection is reset.
+    Reset,
+    /// The CONNECT is accepted, then nothing is ever answered (a black-holed path).
+    Hang,
+    /// TLS works, but the host answers every request with HTTP 502 and an HTML error page.
+    #[serde(rename = "http_502")]
+    Http502,
+    /// The host presents a certificate the web view does not trust (a TLS-inspecting proxy).
+    Untrusted,
+    /// The proxy could not resolve the host's name (Squid's `ERR_DNS_FAIL`).
+    Dns,
+}
+
+impl EmbedFault {
+    pub const ALL: [EmbedFault; 7] = [
+        Self::None,
+        Self::Refuse,
+        Self::Reset,
+        Self::Hang,
+        Self::Http502,
+        Self::Untrusted,
+        Self::Dns,
+    ];
+
+    /// The name used in scenario files and controls, e.g. `http_502`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::None => "none",
+            Self::Refuse => "refuse",
+            Self::Reset => "reset",
+            Self::Hang => "hang",
+            Self::Http502 => "http_502",
+            Self::Untrusted => "untrusted",
+            Self::Dns => "dns",
+        }
+    }
 }
 
 /// How long a hung token request is held before the simulator gives up on it.

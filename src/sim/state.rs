@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use super::ids;
-use super::scenario::{Account, AccountState, Scenario, Throttle};
+use super::scenario::{Account, AccountState, EmbedFault, Scenario, Throttle};
 
 /// Request counters. Every request is counted on arrival, before latency or any fault, so a
 /// test can assert "zero token requests" or "exactly one per refresh window".
@@ -53,6 +53,11 @@ pub enum Control {
     /// Token requests hang (no answer for two minutes: the client times out) while `on`.
     SetTokenHang {
         on: bool,
+    },
+    /// The embed host fails this way from now on (`none` lifts it), e.g.
+    /// `{"action":"embed_fault","fault":"refuse"}`.
+    EmbedFault {
+        fault: EmbedFault,
     },
     /// The next `count` token answers are 429 with `Retry-After`.
     ThrottleToken {
@@ -113,6 +118,7 @@ impl Control {
             Control::SetLatency { .. } => "set_latency",
             Control::SetTokenOutage { .. } => "set_token_outage",
             Control::SetTokenHang { .. } => "set_token_hang",
+            Control::EmbedFault { .. } => "embed_fault",
             Control::ThrottleToken { .. } => "throttle_token",
             Control::ThrottleApi { .. } => "throttle_api",
             Control::SetTokenLifetime { .. } => "set_token_lifetime",
@@ -244,6 +250,7 @@ impl State {
                 f.outage_retry_after_seconds = retry_after_seconds;
             }
             Control::SetTokenHang { on } => f.token_hang = on,
+            Control::EmbedFault { fault } => f.embed_fault = fault,
             Control::ThrottleToken {
                 count,
                 retry_after_seconds,
@@ -394,5 +401,17 @@ mod tests {
             })
             .unwrap_err();
         assert_eq!(err, ControlError::UnknownAccount("ghost@x".into()));
+    }
+
+    #[test]
+    fn embed_faults_are_switched_by_name() {
+        let mut s = State::new(Scenario::builtin());
+        for fault in EmbedFault::ALL {
+            let json = format!(r#"{{"action":"embed_fault","fault":"{}"}}"#, fault.as_str());
+            let c: Control = serde_json::from_str(&json).unwrap();
+            assert_eq!(c.action(), "embed_fault");
+            s.apply(c).unwrap();
+            assert_eq!(s.scenario.faults.embed_fault, fault);
+        }
     }
 }

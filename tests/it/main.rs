@@ -1,7 +1,7 @@
 //! The integration tests, one binary: each module used to be a test crate of its own, and
 //! every one of them linked the whole WebKit-heavy library again.
 //!
-//! The GUI tests (`e2e`, `faults`) need Xvfb, ImageMagick's `import` and the built page
+//! The GUI tests (`e2e`, `embed_host`, `faults`) need Xvfb, ImageMagick's `import` and the built page
 //! (`web/vendor/`), so they are `#[ignore]`d and a plain `cargo test` runs anywhere the crate
 //! builds; `scripts/test.sh` runs them with `--include-ignored`.
 
@@ -10,6 +10,7 @@ mod common;
 mod config_cli;
 mod docs;
 mod e2e;
+mod embed_host;
 mod faults;
 mod fixtures_map;
 mod page_protocol;

@@ -3,9 +3,9 @@
 
 use super::builtin_ids;
 use super::{
-    Account, AccountState, App, Capacity, Dashboard, DemoTarget, DeviceCodeSettings, Faults,
-    PageSpec, Report, Scenario, Tenant, Throttle, Workspace, default_embed_host, default_lockout,
-    default_resource, default_token_lifetime,
+    Account, AccountState, App, Capacity, Dashboard, DemoTarget, DeviceCodeSettings, EmbedFault,
+    Faults, PageSpec, Report, Scenario, Tenant, Throttle, Workspace, default_embed_host,
+    default_lockout, default_resource, default_token_lifetime,
 };
 
 /// Names accepted by [`Scenario::named`], each the built-in scenario with one twist:
@@ -25,7 +25,8 @@ use super::{
 /// | `no-licence` | signs in `nolicence@` | `no_powerbi_access` (Power BI 401) |
 /// | `outage` | token endpoint answers 503 (Retry-After 30) | `service_unavailable` |
 /// | `throttled` | next 5 token answers are 429 (Retry-After 10), then recovers | `throttled` |
-pub const NAMES: [&str; 13] = [
+/// | `embed-refuse`, `embed-reset`, `embed-hang`, `embed-http-502`, `embed-untrusted`, `embed-dns` | the embed host fails that way ([`EmbedFault`]) | `embed_unreachable` |
+pub const NAMES: [&str; 19] = [
     "good",
     "mfa",
     "federated",
@@ -39,6 +40,12 @@ pub const NAMES: [&str; 13] = [
     "no-licence",
     "outage",
     "throttled",
+    "embed-refuse",
+    "embed-reset",
+    "embed-hang",
+    "embed-http-502",
+    "embed-untrusted",
+    "embed-dns",
 ];
 
 impl Scenario {
@@ -198,7 +205,12 @@ impl Scenario {
                     retry_after_seconds: 10,
                 })
             }
-            _ => return None,
+            other => {
+                let fault = other.strip_prefix("embed-")?.replace('-', "_");
+                s.faults.embed_fault = EmbedFault::ALL
+                    .into_iter()
+                    .find(|f| *f != EmbedFault::None && f.as_str() == fault)?;
+            }
         }
         Some(s)
     }
@@ -238,5 +250,13 @@ mod tests {
         // The twists really differ from the plain built-in.
         assert_ne!(Scenario::named("mfa"), Scenario::named("good"));
         assert!(Scenario::named("outage").unwrap().faults.token_outage);
+        assert_eq!(
+            Scenario::named("embed-http-502")
+                .unwrap()
+                .faults
+                .embed_fault,
+            EmbedFault::Http502
+        );
+        assert!(Scenario::named("embed-none").is_none());
     }
 }

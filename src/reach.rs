@@ -1,0 +1,658 @@
+//! Can this screen reach the embed host (`app.powerbi.com`) the way its web view does?
+//!
+//! The web view says little when an embed frame cannot load: WebKit reports no error to the
+//! page for a failed frame, and the player only sees a report that never renders. This probe
+//! retraces the web view's way out — the same proxy (or `https_proxy`), the same extra CA — one
+//! stage at a time (name, connection, proxy tunnel, TLS, an HTTP answer), each with its own
+//! short deadline, so the screen can say which stage failed and what to ask IT for.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rustls::pki_types::{CertificateDer, ServerName};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::problem::{Problem, ProblemId};
+
+/// How long one stage may take: long enough for a slow proxy, short enough that a black-holed
+/// path is named within seconds.
+pub(crate) const STAGE_TIMEOUT: Duration = Duration::from_secs(8);
+
+/// The hosts a screen must reach, short enough for a status screen's fix (the README lists
+/// Microsoft's whole allow-list; national clouds have their own names).
+pub(crate) const REQUIRED_HOSTS: &str = "*.powerbi.com, *.analysis.windows.net, *.pbidedicated.windows.net and login.microsoftonline.com (port 443)";
+
+/// How the web view goes out: through a proxy or directly, and which extra CA it trusts.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Route {
+    /// `host:port` of the HTTP proxy, if any.
+    pub(crate) proxy: Option<String>,
+    /// Certificates trusted on top of the system's roots.
+    pub(crate) extra_roots: Vec<CertificateDer<'static>>,
+}
+
+impl Route {
+    /// The web view's route: the proxy it was given, else `https_proxy` / `HTTPS_PROXY` from
+    /// the environment (which WebKit follows when it is given none), else direct.
+    pub(crate) fn for_web_view(
+        given: Option<String>,
+        env: impl Fn(&str) -> Option<String>,
+        extra_roots: Vec<CertificateDer<'static>>,
+    ) -> Self {
+        let proxy = given.or_else(|| {
+            ["https_proxy", "HTTPS_PROXY"]
+                .into_iter()
+                .find_map(|k| env(k).filter(|v| !v.trim().is_empty()))
+                .and_then(|v| proxy_authority(&v))
+        });
+        Self { proxy, extra_roots }
+    }
+}
+
+/// `host:port` of a proxy setting such as `http://proxy.corp:3128/` or `proxy.corp:3128`.
+fn proxy_authority(setting: &str) -> Option<String> {
+    let setting = setting.trim();
+    let with_scheme = if setting.contains("://") {
+        setting.to_owned()
+    } else {
+        format!("http://{setting}")
+    };
+    let url = url::Url::parse(&with_scheme).ok()?;
+    let host = url.host_str()?;
+    Some(format!("{host}:{}", url.port_or_known_default()?))
+}
+
+/// Certificates from PEM text (the demo's front door, or `cloud.ca_file`).
+pub(crate) fn pem_certificates(pem: &[u8]) -> Vec<CertificateDer<'static>> {
+    use rustls::pki_types::pem::PemObject;
+    CertificateDer::pem_slice_iter(pem).flatten().collect()
+}
+
+/// Where on the way to the host the probe stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Stage {
+    Dns,
+    Connect,
+    Proxy,
+    Tls,
+    Http,
+}
+
+/// What went wrong at that stage.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Failure {
+    NotResolved {
+        name: String,
+    },
+    Refused {
+        to: String,
+    },
+    Reset {
+        to: String,
+    },
+    /// The peer closed the connection without a word.
+    Closed {
+        to: String,
+    },
+    NoAnswer {
+        within: Duration,
+    },
+    /// The proxy refused the tunnel with this status line, e.g. `502 Bad Gateway`.
+    ProxyRefused {
+        proxy: String,
+        status: String,
+    },
+    /// The proxy could not resolve the host's name (Squid's `ERR_DNS_FAIL`).
+    ProxyDns {
+        proxy: String,
+    },
+    Untrusted,
+    Tls {
+        detail: String,
+    },
+    HttpStatus {
+        status: u16,
+    },
+    Other {
+        detail: String,
+    },
+}
+
+/// The embed host cannot be reached: which host, where it failed, and how.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{host} unreachable at the {stage:?} stage: {}", self.what())]
+pub(crate) struct Unreachable {
+    pub(crate) host: String,
+    pub(crate) stage: Stage,
+    pub(crate) failure: Failure,
+}
+
+impl Unreachable {
+    /// What failed, in words for the status screen.
+    fn what(&self) -> String {
+        let host = &self.host;
+        match &self.failure {
+            Failure::NotResolved { name } => format!("the name {name} could not be resolved (DNS)"),
+            Failure::Refused { to } => format!("the connection to {to} was refused"),
+            Failure::Reset { to } => format!("the connection to {to} was reset"),
+            Failure::Closed { to } => format!("{to} closed the connection without answering"),
+            Failure::NoAnswer { within } => {
+                format!("no answer within {} s", within.as_secs().max(1))
+            }
+            Failure::ProxyRefused { proxy, status } => {
+                format!("the proxy {proxy} answered {status}")
+            }
+            Failure::ProxyDns { proxy } => {
+                format!("the proxy {proxy} could not resolve the name {host} (DNS)")
+            }
+            Failure::Untrusted => format!(
+                "the certificate presented for {host} is not trusted (a TLS-inspecting proxy?)"
+            ),
+            Failure::Tls { detail } => format!("the secure connection failed ({detail})"),
+            Failure::HttpStatus { status } => format!("{host} answered HTTP {status}"),
+            Failure::Other { detail } => detail.clone(),
+        }
+    }
+
+    /// The problem to show: `embed_unreachable`, naming the host, the failure and its fix.
+    pub(crate) fn to_problem(&self) -> Problem {
+        let host = &self.host;
+        let cause = format!(
+            "Sign-in works, but the reports cannot load from {host}: {}.",
+            self.what()
+        );
+        let fix = match (&self.failure, self.stage) {
+            (Failure::ProxyDns { .. } | Failure::NotResolved { .. }, _) => format!(
+                "Check the DNS settings of this screen (or its proxy): it must resolve {REQUIRED_HOSTS}."
+            ),
+            (Failure::ProxyRefused { proxy, .. }, _) => {
+                format!("Ask IT to allow on the proxy {proxy}: {REQUIRED_HOSTS}.")
+            }
+            (Failure::Untrusted | Failure::Tls { .. }, _) => "Behind a TLS-inspecting proxy: set cloud.ca_file to its CA certificate (PEM), or ask IT to exempt *.powerbi.com from inspection. Check the clock.".to_owned(),
+            (Failure::HttpStatus { .. }, _) => format!(
+                "Nothing usually: pbikiosk retries. If it persists, ask IT whether a proxy or filter in front of {host} fails."
+            ),
+            _ => format!(
+                "Ask IT to allow this screen through the firewall (and proxy) to {REQUIRED_HOSTS}."
+            ),
+        };
+        Problem::new(ProblemId::EmbedUnreachable)
+            .with_cause(cause)
+            .with_fix(fix)
+    }
+}
+
+/// Probe `https://{host}/` the way the web view would reach it.
+pub(crate) async fn probe(host: &str, route: &Route) -> Result<(), Unreachable> {
+    probe_at(host, 443, route, STAGE_TIMEOUT).await
+}
+
+/// [`probe`] on any port, with the stage deadline given (tests use local servers).
+async fn probe_at(
+    host: &str,
+    port: u16,
+    route: &Route,
+    limit: Duration,
+) -> Result<(), Unreachable> {
+    let fail = |stage, failure| Unreachable {
+        host: host.to_owned(),
+        stage,
+        failure,
+    };
+    let stream = match &route.proxy {
+        None => {
+            let addrs: Vec<_> = within(limit, tokio::net::lookup_host((host, port)))
+                .await
+                .map_err(|f| fail(Stage::Dns, f))?
+                .map_err(|_| {
+                    fail(
+                        Stage::Dns,
+                        Failure::NotResolved {
+                            name: host.to_owned(),
+                        },
+                    )
+                })?
+                .collect();
+            let to = host.to_owned();
+            within(limit, TcpStream::connect(&addrs[..]))
+                .await
+                .map_err(|f| fail(Stage::Connect, f))?
+                .map_err(|e| fail(Stage::Connect, io_failure(&e, &to)))?
+        }
+        Some(proxy) => {
+            let mut s = within(limit, TcpStream::connect(proxy.as_str()))
+                .await
+                .map_err(|f| fail(Stage::Connect, f))?
+                .map_err(|e| fail(Stage::Connect, io_failure(&e, proxy)))?;
+            let head = format!(
+                "CONNECT {host}:{port} HTTP/1.1\r\nHost: {host}:{port}\r\nProxy-Connection: keep-alive\r\n\r\n"
+            );
+            let answer = within(limit, async {
+                s.write_all(head.as_bytes()).await?;
+                read_head(&mut s).await
+            })
+            .await
+            .map_err(|f| fail(Stage::Proxy, f))?
+            .map_err(|e| fail(Stage::Proxy, io_failure(&e, proxy)))?;
+            connect_answer(&answer, proxy).map_err(|f| fail(Stage::Proxy, f))?;
+            s
+        }
+    };
+    let tls = tls_connector(route).map_err(|detail| fail(Stage::Tls, Failure::Other { detail }))?;
+    let name = ServerName::try_from(host.to_owned()).map_err(|e| {
+        fail(
+            Stage::Tls,
+            Failure::Other {
+                detail: e.to_string(),
+            },
+        )
+    })?;
+    let mut stream = within(limit, tls.connect(name, stream))
+        .await
+        .map_err(|f| fail(Stage::Tls, f))?
+        .map_err(|e| fail(Stage::Tls, tls_failure(&e, host)))?;
+    let request = format!(
+        "GET / HTTP/1.1\r\nHost: {host}\r\nUser-Agent: pbikiosk\r\nConnection: close\r\n\r\n"
+    );
+    let answer = within(limit, async {
+        stream.write_all(request.as_bytes()).await?;
+        read_head(&mut stream).await
+    })
+    .await
+    .map_err(|f| fail(Stage::Http, f))?
+    .map_err(|e| fail(Stage::Http, io_failure(&e, host)))?;
+    http_answer(&answer).map_err(|f| fail(Stage::Http, f))
+}
+
+async fn within<T>(limit: Duration, f: impl Future<Output = T>) -> Result<T, Failure> {
+    tokio::time::timeout(limit, f)
+        .await
+        .map_err(|_| Failure::NoAnswer { within: limit })
+}
+
+/// Read up to the end of an HTTP head (or what came before the peer closed).
+async fn read_head<S: tokio::io::AsyncRead + Unpin>(s: &mut S) -> std::io::Result<String> {
+    let mut head = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < 16 * 1024 {
+        let n = s.read(&mut buf).await?;
+        if n == 0 {
+            break;
+        }
+        head.extend_from_slice(&buf[..n]);
+    }
+    if head.is_empty() {
+        return Err(std::io::ErrorKind::UnexpectedEof.into());
+    }
+    Ok(String::from_utf8_lossy(&head).into_owned())
+}
+
+/// The status code and reason of an HTTP answer's first line.
+fn status_line(answer: &str) -> Option<(u16, String)> {
+    let line = answer.lines().next()?;
+    let mut parts = line.splitn(3, ' ');
+    let _version = parts.next().filter(|v| v.starts_with("HTTP/"))?;
+    let code = parts.next()?;
+    let reason = parts.next().unwrap_or("").trim();
+    Some((
+        code.parse().ok()?,
+        format!("{code} {reason}").trim().to_owned(),
+    ))
+}
+
+/// Did the proxy open the tunnel? Squid names a name it could not resolve in `X-Squid-Error`;
+/// other proxies say so in the page.
+fn connect_answer(answer: &str, proxy: &str) -> Result<(), Failure> {
+    let Some((code, status)) = status_line(answer) else {
+        return Err(Failure::Other {
+            detail: format!("the proxy {proxy} did not answer as an HTTP proxy"),
+        });
+    };
+    if (200..300).contains(&code) {
+        return Ok(());
+    }
+    let lower = answer.to_ascii_lowercase();
+    if lower.contains("err_dns_fail")
+        || lower.contains("unable to determine ip address")
+        || lower.contains("could not resolve")
+    {
+        return Err(Failure::ProxyDns {
+            proxy: proxy.to_owned(),
+        });
+    }
+    Err(Failure::ProxyRefused {
+        proxy: proxy.to_owned(),
+        status,
+    })
+}
+
+/// The host answered: a server error (5xx) means it, or a gateway in front of it, is broken.
+/// Any other answer — even a 404 or 401 for `/` — proves the host can be reached.
+fn http_answer(answer: &str) -> Result<(), Failure> {
+    match status_line(answer) {
+        Some((status, _)) if status >= 500 => Err(Failure::HttpStatus { status }),
+        Some(_) => Ok(()),
+        None => Err(Failure::Other {
+            detail: "the answer was not HTTP".to_owned(),
+        }),
+    }
+}
+
+fn io_failure(e: &std::io::Error, to: &str) -> Failure {
+    use std::io::ErrorKind as K;
+    let to = to.to_owned();
+    match e.kind() {
+        K::ConnectionRefused => Failure::Refused { to },
+        K::ConnectionReset | K::ConnectionAborted | K::BrokenPipe => Failure::Reset { to },
+        K::UnexpectedEof => Failure::Closed { to },
+        K::TimedOut => Failure::NoAnswer {
+            within: STAGE_TIMEOUT,
+        },
+        _ => Failure::Other {
+            detail: format!("{to}: {e}"),
+        },
+    }
+}
+
+/// A failed handshake: a certificate the route does not trust, or the connection lost.
+fn tls_failure(e: &std::io::Error, host: &str) -> Failure {
+    match e.get_ref().and_then(|r| r.downcast_ref::<rustls::Error>()) {
+        Some(rustls::Error::InvalidCertificate(_)) => Failure::Untrusted,
+        Some(other) => Failure::Tls {
+            detail: other.to_string(),
+        },
+        None => io_failure(e, host),
+    }
+}
+
+fn tls_connector(route: &Route) -> Result<tokio_rustls::TlsConnector, String> {
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let verifier = rustls_platform_verifier::Verifier::new_with_extra_roots(
+        route.extra_roots.iter().cloned(),
+        provider.clone(),
+    )
+    .map_err(|e| e.to_string())?;
+    // `dangerous()` is only rustls' door to a verifier of one's own: this one is the platform
+    // verifier reqwest uses too, so the probe trusts exactly what pbikiosk's HTTP client does.
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(verifier))
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(tokio_rustls::TlsConnector::from(Arc::new(config)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sim::front::{EmbedFront, FaultSource};
+    use crate::sim::scenario::EmbedFault;
+    use tokio::net::TcpListener;
+
+    const QUICK: Duration = Duration::from_millis(600);
+
+    fn direct() -> Route {
+        Route::default()
+    }
+
+    async fn listener() -> (TcpListener, u16) {
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = l.local_addr().unwrap().port();
+        (l, port)
+    }
+
+    #[test]
+    fn the_route_is_the_given_proxy_else_the_environment_else_direct() {
+        let env = |k: &str| (k == "HTTPS_PROXY").then(|| "http://proxy.corp:3128/".to_owned());
+        let none = |_: &str| None;
+        let r = Route::for_web_view(Some("127.0.0.1:9".into()), env, Vec::new());
+        assert_eq!(r.proxy.as_deref(), Some("127.0.0.1:9"));
+        let r = Route::for_web_view(None, env, Vec::new());
+        assert_eq!(r.proxy.as_deref(), Some("proxy.corp:3128"));
+        assert_eq!(Route::for_web_view(None, none, Vec::new()).proxy, None);
+        assert_eq!(proxy_authority("proxy:8080").as_deref(), Some("proxy:8080"));
+        assert_eq!(proxy_authority("http://p").as_deref(), Some("p:80"));
+    }
+
+    #[test]
+    fn answers_are_classified_by_their_status_line() {
+        assert_eq!(
+            status_line("HTTP/1.1 502 Bad Gateway\r\n\r\n"),
+            Some((502, "502 Bad Gateway".to_owned()))
+        );
+        assert_eq!(status_line("SSH-2.0-x"), None);
+        assert_eq!(
+            connect_answer("HTTP/1.1 200 Connection established\r\n\r\n", "p:1"),
+            Ok(())
+        );
+        assert_eq!(
+            connect_answer("HTTP/1.1 403 Forbidden\r\n\r\n", "p:1"),
+            Err(Failure::ProxyRefused {
+                proxy: "p:1".into(),
+                status: "403 Forbidden".into()
+            })
+        );
+        assert_eq!(
+            connect_answer(
+                "HTTP/1.1 503 Service Unavailable\r\nX-Squid-Error: ERR_DNS_FAIL 0\r\n\r\n",
+                "p:1"
+            ),
+            Err(Failure::ProxyDns {
+                proxy: "p:1".into()
+            })
+        );
+        assert_eq!(http_answer("HTTP/1.1 404 Not Found\r\n\r\n"), Ok(()));
+        assert_eq!(
+            http_answer("HTTP/1.1 503 Service Unavailable\r\n\r\n"),
+            Err(Failure::HttpStatus { status: 503 })
+        );
+    }
+
+    #[test]
+    fn the_problem_names_the_host_what_failed_and_what_to_do() {
+        let u = |stage, failure| Unreachable {
+            host: "app.powerbi.com".into(),
+            stage,
+            failure,
+        };
+        let p = u(
+            Stage::Proxy,
+            Failure::ProxyRefused {
+                proxy: "127.0.0.1:3128".into(),
+                status: "502 Bad Gateway".into(),
+            },
+        )
+        .to_problem();
+        assert_eq!(p.id, ProblemId::EmbedUnreachable);
+        assert_eq!(
+            p.cause,
+            "Sign-in works, but the reports cannot load from app.powerbi.com: the proxy 127.0.0.1:3128 answered 502 Bad Gateway."
+        );
+        assert!(p.fix.contains("on the proxy 127.0.0.1:3128:"), "{}", p.fix);
+        assert!(p.fix.contains("*.analysis.windows.net"), "{}", p.fix);
+        let p = u(Stage::Tls, Failure::Untrusted).to_problem();
+        assert!(p.cause.contains("is not trusted (a TLS-inspecting proxy?)"));
+        assert!(p.fix.contains("cloud.ca_file"));
+        let p = u(
+            Stage::Dns,
+            Failure::NotResolved {
+                name: "app.powerbi.com".into(),
+            },
+        )
+        .to_problem();
+        assert!(
+            p.cause
+                .contains("the name app.powerbi.com could not be resolved (DNS)")
+        );
+        assert!(p.fix.contains("DNS"));
+        let p = u(
+            Stage::Tls,
+            Failure::NoAnswer {
+                within: Duration::from_secs(8),
+            },
+        )
+        .to_problem();
+        assert!(p.cause.ends_with("no answer within 8 s."), "{}", p.cause);
+        assert!(p.fix.contains("firewall"));
+        assert_eq!(p.retry_class(), crate::problem::RetryClass::Transient);
+        // Every fix fits the status screen (five lines), whatever the stage.
+        let proxy = "proxy.example-company.internal:3128".to_owned();
+        for f in [
+            Failure::ProxyDns {
+                proxy: proxy.clone(),
+            },
+            Failure::ProxyRefused {
+                proxy,
+                status: "502 Bad Gateway".into(),
+            },
+            Failure::Untrusted,
+            Failure::HttpStatus { status: 502 },
+            Failure::Refused {
+                to: "app.powerbi.com".into(),
+            },
+        ] {
+            let p = u(Stage::Proxy, f).to_problem();
+            assert!(p.fix.len() <= 180, "{} chars: {}", p.fix.len(), p.fix);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_name_that_does_not_resolve_fails_at_dns() {
+        let e = probe_at("pbikiosk-probe.invalid", 443, &direct(), QUICK)
+            .await
+            .unwrap_err();
+        assert_eq!(e.stage, Stage::Dns);
+        assert!(matches!(e.failure, Failure::NotResolved { .. }), "{e:?}");
+    }
+
+    #[tokio::test]
+    async fn a_closed_port_is_refused() {
+        let (l, port) = listener().await;
+        drop(l);
+        let e = probe_at("127.0.0.1", port, &direct(), QUICK)
+            .await
+            .unwrap_err();
+        assert_eq!(
+            (e.stage, &e.failure),
+            (
+                Stage::Connect,
+                &Failure::Refused {
+                    to: "127.0.0.1".into()
+                }
+            )
+        );
+    }
+
+    #[tokio::test]
+    async fn a_reset_and_a_silent_server_are_told_apart() {
+        let (l, port) = listener().await;
+        tokio::spawn(async move {
+            let (s, _) = l.accept().await.unwrap();
+            s.set_zero_linger().unwrap();
+            let mut s = s;
+            let _ = s.read(&mut [0u8; 64]).await;
+        });
+        let e = probe_at("127.0.0.1", port, &direct(), QUICK)
+            .await
+            .unwrap_err();
+        assert_eq!(e.stage, Stage::Tls);
+        assert!(matches!(e.failure, Failure::Reset { .. }), "{e:?}");
+
+        let (l, port) = listener().await;
+        tokio::spawn(async move {
+            let (_held, _) = l.accept().await.unwrap();
+            tokio::time::sleep(Duration::from_secs(5)).await;
+        });
+        let e = probe_at("127.0.0.1", port, &direct(), QUICK)
+            .await
+            .unwrap_err();
+        assert_eq!(
+            (e.stage, e.failure),
+            (Stage::Tls, Failure::NoAnswer { within: QUICK })
+        );
+    }
+
+    /// Every fault of the simulator's front door, probed as the demo's web view goes out:
+    /// through its proxy, trusting its certificate.
+    #[tokio::test]
+    async fn every_embed_fault_is_named_and_a_working_host_passes() {
+        use std::sync::Mutex;
+        let router = axum::Router::new().route("/", axum::routing::get(|| async { "ok" }));
+        let fault = Arc::new(Mutex::new(EmbedFault::None));
+        let source: FaultSource = {
+            let fault = fault.clone();
+            Arc::new(move || *fault.lock().unwrap())
+        };
+        let front = EmbedFront::start_with_faults(
+            router,
+            "app.powerbi.com",
+            crate::sim::front::FrontCert::SelfSigned,
+            source,
+        )
+        .await
+        .unwrap();
+        let proxy = front.proxy.to_string();
+        let route = Route {
+            proxy: Some(proxy.clone()),
+            extra_roots: pem_certificates(front.cert_pem.as_bytes()),
+        };
+        let host = "app.powerbi.com";
+        let expect = [
+            (EmbedFault::None, None),
+            (
+                EmbedFault::Refuse,
+                Some((
+                    Stage::Proxy,
+                    Failure::ProxyRefused {
+                        proxy: proxy.clone(),
+                        status: "502 Bad Gateway".into(),
+                    },
+                )),
+            ),
+            (
+                EmbedFault::Dns,
+                Some((
+                    Stage::Proxy,
+                    Failure::ProxyDns {
+                        proxy: proxy.clone(),
+                    },
+                )),
+            ),
+            (
+                EmbedFault::Reset,
+                Some((Stage::Tls, Failure::Reset { to: host.into() })),
+            ),
+            (
+                EmbedFault::Hang,
+                Some((Stage::Tls, Failure::NoAnswer { within: QUICK })),
+            ),
+            (
+                EmbedFault::Untrusted,
+                Some((Stage::Tls, Failure::Untrusted)),
+            ),
+            (
+                EmbedFault::Http502,
+                Some((Stage::Http, Failure::HttpStatus { status: 502 })),
+            ),
+        ];
+        for (f, want) in expect {
+            *fault.lock().unwrap() = f;
+            let got = probe_at(host, 443, &route, QUICK)
+                .await
+                .err()
+                .map(|e| (e.stage, e.failure));
+            assert_eq!(got, want, "{f:?}");
+        }
+        // Without the extra root the front door's certificate is not trusted either.
+        *fault.lock().unwrap() = EmbedFault::None;
+        let bare = Route {
+            proxy: Some(proxy),
+            extra_roots: Vec::new(),
+        };
+        let e = probe_at(host, 443, &bare, QUICK).await.unwrap_err();
+        assert_eq!((e.stage, e.failure), (Stage::Tls, Failure::Untrusted));
+    }
+}
