@@ -14,6 +14,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::problem::{Problem, ProblemId};
+use crate::shell::ShellOptions;
 
 /// How long one stage may take: long enough for a slow proxy, short enough that a black-holed
 /// path is named within seconds.
@@ -47,6 +48,30 @@ impl Route {
                 .and_then(|v| proxy_authority(&v))
         });
         Self { proxy, extra_roots }
+    }
+}
+
+impl Route {
+    /// How the web view `shell` describes goes out, for probes of the embed host: its proxy
+    /// (or `https_proxy`), and the certificates it trusts beyond the system's (the demo's
+    /// front door, `cloud.ca_file`).
+    pub(crate) fn of_web_view(shell: &ShellOptions) -> Self {
+        let mut extra = Vec::new();
+        if let Some((_, pem)) = &shell.trust {
+            extra.extend(pem_certificates(pem.as_bytes()));
+        }
+        if let Some(path) = &shell.ca_file {
+            match std::fs::read(path) {
+                Ok(pem) => extra.extend(pem_certificates(&pem)),
+                // The HTTP client reports an unreadable file as a config problem already.
+                Err(e) => tracing::debug!(error = %e, "cloud.ca_file not read for the probe"),
+            }
+        }
+        Self::for_web_view(
+            shell.proxy.map(|p| p.to_string()),
+            |k| std::env::var(k).ok(),
+            extra,
+        )
     }
 }
 

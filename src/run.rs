@@ -26,7 +26,7 @@ use crate::outlet::Outlet;
 use crate::player::{Input, Player, Settings, Snapshot, State};
 use crate::powerbi::PowerBiClient;
 use crate::problem::Problem;
-use crate::reach::{self, Route};
+use crate::reach::Route;
 use crate::shell::{self, ShellCommand, ShellEvent, ShellOptions};
 use crate::status_screen::ScreenContext;
 
@@ -74,7 +74,7 @@ pub fn run(opts: RunOptions) -> anyhow::Result<()> {
         shell_opts.proxy = Some(d.front.proxy);
         shell_opts.trust = d.direct_trust();
     }
-    let route = web_view_route(&shell_opts, startup.as_ref());
+    let route = Route::of_web_view(&shell_opts);
     let first_render = FirstRender::new(opts.process_start);
 
     let (events_tx, events_rx) = mpsc::unbounded_channel();
@@ -90,27 +90,6 @@ pub fn run(opts: RunOptions) -> anyhow::Result<()> {
     })?;
     drop(runtime);
     Ok(())
-}
-
-/// How the web view goes out, for probes of the embed host: its proxy (or `https_proxy`), and
-/// the certificates it trusts beyond the system's (the demo's front door, `cloud.ca_file`).
-fn web_view_route(shell: &ShellOptions, startup: Option<&Config>) -> Route {
-    let mut extra = Vec::new();
-    if let Some((_, pem)) = &shell.trust {
-        extra.extend(reach::pem_certificates(pem.as_bytes()));
-    }
-    if let Some(path) = startup.and_then(|c| c.cloud.ca_file.as_deref()) {
-        match std::fs::read(path) {
-            Ok(pem) => extra.extend(reach::pem_certificates(&pem)),
-            // The HTTP client reports an unreadable file as a config problem already.
-            Err(e) => tracing::debug!(error = %e, "cloud.ca_file not read for the probe"),
-        }
-    }
-    Route::for_web_view(
-        shell.proxy.map(|p| p.to_string()),
-        |k| std::env::var(k).ok(),
-        extra,
-    )
 }
 
 enum GenerationEnd {
