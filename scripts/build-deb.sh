@@ -53,7 +53,8 @@ fi
 
 if [ ! -f web/vendor/powerbi.min.js ]; then
   log "building the page's vendor bundle (scripts/build-web.sh)"
-  scripts/build-web.sh
+  # Its output (npm's "added N packages") goes to stderr: stdout is the list of packages built.
+  scripts/build-web.sh >&2
 fi
 
 version_args=()
