@@ -1,0 +1,182 @@
+//! Slide rotation: which embed is prepared off-screen, when the next slide replaces the
+//! current one, and how the slides follow the playlist when items are skipped or come back.
+
+use std::time::{Duration, Instant};
+
+use super::{Embed, Output, Player};
+use crate::bridge::{ToPage, TokenType};
+use crate::playlist::{self, Item, Slide};
+use crate::secret::Secret;
+
+impl Player {
+    pub(super) fn rotate(&mut self, now: Instant, token: &Secret, out: &mut Vec<Output>) {
+        if self.slide >= self.slides.len() {
+            self.slide = 0;
+        }
+        // Nothing can load while the embed host is unreachable: what is on screen stays, and
+        // the next embed waits for the host to answer again.
+        if self.embed_host.blocked() {
+            return;
+        }
+        // Nothing on screen yet: prepare the current slide, show it once rendered.
+        if self.visible.is_none() {
+            match &self.pending {
+                None => {
+                    let e = self.prepare(now, self.slide, token, out);
+                    self.pending = Some(e);
+                    return;
+                }
+                Some(p) if p.rendered => {
+                    let p = self.pending.take().expect("checked");
+                    self.show(now, p, false, out);
+                }
+                Some(_) => return,
+            }
+        }
+        let visible = self.visible.as_ref().expect("shown above");
+        if self.slide_until.is_some_and(|t| now >= t) {
+            let next = (self.slide + 1) % self.slides.len();
+            if same_embed(&visible.shows, &self.slides[next]) {
+                // Another page of the report on screen: switch in place, no reload.
+                let target = self.slides[next].clone();
+                if target.page != visible.shows.page
+                    && let Some(page) = target.page.clone()
+                {
+                    out.push(Output::Page(ToPage::SetPage {
+                        key: visible.key.clone(),
+                        page,
+                    }));
+                    self.counters.switches += 1;
+                }
+                let v = self.visible.as_mut().expect("checked");
+                v.shows = target;
+                v.slide = next;
+                self.current_page = v.shows.page_display.clone();
+                self.slide = next;
+                self.slide_until = Some(now + self.slides[next].duration);
+            } else if let Some(p) = &self.pending
+                && p.slide == next
+                && p.rendered
+            {
+                let p = self.pending.take().expect("checked");
+                let old = self.visible.take().expect("checked");
+                self.show(now, p, true, out);
+                out.push(Output::Page(ToPage::Discard { key: old.key }));
+            }
+            // Otherwise the next item is still rendering: the current one stays up.
+        }
+        // Look ahead: have the next different embed rendering off-screen.
+        if self.pending.is_none()
+            && let Some(j) = self.next_other_embed()
+        {
+            let e = self.prepare(now, j, token, out);
+            self.pending = Some(e);
+        }
+    }
+
+    pub(super) fn show(&mut self, now: Instant, mut e: Embed, switch: bool, out: &mut Vec<Output>) {
+        out.push(Output::Page(ToPage::Show { key: e.key.clone() }));
+        self.counters.switches += u64::from(switch);
+        self.slide = e.slide;
+        self.slide_until = Some(now + e.shows.duration);
+        self.current_page = e.shows.page_display.clone();
+        let every = self.item(e.item).and_then(|it| it.refresh_seconds);
+        e.next_refresh = every.map(|s| now + Duration::from_secs(s.into()));
+        self.visible = Some(e);
+    }
+
+    pub(super) fn prepare(
+        &mut self,
+        now: Instant,
+        slide: usize,
+        token: &Secret,
+        out: &mut Vec<Output>,
+    ) -> Embed {
+        let s = self.slides[slide].clone();
+        self.next_key += 1;
+        let item = self.item(s.item).expect("slides only name resolved items");
+        let key = format!("e{}", self.next_key);
+        out.push(Output::Page(ToPage::Prepare {
+            key: key.clone(),
+            kind: item.resolved.kind,
+            id: item.resolved.id.clone(),
+            group_id: item.resolved.workspace.clone(),
+            embed_url: item.resolved.embed_url.clone(),
+            access_token: token.clone(),
+            token_type: TokenType::Aad,
+            page: s.page.clone(),
+            bookmark: s.bookmark.clone(),
+            report_layout: self.settings.report_layout,
+        }));
+        Embed {
+            key,
+            slide,
+            shows: s.clone(),
+            item: s.item,
+            since: now,
+            loaded: false,
+            probed: false,
+            http_error: None,
+            rendered: false,
+            token_retried: false,
+            refresh_in_flight: false,
+            next_refresh: None,
+            reported_page: None,
+        }
+    }
+
+    /// The next slide (cyclically after the current one) that needs an embed of its own.
+    pub(super) fn next_other_embed(&self) -> Option<usize> {
+        let cur = &self.visible.as_ref()?.shows;
+        (1..self.slides.len())
+            .map(|k| (self.slide + k) % self.slides.len())
+            .find(|&j| !same_embed(cur, &self.slides[j]))
+    }
+
+    pub(super) fn rebuild_slides(&mut self, now: Instant, out: &mut Vec<Output>) {
+        let Some(all) = &self.items else { return };
+        // slides() indexes into the list it is given; map back to configured indices.
+        let (index_of, items): (Vec<usize>, Vec<Item>) = all
+            .iter()
+            .enumerate()
+            .filter_map(|(i, st)| st.resolved.as_ref().ok().map(|it| (i, it.clone())))
+            .unzip();
+        let skipped: Vec<bool> = index_of.iter().map(|&i| all[i].skipped).collect();
+        let mut slides = playlist::slides(&items, &skipped);
+        for s in &mut slides {
+            s.item = index_of[s.item];
+        }
+        self.slides = slides;
+        // A prepared embed's slide index is stale now: drop it, drive() prepares afresh.
+        if let Some(p) = self.pending.take() {
+            out.push(Output::Page(ToPage::Discard { key: p.key }));
+        }
+        let Some(v) = &mut self.visible else {
+            self.slide = 0;
+            return;
+        };
+        let cur = &v.shows;
+        match self
+            .slides
+            .iter()
+            .position(|s| s.item == cur.item && s.page == cur.page && s.bookmark == cur.bookmark)
+        {
+            Some(i) => {
+                v.slide = i;
+                self.slide = i;
+            }
+            None => {
+                // What is on screen was skipped: it stays until the first slide is ready,
+                // which the next advance (due now) shows.
+                self.slide = self.slides.len().saturating_sub(1);
+                v.slide = self.slide;
+                self.slide_until = Some(now);
+            }
+        }
+    }
+}
+
+/// Two slides can share one embed when they are pages of the same report (no bookmark).
+pub(super) fn same_embed(a: &Slide, b: &Slide) -> bool {
+    a.item == b.item && a.bookmark.is_none() && b.bookmark.is_none()
+}
