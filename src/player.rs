@@ -264,7 +264,7 @@ impl Player {
         d.extend(self.slide_until);
         d.extend(self.resolution.retry_at);
         d.extend(self.embed_host.deadline());
-        for e in self.visible.iter().chain(self.pending.iter()) {
+        for e in self.embeds() {
             if !e.rendered {
                 d.push(e.since + self.settings.render_timeout);
             }
@@ -550,10 +550,16 @@ impl Player {
     }
 
     fn embed_mut(&mut self, key: &str) -> Option<&mut Embed> {
-        self.visible
-            .iter_mut()
-            .chain(self.pending.iter_mut())
-            .find(|e| e.key == key)
+        self.embeds_mut().find(|e| e.key == key)
+    }
+
+    /// The live embeds: the visible one, then the prepared one.
+    fn embeds(&self) -> impl Iterator<Item = &Embed> {
+        self.visible.iter().chain(self.pending.iter())
+    }
+
+    fn embeds_mut(&mut self) -> impl Iterator<Item = &mut Embed> {
+        self.visible.iter_mut().chain(self.pending.iter_mut())
     }
 
     /// What, if anything, must cover the screen.

@@ -38,11 +38,10 @@ impl Player {
 
     /// Embeds that did not even load: is their host reachable?
     pub(super) fn probe_slow_loads(&mut self, now: Instant, out: &mut Vec<Output>) {
+        let load_timeout = self.settings.load_timeout;
         let slow: Vec<String> = self
-            .visible
-            .iter_mut()
-            .chain(self.pending.iter_mut())
-            .filter(|e| !e.loaded && !e.probed && now >= e.since + self.settings.load_timeout)
+            .embeds_mut()
+            .filter(|e| !e.loaded && !e.probed && now >= e.since + load_timeout)
             .map(|e| {
                 e.probed = true;
                 e.key.clone()
@@ -118,9 +117,7 @@ impl Player {
                 .map(|it| it.resolved.embed_url.clone())
         };
         let key = self
-            .visible
-            .iter()
-            .chain(self.pending.iter())
+            .embeds()
             .find(|e| embed_url(e).is_some_and(|u| url.starts_with(&u)))?
             .key
             .clone();
@@ -129,11 +126,7 @@ impl Player {
 
     /// The host an embed loads from (its embed URL's).
     fn embed_host_of(&self, key: &str) -> Option<String> {
-        let e = self
-            .visible
-            .iter()
-            .chain(self.pending.iter())
-            .find(|e| e.key == key)?;
+        let e = self.embeds().find(|e| e.key == key)?;
         let url = url::Url::parse(&self.item(e.item)?.resolved.embed_url).ok()?;
         url.host_str().map(str::to_owned)
     }

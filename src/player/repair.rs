@@ -46,9 +46,7 @@ impl Player {
     /// Render timeouts count as load failures.
     pub(super) fn repair_timed_out(&mut self, now: Instant, out: &mut Vec<Output>) {
         let timed_out: Vec<String> = self
-            .visible
-            .iter()
-            .chain(self.pending.iter())
+            .embeds()
             .filter(|e| !e.rendered && now >= e.since + self.settings.render_timeout)
             .map(|e| e.key.clone())
             .collect();
@@ -81,9 +79,7 @@ impl Player {
     /// Embeds whose document got an HTTP error, from a host that answers: load failures now.
     pub(super) fn repair_http_failures(&mut self, now: Instant, out: &mut Vec<Output>) {
         let failed: Vec<(String, usize, String)> = self
-            .visible
-            .iter()
-            .chain(self.pending.iter())
+            .embeds()
             .filter(|e| !e.rendered)
             .filter_map(|e| Some((e.key.clone(), e.item, e.http_error.clone()?)))
             .collect();
