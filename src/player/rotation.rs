@@ -9,6 +9,8 @@ use crate::playlist::{self, Item, Slide};
 use crate::secret::Secret;
 
 impl Player {
+    /// Show what rendered, switch once the slide's time is up, and keep the next embed
+    /// rendering off-screen.
     pub(super) fn rotate(&mut self, now: Instant, token: &Secret, out: &mut Vec<Output>) {
         if self.slide >= self.slides.len() {
             self.slide = 0;
@@ -74,7 +76,7 @@ impl Player {
         }
     }
 
-    pub(super) fn show(&mut self, now: Instant, mut e: Embed, switch: bool, out: &mut Vec<Output>) {
+    fn show(&mut self, now: Instant, mut e: Embed, switch: bool, out: &mut Vec<Output>) {
         out.push(Output::Page(ToPage::Show { key: e.key.clone() }));
         self.counters.switches += u64::from(switch);
         self.slide = e.slide;
@@ -85,7 +87,7 @@ impl Player {
         self.visible = Some(e);
     }
 
-    pub(super) fn prepare(
+    fn prepare(
         &mut self,
         now: Instant,
         slide: usize,
@@ -126,7 +128,7 @@ impl Player {
     }
 
     /// The next slide (cyclically after the current one) that needs an embed of its own.
-    pub(super) fn next_other_embed(&self) -> Option<usize> {
+    fn next_other_embed(&self) -> Option<usize> {
         let cur = &self.visible.as_ref()?.shows;
         (1..self.slides.len())
             .map(|k| (self.slide + k) % self.slides.len())
@@ -177,6 +179,6 @@ impl Player {
 }
 
 /// Two slides can share one embed when they are pages of the same report (no bookmark).
-pub(super) fn same_embed(a: &Slide, b: &Slide) -> bool {
+fn same_embed(a: &Slide, b: &Slide) -> bool {
     a.item == b.item && a.bookmark.is_none() && b.bookmark.is_none()
 }
