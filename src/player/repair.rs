@@ -106,3 +106,63 @@ impl Player {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests::*;
+    use super::super::{Input, Output};
+    use crate::bridge::FromPage;
+    use crate::problem::ProblemId;
+
+    #[test]
+    fn silent_page_is_reloaded_and_content_prepared_again() {
+        let mut r = Rig::playing(three_items());
+        r.rendered("e1");
+        r.at(20).page(FromPage::Heartbeat { t: 1.0 });
+        assert!(!r.at(49).tick().contains(&Output::ReloadPage));
+        let out = r.at(50).tick();
+        assert!(out.contains(&Output::ReloadPage), "{out:?}");
+        assert_eq!(r.p.snapshot().page_reloads_total, 1);
+        let out = r.at(52).page(FromPage::Ready { version: None });
+        assert_eq!(prepared(&out).len(), 1, "{out:?}");
+    }
+
+    #[test]
+    fn crash_loop_without_any_render_exits_for_the_service_manager() {
+        let mut r = Rig::playing(three_items());
+        let mut exited = false;
+        for i in 0..10 {
+            let out = r.at(i * 60).send(Input::WebProcessCrashed);
+            if out.contains(&Output::Exit(3)) {
+                exited = true;
+                break;
+            }
+            r.page(FromPage::Ready { version: None });
+        }
+        assert!(exited);
+    }
+
+    #[test]
+    fn an_item_that_keeps_failing_is_skipped_then_retried_after_the_window() {
+        let mut r = Rig::playing(three_items());
+        r.rendered("e1");
+        // e2 (Ops) never renders: four render timeouts.
+        let mut t = 0;
+        for _ in 0..4 {
+            t += 46;
+            r.at(t).page(FromPage::Heartbeat { t: 0.0 });
+            r.tick();
+        }
+        let s = r.p.snapshot();
+        assert!(s.items[1].skipped, "{s:?}");
+        // Power BI found it; only Power BI may say "not found".
+        assert_eq!(s.items[1].problem, Some(ProblemId::EmbedFailed));
+        // The lookahead now prepares the dashboard instead.
+        let last_prepared = r.p.pending.as_ref().unwrap().shows.item;
+        assert_eq!(last_prepared, 2);
+        // An hour after the last failure it is back in the rotation.
+        r.at(t + 3601).page(FromPage::Heartbeat { t: 0.0 });
+        r.tick();
+        assert!(!r.p.snapshot().items[1].skipped);
+    }
+}

@@ -182,3 +182,97 @@ impl Player {
 fn same_embed(a: &Slide, b: &Slide) -> bool {
     a.item == b.item && a.bookmark.is_none() && b.bookmark.is_none()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests::*;
+    use super::super::{Output, State};
+    use crate::bridge::{FromPage, ToPage};
+
+    #[test]
+    fn rotates_pages_in_place_and_items_off_screen() {
+        let mut r = Rig::playing(three_items());
+        let out = r.rendered("e1");
+        assert_eq!(shown(&out), vec!["e1"]);
+        // The next item starts rendering off-screen right away.
+        assert_eq!(prepared(&out), vec![("e2".into(), Some("Ops-p0".into()))]);
+        let s = r.p.snapshot();
+        assert_eq!(s.state, State::Playing);
+        assert_eq!(s.item.as_ref().unwrap().name, "Sales");
+        assert_eq!(s.item.as_ref().unwrap().page.as_deref(), Some("Overview"));
+
+        r.rendered("e2");
+        // Second page of Sales: set_page on the visible embed, no new embed.
+        let out = r.at(10).tick();
+        assert!(
+            has(
+                &out,
+                |o| matches!(o, Output::Page(ToPage::SetPage { key, page }) if key == "e1" && page == "Sales-p1")
+            ),
+            "{out:?}"
+        );
+        assert!(prepared(&out).is_empty() && shown(&out).is_empty());
+        assert_eq!(
+            r.p.snapshot().item.unwrap().page.as_deref(),
+            Some("Regions")
+        );
+
+        // Ops: swap to the prepared embed, drop the old one, prepare the dashboard.
+        let out = r.at(20).tick();
+        assert_eq!(shown(&out), vec!["e2"]);
+        assert!(has(
+            &out,
+            |o| matches!(o, Output::Page(ToPage::Discard { key }) if key == "e1")
+        ));
+        assert_eq!(prepared(&out), vec![("e3".into(), None)]);
+        assert_eq!(r.p.snapshot().item.unwrap().name, "Ops");
+
+        r.rendered("e3");
+        let out = r.at(30).tick();
+        assert_eq!(shown(&out), vec!["e3"]);
+        // And round again to Sales page 1.
+        assert_eq!(prepared(&out), vec![("e4".into(), Some("Sales-p0".into()))]);
+        let s = r.p.snapshot();
+        assert_eq!(s.item.unwrap().name, "Board");
+        assert_eq!(s.switches_total, 3);
+        assert_eq!(s.rendered_total, 3);
+    }
+
+    #[test]
+    fn switch_gaps_are_summarised() {
+        let mut r = Rig::playing(three_items());
+        r.rendered("e1");
+        for (i, g) in [16.0, 17.0, 15.0, 40.0].iter().enumerate() {
+            let _ = i;
+            r.page(FromPage::Shown {
+                key: "e1".into(),
+                gap_ms: Some(*g),
+            });
+        }
+        let g = r.p.snapshot().switch_gaps.unwrap();
+        assert_eq!(g.count, 4);
+        assert_eq!(g.median_ms, 17.0);
+        assert_eq!(g.max_ms, 40.0);
+        assert_eq!(r.p.snapshot().last_switch_gap_ms, Some(40.0));
+        assert_eq!(r.p.snapshot().shown_total, 4);
+        // A `shown` for a key that is not the visible item (a late message from a discarded
+        // embed) is not counted.
+        r.page(FromPage::Shown {
+            key: "e99".into(),
+            gap_ms: Some(1.0),
+        });
+        assert_eq!(r.p.snapshot().shown_total, 4);
+    }
+
+    #[test]
+    fn keeps_the_current_item_until_the_next_one_rendered() {
+        let mut r = Rig::playing(three_items());
+        r.rendered("e1");
+        r.at(10).tick();
+        let out = r.at(20).tick();
+        assert!(shown(&out).is_empty(), "e2 has not rendered: {out:?}");
+        assert_eq!(r.p.snapshot().item.unwrap().name, "Sales");
+        let out = r.at(22).rendered("e2");
+        assert_eq!(shown(&out), vec!["e2"]);
+    }
+}
