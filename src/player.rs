@@ -14,17 +14,20 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use crate::auth::service::TokenState;
-use crate::bridge::{FromPage, ToPage, TokenType};
-use crate::playlist::{self, Item, Slide};
+use crate::bridge::{FromPage, ToPage};
+use crate::playlist::{Item, Slide};
 use crate::problem::{Problem, ProblemId, RetryClass};
 use crate::report_layout::ReportLayout;
 use crate::secret::Secret;
 
 mod embed_host;
+mod probing;
+mod repair;
+mod rotation;
 mod snapshot;
 mod starting;
 
-use embed_host::{Change, EmbedHostWatch};
+use embed_host::EmbedHostWatch;
 use snapshot::Counters;
 pub use snapshot::{Snapshot, State};
 pub use starting::Activity;
@@ -261,7 +264,7 @@ impl Player {
         d.extend(self.slide_until);
         d.extend(self.resolution.retry_at);
         d.extend(self.embed_host.deadline());
-        for e in self.visible.iter().chain(self.pending.iter()) {
+        for e in self.embeds() {
             if !e.rendered {
                 d.push(e.since + self.settings.render_timeout);
             }
@@ -293,22 +296,7 @@ impl Player {
             Input::Page(msg) => self.on_page(now, msg, &mut out),
             Input::WebProcessCrashed => self.reload_page(now, &mut out),
             Input::EmbedTrouble { url, detail } => {
-                tracing::warn!(url, detail, "the web view could not load an embed");
-                let host = url::Url::parse(&url)
-                    .ok()
-                    .and_then(|u| u.host_str().map(str::to_owned));
-                if detail.starts_with("HTTP ")
-                    && let Some(e) = self.embed_of_document(&url)
-                {
-                    e.http_error = Some(detail);
-                }
-                if let Some(host) = host {
-                    // No new probe (one passed moments ago): the host answers, so an HTTP
-                    // error is the embed's own.
-                    if !self.probe(now, &host, &mut out) && self.embed_host.recently_reachable() {
-                        self.repair_http_failures(now, &mut out);
-                    }
-                }
+                self.on_embed_trouble(now, &url, detail, &mut out);
             }
             Input::Probed(result) => self.on_probed(now, result, &mut out),
             Input::Tick => self.on_tick(now, &mut out),
@@ -498,56 +486,9 @@ impl Player {
             self.reload_page(now, out);
             return;
         }
-        // Render timeouts count as load failures.
-        let timed_out: Vec<String> = self
-            .visible
-            .iter()
-            .chain(self.pending.iter())
-            .filter(|e| !e.rendered && now >= e.since + self.settings.render_timeout)
-            .map(|e| e.key.clone())
-            .collect();
-        for key in timed_out {
-            self.repair(now, &key, out);
-        }
-        // Embeds that did not even load: is their host reachable?
-        let slow: Vec<String> = self
-            .visible
-            .iter_mut()
-            .chain(self.pending.iter_mut())
-            .filter(|e| !e.loaded && !e.probed && now >= e.since + self.settings.load_timeout)
-            .map(|e| {
-                e.probed = true;
-                e.key.clone()
-            })
-            .collect();
-        for key in slow {
-            if let Some(host) = self.embed_host_of(&key) {
-                self.probe(now, &host, out);
-            }
-        }
-        if self.embed_host.retry_due(now) {
-            out.push(Output::Probe {
-                host: self.embed_host.host().to_owned(),
-            });
-        }
-        // Skipped items come back once their failures have left the window.
-        let mut changed = false;
-        for it in self.items.iter_mut().flatten() {
-            while it
-                .failures
-                .front()
-                .is_some_and(|t| now >= *t + self.settings.repair_window)
-            {
-                it.failures.pop_front();
-            }
-            if it.skipped && it.failures.is_empty() && it.resolved.is_ok() {
-                it.skipped = false;
-                changed = true;
-            }
-        }
-        if changed {
-            self.rebuild_slides(now, out);
-        }
+        self.repair_timed_out(now, out);
+        self.probe_slow_loads(now, out);
+        self.readmit_skipped(now, out);
         if let Some(v) = &mut self.visible
             && let Some(t) = v.next_refresh
             && now >= t
@@ -602,324 +543,23 @@ impl Player {
         self.rotate(now, &token, out);
     }
 
-    fn rotate(&mut self, now: Instant, token: &Secret, out: &mut Vec<Output>) {
-        if self.slide >= self.slides.len() {
-            self.slide = 0;
-        }
-        // Nothing can load while the embed host is unreachable: what is on screen stays, and
-        // the next embed waits for the host to answer again.
-        if self.embed_host.blocked() {
-            return;
-        }
-        // Nothing on screen yet: prepare the current slide, show it once rendered.
-        if self.visible.is_none() {
-            match &self.pending {
-                None => {
-                    let e = self.prepare(now, self.slide, token, out);
-                    self.pending = Some(e);
-                    return;
-                }
-                Some(p) if p.rendered => {
-                    let p = self.pending.take().expect("checked");
-                    self.show(now, p, false, out);
-                }
-                Some(_) => return,
-            }
-        }
-        let visible = self.visible.as_ref().expect("shown above");
-        if self.slide_until.is_some_and(|t| now >= t) {
-            let next = (self.slide + 1) % self.slides.len();
-            if same_embed(&visible.shows, &self.slides[next]) {
-                // Another page of the report on screen: switch in place, no reload.
-                let target = self.slides[next].clone();
-                if target.page != visible.shows.page
-                    && let Some(page) = target.page.clone()
-                {
-                    out.push(Output::Page(ToPage::SetPage {
-                        key: visible.key.clone(),
-                        page,
-                    }));
-                    self.counters.switches += 1;
-                }
-                let v = self.visible.as_mut().expect("checked");
-                v.shows = target;
-                v.slide = next;
-                self.current_page = v.shows.page_display.clone();
-                self.slide = next;
-                self.slide_until = Some(now + self.slides[next].duration);
-            } else if let Some(p) = &self.pending
-                && p.slide == next
-                && p.rendered
-            {
-                let p = self.pending.take().expect("checked");
-                let old = self.visible.take().expect("checked");
-                self.show(now, p, true, out);
-                out.push(Output::Page(ToPage::Discard { key: old.key }));
-            }
-            // Otherwise the next item is still rendering: the current one stays up.
-        }
-        // Look ahead: have the next different embed rendering off-screen.
-        if self.pending.is_none()
-            && let Some(j) = self.next_other_embed()
-        {
-            let e = self.prepare(now, j, token, out);
-            self.pending = Some(e);
-        }
-    }
-
-    fn show(&mut self, now: Instant, mut e: Embed, switch: bool, out: &mut Vec<Output>) {
-        out.push(Output::Page(ToPage::Show { key: e.key.clone() }));
-        self.counters.switches += u64::from(switch);
-        self.slide = e.slide;
-        self.slide_until = Some(now + e.shows.duration);
-        self.current_page = e.shows.page_display.clone();
-        let every = self.item(e.item).and_then(|it| it.refresh_seconds);
-        e.next_refresh = every.map(|s| now + Duration::from_secs(s.into()));
-        self.visible = Some(e);
-    }
-
-    fn prepare(
-        &mut self,
-        now: Instant,
-        slide: usize,
-        token: &Secret,
-        out: &mut Vec<Output>,
-    ) -> Embed {
-        let s = self.slides[slide].clone();
-        self.next_key += 1;
-        let item = self.item(s.item).expect("slides only name resolved items");
-        let key = format!("e{}", self.next_key);
-        out.push(Output::Page(ToPage::Prepare {
-            key: key.clone(),
-            kind: item.resolved.kind,
-            id: item.resolved.id.clone(),
-            group_id: item.resolved.workspace.clone(),
-            embed_url: item.resolved.embed_url.clone(),
-            access_token: token.clone(),
-            token_type: TokenType::Aad,
-            page: s.page.clone(),
-            bookmark: s.bookmark.clone(),
-            report_layout: self.settings.report_layout,
-        }));
-        Embed {
-            key,
-            slide,
-            shows: s.clone(),
-            item: s.item,
-            since: now,
-            loaded: false,
-            probed: false,
-            http_error: None,
-            rendered: false,
-            token_retried: false,
-            refresh_in_flight: false,
-            next_refresh: None,
-            reported_page: None,
-        }
-    }
-
-    /// The next slide (cyclically after the current one) that needs an embed of its own.
-    fn next_other_embed(&self) -> Option<usize> {
-        let cur = &self.visible.as_ref()?.shows;
-        (1..self.slides.len())
-            .map(|k| (self.slide + k) % self.slides.len())
-            .find(|&j| !same_embed(cur, &self.slides[j]))
-    }
-
-    /// A load failure of `key`. The visible embed is reloaded in place (a broken report is
-    /// still better than a blank screen); a prepared one is discarded and prepared again.
-    /// Past the repair limit the item is skipped for the repair window.
-    fn repair(&mut self, now: Instant, key: &str, out: &mut Vec<Output>) {
-        let item = if let Some(v) = self.visible.as_mut().filter(|v| v.key == key) {
-            out.push(Output::Page(ToPage::Reload {
-                key: key.to_owned(),
-            }));
-            v.rendered = false;
-            v.since = now;
-            v.token_retried = false;
-            v.item
-        } else if let Some(p) = self.pending.take_if(|p| p.key == key) {
-            out.push(Output::Page(ToPage::Discard {
-                key: key.to_owned(),
-            }));
-            p.item
-        } else {
-            return;
-        };
-        let Some(state) = self.items.as_mut().and_then(|v| v.get_mut(item)) else {
-            return;
-        };
-        if self.embed_host.blocked() {
-            // The network's fault, not the item's: it is not skipped for it.
-            return;
-        }
-        state.failures.push_back(now);
-        if state.failures.len() > self.settings.repair_limit {
-            tracing::warn!(item, "item failed to load too often; skipping it for now");
-            state.skipped = true;
-            self.rebuild_slides(now, out);
-        }
-        // drive() prepares again (the same slide, or the next one if this item is skipped).
-    }
-
-    /// Ask for a probe of `host`, unless one runs or ran moments ago; whether it was asked.
-    fn probe(&mut self, now: Instant, host: &str, out: &mut Vec<Output>) -> bool {
-        let asked = self.embed_host.ask(now, host);
-        if asked {
-            out.push(Output::Probe {
-                host: host.to_owned(),
-            });
-        }
-        asked
-    }
-
-    fn on_probed(&mut self, now: Instant, result: Result<(), Problem>, out: &mut Vec<Output>) {
-        if let Err(p) = &result {
-            tracing::warn!(problem = %p, "the embed host cannot be reached");
-        }
-        let before = self.embed_host.problem().map(|(p, _)| p.cause.clone());
-        match self.embed_host.on_result(now, result) {
-            Change::Unreachable => {
-                // The way it fails changed (the proxy now refuses instead of timing out...):
-                // the screen says the new cause.
-                let after = self.embed_host.problem().map(|(p, _)| &p.cause);
-                if before.is_some() && before.as_ref() != after {
-                    self.problem_shown = None;
-                }
-                // Embeds that have not rendered will not: drop them without counting a load
-                // failure, so the status screen shows and nothing is skipped.
-                if let Some(p) = self.pending.take_if(|p| !p.rendered) {
-                    out.push(Output::Page(ToPage::Discard { key: p.key }));
-                }
-                if let Some(v) = self.visible.take_if(|v| !v.rendered) {
-                    out.push(Output::Page(ToPage::Discard { key: v.key }));
-                }
-            }
-            Change::Recovered => tracing::info!("the embed host answers again"),
-            // Reachable: an embed whose document got an HTTP error will not render, so it is
-            // repaired now rather than after the render timeout; others are slow or broken for
-            // another reason, and the render timeout handles them as before.
-            Change::Reachable => self.repair_http_failures(now, out),
-        }
-    }
-
-    /// Embeds whose document got an HTTP error, from a host that answers: load failures now.
-    fn repair_http_failures(&mut self, now: Instant, out: &mut Vec<Output>) {
-        let failed: Vec<(String, usize, String)> = self
-            .visible
-            .iter()
-            .chain(self.pending.iter())
-            .filter(|e| !e.rendered)
-            .filter_map(|e| Some((e.key.clone(), e.item, e.http_error.clone()?)))
-            .collect();
-        for (key, item, error) in failed {
-            if let Some(state) = self.items.as_mut().and_then(|v| v.get_mut(item)) {
-                state.last_error = Some(error);
-            }
-            self.repair(now, &key, out);
-        }
-    }
-
-    fn reload_page(&mut self, now: Instant, out: &mut Vec<Output>) {
-        self.counters.page_reloads += 1;
-        self.page.fruitless_reloads += 1;
-        self.page.ready = false;
-        self.visible = None;
-        self.pending = None;
-        self.problem_shown = None;
-        self.page.last_heartbeat = Some(now);
-        if self.page.fruitless_reloads > self.settings.max_fruitless_reloads {
-            out.push(Output::Exit(3));
-        } else {
-            out.push(Output::ReloadPage);
-        }
-    }
-
-    fn rebuild_slides(&mut self, now: Instant, out: &mut Vec<Output>) {
-        let Some(all) = &self.items else { return };
-        // slides() indexes into the list it is given; map back to configured indices.
-        let (index_of, items): (Vec<usize>, Vec<Item>) = all
-            .iter()
-            .enumerate()
-            .filter_map(|(i, st)| st.resolved.as_ref().ok().map(|it| (i, it.clone())))
-            .unzip();
-        let skipped: Vec<bool> = index_of.iter().map(|&i| all[i].skipped).collect();
-        let mut slides = playlist::slides(&items, &skipped);
-        for s in &mut slides {
-            s.item = index_of[s.item];
-        }
-        self.slides = slides;
-        // A prepared embed's slide index is stale now: drop it, drive() prepares afresh.
-        if let Some(p) = self.pending.take() {
-            out.push(Output::Page(ToPage::Discard { key: p.key }));
-        }
-        let Some(v) = &mut self.visible else {
-            self.slide = 0;
-            return;
-        };
-        let cur = &v.shows;
-        match self
-            .slides
-            .iter()
-            .position(|s| s.item == cur.item && s.page == cur.page && s.bookmark == cur.bookmark)
-        {
-            Some(i) => {
-                v.slide = i;
-                self.slide = i;
-            }
-            None => {
-                // What is on screen was skipped: it stays until the first slide is ready,
-                // which the next advance (due now) shows.
-                self.slide = self.slides.len().saturating_sub(1);
-                v.slide = self.slide;
-                self.slide_until = Some(now);
-            }
-        }
-    }
-
     // ----- helpers ------------------------------------------------------------------------
 
     fn item(&self, i: usize) -> Option<&Item> {
         self.items.as_ref()?.get(i)?.resolved.as_ref().ok()
     }
 
-    /// The live embed whose frame document is `url` (the page's embed URL, plus what
-    /// powerbi-client appends).
-    fn embed_of_document(&mut self, url: &str) -> Option<&mut Embed> {
-        let items = self.items.as_ref()?;
-        let embed_url = |e: &Embed| {
-            let st = items.get(e.item)?;
-            st.resolved
-                .as_ref()
-                .ok()
-                .map(|it| it.resolved.embed_url.clone())
-        };
-        let key = self
-            .visible
-            .iter()
-            .chain(self.pending.iter())
-            .find(|e| embed_url(e).is_some_and(|u| url.starts_with(&u)))?
-            .key
-            .clone();
-        self.embed_mut(&key)
-    }
-
-    /// The host an embed loads from (its embed URL's).
-    fn embed_host_of(&self, key: &str) -> Option<String> {
-        let e = self
-            .visible
-            .iter()
-            .chain(self.pending.iter())
-            .find(|e| e.key == key)?;
-        let url = url::Url::parse(&self.item(e.item)?.resolved.embed_url).ok()?;
-        url.host_str().map(str::to_owned)
-    }
-
     fn embed_mut(&mut self, key: &str) -> Option<&mut Embed> {
-        self.visible
-            .iter_mut()
-            .chain(self.pending.iter_mut())
-            .find(|e| e.key == key)
+        self.embeds_mut().find(|e| e.key == key)
+    }
+
+    /// The live embeds: the visible one, then the prepared one.
+    fn embeds(&self) -> impl Iterator<Item = &Embed> {
+        self.visible.iter().chain(self.pending.iter())
+    }
+
+    fn embeds_mut(&mut self) -> impl Iterator<Item = &mut Embed> {
+        self.visible.iter_mut().chain(self.pending.iter_mut())
     }
 
     /// What, if anything, must cover the screen.
@@ -972,11 +612,6 @@ impl Player {
     }
 }
 
-/// Two slides can share one embed when they are pages of the same report (no bookmark).
-fn same_embed(a: &Slide, b: &Slide) -> bool {
-    a.item == b.item && a.bookmark.is_none() && b.bookmark.is_none()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -985,8 +620,8 @@ mod tests {
 
     const T0: u64 = 0;
 
-    struct Rig {
-        p: Player,
+    pub(super) struct Rig {
+        pub(super) p: Player,
         start: Instant,
         now: Instant,
     }
@@ -1037,7 +672,7 @@ mod tests {
     }
 
     impl Rig {
-        fn new() -> Self {
+        pub(super) fn new() -> Self {
             let start = Instant::now();
             let _ = T0;
             Self {
@@ -1046,27 +681,27 @@ mod tests {
                 now: start,
             }
         }
-        fn at(&mut self, secs: u64) -> &mut Self {
+        pub(super) fn at(&mut self, secs: u64) -> &mut Self {
             self.now = self.start + Duration::from_secs(secs);
             self
         }
-        fn send(&mut self, input: Input) -> Vec<Output> {
+        pub(super) fn send(&mut self, input: Input) -> Vec<Output> {
             self.p.handle(self.now, input)
         }
-        fn page(&mut self, msg: FromPage) -> Vec<Output> {
+        pub(super) fn page(&mut self, msg: FromPage) -> Vec<Output> {
             self.send(Input::Page(msg))
         }
-        fn rendered(&mut self, key: &str) -> Vec<Output> {
+        pub(super) fn rendered(&mut self, key: &str) -> Vec<Output> {
             self.page(FromPage::Rendered {
                 key: key.into(),
                 ms: Some(100.0),
             })
         }
-        fn tick(&mut self) -> Vec<Output> {
+        pub(super) fn tick(&mut self) -> Vec<Output> {
             self.send(Input::Tick)
         }
         /// Page ready, token, resolved playlist, first item rendered.
-        fn playing(items: Vec<Result<Item, Problem>>) -> Self {
+        pub(super) fn playing(items: Vec<Result<Item, Problem>>) -> Self {
             let mut r = Rig::new();
             r.page(FromPage::Ready { version: None });
             let out = r.send(Input::Token(token(1)));
@@ -1083,7 +718,7 @@ mod tests {
         }
     }
 
-    fn prepared(out: &[Output]) -> Vec<(String, Option<String>)> {
+    pub(super) fn prepared(out: &[Output]) -> Vec<(String, Option<String>)> {
         out.iter()
             .filter_map(|o| match o {
                 Output::Page(ToPage::Prepare { key, page, .. }) => {
@@ -1094,7 +729,7 @@ mod tests {
             .collect()
     }
 
-    fn shown(out: &[Output]) -> Vec<String> {
+    pub(super) fn shown(out: &[Output]) -> Vec<String> {
         out.iter()
             .filter_map(|o| match o {
                 Output::Page(ToPage::Show { key }) => Some(key.clone()),
@@ -1103,95 +738,8 @@ mod tests {
             .collect()
     }
 
-    fn has(out: &[Output], f: impl Fn(&Output) -> bool) -> bool {
+    pub(super) fn has(out: &[Output], f: impl Fn(&Output) -> bool) -> bool {
         out.iter().any(f)
-    }
-
-    #[test]
-    fn rotates_pages_in_place_and_items_off_screen() {
-        let mut r = Rig::playing(three_items());
-        let out = r.rendered("e1");
-        assert_eq!(shown(&out), vec!["e1"]);
-        // The next item starts rendering off-screen right away.
-        assert_eq!(prepared(&out), vec![("e2".into(), Some("Ops-p0".into()))]);
-        let s = r.p.snapshot();
-        assert_eq!(s.state, State::Playing);
-        assert_eq!(s.item.as_ref().unwrap().name, "Sales");
-        assert_eq!(s.item.as_ref().unwrap().page.as_deref(), Some("Overview"));
-
-        r.rendered("e2");
-        // Second page of Sales: set_page on the visible embed, no new embed.
-        let out = r.at(10).tick();
-        assert!(
-            has(
-                &out,
-                |o| matches!(o, Output::Page(ToPage::SetPage { key, page }) if key == "e1" && page == "Sales-p1")
-            ),
-            "{out:?}"
-        );
-        assert!(prepared(&out).is_empty() && shown(&out).is_empty());
-        assert_eq!(
-            r.p.snapshot().item.unwrap().page.as_deref(),
-            Some("Regions")
-        );
-
-        // Ops: swap to the prepared embed, drop the old one, prepare the dashboard.
-        let out = r.at(20).tick();
-        assert_eq!(shown(&out), vec!["e2"]);
-        assert!(has(
-            &out,
-            |o| matches!(o, Output::Page(ToPage::Discard { key }) if key == "e1")
-        ));
-        assert_eq!(prepared(&out), vec![("e3".into(), None)]);
-        assert_eq!(r.p.snapshot().item.unwrap().name, "Ops");
-
-        r.rendered("e3");
-        let out = r.at(30).tick();
-        assert_eq!(shown(&out), vec!["e3"]);
-        // And round again to Sales page 1.
-        assert_eq!(prepared(&out), vec![("e4".into(), Some("Sales-p0".into()))]);
-        let s = r.p.snapshot();
-        assert_eq!(s.item.unwrap().name, "Board");
-        assert_eq!(s.switches_total, 3);
-        assert_eq!(s.rendered_total, 3);
-    }
-
-    #[test]
-    fn switch_gaps_are_summarised() {
-        let mut r = Rig::playing(three_items());
-        r.rendered("e1");
-        for (i, g) in [16.0, 17.0, 15.0, 40.0].iter().enumerate() {
-            let _ = i;
-            r.page(FromPage::Shown {
-                key: "e1".into(),
-                gap_ms: Some(*g),
-            });
-        }
-        let g = r.p.snapshot().switch_gaps.unwrap();
-        assert_eq!(g.count, 4);
-        assert_eq!(g.median_ms, 17.0);
-        assert_eq!(g.max_ms, 40.0);
-        assert_eq!(r.p.snapshot().last_switch_gap_ms, Some(40.0));
-        assert_eq!(r.p.snapshot().shown_total, 4);
-        // A `shown` for a key that is not the visible item (a late message from a discarded
-        // embed) is not counted.
-        r.page(FromPage::Shown {
-            key: "e99".into(),
-            gap_ms: Some(1.0),
-        });
-        assert_eq!(r.p.snapshot().shown_total, 4);
-    }
-
-    #[test]
-    fn keeps_the_current_item_until_the_next_one_rendered() {
-        let mut r = Rig::playing(three_items());
-        r.rendered("e1");
-        r.at(10).tick();
-        let out = r.at(20).tick();
-        assert!(shown(&out).is_empty(), "e2 has not rendered: {out:?}");
-        assert_eq!(r.p.snapshot().item.unwrap().name, "Sales");
-        let out = r.at(22).rendered("e2");
-        assert_eq!(shown(&out), vec!["e2"]);
     }
 
     #[test]
@@ -1318,213 +866,6 @@ mod tests {
             |o| matches!(o, Output::ShowProblem { problem, .. } if problem.id == ProblemId::Network)
         ));
         assert_eq!(r.p.snapshot().state, State::WaitingNetwork);
-    }
-
-    #[test]
-    fn silent_page_is_reloaded_and_content_prepared_again() {
-        let mut r = Rig::playing(three_items());
-        r.rendered("e1");
-        r.at(20).page(FromPage::Heartbeat { t: 1.0 });
-        assert!(!r.at(49).tick().contains(&Output::ReloadPage));
-        let out = r.at(50).tick();
-        assert!(out.contains(&Output::ReloadPage), "{out:?}");
-        assert_eq!(r.p.snapshot().page_reloads_total, 1);
-        let out = r.at(52).page(FromPage::Ready { version: None });
-        assert_eq!(prepared(&out).len(), 1, "{out:?}");
-    }
-
-    #[test]
-    fn crash_loop_without_any_render_exits_for_the_service_manager() {
-        let mut r = Rig::playing(three_items());
-        let mut exited = false;
-        for i in 0..10 {
-            let out = r.at(i * 60).send(Input::WebProcessCrashed);
-            if out.contains(&Output::Exit(3)) {
-                exited = true;
-                break;
-            }
-            r.page(FromPage::Ready { version: None });
-        }
-        assert!(exited);
-    }
-
-    #[test]
-    fn an_item_that_keeps_failing_is_skipped_then_retried_after_the_window() {
-        let mut r = Rig::playing(three_items());
-        r.rendered("e1");
-        // e2 (Ops) never renders: four render timeouts.
-        let mut t = 0;
-        for _ in 0..4 {
-            t += 46;
-            r.at(t).page(FromPage::Heartbeat { t: 0.0 });
-            r.tick();
-        }
-        let s = r.p.snapshot();
-        assert!(s.items[1].skipped, "{s:?}");
-        // Power BI found it; only Power BI may say "not found".
-        assert_eq!(s.items[1].problem, Some(ProblemId::EmbedFailed));
-        // The lookahead now prepares the dashboard instead.
-        let last_prepared = r.p.pending.as_ref().unwrap().shows.item;
-        assert_eq!(last_prepared, 2);
-        // An hour after the last failure it is back in the rotation.
-        r.at(t + 3601).page(FromPage::Heartbeat { t: 0.0 });
-        r.tick();
-        assert!(!r.p.snapshot().items[1].skipped);
-    }
-
-    fn probes(out: &[Output]) -> Vec<&str> {
-        out.iter()
-            .filter_map(|o| match o {
-                Output::Probe { host } => Some(host.as_str()),
-                _ => None,
-            })
-            .collect()
-    }
-
-    fn unreachable() -> Result<(), Problem> {
-        Err(Problem::new(ProblemId::EmbedUnreachable)
-            .with_cause("This screen cannot load reports from app.powerbi.com: no answer."))
-    }
-
-    fn shows(out: &[Output], id: ProblemId) -> bool {
-        has(
-            out,
-            |o| matches!(o, Output::ShowProblem { problem, .. } if problem.id == id),
-        )
-    }
-
-    #[test]
-    fn an_unreachable_embed_host_is_named_retried_and_plays_once_it_answers() {
-        let mut r = Rig::playing(three_items());
-        // e1 never loads: its host is probed after the load timeout, once.
-        assert!(probes(&r.at(9).tick()).is_empty());
-        assert_eq!(probes(&r.at(10).tick()), ["app.powerbi.com"]);
-        assert!(probes(&r.at(11).tick()).is_empty());
-        let out = r.at(12).send(Input::Probed(unreachable()));
-        assert!(out.contains(&Output::Page(ToPage::Discard { key: "e1".into() })));
-        assert!(shows(&out, ProblemId::EmbedUnreachable), "{out:?}");
-        let s = r.p.snapshot();
-        assert_eq!(s.problem, Some(ProblemId::EmbedUnreachable));
-        assert_eq!(s.state, State::WaitingNetwork);
-        // Nothing is prepared meanwhile, nothing is skipped; retried 5 s after the failure.
-        for t in 13..17 {
-            r.at(t).page(FromPage::Heartbeat { t: 0.0 });
-            let out = r.tick();
-            assert!(
-                prepared(&out).is_empty() && probes(&out).is_empty(),
-                "{out:?}"
-            );
-        }
-        assert_eq!(probes(&r.at(17).tick()), ["app.powerbi.com"]);
-        let out = r.at(18).send(Input::Probed(unreachable()));
-        assert!(
-            !shows(&out, ProblemId::EmbedUnreachable),
-            "already on screen"
-        );
-        // Then 10 s after the second failure; a new way of failing is shown with its cause.
-        r.at(27).page(FromPage::Heartbeat { t: 0.0 });
-        assert!(probes(&r.tick()).is_empty());
-        assert_eq!(probes(&r.at(28).tick()), ["app.powerbi.com"]);
-        let refused = Problem::new(ProblemId::EmbedUnreachable).with_cause("refused");
-        let out = r.send(Input::Probed(Err(refused)));
-        assert!(
-            has(
-                &out,
-                |o| matches!(o, Output::ShowProblem { problem, .. } if problem.cause == "refused")
-            ),
-            "{out:?}"
-        );
-        assert_eq!(r.p.snapshot().problem_message.as_deref(), Some("refused"));
-        // Then 20 s after the third failure.
-        r.at(47).page(FromPage::Heartbeat { t: 0.0 });
-        assert!(probes(&r.tick()).is_empty());
-        assert_eq!(probes(&r.at(48).tick()), ["app.powerbi.com"]);
-        let out = r.at(49).send(Input::Probed(Ok(())));
-        assert!(out.contains(&Output::HideProblem), "{out:?}");
-        assert_eq!(prepared(&out), vec![("e2".into(), Some("Sales-p0".into()))]);
-        r.at(50).page(FromPage::Loaded { key: "e2".into() });
-        let out = r.rendered("e2");
-        assert_eq!(shown(&out), ["e2"]);
-        let s = r.p.snapshot();
-        assert_eq!((s.state, s.problem), (State::Playing, None));
-        assert!(
-            s.items.iter().all(|i| !i.skipped && i.problem.is_none()),
-            "{s:?}"
-        );
-    }
-
-    #[test]
-    fn a_failed_embed_document_probes_at_once_but_not_over_and_over() {
-        let mut r = Rig::playing(three_items());
-        let trouble = || Input::EmbedTrouble {
-            url: "https://app.powerbi.com/reportEmbed?reportId=id-Sales".into(),
-            detail: "failed: Connection refused".into(),
-        };
-        assert_eq!(probes(&r.at(1).send(trouble())), ["app.powerbi.com"]);
-        assert!(probes(&r.at(2).send(trouble())).is_empty(), "one at a time");
-        // The host answers: the embed is left to its render timeout, not dropped.
-        let out = r.at(3).send(Input::Probed(Ok(())));
-        assert!(out.is_empty(), "{out:?}");
-        assert!(r.p.pending.is_some());
-        assert!(probes(&r.at(5).send(trouble())).is_empty(), "too soon");
-        assert_eq!(probes(&r.at(6).send(trouble())), ["app.powerbi.com"]);
-        // A loaded embed is not probed for slowness.
-        let mut r = Rig::playing(three_items());
-        r.at(2).page(FromPage::Loaded { key: "e1".into() });
-        assert!(probes(&r.at(11).tick()).is_empty());
-    }
-
-    #[test]
-    fn an_http_error_for_the_embed_document_is_a_load_failure_at_once_and_named() {
-        let mut r = Rig::playing(vec![Ok(item("Sales", ContentKind::Report, &["A"], 10))]);
-        let mut all = Vec::new();
-        // Probes 7 s apart; the third failure comes too soon after a passed probe for another.
-        for (n, t) in [(1u64, 1u64), (2, 8), (3, 9), (4, 22)] {
-            let key = format!("e{n}");
-            let url = "https://app.powerbi.com/reportEmbed?reportId=id-Sales&uid=x1".to_owned();
-            let out = r.at(t).send(Input::EmbedTrouble {
-                url,
-                detail: "HTTP 403".into(),
-            });
-            let out = if n == 3 {
-                assert!(probes(&out).is_empty(), "{out:?}");
-                out
-            } else {
-                assert_eq!(probes(&out), ["app.powerbi.com"], "{key}");
-                r.at(t + 1).send(Input::Probed(Ok(())))
-            };
-            assert!(
-                out.contains(&Output::Page(ToPage::Discard { key: key.clone() })),
-                "{key}: {out:?}"
-            );
-            all.extend(out);
-        }
-        let s = r.p.snapshot();
-        assert!(s.items[0].skipped, "{s:?}");
-        assert_eq!(s.problem, Some(ProblemId::EmbedFailed));
-        assert!(
-            has(&all, |o| matches!(o, Output::ShowProblem { problem, .. }
-                if problem.id == ProblemId::EmbedFailed && problem.cause.contains("(HTTP 403)"))),
-            "{all:?}"
-        );
-    }
-
-    #[test]
-    fn embeds_failing_with_a_reachable_host_are_not_called_not_found() {
-        let mut r = Rig::playing(vec![Ok(item("Sales", ContentKind::Report, &["A"], 10))]);
-        let mut all = Vec::new();
-        let mut t = 0;
-        for _ in 0..4 {
-            t += 46;
-            r.at(t).page(FromPage::Heartbeat { t: 0.0 });
-            all.extend(r.tick());
-            all.extend(r.send(Input::Probed(Ok(()))));
-        }
-        assert!(shows(&all, ProblemId::EmbedFailed), "{all:?}");
-        assert!(!shows(&all, ProblemId::ReportNotFound));
-        let s = r.p.snapshot();
-        assert_eq!(s.problem, Some(ProblemId::EmbedFailed));
-        assert_eq!(s.items[0].problem, Some(ProblemId::EmbedFailed));
     }
 
     #[test]
