@@ -281,31 +281,39 @@ fn answering_502_while(router: axum::Router, faults: FaultSource) -> axum::Route
 mod tests {
     use super::*;
 
-    #[tokio::test]
-    async fn serves_the_router_as_the_host_and_refuses_others() {
+    /// A front door serving "fake embed" at `/reportEmbed`.
+    async fn embed_front(cert: FrontCert) -> EmbedFront {
         let router = axum::Router::new().route(
             "/reportEmbed",
             axum::routing::get(|| async { "fake embed" }),
         );
-        let front = EmbedFront::start(router, "app.powerbi.com", FrontCert::SelfSigned)
-            .await
-            .unwrap();
-        assert_eq!(front.ca_pem, None);
-        let cert = reqwest::Certificate::from_pem(front.cert_pem.as_bytes()).unwrap();
-        let client = reqwest::Client::builder()
-            .proxy(reqwest::Proxy::all(format!("http://{}", front.proxy)).unwrap())
-            .tls_certs_only([cert])
-            .build()
-            .unwrap();
-        let body = client
-            .get("https://app.powerbi.com/reportEmbed?reportId=1")
-            .send()
+        EmbedFront::start(router, "app.powerbi.com", cert)
             .await
             .unwrap()
+    }
+
+    /// A client that goes through `front` and trusts only the certificates in `roots` (PEM).
+    fn client_through(front: &EmbedFront, roots: &str) -> reqwest::ClientBuilder {
+        reqwest::Client::builder()
+            .proxy(reqwest::Proxy::all(format!("http://{}", front.proxy)).unwrap())
+            .tls_certs_only([reqwest::Certificate::from_pem(roots.as_bytes()).unwrap()])
+    }
+
+    async fn fetch_embed(client: &reqwest::Client) -> reqwest::Result<String> {
+        client
+            .get("https://app.powerbi.com/reportEmbed?reportId=1")
+            .send()
+            .await?
             .text()
             .await
-            .unwrap();
-        assert_eq!(body, "fake embed");
+    }
+
+    #[tokio::test]
+    async fn serves_the_router_as_the_host_and_refuses_others() {
+        let front = embed_front(FrontCert::SelfSigned).await;
+        assert_eq!(front.ca_pem, None);
+        let client = client_through(&front, &front.cert_pem).build().unwrap();
+        assert_eq!(fetch_embed(&client).await.unwrap(), "fake embed");
         // Any other host: the tunnel is refused, nothing goes out.
         let err = client.get("https://example.com/").send().await.unwrap_err();
         assert!(err.is_connect() || err.to_string().contains("403"), "{err}");
@@ -329,10 +337,7 @@ mod tests {
             EmbedFront::start_with_faults(router, "app.powerbi.com", FrontCert::SelfSigned, source)
                 .await
                 .unwrap();
-        let cert = reqwest::Certificate::from_pem(front.cert_pem.as_bytes()).unwrap();
-        let client = reqwest::Client::builder()
-            .proxy(reqwest::Proxy::all(format!("http://{}", front.proxy)).unwrap())
-            .tls_certs_only([cert])
+        let client = client_through(&front, &front.cert_pem)
             .timeout(std::time::Duration::from_secs(2))
             // A fresh tunnel per request: the fault is read once per connection.
             .pool_max_idle_per_host(0)
@@ -362,37 +367,13 @@ mod tests {
 
     #[tokio::test]
     async fn with_a_run_ca_the_leaf_is_trusted_through_the_ca_only() {
-        let router = axum::Router::new().route(
-            "/reportEmbed",
-            axum::routing::get(|| async { "fake embed" }),
-        );
-        let front = EmbedFront::start(router, "app.powerbi.com", FrontCert::RunCa)
-            .await
-            .unwrap();
+        let front = embed_front(FrontCert::RunCa).await;
         let ca_pem = front.ca_pem.clone().expect("a CA");
         assert_ne!(ca_pem, front.cert_pem);
-        let client = |roots: &str| {
-            reqwest::Client::builder()
-                .proxy(reqwest::Proxy::all(format!("http://{}", front.proxy)).unwrap())
-                .tls_certs_only([reqwest::Certificate::from_pem(roots.as_bytes()).unwrap()])
-                .build()
-                .unwrap()
-        };
-        let body = client(&ca_pem)
-            .get("https://app.powerbi.com/reportEmbed")
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        assert_eq!(body, "fake embed");
+        let client = |roots: &str| client_through(&front, roots).build().unwrap();
+        assert_eq!(fetch_embed(&client(&ca_pem)).await.unwrap(), "fake embed");
         // The leaf alone is no trust anchor: it is not self-signed.
-        let err = client(&front.cert_pem)
-            .get("https://app.powerbi.com/reportEmbed")
-            .send()
-            .await
-            .unwrap_err();
+        let err = fetch_embed(&client(&front.cert_pem)).await.unwrap_err();
         assert!(err.is_connect() || err.is_request(), "{err}");
     }
 }
