@@ -185,7 +185,12 @@ impl Player {
         sim: SocketAddr,
         window: &str,
     ) -> Self {
-        let status: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        // A port is only reserved while bound: free_port() can hand out the simulator's port
+        // again, and then one of the two servers cannot listen.
+        let status_port = std::iter::repeat_with(free_port)
+            .find(|p| *p != sim.port())
+            .unwrap();
+        let status: SocketAddr = format!("127.0.0.1:{status_port}").parse().unwrap();
         let log = std::fs::File::create(out_dir().join(format!("{name}.log"))).unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_pbikiosk"))
             .args(args)
