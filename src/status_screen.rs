@@ -145,11 +145,15 @@ pub(crate) fn screen(
         fix: problem.fix.clone(),
         facts,
         next_attempt: next_attempt.map(|t| {
-            let mins = t
-                .saturating_duration_since(clock.now)
-                .as_secs()
-                .div_ceil(60);
-            format!("{} (in {mins} min)", clock.wall_clock(t))
+            let secs = t.saturating_duration_since(clock.now).as_secs();
+            // Network trouble is retried within seconds: "in 1 min" would tell the installer
+            // to wait longer than the screen will.
+            let to_go = if secs < 60 {
+                format!("{} s", secs.max(1))
+            } else {
+                format!("{} min", secs.div_ceil(60))
+            };
+            format!("{} (in {to_go})", clock.wall_clock(t))
         }),
     }
 }
@@ -281,6 +285,14 @@ mod tests {
             &c,
         );
         assert_eq!(s.next_attempt.as_deref(), Some("09:01 (in 1 min)"));
+        let s = screen(
+            &problem,
+            Some(c.now + Duration::from_secs(12)),
+            &ctx(false),
+            &device(),
+            &c,
+        );
+        assert_eq!(s.next_attempt.as_deref(), Some("09:00 (in 12 s)"));
     }
 
     #[test]
