@@ -54,8 +54,8 @@
   // for every Report it creates and never removes it, not even in powerbi.reset(): the route's
   // handler keeps the Report, its container and its iframe alive (found with a Chromium heap
   // snapshot, web/testing/leakpath.mjs: every discarded container retained through
-  // powerbi.wpmp.handlers; memory climbing per report switch is Microsoft/PowerBI-JavaScript
-  // issue #178, open since 2017). A kiosk embeds once per switch, so the web process grew without
+  // powerbi.wpmp.handlers; users of the library have reported memory climbing per report switch
+  // for years, without this cause). A kiosk embeds once per switch, so the web process grew without
   // end. Those routes only serve `eventHooks` (accessTokenProvider, applicationContextProvider),
   // which we never configure (the core pushes tokens with setAccessToken), so they are not
   // registered at all. The service's own routes (with :uniqueId placeholders) pass untouched.
