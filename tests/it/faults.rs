@@ -30,7 +30,7 @@ fn hold(reduced: u64, full_secs: u64) -> Duration {
 /// What one fault did.
 struct Figures {
     name: &'static str,
-    recovered: bool,
+    /// `None`: it did not recover.
     recover_ms: Option<u128>,
     wrong: Vec<String>,
     token_requests: u64,
@@ -42,7 +42,11 @@ impl Figures {
         let line = format!(
             "FAULT {:<26} recovered={:<3} time_to_recover={:>7} wrong_shown={} token_requests={} {}",
             self.name,
-            if self.recovered { "yes" } else { "NO" },
+            if self.recover_ms.is_some() {
+                "yes"
+            } else {
+                "NO"
+            },
             self.recover_ms
                 .map(|m| format!("{m}ms"))
                 .unwrap_or_else(|| "-".into()),
@@ -61,6 +65,20 @@ impl Figures {
             .open(out_dir().join("faults.txt"))
             .unwrap();
         writeln!(f, "{line}").unwrap();
+    }
+}
+
+/// Print a fault's figures and keep them for [`assert_all`].
+fn record(all: &mut Vec<Figures>, f: Figures) {
+    f.print();
+    all.push(f);
+}
+
+/// Every fault recovered (else: "<name> <failure>") and showed nothing wrong.
+fn assert_all(all: &[Figures], failure: &str) {
+    for f in all {
+        assert!(f.recover_ms.is_some(), "{} {failure}", f.name);
+        assert!(f.wrong.is_empty(), "{}: {:?}", f.name, f.wrong);
     }
 }
 
@@ -166,7 +184,6 @@ async fn hold_and_lift(
     .await;
     Figures {
         name,
-        recovered: s.is_some(),
         recover_ms: s.is_some().then_some(took.as_millis()),
         wrong,
         token_requests: token_requests(p).await - before,
@@ -206,7 +223,6 @@ async fn network_down_at_boot() {
     let (end, took) = watch(&mut p, 120, network_screen, &mut wrong, playing).await;
     let f = Figures {
         name: "network down at boot",
-        recovered: end.is_some(),
         recover_ms: end.is_some().then_some(took.as_millis()),
         wrong,
         token_requests: token_requests(&p).await,
@@ -216,7 +232,7 @@ async fn network_down_at_boot() {
         ),
     };
     f.print();
-    assert!(f.recovered && f.wrong.is_empty());
+    assert!(f.recover_ms.is_some() && f.wrong.is_empty());
 }
 
 /// Token endpoint faults while a report is up, one after another with 20 s tokens (refreshed
@@ -282,7 +298,6 @@ async fn token_endpoint_faults_while_playing() {
     .await;
     let f = Figures {
         name: "token endpoint 429 storm",
-        recovered: s.is_some(),
         recover_ms: s.is_some().then_some(took.as_millis()),
         wrong,
         token_requests: token_requests(&p).await - before,
@@ -305,7 +320,6 @@ async fn token_endpoint_faults_while_playing() {
     .await;
     let f = Figures {
         name: "token expiry",
-        recovered: s.is_some(),
         recover_ms: s.is_some().then_some(took.as_millis()),
         wrong,
         token_requests: token_requests(&p).await - before,
@@ -322,10 +336,7 @@ async fn token_endpoint_faults_while_playing() {
         0,
         "reloaded for a token fault: {s}"
     );
-    for f in &all {
-        assert!(f.recovered, "{} did not recover", f.name);
-        assert!(f.wrong.is_empty(), "{}: {:?}", f.name, f.wrong);
-    }
+    assert_all(&all, "did not recover");
     // 429s honoured: at most one request per Retry-After, plus the one that succeeds.
     assert!(
         all[2].token_requests <= storm as u64 + 2,
@@ -365,7 +376,6 @@ async fn powerbi_429_and_web_process_faults() {
     let stats = p.sim_stats().await;
     let f = Figures {
         name: "Power BI 429 at boot",
-        recovered: s.is_some(),
         recover_ms: s.is_some().then_some(took.as_millis()),
         wrong,
         token_requests: stats["token_requests"].as_u64().unwrap_or(0),
@@ -375,7 +385,11 @@ async fn powerbi_429_and_web_process_faults() {
         ),
     };
     f.print();
-    assert!(f.recovered && f.wrong.is_empty(), "{:?}", f.wrong);
+    assert!(
+        f.recover_ms.is_some() && f.wrong.is_empty(),
+        "{:?}",
+        f.wrong
+    );
     let mut all = Vec::new();
 
     // kill -9 of the web process.
@@ -417,20 +431,15 @@ async fn powerbi_429_and_web_process_faults() {
         }
         let f = Figures {
             name,
-            recovered: s.is_some(),
             recover_ms: s.is_some().then_some(took.as_millis()),
             wrong,
             token_requests: token_requests(&p).await - before,
             note: "(recovery = page reloaded and a report on screen again)".into(),
         };
-        f.print();
-        all.push(f);
+        record(&mut all, f);
     }
     x.screenshot("fault-web-recovered.png");
-    for f in &all {
-        assert!(f.recovered, "{} did not recover", f.name);
-        assert!(f.wrong.is_empty(), "{}: {:?}", f.name, f.wrong);
-    }
+    assert_all(&all, "did not recover");
 }
 
 /// `pbikiosk run --config FILE`: the file is replaced by garbage while running → the config
@@ -481,7 +490,6 @@ async fn config_replaced_by_garbage() {
     let (end, _) = watch(&mut p, 60, |_| None, &mut wrong, resolved).await;
     let f = Figures {
         name: "config replaced by garbage",
-        recovered: end.is_some(),
         recover_ms: end.is_some().then_some(restored_at.elapsed().as_millis()),
         wrong,
         token_requests: sim.stats().token_requests - before,
@@ -492,7 +500,11 @@ async fn config_replaced_by_garbage() {
         ),
     };
     f.print();
-    assert!(f.recovered && f.wrong.is_empty(), "{:?}", f.wrong);
+    assert!(
+        f.recover_ms.is_some() && f.wrong.is_empty(),
+        "{:?}",
+        f.wrong
+    );
 }
 
 /// The wall clock jumps (a day forward, then two days back) while playing. The player's
@@ -546,18 +558,13 @@ async fn wall_clock_jumps() {
         }
         let f = Figures {
             name,
-            recovered: s.is_some(),
             recover_ms: s.is_some().then_some(took.as_millis()),
             wrong,
             token_requests: token_requests(&p).await - before,
             note: "(nothing to recover from: time = two token refreshes and four switches)".into(),
         };
-        f.print();
-        all.push(f);
+        record(&mut all, f);
     }
     x.screenshot("fault-clock.png");
-    for f in &all {
-        assert!(f.recovered, "{} broke the player", f.name);
-        assert!(f.wrong.is_empty(), "{}: {:?}", f.name, f.wrong);
-    }
+    assert_all(&all, "broke the player");
 }
