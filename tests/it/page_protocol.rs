@@ -63,6 +63,20 @@ fn to_page_examples() -> Vec<ToPage> {
     const DASHBOARD: &str = "7a8b9c0d-1e2f-4a3b-8c4d-5e6f7a8b9c0d";
     // JWT-shaped, like the Power BI access tokens the page is given, and obviously not one.
     const TOKEN: &str = "eyJ0eXAiOiJKV1QifQ.eyJhdWQiOiJwb3dlcmJpIn0.bm90LWEtcmVhbC1zaWduYXR1cmU";
+    let plain_report = |key: &str, report_layout| ToPage::Prepare {
+        key: key.into(),
+        kind: ContentKind::Report,
+        id: REPORT.into(),
+        group_id: WORKSPACE.into(),
+        embed_url: format!(
+            "https://app.powerbi.com/reportEmbed?reportId={REPORT}&groupId={WORKSPACE}"
+        ),
+        access_token: TOKEN.into(),
+        token_type: TokenType::Aad,
+        page: None,
+        bookmark: None,
+        report_layout,
+    };
     vec![
         ToPage::Prepare {
             key: "e1".into(),
@@ -92,34 +106,9 @@ fn to_page_examples() -> Vec<ToPage> {
             bookmark: None,
             report_layout: ReportLayout::Landscape,
         },
-        ToPage::Prepare {
-            key: "e3".into(),
-            kind: ContentKind::Report,
-            id: REPORT.into(),
-            group_id: WORKSPACE.into(),
-            embed_url: format!(
-                "https://app.powerbi.com/reportEmbed?reportId={REPORT}&groupId={WORKSPACE}"
-            ),
-            access_token: TOKEN.into(),
-            token_type: TokenType::Aad,
-            page: None,
-            bookmark: None,
-            report_layout: ReportLayout::Portrait,
-        },
-        ToPage::Prepare {
-            key: "e4".into(),
-            kind: ContentKind::Report,
-            id: REPORT.into(),
-            group_id: WORKSPACE.into(),
-            embed_url: format!(
-                "https://app.powerbi.com/reportEmbed?reportId={REPORT}&groupId={WORKSPACE}"
-            ),
-            access_token: TOKEN.into(),
-            token_type: TokenType::Aad,
-            page: None,
-            bookmark: None,
-            report_layout: ReportLayout::FitWidth,
-        },
+        // The other report layouts, on a plain report (no page, no bookmark).
+        plain_report("e3", ReportLayout::Portrait),
+        plain_report("e4", ReportLayout::FitWidth),
         ToPage::Starting {
             activity: "Signing in as kiosk@contoso.com…".into(),
             facts: vec![
