@@ -1,33 +1,21 @@
 // Report layouts on portrait and landscape screens: the settings the real powerbi-client sends for each
 // `report_layout`, and what the fake Power BI page draws with them (a report with a mobile layout and one
 // without, src/sim/embed/).
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { startServers, launchChromium, embedUrl, waitForMessage, send, embedFrame, OUT } from '../testing/harness.mjs';
+import { serversAndBrowser, embedUrl, waitForMessage, send, embedFrame, OUT } from '../testing/harness.mjs';
 
 const TOKEN = 'aad-token-LAYOUT-0123456789-do-not-leak';
 // models.LayoutType / models.DisplayOption values on the wire.
 const CUSTOM = 1, MOBILE_PORTRAIT = 2, FIT_TO_PAGE = 0, FIT_TO_WIDTH = 1;
 
-let servers, browser;
-
-before(async () => {
-  mkdirSync(OUT, { recursive: true });
-  servers = await startServers();
-  browser = await launchChromium(servers);
-});
-
-after(async () => {
-  await browser?.close();
-  await servers?.close();
-});
+const env = serversAndBrowser();
 
 async function openPage(width, height) {
-  const context = await browser.newContext({ viewport: { width, height } });
+  const context = await env.browser.newContext({ viewport: { width, height } });
   const page = await context.newPage();
-  await page.goto(servers.pageUrl);
+  await page.goto(env.servers.pageUrl);
   await waitForMessage(page, (m) => m.type === 'ready', 10000, 'ready');
   // Every embed the page asks of the SDK, with the settings the SDK posts in its report/load (the embed
   // page draws from what arrives, which the tests check too).

@@ -1,10 +1,9 @@
 // The page's full-screen screens at the sizes kiosks run at: the status screen with the longest texts the
 // core writes (landscape and portrait), the badge, and the start screen shown before the first item.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { startServers, launchChromium, embedUrl, waitForMessage, send, OUT } from '../testing/harness.mjs';
+import { serversAndBrowser, embedUrl, waitForMessage, send, OUT } from '../testing/harness.mjs';
 
 const SIZES = [[1280, 720], [1920, 1080], [3840, 2160], [1080, 1920]];
 
@@ -29,23 +28,12 @@ const LONG_SCREEN = {
   next_attempt: '2026-11-26T14:35:00Z'
 };
 
-let servers, browser;
-
-before(async () => {
-  mkdirSync(OUT, { recursive: true });
-  servers = await startServers();
-  browser = await launchChromium(servers);
-});
-
-after(async () => {
-  await browser?.close();
-  await servers?.close();
-});
+const env = serversAndBrowser();
 
 async function openPage(width, height, contextOptions = {}) {
-  const context = await browser.newContext({ viewport: { width, height }, ...contextOptions });
+  const context = await env.browser.newContext({ viewport: { width, height }, ...contextOptions });
   const page = await context.newPage();
-  await page.goto(servers.pageUrl);
+  await page.goto(env.servers.pageUrl);
   return { context, page };
 }
 

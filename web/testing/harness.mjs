@@ -1,7 +1,8 @@
 // Test harness: a fake https://app.powerbi.com on loopback (self-signed certificate made now, trusted by this
 // Chromium run only via its SPKI hash), a plain http server for web/, and Debian's Chromium via playwright-core.
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, existsSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, readFileSync, rmSync, existsSync } from 'node:fs';
+import { before, after } from 'node:test';
 import { createServer as createHttps } from 'node:https';
 import { createServer as createHttp } from 'node:http';
 import { X509Certificate, createHash } from 'node:crypto';
@@ -126,6 +127,21 @@ export async function launchChromium(servers) {
       `--ignore-certificate-errors-spki-list=${servers.spkiHash}`
     ]
   });
+}
+
+/** The servers and a Chromium for one test file: started before its tests, closed after them. */
+export function serversAndBrowser() {
+  const env = {};
+  before(async () => {
+    mkdirSync(OUT, { recursive: true });
+    env.servers = await startServers();
+    env.browser = await launchChromium(env.servers);
+  });
+  after(async () => {
+    await env.browser?.close();
+    await env.servers?.close();
+  });
+  return env;
 }
 
 export function embedUrl(kind, id, groupId = 'g-signage') {
