@@ -355,11 +355,12 @@ pub async fn run(cfg: &Config) -> CheckReport {
 /// The way out the player's web view takes: `https_proxy` from the environment (the player
 /// gives it no proxy of its own), trusting `cloud.ca_file` on top of the system's roots.
 fn web_view_route(cfg: &Config) -> Route {
-    let extra = match cfg.cloud.ca_file.as_deref().map(std::fs::read) {
-        Some(Ok(pem)) => reach::pem_certificates(&pem),
-        // The HTTPS client step already failed on an unreadable file; `check` never gets here.
-        Some(Err(_)) | None => Vec::new(),
-    };
+    let extra = cfg
+        .cloud
+        .ca_file
+        .as_deref()
+        .map(reach::ca_file_certificates)
+        .unwrap_or_default();
     Route::for_web_view(None, |k| std::env::var(k).ok(), extra)
 }
 
