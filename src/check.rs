@@ -18,6 +18,7 @@ use crate::content::ContentKind;
 use crate::net;
 use crate::powerbi::{PowerBiClient, Workspace};
 use crate::problem::{Problem, ProblemId, RetryClass};
+use crate::reach::{self, Route, Unreachable};
 use crate::secret::Secret;
 
 /// How long `check` keeps retrying transient failures before it reports them.
@@ -306,6 +307,7 @@ pub async fn run(cfg: &Config) -> CheckReport {
             .with_fix("Run `pbikiosk reports --toml` and paste the [[playlist]] entries you want into the config.");
         lines.push(Line::from_problem("playlist", &p));
     }
+    let mut embed_urls = Vec::new();
     for (i, item) in cfg.playlist.iter().enumerate() {
         // Counted from 1, like the config errors: the installer counts [[playlist]] blocks.
         let name = format!("playlist[{}]", i + 1);
@@ -332,6 +334,7 @@ pub async fn run(cfg: &Config) -> CheckReport {
                     }
                 };
                 lines.push(Line::ok(name, what));
+                embed_urls.push(r.embed_url);
             }
             Err(p) => {
                 let p = explain_access(p, &workspaces, &item.workspace, &cfg.auth.username);
@@ -339,7 +342,58 @@ pub async fn run(cfg: &Config) -> CheckReport {
             }
         }
     }
+    // Only the embed host needs a probe: the sign-in and API hosts were reached by the steps
+    // above, through the same client the player uses.
+    let route = web_view_route(cfg);
+    for host in embed_hosts(embed_urls.iter().map(String::as_str)) {
+        let res = reach::probe(&host, &route).await;
+        lines.push(reach_line(&host, &route, res));
+    }
     CheckReport::from_lines(lines)
+}
+
+/// The way out the player's web view takes: `https_proxy` from the environment (the player
+/// gives it no proxy of its own), trusting `cloud.ca_file` on top of the system's roots.
+fn web_view_route(cfg: &Config) -> Route {
+    let extra = cfg
+        .cloud
+        .ca_file
+        .as_deref()
+        .map(reach::ca_file_certificates)
+        .unwrap_or_default();
+    Route::for_web_view(None, |k| std::env::var(k).ok(), extra)
+}
+
+/// The hosts the web view loads the resolved items from, each once, in playlist order.
+fn embed_hosts<'a>(urls: impl IntoIterator<Item = &'a str>) -> Vec<String> {
+    let mut hosts: Vec<String> = Vec::new();
+    for url in urls {
+        let Some(host) = url::Url::parse(url)
+            .ok()
+            .and_then(|u| u.host_str().map(str::to_ascii_lowercase))
+        else {
+            continue;
+        };
+        if !hosts.contains(&host) {
+            hosts.push(host);
+        }
+    }
+    hosts
+}
+
+/// The line for one probed host: what was checked on the way, or where it stopped and the fix.
+fn reach_line(host: &str, route: &Route, res: Result<(), Unreachable>) -> Line {
+    const NAME: &str = "embed host";
+    match res {
+        Ok(()) => {
+            let way = match &route.proxy {
+                Some(proxy) => format!("through proxy {proxy}"),
+                None => "direct".to_owned(),
+            };
+            Line::ok(NAME, format!("{host}: reachable ({way}, TLS ok)"))
+        }
+        Err(u) => Line::from_problem(NAME, &u.to_problem()),
+    }
 }
 
 fn workspace_name<'a>(all: &'a [Workspace], id: &'a str) -> &'a str {
@@ -449,5 +503,59 @@ mod tests {
         assert!(b.cause.contains("no extra licence"), "{}", b.cause);
         let c = explain_access(denied, &ws, "C", "u@x");
         assert!(c.cause.contains("not a member"), "{}", c.cause);
+    }
+    #[test]
+    fn embed_hosts_are_named_once_in_playlist_order() {
+        let hosts = embed_hosts([
+            "https://app.powerbi.com/reportEmbed?reportId=1&config=x",
+            "https://APP.powerbi.com/dashboardEmbed?dashboardId=2",
+            "https://app.powerbigov.us/reportEmbed?reportId=3",
+            "not a url",
+            "https://app.powerbi.com/reportEmbed?reportId=4",
+        ]);
+        assert_eq!(hosts, ["app.powerbi.com", "app.powerbigov.us"]);
+        assert!(embed_hosts([]).is_empty());
+    }
+
+    #[test]
+    fn reach_lines_say_what_was_checked_or_where_it_stopped() {
+        let proxied = Route {
+            proxy: Some("127.0.0.1:3128".into()),
+            extra_roots: Vec::new(),
+        };
+        let ok = reach_line("app.powerbi.com", &proxied, Ok(()));
+        assert!(ok.ok);
+        assert_eq!(ok.name, "embed host");
+        assert_eq!(
+            ok.message.as_deref(),
+            Some("app.powerbi.com: reachable (through proxy 127.0.0.1:3128, TLS ok)")
+        );
+        let direct = reach_line("app.powerbi.com", &Route::default(), Ok(()));
+        assert_eq!(
+            direct.message.as_deref(),
+            Some("app.powerbi.com: reachable (direct, TLS ok)")
+        );
+
+        let refused = Unreachable {
+            host: "app.powerbi.com".into(),
+            stage: reach::Stage::Proxy,
+            failure: reach::Failure::ProxyRefused {
+                proxy: "127.0.0.1:3128".into(),
+                status: "502 Bad Gateway".into(),
+            },
+        };
+        let line = reach_line("app.powerbi.com", &proxied, Err(refused));
+        assert!(!line.ok);
+        assert_eq!(line.problem, Some(ProblemId::EmbedUnreachable));
+        let msg = line.message.as_deref().unwrap();
+        assert!(msg.contains("app.powerbi.com"), "{msg}");
+        assert!(msg.contains("502 Bad Gateway"), "{msg}");
+        assert!(line.fix.as_deref().unwrap().contains("127.0.0.1:3128"));
+        let r = CheckReport::from_lines(vec![Line::ok("config", "fine"), line]);
+        assert!(!r.ok);
+        assert_eq!(r.problems, vec![ProblemId::EmbedUnreachable]);
+        let json = serde_json::to_value(&r).unwrap();
+        assert_eq!(json["checks"][1]["name"], "embed host");
+        assert_eq!(json["checks"][1]["problem"], "embed_unreachable");
     }
 }

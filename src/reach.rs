@@ -61,11 +61,7 @@ impl Route {
             extra.extend(pem_certificates(pem.as_bytes()));
         }
         if let Some(path) = &shell.ca_file {
-            match std::fs::read(path) {
-                Ok(pem) => extra.extend(pem_certificates(&pem)),
-                // The HTTP client reports an unreadable file as a config problem already.
-                Err(e) => tracing::debug!(error = %e, "cloud.ca_file not read for the probe"),
-            }
+            extra.extend(ca_file_certificates(path));
         }
         Self::for_web_view(
             shell.proxy.map(|p| p.to_string()),
@@ -86,6 +82,18 @@ fn proxy_authority(setting: &str) -> Option<String> {
     let url = url::Url::parse(&with_scheme).ok()?;
     let host = url.host_str()?;
     Some(format!("{host}:{}", url.port_or_known_default()?))
+}
+
+/// The certificates in `cloud.ca_file`, which the web view trusts on top of the system's.
+pub(crate) fn ca_file_certificates(path: &std::path::Path) -> Vec<CertificateDer<'static>> {
+    match std::fs::read(path) {
+        Ok(pem) => pem_certificates(&pem),
+        // The HTTP client reports an unreadable file as a config problem already.
+        Err(e) => {
+            tracing::debug!(error = %e, "cloud.ca_file not read for the probe");
+            Vec::new()
+        }
+    }
 }
 
 /// Certificates from PEM text (the demo's front door, or `cloud.ca_file`).

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
+use pbikiosk::sim::front::{EmbedFront, FrontCert};
 use pbikiosk::sim::scenario::builtin_ids as ids;
 use pbikiosk::sim::{Scenario, SimHandle, Simulator};
 
@@ -24,10 +25,6 @@ impl Run {
             .map(|v| v.as_str().unwrap().to_owned())
             .collect()
     }
-}
-
-fn run(args: &[&str], config: &PathBuf) -> Run {
-    run_env(args, config, &[])
 }
 
 fn run_env(args: &[&str], config: &PathBuf, env: &[(&str, String)]) -> Run {
@@ -85,17 +82,86 @@ async fn sim(s: Scenario) -> SimHandle {
 
 /// `check` blocks; run it off the runtime that serves the simulator.
 async fn check(args: &'static [&'static str], cfg: PathBuf) -> Run {
-    tokio::task::spawn_blocking(move || run(args, &cfg))
+    check_env(args, cfg, Vec::new()).await
+}
+
+async fn check_env(
+    args: &'static [&'static str],
+    cfg: PathBuf,
+    env: Vec<(&'static str, String)>,
+) -> Run {
+    tokio::task::spawn_blocking(move || run_env(args, &cfg, &env))
         .await
         .unwrap()
+}
+
+/// The simulator's HTTPS front door standing in for `app.powerbi.com` (where the simulator's
+/// embed URLs point), failing as the simulator's `embed_fault` says. `check` probes the embed
+/// host once items resolve; through this door the probe stays on loopback, as every test's
+/// must (this machine has no network, and tests never try Microsoft's real hosts).
+struct Front {
+    door: EmbedFront,
+    /// The door's CA (PEM), for `cloud.ca_file`.
+    ca: PathBuf,
+}
+
+async fn front(sim: &SimHandle, dir: &tempfile::TempDir) -> Front {
+    let faults = {
+        let sim = sim.clone();
+        std::sync::Arc::new(move || sim.embed_fault())
+    };
+    let door =
+        EmbedFront::start_with_faults(sim.router(), "app.powerbi.com", FrontCert::RunCa, faults)
+            .await
+            .unwrap();
+    let ca = dir.path().join(format!("{}-ca.pem", rand_name()));
+    std::fs::write(&ca, door.ca_pem.as_deref().unwrap()).unwrap();
+    Front { door, ca }
+}
+
+impl Front {
+    /// The environment that sends the web view's way out (and reqwest's https) to the door.
+    fn env(&self) -> Vec<(&'static str, String)> {
+        let proxy = format!("http://{}", self.door.proxy);
+        vec![
+            ("https_proxy", proxy.clone()),
+            ("HTTPS_PROXY", proxy),
+            ("NO_PROXY", String::new()),
+            ("no_proxy", String::new()),
+        ]
+    }
+
+    /// `config` with the door's CA as `cloud.ca_file`.
+    fn trusted(&self, config: String) -> String {
+        let ca = self.ca.to_str().unwrap();
+        assert!(config.contains("[cloud]\n"), "{config}");
+        config.replace("[cloud]\n", &format!("[cloud]\nca_file = {ca:?}\n"))
+    }
+
+    /// Write a config for `user` that trusts the door, edited by `edit`.
+    fn config(
+        &self,
+        sim: &SimHandle,
+        user: &str,
+        dir: &tempfile::TempDir,
+        edit: impl Fn(String) -> String,
+    ) -> PathBuf {
+        config(sim, user, dir, |s| self.trusted(edit(s)))
+    }
+
+    /// `check` with the embed host behind the door.
+    async fn check(&self, args: &'static [&'static str], cfg: PathBuf) -> Run {
+        check_env(args, cfg, self.env()).await
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn good_account_names_every_item_and_page() {
     let sim = sim(Scenario::builtin()).await;
     let dir = tempfile::tempdir().unwrap();
-    let cfg = config(&sim, &good_user(), &dir, |s| s);
-    let r = check(&["check"], cfg.clone()).await;
+    let front = front(&sim, &dir).await;
+    let cfg = front.config(&sim, &good_user(), &dir, |s| s);
+    let r = front.check(&["check"], cfg.clone()).await;
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
     for text in [
         "All checks passed",
@@ -108,7 +174,7 @@ async fn good_account_names_every_item_and_page() {
     ] {
         assert!(r.stdout.contains(text), "missing {text:?} in\n{}", r.stdout);
     }
-    let j = check(&["check", "--json"], cfg.clone()).await;
+    let j = front.check(&["check", "--json"], cfg.clone()).await;
     assert_eq!(j.code, 0);
     let v = j.json();
     assert_eq!(v["ok"], true);
@@ -128,11 +194,12 @@ async fn good_account_names_every_item_and_page() {
             "power bi",
             "playlist[1]",
             "playlist[2]",
-            "playlist[3]"
+            "playlist[3]",
+            "embed host"
         ]
     );
     // reports --toml gives a playlist that check accepts as is.
-    let listing = check(&["reports", "--toml"], cfg.clone()).await;
+    let listing = front.check(&["reports", "--toml"], cfg.clone()).await;
     assert_eq!(listing.code, 0, "{}", listing.stdout);
     assert!(
         listing
@@ -150,14 +217,20 @@ async fn good_account_names_every_item_and_page() {
         .next()
         .unwrap()
         .to_owned();
+    // auth_part already trusts the door's CA.
     let cfg2 = config(&sim, &good_user(), &dir, |_| {
         format!("{auth_part}\n{}", listing.stdout)
     });
-    let again = check(&["check", "--json"], cfg2).await;
+    let again = front.check(&["check", "--json"], cfg2).await;
     assert_eq!(again.code, 0, "{}", again.stdout);
     let n = again.json()["checks"].as_array().unwrap().len();
-    // Four base checks, then the three visible reports and the dashboard.
-    assert_eq!(n, 4 + 4, "every report and the dashboard: {}", again.stdout);
+    // Four base checks, the three visible reports and the dashboard, then their one embed host.
+    assert_eq!(
+        n,
+        4 + 4 + 1,
+        "every report and the dashboard: {}",
+        again.stdout
+    );
 }
 
 /// Each scripted bad account or app yields its problem id, with a cause and a fix.
@@ -180,13 +253,14 @@ async fn every_bad_scenario_yields_its_problem() {
     for (name, want) in cases {
         let scenario = Scenario::named(name).unwrap_or_else(|| panic!("scenario {name}"));
         let sim = sim(scenario).await;
+        let front = front(&sim, &dir).await;
         let user = sim.demo_username().unwrap();
-        let cfg = config(&sim, &user, &dir, |s| s);
+        let cfg = front.config(&sim, &user, &dir, |s| s);
         runs.push((
             name,
             want,
             sim,
-            tokio::spawn(check(&["check", "--json"], cfg)),
+            tokio::spawn(async move { front.check(&["check", "--json"], cfg).await }),
         ));
     }
     for (name, want, sim, task) in runs {
@@ -228,6 +302,7 @@ async fn every_bad_scenario_yields_its_problem() {
 async fn wrong_ids_and_secrets_are_named() {
     let sim = sim(Scenario::builtin()).await;
     let dir = tempfile::tempdir().unwrap();
+    let front = front(&sim, &dir).await;
     let user = good_user();
     type Edit = Box<dyn Fn(String) -> String>;
     let cases: Vec<(&str, Edit)> = vec![
@@ -266,8 +341,8 @@ async fn wrong_ids_and_secrets_are_named() {
         ),
     ];
     for (want, edit) in cases {
-        let cfg = config(&sim, &user, &dir, edit);
-        let r = check(&["check", "--json"], cfg).await;
+        let cfg = front.config(&sim, &user, &dir, edit);
+        let r = front.check(&["check", "--json"], cfg).await;
         assert_eq!(r.code, 1, "{want}: {}", r.stdout);
         assert_eq!(r.problems(), vec![want.to_owned()], "{}", r.stdout);
     }
@@ -282,9 +357,10 @@ async fn outages_are_reported_within_the_budget() {
         ("throttled", "throttled"),
     ] {
         let sim = sim(Scenario::named(name).unwrap()).await;
-        let cfg = config(&sim, &sim.demo_username().unwrap(), &dir, |s| s);
+        let front = front(&sim, &dir).await;
+        let cfg = front.config(&sim, &sim.demo_username().unwrap(), &dir, |s| s);
         let t = std::time::Instant::now();
-        let r = check(&["check", "--json"], cfg).await;
+        let r = front.check(&["check", "--json"], cfg).await;
         let took = t.elapsed();
         assert_eq!(r.problems(), vec![want.to_owned()], "{name}: {}", r.stdout);
         assert!(took.as_secs() <= 40, "{name} took {took:?}");
@@ -326,8 +402,9 @@ async fn no_secret_or_token_in_any_output() {
             d.password = None;
         }
         let sim = sim(s).await;
+        let front = front(&sim, &dir).await;
         let user = sim.demo_username().unwrap();
-        let cfg = config(&sim, &user, &dir, |s| s);
+        let cfg = front.config(&sim, &user, &dir, |s| s);
         for args in [
             &["check"][..],
             &["check", "--json"],
@@ -336,7 +413,7 @@ async fn no_secret_or_token_in_any_output() {
             &["-vv", "check"],
         ] {
             let args: &'static [&'static str] = Box::leak(args.to_vec().into_boxed_slice());
-            let r = check(args, cfg.clone()).await;
+            let r = front.check(args, cfg.clone()).await;
             outputs.push((name.to_string(), r.stdout, r.stderr));
         }
     }
@@ -388,23 +465,13 @@ fn jwt_detector_finds_tokens_and_not_embed_configs() {
 /// the run), `check` passes when `cloud.ca_file` names that CA, and fails on TLS without it.
 #[tokio::test(flavor = "multi_thread")]
 async fn check_trusts_ca_file_behind_an_inspecting_proxy() {
-    use pbikiosk::sim::front::{EmbedFront, FrontCert};
     let sim = sim(Scenario::builtin()).await;
-    let front = EmbedFront::start(sim.router(), "app.powerbi.com", FrontCert::RunCa)
-        .await
-        .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let ca = dir.path().join("corp-ca.pem");
-    std::fs::write(&ca, front.ca_pem.as_deref().unwrap()).unwrap();
+    let front = front(&sim, &dir).await;
     // Everything through the front door: it serves the simulator as https://app.powerbi.com.
     let base = sim.base_url().trim_end_matches('/').to_owned();
     let through_front = |s: String| s.replace(&base, "https://app.powerbi.com");
-    let with_ca = config(&sim, &good_user(), &dir, |s| {
-        through_front(s).replace(
-            "[cloud]\n",
-            &format!("[cloud]\nca_file = {:?}\n", ca.to_str().unwrap()),
-        )
-    });
+    let with_ca = front.config(&sim, &good_user(), &dir, through_front);
     let without = config(&sim, &good_user(), &dir, through_front);
     assert!(
         std::fs::read_to_string(&with_ca)
@@ -412,24 +479,126 @@ async fn check_trusts_ca_file_behind_an_inspecting_proxy() {
             .contains("ca_file")
     );
     // reqwest takes the proxy from the environment, as on a device behind one.
-    let env = [
-        ("HTTPS_PROXY", format!("http://{}", front.proxy)),
-        ("NO_PROXY", String::new()),
-        ("no_proxy", String::new()),
-    ];
-    let check_env = |cfg: PathBuf| {
-        let env = env.clone();
-        tokio::task::spawn_blocking(move || run_env(&["check", "--json"], &cfg, &env))
-    };
-    let ok = check_env(with_ca).await.unwrap();
+    let ok = front.check(&["check", "--json"], with_ca).await;
     assert_eq!(ok.code, 0, "{}\n{}", ok.stdout, ok.stderr);
     assert_eq!(ok.json()["ok"], true, "{}", ok.stdout);
-    let refused = check_env(without).await.unwrap();
+    let refused = front.check(&["check", "--json"], without).await;
     assert_ne!(refused.code, 0, "{}", refused.stdout);
     assert!(
         refused.problems().contains(&"tls".to_owned()),
         "{}\n{}",
         refused.stdout,
         refused.stderr
+    );
+}
+
+/// The `embed host` lines of a `check --json` run.
+fn reach_lines(r: &Run) -> Vec<serde_json::Value> {
+    r.json()["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["name"] == "embed host")
+        .cloned()
+        .collect()
+}
+
+/// The screen can load the embed: `check` says the embed host answered, and how it was reached.
+#[tokio::test(flavor = "multi_thread")]
+async fn good_account_reaches_the_embed_host() {
+    let sim = sim(Scenario::builtin()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let front = front(&sim, &dir).await;
+    let cfg = front.config(&sim, &good_user(), &dir, |s| s);
+    let r = front.check(&["check", "--json"], cfg.clone()).await;
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let lines = reach_lines(&r);
+    // Three items, one host.
+    assert_eq!(lines.len(), 1, "{}", r.stdout);
+    assert_eq!(lines[0]["ok"], true);
+    assert_eq!(
+        lines[0]["message"],
+        format!(
+            "app.powerbi.com: reachable (through proxy {}, TLS ok)",
+            front.door.proxy
+        )
+    );
+    let text = front.check(&["check"], cfg).await;
+    assert_eq!(text.code, 0, "{}", text.stdout);
+    assert!(
+        text.stdout
+            .contains("embed host    app.powerbi.com: reachable (through proxy"),
+        "{}",
+        text.stdout
+    );
+}
+
+/// The proxy refuses the embed host (Squid's 502) while sign-in and the API work: `check`
+/// fails, naming the host and the proxy's answer.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_proxy_refusing_the_embed_host_fails_check() {
+    let sim = sim(Scenario::named("embed-refuse").unwrap()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let front = front(&sim, &dir).await;
+    let cfg = front.config(&sim, &sim.demo_username().unwrap(), &dir, |s| s);
+    let r = front.check(&["check", "--json"], cfg.clone()).await;
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    assert_eq!(
+        r.problems(),
+        vec!["embed_unreachable".to_owned()],
+        "{}",
+        r.stdout
+    );
+    let lines = reach_lines(&r);
+    assert_eq!(lines.len(), 1, "{}", r.stdout);
+    assert_eq!(lines[0]["ok"], false);
+    let msg = lines[0]["message"].as_str().unwrap();
+    assert!(msg.contains("app.powerbi.com"), "{msg}");
+    assert!(msg.contains("502 Bad Gateway"), "{msg}");
+    assert!(
+        lines[0]["fix"]
+            .as_str()
+            .unwrap()
+            .contains(&front.door.proxy.to_string()),
+        "{}",
+        r.stdout
+    );
+    let text = front.check(&["check"], cfg).await;
+    assert_eq!(text.code, 1, "{}", text.stdout);
+    assert!(text.stdout.contains("FAIL  embed host"), "{}", text.stdout);
+    assert!(text.stdout.contains("502 Bad Gateway"), "{}", text.stdout);
+    assert!(
+        text.stdout.contains("problem: embed_unreachable"),
+        "{}",
+        text.stdout
+    );
+}
+
+/// The proxy inspects TLS and `cloud.ca_file` does not name its CA: sign-in (plain http to the
+/// simulator) works, but the web view would not trust the embed host's certificate.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_untrusted_inspecting_proxy_fails_check() {
+    let sim = sim(Scenario::builtin()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let front = front(&sim, &dir).await;
+    let cfg = config(&sim, &good_user(), &dir, |s| s);
+    let r = front.check(&["check", "--json"], cfg).await;
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    assert_eq!(
+        r.problems(),
+        vec!["embed_unreachable".to_owned()],
+        "{}",
+        r.stdout
+    );
+    let lines = reach_lines(&r);
+    assert_eq!(lines.len(), 1, "{}", r.stdout);
+    let msg = lines[0]["message"].as_str().unwrap();
+    assert!(msg.contains("app.powerbi.com"), "{msg}");
+    assert!(msg.contains("certificate"), "{msg}");
+    assert!(msg.contains("not trusted"), "{msg}");
+    assert!(
+        lines[0]["fix"].as_str().unwrap().contains("cloud.ca_file"),
+        "{}",
+        r.stdout
     );
 }
