@@ -533,6 +533,24 @@ async fn good_account_reaches_the_embed_host() {
     );
 }
 
+/// A `check --json` that failed on exactly one embed-host line, for app.powerbi.com as
+/// `embed_unreachable`: that line, and its message.
+fn one_unreachable_embed_host(r: &Run) -> (Vec<serde_json::Value>, String) {
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    assert_eq!(
+        r.problems(),
+        vec!["embed_unreachable".to_owned()],
+        "{}",
+        r.stdout
+    );
+    let lines = reach_lines(r);
+    assert_eq!(lines.len(), 1, "{}", r.stdout);
+    assert_eq!(lines[0]["ok"], false);
+    let msg = lines[0]["message"].as_str().unwrap().to_owned();
+    assert!(msg.contains("app.powerbi.com"), "{msg}");
+    (lines, msg)
+}
+
 /// The proxy refuses the embed host (Squid's 502) while sign-in and the API work: `check`
 /// fails, naming the host and the proxy's answer.
 #[tokio::test(flavor = "multi_thread")]
@@ -542,18 +560,7 @@ async fn a_proxy_refusing_the_embed_host_fails_check() {
     let front = front(&sim, &dir).await;
     let cfg = front.config(&sim, &sim.demo_username().unwrap(), &dir, |s| s);
     let r = front.check(&["check", "--json"], cfg.clone()).await;
-    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
-    assert_eq!(
-        r.problems(),
-        vec!["embed_unreachable".to_owned()],
-        "{}",
-        r.stdout
-    );
-    let lines = reach_lines(&r);
-    assert_eq!(lines.len(), 1, "{}", r.stdout);
-    assert_eq!(lines[0]["ok"], false);
-    let msg = lines[0]["message"].as_str().unwrap();
-    assert!(msg.contains("app.powerbi.com"), "{msg}");
+    let (lines, msg) = one_unreachable_embed_host(&r);
     assert!(msg.contains("502 Bad Gateway"), "{msg}");
     assert!(
         lines[0]["fix"]
@@ -583,17 +590,7 @@ async fn an_untrusted_inspecting_proxy_fails_check() {
     let front = front(&sim, &dir).await;
     let cfg = config(&sim, &good_user(), &dir, |s| s);
     let r = front.check(&["check", "--json"], cfg).await;
-    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
-    assert_eq!(
-        r.problems(),
-        vec!["embed_unreachable".to_owned()],
-        "{}",
-        r.stdout
-    );
-    let lines = reach_lines(&r);
-    assert_eq!(lines.len(), 1, "{}", r.stdout);
-    let msg = lines[0]["message"].as_str().unwrap();
-    assert!(msg.contains("app.powerbi.com"), "{msg}");
+    let (lines, msg) = one_unreachable_embed_host(&r);
     assert!(msg.contains("certificate"), "{msg}");
     assert!(msg.contains("not trusted"), "{msg}");
     assert!(
