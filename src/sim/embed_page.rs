@@ -38,7 +38,7 @@ pub(crate) struct InfoQuery {
 }
 
 /// `GET /_sim/embed-info?reportId=..` → `{name, kind, pages:[{name, displayName, order}],
-/// mobileLayout}`.
+/// mobileLayout, bookmarks:[{name, displayName, page?}]}`.
 pub(crate) async fn info(AxState(sim): AxState<Sim>, Query(q): Query<InfoQuery>) -> Response {
     let st = sim.lock();
     for w in &st.scenario.workspaces {
@@ -46,9 +46,14 @@ pub(crate) async fn info(AxState(sim): AxState<Sim>, Query(q): Query<InfoQuery>)
             && let Some(r) = w.reports.iter().find(|r| r.id.eq_ignore_ascii_case(id))
         {
             let pages = super::powerbi::pages_json(r);
+            let bookmarks: Vec<_> = r
+                .bookmarks
+                .iter()
+                .map(|b| json!({"name": b.name, "displayName": b.display_name, "page": b.page}))
+                .collect();
             return Json(
                 json!({"name": r.name, "kind": "report", "workspace": w.name, "pages": pages,
-                    "mobileLayout": r.mobile_layout}),
+                    "mobileLayout": r.mobile_layout, "bookmarks": bookmarks}),
             )
             .into_response();
         }
@@ -85,4 +90,26 @@ pub(crate) async fn check_token(
         return Json(json!({"valid": true, "expired": false}));
     }
     Json(json!({"valid": false, "expired": false}))
+}
+
+#[derive(Deserialize)]
+pub(crate) struct BookmarkApplied {
+    name: String,
+    known: bool,
+}
+
+/// `POST /_sim/bookmark-applied` `{name, known}`: the embed page applied a bookmark of its
+/// report (`known`), or was asked for a name its report lacks. Counted in the stats by name.
+pub(crate) async fn bookmark_applied(
+    AxState(sim): AxState<Sim>,
+    Json(b): Json<BookmarkApplied>,
+) -> axum::http::StatusCode {
+    let mut st = sim.lock();
+    let counts = if b.known {
+        &mut st.stats.bookmarks_applied
+    } else {
+        &mut st.stats.bookmarks_unknown
+    };
+    *counts.entry(b.name).or_default() += 1;
+    axum::http::StatusCode::NO_CONTENT
 }

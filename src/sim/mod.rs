@@ -188,6 +188,7 @@ impl SimHandle {
             q(&sc.resource),
         );
         let keys = account.map(|a| a.workspaces.as_slice()).unwrap_or_default();
+        let bookmarks = demo.is_some_and(|d| d.bookmarks);
         for w in sc.workspaces_named(keys) {
             for r in &w.reports {
                 out.push_str(&format!(
@@ -197,6 +198,10 @@ impl SimHandle {
                     q(&w.id),
                     q(&r.id)
                 ));
+                if bookmarks && !r.bookmarks.is_empty() {
+                    let names: Vec<String> = r.bookmarks.iter().map(|b| q(&b.name)).collect();
+                    out.push_str(&format!("bookmarks = [{}]\n", names.join(", ")));
+                }
             }
         }
         out

@@ -39,6 +39,8 @@
 //! dataset_id = "..."
 //! pages = ["Summary", { name = "ReportSection2", display_name = "By Region" }]
 //! mobile_layout = false     # true: the pages have a mobile (portrait) layout
+//! bookmarks = [{ name = "Bookmark7c1e...", display_name = "North", page = "ReportSection2" }]
+//!                           # saved bookmarks; `page` (optional) is the page it opens
 //! [[workspace.dashboard]]
 //! id = "..."
 //! name = "Executive Dashboard"
@@ -61,6 +63,7 @@
 //! client_id = "6d3f8a52-..."
 //! tenant = "contoso-demo.onmicrosoft.com"    # optional; default: the account's domain
 //! password = "..."                            # optional: write this instead of the real one
+//! bookmarks = false                            # true: the playlist rotates through bookmarks
 //! ```
 //!
 //! Built-in variants for the demo's problem previews ([`Scenario::named`]): see [`NAMES`].
@@ -210,6 +213,22 @@ pub(crate) struct Report {
     /// Its pages have a mobile (portrait) layout, which the embed page draws in one column.
     #[serde(default)]
     pub(crate) mobile_layout: bool,
+    /// Bookmarks saved with the report, in the order of its bookmarks pane.
+    #[serde(default)]
+    pub(crate) bookmarks: Vec<Bookmark>,
+}
+
+/// A bookmark saved with a report. Applying it shows its page (when it names one) with the
+/// bookmark's accent, so a screenshot tells bookmarks apart.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Bookmark {
+    /// What the API and the playlist use, e.g. `Bookmark` + 20 hex digits.
+    pub(crate) name: String,
+    pub(crate) display_name: String,
+    /// The page name (`ReportSection…`) the bookmark opens; none: it keeps the page.
+    #[serde(default)]
+    pub(crate) page: Option<String>,
 }
 
 /// A page: just its display name (the internal name is derived like Power BI's
@@ -377,6 +396,10 @@ pub struct DemoTarget {
     /// Written instead of the account's password (the `wrong-password` preview).
     #[serde(default)]
     pub password: Option<String>,
+    /// The playlist lists each report's bookmarks, so it rotates through them rather than
+    /// through the pages (the `bookmarks` preview).
+    #[serde(default)]
+    pub(crate) bookmarks: bool,
 }
 
 fn default_resource() -> String {
@@ -414,6 +437,36 @@ pub enum ScenarioError {
     Toml(String),
     #[error("scenario {path}: {message}")]
     Invalid { path: String, message: String },
+}
+
+/// A report's bookmarks: names a playlist can list (unique, no spaces), pages the report has.
+fn validate_bookmarks(report_path: &str, r: &Report) -> Result<(), ScenarioError> {
+    let pages: HashSet<String> = r.pages().into_iter().map(|p| p.name).collect();
+    let mut names = HashSet::new();
+    for (k, b) in r.bookmarks.iter().enumerate() {
+        let path = format!("{report_path}.bookmarks[{k}]");
+        if b.name.is_empty() || b.name.chars().any(char::is_whitespace) {
+            return Err(invalid(
+                format!("{path}.name"),
+                "must be a name without spaces, e.g. Bookmark3f2a9c",
+            ));
+        }
+        if !names.insert(b.name.as_str()) {
+            return Err(invalid(
+                format!("{path}.name"),
+                format!("duplicate bookmark name '{}'", b.name),
+            ));
+        }
+        if let Some(page) = &b.page
+            && !pages.contains(page)
+        {
+            return Err(invalid(
+                format!("{path}.page"),
+                format!("'{page}' is not a page name of this report (ReportSection…)"),
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn invalid(path: impl Into<String>, message: impl Into<String>) -> ScenarioError {
@@ -482,6 +535,7 @@ impl Scenario {
                 if !item_ids.insert(r.id.to_ascii_lowercase()) {
                     return Err(invalid(path, format!("duplicate id '{}'", r.id)));
                 }
+                validate_bookmarks(&path, r)?;
             }
             for (j, d) in w.dashboards.iter().enumerate() {
                 let path = format!("workspace[{i}].dashboard[{j}]");
@@ -641,6 +695,42 @@ mod tests {
         assert_eq!(a, r.pages(), "same names on every call");
         assert_ne!(a[1].name, a[2].name);
         assert_eq!(a[2].order, 2);
+    }
+
+    #[test]
+    fn bad_bookmarks_are_refused_naming_the_field() {
+        let with = |bookmarks: &str| {
+            format!(
+                "[[workspace]]\nid = \"3f2a9b1c-6d4e-4f8a-b1c2-d3e4f5a6b7c8\"\nname = \"W\"\n\
+                 [[workspace.report]]\nid = \"1a2b3c4d-5e6f-4a7b-8c9d-0e1f2a3b4c5d\"\n\
+                 name = \"R\"\ndataset_id = \"1a2b3c4d-5e6f-4a7b-8c9d-0e1f2a3b4c5e\"\n\
+                 pages = [\"One\", {{ name = \"ReportSection2\", display_name = \"Two\" }}]\n\
+                 bookmarks = [{bookmarks}]\n"
+            )
+        };
+        let ok = Scenario::from_toml(&with(
+            r#"{ name = "Bm1", display_name = "A", page = "ReportSection2" }, { name = "Bm2", display_name = "B" }"#,
+        ))
+        .unwrap();
+        assert_eq!(ok.workspaces[0].reports[0].bookmarks.len(), 2);
+        let e = Scenario::from_toml(&with(
+            r#"{ name = "Bm1", display_name = "A" }, { name = "Bm1", display_name = "B" }"#,
+        ))
+        .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "scenario workspace[0].report[0].bookmarks[1].name: duplicate bookmark name 'Bm1'"
+        );
+        let e = Scenario::from_toml(&with(r#"{ name = "Bm 1", display_name = "A" }"#)).unwrap_err();
+        assert!(e.to_string().contains("bookmarks[0].name"), "{e}");
+        let e = Scenario::from_toml(&with(
+            r#"{ name = "Bm1", display_name = "A", page = "ReportSection9" }"#,
+        ))
+        .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "scenario workspace[0].report[0].bookmarks[0].page: 'ReportSection9' is not a page name of this report (ReportSection…)"
+        );
     }
 
     #[test]

@@ -72,6 +72,10 @@ pub(crate) fn router(sim: Sim) -> Router {
         .route("/sim-embed.js", get(super::embed_page::script))
         .route("/_sim/embed-info", get(super::embed_page::info))
         .route("/_sim/check-token", post(super::embed_page::check_token))
+        .route(
+            "/_sim/bookmark-applied",
+            post(super::embed_page::bookmark_applied),
+        )
         .merge(powerbi::routes())
         .with_state(sim)
 }

@@ -31,6 +31,12 @@ pub struct SimStats {
     pub api_by_kind: BTreeMap<String, u64>,
     /// Requests for `/reportEmbed` and `/dashboardEmbed`.
     pub embed_requests: u64,
+    /// Bookmarks the embed page applied (at load or by name), by bookmark name.
+    #[serde(default)]
+    pub bookmarks_applied: BTreeMap<String, u64>,
+    /// Names the embed page was asked to apply that its report has no bookmark for.
+    #[serde(default)]
+    pub bookmarks_unknown: BTreeMap<String, u64>,
 }
 
 /// A runtime change, sent with [`super::SimHandle::control`] or as JSON to `POST /_sim/control`,
@@ -108,6 +114,11 @@ pub enum Control {
         #[serde(default)]
         user_code: Option<String>,
     },
+    /// The report's author deletes a bookmark (by name, from whichever report has it): embeds
+    /// from now on do not know it.
+    DeleteBookmark {
+        name: String,
+    },
     ResetStats,
 }
 
@@ -129,6 +140,7 @@ impl Control {
             Control::SetUserrealmAvailable { .. } => "set_userrealm_available",
             Control::ApproveDeviceCode { .. } => "approve_device_code",
             Control::DeclineDeviceCode { .. } => "decline_device_code",
+            Control::DeleteBookmark { .. } => "delete_bookmark",
             Control::ResetStats => "reset_stats",
         }
     }
@@ -208,6 +220,8 @@ pub enum ControlError {
     UnknownAccount(String),
     #[error("no pending device code{0}")]
     NoDeviceCode(String),
+    #[error("no report in the scenario has a bookmark named '{0}'")]
+    UnknownBookmark(String),
 }
 
 impl State {
@@ -313,6 +327,22 @@ impl State {
             Control::DeclineDeviceCode { user_code } => {
                 let d = self.pending_device_code(user_code.as_deref())?;
                 d.status = DeviceStatus::Declined;
+            }
+            Control::DeleteBookmark { name } => {
+                let mut found = false;
+                for r in self
+                    .scenario
+                    .workspaces
+                    .iter_mut()
+                    .flat_map(|w| &mut w.reports)
+                {
+                    let before = r.bookmarks.len();
+                    r.bookmarks.retain(|b| b.name != name);
+                    found |= r.bookmarks.len() != before;
+                }
+                if !found {
+                    return Err(ControlError::UnknownBookmark(name));
+                }
             }
             Control::ResetStats => self.stats = SimStats::default(),
         }

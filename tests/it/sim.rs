@@ -1132,3 +1132,92 @@ async fn invalid_scenario_is_refused_at_start() {
     assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
     assert!(err.to_string().contains("Nowhere"), "{err}");
 }
+
+/// The `bookmarks` preview: the demo plays Sales Overview alone, through its two bookmarks,
+/// which the embed page learns from `embed-info`; what it applies is counted by name, and a
+/// deleted bookmark is gone for the embeds that load after.
+#[tokio::test]
+async fn bookmarks_reach_the_config_and_the_embed_page_and_are_counted() {
+    let sim = start(Scenario::named("bookmarks").unwrap()).await;
+    let v: toml::Value =
+        toml::from_str(&sim.config_snippet(&sim.demo_username().unwrap())).unwrap();
+    let playlist = v["playlist"].as_array().unwrap();
+    assert_eq!(playlist.len(), 1, "{playlist:?}");
+    assert_eq!(playlist[0]["report"].as_str(), Some(REPORT_SALES));
+    let listed: Vec<&str> = playlist[0]["bookmarks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|b| b.as_str())
+        .collect();
+    assert_eq!(listed, [BOOKMARK_NORTH, BOOKMARK_ONLINE]);
+    // The plain demo keeps rotating through pages.
+    let plain = start(Scenario::builtin()).await;
+    let v: toml::Value = toml::from_str(&plain.config_snippet(KIOSK)).unwrap();
+    assert!(
+        v["playlist"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|i| i.get("bookmarks").is_none())
+    );
+
+    let info = || async {
+        reqwest::get(format!(
+            "{}/_sim/embed-info?reportId={REPORT_SALES}",
+            sim.base_url()
+        ))
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap()
+    };
+    let i = info().await;
+    assert_eq!(i["bookmarks"][0]["name"], BOOKMARK_NORTH);
+    assert_eq!(i["bookmarks"][0]["displayName"], "North region");
+    assert_eq!(i["bookmarks"][0]["page"], i["pages"][1]["name"]);
+    assert_eq!(i["bookmarks"][1]["displayName"], "Online sales");
+
+    let tell = |name: &str, known: bool| {
+        let url = format!("{}/_sim/bookmark-applied", sim.base_url());
+        let body = json!({"name": name, "known": known});
+        async move {
+            let r = reqwest::Client::new()
+                .post(url)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 204);
+        }
+    };
+    tell(BOOKMARK_NORTH, true).await;
+    tell(BOOKMARK_NORTH, true).await;
+    tell("BookmarkMisspelt", false).await;
+    let stats = sim.stats();
+    assert_eq!(stats.bookmarks_applied.get(BOOKMARK_NORTH), Some(&2));
+    assert_eq!(stats.bookmarks_applied.get(BOOKMARK_ONLINE), None);
+    assert_eq!(stats.bookmarks_unknown.get("BookmarkMisspelt"), Some(&1));
+    // /_sim/stats carries them too.
+    let s: Value = reqwest::get(format!("{}/_sim/stats", sim.base_url()))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(s["bookmarks_applied"][BOOKMARK_NORTH], 2);
+
+    sim.try_control(Control::DeleteBookmark {
+        name: BOOKMARK_ONLINE.into(),
+    })
+    .unwrap();
+    let i = info().await;
+    assert_eq!(i["bookmarks"].as_array().unwrap().len(), 1, "{i}");
+    let e = sim
+        .try_control(Control::DeleteBookmark {
+            name: BOOKMARK_ONLINE.into(),
+        })
+        .unwrap_err();
+    assert!(e.to_string().contains(BOOKMARK_ONLINE), "{e}");
+}

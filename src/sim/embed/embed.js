@@ -8,7 +8,11 @@
  * and draws a recognisable report (name, active page, live clock, a chart that differs per page), so a
  * screenshot proves exactly what is shown.
  *
- * Metadata: GET /_sim/embed-info?reportId|dashboardId=..&groupId=.. → {name, kind, pages:[{name, displayName, order}], mobileLayout}
+ * Metadata: GET /_sim/embed-info?reportId|dashboardId=..&groupId=.. → {name, kind, pages:[{name, displayName, order}], mobileLayout,
+ *           bookmarks:[{name, displayName, page?}]}
+ * Bookmarks: applied at load (config.bookmark {name} or {state}), by applyByName or applyState; an applied bookmark opens its
+ * page and draws its display name and its accent colour (a bar along the top, the header's rule), so screenshots tell
+ * bookmarks apart. Each request is told to the simulator: POST /_sim/bookmark-applied {name, known} (its stats count them).
  * Layouts: a report with mobileLayout, loaded with settings.layoutType MobilePortrait (2), is drawn in one column
  * with a "Mobile layout" label; settings.customLayout.displayOption FitToWidth (1) gets a "Fit to width" label.
  * Tokens:   POST /_sim/check-token (body: the token) → {valid, expired}
@@ -40,7 +44,15 @@
     activePage: null,    // page name
     loaded: false,
     generation: 0,       // bumps on every load, so stale async work is dropped
-    dataAsOf: null
+    dataAsOf: null,
+    bookmark: null       // the applied bookmark ({name, displayName, page?}), if any
+  };
+
+  // Like the service's answer to a bookmark name the report does not have.
+  var BOOKMARK_NOT_FOUND = {
+    message: 'BookmarkNotFound',
+    detailedMessage: 'No bookmark with this name in the report',
+    level: 6
   };
 
   // ------------------------------------------------------------ helpers
@@ -61,9 +73,9 @@
   function placeholderInfo() {
     var id = entityId || 'unknown';
     var short = id.length > 16 ? id.slice(0, 8) + '…' : id;
-    if (kind === 'dashboard') return { name: 'Dashboard ' + short, kind: 'dashboard', pages: [], mobileLayout: false };
+    if (kind === 'dashboard') return { name: 'Dashboard ' + short, kind: 'dashboard', pages: [], mobileLayout: false, bookmarks: [] };
     return {
-      name: 'Report ' + short, kind: 'report', mobileLayout: false,
+      name: 'Report ' + short, kind: 'report', mobileLayout: false, bookmarks: [],
       pages: [
         { name: 'ReportSection1', displayName: 'Page 1', order: 0 },
         { name: 'ReportSection2', displayName: 'Page 2', order: 1 },
@@ -87,7 +99,10 @@
           name: typeof info.name === 'string' && info.name ? info.name : ph.name,
           kind: info.kind === 'dashboard' || info.kind === 'report' ? info.kind : kind,
           pages: kind === 'report' && pages.length === 0 ? ph.pages : pages,
-          mobileLayout: info.mobileLayout === true
+          mobileLayout: info.mobileLayout === true,
+          bookmarks: Array.isArray(info.bookmarks)
+            ? info.bookmarks.filter(function (b) { return b && typeof b.name === 'string' && b.name; })
+            : []
         };
       })
       .catch(function () { return placeholderInfo(); });
@@ -106,6 +121,36 @@
   function findPage(info, name) {
     for (var i = 0; i < info.pages.length; i++) if (info.pages[i].name === name) return info.pages[i];
     return null;
+  }
+
+  function findBookmark(info, name) {
+    for (var i = 0; i < info.bookmarks.length; i++) if (info.bookmarks[i].name === name) return info.bookmarks[i];
+    return null;
+  }
+
+  // A bookmark's state as capture() hands it out: opaque base64, like the service's.
+  var STATE_PREFIX = 'pbikiosk-sim-bookmark:';
+  function bookmarkState(b) { return btoa(STATE_PREFIX + encodeURIComponent(b.name)); }
+  function bookmarkOfState(info, st) {
+    var text;
+    try { text = atob(String(st)); } catch (e) { return null; }
+    if (text.indexOf(STATE_PREFIX) !== 0) return null;
+    var name;
+    try { name = decodeURIComponent(text.slice(STATE_PREFIX.length)); } catch (e) { return null; }
+    return findBookmark(info, name);
+  }
+
+  function tellBookmark(name, known) {
+    fetch('/_sim/bookmark-applied', {
+      method: 'POST', headers: { 'Content-Type': 'application/json' }, cache: 'no-store',
+      body: JSON.stringify({ name: String(name), known: known })
+    }).catch(function () { /* no simulator endpoint: nothing to count */ });
+  }
+
+  // Makes `b` the applied bookmark: its page becomes the active one when it names one.
+  function useBookmark(info, b) {
+    state.bookmark = b;
+    if (b.page && findPage(info, b.page)) state.activePage = b.page;
   }
 
   // Calls back once the DOM change has been painted (two frames), with a timer fallback when frames are throttled.
@@ -135,6 +180,10 @@
     ['#118dff', '#12239e', '#e66c37', '#6b007b'], ['#e044a7', '#744ec2', '#d9b300', '#d64550'],
     ['#197278', '#1aab40', '#15c6f4', '#4092ff'], ['#ffa058', '#be5dc9', '#c83d95', '#3049ad']
   ];
+  // Bookmark accents: far apart in hue, none of them the report's own colours (grey, yellow rule).
+  var ACCENTS = ['#d13438', '#107c10', '#0078d4', '#8764b8', '#ca5010', '#038387'];
+  function accentOf(name) { return ACCENTS[hash(name) % ACCENTS.length]; }
+
   var LABELS = ['North', 'South', 'East', 'West', 'Central', 'Online', 'Retail', 'Export'];
   var MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
 
@@ -269,6 +318,15 @@
       var page = findPage(info, state.activePage) || info.pages[0];
       document.getElementById('page').textContent = page.displayName;
       root.setAttribute('data-page', page.name);
+      var b = state.bookmark;
+      document.getElementById('bookmark').textContent = b ? (b.displayName || b.name) : '';
+      if (b) {
+        root.setAttribute('data-bookmark', b.name);
+        root.style.setProperty('--accent', accentOf(b.name));
+      } else {
+        root.removeAttribute('data-bookmark');
+        root.style.removeProperty('--accent');
+      }
       var chart = el('div', { id: 'chart' });
       chart.appendChild(chartSvg(page));
       body.appendChild(chart);
@@ -306,6 +364,19 @@
       if (kind === 'report') {
         var wanted = state.config.pageName && findPage(info, state.config.pageName);
         state.activePage = wanted ? wanted.name : (info.pages[0] && info.pages[0].name);
+        // The bookmark goes on after the page: a bookmark carries its own page.
+        state.bookmark = null;
+        var asked = state.config.bookmark;
+        if (asked && typeof asked.name === 'string') {
+          var named = findBookmark(info, asked.name);
+          // A name the report lacks: it opens as if none was given.
+          if (named) useBookmark(info, named);
+          tellBookmark(asked.name, !!named);
+        } else if (asked && typeof asked.state === 'string') {
+          var captured = bookmarkOfState(info, asked.state);
+          if (captured) useBookmark(info, captured);
+          tellBookmark(captured ? captured.name : '(state)', !!captured);
+        }
       }
       state.dataAsOf = new Date();
       draw(info);
@@ -397,9 +468,39 @@
           afterPaint(function () { if (gen === state.generation) postEvent('rendered', {}); });
         });
       }
-      if (method === 'GET' && path === '/report/bookmarks') return respond(200, []);
-      if (method === 'POST' && /^\/report\/bookmarks\/(applyByName|applyState|play)$/.test(path)) return respond(202, {});
-      if (method === 'POST' && path === '/report/bookmarks/capture') return respond(200, { name: 'Bookmark' + newId(), displayName: 'Captured', state: '' });
+      if (method === 'GET' && path === '/report/bookmarks') {
+        return infoPromise.then(function (info) {
+          respond(200, info.bookmarks.map(function (b) {
+            return { name: b.name, displayName: b.displayName || b.name, state: bookmarkState(b) };
+          }));
+        });
+      }
+      if (method === 'POST' && (path === '/report/bookmarks/applyByName' || path === '/report/bookmarks/applyState')) {
+        var byName = path === '/report/bookmarks/applyByName';
+        return infoPromise.then(function (info) {
+          var b = byName ? (body && typeof body.name === 'string' ? findBookmark(info, body.name) : null)
+            : (body && typeof body.state === 'string' ? bookmarkOfState(info, body.state) : null);
+          tellBookmark(b ? b.name : (byName && body && typeof body.name === 'string' ? body.name : '(state)'), !!b);
+          if (!b) return respond(400, BOOKMARK_NOT_FOUND);
+          respond(202, {});
+          var before = state.activePage;
+          useBookmark(info, b);
+          if (!state.loaded) return; // drawn when the load finishes
+          var gen = state.generation;
+          draw(info);
+          var page = findPage(info, state.activePage);
+          if (page && page.name !== before) {
+            postEvent('pageChanged', { newPage: { name: page.name, displayName: page.displayName } });
+          }
+          postEvent('bookmarkApplied', { bookmarkName: b.name });
+          afterPaint(function () { if (gen === state.generation) postEvent('rendered', {}); });
+        });
+      }
+      if (method === 'POST' && path === '/report/bookmarks/play') return respond(202, {});
+      if (method === 'POST' && path === '/report/bookmarks/capture') {
+        var current = state.bookmark || { name: '' };
+        return respond(200, { name: 'Bookmark' + newId(), displayName: 'Captured', state: bookmarkState(current) });
+      }
       if (method === 'POST' && /^\/report\/switchMode\//.test(path)) {
         return path === '/report/switchMode/view' ? respond(202, {}) : respond(403, { message: 'The kiosk account may only view this report' });
       }

@@ -18,3 +18,6 @@ pub const REPORT_OPERATIONS: &str = "2b3c4d5e-6f7a-4b8c-9d0e-1f2a3b4c5d6e";
 pub const REPORT_SERVICE: &str = "3c4d5e6f-7a8b-4c9d-8e1f-2a3b4c5d6e7f";
 pub const REPORT_BUDGET: &str = "4d5e6f7a-8b9c-4d0e-9f2a-3b4c5d6e7f80";
 pub const DASHBOARD_EXEC: &str = "5e6f7a8b-9c0d-4e1f-a3b4-c5d6e7f8091a";
+/// The Sales Overview report's saved bookmarks (named like Power BI's: `Bookmark` + 20 hex).
+pub const BOOKMARK_NORTH: &str = "Bookmark5d1f3b8e2a4c6e0f9a71";
+pub const BOOKMARK_ONLINE: &str = "Bookmark9c2e7a4f1b3d5e8c0a62";

@@ -3,9 +3,9 @@
 
 use super::builtin_ids;
 use super::{
-    Account, AccountState, App, Capacity, Dashboard, DemoTarget, DeviceCodeSettings, EmbedFault,
-    Faults, PageSpec, Report, Scenario, Tenant, Throttle, Workspace, default_embed_host,
-    default_lockout, default_resource, default_token_lifetime,
+    Account, AccountState, App, Bookmark, Capacity, Dashboard, DemoTarget, DeviceCodeSettings,
+    EmbedFault, Faults, PageSpec, Report, Scenario, Tenant, Throttle, Workspace,
+    default_embed_host, default_lockout, default_resource, default_token_lifetime,
 };
 
 /// Names accepted by [`Scenario::named`], each the built-in scenario with one twist:
@@ -26,7 +26,8 @@ use super::{
 /// | `outage` | token endpoint answers 503 (Retry-After 30) | `service_unavailable` |
 /// | `throttled` | next 5 token answers are 429 (Retry-After 10), then recovers | `throttled` |
 /// | `embed-refuse`, `embed-reset`, `embed-hang`, `embed-http-502`, `embed-untrusted`, `embed-dns` | the embed host fails that way ([`EmbedFault`]) | `embed_unreachable` |
-pub const NAMES: [&str; 19] = [
+/// | `bookmarks` | the demo plays only Sales Overview, through its two bookmarks | (plays) |
+pub const NAMES: [&str; 20] = [
     "good",
     "mfa",
     "federated",
@@ -46,6 +47,7 @@ pub const NAMES: [&str; 19] = [
     "embed-http-502",
     "embed-untrusted",
     "embed-dns",
+    "bookmarks",
 ];
 
 impl Scenario {
@@ -77,7 +79,7 @@ impl Scenario {
         };
         let mut fed = account("kiosk", AccountState::Ok, &three);
         fed.username = format!("kiosk@{FEDERATED_DOMAIN}");
-        Scenario {
+        let mut s = Scenario {
             resource: default_resource(),
             embed_host: default_embed_host(),
             token_lifetime_seconds: default_token_lifetime(),
@@ -116,6 +118,7 @@ impl Scenario {
                         dataset_id: "a1b2c3d4-e5f6-4a7b-8c9d-0e1f2a3b4c01".to_owned(),
                         pages: pages(&["Summary", "By Region", "By Product", "Trends"]),
                         mobile_layout: true,
+                        bookmarks: Vec::new(), // below: they name pages of this report
                     }],
                     dashboards: vec![Dashboard {
                         id: DASHBOARD_EXEC.to_owned(),
@@ -133,6 +136,7 @@ impl Scenario {
                         dataset_id: "a1b2c3d4-e5f6-4a7b-8c9d-0e1f2a3b4c02".to_owned(),
                         pages: pages(&["Overview", "Warehouse", "Logistics"]),
                         mobile_layout: false,
+                        bookmarks: Vec::new(),
                     }],
                     dashboards: Vec::new(),
                 },
@@ -147,6 +151,7 @@ impl Scenario {
                         dataset_id: "a1b2c3d4-e5f6-4a7b-8c9d-0e1f2a3b4c03".to_owned(),
                         pages: pages(&["Tickets", "Satisfaction", "Agents"]),
                         mobile_layout: false,
+                        bookmarks: Vec::new(),
                     }],
                     dashboards: Vec::new(),
                 },
@@ -162,6 +167,7 @@ impl Scenario {
                         dataset_id: "a1b2c3d4-e5f6-4a7b-8c9d-0e1f2a3b4c04".to_owned(),
                         pages: pages(&["Budget", "Variance", "Forecast"]),
                         mobile_layout: false,
+                        bookmarks: Vec::new(),
                     }],
                     dashboards: Vec::new(),
                 },
@@ -173,8 +179,11 @@ impl Scenario {
                 client_id: APP_ID.to_owned(),
                 tenant: None,
                 password: None,
+                bookmarks: false,
             }),
-        }
+        };
+        s.workspaces[0].reports[0].bookmarks = sales_bookmarks(&s.workspaces[0].reports[0]);
+        s
     }
 
     /// A built-in variant by name (see [`NAMES`]), or `None` for an unknown name.
@@ -195,6 +204,14 @@ impl Scenario {
             "expired-secret" => demo.client_id = EXPIRED_APP_ID.to_owned(),
             "consent-required" => demo.client_id = UNCONSENTED_APP_ID.to_owned(),
             "no-licence" | "no-license" => demo.username = user("nolicence"),
+            "bookmarks" => {
+                demo.bookmarks = true;
+                let kiosk = user("kiosk");
+                s.accounts
+                    .iter_mut()
+                    .find(|a| a.username == kiosk)?
+                    .workspaces = vec![WS_SALES.to_owned()];
+            }
             "outage" => {
                 s.faults.token_outage = true;
                 s.faults.outage_retry_after_seconds = Some(30);
@@ -214,6 +231,30 @@ impl Scenario {
         }
         Some(s)
     }
+}
+
+/// Two bookmarks of Sales Overview, each opening another of its pages.
+fn sales_bookmarks(sales: &Report) -> Vec<Bookmark> {
+    use builtin_ids::*;
+    let page = |display: &str| {
+        sales
+            .pages()
+            .into_iter()
+            .find(|p| p.display_name == display)
+            .map(|p| p.name)
+    };
+    vec![
+        Bookmark {
+            name: BOOKMARK_NORTH.to_owned(),
+            display_name: "North region".to_owned(),
+            page: page("By Region"),
+        },
+        Bookmark {
+            name: BOOKMARK_ONLINE.to_owned(),
+            display_name: "Online sales".to_owned(),
+            page: page("By Product"),
+        },
+    ]
 }
 
 impl Default for Scenario {
@@ -258,5 +299,29 @@ mod tests {
             EmbedFault::Http502
         );
         assert!(Scenario::named("embed-none").is_none());
+        let b = Scenario::named("bookmarks").unwrap();
+        assert!(b.demo.as_ref().unwrap().bookmarks);
+        let kiosk = b.account("kiosk@contoso-demo.onmicrosoft.com").unwrap();
+        assert_eq!(kiosk.workspaces, [builtin_ids::WS_SALES]);
+    }
+
+    #[test]
+    fn sales_overview_has_two_bookmarks_on_its_own_pages() {
+        let s = Scenario::builtin();
+        let sales = &s.workspaces[0].reports[0];
+        assert_eq!(sales.name, "Sales Overview");
+        let pages: Vec<String> = sales.pages().into_iter().map(|p| p.name).collect();
+        let shown: Vec<(&str, Option<&str>)> = sales
+            .bookmarks
+            .iter()
+            .map(|b| (b.display_name.as_str(), b.page.as_deref()))
+            .collect();
+        assert_eq!(
+            shown,
+            [
+                ("North region", Some(pages[1].as_str())),
+                ("Online sales", Some(pages[2].as_str()))
+            ]
+        );
     }
 }
