@@ -460,3 +460,131 @@ async fn without_ca_file_an_inspecting_proxy_is_not_trusted() {
     let stats = p.sim_stats().await;
     assert_eq!(stats["embed_requests"], 0, "{stats}");
 }
+
+/// The mean colour (red, green, blue, each 0 … 1) of the part `crop` names of a screenshot.
+fn mean_rgb(path: &std::path::Path, crop: &str) -> [f64; 3] {
+    let out = Command::new("convert")
+        .arg(path)
+        .args(["-crop", crop, "+repage", "-format"])
+        .arg("%[fx:mean.r] %[fx:mean.g] %[fx:mean.b]")
+        .arg("info:")
+        .output()
+        .expect("ImageMagick's convert is needed (scripts/test.sh installs it)");
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let v: Vec<f64> = text
+        .split_whitespace()
+        .map(|x| x.parse().unwrap())
+        .collect();
+    [v[0], v[1], v[2]]
+}
+
+/// What the screen shows along its top edge: the accent bar of an applied bookmark (the
+/// simulated report draws one per bookmark), or the report's plain light background.
+fn top_edge(path: &std::path::Path) -> [f64; 3] {
+    mean_rgb(path, "1280x6+0+1")
+}
+
+/// One report with two bookmarks (the `bookmarks` demo): the player rotates through both,
+/// each embed opening on its bookmark's page with its accent, round after round. Then the
+/// report's author deletes one: that slide shows the report as if no bookmark was named — its
+/// first page, no accent, no status screen — and the rotation carries on.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs Xvfb, ImageMagick and the built page; scripts/test.sh runs it"]
+async fn bookmarks_rotate_and_a_deleted_one_shows_the_plain_report() {
+    use pbikiosk::sim::scenario::builtin_ids::{BOOKMARK_NORTH, BOOKMARK_ONLINE};
+    let _one = lock().await;
+    let x = Xvfb::start();
+    let mut p = Player::demo(
+        &x,
+        "bookmarks",
+        &["--scenario", "bookmarks", "--seconds", "6"],
+    );
+    p.wait_for("the first bookmark", 60, |s| s["state"] == "playing")
+        .await;
+
+    // The page each bookmark opens, as the embed reports it, and the accent it is drawn with.
+    let north = |c: [f64; 3]| c[0] > 0.6 && c[1] < 0.35 && c[2] < 0.35; // red
+    let online = |c: [f64; 3]| c[2] > 0.6 && c[0] < 0.2 && c[1] < 0.6; // blue
+    let plain = |c: [f64; 3]| c.iter().all(|v| *v > 0.85); // the report's light grey
+
+    // Every slide change, for two rounds: a screenshot while it is on screen.
+    let mut seen: Vec<(String, [f64; 3])> = Vec::new();
+    let t = Instant::now();
+    while seen.len() < 5 && t.elapsed() < Duration::from_secs(60) {
+        let s = p.status().await;
+        let now = s.as_ref().and_then(showing);
+        if let Some((name, page)) = now
+            && seen.last().map(|l| &l.0) != Some(&page)
+        {
+            assert_eq!(name, "Sales Overview");
+            // Past the swap, well before the next one (6 s slides).
+            tokio::time::sleep(Duration::from_millis(1500)).await;
+            let shot = x.screenshot(&format!("bookmarks-{}.png", seen.len() + 1));
+            let still = p.status().await.as_ref().and_then(showing);
+            assert_eq!(
+                still.map(|s| s.1).as_ref(),
+                Some(&page),
+                "changed meanwhile"
+            );
+            seen.push((page, top_edge(&shot)));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    println!("bookmark slides: {seen:?}");
+    assert!(seen.len() >= 5, "{seen:?}");
+    // The first slide can be caught on its way in; from the second on, strictly alternating.
+    for (page, colour) in &seen[1..] {
+        match page.as_str() {
+            "By Region" => assert!(north(*colour), "North region not red: {seen:?}"),
+            "By Product" => assert!(online(*colour), "Online sales not blue: {seen:?}"),
+            other => panic!("a bookmark slide showed page {other}: {seen:?}"),
+        }
+    }
+    for pair in seen[1..].windows(2) {
+        assert_ne!(pair[0].0, pair[1].0, "no alternation: {seen:?}");
+    }
+    let stats = p.sim_stats().await;
+    for b in [BOOKMARK_NORTH, BOOKMARK_ONLINE] {
+        assert!(
+            stats["bookmarks_applied"][b].as_u64().unwrap_or(0) >= 2,
+            "{b} applied fewer than twice: {stats}"
+        );
+    }
+    assert_eq!(stats["bookmarks_unknown"], json!({}), "{stats}");
+
+    // The author deletes "Online sales". An embed prepared before still has it; the next one
+    // opens the report plain.
+    p.control(json!({"action": "delete_bookmark", "name": BOOKMARK_ONLINE}))
+        .await;
+    let s = p
+        .wait_for("the plain report in the deleted bookmark's slot", 40, |s| {
+            assert_eq!(s["problem"], Value::Null, "{s}");
+            showing(s).is_some_and(|(_, page)| page == "Summary")
+        })
+        .await;
+    assert_eq!(s["state"], "playing", "{s}");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let shot = x.screenshot("bookmarks-deleted.png");
+    let edge = top_edge(&shot);
+    assert!(plain(edge), "an accent without a bookmark: {edge:?}");
+    let stats = p.sim_stats().await;
+    assert!(
+        stats["bookmarks_unknown"][BOOKMARK_ONLINE]
+            .as_u64()
+            .unwrap_or(0)
+            >= 1,
+        "{stats}"
+    );
+    // And on to the bookmark that still exists, without a status screen in between.
+    let s = p
+        .wait_for("North region again", 20, |s| {
+            assert_eq!(s["problem"], Value::Null, "{s}");
+            showing(s).is_some_and(|(_, page)| page == "By Region")
+        })
+        .await;
+    assert_eq!(s["state"], "playing", "{s}");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let shot = x.screenshot("bookmarks-after-delete.png");
+    assert!(north(top_edge(&shot)), "{:?}", top_edge(&shot));
+}
