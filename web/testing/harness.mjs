@@ -29,6 +29,10 @@ export const CATALOG = {
     name: 'Operations Floor', kind: 'report', pages: [
       { name: 'OpsSection1', displayName: 'Line Status', order: 0 },
       { name: 'OpsSection2', displayName: 'Shift Output', order: 1 }
+    ],
+    bookmarks: [
+      { name: 'BookmarkNight', displayName: 'Night shift', page: 'OpsSection2' },
+      { name: 'BookmarkDay', displayName: 'Day shift' }
     ]
   },
   'd-exec': { name: 'Executive Dashboard', kind: 'dashboard', pages: [] }
@@ -68,6 +72,7 @@ export async function startServers(options = {}) {
   const dir = mkdtempSync(join(tmpdir(), 'pbikiosk-web-test-'));
   const tls = makeCert(dir);
   const requests = []; // every path the fake Power BI served (the test checks no token ever went into a URL)
+  const bookmarks = []; // what the embed page told /_sim/bookmark-applied: {name, known}
 
   const powerbi = createHttps({ key: tls.key, cert: tls.cert }, async (req, res) => {
     const url = new URL(req.url, 'https://app.powerbi.com');
@@ -79,6 +84,11 @@ export async function startServers(options = {}) {
       const info = CATALOG[id];
       res.writeHead(info ? 200 : 404, { 'content-type': 'application/json' });
       return res.end(JSON.stringify(info || { error: 'unknown' }));
+    }
+    if (simEndpoints && url.pathname === '/_sim/bookmark-applied' && req.method === 'POST') {
+      bookmarks.push(JSON.parse(await readBody(req)));
+      res.writeHead(204);
+      return res.end();
     }
     if (simEndpoints && url.pathname === '/_sim/check-token' && req.method === 'POST') {
       const token = await readBody(req);
@@ -105,7 +115,7 @@ export async function startServers(options = {}) {
   const webPort = await listen(web);
 
   return {
-    powerbiPort, webPort, spkiHash: tls.spkiHash, requests,
+    powerbiPort, webPort, spkiHash: tls.spkiHash, requests, bookmarks,
     pageUrl: `http://127.0.0.1:${webPort}/index.html`,
     async close() {
       await Promise.all([new Promise((r) => powerbi.close(r)), new Promise((r) => web.close(r))]);
