@@ -625,6 +625,15 @@ fn relocate(e: ConfigError, staged: &Path, real: &Path) -> EditError {
             path: real.to_path_buf(),
             source,
         },
+        ConfigError::NotAFile { kind, .. } => ConfigError::NotAFile {
+            path: real.to_path_buf(),
+            kind,
+        },
+        ConfigError::Untrusted { message, fix, .. } => ConfigError::Untrusted {
+            path: real.to_path_buf(),
+            message: message.replace(&from, &to),
+            fix: fix.replace(&from, &to),
+        },
         ConfigError::Syntax {
             line,
             column,
@@ -777,7 +786,8 @@ mod tests {
 
         let e = edit_err(&base(), &[("display.report_layout", "mobile")]);
         assert!(
-            e.to_string().contains("display.report_layout: \"mobile\""),
+            e.to_string()
+                .contains("display.report_layout: the value of 6 characters starting \"mob\""),
             "{e}"
         );
         let out = edit_ok(&base(), &[("display.report_layout", "fit_width")]);
@@ -790,7 +800,7 @@ mod tests {
         let e = edit_err(&base(), &[("auth.username", "not-an-upn")]);
         assert_eq!(
             e.to_string(),
-            "/etc/pbikiosk/pbikiosk.toml, line 7: auth.username: \"not-an-upn\" does not look like user@domain"
+            "/etc/pbikiosk/pbikiosk.toml, line 7: auth.username: the value of 10 characters starting \"not-\" does not look like user@domain"
         );
         let e = edit_err(&base(), &[("playlist[1].report", "nope")]);
         assert_eq!(
