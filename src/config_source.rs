@@ -1,12 +1,59 @@
 //! Where the player's config comes from: a file, re-read when it changes, or the demo's own.
+//! The secret files it names are watched too, so a fixed password is used at once.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 use crate::config::{self, Config, ConfigError, SecretSources};
 
-/// A cheap fingerprint of the config file: modification time and length.
-pub(crate) type Stamp = Option<(SystemTime, u64)>;
+/// A cheap fingerprint of one file: modification time, length and inode (an editor or
+/// installer that replaces the file by renaming gives a new inode even within one tick of the
+/// clock). `None` when the file is missing or unreadable.
+type FileStamp = Option<(SystemTime, u64, u64)>;
+
+fn file_stamp(path: &Path) -> FileStamp {
+    let m = std::fs::metadata(path).ok()?;
+    #[cfg(unix)]
+    let ino = std::os::unix::fs::MetadataExt::ino(&m);
+    #[cfg(not(unix))]
+    let ino = 0;
+    Some((m.modified().ok()?, m.len(), ino))
+}
+
+/// Fingerprints of the config file and of the secret files it names.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub(crate) struct Stamp {
+    config: FileStamp,
+    secrets: Vec<(PathBuf, FileStamp)>,
+}
+
+/// What changed between two stamps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Change {
+    None,
+    /// The config file itself: everything is read again.
+    Config,
+    /// Only a secret file (the config names the same ones): the secrets are read again.
+    Secrets,
+}
+
+impl Stamp {
+    pub(crate) fn change_to(&self, newer: &Stamp) -> Change {
+        if self.config != newer.config {
+            Change::Config
+        } else if self.secrets != newer.secrets {
+            Change::Secrets
+        } else {
+            Change::None
+        }
+    }
+
+    /// Whether the config file exists.
+    #[cfg(test)]
+    fn has_config(&self) -> bool {
+        self.config.is_some()
+    }
+}
 
 pub(crate) enum Source {
     File(PathBuf, SecretSources),
@@ -22,13 +69,20 @@ impl Source {
     }
 
     /// Taken before each reading, compared every few seconds, to notice an edited (or newly
-    /// created) config file. The demo's never changes.
+    /// created) config file or secret file. The demo's never changes.
     pub(crate) fn stamp(&self) -> Stamp {
         match self {
-            Source::File(p, _) => std::fs::metadata(p)
-                .ok()
-                .and_then(|m| Some((m.modified().ok()?, m.len()))),
-            Source::Demo(_) => None,
+            Source::File(p, _) => Stamp {
+                config: file_stamp(p),
+                secrets: config::secret_files(p)
+                    .into_iter()
+                    .map(|f| {
+                        let s = file_stamp(&f);
+                        (f, s)
+                    })
+                    .collect(),
+            },
+            Source::Demo(_) => Stamp::default(),
         }
     }
 
@@ -51,13 +105,40 @@ mod tests {
         let path = dir.path().join("pbikiosk.toml");
         let source = Source::File(path.clone(), SecretSources::default());
         assert_eq!(source.describe(), path.display().to_string());
-        assert_eq!(source.stamp(), None, "no file yet");
+        assert!(!source.stamp().has_config(), "no file yet");
         assert!(matches!(source.load(), Err(ConfigError::NotFound { .. })));
         std::fs::write(&path, "[auth]\n").unwrap();
         let created = source.stamp();
-        assert!(created.is_some());
+        assert!(created.has_config());
         assert_eq!(source.stamp(), created, "unchanged file, same stamp");
         std::fs::write(&path, "[auth]\ntenant = \"x\"\n").unwrap();
-        assert_ne!(source.stamp(), created, "a longer file");
+        assert_eq!(
+            created.change_to(&source.stamp()),
+            Change::Config,
+            "a longer file"
+        );
+    }
+
+    #[test]
+    fn a_secret_file_change_is_told_apart() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("pbikiosk.toml");
+        std::fs::write(&path, "[auth]\npassword_file = \"pw\"\n").unwrap();
+        let source = Source::File(path.clone(), SecretSources::default());
+        let before = source.stamp();
+        // Created after the config: a missing secret file that appears is a change.
+        std::fs::write(dir.path().join("pw"), "wrong\n").unwrap();
+        let created = source.stamp();
+        assert_eq!(before.change_to(&created), Change::Secrets);
+        // Same length, replaced by renaming (what editors and installers do).
+        let tmp = dir.path().join("pw.new");
+        std::fs::write(&tmp, "right\n").unwrap();
+        std::fs::rename(&tmp, dir.path().join("pw")).unwrap();
+        let replaced = source.stamp();
+        assert_eq!(created.change_to(&replaced), Change::Secrets);
+        assert_eq!(replaced.change_to(&source.stamp()), Change::None);
+        // Both changed: the config wins, everything is read again.
+        std::fs::write(&path, "[auth]\npassword_file = \"pw2\"\n").unwrap();
+        assert_eq!(replaced.change_to(&source.stamp()), Change::Config);
     }
 }

@@ -54,6 +54,7 @@ use self::walk::{Ctx, Section, column_of, line_of};
 use crate::report_layout::ReportLayout;
 
 pub use self::secrets::SecretSources;
+pub(crate) use self::secrets::secret_files;
 
 pub(crate) const DEFAULT_PATH: &str = "/etc/pbikiosk/pbikiosk.toml";
 
