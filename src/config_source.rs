@@ -6,24 +6,39 @@ use std::time::SystemTime;
 
 use crate::config::{self, Config, ConfigError, SecretSources};
 
-/// A cheap fingerprint of one file: modification time, length and inode (an editor or
-/// installer that replaces the file by renaming gives a new inode even within one tick of the
-/// clock). `None` when the file is missing or unreadable.
-type FileStamp = Option<(SystemTime, u64, u64)>;
+/// A cheap fingerprint of one file: modification time, length, inode (an editor or installer
+/// that replaces the file by renaming gives a new inode even within one tick of the clock),
+/// mode and owner (the fix for a refused file may be a `chmod` or `chown` alone). `None` when
+/// the file is missing or unreadable.
+type FileStamp = Option<(SystemTime, u64, u64, u32, u32)>;
 
+#[cfg(unix)]
 fn file_stamp(path: &Path) -> FileStamp {
+    use std::os::unix::fs::MetadataExt;
     let m = std::fs::metadata(path).ok()?;
-    #[cfg(unix)]
-    let ino = std::os::unix::fs::MetadataExt::ino(&m);
-    #[cfg(not(unix))]
-    let ino = 0;
-    Some((m.modified().ok()?, m.len(), ino))
+    Some((m.modified().ok()?, m.len(), m.ino(), m.mode(), m.uid()))
 }
 
-/// Fingerprints of the config file and of the secret files it names.
+#[cfg(not(unix))]
+fn file_stamp(path: &Path) -> FileStamp {
+    let m = std::fs::metadata(path).ok()?;
+    Some((m.modified().ok()?, m.len(), 0, 0, 0))
+}
+
+fn stamped(files: impl IntoIterator<Item = PathBuf>) -> Vec<(PathBuf, FileStamp)> {
+    files
+        .into_iter()
+        .map(|f| {
+            let s = file_stamp(&f);
+            (f, s)
+        })
+        .collect()
+}
+
+/// Fingerprints of the config file (with `cloud.ca_file`) and of the secret files it names.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub(crate) struct Stamp {
-    config: FileStamp,
+    config: Vec<(PathBuf, FileStamp)>,
     secrets: Vec<(PathBuf, FileStamp)>,
 }
 
@@ -31,7 +46,7 @@ pub(crate) struct Stamp {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Change {
     None,
-    /// The config file itself: everything is read again.
+    /// The config file or the CA file: everything is read again.
     Config,
     /// Only a secret file (the config names the same ones): the secrets are read again.
     Secrets,
@@ -51,7 +66,7 @@ impl Stamp {
     /// Whether the config file exists.
     #[cfg(test)]
     fn has_config(&self) -> bool {
-        self.config.is_some()
+        self.config.first().is_some_and(|(_, s)| s.is_some())
     }
 }
 
@@ -72,16 +87,13 @@ impl Source {
     /// created) config file or secret file. The demo's never changes.
     pub(crate) fn stamp(&self) -> Stamp {
         match self {
-            Source::File(p, _) => Stamp {
-                config: file_stamp(p),
-                secrets: config::secret_files(p)
-                    .into_iter()
-                    .map(|f| {
-                        let s = file_stamp(&f);
-                        (f, s)
-                    })
-                    .collect(),
-            },
+            Source::File(p, _) => {
+                let named = config::watched_files(p);
+                Stamp {
+                    config: stamped(std::iter::once(p.clone()).chain(named.ca_file)),
+                    secrets: stamped(named.secrets),
+                }
+            }
             Source::Demo(_) => Stamp::default(),
         }
     }
@@ -137,8 +149,29 @@ mod tests {
         let replaced = source.stamp();
         assert_eq!(created.change_to(&replaced), Change::Secrets);
         assert_eq!(replaced.change_to(&source.stamp()), Change::None);
+        // A `chmod` alone (the fix for a refused file) is a change too.
+        use std::os::unix::fs::PermissionsExt;
+        let pw = dir.path().join("pw");
+        std::fs::set_permissions(&pw, std::fs::Permissions::from_mode(0o640)).unwrap();
+        let chmodded = source.stamp();
+        assert_eq!(replaced.change_to(&chmodded), Change::Secrets);
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert_eq!(chmodded.change_to(&source.stamp()), Change::Config);
+        let replaced = source.stamp();
         // Both changed: the config wins, everything is read again.
         std::fs::write(&path, "[auth]\npassword_file = \"pw2\"\n").unwrap();
         assert_eq!(replaced.change_to(&source.stamp()), Change::Config);
+    }
+
+    #[test]
+    fn a_ca_file_change_reads_the_config_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("pbikiosk.toml");
+        std::fs::write(&path, "[cloud]\nca_file = \"ca.pem\"\n").unwrap();
+        std::fs::write(dir.path().join("ca.pem"), "PEM").unwrap();
+        let source = Source::File(path, SecretSources::default());
+        let before = source.stamp();
+        std::fs::write(dir.path().join("ca.pem"), "PEM2").unwrap();
+        assert_eq!(before.change_to(&source.stamp()), Change::Config);
     }
 }

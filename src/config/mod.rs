@@ -31,6 +31,7 @@ mod status;
 mod test_support;
 mod trust;
 mod walk;
+mod watched;
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -54,7 +55,7 @@ use self::walk::{Ctx, Section, column_of, line_of};
 use crate::report_layout::ReportLayout;
 
 pub use self::secrets::SecretSources;
-pub(crate) use self::secrets::secret_files;
+pub(crate) use self::watched::watched_files;
 
 pub(crate) const DEFAULT_PATH: &str = "/etc/pbikiosk/pbikiosk.toml";
 

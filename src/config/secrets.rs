@@ -87,6 +87,9 @@ struct SecretSpec {
     what: &'static str,
 }
 
+/// The `[auth]` keys that name secret files.
+pub(super) const SECRET_FILE_KEYS: [&str; 2] = [CLIENT_SECRET.file_key, PASSWORD.file_key];
+
 const CLIENT_SECRET: SecretSpec = SecretSpec {
     key: "client_secret",
     file_key: "client_secret_file",
@@ -102,40 +105,6 @@ const PASSWORD: SecretSpec = SecretSpec {
     credential: "password",
     what: "the service account's password",
 };
-
-/// The secret files the configuration at `path` names (`password_file`, `client_secret_file`),
-/// read leniently: whatever is wrong with the file, these are the files a person would edit to
-/// fix a sign-in, so the player watches them even when the configuration is refused.
-pub(crate) fn secret_files(path: &Path) -> Vec<PathBuf> {
-    use std::io::Read;
-    // A configuration is a few KiB; more is not a configuration, and is not read here.
-    const MAX_CONFIG: u64 = 1 << 20;
-    let Ok((file, _)) = trust::open_regular(path) else {
-        return Vec::new();
-    };
-    let mut text = String::new();
-    if file.take(MAX_CONFIG).read_to_string(&mut text).is_err() {
-        return Vec::new();
-    }
-    let Ok(doc) = toml::de::DeTable::parse(&text) else {
-        return Vec::new();
-    };
-    let sources = SecretSources::default();
-    let cx = Ctx::new(path, &text, &sources, None);
-    let Some(auth) = doc.get_ref().get("auth").map(|v| v.get_ref()) else {
-        return Vec::new();
-    };
-    let toml::de::DeValue::Table(auth) = auth else {
-        return Vec::new();
-    };
-    [CLIENT_SECRET.file_key, PASSWORD.file_key]
-        .iter()
-        .filter_map(|k| match auth.get(*k).map(|v| v.get_ref()) {
-            Some(toml::de::DeValue::String(f)) if !f.is_empty() => Some(cx.resolve(f)),
-            _ => None,
-        })
-        .collect()
-}
 
 /// `[auth]`'s client secret, from the first place that gives it.
 pub(super) fn client_secret(cx: &Ctx, s: &Section) -> Result<Secret, ConfigError> {
@@ -395,26 +364,6 @@ mod tests {
     use crate::config::{Config, load, parse};
 
     use std::os::unix::fs::PermissionsExt;
-
-    #[test]
-    fn secret_files_are_found_even_in_a_refused_config() {
-        let dir = tempfile::tempdir().unwrap();
-        // client_id is bad and neither file exists: the files are still the ones to watch.
-        let text = "[auth]\nclient_id = \"nope\"\npassword_file = \"pw\"\nclient_secret_file = \"/etc/pbikiosk/client-secret\"\n";
-        let cfg = write(dir.path(), "pbikiosk.toml", text, 0o640);
-        assert_eq!(
-            secret_files(&cfg),
-            vec![
-                PathBuf::from("/etc/pbikiosk/client-secret"),
-                dir.path().join("pw")
-            ]
-        );
-        let cfg = write(dir.path(), "inline.toml", &auth(), 0o640);
-        assert!(secret_files(&cfg).is_empty());
-        let cfg = write(dir.path(), "broken.toml", "[auth\n", 0o640);
-        assert!(secret_files(&cfg).is_empty());
-        assert!(secret_files(&dir.path().join("missing.toml")).is_empty());
-    }
 
     #[test]
     fn inline_and_file_together_are_refused() {
