@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 
 use toml_edit::{ArrayOfTables, DocumentMut, Item, Table, TableLike, Value};
 
+use crate::config::walk::shown;
 use crate::config::{self, ConfigError, SecretSources};
 
 /// What a key holds in the file, so that `set` writes a value of the right TOML type.
@@ -403,7 +404,7 @@ fn typed_value(key: &Key, raw: &str) -> Result<Value, EditError> {
         Kind::Text => Ok(Value::from(raw)),
         Kind::Integer => raw.trim().parse::<i64>().map(Value::from).map_err(|_| {
             refused(
-                format!("{raw:?} is not a whole number"),
+                format!("{} is not a whole number", shown(raw)),
                 format!(
                     "Give a whole number, e.g. `pbikiosk config set {} 90`.",
                     key.dotted()
@@ -414,7 +415,7 @@ fn typed_value(key: &Key, raw: &str) -> Result<Value, EditError> {
             "true" => Ok(Value::from(true)),
             "false" => Ok(Value::from(false)),
             _ => Err(refused(
-                format!("{raw:?} is not true or false"),
+                format!("{} is not true or false", shown(raw)),
                 "Give true or false.".to_owned(),
             )),
         },
@@ -750,7 +751,7 @@ mod tests {
         let e = edit_err(&base(), &[("display.rotation", "ninety")]);
         assert_eq!(
             e.to_string(),
-            "display.rotation: \"ninety\" is not a whole number"
+            "display.rotation: the value of 6 characters starting \"nin\" is not a whole number"
         );
         let e = edit_err(&base(), &[("auth.allow_federated", "yes")]);
         assert!(e.to_string().starts_with("auth.allow_federated:"), "{e}");
