@@ -5,7 +5,9 @@
 set -euo pipefail
 
 PROG=install.sh
-CONF_DIR=/etc/pbikiosk
+# PBIKIOSK_INSTALL_*: only scripts/test-units.sh sets them, to run the installer on a scratch
+# folder with stub commands (sudo does not pass them on).
+CONF_DIR=${PBIKIOSK_INSTALL_CONF_DIR:-/etc/pbikiosk}
 CONF=$CONF_DIR/pbikiosk.toml
 SECRET=$CONF_DIR/client-secret
 PASSWORD=$CONF_DIR/password
@@ -13,7 +15,8 @@ DROPIN_DIR=/etc/systemd/system/pbikiosk.service.d
 DROPIN=$DROPIN_DIR/50-install.conf
 GRUB_SNIPPET=/etc/default/grub.d/pbikiosk.cfg
 # Installed in step 1; edits and checks the config from step 5 on (`pbikiosk config --help`).
-PBK=/usr/bin/pbikiosk
+PBK=${PBIKIOSK_INSTALL_BIN:-/usr/bin/pbikiosk}
+SYSTEMD_DIR=${PBIKIOSK_INSTALL_SYSTEMD_DIR:-/run/systemd/system}
 
 usage() {
   cat <<'EOF'
@@ -63,6 +66,9 @@ EOF
 }
 
 die() { echo "$PROG: $*" >&2; exit 1; }
+# Temporary files (next to the files they replace); whatever happens, none is left behind.
+TMPS=()
+trap 'rm -f "${TMPS[@]}"' EXIT
 say() { echo "$PROG: $*"; }
 CHANGES=0
 changed() { CHANGES=$((CHANGES + 1)); say "changed: $*"; }
@@ -113,7 +119,7 @@ case $ROTATION in "" | 0 | 90 | 180 | 270) ;; *) die "--rotation $ROTATION: use 
 [ "$(id -u)" -eq 0 ] || die "run me as root (sudo $0 ...)"
 
 SYSTEMD_RUNNING=0
-[ -d /run/systemd/system ] && SYSTEMD_RUNNING=1
+[ -d "$SYSTEMD_DIR" ] && SYSTEMD_RUNNING=1
 ARCH=$(dpkg --print-architecture)
 
 if [ -r /etc/os-release ]; then
@@ -176,19 +182,20 @@ if [ "$(systemctl is-enabled seatd.service 2>/dev/null || true)" != enabled ]; t
   changed "enabled seatd.service"
 fi
 
-# write_if_changed FILE MODE OWNER:GROUP — content on stdin; returns 0 when it wrote.
+# write_if_changed FILE MODE OWNER:GROUP — content on stdin; returns 0 when it wrote, 1 when
+# the file was already so. Call it with a redirection, not at the end of a pipe: a failure must
+# stop the installer, and in a pipe it would only end a subshell.
 write_if_changed() {
   local file=$1 mode=$2 owner=$3 tmp
-  tmp=$(mktemp "$(dirname "$file")/.install.XXXXXX")
-  cat >"$tmp"
-  chmod "$mode" "$tmp"
-  chown "$owner" "$tmp"
+  tmp=$(mktemp "$(dirname "$file")/.install.XXXXXX") || die "cannot write in $(dirname "$file")"
+  TMPS+=("$tmp")
+  { cat >"$tmp" && chmod "$mode" "$tmp" && chown "$owner" "$tmp"; } || die "cannot write $file"
   if [ -f "$file" ] && cmp -s "$tmp" "$file" &&
     [ "$(stat -c '%a %U:%G' "$file")" = "$(stat -c '%a %U:%G' "$tmp")" ]; then
     rm -f "$tmp"
     return 1
   fi
-  mv -f "$tmp" "$file"
+  mv -f "$tmp" "$file" || die "cannot replace $file"
   return 0
 }
 
@@ -196,11 +203,11 @@ write_if_changed() {
 RESTART=0
 if [ -n "$ROTATION" ]; then
   mkdir -p "$DROPIN_DIR"
-  if {
+  if write_if_changed "$DROPIN" 0644 root:root < <(
     echo "# Written by install.sh --rotation; run it again to change, or edit by hand."
     echo "[Service]"
     echo "Environment=PBIKIOSK_ROTATION=$ROTATION"
-  } | write_if_changed "$DROPIN" 0644 root:root; then
+  ); then
     changed "display settings in $DROPIN (rotation $ROTATION)"
     RESTART=1
   fi
@@ -235,7 +242,7 @@ if [ "$BOOT_CONFIG" = 1 ]; then
     cur=$(cat "$cmdline")
     cmode=$(stat -c %a "$cmdline")
     cowner=$(stat -c %U:%G "$cmdline")
-    if echo "$cur" | boot_tokens | write_if_changed "$cmdline" "$cmode" "$cowner"; then
+    if write_if_changed "$cmdline" "$cmode" "$cowner" < <(echo "$cur" | boot_tokens); then
       changed "kernel options in $cmdline (takes effect at the next boot)"
     fi
   elif [ -d /etc/default/grub.d ] || [ -f /etc/default/grub ]; then
@@ -243,10 +250,10 @@ if [ "$BOOT_CONFIG" = 1 ]; then
     # shellcheck disable=SC2016
     cur=$(sed -n 's/^GRUB_CMDLINE_LINUX_DEFAULT="\$GRUB_CMDLINE_LINUX_DEFAULT \(.*\)"$/\1/p' "$GRUB_SNIPPET" 2>/dev/null || true)
     want=$(echo "$cur" | boot_tokens)
-    if {
+    if write_if_changed "$GRUB_SNIPPET" 0644 root:root < <(
       echo "# Written by pbikiosk's install.sh: no console blanking or cursor, fixed output mode."
       echo "GRUB_CMDLINE_LINUX_DEFAULT=\"\$GRUB_CMDLINE_LINUX_DEFAULT $want\""
-    } | write_if_changed "$GRUB_SNIPPET" 0644 root:root; then
+    ); then
       changed "kernel options in $GRUB_SNIPPET (takes effect at the next boot)"
       if command -v update-grub >/dev/null; then update-grub 2>/dev/null || say "warning: update-grub failed; run it by hand"; fi
     fi
@@ -311,6 +318,9 @@ read_secret() { # read_secret SRC -> one line on stdout
   fi
   v=${v%$'\r'}
   [ -n "$v" ] || die "the secret from $1 is empty"
+  # The player refuses these in a secret file (an editor's byte order mark, a pasted space).
+  [[ $v != $'\xef\xbb\xbf'* ]] || die "the secret from $1 starts with a byte order mark: save it as UTF-8 without BOM"
+  [[ ! $v =~ ^[[:space:]]|[[:space:]]$ ]] || die "the secret from $1 has spaces or tabs before or after it: remove them"
   printf '%s' "$v"
 }
 [ -z "$SECRET_SRC" ] || SECRET_VALUE=$(read_secret "$SECRET_SRC")
@@ -318,11 +328,18 @@ read_secret() { # read_secret SRC -> one line on stdout
 
 getent group pbikiosk >/dev/null || die "the group pbikiosk does not exist: is the pbikiosk package installed?"
 install -d -m 0750 -o root -g pbikiosk "$CONF_DIR"
-if [ -n "${SECRET_VALUE:-}" ]; then
-  printf '%s\n' "$SECRET_VALUE" | write_if_changed "$SECRET" 0640 root:pbikiosk && changed "client secret in $SECRET"
+# A running kiosk picks up a changed secret file by itself; it is restarted as well (step 6) so
+# that a service that takes its secrets from systemd credentials, copied at start, gets them too.
+SECRETS_CHANGED=0
+if [ -n "${SECRET_VALUE:-}" ] &&
+  write_if_changed "$SECRET" 0640 root:pbikiosk < <(printf '%s\n' "$SECRET_VALUE"); then
+  changed "client secret in $SECRET"
+  SECRETS_CHANGED=1
 fi
-if [ -n "${PASSWORD_VALUE:-}" ]; then
-  printf '%s\n' "$PASSWORD_VALUE" | write_if_changed "$PASSWORD" 0640 root:pbikiosk && changed "password in $PASSWORD"
+if [ -n "${PASSWORD_VALUE:-}" ] &&
+  write_if_changed "$PASSWORD" 0640 root:pbikiosk < <(printf '%s\n' "$PASSWORD_VALUE"); then
+  changed "password in $PASSWORD"
+  SECRETS_CHANGED=1
 fi
 unset SECRET_VALUE PASSWORD_VALUE
 
@@ -341,6 +358,7 @@ if [ ${#auth[@]} -gt 0 ]; then
     # Checked against the file as it is, so that a refused value leaves it untouched.
     "$PBK" --config "$CONF" config set --check "${auth[@]}" || die "$CONF was left as it was"
     new=$(mktemp "$CONF_DIR/.install.XXXXXX")
+    TMPS+=("$new")
     {
       echo "# Written by install.sh. Secrets are in $SECRET and $PASSWORD (root:pbikiosk 0640)."
       echo "# The full example with every option: /usr/share/pbikiosk/pbikiosk.toml.example"
@@ -349,9 +367,8 @@ if [ ${#auth[@]} -gt 0 ]; then
       echo
       echo "# One [[playlist]] block per report; \`sudo pbikiosk reports --toml\` prints them."
     } >"$new"
-    "$PBK" --config "$new" config set "${auth[@]}" || { rm -f "$new"; die "$CONF was left as it was"; }
-    write_if_changed "$CONF" 0640 root:pbikiosk <"$new" && changed "sign-in settings in $CONF"
-    rm -f "$new"
+    "$PBK" --config "$new" config set "${auth[@]}" || die "$CONF was left as it was"
+    if write_if_changed "$CONF" 0640 root:pbikiosk <"$new"; then changed "sign-in settings in $CONF"; fi
   else
     conf_set "sign-in settings" "${auth[@]}"
   fi
@@ -394,7 +411,14 @@ if [ "$SYSTEMD_RUNNING" = 1 ]; then
     elif [ "$RESTART" = 1 ]; then
       systemctl restart pbikiosk.service
       say "restarted the kiosk for the new display settings"
+    elif [ "$SECRETS_CHANGED" = 1 ]; then
+      systemctl try-restart pbikiosk.service
+      say "restarted the kiosk for the new secrets"
     fi
+  elif [ "$SECRETS_CHANGED" = 1 ]; then
+    # Not started by me, but when it runs it must not keep the old secrets.
+    systemctl try-restart pbikiosk.service
+    say "restarted the kiosk (if it was running) for the new secrets"
   fi
 else
   say "note: systemd is not running here (chroot or image build): the kiosk starts at the next boot"

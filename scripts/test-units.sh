@@ -5,6 +5,10 @@
 #  - shellcheck on the shell scripts (when shellcheck is installed);
 #  - install.sh --help documents every flag its parser accepts, and bad values are refused
 #    before anything is touched;
+#  - install.sh, run on a scratch folder with stub system commands and the built pbikiosk:
+#    a username with & and | is stored as given, a changed secret restarts a running kiosk
+#    (`systemctl try-restart`), an unchanged one does not, no temporary file is left behind
+#    even when a step fails, and a secret with spaces around it is refused;
 #  - pbikiosk-session turns PBIKIOSK_ROTATION into cage's -r flags;
 #  - every asset cargo-deb packages exists (except the binary, built by cargo deb).
 # The heavy tests (building .debs, arm64 under qemu, a Debian root) are scripts/test-packaging.sh.
@@ -83,6 +87,61 @@ if [ -n "$bin" ]; then
   fi
 else
   echo "skip pbikiosk config set (no built binary in target/)"
+fi
+
+# 3b. install.sh's credentials step end to end, on a scratch folder: stubs stand in for the
+# package tools, systemctl (which logs its calls) and the root-only owner changes.
+if [ -n "$bin" ]; then
+  inst=$tmp/install stubs=$tmp/install/stubs
+  mkdir -p "$stubs" "$inst/etc" "$inst/systemd"
+  # FAIL_chown=1 makes the owner change fail, as for a file on a read-only or foreign mount.
+  # shellcheck disable=SC2016  # expanded by the stubs
+  for c in getent chown; do printf '#!/bin/sh\n[ -z "$FAIL_%s" ] || exit 1\nexit 0\n' "$c" >"$stubs/$c"; done
+  printf '#!/bin/sh\necho 0\n' >"$stubs/id"
+  printf '#!/bin/sh\necho amd64\n' >"$stubs/dpkg"
+  printf '#!/bin/sh\necho "install ok installed 1.0"\n' >"$stubs/dpkg-query"
+  printf '#!/bin/sh\necho "apt-get must not run here" >&2; exit 1\n' >"$stubs/apt-get"
+  # `install -d ... DIR` (the only use): the folder, without the root-only owner change, and
+  # never outside the scratch folder (the real /etc/pbikiosk is not for a test).
+  # shellcheck disable=SC2016  # expanded by the stubs
+  printf '#!/bin/sh\nwhile [ $# -gt 1 ]; do shift; done\ncase $1 in %s/*) mkdir -p "$1" ;; *) echo "install stub: $1 is outside the scratch folder" >&2; exit 1 ;; esac\n' "$inst" >"$stubs/install"
+  # shellcheck disable=SC2016
+  printf '#!/bin/sh\necho "$*" >>"%s"\ncase $1 in is-enabled) echo enabled ;; esac\nexit 0\n' "$inst/systemctl.log" >"$stubs/systemctl"
+  chmod +x "$stubs"/*
+  printf 'cs-one\n' >"$inst/cs" && printf 'pw-one\n' >"$inst/pw"
+  iuser='svc|a&b@contoso.onmicrosoft.com'
+  run_install() { # output in $inst/out
+    PATH=$stubs:$PATH PBIKIOSK_INSTALL_CONF_DIR=$inst/etc PBIKIOSK_INSTALL_BIN=$bin \
+      PBIKIOSK_INSTALL_SYSTEMD_DIR=$inst/systemd scripts/install.sh --yes --no-boot-config \
+      --tenant contoso.onmicrosoft.com --client-id 00000000-0000-0000-0000-000000000001 \
+      --username "$iuser" --client-secret-file "$inst/cs" --password-file "$inst/pw" >"$inst/out" 2>&1
+  }
+  restarts() { grep -c '^try-restart pbikiosk.service$' "$inst/systemctl.log" || true; }
+  leftovers() { find "$inst/etc" -name '.install.*' | wc -l; }
+  if run_install && [ "$("$bin" --config "$inst/etc/pbikiosk.toml" config get auth.username)" = "$iuser" ] &&
+    [ "$(cat "$inst/etc/password")" = pw-one ] && [ "$(restarts)" = 1 ]; then
+    ok "install.sh: username with & and | stored as given; new secrets -> systemctl try-restart"
+  else
+    bad "install.sh first run: $(cat "$inst/out") / systemctl: $(cat "$inst/systemctl.log")"
+  fi
+  if run_install && [ "$(restarts)" = 1 ]; then ok "install.sh: unchanged secrets, no restart"
+  else bad "install.sh second run restarted: $(cat "$inst/out")"; fi
+  printf 'pw-two\n' >"$inst/pw"
+  if run_install && [ "$(cat "$inst/etc/password")" = pw-two ] && [ "$(restarts)" = 2 ] &&
+    grep -q 'restarted the kiosk for the new secrets' "$inst/out"; then
+    ok "install.sh: changed password -> systemctl try-restart"
+  else bad "install.sh: changed password: $(cat "$inst/out") / $(restarts) restarts"; fi
+  printf 'pw-three\n' >"$inst/pw"
+  if ! FAIL_chown=1 run_install && grep -q "cannot write $inst/etc/client-secret" "$inst/out" &&
+    [ "$(leftovers)" = 0 ] && [ "$(cat "$inst/etc/password")" = pw-two ] && [ "$(restarts)" = 2 ]; then
+    ok "install.sh: a failed write stops it, leaves the old file and no temporary file"
+  else bad "install.sh with a failing chown: $(cat "$inst/out"); $(leftovers) left over"; fi
+  printf 'pw-three \n' >"$inst/pw"
+  if ! run_install && grep -q "spaces or tabs" "$inst/out" && [ "$(cat "$inst/etc/password")" = pw-two ]; then
+    ok "install.sh: a password with a trailing space is refused"
+  else bad "install.sh with a trailing space: $(cat "$inst/out")"; fi
+else
+  echo "skip install.sh end to end (no built binary in target/)"
 fi
 
 # 4. rotation -> cage flags

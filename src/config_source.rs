@@ -1,12 +1,74 @@
 //! Where the player's config comes from: a file, re-read when it changes, or the demo's own.
+//! The secret files it names are watched too, so a fixed password is used at once.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 use crate::config::{self, Config, ConfigError, SecretSources};
 
-/// A cheap fingerprint of the config file: modification time and length.
-pub(crate) type Stamp = Option<(SystemTime, u64)>;
+/// A cheap fingerprint of one file: modification time, length, inode (an editor or installer
+/// that replaces the file by renaming gives a new inode even within one tick of the clock),
+/// mode and owner (the fix for a refused file may be a `chmod` or `chown` alone). `None` when
+/// the file is missing or unreadable.
+type FileStamp = Option<(SystemTime, u64, u64, u32, u32)>;
+
+#[cfg(unix)]
+fn file_stamp(path: &Path) -> FileStamp {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(path).ok()?;
+    Some((m.modified().ok()?, m.len(), m.ino(), m.mode(), m.uid()))
+}
+
+#[cfg(not(unix))]
+fn file_stamp(path: &Path) -> FileStamp {
+    let m = std::fs::metadata(path).ok()?;
+    Some((m.modified().ok()?, m.len(), 0, 0, 0))
+}
+
+fn stamped(files: impl IntoIterator<Item = PathBuf>) -> Vec<(PathBuf, FileStamp)> {
+    files
+        .into_iter()
+        .map(|f| {
+            let s = file_stamp(&f);
+            (f, s)
+        })
+        .collect()
+}
+
+/// Fingerprints of the config file (with `cloud.ca_file`) and of the secret files it names.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub(crate) struct Stamp {
+    config: Vec<(PathBuf, FileStamp)>,
+    secrets: Vec<(PathBuf, FileStamp)>,
+}
+
+/// What changed between two stamps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Change {
+    None,
+    /// The config file or the CA file: everything is read again.
+    Config,
+    /// Only a secret file (the config names the same ones): the secrets are read again.
+    Secrets,
+}
+
+impl Stamp {
+    pub(crate) fn change_to(&self, newer: &Stamp) -> Change {
+        if self.config != newer.config {
+            Change::Config
+        } else if self.secrets != newer.secrets {
+            Change::Secrets
+        } else {
+            Change::None
+        }
+    }
+
+    /// Whether the config file exists.
+    #[cfg(test)]
+    fn has_config(&self) -> bool {
+        self.config.first().is_some_and(|(_, s)| s.is_some())
+    }
+}
 
 pub(crate) enum Source {
     File(PathBuf, SecretSources),
@@ -22,13 +84,17 @@ impl Source {
     }
 
     /// Taken before each reading, compared every few seconds, to notice an edited (or newly
-    /// created) config file. The demo's never changes.
+    /// created) config file or secret file. The demo's never changes.
     pub(crate) fn stamp(&self) -> Stamp {
         match self {
-            Source::File(p, _) => std::fs::metadata(p)
-                .ok()
-                .and_then(|m| Some((m.modified().ok()?, m.len()))),
-            Source::Demo(_) => None,
+            Source::File(p, _) => {
+                let named = config::watched_files(p);
+                Stamp {
+                    config: stamped(std::iter::once(p.clone()).chain(named.ca_file)),
+                    secrets: stamped(named.secrets),
+                }
+            }
+            Source::Demo(_) => Stamp::default(),
         }
     }
 
@@ -51,13 +117,61 @@ mod tests {
         let path = dir.path().join("pbikiosk.toml");
         let source = Source::File(path.clone(), SecretSources::default());
         assert_eq!(source.describe(), path.display().to_string());
-        assert_eq!(source.stamp(), None, "no file yet");
+        assert!(!source.stamp().has_config(), "no file yet");
         assert!(matches!(source.load(), Err(ConfigError::NotFound { .. })));
         std::fs::write(&path, "[auth]\n").unwrap();
         let created = source.stamp();
-        assert!(created.is_some());
+        assert!(created.has_config());
         assert_eq!(source.stamp(), created, "unchanged file, same stamp");
         std::fs::write(&path, "[auth]\ntenant = \"x\"\n").unwrap();
-        assert_ne!(source.stamp(), created, "a longer file");
+        assert_eq!(
+            created.change_to(&source.stamp()),
+            Change::Config,
+            "a longer file"
+        );
+    }
+
+    #[test]
+    fn a_secret_file_change_is_told_apart() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("pbikiosk.toml");
+        std::fs::write(&path, "[auth]\npassword_file = \"pw\"\n").unwrap();
+        let source = Source::File(path.clone(), SecretSources::default());
+        let before = source.stamp();
+        // Created after the config: a missing secret file that appears is a change.
+        std::fs::write(dir.path().join("pw"), "wrong\n").unwrap();
+        let created = source.stamp();
+        assert_eq!(before.change_to(&created), Change::Secrets);
+        // Same length, replaced by renaming (what editors and installers do).
+        let tmp = dir.path().join("pw.new");
+        std::fs::write(&tmp, "right\n").unwrap();
+        std::fs::rename(&tmp, dir.path().join("pw")).unwrap();
+        let replaced = source.stamp();
+        assert_eq!(created.change_to(&replaced), Change::Secrets);
+        assert_eq!(replaced.change_to(&source.stamp()), Change::None);
+        // A `chmod` alone (the fix for a refused file) is a change too.
+        use std::os::unix::fs::PermissionsExt;
+        let pw = dir.path().join("pw");
+        std::fs::set_permissions(&pw, std::fs::Permissions::from_mode(0o640)).unwrap();
+        let chmodded = source.stamp();
+        assert_eq!(replaced.change_to(&chmodded), Change::Secrets);
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert_eq!(chmodded.change_to(&source.stamp()), Change::Config);
+        let replaced = source.stamp();
+        // Both changed: the config wins, everything is read again.
+        std::fs::write(&path, "[auth]\npassword_file = \"pw2\"\n").unwrap();
+        assert_eq!(replaced.change_to(&source.stamp()), Change::Config);
+    }
+
+    #[test]
+    fn a_ca_file_change_reads_the_config_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("pbikiosk.toml");
+        std::fs::write(&path, "[cloud]\nca_file = \"ca.pem\"\n").unwrap();
+        std::fs::write(dir.path().join("ca.pem"), "PEM").unwrap();
+        let source = Source::File(path, SecretSources::default());
+        let before = source.stamp();
+        std::fs::write(dir.path().join("ca.pem"), "PEM2").unwrap();
+        assert_eq!(before.change_to(&source.stamp()), Change::Config);
     }
 }

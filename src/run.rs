@@ -15,11 +15,12 @@ use tokio::sync::{mpsc, watch};
 
 use crate::auth::SignInSettings;
 use crate::auth::client::AadClient;
+use crate::auth::client::Secrets;
 use crate::auth::service::TokenService;
 use crate::auth::session::TokenSession;
 use crate::bridge::FromPage;
 use crate::config::{self, Config, ConfigError, SecretSources};
-use crate::config_source::Source;
+use crate::config_source::{Change, Source};
 use crate::demo::{Demo, DemoOptions};
 use crate::health::{self, FirstRender};
 use crate::outlet::Outlet;
@@ -182,6 +183,31 @@ fn start(loaded: Result<Config, ConfigError>, player: &mut Player) -> Option<Liv
     None
 }
 
+/// A secret file changed while the config file did not: hand the new secrets to the running
+/// sign-in, which tries them at once if the last attempt failed. The page and the report on
+/// screen stay as they are, so a routine rotation does not blank the screen. `false` when that
+/// is not possible (the config is not running, or no longer loads with the new file) and the
+/// whole config must be read again, which shows what is wrong.
+fn secrets_changed(source: &Source, live: Option<&Live>) -> bool {
+    let Some(live) = live else {
+        return false;
+    };
+    match source.load() {
+        Ok(cfg) => {
+            tracing::info!("a secret file changed; signing in with the new secrets");
+            live.tokens.replace_secrets(Secrets {
+                client_secret: cfg.auth.client_secret,
+                password: cfg.auth.password,
+            });
+            true
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "a secret file changed and is not usable");
+            false
+        }
+    }
+}
+
 /// One config generation: read the config once, run its player until the file changes or the
 /// player gives up.
 async fn generation(
@@ -192,7 +218,7 @@ async fn generation(
     snapshot: &watch::Sender<Snapshot>,
     first_render: &FirstRender,
 ) -> GenerationEnd {
-    let stamp = source.stamp();
+    let mut stamp = source.stamp();
     let loaded = source.load();
     let permanent_retry = loaded.as_ref().map(|c| c.auth.permanent_retry);
     let report_layout = loaded.as_ref().map(|c| c.display.report_layout);
@@ -250,8 +276,16 @@ async fn generation(
             Some(res) = probed_rx.recv() => Input::Probed(res),
             _ = tokio::time::sleep_until(tokio::time::Instant::from_std(wake)) => Input::Tick,
             _ = config_poll.tick() => {
-                if source.stamp() != stamp {
-                    return GenerationEnd::ConfigChanged;
+                let now_stamp = source.stamp();
+                match stamp.change_to(&now_stamp) {
+                    Change::None => {}
+                    Change::Config => return GenerationEnd::ConfigChanged,
+                    Change::Secrets => {
+                        stamp = now_stamp;
+                        if !secrets_changed(source, live.as_ref()) {
+                            return GenerationEnd::ConfigChanged;
+                        }
+                    }
                 }
                 Input::Tick
             }

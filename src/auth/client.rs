@@ -24,6 +24,15 @@ pub trait TokenEndpoint {
         &self,
         refresh_token: &Secret,
     ) -> impl Future<Output = Result<TokenGrant, Problem>> + Send;
+    /// Use these secrets from the next request on (a secret file was changed).
+    fn replace_secrets(&mut self, secrets: Secrets);
+}
+
+/// The two secrets sign-in sends, as read from the configuration.
+#[derive(Debug, Clone)]
+pub struct Secrets {
+    pub client_secret: Secret,
+    pub password: Secret,
 }
 
 /// The real endpoint, over HTTPS.
@@ -103,6 +112,11 @@ fn parse_grant(body: &str) -> Result<TokenGrant, Problem> {
 }
 
 impl TokenEndpoint for AadClient {
+    fn replace_secrets(&mut self, secrets: Secrets) {
+        self.settings.client_secret = secrets.client_secret;
+        self.settings.password = secrets.password;
+    }
+
     async fn realm(&self) -> Result<Option<Realm>, Problem> {
         let mut url = self.endpoint(&["common", "userrealm", &self.settings.username]);
         url.query_pairs_mut().append_pair("api-version", "1.0");

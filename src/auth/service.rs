@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use tokio::sync::{mpsc, watch};
 
-use super::client::TokenEndpoint;
+use super::client::{Secrets, TokenEndpoint};
 use super::session::TokenSession;
 use crate::problem::Problem;
 use crate::secret::Secret;
@@ -38,6 +38,8 @@ pub enum TokenState {
 pub struct TokenService {
     state: watch::Receiver<TokenState>,
     expired: mpsc::Sender<()>,
+    /// The latest secrets read after a secret file changed; only the newest matters.
+    secrets: watch::Sender<Option<Secrets>>,
 }
 
 impl TokenService {
@@ -48,10 +50,12 @@ impl TokenService {
     {
         let (tx, rx) = watch::channel(TokenState::Starting);
         let (expired_tx, expired_rx) = mpsc::channel(4);
-        tokio::spawn(run(session, tx, expired_rx));
+        let (secrets_tx, secrets_rx) = watch::channel(None);
+        tokio::spawn(run(session, tx, expired_rx, secrets_rx));
         Self {
             state: rx,
             expired: expired_tx,
+            secrets: secrets_tx,
         }
     }
 
@@ -68,6 +72,12 @@ impl TokenService {
     pub fn report_expired(&self) {
         // A full queue already holds a request; one is as good as many.
         let _ = self.expired.try_send(());
+    }
+
+    /// A secret file changed: sign in with these from now on, and at once (one attempt) if
+    /// the last attempt failed.
+    pub fn replace_secrets(&self, secrets: Secrets) {
+        self.secrets.send_replace(Some(secrets));
     }
 
     /// Wait for the first answer: a token, or the problem that stops one.
@@ -93,6 +103,7 @@ async fn run<E: TokenEndpoint>(
     mut session: TokenSession<E>,
     tx: watch::Sender<TokenState>,
     mut expired: mpsc::Receiver<()>,
+    mut secrets: watch::Receiver<Option<Secrets>>,
 ) {
     let mut generation = 0u64;
     loop {
@@ -133,6 +144,14 @@ async fn run<E: TokenEndpoint>(
                 Some(()) => session.invalidate(),
                 None => return,
             },
+            changed = secrets.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+                if let Some(s) = secrets.borrow_and_update().clone() {
+                    session.replace_secrets(s);
+                }
+            }
         }
     }
 }

@@ -20,7 +20,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 use super::TokenGrant;
-use super::client::TokenEndpoint;
+use super::client::{Secrets, TokenEndpoint};
 use super::realm::RealmKind;
 use crate::problem::{Problem, ProblemId, RetryClass};
 use crate::secret::Secret;
@@ -132,6 +132,25 @@ impl<E: TokenEndpoint> TokenSession<E> {
                 h.issued + lifetime.mul_f64(REFRESH_AT)
             }
             None => now,
+        }
+    }
+
+    /// A person changed a secret file: send the new secrets from now on. If the last attempt
+    /// failed, make exactly one attempt at the next poll instead of waiting out the failure:
+    /// the long wait after a wrong password is there so an *unchanged* password is not sent
+    /// again and again (account lockout), and a fix should show on the screen at once. After
+    /// that one attempt the usual waits apply again. A held, working session is left alone;
+    /// the new secrets are used at its next sign-in.
+    pub fn replace_secrets(&mut self, secrets: Secrets) {
+        self.endpoint.replace_secrets(secrets);
+        // A transient failure (network, throttling with Retry-After) has nothing to do with
+        // the secrets and keeps its own, shorter wait.
+        if self
+            .problem
+            .as_ref()
+            .is_some_and(|p| p.retry_class() == RetryClass::Permanent)
+        {
+            self.not_before = None;
         }
     }
 
@@ -262,6 +281,7 @@ mod tests {
         refresh_default: Option<Result<TokenGrant, Problem>>,
         password_calls: u32,
         refresh_calls: u32,
+        secrets_replaced: u32,
         realm_calls: u32,
     }
 
@@ -284,6 +304,9 @@ mod tests {
     }
 
     impl TokenEndpoint for Script {
+        fn replace_secrets(&mut self, _secrets: Secrets) {
+            self.with(|s| s.secrets_replaced += 1);
+        }
         async fn realm(&self) -> Result<Option<Realm>, Problem> {
             self.with(|s| {
                 s.realm_calls += 1;
@@ -355,6 +378,64 @@ mod tests {
         }
         assert_eq!(s.problem().unwrap().id, ProblemId::InvalidCredentials);
         assert!(s.access_token(start).is_none());
+    }
+
+    fn new_secrets() -> Secrets {
+        Secrets {
+            client_secret: Secret::new("cs-new"),
+            password: Secret::new("pw-new"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_changed_secret_is_tried_once_at_once() {
+        let script = Script::default();
+        let bad = Problem::from_token_error(
+            400,
+            r#"{"error":"invalid_grant","error_codes":[50126]}"#,
+            None,
+        );
+        script.with(|s| s.password_default = Some(Err(bad)));
+        let mut s = session(&script);
+        let start = Instant::now();
+        assert_eq!(run_for(&mut s, start, 60).await, vec![start]);
+
+        // Changed, but still wrong: one attempt now, then the full wait again.
+        s.replace_secrets(new_secrets());
+        let later = start + Duration::from_secs(61);
+        let attempts = run_for(&mut s, later, 20 * 60).await;
+        assert_eq!(
+            attempts,
+            vec![later, later + Duration::from_secs(15 * 60)],
+            "one attempt at once, the next after 15 minutes"
+        );
+        assert_eq!(script.with(|s| s.secrets_replaced), 1);
+
+        // Changed and right: one attempt, the problem is gone.
+        script.with(|s| s.password.push_back(grant(1, 3600)));
+        s.replace_secrets(new_secrets());
+        let fixed = later + Duration::from_secs(16 * 60);
+        assert_eq!(s.poll(fixed).await, Polled::NewToken);
+        assert!(s.problem().is_none());
+        assert_eq!(script.token_requests(), 4);
+
+        // With a working session nothing is sent early.
+        s.replace_secrets(new_secrets());
+        assert_eq!(s.poll(fixed + Duration::from_secs(1)).await, Polled::Idle);
+        assert_eq!(script.token_requests(), 4);
+    }
+
+    #[tokio::test]
+    async fn a_changed_secret_keeps_a_throttling_wait() {
+        let script = Script::default();
+        let throttled = Problem::from_token_error(429, "", Some(Duration::from_secs(120)));
+        script.with(|s| s.password_default = Some(Err(throttled)));
+        let mut s = session(&script);
+        let start = Instant::now();
+        assert!(matches!(s.poll(start).await, Polled::Failed(_)));
+        s.replace_secrets(new_secrets());
+        assert_eq!(s.poll(start + Duration::from_secs(1)).await, Polled::Idle);
+        assert_eq!(script.token_requests(), 1);
     }
 
     #[tokio::test]

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use super::ids::{is_domain, is_guid};
 use super::secrets;
-use super::walk::{Ctx, Section};
+use super::walk::{Ctx, Section, shown};
 use super::{AuthConfig, AuthMethod, ConfigError, DEFAULT_PERMANENT_RETRY};
 
 const AUTH_KEYS: &[&str] = &[
@@ -66,7 +66,10 @@ pub(super) fn parse_auth(cx: &Ctx, s: &Section) -> Result<AuthConfig, ConfigErro
         return Err(cx.invalid(
             &s.key("client_id"),
             Some(&span),
-            format!("{client_id:?} is not a GUID (like 00000000-0000-0000-0000-000000000000)"),
+            format!(
+                "{} is not a GUID (like 00000000-0000-0000-0000-000000000000)",
+                shown(client_id)
+            ),
             "Copy the Application (client) ID from the app registration's Overview page in the Azure portal (not the Object ID, not the secret).",
         ));
     }
@@ -80,7 +83,7 @@ pub(super) fn parse_auth(cx: &Ctx, s: &Section) -> Result<AuthConfig, ConfigErro
         return Err(cx.invalid(
             &s.key("username"),
             Some(&span),
-            format!("{username:?} does not look like user@domain"),
+            format!("{} does not look like user@domain", shown(username)),
             "Set username to the service account's full sign-in name, e.g. svc-pbikiosk@contoso.onmicrosoft.com.",
         ));
     }
@@ -117,7 +120,7 @@ fn check_tenant(cx: &Ctx, key: &str, tenant: &str, span: &Range<usize>) -> Resul
         return Err(cx.invalid(
             key,
             Some(span),
-            format!("{tenant:?} cannot be used: password sign-in (ROPC) needs the account's own tenant"),
+            format!("\"{lower}\" cannot be used: password sign-in (ROPC) needs the account's own tenant"),
             "Set tenant to the Directory (tenant) ID GUID from Entra ID > Overview, or to the tenant's domain (e.g. contoso.onmicrosoft.com).",
         ));
     }
@@ -127,7 +130,7 @@ fn check_tenant(cx: &Ctx, key: &str, tenant: &str, span: &Range<usize>) -> Resul
     Err(cx.invalid(
         key,
         Some(span),
-        format!("{tenant:?} is neither a tenant GUID nor a domain name"),
+        format!("{} is neither a tenant GUID nor a domain name", shown(tenant)),
         "Set tenant to the Directory (tenant) ID GUID from Entra ID > Overview, or to a verified domain such as contoso.onmicrosoft.com.",
     ))
 }

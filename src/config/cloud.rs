@@ -1,13 +1,13 @@
 //! `[cloud]`: the sign-in and API addresses (national clouds, the simulator) and a proxy's CA.
 
-use std::fs;
 use std::io;
 use std::ops::Range;
 use std::path::PathBuf;
 
 use url::{Host, Url};
 
-use super::walk::{Ctx, Section};
+use super::trust;
+use super::walk::{Ctx, Section, shown};
 use super::{
     CloudConfig, ConfigError, DEFAULT_API, DEFAULT_AUTHORITY, DEFAULT_RESOURCE, describe_io,
 };
@@ -32,7 +32,7 @@ pub(super) fn parse_cloud(cx: &Ctx, s: &Section) -> Result<CloudConfig, ConfigEr
                 return Err(cx.invalid(
                     &s.key("resource"),
                     Some(&span),
-                    format!("{v:?} is not a resource identifier"),
+                    format!("{} is not a resource identifier", shown(v)),
                     format!("Set resource to the Power BI resource of your cloud, e.g. \"{DEFAULT_RESOURCE}\" (or remove it for the public cloud)."),
                 ));
             }
@@ -81,7 +81,7 @@ fn base_url(
             return Err(cx.invalid(
                 key,
                 Some(span),
-                format!("{scheme}:// is not allowed: the address must use https:// (http:// only for this device itself)"),
+                format!("{} is not allowed as the scheme: the address must use https:// (http:// only for this device itself)", shown(scheme)),
                 format!("Write the address with https://, like \"{example}\"."),
             ));
         }
@@ -121,13 +121,19 @@ fn check_ca_file(
     let fix = format!(
         "Put the proxy's CA certificate (PEM) at {p}, readable by pbikiosk, or correct or remove {key}."
     );
-    match fs::File::open(&path).and_then(|f| f.metadata()) {
-        Ok(m) if m.is_file() => Ok(path),
-        Ok(_) => Err(cx.invalid(key, Some(span), format!("{p} is not a file"), fix)),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+    match trust::open_regular(&path) {
+        Ok((_, meta)) => match trust::check(&meta) {
+            // Whoever can change the CA file can have the kiosk trust their own proxy.
+            Err(why) => Err(cx.invalid(key, Some(span), why.describe(&path), why.fix(&path))),
+            Ok(()) => Ok(path),
+        },
+        Err(trust::OpenError::NotAFile(kind)) => {
+            Err(cx.invalid(key, Some(span), format!("{p} is {kind}, not a file"), fix))
+        }
+        Err(trust::OpenError::Io(e)) if e.kind() == io::ErrorKind::NotFound => {
             Err(cx.invalid(key, Some(span), format!("the file {p} does not exist"), fix))
         }
-        Err(e) => Err(cx.invalid(
+        Err(trust::OpenError::Io(e)) => Err(cx.invalid(
             key,
             Some(span),
             format!("the file {p} cannot be read: {}", describe_io(&e)),
@@ -216,5 +222,33 @@ mod tests {
             "{msg}"
         );
         assert!(fix.contains("CA certificate"), "{fix}");
+    }
+
+    #[test]
+    fn ca_file_others_may_change_is_refused_with_the_command() {
+        let dir = tempfile::tempdir().unwrap();
+        let text =
+            |ca: &std::path::Path| format!("{}[cloud]\nca_file = \"{}\"\n", auth(), ca.display());
+        for mode in [0o664, 0o646] {
+            let ca = write(dir.path(), "corp-ca.pem", "PEM", mode);
+            let (msg, fix) = invalid(err(&text(&ca)), "cloud.ca_file", Some(8));
+            assert!(msg.contains(&format!("{mode:04o}")), "{msg}");
+            assert_eq!(
+                fix,
+                format!(
+                    "Run `chmod go-w {}` (as root), so only its owner can change it.",
+                    ca.display()
+                )
+            );
+        }
+        let ca = write(dir.path(), "corp-ca.pem", "PEM", 0o644);
+        assert_eq!(ok(&text(&ca)).cloud.ca_file, Some(ca));
+        // A FIFO is refused at once (reading it would wait for a writer forever).
+        let fifo = dir.path().join("fifo.pem");
+        let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+        // SAFETY: a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0);
+        let (msg, _) = invalid(err(&text(&fifo)), "cloud.ca_file", Some(8));
+        assert!(msg.contains("named pipe"), "{msg}");
     }
 }

@@ -1,6 +1,6 @@
 //! `[display]`: screen rotation, GPU compositing and the layout of reports.
 
-use super::walk::{Ctx, Section};
+use super::walk::{Ctx, Section, shown};
 use super::{ConfigError, DisplayConfig, GpuMode};
 use crate::report_layout::ReportLayout;
 
@@ -29,7 +29,7 @@ pub(super) fn parse_display(cx: &Ctx, s: &Section) -> Result<DisplayConfig, Conf
             return Err(cx.invalid(
                 &s.key("gpu"),
                 Some(&span),
-                format!("\"{other}\" is not a GPU setting"),
+                format!("{} is not a GPU setting", shown(other)),
                 "Set gpu to \"auto\" (GPU compositing when the machine has a GPU), \"on\" or \"off\" (try \"off\" if the screen flickers or stays black with a GPU driver).",
             ));
         }
@@ -44,7 +44,7 @@ pub(super) fn parse_display(cx: &Ctx, s: &Section) -> Result<DisplayConfig, Conf
             cx.invalid(
                 &s.key("report_layout"),
                 Some(&span),
-                format!("\"{name}\" is not a report layout"),
+                format!("{} is not a report layout", shown(name)),
                 format!(
                     "Set report_layout to one of {}: \"auto\" shows a report's mobile layout on a screen taller than wide (fitted to the width when it has none), \"portrait\" the mobile layout on any screen, \"fit_width\" the normal layout as wide as the screen, \"landscape\" the whole normal page.",
                     valid.join(", ")
@@ -78,7 +78,10 @@ mod tests {
         }
         let text = format!("{}[display]\ngpu = \"yes\"\n", auth());
         let (msg, fix) = invalid(err(&text), "display.gpu", Some(8));
-        assert!(msg.contains("\"yes\""), "{msg}");
+        assert!(
+            msg.contains("the value of 3 characters starting \"y\"") && !msg.contains("yes"),
+            "{msg}"
+        );
         assert!(fix.contains("\"auto\"") && fix.contains("\"off\""), "{fix}");
         let text = format!("{}[display]\ngpu = true\n", auth());
         let e = err(&text).to_string();
@@ -99,7 +102,10 @@ mod tests {
         }
         let text = format!("{}[display]\nreport_layout = \"mobile\"\n", auth());
         let (msg, fix) = invalid(err(&text), "display.report_layout", Some(8));
-        assert!(msg.contains("\"mobile\""), "{msg}");
+        assert!(
+            msg.contains("the value of 6 characters starting \"mob\"") && !msg.contains("mobile"),
+            "{msg}"
+        );
         for v in ["\"auto\"", "\"landscape\"", "\"portrait\"", "\"fit_width\""] {
             assert!(fix.contains(v), "{fix}");
         }

@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 
 use toml_edit::{ArrayOfTables, DocumentMut, Item, Table, TableLike, Value};
 
+use crate::config::walk::shown;
 use crate::config::{self, ConfigError, SecretSources};
 
 /// What a key holds in the file, so that `set` writes a value of the right TOML type.
@@ -403,7 +404,7 @@ fn typed_value(key: &Key, raw: &str) -> Result<Value, EditError> {
         Kind::Text => Ok(Value::from(raw)),
         Kind::Integer => raw.trim().parse::<i64>().map(Value::from).map_err(|_| {
             refused(
-                format!("{raw:?} is not a whole number"),
+                format!("{} is not a whole number", shown(raw)),
                 format!(
                     "Give a whole number, e.g. `pbikiosk config set {} 90`.",
                     key.dotted()
@@ -414,7 +415,7 @@ fn typed_value(key: &Key, raw: &str) -> Result<Value, EditError> {
             "true" => Ok(Value::from(true)),
             "false" => Ok(Value::from(false)),
             _ => Err(refused(
-                format!("{raw:?} is not true or false"),
+                format!("{} is not true or false", shown(raw)),
                 "Give true or false.".to_owned(),
             )),
         },
@@ -625,6 +626,15 @@ fn relocate(e: ConfigError, staged: &Path, real: &Path) -> EditError {
             path: real.to_path_buf(),
             source,
         },
+        ConfigError::NotAFile { kind, .. } => ConfigError::NotAFile {
+            path: real.to_path_buf(),
+            kind,
+        },
+        ConfigError::Untrusted { message, fix, .. } => ConfigError::Untrusted {
+            path: real.to_path_buf(),
+            message: message.replace(&from, &to),
+            fix: fix.replace(&from, &to),
+        },
         ConfigError::Syntax {
             line,
             column,
@@ -741,7 +751,7 @@ mod tests {
         let e = edit_err(&base(), &[("display.rotation", "ninety")]);
         assert_eq!(
             e.to_string(),
-            "display.rotation: \"ninety\" is not a whole number"
+            "display.rotation: the value of 6 characters starting \"nin\" is not a whole number"
         );
         let e = edit_err(&base(), &[("auth.allow_federated", "yes")]);
         assert!(e.to_string().starts_with("auth.allow_federated:"), "{e}");
@@ -777,7 +787,8 @@ mod tests {
 
         let e = edit_err(&base(), &[("display.report_layout", "mobile")]);
         assert!(
-            e.to_string().contains("display.report_layout: \"mobile\""),
+            e.to_string()
+                .contains("display.report_layout: the value of 6 characters starting \"mob\""),
             "{e}"
         );
         let out = edit_ok(&base(), &[("display.report_layout", "fit_width")]);
@@ -790,7 +801,7 @@ mod tests {
         let e = edit_err(&base(), &[("auth.username", "not-an-upn")]);
         assert_eq!(
             e.to_string(),
-            "/etc/pbikiosk/pbikiosk.toml, line 7: auth.username: \"not-an-upn\" does not look like user@domain"
+            "/etc/pbikiosk/pbikiosk.toml, line 7: auth.username: the value of 10 characters starting \"not-\" does not look like user@domain"
         );
         let e = edit_err(&base(), &[("playlist[1].report", "nope")]);
         assert_eq!(

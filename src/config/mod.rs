@@ -29,9 +29,10 @@ mod secrets;
 mod status;
 #[cfg(test)]
 mod test_support;
+mod trust;
 mod walk;
+mod watched;
 
-use std::fs;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -54,6 +55,7 @@ use self::walk::{Ctx, Section, column_of, line_of};
 use crate::report_layout::ReportLayout;
 
 pub use self::secrets::SecretSources;
+pub(crate) use self::watched::watched_files;
 
 pub(crate) const DEFAULT_PATH: &str = "/etc/pbikiosk/pbikiosk.toml";
 
@@ -232,6 +234,16 @@ pub enum ConfigError {
     NotConfigured { path: PathBuf },
     #[error("{}: the configuration file cannot be read: {}", path.display(), describe_io(source))]
     Unreadable { path: PathBuf, source: io::Error },
+    /// A folder, FIFO or device where the file should be.
+    #[error("{}: the configuration must be a file, but this is {kind}", path.display())]
+    NotAFile { path: PathBuf, kind: &'static str },
+    /// Users other than root and pbikiosk's own could change the file.
+    #[error("{message}")]
+    Untrusted {
+        path: PathBuf,
+        message: String,
+        fix: String,
+    },
     #[error("{}, line {line}, column {column}: TOML syntax error: {message}", path.display())]
     Syntax {
         path: PathBuf,
@@ -292,6 +304,11 @@ impl ConfigError {
                     path.display()
                 ),
             },
+            ConfigError::NotAFile { path, .. } => format!(
+                "Replace {0} with a regular file (start from the example shipped with pbikiosk), or point --config or {ENV_CONFIG} at the right file.",
+                path.display()
+            ),
+            ConfigError::Untrusted { fix, .. } => fix.clone(),
             ConfigError::Syntax { .. } => "Correct the TOML at that place: text values need double quotes, each [section] may appear only once, and each key only once per section.".to_owned(),
             ConfigError::Invalid { fix, .. } => fix.clone(),
         }
@@ -311,18 +328,29 @@ pub fn load(path: &Path, sources: &SecretSources) -> Result<Config, ConfigError>
         path: path.to_path_buf(),
         source,
     };
-    let file = match fs::File::open(path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+    let (file, meta) = match trust::open_regular(path) {
+        Ok(opened) => opened,
+        Err(trust::OpenError::Io(e)) if e.kind() == io::ErrorKind::NotFound => {
             return Err(ConfigError::NotFound {
                 path: path.to_path_buf(),
             });
         }
-        Err(e) => return Err(unreadable(e)),
+        Err(trust::OpenError::Io(e)) => return Err(unreadable(e)),
+        Err(trust::OpenError::NotAFile(kind)) => {
+            return Err(ConfigError::NotAFile {
+                path: path.to_path_buf(),
+                kind,
+            });
+        }
     };
-    let meta = file.metadata().map_err(unreadable)?;
-    if meta.is_dir() {
-        return Err(unreadable(io::Error::from(io::ErrorKind::IsADirectory)));
+    // Whoever can change the file can point `authority` at their own server and receive the
+    // password, whether the password is in the file or not.
+    if let Err(why) = trust::check(&meta) {
+        return Err(ConfigError::Untrusted {
+            path: path.to_path_buf(),
+            message: why.describe(path),
+            fix: why.fix(path),
+        });
     }
     let text = io::read_to_string(file).map_err(unreadable)?;
     parse_inner(&text, path, sources, secrets::file_mode(&meta))
@@ -570,6 +598,34 @@ dashboard = "{DASH}"
     }
 
     #[test]
+    fn config_others_may_change_is_refused_with_the_command() {
+        let dir = tempfile::tempdir().unwrap();
+        // No inline secret: the password is safe in its file, but whoever writes the config
+        // can change `authority` and have the password sent to them.
+        write(dir.path(), "password", "pw\n", 0o600);
+        let text = format!(
+            "{}client_secret_file = \"password\"\npassword_file = \"password\"\n",
+            auth_no_secrets()
+        );
+        for mode in [0o666, 0o664, 0o646] {
+            let cfg = write(dir.path(), "pbikiosk.toml", &text, mode);
+            let e = load(&cfg, &no_sources()).unwrap_err();
+            assert!(matches!(e, ConfigError::Untrusted { .. }), "{e:?}");
+            assert!(e.to_string().contains(&format!("{mode:04o}")), "{e}");
+            assert_eq!(
+                e.fix(),
+                format!(
+                    "Run `chmod go-w {}` (as root), so only its owner can change it.",
+                    cfg.display()
+                )
+            );
+            assert_eq!(e.to_problem().id, ProblemId::Config);
+        }
+        let cfg = write(dir.path(), "pbikiosk.toml", &text, 0o644);
+        assert!(load(&cfg, &no_sources()).is_ok());
+    }
+
+    #[test]
     fn load_not_found_and_unreadable() {
         let dir = tempfile::tempdir().unwrap();
         let missing = dir.path().join("missing.toml");
@@ -582,8 +638,9 @@ dashboard = "{DASH}"
 
         // A folder where the file should be.
         let e = load(dir.path(), &no_sources()).unwrap_err();
-        assert!(matches!(e, ConfigError::Unreadable { .. }), "{e:?}");
+        assert!(matches!(e, ConfigError::NotAFile { .. }), "{e:?}");
         assert!(e.to_string().contains("folder"), "{e}");
+        assert!(e.fix().contains("regular file"), "{}", e.fix());
 
         let latin1 = dir.path().join("latin1.toml");
         fs::write(&latin1, b"[auth]\ntenant = \"caf\xe9\"\n").unwrap();

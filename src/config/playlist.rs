@@ -6,7 +6,7 @@ use std::ops::Range;
 use toml::de::DeValue;
 
 use super::ids::is_guid;
-use super::walk::{Ctx, Section, describe_type};
+use super::walk::{Ctx, Section, describe_type, shown};
 use super::{ConfigError, PlaylistItem};
 use crate::content::ContentKind;
 
@@ -95,7 +95,7 @@ fn parse_item(cx: &Ctx, s: &Section) -> Result<PlaylistItem, ConfigError> {
         return Err(cx.invalid(
             &s.key("workspace"),
             Some(&span),
-            format!("{workspace:?} is not a workspace GUID"),
+            format!("{} is not a workspace GUID", shown(workspace)),
             "Copy the GUID after /groups/ in the report's address (https://app.powerbi.com/groups/<workspace GUID>/reports/...), or run `pbikiosk reports`.",
         ));
     }
@@ -177,7 +177,10 @@ fn check_content_id(
     Err(cx.invalid(
         key,
         Some(span),
-        format!("{id:?} is not a GUID (like 00000000-0000-0000-0000-000000000000)"),
+        format!(
+            "{} is not a GUID (like 00000000-0000-0000-0000-000000000000)",
+            shown(id)
+        ),
         format!(
             "Copy the GUID after /{kind}/ in its address (https://app.powerbi.com/groups/<workspace>/{kind}/<GUID>), or run `pbikiosk reports`."
         ),
@@ -259,7 +262,10 @@ mod tests {
             item("pages = [\"ReportSection\", \"Sales overview\"]\n")
         );
         let (msg, fix) = invalid(err(&text), "playlist[1].pages", Some(10));
-        assert!(msg.contains("Sales overview"), "{msg}");
+        assert!(
+            msg.contains("14 characters starting \"Sale\"") && !msg.contains("Sales overview"),
+            "{msg}"
+        );
         assert!(fix.contains("not its title"), "{fix}");
     }
 

@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 
 use super::ConfigError;
 use super::describe_io;
+use super::trust;
 use super::walk::{Ctx, Section};
 use crate::secret::Secret;
 
@@ -85,6 +86,9 @@ struct SecretSpec {
     /// What it is, for a person.
     what: &'static str,
 }
+
+/// The `[auth]` keys that name secret files.
+pub(super) const SECRET_FILE_KEYS: [&str; 2] = [CLIENT_SECRET.file_key, PASSWORD.file_key];
 
 const CLIENT_SECRET: SecretSpec = SecretSpec {
     key: "client_secret",
@@ -223,8 +227,13 @@ fn resolve_secret(cx: &Ctx, s: &Section, spec: &SecretSpec) -> Result<Secret, Co
     }
 }
 
+/// The largest secret file accepted. Client secrets are 40 characters and passwords at most
+/// 256; anything this big is the wrong file, and is not read into memory whole.
+const MAX_SECRET_FILE: u64 = 4096;
+
 /// Read a secret from a file, refusing files that other users may read or change when
-/// `check_mode` (systemd's credential files are systemd's business).
+/// `check_mode` (systemd's credential files are systemd's business). Never blocks: a FIFO or
+/// device in place of the file is refused before it is read.
 fn read_secret_file(
     cx: &Ctx,
     key: &str,
@@ -233,56 +242,84 @@ fn read_secret_file(
     spec: &SecretSpec,
     check_mode: bool,
 ) -> Result<Secret, ConfigError> {
+    use std::io::Read;
+
     let p = path.display();
     let fix_create = format!(
         "Create {p} containing only {} (owner root, group pbikiosk, mode 0640), or correct {key}.",
         spec.what
     );
     let fail = |message: String, fix: String| Err(cx.invalid(key, span, message, fix));
-    let meta = match fs::metadata(path) {
-        Ok(m) => m,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+    let (file, meta) = match trust::open_regular(path) {
+        Ok(opened) => opened,
+        Err(trust::OpenError::Io(e)) if e.kind() == io::ErrorKind::NotFound => {
             return fail(format!("the file {p} does not exist"), fix_create);
         }
-        Err(e) => {
-            return fail(
-                format!("the file {p} cannot be read: {}", describe_io(&e)),
-                fix_create,
-            );
+        Err(trust::OpenError::NotAFile(kind)) => {
+            return fail(format!("{p} is {kind}, not a file"), fix_create);
         }
-    };
-    if meta.is_dir() {
-        return fail(format!("{p} is a folder, not a file"), fix_create);
-    }
-    if check_mode
-        && let Some(mode) = file_mode(&meta)
-        && mode & OTHERS != 0
-    {
-        return fail(
-            format!(
-                "the file {p} can be read or changed by every user on this device (mode {:04o})",
-                mode & 0o7777
-            ),
-            format!(
-                "Run `chmod o-rwx {p}` (the file should be mode 0600, or 0640 with owner root and group pbikiosk)."
-            ),
-        );
-    }
-    let bytes = match fs::read(path) {
-        Ok(b) => b,
-        Err(e) => {
+        Err(trust::OpenError::Io(e)) => {
             return fail(
                 format!("the file {p} cannot be read: {}", describe_io(&e)),
                 format!("Let pbikiosk read it: `chown root:pbikiosk {p} && chmod 0640 {p}`."),
             );
         }
     };
+    if check_mode {
+        if let Some(mode) = file_mode(&meta)
+            && mode & OTHERS != 0
+        {
+            return fail(
+                format!(
+                    "the file {p} can be read or changed by every user on this device (mode {:04o})",
+                    mode & 0o7777
+                ),
+                format!(
+                    "Run `chmod o-rwx {p}` (the file should be mode 0600, or 0640 with owner root and group pbikiosk)."
+                ),
+            );
+        }
+        if let Err(why) = trust::check(&meta) {
+            return fail(why.describe(path), why.fix(path));
+        }
+    }
+    if meta.len() > MAX_SECRET_FILE {
+        return fail(
+            format!(
+                "the file {p} is {} bytes; a secret file holds at most {MAX_SECRET_FILE}",
+                meta.len()
+            ),
+            format!("Put only {} in {p}, or correct {key}.", spec.what),
+        );
+    }
+    let mut bytes = Vec::new();
+    // The cap holds even if the file grew after it was measured.
+    if let Err(e) = file.take(MAX_SECRET_FILE + 1).read_to_end(&mut bytes) {
+        return fail(
+            format!("the file {p} cannot be read: {}", describe_io(&e)),
+            format!("Let pbikiosk read it: `chown root:pbikiosk {p} && chmod 0640 {p}`."),
+        );
+    }
+    if bytes.len() as u64 > MAX_SECRET_FILE {
+        return fail(
+            format!("the file {p} is larger than {MAX_SECRET_FILE} bytes"),
+            format!("Put only {} in {p}, or correct {key}.", spec.what),
+        );
+    }
     let Ok(mut text) = String::from_utf8(bytes) else {
         return fail(
             format!("the file {p} is not UTF-8 text"),
             format!("Save {} in {p} as plain UTF-8 text.", spec.what),
         );
     };
+    // Windows editors start a file with a byte order mark; sent along, it makes every
+    // attempt a wrong password.
+    if text.starts_with('\u{feff}') {
+        return fail(
+            format!("the file {p} starts with a byte order mark (BOM)"),
+            format!("Save {p} as UTF-8 without BOM, e.g. `sed -i '1s/^\\xEF\\xBB\\xBF//' {p}`."),
+        );
+    }
     // One trailing line break is what editors and `echo` add; anything else is part of the secret.
     if text.ends_with("\r\n") {
         text.truncate(text.len() - 2);
@@ -299,6 +336,20 @@ fn read_secret_file(
             format!("the file {p} holds more than one line"),
             format!(
                 "Put {} alone on the first line of {p}, with no blank lines after it.",
+                spec.what
+            ),
+        );
+    }
+    // Same reason: spaces around a secret are a copy-and-paste slip far more often than part
+    // of it, and Microsoft's secrets never start or end with one.
+    if text.trim() != text {
+        return fail(
+            format!(
+                "the file {p} has spaces or tabs before or after {}",
+                spec.what
+            ),
+            format!(
+                "Remove the spaces and tabs around {} in {p} (one line break at the end is fine).",
                 spec.what
             ),
         );
@@ -487,7 +538,7 @@ mod tests {
             ("pw\n", "pw"),
             ("pw\r\n", "pw"),
             ("pw", "pw"),
-            (" pw \n", " pw "),
+            ("p w\n", "p w"),
         ] {
             let c = with_pw_file(dir.path(), content, 0o600).unwrap();
             assert_eq!(c.auth.password.expose(), expected, "{content:?}");
@@ -498,6 +549,77 @@ mod tests {
             assert!(e.to_string().contains("more than one line"), "{e}");
             assert!(!e.to_string().contains("second"));
         }
+    }
+
+    #[test]
+    fn spaces_around_a_secret_and_a_bom_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        for content in [" pw\n", "pw \n", "pw\t", "\tpw", "pw \r\n"] {
+            let e = with_pw_file(dir.path(), content, 0o600).unwrap_err();
+            let (msg, fix) = invalid(e, "auth.password_file", Some(6));
+            assert!(msg.contains("spaces or tabs"), "{content:?}: {msg}");
+            assert!(fix.contains("Remove the spaces"), "{fix}");
+        }
+        for content in ["\u{feff}pw\n", "\u{feff}pw"] {
+            let e = with_pw_file(dir.path(), content, 0o600).unwrap_err();
+            let (msg, fix) = invalid(e, "auth.password_file", Some(6));
+            assert!(msg.contains("byte order mark"), "{msg}");
+            assert!(
+                fix.contains("without BOM") && fix.contains("sed -i"),
+                "{fix}"
+            );
+        }
+    }
+
+    #[test]
+    fn oversized_secret_file_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let at_limit = "p".repeat(4096);
+        let c = with_pw_file(dir.path(), &at_limit, 0o600).unwrap();
+        assert_eq!(c.auth.password.expose().len(), 4096);
+        let e = with_pw_file(dir.path(), &"p".repeat(4097), 0o600).unwrap_err();
+        let (msg, fix) = invalid(e, "auth.password_file", Some(6));
+        assert!(
+            msg.contains("4097 bytes") && msg.contains("at most 4096"),
+            "{msg}"
+        );
+        assert!(fix.contains("Put only"), "{fix}");
+    }
+
+    #[test]
+    fn group_writable_secret_file_is_refused_with_the_command() {
+        let dir = tempfile::tempdir().unwrap();
+        for mode in [0o620, 0o660] {
+            let e = with_pw_file(dir.path(), "pw", mode).unwrap_err();
+            let file = dir.path().join("password");
+            let (msg, fix) = invalid(e, "auth.password_file", Some(6));
+            assert!(msg.contains(&format!("{mode:04o}")), "{msg}");
+            assert_eq!(
+                fix,
+                format!(
+                    "Run `chmod go-w {}` (as root), so only its owner can change it.",
+                    file.display()
+                )
+            );
+        }
+    }
+
+    #[test]
+    fn fifo_secret_file_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("password");
+        let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+        // SAFETY: a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        let text = format!(
+            "{}client_secret = \"c\"\npassword_file = \"{}\"\n",
+            auth_no_secrets(),
+            fifo.display()
+        );
+        let e = parse(&text, &dir.path().join("pbikiosk.toml"), &no_sources()).unwrap_err();
+        let (msg, fix) = invalid(e, "auth.password_file", Some(6));
+        assert!(msg.contains("named pipe (FIFO), not a file"), "{msg}");
+        assert!(fix.contains("Create"), "{fix}");
     }
 
     #[test]

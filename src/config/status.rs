@@ -2,7 +2,7 @@
 
 use std::net::SocketAddr;
 
-use super::walk::{Ctx, Section};
+use super::walk::{Ctx, Section, shown};
 use super::{ConfigError, StatusConfig};
 
 const STATUS_KEYS: &[&str] = &["listen"];
@@ -17,7 +17,7 @@ pub(super) fn parse_status(cx: &Ctx, s: &Section) -> Result<StatusConfig, Config
         cx.invalid(
             &key,
             Some(&span),
-            format!("{v:?} is not an IP address with a port"),
+            format!("{} is not an IP address with a port", shown(v)),
             "Write it like listen = \"127.0.0.1:9520\" (a host name such as localhost is not accepted).",
         )
     })?;

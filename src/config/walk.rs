@@ -92,6 +92,26 @@ pub(super) fn column_of(text: &str, offset: usize) -> usize {
         + 1
 }
 
+/// How a refused value is shown in an error: its length and at most its first four
+/// characters (never more than half of it, so a short value is not shown whole).
+///
+/// Errors reach `check`, the journal, the status screen and `/status`; a value that failed
+/// validation may be a secret pasted into the wrong key (a client secret as `client_id`), so
+/// it is never repeated. The start and the length are enough for a person to find it.
+pub(crate) fn shown(value: &str) -> String {
+    const AT_MOST: usize = 4;
+    let len = value.chars().count();
+    let start: String = value.chars().take(AT_MOST.min(len / 2)).collect();
+    match (len, start.is_empty()) {
+        (0, _) => "the empty value".to_owned(),
+        (n, true) => format!(
+            "the value of {n} character{}",
+            if n == 1 { "" } else { "s" }
+        ),
+        (n, false) => format!("the value of {n} characters starting {start:?}"),
+    }
+}
+
 type Value<'a, 'i> = &'a Spanned<DeValue<'i>>;
 
 /// One TOML table with its dotted name, for messages.
@@ -301,7 +321,10 @@ impl<'a, 'i> Section<'a, 'i> {
                 return Err(cx.invalid(
                     &self.key(k),
                     Some(&item.span()),
-                    format!("{s:?} is not a valid name: names are not empty and have no spaces"),
+                    format!(
+                        "{} is not a valid name: names are not empty and have no spaces",
+                        shown(s)
+                    ),
                     fix,
                 ));
             }
@@ -361,7 +384,87 @@ fn edit_distance(a: &str, b: &str) -> usize {
 
 #[cfg(test)]
 mod tests {
+    use super::shown;
     use crate::config::test_support::*;
+
+    #[test]
+    fn shown_gives_the_length_and_at_most_four_characters() {
+        assert_eq!(
+            shown("Zq9x~secret-value"),
+            "the value of 17 characters starting \"Zq9x\""
+        );
+        // Never more than half of a short value.
+        assert_eq!(
+            shown("abcdef"),
+            "the value of 6 characters starting \"abc\""
+        );
+        assert_eq!(shown("yes"), "the value of 3 characters starting \"y\"");
+        assert_eq!(shown("x"), "the value of 1 character");
+        assert_eq!(shown(""), "the empty value");
+        // Characters, not bytes: a multi-byte value is not cut inside a character.
+        assert_eq!(
+            shown("ééééééé"),
+            "the value of 7 characters starting \"ééé\""
+        );
+    }
+
+    #[test]
+    fn no_rules_error_repeats_the_refused_value() {
+        // A secret pasted into every free-text key, shaped so each key's rule refuses it.
+        const V: &str = "Zq9x~Sup3rSecretPasted";
+        let at = |key: &str, old: &str, new: &str| (key.to_owned(), auth().replace(old, new));
+        let mut cases = vec![
+            at(
+                "auth.tenant",
+                "\"contoso.onmicrosoft.com\"",
+                &format!("\"{V}\""),
+            ),
+            at("auth.client_id", &format!("\"{APP}\""), &format!("\"{V}\"")),
+            at(
+                "auth.username",
+                "\"svc@contoso.onmicrosoft.com\"",
+                &format!("\"{V}\""),
+            ),
+        ];
+        for (key, value) in [
+            ("authority", format!("{V}:x")),
+            ("api", format!("{V}:x")),
+            ("resource", format!("{V} x")),
+            // A valid URL whose scheme is the secret (no `~` allowed there).
+            ("authority", "Zq9xSup3rScheme://login.example".to_owned()),
+        ] {
+            let text = format!("{}[cloud]\n{key} = \"{value}\"\n", auth());
+            cases.push((format!("cloud.{key}"), text));
+        }
+        cases.push((
+            "status.listen".to_owned(),
+            format!("{}[status]\nlisten = \"{V}\"\n", auth()),
+        ));
+        for key in ["gpu", "report_layout"] {
+            let text = format!("{}[display]\n{key} = \"{V}\"\n", auth());
+            cases.push((format!("display.{key}"), text));
+        }
+        for (key, old) in [("workspace", WS), ("report", REPORT)] {
+            let text = format!("{}{}", auth(), item("").replace(old, V));
+            cases.push((format!("playlist[1].{key}"), text));
+        }
+        let text = format!("{}{}", auth(), item(&format!("pages = [\"{V} x\"]\n")));
+        cases.push(("playlist[1].pages".to_owned(), text));
+        let text = format!(
+            "{}[[playlist]]\nworkspace = \"{WS}\"\ndashboard = \"{V}\"\n",
+            auth()
+        );
+        cases.push(("playlist[1].dashboard".to_owned(), text));
+
+        for (key, text) in cases {
+            let e = err(&text);
+            assert_eq!(e.key(), Some(key.as_str()), "{e}");
+            let all = format!("{e} {e:?} {} {:?}", e.fix(), e.to_problem());
+            // The start may be shown, nothing beyond it.
+            assert!(!all.contains("Zq9x~"), "{key} repeats the value: {all}");
+            assert!(!all.contains("Sup3r"), "{key} repeats the value: {all}");
+        }
+    }
 
     #[test]
     fn unknown_keys_are_typos() {

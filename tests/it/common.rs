@@ -175,6 +175,20 @@ impl Player {
         )
     }
 
+    /// `pbikiosk run --config <cfg>` with extra environment variables (e.g. `https_proxy`
+    /// towards a test's own front door).
+    pub fn run_config_env(x: &Xvfb, name: &str, cfg: &Path, env: &[(&str, &str)]) -> Self {
+        let cfg = cfg.to_str().expect("a UTF-8 temp path");
+        Self::launch(
+            x,
+            name,
+            &["run", "--config", cfg],
+            env,
+            "127.0.0.1:9".parse().unwrap(),
+            "1280x720",
+        )
+    }
+
     /// Start the player in a `window`-sized window on `x`, its status endpoint on a free port
     /// and its output in `target/e2e/<name>.log`.
     fn launch(

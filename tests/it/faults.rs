@@ -507,6 +507,119 @@ async fn config_replaced_by_garbage() {
     );
 }
 
+/// `pbikiosk run` with a wrong password file: `invalid_credentials` on screen. The admin
+/// corrects the file: the kiosk signs in and plays within 60 s — with exactly one new password
+/// attempt (the fix is tried at once, not after the 15-minute wait, and not in a loop). A
+/// secret file rewritten while a report plays sends nothing and does not blank the screen.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs Xvfb, ImageMagick and the built page; scripts/test.sh runs it"]
+async fn corrected_password_file_is_used_at_once() {
+    use pbikiosk::sim::front::{EmbedFront, FrontCert};
+    use pbikiosk::sim::scenario::builtin_ids as ids;
+    use std::os::unix::fs::PermissionsExt;
+    let _one = lock().await;
+    let sim = pbikiosk::sim::Simulator::start(
+        pbikiosk::sim::Scenario::builtin(),
+        "127.0.0.1:0".parse().unwrap(),
+    )
+    .await
+    .unwrap();
+    // The embed host behind the simulator's front door, reached through https_proxy and
+    // trusted through cloud.ca_file, as on a company network: nothing leaves the machine.
+    let door = EmbedFront::start(sim.router(), "app.powerbi.com", FrontCert::RunCa)
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("door-ca.pem");
+    std::fs::write(&ca, door.ca_pem.as_deref().unwrap()).unwrap();
+    let pw = dir.path().join("password");
+    // Like an installer: a new file renamed over the old one.
+    let put_password = |text: &str| {
+        let tmp = dir.path().join("password.new");
+        std::fs::write(&tmp, format!("{text}\n")).unwrap();
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600)).unwrap();
+        std::fs::rename(&tmp, &pw).unwrap();
+    };
+    put_password("not-the-password");
+    let cfg = dir.path().join("pbikiosk.toml");
+    let text: String = sim
+        .config_snippet(&format!("kiosk@{}", ids::TENANT_DOMAIN))
+        .lines()
+        .map(|l| match l {
+            l if l.starts_with("password = ") => "password_file = \"password\"\n".to_owned(),
+            "[cloud]" => format!("[cloud]\nca_file = {:?}\n", ca.to_str().unwrap()),
+            l => format!("{l}\n"),
+        })
+        .collect();
+    std::fs::write(&cfg, text).unwrap();
+    std::fs::set_permissions(&cfg, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let proxy = format!("http://{}", door.proxy);
+    let x = Xvfb::start();
+    let mut p = Player::run_config_env(
+        &x,
+        "fault-password-file",
+        &cfg,
+        &[("https_proxy", &proxy), ("no_proxy", ""), ("NO_PROXY", "")],
+    );
+    let password_attempts = || {
+        sim.stats()
+            .token_by_grant
+            .get("password")
+            .copied()
+            .unwrap_or(0)
+    };
+    p.wait_for("invalid_credentials", 60, |s| {
+        s["problem"] == "invalid_credentials"
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    x.screenshot("fault-password-file-wrong.png");
+    let before = password_attempts();
+    assert_eq!(before, 1, "one attempt with the wrong password");
+
+    put_password(ids::PASSWORD);
+    let fixed_at = Instant::now();
+    let s = p.wait_for("playing after the fix", 60, playing).await;
+    let took = fixed_at.elapsed();
+    assert_eq!(s["problem"], Value::Null, "{s}");
+    x.screenshot("fault-password-file-fixed.png");
+    // Long enough for several config polls (every 5 s): a loop would show here.
+    tokio::time::sleep(Duration::from_secs(12)).await;
+    let after_fix = password_attempts() - before;
+
+    // Rotated while playing (the same password, a new file): nothing is sent, the page stays.
+    let s0 = p.status().await.unwrap();
+    let attempts0 = password_attempts();
+    put_password(ids::PASSWORD);
+    let mut wrong = Vec::new();
+    watch(&mut p, 12, report_stays, &mut wrong, |_| false).await;
+    let s1 = p.status().await.unwrap();
+    if num(&s1, "page_reloads_total") != num(&s0, "page_reloads_total") {
+        wrong.push("the page was reloaded for a rewritten secret file".into());
+    }
+    let f = Figures {
+        name: "password file corrected",
+        recover_ms: Some(took.as_millis()),
+        wrong,
+        token_requests: after_fix,
+        note: "(recovery = signed in and a report on screen; token requests = password \
+               attempts after the fix)"
+            .into(),
+    };
+    f.print();
+    assert_eq!(
+        after_fix, 1,
+        "exactly one new password attempt after the fix"
+    );
+    assert_eq!(
+        password_attempts(),
+        attempts0,
+        "a rewritten secret file with a working session sends nothing"
+    );
+    assert!(took < Duration::from_secs(60));
+    assert!(f.wrong.is_empty(), "{:?}", f.wrong);
+}
+
 /// The wall clock jumps (a day forward, then two days back) while playing. The player's
 /// timers are monotonic (`Instant`): rotation, token refresh and the heartbeat watchdog must not
 /// notice. libfaketime moves CLOCK_REALTIME only (DONT_FAKE_MONOTONIC=1), for the player, its

@@ -15,3 +15,4 @@ mod faults;
 mod fixtures_map;
 mod page_protocol;
 mod sim;
+mod trusted_files;
