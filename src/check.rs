@@ -386,7 +386,7 @@ fn reach_line(host: &str, route: &Route, res: Result<(), Unreachable>) -> Line {
     const NAME: &str = "embed host";
     match res {
         Ok(()) => {
-            let way = match &route.proxy {
+            let way = match route.proxy_for(host, 443) {
                 Some(proxy) => format!("through proxy {proxy}"),
                 None => "direct".to_owned(),
             };
@@ -521,7 +521,7 @@ mod tests {
     fn reach_lines_say_what_was_checked_or_where_it_stopped() {
         let proxied = Route {
             proxy: Some("127.0.0.1:3128".into()),
-            extra_roots: Vec::new(),
+            ..Route::default()
         };
         let ok = reach_line("app.powerbi.com", &proxied, Ok(()));
         assert!(ok.ok);
