@@ -21,8 +21,17 @@ use crate::problem::{Problem, ProblemId, RetryClass};
 use crate::reach::{self, Route, Unreachable};
 use crate::secret::Secret;
 
-/// How long `check` keeps retrying transient failures before it reports them.
+/// How long `check` keeps retrying transient failures before it reports them; its host probes
+/// end within it too.
 pub(crate) const BUDGET: Duration = Duration::from_secs(30);
+
+/// The least time the host probes get, even when the steps before used up the budget: a
+/// second, as a retried step's last attempt gets.
+const LEAST_FOR_PROBES: Duration = Duration::from_secs(1);
+
+/// Microsoft's content delivery network for Power BI, a required host in its allow-list for the
+/// public cloud (the national clouds' lists name none).
+const PUBLIC_CDN: &str = "content.powerapps.com";
 
 /// Every check's outcome: printed as a table, or as JSON with `--json`.
 #[derive(Debug, Clone, Serialize)]
@@ -251,9 +260,14 @@ pub(crate) async fn sign_in(
     }
 }
 
-/// Run every check against the configured (or simulated) cloud.
+/// Run every check against the configured (or simulated) cloud, within [`BUDGET`].
 pub async fn run(cfg: &Config) -> CheckReport {
-    let deadline = Instant::now() + BUDGET;
+    run_within(cfg, BUDGET).await
+}
+
+/// [`run`] within `budget` (tests use less than [`BUDGET`]).
+pub async fn run_within(cfg: &Config, budget: Duration) -> CheckReport {
+    let deadline = Instant::now() + budget;
     let mut lines = vec![Line::ok(
         "config",
         format!(
@@ -279,8 +293,11 @@ pub async fn run(cfg: &Config) -> CheckReport {
     let api = PowerBiClient::new(http, cfg.cloud.api.clone()).with_retry_budget(left);
     let token = &signed.token;
 
+    let env = |k: &str| std::env::var(k).ok();
+    let mut proven = vec![proven_line(Role::SignIn, &cfg.cloud.authority, &env)];
     let workspaces = match within(deadline, || api.workspaces(token)).await {
         Ok(ws) => {
+            proven.push(proven_line(Role::Api, &cfg.cloud.api, &env));
             lines.push(Line::ok(
                 "power bi",
                 format!("{} workspace(s) visible to the account", ws.len()),
@@ -342,14 +359,92 @@ pub async fn run(cfg: &Config) -> CheckReport {
             }
         }
     }
-    // Only the embed host needs a probe: the sign-in and API hosts were reached by the steps
-    // above, through the same client the player uses.
+    // The sign-in and API hosts were reached by the steps above, through the same client the
+    // player uses: they are named, not probed again. The web view's hosts are probed, all at
+    // once, and by the end of the budget.
+    lines.extend(proven);
     let route = web_view_route(cfg);
-    for host in embed_hosts(embed_urls.iter().map(String::as_str)) {
-        let res = reach::probe(&host, &route).await;
-        lines.push(reach_line(&host, &route, res));
+    let targets = web_view_hosts(embed_urls.iter().map(String::as_str));
+    let by = deadline.max(Instant::now() + LEAST_FOR_PROBES);
+    let probes: Vec<_> = targets
+        .iter()
+        .map(|(_, host)| {
+            let (host, route) = (host.clone(), route.clone());
+            tokio::spawn(async move { reach::probe_by(&host, &route, by).await })
+        })
+        .collect();
+    for ((role, host), probe) in targets.into_iter().zip(probes) {
+        let res = probe.await.unwrap_or_else(|e| {
+            Err(Unreachable {
+                host: host.clone(),
+                stage: reach::Stage::Dns,
+                failure: reach::Failure::Other {
+                    detail: format!("the probe stopped: {e}"),
+                },
+            })
+        });
+        lines.push(reach_line(role, &host, &route, res));
     }
     CheckReport::from_lines(lines)
+}
+
+/// Why a screen must reach a host, as `check` names its line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    /// `cloud.authority`: sign-in.
+    SignIn,
+    /// `cloud.api`: the REST API.
+    Api,
+    /// Where the web view loads the embedded report or dashboard from.
+    Embed,
+    /// The report's data and cluster host (`*.analysis.windows.net` in the public cloud).
+    Cluster,
+    /// Microsoft's content delivery network.
+    Content,
+}
+
+impl Role {
+    fn line_name(self) -> &'static str {
+        match self {
+            Role::SignIn => "sign-in host",
+            Role::Api => "api host",
+            Role::Embed => "embed host",
+            Role::Cluster => "cluster host",
+            Role::Content => "content host",
+        }
+    }
+
+    /// The step that reached the host, for the hosts `check` does not probe.
+    fn proven_by(self) -> &'static str {
+        match self {
+            Role::SignIn => "the sign-in",
+            _ => "the power bi step",
+        }
+    }
+}
+
+/// The line for a host a step above already reached: what that proved, and which way it went.
+fn proven_line(role: Role, url: &url::Url, env: impl Fn(&str) -> Option<String>) -> Line {
+    let host = url.host_str().unwrap_or("").to_ascii_lowercase();
+    let port = url.port_or_known_default().unwrap_or(443);
+    let name = match url.port() {
+        Some(p) => format!("{host}:{p}"),
+        None => host.clone(),
+    };
+    let route = Route::for_client(url.scheme(), env);
+    let way = match route.proxy_for(&host, port) {
+        Some(proxy) => format!("through proxy {proxy}"),
+        None => "direct".to_owned(),
+    };
+    let tls = if url.scheme() == "https" {
+        "TLS ok"
+    } else {
+        "plain HTTP"
+    };
+    Line::ok(
+        role.line_name(),
+        format!("{name}: reached by {} above ({way}, {tls})", role.proven_by()),
+    )
 }
 
 /// The way out the player's web view takes: `https_proxy` from the environment (the player
@@ -362,6 +457,47 @@ fn web_view_route(cfg: &Config) -> Route {
         .map(reach::ca_file_certificates)
         .unwrap_or_default();
     Route::for_web_view(None, |k| std::env::var(k).ok(), extra)
+}
+
+/// The hosts the web view needs for the resolved items, each once: their embed hosts, their
+/// data clusters, and in the public cloud Microsoft's CDN.
+fn web_view_hosts<'a>(urls: impl IntoIterator<Item = &'a str> + Clone) -> Vec<(Role, String)> {
+    let embed = embed_hosts(urls.clone());
+    let mut hosts: Vec<(Role, String)> = embed.iter().map(|h| (Role::Embed, h.clone())).collect();
+    for cluster in urls.into_iter().filter_map(cluster_host) {
+        if !hosts.iter().any(|(_, h)| *h == cluster) {
+            hosts.push((Role::Cluster, cluster));
+        }
+    }
+    if embed.iter().any(|h| h.ends_with(".powerbi.com")) {
+        hosts.push((Role::Content, PUBLIC_CDN.to_owned()));
+    }
+    hosts
+}
+
+/// The report's cluster host, named by the embed URL's `config` parameter: base64 JSON with
+/// `clusterUrl`, e.g. `https://WABI-WEST-EUROPE-B-PRIMARY-redirect.analysis.windows.net`. Read
+/// tolerantly (padding or not, `+` turned into a space by form decoding, URL-safe alphabet):
+/// it is Microsoft's undocumented format, so anything unexpected means no cluster line rather
+/// than a failed check.
+fn cluster_host(embed_url: &str) -> Option<String> {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::{STANDARD_PAD_INDIFFERENT, URL_SAFE_PAD_INDIFFERENT};
+    let url = url::Url::parse(embed_url).ok()?;
+    let (_, config) = url
+        .query_pairs()
+        .find(|(k, _)| k.eq_ignore_ascii_case("config"))?;
+    let config = config.trim().replace(' ', "+");
+    let json = STANDARD_PAD_INDIFFERENT
+        .decode(&config)
+        .or_else(|_| URL_SAFE_PAD_INDIFFERENT.decode(&config))
+        .ok()?;
+    let value: serde_json::Value = serde_json::from_slice(&json).ok()?;
+    let cluster = url::Url::parse(value.get("clusterUrl")?.as_str()?).ok()?;
+    if cluster.scheme() != "https" {
+        return None;
+    }
+    cluster.host_str().map(str::to_ascii_lowercase)
 }
 
 /// The hosts the web view loads the resolved items from, each once, in playlist order.
@@ -382,17 +518,17 @@ fn embed_hosts<'a>(urls: impl IntoIterator<Item = &'a str>) -> Vec<String> {
 }
 
 /// The line for one probed host: what was checked on the way, or where it stopped and the fix.
-fn reach_line(host: &str, route: &Route, res: Result<(), Unreachable>) -> Line {
-    const NAME: &str = "embed host";
+fn reach_line(role: Role, host: &str, route: &Route, res: Result<(), Unreachable>) -> Line {
+    let name = role.line_name();
     match res {
         Ok(()) => {
             let way = match route.proxy_for(host, 443) {
                 Some(proxy) => format!("through proxy {proxy}"),
                 None => "direct".to_owned(),
             };
-            Line::ok(NAME, format!("{host}: reachable ({way}, TLS ok)"))
+            Line::ok(name, format!("{host}: reachable ({way}, TLS ok)"))
         }
-        Err(u) => Line::from_problem(NAME, &u.to_problem()),
+        Err(u) => Line::from_problem(name, &u.to_problem()),
     }
 }
 
@@ -523,14 +659,14 @@ mod tests {
             proxy: Some("127.0.0.1:3128".into()),
             ..Route::default()
         };
-        let ok = reach_line("app.powerbi.com", &proxied, Ok(()));
+        let ok = reach_line(Role::Embed, "app.powerbi.com", &proxied, Ok(()));
         assert!(ok.ok);
         assert_eq!(ok.name, "embed host");
         assert_eq!(
             ok.message.as_deref(),
             Some("app.powerbi.com: reachable (through proxy 127.0.0.1:3128, TLS ok)")
         );
-        let direct = reach_line("app.powerbi.com", &Route::default(), Ok(()));
+        let direct = reach_line(Role::Embed, "app.powerbi.com", &Route::default(), Ok(()));
         assert_eq!(
             direct.message.as_deref(),
             Some("app.powerbi.com: reachable (direct, TLS ok)")
@@ -544,7 +680,7 @@ mod tests {
                 status: "502 Bad Gateway".into(),
             },
         };
-        let line = reach_line("app.powerbi.com", &proxied, Err(refused));
+        let line = reach_line(Role::Embed, "app.powerbi.com", &proxied, Err(refused));
         assert!(!line.ok);
         assert_eq!(line.problem, Some(ProblemId::EmbedUnreachable));
         let msg = line.message.as_deref().unwrap();

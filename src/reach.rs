@@ -71,6 +71,30 @@ impl Route {
         }
     }
 
+    /// The route pbikiosk's own HTTP client (reqwest: sign-in, REST API) takes to a URL with
+    /// `scheme`: `HTTPS_PROXY` / `HTTP_PROXY` by scheme, else `ALL_PROXY`, hosts in `NO_PROXY`
+    /// direct; upper-case first, the first variable set counting even if empty, as it reads them.
+    pub(crate) fn for_client(scheme: &str, env: impl Fn(&str) -> Option<String>) -> Self {
+        let first = |keys: [&str; 2]| keys.into_iter().find_map(&env);
+        let by_scheme = if scheme.eq_ignore_ascii_case("https") {
+            first(["HTTPS_PROXY", "https_proxy"])
+        } else {
+            first(["HTTP_PROXY", "http_proxy"])
+        };
+        let proxy = by_scheme
+            .filter(|v| !v.trim().is_empty())
+            .or_else(|| first(["ALL_PROXY", "all_proxy"]).filter(|v| !v.trim().is_empty()))
+            .and_then(|v| proxy_authority(&v));
+        let bypass = first(["NO_PROXY", "no_proxy"])
+            .map(|v| NoProxy::parse(&v))
+            .unwrap_or_default();
+        Self {
+            proxy,
+            bypass,
+            extra_roots: Vec::new(),
+        }
+    }
+
     /// The proxy a connection to `host` on `port` goes through, if any.
     pub(crate) fn proxy_for(&self, host: &str, port: u16) -> Option<&str> {
         self.proxy
@@ -544,6 +568,27 @@ mod tests {
         let all = Route::for_web_view(None, upper, Vec::new());
         assert_eq!(all.proxy.as_deref(), Some("proxy.corp:3128"));
         assert_eq!(all.proxy_for("app.powerbi.com", 443), None);
+    }
+
+    #[test]
+    fn the_client_route_reads_the_variables_as_reqwest_does() {
+        let env = |k: &str| match k {
+            "HTTPS_PROXY" => Some("http://up.corp:8080".to_owned()),
+            "https_proxy" => Some("http://low.corp:3128".to_owned()),
+            "ALL_PROXY" => Some("all.corp:1080".to_owned()),
+            "NO_PROXY" => Some(String::new()),
+            "no_proxy" => Some("*".to_owned()),
+            _ => None,
+        };
+        let https = Route::for_client("https", env);
+        // Upper-case first, and a set but empty NO_PROXY hides no_proxy.
+        assert_eq!(
+            https.proxy_for("login.microsoftonline.com", 443),
+            Some("up.corp:8080")
+        );
+        let http = Route::for_client("http", env);
+        assert_eq!(http.proxy_for("127.0.0.1", 80), Some("all.corp:1080"));
+        assert_eq!(Route::for_client("https", |_: &str| None).proxy, None);
     }
 
     #[test]
