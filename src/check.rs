@@ -294,10 +294,10 @@ pub async fn run_within(cfg: &Config, budget: Duration) -> CheckReport {
     let token = &signed.token;
 
     let env = |k: &str| std::env::var(k).ok();
-    let mut proven = vec![proven_line(Role::SignIn, &cfg.cloud.authority, &env)];
+    let mut proven = vec![proven_line(Role::SignIn, &cfg.cloud.authority, env)];
     let workspaces = match within(deadline, || api.workspaces(token)).await {
         Ok(ws) => {
-            proven.push(proven_line(Role::Api, &cfg.cloud.api, &env));
+            proven.push(proven_line(Role::Api, &cfg.cloud.api, env));
             lines.push(Line::ok(
                 "power bi",
                 format!("{} workspace(s) visible to the account", ws.len()),
@@ -443,7 +443,10 @@ fn proven_line(role: Role, url: &url::Url, env: impl Fn(&str) -> Option<String>)
     };
     Line::ok(
         role.line_name(),
-        format!("{name}: reached by {} above ({way}, {tls})", role.proven_by()),
+        format!(
+            "{name}: reached by {} above ({way}, {tls})",
+            role.proven_by()
+        ),
     )
 }
 
@@ -651,6 +654,130 @@ mod tests {
         ]);
         assert_eq!(hosts, ["app.powerbi.com", "app.powerbigov.us"]);
         assert!(embed_hosts([]).is_empty());
+    }
+
+    /// An embed URL as the Power BI API gives it: `config` is base64 JSON, `=` escaped.
+    fn embed_url(host: &str, config_json: &str) -> String {
+        use base64::Engine as _;
+        let config = base64::engine::general_purpose::STANDARD
+            .encode(config_json)
+            .replace('=', "%3d");
+        format!("https://{host}/reportEmbed?reportId=r1&groupId=g1&w=2&config={config}")
+    }
+
+    #[test]
+    fn the_cluster_is_read_from_the_embed_urls_config() {
+        let real = r#"{"clusterUrl":"https://WABI-WEST-EUROPE-B-PRIMARY-redirect.analysis.windows.net","embedFeatures":{"modernEmbed":true}}"#;
+        assert_eq!(
+            cluster_host(&embed_url("app.powerbi.com", real)).as_deref(),
+            Some("wabi-west-europe-b-primary-redirect.analysis.windows.net")
+        );
+        // A `+` in the base64 that arrived unescaped reads as a space in a query: still read.
+        let plus = r#"{"clusterUrl":"https://x.analysis.windows.net","k":"~~~>"}"#;
+        let url = embed_url("app.powerbi.com", plus);
+        assert!(url.contains('+'), "{url}");
+        assert_eq!(
+            cluster_host(&url).as_deref(),
+            Some("x.analysis.windows.net")
+        );
+        let gov =
+            r#"{"clusterUrl":"https://WABI-US-GOV-VIRGINIA-redirect.analysis.usgovcloudapi.net"}"#;
+        assert_eq!(
+            cluster_host(&embed_url("app.powerbigov.us", gov)).as_deref(),
+            Some("wabi-us-gov-virginia-redirect.analysis.usgovcloudapi.net")
+        );
+    }
+
+    #[test]
+    fn a_malformed_config_gives_no_cluster() {
+        for url in [
+            "https://app.powerbi.com/reportEmbed?reportId=1".to_owned(),
+            "https://app.powerbi.com/reportEmbed?reportId=1&config=%%%not-base64%%%".to_owned(),
+            "https://app.powerbi.com/reportEmbed?config=bm90IGpzb24%3d".to_owned(),
+            embed_url("app.powerbi.com", r#"{"embedFeatures":{}}"#),
+            embed_url("app.powerbi.com", r#"{"clusterUrl":42}"#),
+            embed_url("app.powerbi.com", r#"{"clusterUrl":"not a url"}"#),
+            embed_url(
+                "app.powerbi.com",
+                r#"{"clusterUrl":"http://plain.example"}"#,
+            ),
+            "not a url".to_owned(),
+        ] {
+            assert_eq!(cluster_host(&url), None, "{url}");
+        }
+    }
+
+    #[test]
+    fn the_web_view_hosts_are_embed_cluster_and_the_public_cdn_each_once() {
+        let public = embed_url(
+            "app.powerbi.com",
+            r#"{"clusterUrl":"https://wabi-a-redirect.analysis.windows.net"}"#,
+        );
+        let other = embed_url(
+            "app.powerbi.com",
+            r#"{"clusterUrl":"https://WABI-A-redirect.analysis.windows.net"}"#,
+        );
+        let hosts = web_view_hosts([public.as_str(), other.as_str(), "broken"]);
+        assert_eq!(
+            hosts,
+            [
+                (Role::Embed, "app.powerbi.com".to_owned()),
+                (
+                    Role::Cluster,
+                    "wabi-a-redirect.analysis.windows.net".to_owned()
+                ),
+                (Role::Content, PUBLIC_CDN.to_owned()),
+            ]
+        );
+        // National clouds: Microsoft's list names no CDN for them, so none is probed.
+        let gov = embed_url(
+            "app.powerbigov.us",
+            r#"{"clusterUrl":"https://wabi-g-redirect.analysis.usgovcloudapi.net"}"#,
+        );
+        let hosts = web_view_hosts([gov.as_str()]);
+        assert_eq!(
+            hosts,
+            [
+                (Role::Embed, "app.powerbigov.us".to_owned()),
+                (
+                    Role::Cluster,
+                    "wabi-g-redirect.analysis.usgovcloudapi.net".to_owned()
+                ),
+            ]
+        );
+        assert!(web_view_hosts([]).is_empty());
+    }
+
+    #[test]
+    fn proven_lines_say_which_step_reached_the_host_and_how() {
+        let login = url::Url::parse("https://login.microsoftonline.com/").unwrap();
+        let env = |k: &str| match k {
+            "HTTPS_PROXY" => Some("http://10.0.0.5:3128".to_owned()),
+            "NO_PROXY" => Some("api.powerbi.com".to_owned()),
+            _ => None,
+        };
+        let l = proven_line(Role::SignIn, &login, env);
+        assert!(l.ok);
+        assert_eq!(l.name, "sign-in host");
+        assert_eq!(
+            l.message.as_deref(),
+            Some(
+                "login.microsoftonline.com: reached by the sign-in above (through proxy 10.0.0.5:3128, TLS ok)"
+            )
+        );
+        let api = url::Url::parse("https://api.powerbi.com/").unwrap();
+        let l = proven_line(Role::Api, &api, env);
+        assert_eq!(l.name, "api host");
+        assert_eq!(
+            l.message.as_deref(),
+            Some("api.powerbi.com: reached by the power bi step above (direct, TLS ok)")
+        );
+        let sim = url::Url::parse("http://127.0.0.1:8080/").unwrap();
+        let l = proven_line(Role::SignIn, &sim, |_: &str| None);
+        assert_eq!(
+            l.message.as_deref(),
+            Some("127.0.0.1:8080: reached by the sign-in above (direct, plain HTTP)")
+        );
     }
 
     #[test]

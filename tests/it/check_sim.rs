@@ -625,7 +625,11 @@ async fn a_blocked_cluster_host_fails_check_while_the_embed_host_passes() {
     assert!(fix.contains("*.analysis.windows.net"), "{fix}");
     let text = front.check(&["check"], cfg).await;
     assert_eq!(text.code, 1);
-    assert!(text.stdout.contains("FAIL  cluster host"), "{}", text.stdout);
+    assert!(
+        text.stdout.contains("FAIL  cluster host"),
+        "{}",
+        text.stdout
+    );
     assert!(text.stdout.contains("ok    embed host"), "{}", text.stdout);
 }
 
