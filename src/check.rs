@@ -286,7 +286,13 @@ pub async fn run_within(cfg: &Config, budget: Duration) -> CheckReport {
     };
     let signed = match sign_in(cfg, &http, deadline, &mut lines).await {
         Ok(s) => s,
-        Err(failure) => return CheckReport::from_failure(lines, &failure),
+        Err(failure) => {
+            let authority = &cfg.cloud.authority;
+            let stage = stage_line(Role::SignIn, authority, &failure.problem, cfg, deadline).await;
+            lines.push(Line::from_problem(failure.step.clone(), &failure.problem));
+            lines.extend(stage);
+            return CheckReport::from_lines(lines);
+        }
     };
     // Pages and items are resolved with what is left of the budget.
     let left = deadline.saturating_duration_since(Instant::now());
@@ -370,7 +376,7 @@ pub async fn run_within(cfg: &Config, budget: Duration) -> CheckReport {
         .iter()
         .map(|(_, host)| {
             let (host, route) = (host.clone(), route.clone());
-            tokio::spawn(async move { reach::probe_by(&host, &route, by).await })
+            tokio::spawn(async move { reach::probe_by(&host, 443, &route, by).await })
         })
         .collect();
     for ((role, host), probe) in targets.into_iter().zip(probes) {
@@ -421,6 +427,53 @@ impl Role {
             _ => "the power bi step",
         }
     }
+}
+
+/// After a step could not reach `url` for a network reason, a probe of its host names the
+/// stage it stopped at (name lookup, connection, proxy, TLS), the way pbikiosk's own client
+/// goes out. The line keeps the step's problem id: it explains that failure, it is not another.
+/// Only for HTTPS, which is all a real cloud serves.
+async fn stage_line(
+    role: Role,
+    url: &url::Url,
+    failed: &Problem,
+    cfg: &Config,
+    deadline: Instant,
+) -> Option<Line> {
+    let network = matches!(
+        failed.id,
+        ProblemId::Network | ProblemId::Tls | ProblemId::ServiceUnavailable
+    );
+    if !network || url.scheme() != "https" {
+        return None;
+    }
+    let host = url.host_str()?.to_ascii_lowercase();
+    let port = url.port_or_known_default()?;
+    let name = match url.port() {
+        Some(p) => format!("{host}:{p}"),
+        None => host.clone(),
+    };
+    let mut route = Route::for_client("https", |k| std::env::var(k).ok());
+    route.extra_roots = web_view_route(cfg).extra_roots;
+    let by = deadline.max(Instant::now() + LEAST_FOR_PROBES);
+    Some(match reach::probe_by(&host, port, &route, by).await {
+        Ok(()) => {
+            let way = match route.proxy_for(&host, port) {
+                Some(proxy) => format!("through proxy {proxy}"),
+                None => "direct".to_owned(),
+            };
+            Line::ok(
+                role.line_name(),
+                format!("{name}: reachable ({way}, TLS ok); the failure came after connecting"),
+            )
+        }
+        Err(u) => {
+            let p = Problem::new(failed.id)
+                .with_cause(format!("{name}: {}.", u.what()))
+                .with_fix(u.fix());
+            Line::from_problem(role.line_name(), &p)
+        }
+    })
 }
 
 /// The line for a host a step above already reached: what that proved, and which way it went.

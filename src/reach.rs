@@ -228,7 +228,7 @@ pub(crate) struct Unreachable {
 
 impl Unreachable {
     /// What failed, in words for the status screen.
-    fn what(&self) -> String {
+    pub(crate) fn what(&self) -> String {
         let host = &self.host;
         match &self.failure {
             Failure::NotResolved { name } => format!("the name {name} could not be resolved (DNS)"),
@@ -262,7 +262,15 @@ impl Unreachable {
             "Sign-in works, but the reports cannot load from {host}: {}.",
             self.what()
         );
-        let fix = match (&self.failure, self.stage) {
+        Problem::new(ProblemId::EmbedUnreachable)
+            .with_cause(cause)
+            .with_fix(self.fix())
+    }
+
+    /// What to do about it, for the stage and failure.
+    pub(crate) fn fix(&self) -> String {
+        let host = &self.host;
+        match (&self.failure, self.stage) {
             (Failure::ProxyDns { .. } | Failure::NotResolved { .. }, _) => format!(
                 "Check the DNS settings of this screen (or its proxy): it must resolve {REQUIRED_HOSTS}."
             ),
@@ -276,10 +284,7 @@ impl Unreachable {
             _ => format!(
                 "Ask IT to allow this screen through the firewall (and proxy) to {REQUIRED_HOSTS}."
             ),
-        };
-        Problem::new(ProblemId::EmbedUnreachable)
-            .with_cause(cause)
-            .with_fix(fix)
+        }
     }
 }
 
@@ -288,14 +293,15 @@ pub(crate) async fn probe(host: &str, route: &Route) -> Result<(), Unreachable> 
     probe_at(host, 443, route, STAGE_TIMEOUT, None).await
 }
 
-/// [`probe`], done by `deadline`: a stage still waiting then fails as timed out (`check` has a
-/// person waiting and a budget for all its steps).
+/// [`probe`] of `https://{host}:{port}/`, done by `deadline`: a stage still waiting then fails
+/// as timed out (`check` has a person waiting and a budget for all its steps).
 pub(crate) async fn probe_by(
     host: &str,
+    port: u16,
     route: &Route,
     deadline: Instant,
 ) -> Result<(), Unreachable> {
-    probe_at(host, 443, route, STAGE_TIMEOUT, Some(deadline)).await
+    probe_at(host, port, route, STAGE_TIMEOUT, Some(deadline)).await
 }
 
 /// [`probe`] on any port, with the stage limit given (tests use local servers), each stage
@@ -795,7 +801,7 @@ mod tests {
             ..Route::default()
         };
         let started = Instant::now();
-        let e = probe_by("app.powerbi.com", &route, started + QUICK)
+        let e = probe_by("app.powerbi.com", 443, &route, started + QUICK)
             .await
             .unwrap_err();
         let took = started.elapsed();

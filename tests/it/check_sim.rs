@@ -412,6 +412,60 @@ async fn outages_are_reported_within_the_budget() {
     assert!(r.problems() == vec!["network".to_owned()], "{}", r.stdout);
 }
 
+/// Sign-in fails for a network reason: a line for the sign-in host names the stage it stopped
+/// at, keeping the sign-in's problem id.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_sign_in_host_out_of_reach_is_named_with_its_stage() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = sim(Scenario::builtin()).await;
+    // A closed port on loopback: the connection is refused.
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let cfg = config(&sim, &good_user(), &dir, |s| {
+        s.replace(&sim.base_url(), &format!("https://127.0.0.1:{port}/"))
+    });
+    // Sign-in retries network trouble for the whole budget: a short one keeps the test quick.
+    let short = &["check", "--json", "--budget-secs", "3"];
+    let r = check(short, cfg).await;
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    assert_eq!(r.problems(), vec!["network".to_owned()], "{}", r.stdout);
+    let (l, msg) = line(&r, "sign-in host");
+    assert_eq!(l["ok"], false);
+    assert_eq!(l["problem"], "network");
+    assert_eq!(
+        msg,
+        "127.0.0.1:".to_owned() + &port.to_string() + ": the connection to 127.0.0.1 was refused."
+    );
+    assert!(
+        l["fix"].as_str().unwrap().contains("firewall"),
+        "{}",
+        r.stdout
+    );
+
+    // Behind an inspecting proxy whose CA is not in cloud.ca_file: the TLS stage.
+    let front = front(&sim, &dir).await;
+    let base = sim.base_url().trim_end_matches('/').to_owned();
+    let cfg = config(&sim, &good_user(), &dir, |s| {
+        s.replace(&base, "https://app.powerbi.com")
+    });
+    let r = front.check(short, cfg).await;
+    assert_eq!(r.problems(), vec!["tls".to_owned()], "{}", r.stdout);
+    let (l, msg) = line(&r, "sign-in host");
+    assert_eq!(l["problem"], "tls");
+    assert!(
+        msg.starts_with(
+            "app.powerbi.com: the certificate presented for app.powerbi.com is not trusted"
+        ),
+        "{msg}"
+    );
+    assert!(
+        l["fix"].as_str().unwrap().contains("cloud.ca_file"),
+        "{msg}"
+    );
+}
+
 /// Every scenario, run with distinctive secrets: none of them, and no token, appears in any
 /// output, with logging at its most verbose.
 #[tokio::test(flavor = "multi_thread")]
