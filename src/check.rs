@@ -299,11 +299,12 @@ pub async fn run_within(cfg: &Config, budget: Duration) -> CheckReport {
     let api = PowerBiClient::new(http, cfg.cloud.api.clone()).with_retry_budget(left);
     let token = &signed.token;
 
+    // The sign-in and API hosts were reached by the steps, through the same client the player
+    // uses: their lines say so, after the steps, and they are not probed again.
     let env = |k: &str| std::env::var(k).ok();
-    let mut proven = vec![proven_line(Role::SignIn, &cfg.cloud.authority, env)];
+    let sign_in_host = proven_line(Role::SignIn, &cfg.cloud.authority, env);
     let workspaces = match within(deadline, || api.workspaces(token)).await {
         Ok(ws) => {
-            proven.push(proven_line(Role::Api, &cfg.cloud.api, env));
             lines.push(Line::ok(
                 "power bi",
                 format!("{} workspace(s) visible to the account", ws.len()),
@@ -320,6 +321,8 @@ pub async fn run_within(cfg: &Config, budget: Duration) -> CheckReport {
                 p
             };
             lines.push(Line::from_problem("power bi", &p));
+            lines.push(sign_in_host);
+            lines.extend(stage_line(Role::Api, &cfg.cloud.api, &p, cfg, deadline).await);
             return CheckReport::from_lines(lines);
         }
     };
@@ -365,10 +368,9 @@ pub async fn run_within(cfg: &Config, budget: Duration) -> CheckReport {
             }
         }
     }
-    // The sign-in and API hosts were reached by the steps above, through the same client the
-    // player uses: they are named, not probed again. The web view's hosts are probed, all at
-    // once, and by the end of the budget.
-    lines.extend(proven);
+    lines.push(sign_in_host);
+    lines.push(proven_line(Role::Api, &cfg.cloud.api, env));
+    // The web view's hosts are probed, all at once, and by the end of the budget.
     let route = web_view_route(cfg);
     let targets = web_view_hosts(embed_urls.iter().map(String::as_str));
     let by = deadline.max(Instant::now() + LEAST_FOR_PROBES);

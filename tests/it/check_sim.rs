@@ -412,10 +412,10 @@ async fn outages_are_reported_within_the_budget() {
     assert!(r.problems() == vec!["network".to_owned()], "{}", r.stdout);
 }
 
-/// Sign-in fails for a network reason: a line for the sign-in host names the stage it stopped
-/// at, keeping the sign-in's problem id.
+/// Sign-in, or the API, fails for a network reason: a line for its host names the stage it
+/// stopped at, keeping the step's problem id.
 #[tokio::test(flavor = "multi_thread")]
-async fn a_sign_in_host_out_of_reach_is_named_with_its_stage() {
+async fn a_host_out_of_reach_is_named_with_its_stage() {
     let dir = tempfile::tempdir().unwrap();
     let sim = sim(Scenario::builtin()).await;
     // A closed port on loopback: the connection is refused.
@@ -442,6 +442,28 @@ async fn a_sign_in_host_out_of_reach_is_named_with_its_stage() {
         l["fix"].as_str().unwrap().contains("firewall"),
         "{}",
         r.stdout
+    );
+
+    // The API host alone out of reach: sign-in passed, and says so, and the API's line names
+    // the stage.
+    let cfg = config(&sim, &good_user(), &dir, |s| {
+        let api = format!("api = \"{}", sim.base_url());
+        assert!(s.contains(&api), "{s}");
+        s.replace(&api, &format!("api = \"https://127.0.0.1:{port}/"))
+    });
+    let r = check(short, cfg).await;
+    // The power bi step retries until the budget is gone, and says only that Microsoft did not
+    // answer: the api host's line, under the same id, says where it stopped.
+    let (api_step, _) = line(&r, "power bi");
+    assert_eq!(r.problems().len(), 1, "{}", r.stdout);
+    assert_eq!(api_step["problem"], r.problems()[0].as_str());
+    let (signin, _) = line(&r, "sign-in host");
+    assert_eq!(signin["ok"], true, "{}", r.stdout);
+    let (l, msg) = line(&r, "api host");
+    assert_eq!(l["problem"], api_step["problem"]);
+    assert!(
+        msg.ends_with("the connection to 127.0.0.1 was refused."),
+        "{msg}"
     );
 
     // Behind an inspecting proxy whose CA is not in cloud.ca_file: the TLS stage.
