@@ -2,8 +2,10 @@
 //!
 //! It walks the same path the player does — config, HTTPS client, home realm, sign-in, Power BI
 //! access, every playlist item — and reports each step with the stable problem id, cause and
-//! fix. Unlike the player it does not back off for minutes: a person is waiting, so transient
-//! failures are retried within a short budget (`BUDGET`) and then reported.
+//! fix, then every host the screen must reach (sign-in, API, and the web view's: embed host,
+//! the report's cluster, Microsoft's CDN). Unlike the player it does not back off for minutes:
+//! a person is waiting, so transient failures are retried within a short budget (`BUDGET`),
+//! the host probes end within it too, and then everything is reported.
 
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};

@@ -1,4 +1,6 @@
-//! Can this screen reach the embed host (`app.powerbi.com`) the way its web view does?
+//! Can this screen reach the embed host (`app.powerbi.com`) the way its web view does? `check`
+//! asks the same of the report's content hosts, and of the sign-in and API hosts when a step
+//! could not reach them.
 //!
 //! The web view says little when an embed frame cannot load: WebKit reports no error to the
 //! page for a failed frame, and the player only sees a report that never renders. This probe

@@ -726,9 +726,10 @@ async fn hanging_hosts_are_named_within_the_budget() {
     let took = started.elapsed();
     assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
     assert_eq!(r.problems(), vec!["embed_unreachable".to_owned()]);
-    // Within the budget, with a second for starting the process and signing in.
+    // Within the budget, with a margin for starting the process on a busy machine (probed one
+    // after the other, with a full stage limit each, they took 3 x 8 s).
     assert!(
-        took < std::time::Duration::from_secs(budget + 1),
+        took < std::time::Duration::from_secs(budget + 2),
         "took {took:?}"
     );
     for (name, host) in [
