@@ -724,6 +724,7 @@ async fn hanging_hosts_are_named_within_the_budget() {
         .check(&["check", "--json", "--budget-secs", "4"], cfg)
         .await;
     let took = started.elapsed();
+    println!("three hanging hosts: check took {took:?} with a {budget} s budget");
     assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
     assert_eq!(r.problems(), vec!["embed_unreachable".to_owned()]);
     // Within the budget, with a margin for starting the process on a busy machine (probed one
