@@ -2,8 +2,10 @@
 //!
 //! It walks the same path the player does — config, HTTPS client, home realm, sign-in, Power BI
 //! access, every playlist item — and reports each step with the stable problem id, cause and
-//! fix. Unlike the player it does not back off for minutes: a person is waiting, so transient
-//! failures are retried within a short budget (`BUDGET`) and then reported.
+//! fix, then every host the screen must reach (sign-in, API, and the web view's: embed host,
+//! the report's cluster, Microsoft's CDN). Unlike the player it does not back off for minutes:
+//! a person is waiting, so transient failures are retried within a short budget (`BUDGET`),
+//! the host probes end within it too, and then everything is reported.
 
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
@@ -21,8 +23,17 @@ use crate::problem::{Problem, ProblemId, RetryClass};
 use crate::reach::{self, Route, Unreachable};
 use crate::secret::Secret;
 
-/// How long `check` keeps retrying transient failures before it reports them.
+/// How long `check` keeps retrying transient failures before it reports them; its host probes
+/// end within it too.
 pub(crate) const BUDGET: Duration = Duration::from_secs(30);
+
+/// The least time the host probes get, even when the steps before used up the budget: a
+/// second, as a retried step's last attempt gets.
+const LEAST_FOR_PROBES: Duration = Duration::from_secs(1);
+
+/// Microsoft's content delivery network for Power BI, a required host in its allow-list for the
+/// public cloud (the national clouds' lists name none).
+const PUBLIC_CDN: &str = "content.powerapps.com";
 
 /// Every check's outcome: printed as a table, or as JSON with `--json`.
 #[derive(Debug, Clone, Serialize)]
@@ -251,9 +262,14 @@ pub(crate) async fn sign_in(
     }
 }
 
-/// Run every check against the configured (or simulated) cloud.
+/// Run every check against the configured (or simulated) cloud, within [`BUDGET`].
 pub async fn run(cfg: &Config) -> CheckReport {
-    let deadline = Instant::now() + BUDGET;
+    run_within(cfg, BUDGET).await
+}
+
+/// [`run`] within `budget` (tests use less than [`BUDGET`]).
+pub async fn run_within(cfg: &Config, budget: Duration) -> CheckReport {
+    let deadline = Instant::now() + budget;
     let mut lines = vec![Line::ok(
         "config",
         format!(
@@ -272,13 +288,23 @@ pub async fn run(cfg: &Config) -> CheckReport {
     };
     let signed = match sign_in(cfg, &http, deadline, &mut lines).await {
         Ok(s) => s,
-        Err(failure) => return CheckReport::from_failure(lines, &failure),
+        Err(failure) => {
+            let authority = &cfg.cloud.authority;
+            let stage = stage_line(Role::SignIn, authority, &failure.problem, cfg, deadline).await;
+            lines.push(Line::from_problem(failure.step.clone(), &failure.problem));
+            lines.extend(stage);
+            return CheckReport::from_lines(lines);
+        }
     };
     // Pages and items are resolved with what is left of the budget.
     let left = deadline.saturating_duration_since(Instant::now());
     let api = PowerBiClient::new(http, cfg.cloud.api.clone()).with_retry_budget(left);
     let token = &signed.token;
 
+    // The sign-in and API hosts were reached by the steps, through the same client the player
+    // uses: their lines say so, after the steps, and they are not probed again.
+    let env = |k: &str| std::env::var(k).ok();
+    let sign_in_host = proven_line(Role::SignIn, &cfg.cloud.authority, env);
     let workspaces = match within(deadline, || api.workspaces(token)).await {
         Ok(ws) => {
             lines.push(Line::ok(
@@ -297,6 +323,8 @@ pub async fn run(cfg: &Config) -> CheckReport {
                 p
             };
             lines.push(Line::from_problem("power bi", &p));
+            lines.push(sign_in_host);
+            lines.extend(stage_line(Role::Api, &cfg.cloud.api, &p, cfg, deadline).await);
             return CheckReport::from_lines(lines);
         }
     };
@@ -342,14 +370,141 @@ pub async fn run(cfg: &Config) -> CheckReport {
             }
         }
     }
-    // Only the embed host needs a probe: the sign-in and API hosts were reached by the steps
-    // above, through the same client the player uses.
+    lines.push(sign_in_host);
+    lines.push(proven_line(Role::Api, &cfg.cloud.api, env));
+    // The web view's hosts are probed, all at once, and by the end of the budget.
     let route = web_view_route(cfg);
-    for host in embed_hosts(embed_urls.iter().map(String::as_str)) {
-        let res = reach::probe(&host, &route).await;
-        lines.push(reach_line(&host, &route, res));
+    let targets = web_view_hosts(embed_urls.iter().map(String::as_str));
+    let by = deadline.max(Instant::now() + LEAST_FOR_PROBES);
+    let probes: Vec<_> = targets
+        .iter()
+        .map(|(_, host)| {
+            let (host, route) = (host.clone(), route.clone());
+            tokio::spawn(async move { reach::probe_by(&host, 443, &route, by).await })
+        })
+        .collect();
+    for ((role, host), probe) in targets.into_iter().zip(probes) {
+        let res = probe.await.unwrap_or_else(|e| {
+            Err(Unreachable {
+                host: host.clone(),
+                stage: reach::Stage::Dns,
+                failure: reach::Failure::Other {
+                    detail: format!("the probe stopped: {e}"),
+                },
+            })
+        });
+        lines.push(reach_line(role, &host, &route, res));
     }
     CheckReport::from_lines(lines)
+}
+
+/// Why a screen must reach a host, as `check` names its line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    /// `cloud.authority`: sign-in.
+    SignIn,
+    /// `cloud.api`: the REST API.
+    Api,
+    /// Where the web view loads the embedded report or dashboard from.
+    Embed,
+    /// The report's data and cluster host (`*.analysis.windows.net` in the public cloud).
+    Cluster,
+    /// Microsoft's content delivery network.
+    Content,
+}
+
+impl Role {
+    fn line_name(self) -> &'static str {
+        match self {
+            Role::SignIn => "sign-in host",
+            Role::Api => "api host",
+            Role::Embed => "embed host",
+            Role::Cluster => "cluster host",
+            Role::Content => "content host",
+        }
+    }
+
+    /// The step that reached the host, for the hosts `check` does not probe.
+    fn proven_by(self) -> &'static str {
+        match self {
+            Role::SignIn => "the sign-in",
+            _ => "the power bi step",
+        }
+    }
+}
+
+/// After a step could not reach `url` for a network reason, a probe of its host names the
+/// stage it stopped at (name lookup, connection, proxy, TLS), the way pbikiosk's own client
+/// goes out. The line keeps the step's problem id: it explains that failure, it is not another.
+/// Only for HTTPS, which is all a real cloud serves.
+async fn stage_line(
+    role: Role,
+    url: &url::Url,
+    failed: &Problem,
+    cfg: &Config,
+    deadline: Instant,
+) -> Option<Line> {
+    let network = matches!(
+        failed.id,
+        ProblemId::Network | ProblemId::Tls | ProblemId::ServiceUnavailable
+    );
+    if !network || url.scheme() != "https" {
+        return None;
+    }
+    let host = url.host_str()?.to_ascii_lowercase();
+    let port = url.port_or_known_default()?;
+    let name = match url.port() {
+        Some(p) => format!("{host}:{p}"),
+        None => host.clone(),
+    };
+    let mut route = Route::for_client("https", |k| std::env::var(k).ok());
+    route.extra_roots = web_view_route(cfg).extra_roots;
+    let by = deadline.max(Instant::now() + LEAST_FOR_PROBES);
+    Some(match reach::probe_by(&host, port, &route, by).await {
+        Ok(()) => {
+            let way = match route.proxy_for(&host, port) {
+                Some(proxy) => format!("through proxy {proxy}"),
+                None => "direct".to_owned(),
+            };
+            Line::ok(
+                role.line_name(),
+                format!("{name}: reachable ({way}, TLS ok); the failure came after connecting"),
+            )
+        }
+        Err(u) => {
+            let p = Problem::new(failed.id)
+                .with_cause(format!("{name}: {}.", u.what()))
+                .with_fix(u.fix());
+            Line::from_problem(role.line_name(), &p)
+        }
+    })
+}
+
+/// The line for a host a step above already reached: what that proved, and which way it went.
+fn proven_line(role: Role, url: &url::Url, env: impl Fn(&str) -> Option<String>) -> Line {
+    let host = url.host_str().unwrap_or("").to_ascii_lowercase();
+    let port = url.port_or_known_default().unwrap_or(443);
+    let name = match url.port() {
+        Some(p) => format!("{host}:{p}"),
+        None => host.clone(),
+    };
+    let route = Route::for_client(url.scheme(), env);
+    let way = match route.proxy_for(&host, port) {
+        Some(proxy) => format!("through proxy {proxy}"),
+        None => "direct".to_owned(),
+    };
+    let tls = if url.scheme() == "https" {
+        "TLS ok"
+    } else {
+        "plain HTTP"
+    };
+    Line::ok(
+        role.line_name(),
+        format!(
+            "{name}: reached by {} above ({way}, {tls})",
+            role.proven_by()
+        ),
+    )
 }
 
 /// The way out the player's web view takes: `https_proxy` from the environment (the player
@@ -362,6 +517,47 @@ fn web_view_route(cfg: &Config) -> Route {
         .map(reach::ca_file_certificates)
         .unwrap_or_default();
     Route::for_web_view(None, |k| std::env::var(k).ok(), extra)
+}
+
+/// The hosts the web view needs for the resolved items, each once: their embed hosts, their
+/// data clusters, and in the public cloud Microsoft's CDN.
+fn web_view_hosts<'a>(urls: impl IntoIterator<Item = &'a str> + Clone) -> Vec<(Role, String)> {
+    let embed = embed_hosts(urls.clone());
+    let mut hosts: Vec<(Role, String)> = embed.iter().map(|h| (Role::Embed, h.clone())).collect();
+    for cluster in urls.into_iter().filter_map(cluster_host) {
+        if !hosts.iter().any(|(_, h)| *h == cluster) {
+            hosts.push((Role::Cluster, cluster));
+        }
+    }
+    if embed.iter().any(|h| h.ends_with(".powerbi.com")) {
+        hosts.push((Role::Content, PUBLIC_CDN.to_owned()));
+    }
+    hosts
+}
+
+/// The report's cluster host, named by the embed URL's `config` parameter: base64 JSON with
+/// `clusterUrl`, e.g. `https://WABI-WEST-EUROPE-B-PRIMARY-redirect.analysis.windows.net`. Read
+/// tolerantly (padding or not, `+` turned into a space by form decoding, URL-safe alphabet):
+/// it is Microsoft's undocumented format, so anything unexpected means no cluster line rather
+/// than a failed check.
+fn cluster_host(embed_url: &str) -> Option<String> {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::{STANDARD_PAD_INDIFFERENT, URL_SAFE_PAD_INDIFFERENT};
+    let url = url::Url::parse(embed_url).ok()?;
+    let (_, config) = url
+        .query_pairs()
+        .find(|(k, _)| k.eq_ignore_ascii_case("config"))?;
+    let config = config.trim().replace(' ', "+");
+    let json = STANDARD_PAD_INDIFFERENT
+        .decode(&config)
+        .or_else(|_| URL_SAFE_PAD_INDIFFERENT.decode(&config))
+        .ok()?;
+    let value: serde_json::Value = serde_json::from_slice(&json).ok()?;
+    let cluster = url::Url::parse(value.get("clusterUrl")?.as_str()?).ok()?;
+    if cluster.scheme() != "https" {
+        return None;
+    }
+    cluster.host_str().map(str::to_ascii_lowercase)
 }
 
 /// The hosts the web view loads the resolved items from, each once, in playlist order.
@@ -382,17 +578,17 @@ fn embed_hosts<'a>(urls: impl IntoIterator<Item = &'a str>) -> Vec<String> {
 }
 
 /// The line for one probed host: what was checked on the way, or where it stopped and the fix.
-fn reach_line(host: &str, route: &Route, res: Result<(), Unreachable>) -> Line {
-    const NAME: &str = "embed host";
+fn reach_line(role: Role, host: &str, route: &Route, res: Result<(), Unreachable>) -> Line {
+    let name = role.line_name();
     match res {
         Ok(()) => {
-            let way = match &route.proxy {
+            let way = match route.proxy_for(host, 443) {
                 Some(proxy) => format!("through proxy {proxy}"),
                 None => "direct".to_owned(),
             };
-            Line::ok(NAME, format!("{host}: reachable ({way}, TLS ok)"))
+            Line::ok(name, format!("{host}: reachable ({way}, TLS ok)"))
         }
-        Err(u) => Line::from_problem(NAME, &u.to_problem()),
+        Err(u) => Line::from_problem(name, &u.to_problem()),
     }
 }
 
@@ -517,20 +713,144 @@ mod tests {
         assert!(embed_hosts([]).is_empty());
     }
 
+    /// An embed URL as the Power BI API gives it: `config` is base64 JSON, `=` escaped.
+    fn embed_url(host: &str, config_json: &str) -> String {
+        use base64::Engine as _;
+        let config = base64::engine::general_purpose::STANDARD
+            .encode(config_json)
+            .replace('=', "%3d");
+        format!("https://{host}/reportEmbed?reportId=r1&groupId=g1&w=2&config={config}")
+    }
+
+    #[test]
+    fn the_cluster_is_read_from_the_embed_urls_config() {
+        let real = r#"{"clusterUrl":"https://WABI-WEST-EUROPE-B-PRIMARY-redirect.analysis.windows.net","embedFeatures":{"modernEmbed":true}}"#;
+        assert_eq!(
+            cluster_host(&embed_url("app.powerbi.com", real)).as_deref(),
+            Some("wabi-west-europe-b-primary-redirect.analysis.windows.net")
+        );
+        // A `+` in the base64 that arrived unescaped reads as a space in a query: still read.
+        let plus = r#"{"clusterUrl":"https://x.analysis.windows.net","k":"~~~>"}"#;
+        let url = embed_url("app.powerbi.com", plus);
+        assert!(url.contains('+'), "{url}");
+        assert_eq!(
+            cluster_host(&url).as_deref(),
+            Some("x.analysis.windows.net")
+        );
+        let gov =
+            r#"{"clusterUrl":"https://WABI-US-GOV-VIRGINIA-redirect.analysis.usgovcloudapi.net"}"#;
+        assert_eq!(
+            cluster_host(&embed_url("app.powerbigov.us", gov)).as_deref(),
+            Some("wabi-us-gov-virginia-redirect.analysis.usgovcloudapi.net")
+        );
+    }
+
+    #[test]
+    fn a_malformed_config_gives_no_cluster() {
+        for url in [
+            "https://app.powerbi.com/reportEmbed?reportId=1".to_owned(),
+            "https://app.powerbi.com/reportEmbed?reportId=1&config=%%%not-base64%%%".to_owned(),
+            "https://app.powerbi.com/reportEmbed?config=bm90IGpzb24%3d".to_owned(),
+            embed_url("app.powerbi.com", r#"{"embedFeatures":{}}"#),
+            embed_url("app.powerbi.com", r#"{"clusterUrl":42}"#),
+            embed_url("app.powerbi.com", r#"{"clusterUrl":"not a url"}"#),
+            embed_url(
+                "app.powerbi.com",
+                r#"{"clusterUrl":"http://plain.example"}"#,
+            ),
+            "not a url".to_owned(),
+        ] {
+            assert_eq!(cluster_host(&url), None, "{url}");
+        }
+    }
+
+    #[test]
+    fn the_web_view_hosts_are_embed_cluster_and_the_public_cdn_each_once() {
+        let public = embed_url(
+            "app.powerbi.com",
+            r#"{"clusterUrl":"https://wabi-a-redirect.analysis.windows.net"}"#,
+        );
+        let other = embed_url(
+            "app.powerbi.com",
+            r#"{"clusterUrl":"https://WABI-A-redirect.analysis.windows.net"}"#,
+        );
+        let hosts = web_view_hosts([public.as_str(), other.as_str(), "broken"]);
+        assert_eq!(
+            hosts,
+            [
+                (Role::Embed, "app.powerbi.com".to_owned()),
+                (
+                    Role::Cluster,
+                    "wabi-a-redirect.analysis.windows.net".to_owned()
+                ),
+                (Role::Content, PUBLIC_CDN.to_owned()),
+            ]
+        );
+        // National clouds: Microsoft's list names no CDN for them, so none is probed.
+        let gov = embed_url(
+            "app.powerbigov.us",
+            r#"{"clusterUrl":"https://wabi-g-redirect.analysis.usgovcloudapi.net"}"#,
+        );
+        let hosts = web_view_hosts([gov.as_str()]);
+        assert_eq!(
+            hosts,
+            [
+                (Role::Embed, "app.powerbigov.us".to_owned()),
+                (
+                    Role::Cluster,
+                    "wabi-g-redirect.analysis.usgovcloudapi.net".to_owned()
+                ),
+            ]
+        );
+        assert!(web_view_hosts([]).is_empty());
+    }
+
+    #[test]
+    fn proven_lines_say_which_step_reached_the_host_and_how() {
+        let login = url::Url::parse("https://login.microsoftonline.com/").unwrap();
+        let env = |k: &str| match k {
+            "HTTPS_PROXY" => Some("http://10.0.0.5:3128".to_owned()),
+            "NO_PROXY" => Some("api.powerbi.com".to_owned()),
+            _ => None,
+        };
+        let l = proven_line(Role::SignIn, &login, env);
+        assert!(l.ok);
+        assert_eq!(l.name, "sign-in host");
+        assert_eq!(
+            l.message.as_deref(),
+            Some(
+                "login.microsoftonline.com: reached by the sign-in above (through proxy 10.0.0.5:3128, TLS ok)"
+            )
+        );
+        let api = url::Url::parse("https://api.powerbi.com/").unwrap();
+        let l = proven_line(Role::Api, &api, env);
+        assert_eq!(l.name, "api host");
+        assert_eq!(
+            l.message.as_deref(),
+            Some("api.powerbi.com: reached by the power bi step above (direct, TLS ok)")
+        );
+        let sim = url::Url::parse("http://127.0.0.1:8080/").unwrap();
+        let l = proven_line(Role::SignIn, &sim, |_: &str| None);
+        assert_eq!(
+            l.message.as_deref(),
+            Some("127.0.0.1:8080: reached by the sign-in above (direct, plain HTTP)")
+        );
+    }
+
     #[test]
     fn reach_lines_say_what_was_checked_or_where_it_stopped() {
         let proxied = Route {
             proxy: Some("127.0.0.1:3128".into()),
-            extra_roots: Vec::new(),
+            ..Route::default()
         };
-        let ok = reach_line("app.powerbi.com", &proxied, Ok(()));
+        let ok = reach_line(Role::Embed, "app.powerbi.com", &proxied, Ok(()));
         assert!(ok.ok);
         assert_eq!(ok.name, "embed host");
         assert_eq!(
             ok.message.as_deref(),
             Some("app.powerbi.com: reachable (through proxy 127.0.0.1:3128, TLS ok)")
         );
-        let direct = reach_line("app.powerbi.com", &Route::default(), Ok(()));
+        let direct = reach_line(Role::Embed, "app.powerbi.com", &Route::default(), Ok(()));
         assert_eq!(
             direct.message.as_deref(),
             Some("app.powerbi.com: reachable (direct, TLS ok)")
@@ -544,7 +864,7 @@ mod tests {
                 status: "502 Bad Gateway".into(),
             },
         };
-        let line = reach_line("app.powerbi.com", &proxied, Err(refused));
+        let line = reach_line(Role::Embed, "app.powerbi.com", &proxied, Err(refused));
         assert!(!line.ok);
         assert_eq!(line.problem, Some(ProblemId::EmbedUnreachable));
         let msg = line.message.as_deref().unwrap();

@@ -1,4 +1,6 @@
-//! Can this screen reach the embed host (`app.powerbi.com`) the way its web view does?
+//! Can this screen reach the embed host (`app.powerbi.com`) the way its web view does? `check`
+//! asks the same of the report's content hosts, and of the sign-in and API hosts when a step
+//! could not reach them.
 //!
 //! The web view says little when an embed frame cannot load: WebKit reports no error to the
 //! page for a failed frame, and the player only sees a report that never renders. This probe
@@ -6,8 +8,10 @@
 //! stage at a time (name, connection, proxy tunnel, TLS, an HTTP answer), each with its own
 //! short deadline, so the screen can say which stage failed and what to ask IT for.
 
+mod no_proxy;
+
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rustls::pki_types::{CertificateDer, ServerName};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -15,6 +19,8 @@ use tokio::net::TcpStream;
 
 use crate::problem::{Problem, ProblemId};
 use crate::shell::ShellOptions;
+
+pub(crate) use no_proxy::NoProxy;
 
 /// How long one stage may take: long enough for a slow proxy, short enough that a black-holed
 /// path is named within seconds.
@@ -29,25 +35,73 @@ pub(crate) const REQUIRED_HOSTS: &str = "*.powerbi.com, *.analysis.windows.net, 
 pub(crate) struct Route {
     /// `host:port` of the HTTP proxy, if any.
     pub(crate) proxy: Option<String>,
+    /// Hosts reached without `proxy` (`no_proxy`, when the proxy came from the environment).
+    pub(crate) bypass: NoProxy,
     /// Certificates trusted on top of the system's roots.
     pub(crate) extra_roots: Vec<CertificateDer<'static>>,
 }
 
 impl Route {
-    /// The web view's route: the proxy it was given, else `https_proxy` / `HTTPS_PROXY` from
-    /// the environment (which WebKit follows when it is given none), else direct.
+    /// The web view's route: the proxy it was given (for every host: the shell gives WebKit
+    /// no exceptions), else `https_proxy` / `HTTPS_PROXY` from the environment with the hosts
+    /// in `no_proxy` / `NO_PROXY` going direct (WebKit follows both when it is given no proxy),
+    /// else direct.
     pub(crate) fn for_web_view(
         given: Option<String>,
         env: impl Fn(&str) -> Option<String>,
         extra_roots: Vec<CertificateDer<'static>>,
     ) -> Self {
-        let proxy = given.or_else(|| {
-            ["https_proxy", "HTTPS_PROXY"]
-                .into_iter()
+        let first = |keys: [&str; 2]| {
+            keys.into_iter()
                 .find_map(|k| env(k).filter(|v| !v.trim().is_empty()))
-                .and_then(|v| proxy_authority(&v))
-        });
-        Self { proxy, extra_roots }
+        };
+        if let Some(proxy) = given {
+            return Self {
+                proxy: Some(proxy),
+                bypass: NoProxy::default(),
+                extra_roots,
+            };
+        }
+        let proxy = first(["https_proxy", "HTTPS_PROXY"]).and_then(|v| proxy_authority(&v));
+        let bypass = first(["no_proxy", "NO_PROXY"])
+            .map(|v| NoProxy::parse(&v))
+            .unwrap_or_default();
+        Self {
+            proxy,
+            bypass,
+            extra_roots,
+        }
+    }
+
+    /// The route pbikiosk's own HTTP client (reqwest: sign-in, REST API) takes to a URL with
+    /// `scheme`: `HTTPS_PROXY` / `HTTP_PROXY` by scheme, else `ALL_PROXY`, hosts in `NO_PROXY`
+    /// direct; upper-case first, the first variable set counting even if empty, as it reads them.
+    pub(crate) fn for_client(scheme: &str, env: impl Fn(&str) -> Option<String>) -> Self {
+        let first = |keys: [&str; 2]| keys.into_iter().find_map(&env);
+        let by_scheme = if scheme.eq_ignore_ascii_case("https") {
+            first(["HTTPS_PROXY", "https_proxy"])
+        } else {
+            first(["HTTP_PROXY", "http_proxy"])
+        };
+        let proxy = by_scheme
+            .filter(|v| !v.trim().is_empty())
+            .or_else(|| first(["ALL_PROXY", "all_proxy"]).filter(|v| !v.trim().is_empty()))
+            .and_then(|v| proxy_authority(&v));
+        let bypass = first(["NO_PROXY", "no_proxy"])
+            .map(|v| NoProxy::parse(&v))
+            .unwrap_or_default();
+        Self {
+            proxy,
+            bypass,
+            extra_roots: Vec::new(),
+        }
+    }
+
+    /// The proxy a connection to `host` on `port` goes through, if any.
+    pub(crate) fn proxy_for(&self, host: &str, port: u16) -> Option<&str> {
+        self.proxy
+            .as_deref()
+            .filter(|_| !self.bypass.bypasses(host, port))
     }
 }
 
@@ -112,6 +166,19 @@ pub(crate) enum Stage {
     Http,
 }
 
+impl Stage {
+    /// The stage in words, for "timed out at ...".
+    pub(crate) fn what(self) -> &'static str {
+        match self {
+            Stage::Dns => "the name lookup (DNS)",
+            Stage::Connect => "the connection",
+            Stage::Proxy => "the proxy tunnel",
+            Stage::Tls => "the TLS handshake",
+            Stage::Http => "the HTTP request",
+        }
+    }
+}
+
 /// What went wrong at that stage.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Failure {
@@ -163,16 +230,18 @@ pub(crate) struct Unreachable {
 
 impl Unreachable {
     /// What failed, in words for the status screen.
-    fn what(&self) -> String {
+    pub(crate) fn what(&self) -> String {
         let host = &self.host;
         match &self.failure {
             Failure::NotResolved { name } => format!("the name {name} could not be resolved (DNS)"),
             Failure::Refused { to } => format!("the connection to {to} was refused"),
             Failure::Reset { to } => format!("the connection to {to} was reset"),
             Failure::Closed { to } => format!("{to} closed the connection without answering"),
-            Failure::NoAnswer { within } => {
-                format!("no answer within {} s", within.as_secs().max(1))
-            }
+            Failure::NoAnswer { within } => format!(
+                "timed out at {}: no answer within {} s",
+                self.stage.what(),
+                within.as_millis().div_ceil(1000).max(1)
+            ),
             Failure::ProxyRefused { proxy, status } => {
                 format!("the proxy {proxy} answered {status}")
             }
@@ -195,7 +264,15 @@ impl Unreachable {
             "Sign-in works, but the reports cannot load from {host}: {}.",
             self.what()
         );
-        let fix = match (&self.failure, self.stage) {
+        Problem::new(ProblemId::EmbedUnreachable)
+            .with_cause(cause)
+            .with_fix(self.fix())
+    }
+
+    /// What to do about it, for the stage and failure.
+    pub(crate) fn fix(&self) -> String {
+        let host = &self.host;
+        match (&self.failure, self.stage) {
             (Failure::ProxyDns { .. } | Failure::NotResolved { .. }, _) => format!(
                 "Check the DNS settings of this screen (or its proxy): it must resolve {REQUIRED_HOSTS}."
             ),
@@ -209,33 +286,48 @@ impl Unreachable {
             _ => format!(
                 "Ask IT to allow this screen through the firewall (and proxy) to {REQUIRED_HOSTS}."
             ),
-        };
-        Problem::new(ProblemId::EmbedUnreachable)
-            .with_cause(cause)
-            .with_fix(fix)
+        }
     }
 }
 
 /// Probe `https://{host}/` the way the web view would reach it.
 pub(crate) async fn probe(host: &str, route: &Route) -> Result<(), Unreachable> {
-    probe_at(host, 443, route, STAGE_TIMEOUT).await
+    probe_at(host, 443, route, STAGE_TIMEOUT, None).await
 }
 
-/// [`probe`] on any port, with the stage deadline given (tests use local servers).
+/// [`probe`] of `https://{host}:{port}/`, done by `deadline`: a stage still waiting then fails
+/// as timed out (`check` has a person waiting and a budget for all its steps).
+pub(crate) async fn probe_by(
+    host: &str,
+    port: u16,
+    route: &Route,
+    deadline: Instant,
+) -> Result<(), Unreachable> {
+    probe_at(host, port, route, STAGE_TIMEOUT, Some(deadline)).await
+}
+
+/// [`probe`] on any port, with the stage limit given (tests use local servers), each stage
+/// also ending at `deadline` if there is one.
 async fn probe_at(
     host: &str,
     port: u16,
     route: &Route,
-    limit: Duration,
+    stage_limit: Duration,
+    deadline: Option<Instant>,
 ) -> Result<(), Unreachable> {
     let fail = |stage, failure| Unreachable {
         host: host.to_owned(),
         stage,
         failure,
     };
-    let stream = match &route.proxy {
+    // What a stage starting now may take.
+    let limit = || match deadline {
+        Some(d) => stage_limit.min(d.saturating_duration_since(Instant::now())),
+        None => stage_limit,
+    };
+    let stream = match route.proxy_for(host, port) {
         None => {
-            let addrs: Vec<_> = within(limit, tokio::net::lookup_host((host, port)))
+            let addrs: Vec<_> = within(limit(), tokio::net::lookup_host((host, port)))
                 .await
                 .map_err(|f| fail(Stage::Dns, f))?
                 .map_err(|_| {
@@ -248,20 +340,20 @@ async fn probe_at(
                 })?
                 .collect();
             let to = host.to_owned();
-            within(limit, TcpStream::connect(&addrs[..]))
+            within(limit(), TcpStream::connect(&addrs[..]))
                 .await
                 .map_err(|f| fail(Stage::Connect, f))?
                 .map_err(|e| fail(Stage::Connect, io_failure(&e, &to)))?
         }
         Some(proxy) => {
-            let mut s = within(limit, TcpStream::connect(proxy.as_str()))
+            let mut s = within(limit(), TcpStream::connect(proxy))
                 .await
                 .map_err(|f| fail(Stage::Connect, f))?
                 .map_err(|e| fail(Stage::Connect, io_failure(&e, proxy)))?;
             let head = format!(
                 "CONNECT {host}:{port} HTTP/1.1\r\nHost: {host}:{port}\r\nProxy-Connection: keep-alive\r\n\r\n"
             );
-            let answer = within(limit, async {
+            let answer = within(limit(), async {
                 s.write_all(head.as_bytes()).await?;
                 read_head(&mut s).await
             })
@@ -281,14 +373,14 @@ async fn probe_at(
             },
         )
     })?;
-    let mut stream = within(limit, tls.connect(name, stream))
+    let mut stream = within(limit(), tls.connect(name, stream))
         .await
         .map_err(|f| fail(Stage::Tls, f))?
         .map_err(|e| fail(Stage::Tls, tls_failure(&e, host)))?;
     let request = format!(
         "GET / HTTP/1.1\r\nHost: {host}\r\nUser-Agent: pbikiosk\r\nConnection: close\r\n\r\n"
     );
-    let answer = within(limit, async {
+    let answer = within(limit(), async {
         stream.write_all(request.as_bytes()).await?;
         read_head(&mut stream).await
     })
@@ -451,6 +543,63 @@ mod tests {
     }
 
     #[test]
+    fn no_proxy_sends_its_hosts_direct_unless_the_proxy_was_given() {
+        let env = |k: &str| match k {
+            "https_proxy" => Some("http://proxy.corp:3128".to_owned()),
+            "NO_PROXY" => Some("localhost,.corp.local".to_owned()),
+            "no_proxy" => Some("*.analysis.windows.net, 10.0.0.0/8".to_owned()),
+            _ => None,
+        };
+        let r = Route::for_web_view(None, env, Vec::new());
+        // The lower-case variable wins, as for the proxy itself.
+        assert_eq!(r.proxy_for("app.powerbi.com", 443), Some("proxy.corp:3128"));
+        assert_eq!(
+            r.proxy_for("wabi-north-europe-redirect.analysis.windows.net", 443),
+            None
+        );
+        assert_eq!(r.proxy_for("10.1.2.3", 443), None);
+        assert_eq!(
+            r.proxy_for("screen.corp.local", 443),
+            Some("proxy.corp:3128")
+        );
+        // A proxy given to the web view applies to every host.
+        let given = Route::for_web_view(Some("127.0.0.1:9".into()), env, Vec::new());
+        assert_eq!(
+            given.proxy_for("x.analysis.windows.net", 443),
+            Some("127.0.0.1:9")
+        );
+        let upper = |k: &str| match k {
+            "HTTPS_PROXY" => Some("proxy.corp:3128".to_owned()),
+            "NO_PROXY" => Some("*".to_owned()),
+            _ => None,
+        };
+        let all = Route::for_web_view(None, upper, Vec::new());
+        assert_eq!(all.proxy.as_deref(), Some("proxy.corp:3128"));
+        assert_eq!(all.proxy_for("app.powerbi.com", 443), None);
+    }
+
+    #[test]
+    fn the_client_route_reads_the_variables_as_reqwest_does() {
+        let env = |k: &str| match k {
+            "HTTPS_PROXY" => Some("http://up.corp:8080".to_owned()),
+            "https_proxy" => Some("http://low.corp:3128".to_owned()),
+            "ALL_PROXY" => Some("all.corp:1080".to_owned()),
+            "NO_PROXY" => Some(String::new()),
+            "no_proxy" => Some("*".to_owned()),
+            _ => None,
+        };
+        let https = Route::for_client("https", env);
+        // Upper-case first, and a set but empty NO_PROXY hides no_proxy.
+        assert_eq!(
+            https.proxy_for("login.microsoftonline.com", 443),
+            Some("up.corp:8080")
+        );
+        let http = Route::for_client("http", env);
+        assert_eq!(http.proxy_for("127.0.0.1", 80), Some("all.corp:1080"));
+        assert_eq!(Route::for_client("https", |_: &str| None).proxy, None);
+    }
+
+    #[test]
     fn answers_are_classified_by_their_status_line() {
         assert_eq!(
             status_line("HTTP/1.1 502 Bad Gateway\r\n\r\n"),
@@ -529,6 +678,11 @@ mod tests {
         )
         .to_problem();
         assert!(p.cause.ends_with("no answer within 8 s."), "{}", p.cause);
+        assert!(
+            p.cause.contains("timed out at the TLS handshake: "),
+            "{}",
+            p.cause
+        );
         assert!(p.fix.contains("firewall"));
         assert_eq!(p.retry_class(), crate::problem::RetryClass::Transient);
         // Every fix fits the status screen (five lines), whatever the stage.
@@ -554,7 +708,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_name_that_does_not_resolve_fails_at_dns() {
-        let e = probe_at("pbikiosk-probe.invalid", 443, &direct(), QUICK)
+        let e = probe_at("pbikiosk-probe.invalid", 443, &direct(), QUICK, None)
             .await
             .unwrap_err();
         assert_eq!(e.stage, Stage::Dns);
@@ -565,7 +719,7 @@ mod tests {
     async fn a_closed_port_is_refused() {
         let (l, port) = listener().await;
         drop(l);
-        let e = probe_at("127.0.0.1", port, &direct(), QUICK)
+        let e = probe_at("127.0.0.1", port, &direct(), QUICK, None)
             .await
             .unwrap_err();
         assert_eq!(
@@ -588,7 +742,7 @@ mod tests {
             let mut s = s;
             let _ = s.read(&mut [0u8; 64]).await;
         });
-        let e = probe_at("127.0.0.1", port, &direct(), QUICK)
+        let e = probe_at("127.0.0.1", port, &direct(), QUICK, None)
             .await
             .unwrap_err();
         assert_eq!(e.stage, Stage::Tls);
@@ -599,12 +753,70 @@ mod tests {
             let (_held, _) = l.accept().await.unwrap();
             tokio::time::sleep(Duration::from_secs(5)).await;
         });
-        let e = probe_at("127.0.0.1", port, &direct(), QUICK)
+        let e = probe_at("127.0.0.1", port, &direct(), QUICK, None)
             .await
             .unwrap_err();
         assert_eq!(
             (e.stage, e.failure),
             (Stage::Tls, Failure::NoAnswer { within: QUICK })
+        );
+    }
+
+    /// A host in `no_proxy` is probed directly, not through the proxy: here a closed local port
+    /// is refused at the connection, where the proxy would have opened a tunnel.
+    #[tokio::test]
+    async fn a_host_in_no_proxy_is_probed_directly() {
+        let (closed, port) = listener().await;
+        drop(closed);
+        let (proxy, proxy_port) = listener().await;
+        let route = Route {
+            proxy: Some(format!("127.0.0.1:{proxy_port}")),
+            bypass: NoProxy::parse("127.0.0.1"),
+            ..Route::default()
+        };
+        let e = probe_at("127.0.0.1", port, &route, QUICK, None)
+            .await
+            .unwrap_err();
+        assert_eq!(e.stage, Stage::Connect, "{e:?}");
+        assert!(matches!(e.failure, Failure::Refused { .. }), "{e:?}");
+        // Nothing came to the proxy.
+        let asked = tokio::time::timeout(Duration::from_millis(100), proxy.accept()).await;
+        assert!(asked.is_err(), "the proxy was asked");
+    }
+
+    /// A probe with a deadline ends by it, naming the stage it was waiting at: a host that
+    /// hangs after the tunnel opens times out at the TLS handshake.
+    #[tokio::test]
+    async fn a_hanging_host_times_out_by_the_deadline_at_its_stage() {
+        let router = axum::Router::new();
+        let source: FaultSource = Arc::new(|| EmbedFault::Hang);
+        let front = EmbedFront::start_with_faults(
+            router,
+            "app.powerbi.com",
+            crate::sim::front::FrontCert::SelfSigned,
+            source,
+        )
+        .await
+        .unwrap();
+        let route = Route {
+            proxy: Some(front.proxy.to_string()),
+            ..Route::default()
+        };
+        let started = Instant::now();
+        let e = probe_by("app.powerbi.com", 443, &route, started + QUICK)
+            .await
+            .unwrap_err();
+        let took = started.elapsed();
+        assert!(took < QUICK + Duration::from_millis(300), "took {took:?}");
+        assert_eq!(e.stage, Stage::Tls, "{e:?}");
+        assert!(
+            matches!(e.failure, Failure::NoAnswer { within } if within <= QUICK),
+            "{e:?}"
+        );
+        let cause = e.to_problem().cause;
+        assert!(
+            cause.contains("timed out at the TLS handshake: no answer within 1 s"),
+            "{cause}"
         );
     }
 
@@ -631,6 +843,7 @@ mod tests {
         let route = Route {
             proxy: Some(proxy.clone()),
             extra_roots: pem_certificates(front.cert_pem.as_bytes()),
+            ..Route::default()
         };
         let host = "app.powerbi.com";
         let expect = [
@@ -673,7 +886,7 @@ mod tests {
         ];
         for (f, want) in expect {
             *fault.lock().unwrap() = f;
-            let got = probe_at(host, 443, &route, QUICK)
+            let got = probe_at(host, 443, &route, QUICK, None)
                 .await
                 .err()
                 .map(|e| (e.stage, e.failure));
@@ -683,9 +896,9 @@ mod tests {
         *fault.lock().unwrap() = EmbedFault::None;
         let bare = Route {
             proxy: Some(proxy),
-            extra_roots: Vec::new(),
+            ..Route::default()
         };
-        let e = probe_at(host, 443, &bare, QUICK).await.unwrap_err();
+        let e = probe_at(host, 443, &bare, QUICK, None).await.unwrap_err();
         assert_eq!((e.stage, e.failure), (Stage::Tls, Failure::Untrusted));
     }
 }

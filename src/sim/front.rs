@@ -1,4 +1,5 @@
-//! The simulator's front door for the webview: `https://app.powerbi.com` on loopback.
+//! The simulator's front door for the webview: `https://app.powerbi.com` (and, for `check`'s
+//! probes, the report's content hosts) on loopback.
 //!
 //! Microsoft's powerbi-client refuses embed URLs that are not `https://*.powerbi.com`, so the
 //! demo and the end-to-end tests cannot point it at `http://127.0.0.1`. Instead the webview is
@@ -31,6 +32,10 @@ use super::scenario::EmbedFault;
 /// Where the front door reads the fault in force, once per connection.
 pub type FaultSource = Arc<dyn Fn() -> EmbedFault + Send + Sync>;
 
+/// Like [`FaultSource`], per host the front door answers for (lower-case, without port): a
+/// company proxy can block a report's data host while it lets the embed host through.
+pub type HostFaultSource = Arc<dyn Fn(&str) -> EmbedFault + Send + Sync>;
+
 /// How long a hung tunnel is held open before it is dropped (longer than any client waits).
 const HANG: std::time::Duration = std::time::Duration::from_secs(120);
 
@@ -49,8 +54,10 @@ pub enum FrontCert {
 pub struct EmbedFront {
     /// Where the webview's HTTP proxy setting must point.
     pub proxy: SocketAddr,
-    /// The host it impersonates, e.g. `app.powerbi.com`.
+    /// The host it impersonates, e.g. `app.powerbi.com` (the first of `hosts`).
     pub host: String,
+    /// Every host it answers for; any other is refused.
+    pub hosts: Vec<String>,
     /// The throw-away certificate (PEM) it presents for `host`.
     pub cert_pem: String,
     /// With [`FrontCert::RunCa`]: the CA (PEM) that signed `cert_pem`.
@@ -70,15 +77,30 @@ impl EmbedFront {
         cert: FrontCert,
         faults: FaultSource,
     ) -> std::io::Result<Self> {
-        let (acceptor, cert_pem, ca_pem) = acceptor_for(host, cert)?;
-        // A second certificate for the same host that nobody was told to trust: what the web
+        Self::start_for_hosts(router, &[host], cert, Arc::new(move |_: &str| faults())).await
+    }
+
+    /// Serve `router` as `https://{host}` for every one of `hosts` (one certificate names them
+    /// all), each failing as `faults` says for it at the time of each connection.
+    pub async fn start_for_hosts(
+        router: axum::Router,
+        hosts: &[&str],
+        cert: FrontCert,
+        faults: HostFaultSource,
+    ) -> std::io::Result<Self> {
+        let hosts: Vec<String> = hosts.iter().map(|h| h.to_ascii_lowercase()).collect();
+        let Some(host) = hosts.first().cloned() else {
+            return Err(std::io::Error::other("the front door needs a host"));
+        };
+        let (acceptor, cert_pem, ca_pem) = acceptor_for(&hosts, cert)?;
+        // A second certificate for the same hosts that nobody was told to trust: what the web
         // view meets behind a TLS-inspecting proxy whose CA it does not know.
-        let (untrusted, _, _) = acceptor_for(host, FrontCert::SelfSigned)?;
+        let (untrusted, _, _) = acceptor_for(&hosts, FrontCert::SelfSigned)?;
         let doors = Doors {
             acceptor,
             untrusted,
             router: answering_502_while(router, faults.clone()),
-            target: format!("{host}:443"),
+            hosts: hosts.clone(),
             faults,
         };
         let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
@@ -98,27 +120,30 @@ impl EmbedFront {
         });
         Ok(Self {
             proxy,
-            host: host.to_owned(),
+            host,
+            hosts,
             cert_pem,
             ca_pem,
         })
     }
 }
 
-/// A TLS acceptor with a fresh certificate for `host` made as `cert` says, that certificate
+/// A TLS acceptor with a fresh certificate for `hosts` made as `cert` says, that certificate
 /// (PEM), and the CA that signed it (PEM) if one did.
 fn acceptor_for(
-    host: &str,
+    hosts: &[String],
     cert: FrontCert,
 ) -> std::io::Result<(TlsAcceptor, String, Option<String>)> {
     let err = |e: rcgen::Error| std::io::Error::other(format!("test certificate: {e}"));
     let key_pair = rcgen::KeyPair::generate().map_err(err)?;
-    let mut params = rcgen::CertificateParams::new(vec![host.to_owned()]).map_err(err)?;
-    // Named for the host, as a proxy's leaf is, rather than rcgen's placeholder name.
+    let mut params = rcgen::CertificateParams::new(hosts.to_vec()).map_err(err)?;
+    // Named for the (first) host, as a proxy's leaf is, rather than rcgen's placeholder name.
     params.distinguished_name = rcgen::DistinguishedName::new();
-    params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, host);
+    if let Some(host) = hosts.first() {
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, host.as_str());
+    }
     let (leaf, ca_pem) = match cert {
         FrontCert::SelfSigned => (params.self_signed(&key_pair).map_err(err)?, None),
         FrontCert::RunCa => {
@@ -163,8 +188,21 @@ struct Doors {
     acceptor: TlsAcceptor,
     untrusted: TlsAcceptor,
     router: axum::Router,
-    target: String,
-    faults: FaultSource,
+    /// The hosts answered, lower-case.
+    hosts: Vec<String>,
+    faults: HostFaultSource,
+}
+
+impl Doors {
+    /// The host a `CONNECT host:443` asks for, if it is one of ours.
+    fn host_of(&self, authority: &str) -> Option<&str> {
+        let (host, port) = authority.rsplit_once(':')?;
+        let host = host.to_ascii_lowercase();
+        (port == "443")
+            .then(|| self.hosts.iter().find(|h| **h == host))
+            .flatten()
+            .map(String::as_str)
+    }
 }
 
 /// A Squid-style error answer to the CONNECT: the status line, Squid's `X-Squid-Error` header
@@ -178,7 +216,6 @@ fn squid_error(squid_code: &str, page: &str) -> String {
 }
 
 async fn tunnel(mut stream: TcpStream, doors: &Doors) -> std::io::Result<()> {
-    let target = doors.target.as_str();
     // Read the request head: "CONNECT host:443 HTTP/1.1\r\n...\r\n\r\n".
     let mut head = Vec::with_capacity(512);
     let mut buf = [0u8; 512];
@@ -192,17 +229,22 @@ async fn tunnel(mut stream: TcpStream, doors: &Doors) -> std::io::Result<()> {
     let first = String::from_utf8_lossy(&head);
     let mut words = first.split_whitespace();
     let (method, authority) = (words.next(), words.next());
-    if method != Some("CONNECT") || !authority.is_some_and(|a| a.eq_ignore_ascii_case(target)) {
-        tracing::info!(
-            request = first.lines().next().unwrap_or(""),
-            "demo proxy refused a request for another host"
-        );
-        stream
-            .write_all(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
-            .await?;
-        return Ok(());
-    }
-    let fault = (doors.faults)();
+    let target = match (method, authority.and_then(|a| doors.host_of(a))) {
+        (Some("CONNECT"), Some(host)) => host.to_owned(),
+        _ => {
+            tracing::info!(
+                request = first.lines().next().unwrap_or(""),
+                "demo proxy refused a request for another host"
+            );
+            stream
+                .write_all(
+                    b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                )
+                .await?;
+            return Ok(());
+        }
+    };
+    let fault = (doors.faults)(&target);
     match fault {
         // What Squid answers when the upstream refused the connection.
         EmbedFault::Refuse => {
@@ -248,19 +290,32 @@ async fn tunnel(mut stream: TcpStream, doors: &Doors) -> std::io::Result<()> {
         .map_err(|e| std::io::Error::other(e.to_string()))
 }
 
+/// The host a request inside the tunnel is for (HTTP/2's authority, else `Host`), lower-case
+/// and without port.
+fn request_host(req: &axum::extract::Request) -> String {
+    let raw = req.uri().host().map(str::to_owned).or_else(|| {
+        req.headers()
+            .get(axum::http::header::HOST)
+            .and_then(|v| v.to_str().ok())
+            .map(|h| h.rsplit_once(':').map_or(h, |(host, _)| host).to_owned())
+    });
+    raw.unwrap_or_default().to_ascii_lowercase()
+}
+
 async fn answer(mut stream: TcpStream, response: &str) -> std::io::Result<()> {
     stream.write_all(response.as_bytes()).await?;
     stream.shutdown().await
 }
 
-/// `router`, answering every request with an error page while the fault is `http_502`, as a
-/// broken upstream does. Decided per request, not per connection: browsers keep connections
-/// open, and a lifted fault must show on the next request.
-fn answering_502_while(router: axum::Router, faults: FaultSource) -> axum::Router {
+/// `router`, answering every request with an error page while the fault for the request's host
+/// is `http_502`, as a broken upstream does. Decided per request, not per connection: browsers
+/// keep connections open, and a lifted fault must show on the next request.
+fn answering_502_while(router: axum::Router, faults: HostFaultSource) -> axum::Router {
     use axum::response::IntoResponse;
     router.layer(axum::middleware::from_fn(
         move |req: axum::extract::Request, next: axum::middleware::Next| {
-            let failing = faults() == EmbedFault::Http502;
+            let host = request_host(&req);
+            let failing = faults(&host) == EmbedFault::Http502;
             async move {
                 if failing {
                     let page = "<html><body><h1>502 Bad Gateway</h1></body></html>";
@@ -363,6 +418,43 @@ mod tests {
         assert!(get().await.unwrap_err().is_timeout());
         set(EmbedFault::None);
         assert_eq!(get().await.unwrap().status(), 200);
+    }
+
+    #[tokio::test]
+    async fn each_host_answers_with_its_own_fault() {
+        let router = axum::Router::new().route("/", axum::routing::get(|| async { "ok" }));
+        let faults: HostFaultSource = Arc::new(|host: &str| match host {
+            "data.analysis.windows.net" => EmbedFault::Http502,
+            "content.powerapps.com" => EmbedFault::Refuse,
+            _ => EmbedFault::None,
+        });
+        let front = EmbedFront::start_for_hosts(
+            router,
+            &[
+                "app.powerbi.com",
+                "DATA.analysis.windows.net",
+                "content.powerapps.com",
+            ],
+            FrontCert::SelfSigned,
+            faults,
+        )
+        .await
+        .unwrap();
+        assert_eq!(front.host, "app.powerbi.com");
+        assert_eq!(front.hosts.len(), 3);
+        // One certificate names every host.
+        let client = client_through(&front, &front.cert_pem).build().unwrap();
+        let get = |url: &'static str| client.get(url).send();
+        let ok = get("https://app.powerbi.com/").await.unwrap();
+        assert_eq!(ok.text().await.unwrap(), "ok");
+        let broken = get("https://data.analysis.windows.net/").await.unwrap();
+        assert_eq!(broken.status(), 502);
+        let refused = get("https://content.powerapps.com/").await.unwrap_err();
+        assert!(refused.is_connect(), "{refused:?}");
+        let other = get("https://other.analysis.windows.net/")
+            .await
+            .unwrap_err();
+        assert!(other.is_connect(), "{other:?}");
     }
 
     #[tokio::test]

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::process::{Command, Output};
 
 use pbikiosk::sim::front::{EmbedFront, FrontCert};
+use pbikiosk::sim::scenario::EmbedFault;
 use pbikiosk::sim::scenario::builtin_ids as ids;
 use pbikiosk::sim::{Scenario, SimHandle, Simulator};
 
@@ -95,10 +96,16 @@ async fn check_env(
         .unwrap()
 }
 
+/// The report data cluster the simulator's embed URLs name in their `config` parameter.
+const CLUSTER: &str = "wabi-north-europe-redirect.analysis.windows.net";
+/// Microsoft's CDN, which `check` probes for public-cloud embeds.
+const CDN: &str = "content.powerapps.com";
+
 /// The simulator's HTTPS front door standing in for `app.powerbi.com` (where the simulator's
-/// embed URLs point), failing as the simulator's `embed_fault` says. `check` probes the embed
-/// host once items resolve; through this door the probe stays on loopback, as every test's
-/// must (this machine has no network, and tests never try Microsoft's real hosts).
+/// embed URLs point), failing as the simulator's `embed_fault` says, and for the report's
+/// content hosts (its cluster, the CDN), which do not fail unless a test says so. `check`
+/// probes these hosts once items resolve; through this door the probes stay on loopback, as
+/// every test's must (this machine has no network, and tests never try Microsoft's real hosts).
 struct Front {
     door: EmbedFront,
     /// The door's CA (PEM), for `cloud.ca_file`.
@@ -106,14 +113,36 @@ struct Front {
 }
 
 async fn front(sim: &SimHandle, dir: &tempfile::TempDir) -> Front {
+    front_failing(sim, dir, &[]).await
+}
+
+/// [`front`], with `faults` for the content hosts named there.
+async fn front_failing(
+    sim: &SimHandle,
+    dir: &tempfile::TempDir,
+    faults: &[(&'static str, EmbedFault)],
+) -> Front {
     let faults = {
         let sim = sim.clone();
-        std::sync::Arc::new(move || sim.embed_fault())
+        let faults = faults.to_vec();
+        std::sync::Arc::new(move |host: &str| {
+            if host == "app.powerbi.com" {
+                return sim.embed_fault();
+            }
+            faults
+                .iter()
+                .find(|(h, _)| *h == host)
+                .map_or(EmbedFault::None, |(_, f)| *f)
+        })
     };
-    let door =
-        EmbedFront::start_with_faults(sim.router(), "app.powerbi.com", FrontCert::RunCa, faults)
-            .await
-            .unwrap();
+    let door = EmbedFront::start_for_hosts(
+        sim.router(),
+        &["app.powerbi.com", CLUSTER, CDN],
+        FrontCert::RunCa,
+        faults,
+    )
+    .await
+    .unwrap();
     let ca = dir.path().join(format!("{}-ca.pem", rand_name()));
     std::fs::write(&ca, door.ca_pem.as_deref().unwrap()).unwrap();
     Front { door, ca }
@@ -195,7 +224,11 @@ async fn good_account_names_every_item_and_page() {
             "playlist[1]",
             "playlist[2]",
             "playlist[3]",
-            "embed host"
+            "sign-in host",
+            "api host",
+            "embed host",
+            "cluster host",
+            "content host"
         ]
     );
     // reports --toml gives a playlist that check accepts as is.
@@ -224,10 +257,11 @@ async fn good_account_names_every_item_and_page() {
     let again = front.check(&["check", "--json"], cfg2).await;
     assert_eq!(again.code, 0, "{}", again.stdout);
     let n = again.json()["checks"].as_array().unwrap().len();
-    // Four base checks, the three visible reports and the dashboard, then their one embed host.
+    // Four base checks, the three visible reports and the dashboard, then the hosts: sign-in,
+    // API, their one embed host, its cluster and the CDN.
     assert_eq!(
         n,
-        4 + 4 + 1,
+        4 + 4 + 5,
         "every report and the dashboard: {}",
         again.stdout
     );
@@ -378,6 +412,82 @@ async fn outages_are_reported_within_the_budget() {
     assert!(r.problems() == vec!["network".to_owned()], "{}", r.stdout);
 }
 
+/// Sign-in, or the API, fails for a network reason: a line for its host names the stage it
+/// stopped at, keeping the step's problem id.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_host_out_of_reach_is_named_with_its_stage() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = sim(Scenario::builtin()).await;
+    // A closed port on loopback: the connection is refused.
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let cfg = config(&sim, &good_user(), &dir, |s| {
+        s.replace(&sim.base_url(), &format!("https://127.0.0.1:{port}/"))
+    });
+    // Sign-in retries network trouble for the whole budget: a short one keeps the test quick.
+    let short = &["check", "--json", "--budget-secs", "3"];
+    let r = check(short, cfg).await;
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    assert_eq!(r.problems(), vec!["network".to_owned()], "{}", r.stdout);
+    let (l, msg) = line(&r, "sign-in host");
+    assert_eq!(l["ok"], false);
+    assert_eq!(l["problem"], "network");
+    assert_eq!(
+        msg,
+        "127.0.0.1:".to_owned() + &port.to_string() + ": the connection to 127.0.0.1 was refused."
+    );
+    assert!(
+        l["fix"].as_str().unwrap().contains("firewall"),
+        "{}",
+        r.stdout
+    );
+
+    // The API host alone out of reach: sign-in passed, and says so, and the API's line names
+    // the stage.
+    let cfg = config(&sim, &good_user(), &dir, |s| {
+        let api = format!("api = \"{}", sim.base_url());
+        assert!(s.contains(&api), "{s}");
+        s.replace(&api, &format!("api = \"https://127.0.0.1:{port}/"))
+    });
+    let r = check(short, cfg).await;
+    // The power bi step retries until the budget is gone, and says only that Microsoft did not
+    // answer: the api host's line, under the same id, says where it stopped.
+    let (api_step, _) = line(&r, "power bi");
+    assert_eq!(r.problems().len(), 1, "{}", r.stdout);
+    assert_eq!(api_step["problem"], r.problems()[0].as_str());
+    let (signin, _) = line(&r, "sign-in host");
+    assert_eq!(signin["ok"], true, "{}", r.stdout);
+    let (l, msg) = line(&r, "api host");
+    assert_eq!(l["problem"], api_step["problem"]);
+    assert!(
+        msg.ends_with("the connection to 127.0.0.1 was refused."),
+        "{msg}"
+    );
+
+    // Behind an inspecting proxy whose CA is not in cloud.ca_file: the TLS stage.
+    let front = front(&sim, &dir).await;
+    let base = sim.base_url().trim_end_matches('/').to_owned();
+    let cfg = config(&sim, &good_user(), &dir, |s| {
+        s.replace(&base, "https://app.powerbi.com")
+    });
+    let r = front.check(short, cfg).await;
+    assert_eq!(r.problems(), vec!["tls".to_owned()], "{}", r.stdout);
+    let (l, msg) = line(&r, "sign-in host");
+    assert_eq!(l["problem"], "tls");
+    assert!(
+        msg.starts_with(
+            "app.powerbi.com: the certificate presented for app.powerbi.com is not trusted"
+        ),
+        "{msg}"
+    );
+    assert!(
+        l["fix"].as_str().unwrap().contains("cloud.ca_file"),
+        "{msg}"
+    );
+}
+
 /// Every scenario, run with distinctive secrets: none of them, and no token, appears in any
 /// output, with logging at its most verbose.
 #[tokio::test(flavor = "multi_thread")]
@@ -494,13 +604,149 @@ async fn check_trusts_ca_file_behind_an_inspecting_proxy() {
 
 /// The `embed host` lines of a `check --json` run.
 fn reach_lines(r: &Run) -> Vec<serde_json::Value> {
+    lines_named(r, "embed host")
+}
+
+/// The lines of a `check --json` run named `name`.
+fn lines_named(r: &Run, name: &str) -> Vec<serde_json::Value> {
     r.json()["checks"]
         .as_array()
         .unwrap()
         .iter()
-        .filter(|c| c["name"] == "embed host")
+        .filter(|c| c["name"] == name)
         .cloned()
         .collect()
+}
+
+/// The one line named `name`, and its message.
+fn line(r: &Run, name: &str) -> (serde_json::Value, String) {
+    let lines = lines_named(r, name);
+    assert_eq!(lines.len(), 1, "{name}: {}", r.stdout);
+    let msg = lines[0]["message"].as_str().unwrap().to_owned();
+    (lines[0].clone(), msg)
+}
+
+/// Every host a screen must reach gets a line: sign-in and API as the steps above reached them,
+/// and the web view's hosts (the embed host, the cluster named in the embed URL's `config`, the
+/// CDN) probed through the proxy, trusting `cloud.ca_file`.
+#[tokio::test(flavor = "multi_thread")]
+async fn check_names_every_host_a_screen_must_reach() {
+    let sim = sim(Scenario::builtin()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let front = front(&sim, &dir).await;
+    let cfg = front.config(&sim, &good_user(), &dir, |s| s);
+    let r = front.check(&["check", "--json"], cfg.clone()).await;
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    // The simulator is plain HTTP on loopback, and https_proxy does not apply to it.
+    let sim_host = sim
+        .base_url()
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_owned();
+    let (_, signin) = line(&r, "sign-in host");
+    assert_eq!(
+        signin,
+        format!("{sim_host}: reached by the sign-in above (direct, plain HTTP)")
+    );
+    let (_, api) = line(&r, "api host");
+    assert_eq!(
+        api,
+        format!("{sim_host}: reached by the power bi step above (direct, plain HTTP)")
+    );
+    let proxy = front.door.proxy;
+    for (name, host) in [
+        ("embed host", "app.powerbi.com"),
+        ("cluster host", CLUSTER),
+        ("content host", CDN),
+    ] {
+        let (l, msg) = line(&r, name);
+        assert_eq!(l["ok"], true, "{name}");
+        assert_eq!(
+            msg,
+            format!("{host}: reachable (through proxy {proxy}, TLS ok)")
+        );
+    }
+    let text = front.check(&["check"], cfg).await;
+    assert_eq!(text.code, 0, "{}", text.stdout);
+    assert!(
+        text.stdout
+            .contains(&format!("ok    cluster host  {CLUSTER}: reachable")),
+        "{}",
+        text.stdout
+    );
+}
+
+/// The proxy blocks the report's data cluster but lets the embed host through: `check` fails on
+/// the cluster's line, naming it and the proxy's answer, while the embed host passes.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_blocked_cluster_host_fails_check_while_the_embed_host_passes() {
+    let sim = sim(Scenario::builtin()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let front = front_failing(&sim, &dir, &[(CLUSTER, EmbedFault::Refuse)]).await;
+    let cfg = front.config(&sim, &good_user(), &dir, |s| s);
+    let r = front.check(&["check", "--json"], cfg.clone()).await;
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    assert_eq!(r.problems(), vec!["embed_unreachable".to_owned()]);
+    let (embed, _) = line(&r, "embed host");
+    assert_eq!(embed["ok"], true, "{}", r.stdout);
+    let (content, _) = line(&r, "content host");
+    assert_eq!(content["ok"], true, "{}", r.stdout);
+    let (cluster, msg) = line(&r, "cluster host");
+    assert_eq!(cluster["ok"], false);
+    assert_eq!(cluster["problem"], "embed_unreachable");
+    assert!(msg.contains(CLUSTER), "{msg}");
+    assert!(msg.contains("502 Bad Gateway"), "{msg}");
+    let fix = cluster["fix"].as_str().unwrap();
+    assert!(fix.contains(&front.door.proxy.to_string()), "{fix}");
+    assert!(fix.contains("*.analysis.windows.net"), "{fix}");
+    let text = front.check(&["check"], cfg).await;
+    assert_eq!(text.code, 1);
+    assert!(
+        text.stdout.contains("FAIL  cluster host"),
+        "{}",
+        text.stdout
+    );
+    assert!(text.stdout.contains("ok    embed host"), "{}", text.stdout);
+}
+
+/// Every web-view host hangs once its tunnel opens: the probes run at once and end with
+/// `check`'s budget, each line saying where it timed out.
+#[tokio::test(flavor = "multi_thread")]
+async fn hanging_hosts_are_named_within_the_budget() {
+    let sim = sim(Scenario::named("embed-hang").unwrap()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let hang = [(CLUSTER, EmbedFault::Hang), (CDN, EmbedFault::Hang)];
+    let front = front_failing(&sim, &dir, &hang).await;
+    let cfg = front.config(&sim, &sim.demo_username().unwrap(), &dir, |s| s);
+    let budget = 4;
+    let started = std::time::Instant::now();
+    let r = front
+        .check(&["check", "--json", "--budget-secs", "4"], cfg)
+        .await;
+    let took = started.elapsed();
+    println!("three hanging hosts: check took {took:?} with a {budget} s budget");
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    assert_eq!(r.problems(), vec!["embed_unreachable".to_owned()]);
+    // Within the budget, with a margin for starting the process on a busy machine (probed one
+    // after the other, with a full stage limit each, they took 3 x 8 s).
+    assert!(
+        took < std::time::Duration::from_secs(budget + 2),
+        "took {took:?}"
+    );
+    for (name, host) in [
+        ("embed host", "app.powerbi.com"),
+        ("cluster host", CLUSTER),
+        ("content host", CDN),
+    ] {
+        let (l, msg) = line(&r, name);
+        assert_eq!(l["ok"], false, "{name}");
+        assert!(msg.contains(host), "{msg}");
+        // Each got the time left, not what a probe before it left over.
+        assert!(
+            msg.contains("timed out at the TLS handshake: no answer within"),
+            "{name}: {msg}"
+        );
+    }
 }
 
 /// The screen can load the embed: `check` says the embed host answered, and how it was reached.
@@ -589,7 +835,7 @@ async fn an_untrusted_inspecting_proxy_fails_check() {
     let dir = tempfile::tempdir().unwrap();
     let front = front(&sim, &dir).await;
     let cfg = config(&sim, &good_user(), &dir, |s| s);
-    let r = front.check(&["check", "--json"], cfg).await;
+    let r = front.check(&["check", "--json"], cfg.clone()).await;
     let (lines, msg) = one_unreachable_embed_host(&r);
     assert!(msg.contains("certificate"), "{msg}");
     assert!(msg.contains("not trusted"), "{msg}");
@@ -598,4 +844,17 @@ async fn an_untrusted_inspecting_proxy_fails_check() {
         "{}",
         r.stdout
     );
+    // The line says it; the certificate verifier's own error log is left out, even at trace,
+    // while pbikiosk's logs stay.
+    let verifier = "failed to verify TLS certificate";
+    assert!(!r.stderr.contains(verifier), "{}", r.stderr);
+    assert!(r.stderr.contains("TRACE") || r.stderr.contains("DEBUG"));
+    // Asked for by name, it shows: the run above would have printed it.
+    let env = front
+        .env()
+        .into_iter()
+        .chain([("RUST_LOG", "rustls_platform_verifier=error".to_owned())])
+        .collect();
+    let named = check_env(&["check", "--json"], cfg, env).await;
+    assert!(named.stderr.contains(verifier), "{}", named.stderr);
 }
