@@ -16,6 +16,7 @@ mod health;
 pub mod logging;
 mod net;
 pub(crate) mod outlet;
+mod page_gate;
 mod player;
 mod playlist;
 mod powerbi;
