@@ -131,12 +131,9 @@ pub fn navigation_allowed(url: &str, allowed_hosts: &[String]) -> bool {
     match u.scheme() {
         "app" => u.host_str() == Some("localhost"),
         "about" => u.path() == "blank" || u.path() == "srcdoc",
-        "https" => u.host_str().is_some_and(|h| {
-            let h = h.to_ascii_lowercase();
-            allowed_hosts
-                .iter()
-                .any(|a| h == *a || h.ends_with(&format!(".{a}")))
-        }),
+        "https" => u
+            .host_str()
+            .is_some_and(|h| crate::embed_url::host_allowed(h, allowed_hosts)),
         _ => false,
     }
 }
