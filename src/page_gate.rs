@@ -416,6 +416,41 @@ mod tests {
         assert_eq!(accepted, BURST as usize);
     }
 
+    /// The contract with `web/channel.js` and player.js: `web/test/fixtures/channel.json` holds
+    /// the script as injected (with a fixed secret), a message, and the envelope the gate
+    /// accepts for it; `web/test/channel.test.mjs` runs the script and checks that the page
+    /// sends exactly that envelope.
+    #[test]
+    fn channel_fixture_is_what_the_gate_accepts() {
+        let path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("web/test/fixtures/channel.json");
+        let secret = PageSecret::from_bytes(SECRET);
+        let message = serde_json::json!({"v": 1, "type": "heartbeat", "t": 65012});
+        let wire = serde_json::json!({"auth": secret.0, "message": message}).to_string();
+        let fixture = serde_json::json!({
+            "secret": secret.0,
+            "script": secret.channel_script(),
+            "message": message,
+            "wire": wire,
+        });
+        let want = serde_json::to_string_pretty(&fixture).unwrap() + "\n";
+        if std::env::var_os("PBIKIOSK_BLESS").is_some() {
+            std::fs::write(&path, &want).unwrap();
+        } else {
+            let have = std::fs::read_to_string(&path).unwrap_or_default();
+            assert!(
+                have == want,
+                "{} is out of date: run `PBIKIOSK_BLESS=1 cargo test --lib page_gate`, then web/test/run.sh",
+                path.display()
+            );
+        }
+        let (mut g, _) = gate();
+        assert!(matches!(
+            g.admit(Instant::now(), &wire),
+            Admission::Accepted(FromPage::Heartbeat { t }) if t == 65012.0
+        ));
+    }
+
     #[test]
     fn drops_are_logged_at_most_once_a_minute_with_the_count() {
         let (mut g, _) = gate();
