@@ -1,7 +1,9 @@
 //! Every message between the core and the page, in one place (version 1).
 //!
 //! Core → page: [`ToPage`], delivered as `window.pbikiosk.receive(<json>)`.
-//! Page → core: [`FromPage`], sent by the page with `window.ipc.postMessage(<json>)`.
+//! Page → core: [`FromPage`], sent by the page through its authenticated channel
+//! (`web/channel.js`) as the `message` of `{"auth": <secret>, "message": <json>}`; the shell's
+//! page gate (`src/page_gate.rs`) unwraps it and drops what lacks the secret.
 //! The page never sees a secret other than Power BI access tokens, which it needs to embed.
 
 use serde::{Deserialize, Serialize};

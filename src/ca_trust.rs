@@ -213,7 +213,7 @@ mod tests {
     }
 
     fn hosts() -> Vec<String> {
-        crate::shell::powerbi_hosts(&[])
+        crate::shell::powerbi_hosts()
     }
 
     #[test]

@@ -12,6 +12,7 @@ use axum::{Json, Router};
 use serde::Serialize;
 use tokio::sync::watch;
 
+use crate::page_gate::{DroppedMessages, PageMessageCounters};
 use crate::player::Snapshot;
 
 /// What `/status` answers: the player's snapshot plus process facts. Never a token or secret.
@@ -23,6 +24,10 @@ pub struct Status {
     pub uptime_seconds: u64,
     /// Process start to the first rendered report, in ms (see [`FirstRender::mark`]).
     pub first_render_ms: Option<u64>,
+    /// Page messages the core dropped: not from the player page (a report frame posting to
+    /// the core), too large, or over the rate. See [`crate::page_gate`].
+    pub page_messages_dropped_total: u64,
+    pub page_messages_dropped: DroppedMessages,
 }
 
 /// How long the process took to put its first report on screen: set once by the player's
@@ -57,6 +62,7 @@ struct Shared {
     snapshot: watch::Receiver<Snapshot>,
     started: Instant,
     first_render: FirstRender,
+    page_messages: PageMessageCounters,
 }
 
 /// Serve `/status` (JSON) and `/metrics` (Prometheus text) on a loopback address.
@@ -64,6 +70,7 @@ pub async fn serve(
     listen: SocketAddr,
     snapshot: watch::Receiver<Snapshot>,
     first_render: FirstRender,
+    page_messages: PageMessageCounters,
 ) -> std::io::Result<SocketAddr> {
     if !listen.ip().is_loopback() {
         // The config refuses this too; checked here as well because it is a security boundary.
@@ -77,6 +84,7 @@ pub async fn serve(
         snapshot,
         started: Instant::now(),
         first_render,
+        page_messages,
     });
     let app = Router::new()
         .route("/status", get(status))
@@ -91,11 +99,14 @@ pub async fn serve(
 }
 
 fn current(s: &Shared) -> Status {
+    let dropped = s.page_messages.get();
     Status {
         player: s.snapshot.borrow().clone(),
         version: crate::VERSION,
         uptime_seconds: s.started.elapsed().as_secs(),
         first_render_ms: s.first_render.get(),
+        page_messages_dropped_total: dropped.total(),
+        page_messages_dropped: dropped,
     }
 }
 
@@ -145,6 +156,14 @@ pub fn render_metrics(s: &Status) -> String {
         "Reloads of the whole page (hung page, crashed web process).",
         p.page_reloads_total,
     );
+    out.push_str(
+        "# HELP pbikiosk_page_messages_dropped_total Page messages dropped: not from the player page, too large, or over the rate.\n# TYPE pbikiosk_page_messages_dropped_total counter\n",
+    );
+    for (reason, n) in s.page_messages_dropped.by_reason() {
+        out.push_str(&format!(
+            "pbikiosk_page_messages_dropped_total{{reason=\"{reason}\"}} {n}\n"
+        ));
+    }
     out.push_str(&format!(
         "# HELP pbikiosk_info Version, state and current problem.\n# TYPE pbikiosk_info gauge\npbikiosk_info{{version=\"{}\",state=\"{state}\",problem=\"{problem}\"}} 1\n",
         s.version
@@ -189,7 +208,8 @@ mod tests {
         let snap = Player::new(Settings::default()).snapshot();
         let (_tx, rx) = watch::channel(snap);
         let first = FirstRender::new(Instant::now());
-        let addr = serve("127.0.0.1:0".parse().unwrap(), rx, first)
+        let dropped = PageMessageCounters::default();
+        let addr = serve("127.0.0.1:0".parse().unwrap(), rx, first, dropped.clone())
             .await
             .unwrap();
         let v: serde_json::Value = reqwest::get(format!("http://{addr}/status"))
@@ -207,6 +227,7 @@ mod tests {
             "switches_total",
             "token_refreshes_total",
             "page_reloads_total",
+            "page_messages_dropped_total",
             "item",
         ] {
             assert!(v.get(key).is_some(), "{key} missing: {v}");
@@ -219,6 +240,31 @@ mod tests {
             .unwrap();
         assert!(m.contains("pbikiosk_rendered_total 0"), "{m}");
         assert!(m.contains("state=\"signing_in\""), "{m}");
+        assert!(
+            m.contains("pbikiosk_page_messages_dropped_total{reason=\"unauthenticated\"} 0"),
+            "{m}"
+        );
+        dropped.record(crate::page_gate::DropReason::Unauthenticated);
+        dropped.record(crate::page_gate::DropReason::Oversized);
+        let v: serde_json::Value = reqwest::get(format!("http://{addr}/status"))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(v["page_messages_dropped_total"], 2);
+        assert_eq!(v["page_messages_dropped"]["unauthenticated"], 1);
+        assert_eq!(v["page_messages_dropped"]["oversized"], 1);
+        let m = reqwest::get(format!("http://{addr}/metrics"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(
+            m.contains("pbikiosk_page_messages_dropped_total{reason=\"oversized\"} 1"),
+            "{m}"
+        );
     }
 
     #[tokio::test]
@@ -226,9 +272,14 @@ mod tests {
         let (_tx, rx) = watch::channel(Player::new(Settings::default()).snapshot());
         let start = Instant::now() - std::time::Duration::from_millis(1500);
         let first = FirstRender::new(start);
-        let addr = serve("127.0.0.1:0".parse().unwrap(), rx, first.clone())
-            .await
-            .unwrap();
+        let addr = serve(
+            "127.0.0.1:0".parse().unwrap(),
+            rx,
+            first.clone(),
+            PageMessageCounters::default(),
+        )
+        .await
+        .unwrap();
         let get = || async {
             reqwest::get(format!("http://{addr}/status"))
                 .await
@@ -252,9 +303,14 @@ mod tests {
         let (_tx, rx) = watch::channel(Player::new(Settings::default()).snapshot());
         let first = FirstRender::new(Instant::now());
         assert!(
-            serve("0.0.0.0:0".parse().unwrap(), rx, first)
-                .await
-                .is_err()
+            serve(
+                "0.0.0.0:0".parse().unwrap(),
+                rx,
+                first,
+                PageMessageCounters::default()
+            )
+            .await
+            .is_err()
         );
     }
 }

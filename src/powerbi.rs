@@ -227,6 +227,10 @@ impl PowerBiClient {
                 let report = self.report(token, workspace, id).await.map_err(|p| {
                     not_found_detail(p, format!("Report {id} in workspace {workspace}"))
                 })?;
+                checked_embed_url(
+                    &report.embed_url,
+                    &format!("report '{}' in workspace {workspace}", report.name),
+                )?;
                 let all = self.pages(token, workspace, id).await?;
                 let pages = select_pages(&report.name, &all, wanted_pages)?;
                 Ok(Resolved {
@@ -242,6 +246,10 @@ impl PowerBiClient {
                 let d = self.dashboard(token, workspace, id).await.map_err(|p| {
                     not_found_detail(p, format!("Dashboard {id} in workspace {workspace}"))
                 })?;
+                checked_embed_url(
+                    &d.embed_url,
+                    &format!("dashboard '{}' in workspace {workspace}", d.display_name),
+                )?;
                 Ok(Resolved {
                     kind: ContentKind::Dashboard,
                     workspace: workspace.to_owned(),
@@ -253,7 +261,15 @@ impl PowerBiClient {
             }
         }
     }
+}
 
+/// The embed URL the API gave, if the web view may open it: https on a Power BI host. Checked
+/// here, where it arrives, so neither the player nor `check` goes on with another one.
+fn checked_embed_url(url: &str, what: &str) -> Result<(), Problem> {
+    crate::embed_url::check(url, &crate::shell::powerbi_hosts()).map_err(|e| e.to_problem(what))
+}
+
+impl PowerBiClient {
     async fn get<T: DeserializeOwned>(&self, token: &Secret, path: &[&str]) -> Result<T, Problem> {
         let url = self.url(path);
         self.send(|| self.http.get(url.clone()), token).await
@@ -539,6 +555,20 @@ mod playlist_tests {
         assert!(p.cause.contains(missing), "{}", p.cause);
         for i in [0, 2, 3] {
             assert!(items[i].is_ok(), "item {i}: {:?}", items[i]);
+        }
+    }
+
+    #[tokio::test]
+    async fn an_embed_url_off_power_bi_is_refused_item_by_item_naming_the_host() {
+        let mut scenario = Scenario::builtin();
+        scenario.embed_host = "https://reports.example.net".into();
+        let (_sim, cfg, api, token) = setup(scenario, &kiosk()).await;
+        let items = api.resolve_playlist(&token, &cfg.playlist).await.unwrap();
+        assert_eq!(items.len(), cfg.playlist.len());
+        for item in &items {
+            let p = item.as_ref().unwrap_err();
+            assert_eq!(p.id, ProblemId::EmbedUrlRefused);
+            assert!(p.cause.contains("on reports.example.net,"), "{}", p.cause);
         }
     }
 

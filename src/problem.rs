@@ -45,6 +45,8 @@ pub enum ProblemId {
     EmbedUnreachable,
     /// Reports resolved but did not load in the web view, for a reason other than the network.
     EmbedFailed,
+    /// Power BI gave an embed address that is not https on a Power BI host: not embedded.
+    EmbedUrlRefused,
 }
 
 /// How a failure may be retried. Permanent failures must not be retried in a loop: repeated
@@ -58,7 +60,7 @@ pub(crate) enum RetryClass {
 }
 
 impl ProblemId {
-    pub const ALL: [ProblemId; 25] = [
+    pub const ALL: [ProblemId; 26] = [
         Self::InvalidCredentials,
         Self::FederatedAccount,
         Self::MfaRequired,
@@ -84,6 +86,7 @@ impl ProblemId {
         Self::Unknown,
         Self::EmbedUnreachable,
         Self::EmbedFailed,
+        Self::EmbedUrlRefused,
     ];
 
     /// The stable id text, e.g. `mfa_required`.
@@ -114,6 +117,7 @@ impl ProblemId {
             Self::Unknown => "unknown",
             Self::EmbedUnreachable => "embed_unreachable",
             Self::EmbedFailed => "embed_failed",
+            Self::EmbedUrlRefused => "embed_url_refused",
         }
     }
 
@@ -158,6 +162,7 @@ impl ProblemId {
             Self::Unknown => "Sign-in refused",
             Self::EmbedUnreachable => "This screen cannot reach app.powerbi.com",
             Self::EmbedFailed => "The report did not load",
+            Self::EmbedUrlRefused => "Power BI gave an address this screen will not open",
         }
     }
 
@@ -218,6 +223,9 @@ impl ProblemId {
             }
             Self::EmbedFailed => {
                 "Power BI found the reports, but they did not load in the web view; they are retried automatically."
+            }
+            Self::EmbedUrlRefused => {
+                "The embed address Power BI gave for a report is not https on a Power BI host, so it is not shown: the web view only opens Power BI."
             }
         }
     }
@@ -293,6 +301,9 @@ impl ProblemId {
             }
             Self::EmbedFailed => {
                 "Open the report at app.powerbi.com as the service account: if it loads there, look for the page's errors in the logs (journalctl -u pbikiosk)."
+            }
+            Self::EmbedUrlRefused => {
+                "Check that cloud.api is your cloud's Power BI API (e.g. https://api.powerbi.com) and that no proxy rewrites its answers. Asked again every permanent_retry_minutes."
             }
         }
     }

@@ -24,6 +24,7 @@ use crate::config_source::{Change, Source};
 use crate::demo::{Demo, DemoOptions};
 use crate::health::{self, FirstRender};
 use crate::outlet::Outlet;
+use crate::page_gate::PageMessageCounters;
 use crate::player::{Input, Player, Settings, Snapshot, State};
 use crate::powerbi::PowerBiClient;
 use crate::problem::Problem;
@@ -77,6 +78,7 @@ pub fn run(opts: RunOptions) -> anyhow::Result<()> {
     }
     let route = Route::of_web_view(&shell_opts);
     let first_render = FirstRender::new(opts.process_start);
+    let page_messages = shell_opts.page_messages.clone();
 
     let (events_tx, events_rx) = mpsc::unbounded_channel();
     let (proxy_tx, proxy_rx) = tokio::sync::oneshot::channel::<EventLoopProxy<ShellCommand>>();
@@ -84,7 +86,12 @@ pub fn run(opts: RunOptions) -> anyhow::Result<()> {
         let Ok(proxy) = proxy_rx.await else { return };
         // Keep the simulator alive as long as the core.
         let _demo = demo;
-        core(source, status_listen, first_render, route, events_rx, proxy).await;
+        let status = StatusSources {
+            listen: status_listen,
+            first_render,
+            page_messages,
+        };
+        core(source, status, route, events_rx, proxy).await;
     });
     shell::run(shell_opts, events_tx, move |proxy| {
         let _ = proxy_tx.send(proxy);
@@ -98,17 +105,28 @@ enum GenerationEnd {
     Exit(i32),
 }
 
+/// Where `/status` listens, and what it reports besides the player's snapshot.
+struct StatusSources {
+    listen: SocketAddr,
+    first_render: FirstRender,
+    page_messages: PageMessageCounters,
+}
+
 /// Serve `/status`, then run one config generation after another.
 async fn core(
     source: Source,
-    status_listen: SocketAddr,
-    first_render: FirstRender,
+    status: StatusSources,
     route: Route,
     mut events: mpsc::UnboundedReceiver<ShellEvent>,
     proxy: EventLoopProxy<ShellCommand>,
 ) {
     let (snap_tx, snap_rx) = watch::channel(Player::new(Settings::default()).snapshot());
-    match health::serve(status_listen, snap_rx, first_render.clone()).await {
+    let StatusSources {
+        listen: status_listen,
+        first_render,
+        page_messages,
+    } = status;
+    match health::serve(status_listen, snap_rx, first_render.clone(), page_messages).await {
         Ok(addr) => tracing::info!(%addr, "status endpoint listening"),
         Err(e) => tracing::error!(error = %e, %status_listen, "status endpoint not available"),
     }

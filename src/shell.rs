@@ -17,6 +17,7 @@ use wry::{NewWindowResponse, WebViewBuilder};
 
 use crate::bridge::FromPage;
 use crate::config::Config;
+use crate::page_gate::{Admission, PageGate, PageMessageCounters, PageSecret};
 
 /// The page's origin. Kept in one place so it can move to a loopback https origin if Power BI
 /// ever refuses custom schemes.
@@ -70,6 +71,8 @@ pub struct ShellOptions {
     pub size: Option<(u32, u32)>,
     /// Composite with the GPU (`[display] gpu`, see [`crate::config::GpuMode::use_gpu`]).
     pub gpu: bool,
+    /// Counts the page messages the window drops (shared with `/status`).
+    pub(crate) page_messages: PageMessageCounters,
 }
 
 impl ShellOptions {
@@ -83,11 +86,6 @@ impl ShellOptions {
         let user_agent = startup
             .and_then(|c| c.player.user_agent.clone())
             .unwrap_or_else(|| DEFAULT_USER_AGENT.to_owned());
-        // National clouds' API hosts (their embed hosts are covered by powerbi_hosts).
-        let extra: Vec<&str> = startup
-            .and_then(|c| c.cloud.api.host_str())
-            .into_iter()
-            .collect();
         let gpu_mode = startup.map(|c| c.display.gpu).unwrap_or_default();
         let render_node = has_gpu_render_node();
         let gpu = gpu_mode.use_gpu(render_node);
@@ -100,7 +98,9 @@ impl ShellOptions {
         Self {
             web_dir,
             user_agent,
-            allowed_hosts: powerbi_hosts(&extra),
+            // Power BI's hosts only, for every cloud: never a configured address, which could
+            // point the web view (and the report frames in it) anywhere.
+            allowed_hosts: powerbi_hosts(),
             proxy: None,
             trust: None,
             ca_file: startup.and_then(|c| c.cloud.ca_file.clone()),
@@ -109,6 +109,7 @@ impl ShellOptions {
                 || std::env::var_os("PBIKIOSK_PAGE_CONSOLE").is_some(),
             size,
             gpu,
+            page_messages: PageMessageCounters::default(),
         }
     }
 }
@@ -130,12 +131,9 @@ pub fn navigation_allowed(url: &str, allowed_hosts: &[String]) -> bool {
     match u.scheme() {
         "app" => u.host_str() == Some("localhost"),
         "about" => u.path() == "blank" || u.path() == "srcdoc",
-        "https" => u.host_str().is_some_and(|h| {
-            let h = h.to_ascii_lowercase();
-            allowed_hosts
-                .iter()
-                .any(|a| h == *a || h.ends_with(&format!(".{a}")))
-        }),
+        "https" => u
+            .host_str()
+            .is_some_and(|h| crate::embed_url::host_allowed(h, allowed_hosts)),
         _ => false,
     }
 }
@@ -149,8 +147,8 @@ pub(crate) fn is_embed_document(url: &str, allowed_hosts: &[String]) -> bool {
 }
 
 /// The Power BI hosts an embed needs, for the public and national clouds.
-pub fn powerbi_hosts(extra: &[&str]) -> Vec<String> {
-    let mut hosts: Vec<String> = [
+pub fn powerbi_hosts() -> Vec<String> {
+    [
         "powerbi.com",
         "analysis.windows.net",
         "powerbigov.us",
@@ -160,9 +158,7 @@ pub fn powerbi_hosts(extra: &[&str]) -> Vec<String> {
     ]
     .iter()
     .map(|s| s.to_string())
-    .collect();
-    hosts.extend(extra.iter().map(|s| s.to_ascii_lowercase()));
-    hosts
+    .collect()
 }
 
 /// Serve a file of `web_dir` for an `app://localhost/<path>` request.
@@ -278,7 +274,12 @@ pub fn run(
     let web_dir = opts.web_dir.clone();
     let allowed = opts.allowed_hosts.clone();
     let ipc_tx = events.clone();
+    let secret = PageSecret::generate()?;
+    let channel_script = secret.channel_script();
+    let gate = std::cell::RefCell::new(PageGate::new(secret, opts.page_messages.clone()));
     let mut builder = WebViewBuilder::new()
+        // Top frame only, before the page's scripts: report frames must never see the secret.
+        .with_initialization_script_for_main_only(channel_script, true)
         .with_url(PAGE_URL)
         .with_user_agent(opts.user_agent.clone())
         .with_devtools(opts.devtools)
@@ -286,14 +287,27 @@ pub fn run(
         .with_custom_protocol("app".into(), move |_id, req: Request<Vec<u8>>| {
             serve_asset(&web_dir, req.uri().path())
         })
-        .with_ipc_handler(
-            move |req: Request<String>| match FromPage::parse(req.body()) {
-                Ok(msg) => {
+        // Every frame can post here, and the request names the top frame whoever sent it: the
+        // gate believes only messages that carry our page's secret.
+        .with_ipc_handler(move |req: Request<String>| {
+            let verdict = gate
+                .borrow_mut()
+                .admit(std::time::Instant::now(), req.body());
+            match verdict {
+                Admission::Accepted(msg) => {
                     let _ = ipc_tx.send(ShellEvent::Page(msg));
                 }
-                Err(e) => tracing::warn!(error = %e, "unreadable message from the page"),
-            },
-        )
+                Admission::Dropped { reason, log } => {
+                    tracing::trace!(?reason, "page message dropped");
+                    if let Some(log) = log {
+                        tracing::warn!("{log}");
+                    }
+                }
+                Admission::Unreadable(e) => {
+                    tracing::warn!(error = %e, "unreadable message from the page")
+                }
+            }
+        })
         .with_navigation_handler(move |url| {
             let ok = navigation_allowed(&url, &allowed);
             if !ok {
@@ -652,7 +666,7 @@ mod tests {
         let web = PathBuf::from("/srv/web");
         let o = ShellOptions::from_startup(None, web.clone(), Some((1280, 720)));
         assert_eq!(o.user_agent, DEFAULT_USER_AGENT);
-        assert_eq!(o.allowed_hosts, powerbi_hosts(&[]));
+        assert_eq!(o.allowed_hosts, powerbi_hosts());
         assert_eq!(
             (o.web_dir.as_path(), o.size),
             (web.as_path(), Some((1280, 720)))
@@ -668,7 +682,26 @@ mod tests {
         .unwrap();
         let o = ShellOptions::from_startup(Some(&cfg), web.clone(), None);
         assert_eq!(o.user_agent, "pbikiosk-test/1");
-        assert_eq!(o.allowed_hosts, powerbi_hosts(&["api.powerbigov.us"]));
+        // A national cloud's embed host is on the list by itself, not through cloud.api.
+        assert_eq!(o.allowed_hosts, powerbi_hosts());
+        assert!(navigation_allowed(
+            "https://app.powerbigov.us/reportEmbed?reportId=1",
+            &o.allowed_hosts
+        ));
+        // The configured API host is not added: it could be any address.
+        let elsewhere = text.replace("https://api.powerbigov.us/", "https://api.example.net/");
+        let cfg = crate::config::parse(
+            &elsewhere,
+            Path::new("/etc/pbikiosk/pbikiosk.toml"),
+            &crate::config::SecretSources::default(),
+        )
+        .unwrap();
+        let o = ShellOptions::from_startup(Some(&cfg), web.clone(), None);
+        assert_eq!(o.allowed_hosts, powerbi_hosts());
+        assert!(!navigation_allowed(
+            "https://api.example.net/",
+            &o.allowed_hosts
+        ));
         assert!(!o.gpu);
 
         // cloud.ca_file reaches the web view as it is.
@@ -727,7 +760,8 @@ mod tests {
 
     #[test]
     fn allow_list() {
-        let hosts = powerbi_hosts(&["login.microsoftonline.com"]);
+        let mut hosts = powerbi_hosts();
+        hosts.push("login.microsoftonline.com".into());
         for ok in [
             "app://localhost/index.html",
             "about:blank",
@@ -754,7 +788,7 @@ mod tests {
 
     #[test]
     fn only_embed_documents_of_allowed_hosts_are_watched() {
-        let hosts = powerbi_hosts(&[]);
+        let hosts = powerbi_hosts();
         for yes in [
             "https://app.powerbi.com/reportEmbed?reportId=1",
             "https://app.powerbigov.us/dashboardEmbed?dashboardId=2",

@@ -2,8 +2,9 @@
  *
  * The Rust core owns every decision. This page only renders what it is told and reports what happened.
  *   core → page: window.pbikiosk.receive(msg)            (msg: one parsed JSON object, "v":1)
- *   page → core: window.ipc.postMessage(JSON.stringify(msg)) (wry IPC)
- *                or window.__pbikioskOutbox.push(msg) when window.ipc is absent (plain browser tests)
+ *   page → core: through the channel of channel.js (wry IPC, each message with this launch's secret),
+ *                else window.ipc.postMessage(JSON.stringify(msg)), else window.__pbikioskOutbox.push(msg)
+ *                (plain browser tests)
  *
  * Rules: never log or display an access token; never declare a global named `ipc` (it would shadow
  * wry's window.ipc). Everything lives in this IIFE except window.pbikiosk.
@@ -23,8 +24,16 @@
   }
 
   // ---------------------------------------------------------------- page → core
+  // The core's authenticated channel (channel.js, injected into this frame only): taken once,
+  // which removes it from window, so no script after this one can use it.
+  var channel = typeof window.__pbikioskChannel === 'function' ? window.__pbikioskChannel() : null;
+
   function send(type, fields) {
     var msg = P.redactDeep(P.outgoing(type, fields), knownTokens);
+    if (channel) {
+      try { channel(msg); return; } catch (e) { /* fall through */ }
+    }
+    // Without the channel (plain browser tests) the core would drop these: they carry no secret.
     var ipcBridge = window.ipc;
     if (ipcBridge && typeof ipcBridge.postMessage === 'function') {
       try { ipcBridge.postMessage(JSON.stringify(msg)); return; } catch (e) { /* fall through to the outbox */ }

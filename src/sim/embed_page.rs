@@ -38,9 +38,10 @@ pub(crate) struct InfoQuery {
 }
 
 /// `GET /_sim/embed-info?reportId=..` → `{name, kind, pages:[{name, displayName, order}],
-/// mobileLayout, bookmarks:[{name, displayName, page?}]}`.
+/// mobileLayout, bookmarks:[{name, displayName, page?}], forgePageMessages}`.
 pub(crate) async fn info(AxState(sim): AxState<Sim>, Query(q): Query<InfoQuery>) -> Response {
     let st = sim.lock();
+    let forge = st.scenario.faults.forge_page_messages;
     for w in &st.scenario.workspaces {
         if let Some(id) = &q.report_id
             && let Some(r) = w.reports.iter().find(|r| r.id.eq_ignore_ascii_case(id))
@@ -53,7 +54,8 @@ pub(crate) async fn info(AxState(sim): AxState<Sim>, Query(q): Query<InfoQuery>)
                 .collect();
             return Json(
                 json!({"name": r.name, "kind": "report", "workspace": w.name, "pages": pages,
-                    "mobileLayout": r.mobile_layout, "bookmarks": bookmarks}),
+                    "mobileLayout": r.mobile_layout, "bookmarks": bookmarks,
+                    "forgePageMessages": forge}),
             )
             .into_response();
         }
@@ -61,7 +63,8 @@ pub(crate) async fn info(AxState(sim): AxState<Sim>, Query(q): Query<InfoQuery>)
             && let Some(d) = w.dashboards.iter().find(|d| d.id.eq_ignore_ascii_case(id))
         {
             return Json(
-                json!({"name": d.name, "kind": "dashboard", "workspace": w.name, "pages": []}),
+                json!({"name": d.name, "kind": "dashboard", "workspace": w.name, "pages": [],
+                    "forgePageMessages": forge}),
             )
             .into_response();
         }

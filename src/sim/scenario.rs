@@ -53,6 +53,7 @@
 //! api_throttle = { count = 1, retry_after_seconds = 5 }     # next Power BI answer is 429
 //! userrealm_unavailable = false            # userrealm answers 404 (national clouds)
 //! token_hang = false                       # token requests get no answer (client timeouts)
+//! forge_page_messages = false              # the embed page posts forged player messages (IPC)
 //!
 //! [device_code]
 //! interval_seconds = 5      # 0: never answer slow_down
@@ -305,6 +306,10 @@ pub struct Faults {
     /// How the embed host (the front door the web view reaches as `app.powerbi.com`) fails.
     #[serde(default)]
     pub(crate) embed_fault: EmbedFault,
+    /// The embed page plays a hostile report (a custom visual's script): it posts forged
+    /// player messages through every IPC path a frame can find, over and over.
+    #[serde(default)]
+    pub(crate) forge_page_messages: bool,
 }
 
 /// A failure of the embed host as the web view meets it on a company network: through the

@@ -65,6 +65,11 @@ pub enum Control {
     EmbedFault {
         fault: EmbedFault,
     },
+    /// The embed pages loaded from now on post forged player messages while `on` (a hostile
+    /// report frame), e.g. `{"action":"forge_page_messages","on":true}`.
+    ForgePageMessages {
+        on: bool,
+    },
     /// The next `count` token answers are 429 with `Retry-After`.
     ThrottleToken {
         count: u32,
@@ -130,6 +135,7 @@ impl Control {
             Control::SetTokenOutage { .. } => "set_token_outage",
             Control::SetTokenHang { .. } => "set_token_hang",
             Control::EmbedFault { .. } => "embed_fault",
+            Control::ForgePageMessages { .. } => "forge_page_messages",
             Control::ThrottleToken { .. } => "throttle_token",
             Control::ThrottleApi { .. } => "throttle_api",
             Control::SetTokenLifetime { .. } => "set_token_lifetime",
@@ -265,6 +271,7 @@ impl State {
             }
             Control::SetTokenHang { on } => f.token_hang = on,
             Control::EmbedFault { fault } => f.embed_fault = fault,
+            Control::ForgePageMessages { on } => f.forge_page_messages = on,
             Control::ThrottleToken {
                 count,
                 retry_after_seconds,

@@ -442,6 +442,93 @@ async fn powerbi_429_and_web_process_faults() {
     assert_all(&all, "did not recover");
 }
 
+/// A hostile report: every embed frame posts forged player messages (`ready`, `heartbeat`,
+/// `js_error`, `TokenExpired` for every likely key, an oversized one, a guessed secret) through
+/// every IPC path a frame can reach, twice a second, from the first embed on. The player must
+/// drop them all: no re-embed, no extra token request, no page reload, nothing of them in the
+/// log but the once-a-minute drop line, and `/status` counting them.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs Xvfb, ImageMagick and the built page; scripts/test.sh runs it"]
+async fn report_frame_forges_page_messages() {
+    const MARK: &str = "FORGED-BY-REPORT-FRAME";
+    let _one = lock().await;
+    let x = Xvfb::start();
+    let name = "fault-forged-messages";
+    let mut p = Player::demo(&x, name, &["--seconds", "5"]);
+    // Hostile from the first embed on (the simulator is up before the window).
+    let http = reqwest::Client::new();
+    let t = Instant::now();
+    loop {
+        let r = http
+            .post(format!("http://{}/_sim/control", p.sim))
+            .json(&json!({"action": "forge_page_messages", "on": true}))
+            .send()
+            .await;
+        if r.is_ok_and(|r| r.status().is_success()) {
+            break;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "simulator never came up"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let s0 = p
+        .wait_for("the first report on screen", 90, |s| {
+            playing(s) && s["shown_total"].as_u64() >= Some(1)
+        })
+        .await;
+    let stats0 = p.sim_stats().await;
+    let mut wrong = Vec::new();
+    let hold = hold(20, 60);
+    let (_, _) = watch(&mut p, hold.as_secs(), report_stays, &mut wrong, |_| false).await;
+    let s1 = p.status().await.expect("status after the hold");
+    let stats1 = p.sim_stats().await;
+    x.screenshot("fault-forged-messages.png");
+
+    let delta = |a: &Value, b: &Value, k: &str| num(b, k) - num(a, k);
+    let embeds = delta(&stats0, &stats1, "embed_requests");
+    let switches = delta(&s0, &s1, "switches_total");
+    let tokens = delta(&stats0, &stats1, "token_requests");
+    let reloads = delta(&s0, &s1, "page_reloads_total");
+    let dropped = &s1["page_messages_dropped"];
+    let log = std::fs::read_to_string(out_dir().join(format!("{name}.log"))).unwrap();
+    let drop_lines = log
+        .lines()
+        .filter(|l| l.contains("page message(s) not from the player page"))
+        .count();
+    let f = Figures {
+        name: "report frame forges messages",
+        recover_ms: wrong.is_empty().then_some(0),
+        wrong,
+        token_requests: tokens,
+        note: format!(
+            "(held {} s: {embeds} embed loads for {switches} switches, {reloads} page reloads, \
+             dropped {dropped}, {drop_lines} drop log line(s))",
+            hold.as_secs()
+        ),
+    };
+    f.print();
+    assert!(f.wrong.is_empty(), "{:?}", f.wrong);
+    // The forgeries reached the core, and were dropped there.
+    assert!(num(&s1, "page_messages_dropped_total") > 0, "{s1}");
+    assert!(dropped["unauthenticated"].as_u64() > Some(0), "{s1}");
+    assert!(dropped["oversized"].as_u64() > Some(0), "{s1}");
+    // None was believed: a forged `ready` re-embeds everything (an embed load every 500 ms),
+    // a forged TokenExpired asks for a token, a forged heartbeat hides nothing here but must
+    // not count either.
+    assert!(
+        embeds <= switches + 2,
+        "{embeds} embed loads for {switches} switches: the player re-embedded"
+    );
+    assert_eq!(tokens, 0, "forged TokenExpired asked for tokens");
+    assert_eq!(reloads, 0, "page reloaded");
+    assert!(num(&s1, "shown_total") > num(&s0, "shown_total"), "{s1}");
+    assert!(!log.contains(MARK), "a forged message reached the log");
+    // Logged, but at most once a minute (the hold is shorter than two).
+    assert!((1..=2).contains(&drop_lines), "{drop_lines} drop lines");
+}
+
 /// `pbikiosk run --config FILE`: the file is replaced by garbage while running → the config
 /// status screen; restored → the player starts over by itself.
 #[tokio::test(flavor = "multi_thread")]
@@ -449,8 +536,9 @@ async fn powerbi_429_and_web_process_faults() {
 async fn config_replaced_by_garbage() {
     use std::os::unix::fs::PermissionsExt;
     let _one = lock().await;
-    // Embed URLs on loopback, which powerbi-client refuses (not a Power BI host): `run` has no
-    // front door, and nothing may leave the machine. Checked here: the config handling.
+    // Embed URLs on loopback, which the player refuses (`embed_url_refused`: not a Power BI
+    // host): `run` has no front door, and nothing may leave the machine. Checked here: the
+    // config handling.
     let mut scenario = pbikiosk::sim::Scenario::builtin();
     scenario.embed_host = "https://127.0.0.1:9".into();
     let sim = pbikiosk::sim::Simulator::start(scenario, "127.0.0.1:0".parse().unwrap())

@@ -9,10 +9,12 @@
  * screenshot proves exactly what is shown.
  *
  * Metadata: GET /_sim/embed-info?reportId|dashboardId=..&groupId=.. → {name, kind, pages:[{name, displayName, order}], mobileLayout,
- *           bookmarks:[{name, displayName, page?}]}
+ *           bookmarks:[{name, displayName, page?}], forgePageMessages}
  * Bookmarks: applied at load (config.bookmark {name} or {state}), by applyByName or applyState; an applied bookmark opens its
  * page and draws its display name and its accent colour (a bar along the top, the header's rule), so screenshots tell
  * bookmarks apart. Each request is told to the simulator: POST /_sim/bookmark-applied {name, known} (its stats count them).
+ * Hostile report (forgePageMessages, the simulator's forge_page_messages fault): the frame posts forged player
+ * messages through every IPC path it can find, as a custom visual's script could; the player must drop them all.
  * Layouts: a report with mobileLayout, loaded with settings.layoutType MobilePortrait (2), is drawn in one column
  * with a "Mobile layout" label; settings.customLayout.displayOption FitToWidth (1) gets a "Fit to width" label.
  * Tokens:   POST /_sim/check-token (body: the token) → {valid, expired}
@@ -102,7 +104,8 @@
           mobileLayout: info.mobileLayout === true,
           bookmarks: Array.isArray(info.bookmarks)
             ? info.bookmarks.filter(function (b) { return b && typeof b.name === 'string' && b.name; })
-            : []
+            : [],
+          forgePageMessages: info.forgePageMessages === true
         };
       })
       .catch(function () { return placeholderInfo(); });
@@ -512,6 +515,61 @@
     }
     return respond(404, { message: 'Not supported by the pbikiosk simulator: ' + method + ' ' + path });
   }
+
+  // ------------------------------------------------------------ fault: a hostile report
+  // What a custom visual's script could try: the player's own messages (a fresh page, a heartbeat, script
+  // errors, an expired token for every likely key), an oversized one, and the real page's envelope with a
+  // guessed secret, through every IPC path a frame can reach. Nothing here is logged: the test looks for
+  // FORGED_MARK in the player's log, where it must never appear.
+  var FORGED_MARK = 'FORGED-BY-REPORT-FRAME';
+
+  function forgedMessages() {
+    var big = new Array(70 * 1024 + 1).join('x');
+    var list = [
+      { v: 1, type: 'ready', version: FORGED_MARK },
+      { v: 1, type: 'heartbeat', t: Date.now() },
+      { v: 1, type: 'js_error', message: FORGED_MARK + ' js_error' },
+      { v: 1, type: 'js_error', message: FORGED_MARK + ' oversized ' + big }
+    ];
+    for (var k = 1; k <= 8; k++) {
+      list.push({ v: 1, type: 'error', key: 'e' + k, message: 'TokenExpired', detail: TOKEN_EXPIRED });
+    }
+    var out = list.map(function (m) { return JSON.stringify(m); });
+    out.push(JSON.stringify({ auth: '00000000000000000000000000000000', message: list[0] }));
+    out.push(JSON.stringify({ message: list[2] }));
+    return out;
+  }
+
+  function ipcPaths() {
+    var paths = [];
+    function add(get) {
+      try {
+        var target = get();
+        if (target && typeof target.postMessage === 'function' && paths.indexOf(target) < 0) paths.push(target);
+      } catch (e) { /* cross-origin: refused, as it should be */ }
+    }
+    add(function () { return window.ipc; });
+    add(function () { return window.webkit.messageHandlers.ipc; });
+    add(function () { return window.parent.ipc; });
+    add(function () { return window.top.webkit.messageHandlers.ipc; });
+    return paths;
+  }
+
+  function forge() {
+    var paths = ipcPaths();
+    forgedMessages().forEach(function (text) {
+      paths.forEach(function (p) { try { p.postMessage(text); } catch (e) { /* keep trying the others */ } });
+    });
+    // The page's own channel, were it reachable from here.
+    try {
+      var take = window.parent.__pbikioskChannel;
+      if (typeof take === 'function') take()({ v: 1, type: 'ready', version: FORGED_MARK });
+    } catch (e) { /* cross-origin */ }
+  }
+
+  infoPromise.then(function (info) {
+    if (info.forgePageMessages) { forge(); setInterval(forge, 500); }
+  });
 
   // Registered synchronously while the page parses: /report/load arrives right after the iframe's load event.
   window.addEventListener('message', function (event) {
