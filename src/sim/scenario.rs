@@ -286,6 +286,11 @@ pub struct Faults {
     /// How the embed host (the front door the web view reaches as `app.powerbi.com`) fails.
     #[serde(default)]
     pub(crate) embed_fault: EmbedFault,
+    /// Token answers carry this `expires_in` (any JSON: `0`, `9223372036854775808`, `"abc"`)
+    /// instead of the lifetime, as a broken or hostile endpoint would. The token itself still
+    /// lives `token_lifetime_seconds`.
+    #[serde(default)]
+    pub(crate) expires_in_override: Option<serde_json::Value>,
 }
 
 /// A failure of the embed host as the web view meets it on a company network: through the

@@ -69,6 +69,12 @@ pub enum Control {
         count: u32,
         retry_after_seconds: u64,
     },
+    /// Token answers carry `value` as `expires_in` (any JSON, e.g. `0` or `"abc"`) instead of
+    /// the lifetime; `null` or no value goes back to the lifetime.
+    SetExpiresIn {
+        #[serde(default)]
+        value: Option<serde_json::Value>,
+    },
     /// Lifetime of access tokens issued from now on.
     SetTokenLifetime {
         seconds: u64,
@@ -121,6 +127,7 @@ impl Control {
             Control::EmbedFault { .. } => "embed_fault",
             Control::ThrottleToken { .. } => "throttle_token",
             Control::ThrottleApi { .. } => "throttle_api",
+            Control::SetExpiresIn { .. } => "set_expires_in",
             Control::SetTokenLifetime { .. } => "set_token_lifetime",
             Control::RevokeRefreshTokens { .. } => "revoke_refresh_tokens",
             Control::ExpireAccessTokens { .. } => "expire_access_tokens",
@@ -268,6 +275,9 @@ impl State {
                     count,
                     retry_after_seconds,
                 })
+            }
+            Control::SetExpiresIn { value } => {
+                f.expires_in_override = value.filter(|v| !v.is_null())
             }
             Control::SetTokenLifetime { seconds } => {
                 self.scenario.token_lifetime_seconds = seconds.max(1)
