@@ -13,5 +13,6 @@ mod e2e;
 mod embed_host;
 mod faults;
 mod fixtures_map;
+mod hostile;
 mod page_protocol;
 mod sim;
