@@ -13,6 +13,8 @@ pub(crate) mod config_source;
 pub mod content;
 pub mod demo;
 mod health;
+#[cfg(test)]
+mod input_props;
 pub mod logging;
 mod net;
 pub(crate) mod outlet;

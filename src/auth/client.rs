@@ -97,7 +97,7 @@ impl AadClient {
 /// How the identity platform is named in problems.
 const SIGN_IN: &str = "the Microsoft sign-in service";
 
-fn parse_grant(body: &str, lifetimes: Bounds) -> Result<TokenGrant, Problem> {
+pub(crate) fn parse_grant(body: &str, lifetimes: Bounds) -> Result<TokenGrant, Problem> {
     let odd = || {
         Problem::new(ProblemId::Unknown).with_cause(
             "The sign-in service answered 200 without a usable token (a proxy may be in the way).",
