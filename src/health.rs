@@ -2,15 +2,19 @@
 
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::extract::State;
 use axum::http::header::CONTENT_TYPE;
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
 use serde::Serialize;
-use tokio::sync::watch;
+use tokio::net::TcpListener;
+use tokio::sync::{Semaphore, watch};
 
 use crate::page_gate::{DroppedMessages, PageMessageCounters};
 use crate::player::Snapshot;
@@ -65,6 +69,28 @@ struct Shared {
     page_messages: PageMessageCounters,
 }
 
+/// What one local client may take of the status endpoint. Any local user can connect, and the
+/// file descriptors and tasks it would hold are the player's own.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Limits {
+    /// Open connections at most; one more is closed as soon as it is accepted.
+    pub(crate) max_connections: usize,
+    /// A client must send its request headers within this time (slow-loris).
+    pub(crate) header_read_timeout: Duration,
+    /// A connection is closed after this long, keep-alive or not.
+    pub(crate) connection_lifetime: Duration,
+}
+
+impl Limits {
+    /// Plenty for a monitoring agent and a person with curl; a `/status` answer takes
+    /// milliseconds, so 30 s is only ever reached by a client holding the connection.
+    pub(crate) const DEFAULT: Limits = Limits {
+        max_connections: 32,
+        header_read_timeout: Duration::from_secs(5),
+        connection_lifetime: Duration::from_secs(30),
+    };
+}
+
 /// Serve `/status` (JSON) and `/metrics` (Prometheus text) on a loopback address.
 pub async fn serve(
     listen: SocketAddr,
@@ -72,13 +98,30 @@ pub async fn serve(
     first_render: FirstRender,
     page_messages: PageMessageCounters,
 ) -> std::io::Result<SocketAddr> {
+    serve_with(
+        listen,
+        snapshot,
+        first_render,
+        page_messages,
+        Limits::DEFAULT,
+    )
+    .await
+}
+
+pub(crate) async fn serve_with(
+    listen: SocketAddr,
+    snapshot: watch::Receiver<Snapshot>,
+    first_render: FirstRender,
+    page_messages: PageMessageCounters,
+    limits: Limits,
+) -> std::io::Result<SocketAddr> {
     if !listen.ip().is_loopback() {
         // The config refuses this too; checked here as well because it is a security boundary.
         return Err(std::io::Error::other(format!(
             "status endpoint {listen} must be on loopback"
         )));
     }
-    let listener = tokio::net::TcpListener::bind(listen).await?;
+    let listener = TcpListener::bind(listen).await?;
     let addr = listener.local_addr()?;
     let shared = Arc::new(Shared {
         snapshot,
@@ -90,12 +133,41 @@ pub async fn serve(
         .route("/status", get(status))
         .route("/metrics", get(metrics))
         .with_state(shared);
-    tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, app).await {
-            tracing::error!(error = %e, "status endpoint stopped");
-        }
-    });
+    tokio::spawn(accept_loop(listener, app, limits));
     Ok(addr)
+}
+
+/// Our own accept loop rather than `axum::serve`, which has no connection cap and no
+/// header-read timeout.
+async fn accept_loop(listener: TcpListener, app: Router, limits: Limits) {
+    let slots = Arc::new(Semaphore::new(limits.max_connections));
+    loop {
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            Err(e) => {
+                // Typically out of file descriptors: pause rather than spin until some close.
+                tracing::warn!(error = %e, "status endpoint cannot accept a connection");
+                tokio::time::sleep(Duration::from_millis(250)).await;
+                continue;
+            }
+        };
+        let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
+            tracing::debug!("status endpoint at its connection limit; closing a new one");
+            drop(stream);
+            continue;
+        };
+        let service = TowerToHyperService::new(app.clone());
+        tokio::spawn(async move {
+            let _slot = slot;
+            let conn = http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(limits.header_read_timeout)
+                .serve_connection(TokioIo::new(stream), service);
+            // Whatever the outcome, the connection ends here; a client that broke off is not
+            // worth a log line.
+            let _ = tokio::time::timeout(limits.connection_lifetime, conn).await;
+        });
+    }
 }
 
 fn current(s: &Shared) -> Status {
@@ -311,6 +383,151 @@ mod tests {
             )
             .await
             .is_err()
+        );
+    }
+
+    /// A connection that sent part of a request and stalls.
+    async fn stalled(addr: SocketAddr) -> tokio::net::TcpStream {
+        use tokio::io::AsyncWriteExt as _;
+        let mut c = tokio::net::TcpStream::connect(addr).await.unwrap();
+        c.write_all(b"GET /status HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
+            .await
+            .unwrap();
+        c
+    }
+
+    /// Whether the server closed `c` within `within` (end of stream, or a reset).
+    async fn closed_within(c: &mut tokio::net::TcpStream, within: std::time::Duration) -> bool {
+        use tokio::io::AsyncReadExt as _;
+        let mut buf = [0u8; 256];
+        match tokio::time::timeout(within, c.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => true,
+            Ok(Ok(_)) | Err(_) => false,
+        }
+    }
+
+    async fn status_code(addr: SocketAddr) -> u16 {
+        let client = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(2))
+            .build()
+            .unwrap();
+        client
+            .get(format!("http://{addr}/status"))
+            .send()
+            .await
+            .map(|r| r.status().as_u16())
+            .unwrap_or(0)
+    }
+
+    async fn start(limits: Limits) -> SocketAddr {
+        let (tx, rx) = watch::channel(Player::new(Settings::default()).snapshot());
+        // The sender lives as long as the test: the endpoint keeps serving.
+        std::mem::forget(tx);
+        serve_with(
+            "127.0.0.1:0".parse().unwrap(),
+            rx,
+            FirstRender::new(Instant::now()),
+            PageMessageCounters::default(),
+            limits,
+        )
+        .await
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_slow_loris_does_not_block_status_and_is_cut_off() {
+        let addr = start(Limits::DEFAULT).await;
+        let mut slow = Vec::new();
+        for _ in 0..24 {
+            slow.push(stalled(addr).await);
+        }
+        let t = Instant::now();
+        assert_eq!(status_code(addr).await, 200);
+        assert!(
+            t.elapsed() < std::time::Duration::from_secs(1),
+            "{:?}",
+            t.elapsed()
+        );
+        // Each stalled request is dropped once its headers are overdue.
+        for c in &mut slow {
+            assert!(closed_within(c, std::time::Duration::from_secs(8)).await);
+        }
+        assert!(
+            t.elapsed() < std::time::Duration::from_secs(8),
+            "{:?}",
+            t.elapsed()
+        );
+    }
+
+    #[tokio::test]
+    async fn beyond_the_cap_new_connections_are_closed_until_slots_free_up() {
+        let limits = Limits {
+            max_connections: 4,
+            header_read_timeout: std::time::Duration::from_secs(1),
+            connection_lifetime: std::time::Duration::from_secs(30),
+        };
+        let addr = start(limits).await;
+        let mut slow = Vec::new();
+        for _ in 0..4 {
+            slow.push(stalled(addr).await);
+        }
+        // Give the accept loop time to take all four.
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        let mut extra = stalled(addr).await;
+        assert!(
+            closed_within(&mut extra, std::time::Duration::from_millis(500)).await,
+            "a connection over the cap is closed at once"
+        );
+        // The stalled ones time out; then the endpoint serves again.
+        tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+        assert_eq!(status_code(addr).await, 200);
+    }
+
+    #[tokio::test]
+    async fn a_silent_connection_is_closed_by_the_header_timeout() {
+        let limits = Limits {
+            max_connections: 4,
+            header_read_timeout: std::time::Duration::from_millis(500),
+            connection_lifetime: std::time::Duration::from_secs(30),
+        };
+        let addr = start(limits).await;
+        let mut c = tokio::net::TcpStream::connect(addr).await.unwrap();
+        assert!(closed_within(&mut c, std::time::Duration::from_secs(3)).await);
+    }
+
+    #[tokio::test]
+    async fn a_connection_is_closed_after_its_lifetime_even_when_active() {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let limits = Limits {
+            max_connections: 4,
+            header_read_timeout: std::time::Duration::from_secs(5),
+            connection_lifetime: std::time::Duration::from_secs(1),
+        };
+        let addr = start(limits).await;
+        let mut c = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let t = Instant::now();
+        // Keep-alive requests, one after another, until the server hangs up.
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            let sent = c
+                .write_all(b"GET /status HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+                .await;
+            let read =
+                tokio::time::timeout(std::time::Duration::from_secs(3), c.read(&mut buf)).await;
+            if sent.is_err() || matches!(read, Ok(Ok(0)) | Ok(Err(_))) {
+                break;
+            }
+            assert!(read.is_ok(), "no answer and no close");
+            assert!(
+                t.elapsed() < std::time::Duration::from_secs(5),
+                "never closed"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        assert!(
+            t.elapsed() >= std::time::Duration::from_millis(900),
+            "{:?}",
+            t.elapsed()
         );
     }
 }

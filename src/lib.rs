@@ -14,6 +14,8 @@ pub mod content;
 pub mod demo;
 pub(crate) mod embed_url;
 mod health;
+#[cfg(test)]
+mod input_props;
 pub mod logging;
 mod net;
 pub(crate) mod outlet;

@@ -94,6 +94,14 @@ pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     Some(Duration::from_secs(secs.min(3600)))
 }
 
+/// Sign-in answers are a few KiB of JSON (tokens are 2-4 KiB each). 1 MiB leaves ample room
+/// for any answer Microsoft sends, while a proxy's or a hostile host's endless "error page"
+/// cannot fill the memory of a small device.
+pub(crate) const SIGN_IN_BODY_LIMIT: usize = 1 << 20;
+/// Power BI lists (workspaces, reports, pages) of a large tenant run to a few MiB of JSON;
+/// 16 MiB is far beyond any such answer and still harmless on a 1 GiB Raspberry Pi.
+pub(crate) const API_BODY_LIMIT: usize = 16 << 20;
+
 /// A whole answer, read: what every caller decides on.
 #[derive(Debug)]
 pub(crate) struct Answer {
@@ -103,12 +111,83 @@ pub(crate) struct Answer {
     pub body: String,
 }
 
-/// Send `request` and read the whole answer. Failing to get one (connection, TLS, timeout,
-/// a body cut off) becomes a [`Problem`] that names `what` was being called; an error status is
-/// an answer, for the caller to classify.
+/// Why an answer's body could not be read.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum BodyError {
+    /// More than the limit was announced (`Content-Length`) or sent; reading stopped there.
+    #[error("{host} sent an answer larger than {}", human_size(*limit))]
+    TooLarge { host: String, limit: usize },
+    #[error(transparent)]
+    Transport(#[from] reqwest::Error),
+}
+
+impl BodyError {
+    /// `what` names the service being called, e.g. "the Microsoft sign-in service".
+    pub(crate) fn to_problem(&self, what: &str) -> Problem {
+        match self {
+            BodyError::TooLarge { host, limit } => Problem::new(ProblemId::ServiceUnavailable)
+                .with_cause(format!(
+                    "{what} at {host} sent an answer larger than {}; pbikiosk stopped reading it (a proxy or captive portal may be answering in its place).",
+                    human_size(*limit)
+                ))
+                .with_fix(
+                    "Nothing usually: pbikiosk retries. If it persists, check that [cloud] points at Microsoft and that no proxy answers in its place.",
+                ),
+            BodyError::Transport(e) => transport_problem(e, what),
+        }
+    }
+}
+
+/// `1 MiB`, `16 MiB`, or bytes for anything smaller.
+fn human_size(bytes: usize) -> String {
+    if bytes >= 1 << 20 && bytes.is_multiple_of(1 << 20) {
+        format!("{} MiB", bytes >> 20)
+    } else {
+        format!("{bytes} bytes")
+    }
+}
+
+/// Where an answer came from, as `host[:port]`: never the path or query, which may carry ids.
+fn origin(url: &url::Url) -> String {
+    url[url::Position::BeforeHost..url::Position::AfterPort].to_owned()
+}
+
+/// Read `resp`'s body, at most `limit` bytes. A `Content-Length` above the limit is refused
+/// before reading anything; a body without one (chunked) is read until it passes the limit,
+/// then dropped, which closes the connection.
+pub(crate) async fn read_body(
+    mut resp: reqwest::Response,
+    limit: usize,
+) -> Result<String, BodyError> {
+    let too_large = |resp: &reqwest::Response| BodyError::TooLarge {
+        host: origin(resp.url()),
+        limit,
+    };
+    if resp.content_length().is_some_and(|n| n > limit as u64) {
+        return Err(too_large(&resp));
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = resp.chunk().await? {
+        if body.len() + chunk.len() > limit {
+            return Err(too_large(&resp));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    // Microsoft answers in UTF-8; anything else is not a document we act on, but a lossy
+    // reading still lets the classifiers name what it is.
+    Ok(match String::from_utf8(body) {
+        Ok(s) => s,
+        Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
+    })
+}
+
+/// Send `request` and read the whole answer, at most `limit` bytes of body. Failing to get one
+/// (connection, TLS, timeout, a body cut off or too large) becomes a [`Problem`] that names
+/// `what` was being called; an error status is an answer, for the caller to classify.
 pub(crate) async fn send_and_read(
     request: reqwest::RequestBuilder,
     what: &str,
+    limit: usize,
 ) -> Result<Answer, Problem> {
     let resp = request
         .send()
@@ -116,7 +195,9 @@ pub(crate) async fn send_and_read(
         .map_err(|e| transport_problem(&e, what))?;
     let status = resp.status().as_u16();
     let retry_after = retry_after(resp.headers());
-    let body = resp.text().await.map_err(|e| transport_problem(&e, what))?;
+    let body = read_body(resp, limit)
+        .await
+        .map_err(|e| e.to_problem(what))?;
     Ok(Answer {
         status,
         retry_after,
@@ -316,7 +397,7 @@ mod tests {
     }
 
     /// A one-shot HTTP server on loopback that answers `response` to the first request.
-    async fn answer_once(response: &'static str) -> String {
+    async fn answer_once(response: impl AsRef<[u8]> + Send + 'static) -> String {
         use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -324,7 +405,7 @@ mod tests {
             let (mut sock, _) = listener.accept().await.unwrap();
             let mut buf = [0u8; 4096];
             let _ = sock.read(&mut buf).await;
-            sock.write_all(response.as_bytes()).await.unwrap();
+            sock.write_all(response.as_ref()).await.unwrap();
             sock.shutdown().await.unwrap();
         });
         format!("http://{addr}/")
@@ -337,7 +418,7 @@ mod tests {
         )
         .await;
         let client = build_client(None).unwrap();
-        let a = send_and_read(client.get(url), "the test server")
+        let a = send_and_read(client.get(url), "the test server", 4)
             .await
             .unwrap();
         assert_eq!(a.status, 429);
@@ -352,10 +433,107 @@ mod tests {
         let err = send_and_read(
             client.get(format!("http://127.0.0.1:{port}/")),
             "the Power BI service",
+            API_BODY_LIMIT,
         )
         .await
         .unwrap_err();
         assert_eq!(err.id, ProblemId::Network, "{err}");
         assert!(err.cause.contains("the Power BI service"), "{}", err.cause);
+    }
+    /// A loopback server that answers every request with `head`, then, if `chunked`, 64 KiB
+    /// chunks for ever; otherwise nothing more (the head announces what it likes).
+    async fn endless(head: &'static str, chunked: bool) -> String {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut sock, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let mut buf = [0u8; 4096];
+                    let _ = sock.read(&mut buf).await;
+                    if sock.write_all(head.as_bytes()).await.is_err() {
+                        return;
+                    }
+                    let chunk = format!("10000\r\n{}\r\n", "x".repeat(0x10000));
+                    while chunked && sock.write_all(chunk.as_bytes()).await.is_ok() {}
+                    // Without chunks: hold the connection open, as a slow sender would.
+                    tokio::time::sleep(Duration::from_secs(60)).await;
+                });
+            }
+        });
+        format!("http://{addr}/some/path?secret=1")
+    }
+
+    #[tokio::test]
+    async fn an_endless_chunked_body_is_cut_at_the_limit() {
+        let url = endless(
+            "HTTP/1.1 500 Internal Server Error\r\nContent-Type: text/html\r\nTransfer-Encoding: chunked\r\n\r\n",
+            true,
+        )
+        .await;
+        let client = build_client(None).unwrap();
+        let t = std::time::Instant::now();
+        let err = send_and_read(
+            client.get(&url),
+            "the Microsoft sign-in service",
+            SIGN_IN_BODY_LIMIT,
+        )
+        .await
+        .unwrap_err();
+        assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
+        assert_eq!(err.id, ProblemId::ServiceUnavailable, "{err}");
+        assert_eq!(err.retry_class(), crate::problem::RetryClass::Transient);
+        let host = url::Url::parse(&url).unwrap();
+        let host = format!("127.0.0.1:{}", host.port().unwrap());
+        assert!(
+            err.cause.contains(&format!(
+                "the Microsoft sign-in service at {host} sent an answer larger than 1 MiB"
+            )),
+            "{}",
+            err.cause
+        );
+        assert!(
+            !err.cause.contains("secret") && !err.cause.contains("/some/path"),
+            "{}",
+            err.cause
+        );
+    }
+
+    #[tokio::test]
+    async fn a_content_length_above_the_limit_is_refused_before_reading() {
+        // 400 MB announced, none sent: waiting for it would take the whole request timeout.
+        let url = endless(
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 400000000\r\n\r\n",
+            false,
+        )
+        .await;
+        let client = build_client(None).unwrap();
+        let t = std::time::Instant::now();
+        let err = send_and_read(client.get(&url), "the Power BI service", API_BODY_LIMIT)
+            .await
+            .unwrap_err();
+        assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+        assert_eq!(err.id, ProblemId::ServiceUnavailable, "{err}");
+        assert!(err.cause.contains("larger than 16 MiB"), "{}", err.cause);
+    }
+
+    #[tokio::test]
+    async fn a_body_one_byte_over_the_limit_is_refused_and_odd_bytes_are_read_lossily() {
+        let url = answer_once(
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n5\r\nabcde\r\n0\r\n\r\n",
+        )
+        .await;
+        let client = build_client(None).unwrap();
+        let err = send_and_read(client.get(url), "the test server", 4)
+            .await
+            .unwrap_err();
+        assert!(err.cause.contains("larger than 4 bytes"), "{}", err.cause);
+        let url =
+            answer_once(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nConnection: close\r\n\r\na\xffb")
+                .await;
+        let a = send_and_read(client.get(url), "the test server", 4)
+            .await
+            .unwrap();
+        assert_eq!(a.body, "a\u{fffd}b");
     }
 }

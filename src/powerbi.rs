@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+use crate::auth::lifetime::{self, Bounds};
 use crate::config;
 use crate::content::ContentKind;
 use crate::net;
@@ -75,7 +76,9 @@ pub struct Dashboard {
 pub struct EmbedToken {
     pub token: Secret,
     pub token_id: String,
-    pub expiration: String,
+    /// How long from now the token may be used, from Power BI's `expiration`, bounded like
+    /// access token lifetimes (see [`crate::auth::lifetime`]).
+    pub valid_for: Duration,
 }
 
 #[derive(Deserialize)]
@@ -205,10 +208,21 @@ impl PowerBiClient {
         let b: EmbedTokenBody = self
             .send(|| self.http.post(url.clone()).json(&body), token)
             .await?;
+        let valid_for = lifetime::until(
+            "expiration",
+            &b.expiration,
+            chrono::Utc::now(),
+            Bounds::SERVICE,
+        )
+        .map_err(|e| {
+            Problem::new(ProblemId::ServiceUnavailable).with_cause(format!(
+                "Power BI answered GenerateToken with an embed token whose {e}."
+            ))
+        })?;
         Ok(EmbedToken {
             token: Secret::new(b.token),
             token_id: b.token_id,
-            expiration: b.expiration,
+            valid_for,
         })
     }
 
@@ -302,6 +316,7 @@ impl PowerBiClient {
         let answer = net::send_and_read(
             request().bearer_auth(token.expose()),
             "the Power BI service",
+            net::API_BODY_LIMIT,
         )
         .await?;
         if !(200..300).contains(&answer.status) {
@@ -493,7 +508,12 @@ mod playlist_tests {
             .unwrap();
         assert!(embed.token.expose().starts_with("H4sI"));
         assert!(!embed.token_id.is_empty());
-        assert!(!embed.expiration.is_empty());
+        // The simulator's embed tokens expire with the access token (about an hour).
+        assert!(
+            (Duration::from_secs(3000)..=Duration::from_secs(3600)).contains(&embed.valid_for),
+            "{:?}",
+            embed.valid_for
+        );
         let unknown = "00000000-0000-4000-8000-000000000000";
         assert!(api.generate_token(&token, WS_SALES, unknown).await.is_err());
     }

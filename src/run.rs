@@ -167,9 +167,14 @@ pub(crate) struct Live {
     pub(crate) api: PowerBiClient,
 }
 
-fn start_live(cfg: Config) -> Result<Live, Problem> {
+fn start_live(cfg: Config, source: &Source) -> Result<Live, Problem> {
     let http = crate::net::build_client(cfg.cloud.ca_file.as_deref())?;
-    let client = AadClient::new(http.clone(), SignInSettings::from_config(&cfg));
+    let mut client = AadClient::new(http.clone(), SignInSettings::from_config(&cfg));
+    if let Source::Demo(_) = source {
+        // The demo's simulator issues tokens as short as `--token-lifetime` asks, to show
+        // refreshes; a real cloud's lifetimes keep the five-minute floor.
+        client = client.with_min_lifetime(Duration::ZERO);
+    }
     let session = TokenSession::new(client, cfg.auth.allow_federated, cfg.auth.permanent_retry);
     Ok(Live {
         tokens: TokenService::spawn(session),
@@ -180,8 +185,12 @@ fn start_live(cfg: Config) -> Result<Live, Problem> {
 }
 
 /// Start what the config allows; what it does not is the player's to show.
-fn start(loaded: Result<Config, ConfigError>, player: &mut Player) -> Option<Live> {
-    let (problem, not_configured) = match loaded.map(start_live) {
+fn start(
+    loaded: Result<Config, ConfigError>,
+    source: &Source,
+    player: &mut Player,
+) -> Option<Live> {
+    let (problem, not_configured) = match loaded.map(|c| start_live(c, source)) {
         Ok(Ok(live)) => return Some(live),
         Ok(Err(problem)) => (problem, false),
         Err(e) => {
@@ -245,7 +254,7 @@ async fn generation(
         report_layout: report_layout.unwrap_or_default(),
         ..Settings::default()
     });
-    let live = start(loaded, &mut player);
+    let live = start(loaded, source, &mut player);
     let mut token_rx = live.as_ref().map(|l| l.tokens.subscribe());
     let (resolved_tx, mut resolved_rx) = mpsc::channel(2);
     let (probed_tx, mut probed_rx) = mpsc::channel(2);

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use super::lifetime::{self, Bounds};
 use super::realm::{self, Realm};
 use super::{SignInSettings, TokenGrant};
 use crate::net;
@@ -40,6 +41,8 @@ pub struct Secrets {
 pub struct AadClient {
     http: reqwest::Client,
     settings: SignInSettings,
+    /// What `expires_in` is clamped to.
+    lifetimes: Bounds,
 }
 
 /// The success body. `expires_in` is an integer on v2 but a string on some v1 paths.
@@ -52,7 +55,18 @@ struct TokenBody {
 
 impl AadClient {
     pub fn new(http: reqwest::Client, settings: SignInSettings) -> Self {
-        Self { http, settings }
+        Self {
+            http,
+            settings,
+            lifetimes: Bounds::SERVICE,
+        }
+    }
+
+    /// Accept token lifetimes down to `min` (at least a second) instead of five minutes: for
+    /// the simulator, whose short tokens show refreshes in a demo or a test.
+    pub(crate) fn with_min_lifetime(mut self, min: Duration) -> Self {
+        self.lifetimes = Bounds::with_min(min);
+        self
     }
 
     fn endpoint(&self, segments: &[&str]) -> url::Url {
@@ -74,7 +88,8 @@ impl AadClient {
     async fn token_request(&self, form: &[(&str, &str)]) -> Result<TokenGrant, Problem> {
         let answer = net::send_and_read(
             self.http.post(self.token_url()).form(form),
-            "the Microsoft sign-in service",
+            SIGN_IN,
+            net::SIGN_IN_BODY_LIMIT,
         )
         .await?;
         if answer.status != 200 {
@@ -84,11 +99,14 @@ impl AadClient {
                 answer.retry_after,
             ));
         }
-        parse_grant(&answer.body)
+        parse_grant(&answer.body, self.lifetimes)
     }
 }
 
-fn parse_grant(body: &str) -> Result<TokenGrant, Problem> {
+/// How the identity platform is named in problems.
+const SIGN_IN: &str = "the Microsoft sign-in service";
+
+pub(crate) fn parse_grant(body: &str, lifetimes: Bounds) -> Result<TokenGrant, Problem> {
     let odd = || {
         Problem::new(ProblemId::Unknown).with_cause(
             "The sign-in service answered 200 without a usable token (a proxy may be in the way).",
@@ -96,18 +114,23 @@ fn parse_grant(body: &str) -> Result<TokenGrant, Problem> {
     };
     let b: TokenBody = serde_json::from_str(body).map_err(|_| odd())?;
     let access = b.access_token.filter(|t| !t.is_empty()).ok_or_else(odd)?;
-    let secs = match b.expires_in {
-        Some(serde_json::Value::Number(n)) => n.as_u64(),
-        Some(serde_json::Value::String(s)) => s.parse().ok(),
-        _ => None,
+    let secs = lifetime::seconds("expires_in", b.expires_in.as_ref()).map_err(|e| {
+        Problem::new(ProblemId::Unknown).with_cause(format!(
+            "The sign-in service answered 200 with a token whose {e} (a proxy may be in the way)."
+        ))
+    })?;
+    let expires_in = lifetimes.clamp(secs);
+    if expires_in.as_secs() != secs {
+        tracing::warn!(
+            expires_in = secs,
+            used = expires_in.as_secs(),
+            "token lifetime out of bounds; clamped"
+        );
     }
-    // Microsoft always sends it; if not, assume the shortest lifetime it issues (~1 h) minus
-    // margin rather than "forever".
-    .unwrap_or(3000);
     Ok(TokenGrant {
         access_token: Secret::new(access),
         refresh_token: b.refresh_token.filter(|t| !t.is_empty()).map(Secret::new),
-        expires_in: Duration::from_secs(secs),
+        expires_in,
     })
 }
 
@@ -120,21 +143,14 @@ impl TokenEndpoint for AadClient {
     async fn realm(&self) -> Result<Option<Realm>, Problem> {
         let mut url = self.endpoint(&["common", "userrealm", &self.settings.username]);
         url.query_pairs_mut().append_pair("api-version", "1.0");
-        let resp = self
-            .http
-            .get(url)
-            .send()
-            .await
-            .map_err(|e| net::transport_problem(&e, "the Microsoft sign-in service"))?;
-        if !resp.status().is_success() {
+        let answer =
+            net::send_and_read(self.http.get(url), SIGN_IN, net::SIGN_IN_BODY_LIMIT).await?;
+        if !(200..300).contains(&answer.status) {
             // 404 on clouds without the endpoint; anything else is not worth blocking on.
-            tracing::debug!(status = resp.status().as_u16(), "userrealm not available");
+            tracing::debug!(status = answer.status, "userrealm not available");
             return Ok(None);
         }
-        let body = resp
-            .text()
-            .await
-            .map_err(|e| net::transport_problem(&e, "the Microsoft sign-in service"))?;
+        let body = answer.body;
         Ok(realm::parse(&body))
     }
 
@@ -205,20 +221,56 @@ mod tests {
 
     #[test]
     fn grant_parsing() {
+        let b = Bounds::SERVICE;
         let g = parse_grant(
             r#"{"token_type":"Bearer","expires_in":3599,"access_token":"a","refresh_token":"r"}"#,
+            b,
         )
         .unwrap();
         assert_eq!(g.expires_in, Duration::from_secs(3599));
         assert_eq!(g.access_token.expose(), "a");
         assert_eq!(g.refresh_token.unwrap().expose(), "r");
-        let g = parse_grant(r#"{"expires_in":"60","access_token":"a"}"#).unwrap();
+        // A string, as some v1 paths send; read as is under the simulator's low floor.
+        let short = Bounds::with_min(Duration::from_secs(1));
+        let g = parse_grant(r#"{"expires_in":"60","access_token":"a"}"#, short).unwrap();
         assert_eq!(g.expires_in, Duration::from_secs(60));
         assert!(g.refresh_token.is_none());
-        assert_eq!(parse_grant("<html>").unwrap_err().id, ProblemId::Unknown);
+        assert_eq!(parse_grant("<html>", b).unwrap_err().id, ProblemId::Unknown);
         assert_eq!(
-            parse_grant(r#"{"access_token":""}"#).unwrap_err().id,
+            parse_grant(r#"{"access_token":""}"#, b).unwrap_err().id,
             ProblemId::Unknown
         );
+    }
+
+    #[test]
+    fn expires_in_is_clamped_and_garbage_is_a_clear_problem() {
+        let b = Bounds::SERVICE;
+        let grant =
+            |e: &str| parse_grant(&format!(r#"{{"access_token":"a","expires_in":{e}}}"#), b);
+        assert_eq!(grant("0").unwrap().expires_in, lifetime::MIN_LIFETIME);
+        assert_eq!(grant(r#""60""#).unwrap().expires_in, lifetime::MIN_LIFETIME);
+        assert_eq!(
+            grant("9223372036854775808").unwrap().expires_in,
+            lifetime::MAX_LIFETIME
+        );
+        assert_eq!(grant("1e30").unwrap().expires_in, lifetime::MAX_LIFETIME);
+        for (bad, says) in [
+            (
+                r#""abc""#,
+                "expires_in is \"abc\", which is not a number of seconds",
+            ),
+            ("null", "expires_in is missing"),
+        ] {
+            let p = grant(bad).unwrap_err();
+            assert_eq!(p.id, ProblemId::Unknown);
+            assert!(p.cause.contains(says), "{}", p.cause);
+            assert!(
+                !p.cause.contains("\"a\""),
+                "no token in the cause: {}",
+                p.cause
+            );
+        }
+        let p = parse_grant(r#"{"access_token":"a"}"#, b).unwrap_err();
+        assert!(p.cause.contains("expires_in is missing"), "{}", p.cause);
     }
 }

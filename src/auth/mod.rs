@@ -1,5 +1,6 @@
 //! Unattended sign-in with the five "Advanced Integration" credentials.
 //!
+//! - [`lifetime`]: token lifetimes from the network, validated and bounded.
 //! - [`realm`]: home realm discovery, so a federated account is recognised *before* its
 //!   password is sent (ROPC cannot work for it and retries would lock it out).
 //! - [`client`]: the HTTP calls to the Microsoft identity platform (ROPC, refresh).
@@ -8,6 +9,7 @@
 //! - [`service`]: the task that runs a session for the player and hands out tokens.
 
 pub mod client;
+pub(crate) mod lifetime;
 pub mod realm;
 pub mod service;
 pub mod session;

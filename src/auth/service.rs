@@ -190,7 +190,8 @@ mod tests {
             password: Secret::new(ids::PASSWORD),
             scope: "https://analysis.windows.net/powerbi/api/.default".into(),
         };
-        let client = AadClient::new(crate::net::build_client(None).unwrap(), settings);
+        let client = AadClient::new(crate::net::build_client(None).unwrap(), settings)
+            .with_min_lifetime(Duration::from_secs(1));
         let service =
             TokenService::spawn(TokenSession::new(client, false, Duration::from_secs(900)));
         service.token().await.expect("first sign-in");
@@ -229,5 +230,46 @@ mod tests {
         );
         // One sign-in at start, one after the revocation.
         assert_eq!(by("password"), 2, "{:?}", stats.token_by_grant);
+    }
+
+    /// `expires_in` of 0, 2^63 and "abc" from the (simulated) token endpoint: the service
+    /// neither panics nor asks again and again.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn hostile_expires_in_neither_panics_nor_loops() {
+        for (value, usable) in [
+            (serde_json::json!(0), true),
+            (serde_json::json!(9223372036854775808u64), true),
+            (serde_json::json!("abc"), false),
+        ] {
+            let sim = Simulator::start(Scenario::builtin(), "127.0.0.1:0".parse().unwrap())
+                .await
+                .unwrap();
+            sim.control(Control::SetExpiresIn {
+                value: Some(value.clone()),
+            });
+            let settings = SignInSettings {
+                authority: url::Url::parse(&sim.base_url()).unwrap(),
+                tenant: ids::TENANT_DOMAIN.into(),
+                client_id: ids::APP_ID.into(),
+                client_secret: Secret::new(ids::APP_SECRET),
+                username: format!("kiosk@{}", ids::TENANT_DOMAIN),
+                password: Secret::new(ids::PASSWORD),
+                scope: "https://analysis.windows.net/powerbi/api/.default".into(),
+            };
+            let client = AadClient::new(crate::net::build_client(None).unwrap(), settings);
+            let service =
+                TokenService::spawn(TokenSession::new(client, false, Duration::from_secs(900)));
+            let first = service.token().await;
+            assert_eq!(first.is_ok(), usable, "{value}: {first:?}");
+            if let Err(p) = &first {
+                assert!(p.cause.contains("expires_in is \"abc\""), "{}", p.cause);
+            }
+            tokio::time::sleep(Duration::from_secs(3)).await;
+            assert_eq!(
+                sim.stats().token_requests,
+                1,
+                "{value}: asked again within 3 s"
+            );
+        }
     }
 }

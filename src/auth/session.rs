@@ -170,7 +170,13 @@ impl<E: TokenEndpoint> TokenSession<E> {
         }
         match self.attempt().await {
             Ok(grant) => {
-                let expires = now + grant.expires_in;
+                // The endpoint bounds lifetimes already; bounded again here because a zero
+                // lifetime would poll in a tight loop and a huge one overflow `Instant`.
+                let lifetime = grant.expires_in.clamp(
+                    super::lifetime::ABSOLUTE_MIN_LIFETIME,
+                    super::lifetime::MAX_LIFETIME,
+                );
+                let expires = now.checked_add(lifetime).unwrap_or(now);
                 // Microsoft may omit a new refresh token on refresh; keep the old one then.
                 let refresh = grant
                     .refresh_token
@@ -605,5 +611,26 @@ mod tests {
         assert!(s.access_token(t).is_none());
         assert_eq!(s.poll(t).await, Polled::NewToken);
         assert_eq!(s.access_token(t).unwrap().expose(), "at-1");
+    }
+
+    #[tokio::test]
+    async fn zero_and_huge_lifetimes_neither_panic_nor_poll_in_a_tight_loop() {
+        for secs in [0, 1 << 63, u64::MAX] {
+            let script = Script::default();
+            script.with(|s| {
+                s.password_default = Some(grant(0, secs));
+                s.refresh_default = Some(grant(1, secs));
+            });
+            let mut s = session(&script);
+            let now = Instant::now();
+            assert_eq!(s.poll(now).await, Polled::NewToken, "{secs}");
+            assert!(s.next_wake(now) > now, "{secs}: due again at once");
+            assert!(s.access_token(now).is_some(), "{secs}");
+            assert!(
+                s.expires_at().unwrap() <= now + crate::auth::lifetime::MAX_LIFETIME,
+                "{secs}"
+            );
+            assert_eq!(script.token_requests(), 1);
+        }
     }
 }

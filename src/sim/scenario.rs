@@ -310,6 +310,11 @@ pub struct Faults {
     /// player messages through every IPC path a frame can find, over and over.
     #[serde(default)]
     pub(crate) forge_page_messages: bool,
+    /// Token answers carry this `expires_in` (any JSON: `0`, `9223372036854775808`, `"abc"`)
+    /// instead of the lifetime, as a broken or hostile endpoint would. The token itself still
+    /// lives `token_lifetime_seconds`.
+    #[serde(default)]
+    pub(crate) expires_in_override: Option<serde_json::Value>,
 }
 
 /// A failure of the embed host as the web view meets it on a company network: through the

@@ -480,7 +480,7 @@ fn issue(
     let mut body = json!({
         "token_type": "Bearer",
         "scope": scope,
-        "expires_in": lifetime.as_secs(),
+        "expires_in": st.scenario.faults.expires_in_override.clone().unwrap_or(json!(lifetime.as_secs())),
         "ext_expires_in": lifetime.as_secs(),
         "access_token": access_token,
     });

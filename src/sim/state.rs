@@ -80,6 +80,12 @@ pub enum Control {
         count: u32,
         retry_after_seconds: u64,
     },
+    /// Token answers carry `value` as `expires_in` (any JSON, e.g. `0` or `"abc"`) instead of
+    /// the lifetime; `null` or no value goes back to the lifetime.
+    SetExpiresIn {
+        #[serde(default)]
+        value: Option<serde_json::Value>,
+    },
     /// Lifetime of access tokens issued from now on.
     SetTokenLifetime {
         seconds: u64,
@@ -138,6 +144,7 @@ impl Control {
             Control::ForgePageMessages { .. } => "forge_page_messages",
             Control::ThrottleToken { .. } => "throttle_token",
             Control::ThrottleApi { .. } => "throttle_api",
+            Control::SetExpiresIn { .. } => "set_expires_in",
             Control::SetTokenLifetime { .. } => "set_token_lifetime",
             Control::RevokeRefreshTokens { .. } => "revoke_refresh_tokens",
             Control::ExpireAccessTokens { .. } => "expire_access_tokens",
@@ -289,6 +296,9 @@ impl State {
                     count,
                     retry_after_seconds,
                 })
+            }
+            Control::SetExpiresIn { value } => {
+                f.expires_in_override = value.filter(|v| !v.is_null())
             }
             Control::SetTokenLifetime { seconds } => {
                 self.scenario.token_lifetime_seconds = seconds.max(1)

@@ -13,6 +13,7 @@ mod e2e;
 mod embed_host;
 mod faults;
 mod fixtures_map;
+mod hostile;
 mod page_protocol;
 mod sim;
 mod trusted_files;
