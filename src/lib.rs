@@ -28,6 +28,7 @@ mod secret;
 mod shell;
 pub mod sim;
 pub(crate) mod status_screen;
+pub(crate) mod web_context;
 
 pub use problem::{Problem, ProblemId};
 pub use secret::Secret;

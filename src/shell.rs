@@ -275,17 +275,13 @@ pub fn run(
         }
     }
 
-    let web_dir = opts.web_dir.clone();
     let allowed = opts.allowed_hosts.clone();
     let ipc_tx = events.clone();
-    let mut builder = WebViewBuilder::new()
+    let builder = WebViewBuilder::new()
         .with_url(PAGE_URL)
         .with_user_agent(opts.user_agent.clone())
         .with_devtools(opts.devtools)
         .with_background_color((16, 24, 32, 255))
-        .with_custom_protocol("app".into(), move |_id, req: Request<Vec<u8>>| {
-            serve_asset(&web_dir, req.uri().path())
-        })
         .with_ipc_handler(
             move |req: Request<String>| match FromPage::parse(req.body()) {
                 Ok(msg) => {
@@ -304,13 +300,10 @@ pub fn run(
         .with_new_window_req_handler(|url, _| {
             tracing::warn!(url, "new window refused");
             NewWindowResponse::Deny
-        });
-    if let Some(addr) = opts.proxy {
-        builder = builder.with_proxy_config(wry::ProxyConfig::Http(wry::ProxyEndpoint {
-            host: addr.ip().to_string(),
-            port: addr.port().to_string(),
-        }));
-    }
+        })
+        // No website data on disk (see `crate::web_context`).
+        .with_incognito(true);
+    let builder = platform::contain(builder, &opts)?;
     let webview = build_webview(builder, &window)?;
     platform::harden(&webview, &opts, events.clone())?;
 
@@ -376,6 +369,21 @@ mod platform {
         SettingsExt, URIRequestExt, URIResponseExt, WebContextExt, WebResourceExt, WebViewExt,
     };
     use wry::WebViewExtUnix;
+
+    /// The view joins a context of its own making (see [`crate::web_context`]): sandboxed web
+    /// processes, ephemeral website data, Power BI's cookies, no downloads; it serves the page
+    /// on `app://` and sets the proxy.
+    pub fn contain<'a>(
+        builder: wry::WebViewBuilder<'a>,
+        opts: &ShellOptions,
+    ) -> anyhow::Result<wry::WebViewBuilder<'a>> {
+        use wry::WebViewBuilderExtUnix;
+        let related = crate::web_context::contained_view(&crate::web_context::ContextOptions {
+            web_dir: &opts.web_dir,
+            proxy: opts.proxy,
+        })?;
+        Ok(builder.with_related_view(related))
+    }
 
     /// End the page's web process, so that the next load starts a new one. Only a page that is
     /// alive (or hung) has one; after a crash this does nothing.
@@ -632,6 +640,34 @@ mod platform {
 
 #[cfg(not(target_os = "linux"))]
 mod platform {
+    use super::{ShellOptions, serve_asset};
+    use wry::http::Request;
+
+    /// Serve the page on `app://`, refuse downloads, set the proxy. (The web process sandbox
+    /// is WebKitGTK's; other platforms keep their own defaults.)
+    pub fn contain<'a>(
+        builder: wry::WebViewBuilder<'a>,
+        opts: &ShellOptions,
+    ) -> anyhow::Result<wry::WebViewBuilder<'a>> {
+        let web_dir = opts.web_dir.clone();
+        let mut builder = builder
+            .with_custom_protocol("app".into(), move |_id, req: Request<Vec<u8>>| {
+                serve_asset(&web_dir, req.uri().path())
+            })
+            .with_download_started_handler(|url, _| {
+                let url = crate::web_context::without_query(&url);
+                tracing::warn!(url, "download refused");
+                false
+            });
+        if let Some(addr) = opts.proxy {
+            builder = builder.with_proxy_config(wry::ProxyConfig::Http(wry::ProxyEndpoint {
+                host: addr.ip().to_string(),
+                port: addr.port().to_string(),
+            }));
+        }
+        Ok(builder)
+    }
+
     pub fn fresh_web_process(_: &wry::WebView) {}
 
     pub fn harden(
