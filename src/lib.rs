@@ -20,6 +20,8 @@ mod player;
 mod playlist;
 mod powerbi;
 mod problem;
+#[cfg(target_os = "linux")]
+pub mod process_guard;
 mod reach;
 pub mod report_layout;
 pub mod reports;

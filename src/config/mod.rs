@@ -53,6 +53,7 @@ use self::status::parse_status;
 use self::walk::{Ctx, Section, column_of, line_of};
 use crate::report_layout::ReportLayout;
 
+pub(crate) use self::secrets::SECRET_ENV_VARS;
 pub use self::secrets::SecretSources;
 
 pub(crate) const DEFAULT_PATH: &str = "/etc/pbikiosk/pbikiosk.toml";
