@@ -26,8 +26,8 @@ pub const PAGE_URL: &str = "app://localhost/index.html";
 /// that browser checks may refuse; the config can override it.
 pub const DEFAULT_USER_AGENT: &str = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.5 Safari/605.1.15";
 
-/// What the core asks of the window.
-#[derive(Debug)]
+/// What the core asks of the window. Its `Debug` (by hand) shows a script's length only: a
+/// script can carry an embed token.
 pub enum ShellCommand {
     /// Run this script in the page (a `ToPage` message, see `bridge`).
     Script(String),
@@ -35,6 +35,16 @@ pub enum ShellCommand {
     Reload,
     /// Close the window and exit the process with this code.
     Exit(i32),
+}
+
+impl std::fmt::Debug for ShellCommand {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Script(js) => write!(f, "Script({} bytes)", js.len()),
+            Self::Reload => f.write_str("Reload"),
+            Self::Exit(code) => f.debug_tuple("Exit").field(code).finish(),
+        }
+    }
 }
 
 /// What the window tells the core.
@@ -214,18 +224,27 @@ pub enum WebDirError {
     NotBuilt(PathBuf),
 }
 
-/// Find the page's files: explicit, `$PBIKIOSK_WEB_DIR`, the installed copy, the source tree.
+/// Find the page's files: explicit, `$PBIKIOSK_WEB_DIR`, the installed copy, and in debug
+/// builds only the source tree.
 pub fn find_web_dir(explicit: Option<&Path>) -> Result<PathBuf, WebDirError> {
     let candidates: Vec<PathBuf> = explicit
         .map(Path::to_path_buf)
         .into_iter()
         .chain(std::env::var_os("PBIKIOSK_WEB_DIR").map(PathBuf::from))
-        .chain([
-            PathBuf::from("/usr/share/pbikiosk/web"),
-            PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/web")),
-        ])
+        .chain(default_web_dirs(cfg!(debug_assertions)))
         .collect();
     pick_web_dir(candidates)
+}
+
+/// Where the page is looked for when nothing names it. A release build never serves the
+/// folder it was built from: on a device that path is whatever someone put there, and the
+/// page it holds runs with the player's bridge.
+fn default_web_dirs(debug_build: bool) -> Vec<PathBuf> {
+    let mut dirs = vec![PathBuf::from("/usr/share/pbikiosk/web")];
+    if debug_build {
+        dirs.push(PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/web")));
+    }
+    dirs
 }
 
 /// The first candidate with the page in it, which must also hold the built Power BI client.
@@ -723,6 +742,28 @@ mod tests {
         .unwrap();
         let o = ShellOptions::from_startup(Some(&cfg), web, None);
         assert_eq!(o.ca_file, Some(ca));
+    }
+
+    #[test]
+    fn only_debug_builds_fall_back_to_the_source_tree() {
+        let source = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/web"));
+        let installed = PathBuf::from("/usr/share/pbikiosk/web");
+        assert_eq!(default_web_dirs(false), vec![installed.clone()]);
+        assert_eq!(default_web_dirs(true), vec![installed, source]);
+    }
+
+    #[test]
+    fn shell_command_debug_hides_the_script() {
+        let token = "eyJ0eXAiOiJKV1QiLCJhbGciOi.secret-embed-token";
+        let cmd = ShellCommand::Script(format!("window.pbk({{\"token\":\"{token}\"}})"));
+        let shown = format!("{cmd:?}");
+        assert!(!shown.contains("secret-embed-token"), "{shown}");
+        assert!(
+            shown.starts_with("Script(") && shown.contains("bytes"),
+            "{shown}"
+        );
+        assert_eq!(format!("{:?}", ShellCommand::Exit(3)), "Exit(3)");
+        assert_eq!(format!("{:?}", ShellCommand::Reload), "Reload");
     }
 
     #[test]
