@@ -86,7 +86,7 @@ f() { dpkg-deb -f "$1" "$2"; }
 for deb in "$AMD" "$ARM"; do
   a=$(f "$deb" Architecture)
   echo "   $a Depends: $(f "$deb" Depends)"
-  for dep in libwebkit2gtk-4.1-0 libgtk-3-0 libsoup-3.0-0 libc6 cage seatd xwayland adduser; do
+  for dep in libwebkit2gtk-4.1-0 libgtk-3-0 libsoup-3.0-0 libc6 cage seatd xwayland adduser bubblewrap xdg-dbus-proxy; do
     f "$deb" Depends | tr ',' '\n' | grep -q "^ *$dep\b" && ok "$a depends on $dep" || bad "$a lacks Depends $dep"
   done
   contents=$(dpkg-deb -c "$deb" | awk '{print $1, $2, $6}')
