@@ -187,3 +187,66 @@ async fn secrets_are_in_no_environment() {
         .await;
     assert_ne!(s["problem"], "config", "{s}");
 }
+
+/// Every file below `dir`, relative to it.
+fn files_below(dir: &std::path::Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let path = e.path();
+            if path.is_dir() {
+                todo.push(path);
+            } else {
+                out.push(path.strip_prefix(dir).unwrap().display().to_string());
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// A report that uses cookies and local storage (the simulator's embed page does, like the
+/// real one) leaves nothing of WebKit's on disk: its website data lives in memory.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs Xvfb, ImageMagick and the built page; scripts/test.sh runs it"]
+async fn website_data_stays_off_the_disk() {
+    let _one = lock().await;
+    let home = tempfile::tempdir().unwrap();
+    let h = |sub: &str| home.path().join(sub).to_str().unwrap().to_owned();
+    let (data, cache, config) = (h("data"), h("cache"), h("config"));
+    let x = Xvfb::start();
+    let mut p = Player::demo_env(
+        &x,
+        "contain-data",
+        &["--seconds", "3"],
+        &[
+            ("HOME", home.path().to_str().unwrap()),
+            ("XDG_DATA_HOME", &data),
+            ("XDG_CACHE_HOME", &cache),
+            ("XDG_CONFIG_HOME", &config),
+        ],
+    );
+    // Two reports shown: both loaded, set their cookie and used local storage.
+    p.wait_for("two reports shown", 60, |s| {
+        s["shown_total"].as_u64() >= Some(2)
+    })
+    .await;
+    let files = files_below(home.path());
+    println!("files under the player's HOME: {files:?}");
+    let webkit: Vec<&String> = files
+        .iter()
+        // The sandbox's own bookkeeping (cache/.flatpak/webkit-*/bwrapinfo.json, for desktop
+        // portals) is not website data.
+        .filter(|f| !f.ends_with("/bwrapinfo.json"))
+        .filter(|f| {
+            let f = f.to_ascii_lowercase();
+            f.contains("webkit")
+                || f.contains("storage")
+                || f.contains("cookie")
+                || f.starts_with("data/pbikiosk")
+                || f.starts_with("cache/pbikiosk")
+        })
+        .collect();
+    assert!(webkit.is_empty(), "WebKit wrote website data: {webkit:?}");
+}
