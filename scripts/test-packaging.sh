@@ -95,12 +95,12 @@ AMD=${debs[0]} ARM=${debs[1]:-}
 echo "$AMD"
 echo "$ARM"
 ls -l "$AMD" ${ARM:+"$ARM"}
+f() { dpkg-deb -f "$1" "$2"; }
 
 if [ "$BOOT_ONLY" = 0 ]; then
 
 # ---------------------------------------------------------------- 3
 step inspect
-f() { dpkg-deb -f "$1" "$2"; }
 [ "$(f "$AMD" Architecture)" = amd64 ] && ok "amd64 package: Architecture amd64" || bad "amd64 Architecture $(f "$AMD" Architecture)"
 [ "$(f "$ARM" Architecture)" = arm64 ] && ok "arm64 package: Architecture arm64" || bad "arm64 Architecture $(f "$ARM" Architecture)"
 for deb in "$AMD" "$ARM"; do
