@@ -19,6 +19,8 @@
 # and raw samples in target/bench/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# A release build only looks for the page where it is installed: point it at the source tree's.
+export PBIKIOSK_WEB_DIR=${PBIKIOSK_WEB_DIR:-$PWD/web}
 # shellcheck source=scripts/lib.sh
 . scripts/lib.sh
 

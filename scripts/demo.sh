@@ -9,6 +9,8 @@
 # Any other arguments go to `pbikiosk demo` (e.g. --seconds 5, --token-lifetime 60).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# A release build only looks for the page where it is installed: point it at the source tree's.
+export PBIKIOSK_WEB_DIR=${PBIKIOSK_WEB_DIR:-$PWD/web}
 # shellcheck source=scripts/lib.sh
 . scripts/lib.sh
 

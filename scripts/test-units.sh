@@ -2,6 +2,7 @@
 # Fast packaging checks (a few seconds; scripts/test.sh runs them):
 #  - every unit in systemd/ passes `systemd-analyze verify` with NOTHING on stderr (it exits 0
 #    on warnings), inside a staged root that holds the files the units name;
+#  - every service in systemd/ has a `systemd-analyze security` exposure of at most 4.5;
 #  - shellcheck on the shell scripts (when shellcheck is installed);
 #  - install.sh --help documents every flag its parser accepts, and bad values are refused
 #    before anything is touched;
@@ -34,6 +35,20 @@ if command -v systemd-analyze >/dev/null; then
       ok "systemd-analyze verify $u"
     else
       bad "systemd-analyze verify $u: $(cat "$tmp/err")"
+    fi
+  done
+  # Exposure (0 locked down ... 10 unprotected) of every service we ship; timers have none.
+  max_exposure=4.5
+  for unit in systemd/*.service; do
+    u=$(basename "$unit")
+    out=$(systemd-analyze security --offline=yes --root="$root" "$u" 2>&1 || true)
+    level=$(sed -n 's/.*Overall exposure level for [^:]*: \([0-9.]*\).*/\1/p' <<<"$out")
+    if [ -z "$level" ]; then
+      bad "systemd-analyze security $u: no exposure level in: $(tail -3 <<<"$out")"
+    elif awk -v l="$level" -v m="$max_exposure" 'BEGIN { exit !(l <= m) }'; then
+      ok "systemd-analyze security $u: exposure $level (at most $max_exposure)"
+    else
+      bad "systemd-analyze security $u: exposure $level, above $max_exposure"
     fi
   done
 else

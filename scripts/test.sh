@@ -29,6 +29,8 @@ if [ "${SKIP_INSTALL:-0}" != 1 ]; then
   apt_install build-essential pkg-config ca-certificates \
     libwebkit2gtk-4.1-dev libgtk-3-dev libsoup-3.0-dev libjavascriptcoregtk-4.1-dev \
     xvfb xauth imagemagick fonts-dejavu-core faketime curl python3
+  # WebKit's web process sandbox, which the player turns on.
+  apt_install bubblewrap xdg-dbus-proxy
   # Packaging checks: systemd-analyze verify on the units, shellcheck on the scripts.
   apt_install systemd shellcheck
   # (web/test/run.sh installs what the browser tests need: node, npm, chromium, openssl.)

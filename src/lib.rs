@@ -24,6 +24,8 @@ mod player;
 mod playlist;
 mod powerbi;
 mod problem;
+#[cfg(target_os = "linux")]
+pub mod process_guard;
 mod reach;
 pub mod report_layout;
 pub mod reports;
@@ -32,6 +34,7 @@ mod secret;
 mod shell;
 pub mod sim;
 pub(crate) mod status_screen;
+pub(crate) mod web_context;
 
 pub use problem::{Problem, ProblemId};
 pub use secret::Secret;

@@ -159,6 +159,19 @@ fn parse_size(s: &str) -> Result<(u32, u32), String> {
 
 fn main() -> ExitCode {
     let process_start = std::time::Instant::now();
+    // First, while the process has one thread: the secrets leave the environment (children,
+    // WebKit's included, never see them), and the process cannot be dumped. The sources read
+    // here serve every later read of the config, the service's re-reads included.
+    // SAFETY: no other thread exists yet.
+    #[cfg(target_os = "linux")]
+    let sources = unsafe { pbikiosk::process_guard::take_secret_sources() };
+    #[cfg(not(target_os = "linux"))]
+    let sources = SecretSources::from_process();
+    #[cfg(target_os = "linux")]
+    if let Err(e) = pbikiosk::process_guard::forbid_core_dumps() {
+        eprintln!("pbikiosk: {e}");
+        return ExitCode::from(70);
+    }
     let cli = Cli::parse();
     // The player logs its own life (info); CLI commands print their results and log warnings.
     let level = match cli.command {
@@ -174,7 +187,7 @@ fn main() -> ExitCode {
     logging::init(cli.verbose, level, quiet);
     // The GUI needs the main thread: it builds its own runtime beside the window.
     if matches!(cli.command, Command::Run { .. } | Command::Demo { .. }) {
-        return match run_player(cli, process_start) {
+        return match run_player(cli, sources, process_start) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("pbikiosk: {e:#}");
@@ -189,7 +202,7 @@ fn main() -> ExitCode {
             return ExitCode::from(70);
         }
     };
-    match runtime.block_on(dispatch(cli)) {
+    match runtime.block_on(dispatch(cli, sources)) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("pbikiosk: {e:#}");
@@ -198,8 +211,7 @@ fn main() -> ExitCode {
     }
 }
 
-async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
-    let sources = SecretSources::from_process();
+async fn dispatch(cli: Cli, sources: SecretSources) -> anyhow::Result<ExitCode> {
     let path = config::resolve_path(cli.config.as_deref(), &sources);
     match cli.command {
         Command::DisplayRotation => match config::load(&path, &sources) {
@@ -321,8 +333,11 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
-fn run_player(cli: Cli, process_start: std::time::Instant) -> anyhow::Result<()> {
-    let sources = SecretSources::from_process();
+fn run_player(
+    cli: Cli,
+    sources: SecretSources,
+    process_start: std::time::Instant,
+) -> anyhow::Result<()> {
     let config_path = config::resolve_path(cli.config.as_deref(), &sources);
     let (demo, w) = match cli.command {
         Command::Run { window } => (None, window),

@@ -27,8 +27,8 @@ pub const PAGE_URL: &str = "app://localhost/index.html";
 /// that browser checks may refuse; the config can override it.
 pub const DEFAULT_USER_AGENT: &str = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.5 Safari/605.1.15";
 
-/// What the core asks of the window.
-#[derive(Debug)]
+/// What the core asks of the window. Its `Debug` (by hand) shows a script's length only: a
+/// script can carry an embed token.
 pub enum ShellCommand {
     /// Run this script in the page (a `ToPage` message, see `bridge`).
     Script(String),
@@ -36,6 +36,16 @@ pub enum ShellCommand {
     Reload,
     /// Close the window and exit the process with this code.
     Exit(i32),
+}
+
+impl std::fmt::Debug for ShellCommand {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Script(js) => write!(f, "Script({} bytes)", js.len()),
+            Self::Reload => f.write_str("Reload"),
+            Self::Exit(code) => f.debug_tuple("Exit").field(code).finish(),
+        }
+    }
 }
 
 /// What the window tells the core.
@@ -210,18 +220,27 @@ pub enum WebDirError {
     NotBuilt(PathBuf),
 }
 
-/// Find the page's files: explicit, `$PBIKIOSK_WEB_DIR`, the installed copy, the source tree.
+/// Find the page's files: explicit, `$PBIKIOSK_WEB_DIR`, the installed copy, and in debug
+/// builds only the source tree.
 pub fn find_web_dir(explicit: Option<&Path>) -> Result<PathBuf, WebDirError> {
     let candidates: Vec<PathBuf> = explicit
         .map(Path::to_path_buf)
         .into_iter()
         .chain(std::env::var_os("PBIKIOSK_WEB_DIR").map(PathBuf::from))
-        .chain([
-            PathBuf::from("/usr/share/pbikiosk/web"),
-            PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/web")),
-        ])
+        .chain(default_web_dirs(cfg!(debug_assertions)))
         .collect();
     pick_web_dir(candidates)
+}
+
+/// Where the page is looked for when nothing names it. A release build never serves the
+/// folder it was built from: on a device that path is whatever someone put there, and the
+/// page it holds runs with the player's bridge.
+fn default_web_dirs(debug_build: bool) -> Vec<PathBuf> {
+    let mut dirs = vec![PathBuf::from("/usr/share/pbikiosk/web")];
+    if debug_build {
+        dirs.push(PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/web")));
+    }
+    dirs
 }
 
 /// The first candidate with the page in it, which must also hold the built Power BI client.
@@ -271,22 +290,18 @@ pub fn run(
         }
     }
 
-    let web_dir = opts.web_dir.clone();
     let allowed = opts.allowed_hosts.clone();
     let ipc_tx = events.clone();
     let secret = PageSecret::generate()?;
     let channel_script = secret.channel_script();
     let gate = std::cell::RefCell::new(PageGate::new(secret, opts.page_messages.clone()));
-    let mut builder = WebViewBuilder::new()
+    let builder = WebViewBuilder::new()
         // Top frame only, before the page's scripts: report frames must never see the secret.
         .with_initialization_script_for_main_only(channel_script, true)
         .with_url(PAGE_URL)
         .with_user_agent(opts.user_agent.clone())
         .with_devtools(opts.devtools)
         .with_background_color((16, 24, 32, 255))
-        .with_custom_protocol("app".into(), move |_id, req: Request<Vec<u8>>| {
-            serve_asset(&web_dir, req.uri().path())
-        })
         // Every frame can post here, and the request names the top frame whoever sent it: the
         // gate believes only messages that carry our page's secret.
         .with_ipc_handler(move |req: Request<String>| {
@@ -318,13 +333,10 @@ pub fn run(
         .with_new_window_req_handler(|url, _| {
             tracing::warn!(url, "new window refused");
             NewWindowResponse::Deny
-        });
-    if let Some(addr) = opts.proxy {
-        builder = builder.with_proxy_config(wry::ProxyConfig::Http(wry::ProxyEndpoint {
-            host: addr.ip().to_string(),
-            port: addr.port().to_string(),
-        }));
-    }
+        })
+        // No website data on disk (see `crate::web_context`).
+        .with_incognito(true);
+    let builder = platform::contain(builder, &opts)?;
     let webview = build_webview(builder, &window)?;
     platform::harden(&webview, &opts, events.clone())?;
 
@@ -390,6 +402,21 @@ mod platform {
         SettingsExt, URIRequestExt, URIResponseExt, WebContextExt, WebResourceExt, WebViewExt,
     };
     use wry::WebViewExtUnix;
+
+    /// The view joins a context of its own making (see [`crate::web_context`]): sandboxed web
+    /// processes, ephemeral website data, Power BI's cookies, no downloads; it serves the page
+    /// on `app://` and sets the proxy.
+    pub fn contain<'a>(
+        builder: wry::WebViewBuilder<'a>,
+        opts: &ShellOptions,
+    ) -> anyhow::Result<wry::WebViewBuilder<'a>> {
+        use wry::WebViewBuilderExtUnix;
+        let related = crate::web_context::contained_view(&crate::web_context::ContextOptions {
+            web_dir: &opts.web_dir,
+            proxy: opts.proxy,
+        })?;
+        Ok(builder.with_related_view(related))
+    }
 
     /// End the page's web process, so that the next load starts a new one. Only a page that is
     /// alive (or hung) has one; after a crash this does nothing.
@@ -646,6 +673,34 @@ mod platform {
 
 #[cfg(not(target_os = "linux"))]
 mod platform {
+    use super::{ShellOptions, serve_asset};
+    use wry::http::Request;
+
+    /// Serve the page on `app://`, refuse downloads, set the proxy. (The web process sandbox
+    /// is WebKitGTK's; other platforms keep their own defaults.)
+    pub fn contain<'a>(
+        builder: wry::WebViewBuilder<'a>,
+        opts: &ShellOptions,
+    ) -> anyhow::Result<wry::WebViewBuilder<'a>> {
+        let web_dir = opts.web_dir.clone();
+        let mut builder = builder
+            .with_custom_protocol("app".into(), move |_id, req: Request<Vec<u8>>| {
+                serve_asset(&web_dir, req.uri().path())
+            })
+            .with_download_started_handler(|url, _| {
+                let url = crate::web_context::without_query(&url);
+                tracing::warn!(url, "download refused");
+                false
+            });
+        if let Some(addr) = opts.proxy {
+            builder = builder.with_proxy_config(wry::ProxyConfig::Http(wry::ProxyEndpoint {
+                host: addr.ip().to_string(),
+                port: addr.port().to_string(),
+            }));
+        }
+        Ok(builder)
+    }
+
     pub fn fresh_web_process(_: &wry::WebView) {}
 
     pub fn harden(
@@ -720,6 +775,28 @@ mod tests {
         .unwrap();
         let o = ShellOptions::from_startup(Some(&cfg), web, None);
         assert_eq!(o.ca_file, Some(ca));
+    }
+
+    #[test]
+    fn only_debug_builds_fall_back_to_the_source_tree() {
+        let source = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/web"));
+        let installed = PathBuf::from("/usr/share/pbikiosk/web");
+        assert_eq!(default_web_dirs(false), vec![installed.clone()]);
+        assert_eq!(default_web_dirs(true), vec![installed, source]);
+    }
+
+    #[test]
+    fn shell_command_debug_hides_the_script() {
+        let token = "eyJ0eXAiOiJKV1QiLCJhbGciOi.secret-embed-token";
+        let cmd = ShellCommand::Script(format!("window.pbk({{\"token\":\"{token}\"}})"));
+        let shown = format!("{cmd:?}");
+        assert!(!shown.contains("secret-embed-token"), "{shown}");
+        assert!(
+            shown.starts_with("Script(") && shown.contains("bytes"),
+            "{shown}"
+        );
+        assert_eq!(format!("{:?}", ShellCommand::Exit(3)), "Exit(3)");
+        assert_eq!(format!("{:?}", ShellCommand::Reload), "Reload");
     }
 
     #[test]

@@ -22,6 +22,9 @@ use crate::secret::Secret;
 
 const ENV_CLIENT_SECRET: &str = "PBIKIOSK_CLIENT_SECRET";
 const ENV_PASSWORD: &str = "PBIKIOSK_PASSWORD";
+/// The environment variables that may hold a secret: the binary takes them out of its
+/// environment once [`SecretSources::from_process`] has read them (see `crate::process_guard`).
+pub(crate) const SECRET_ENV_VARS: [&str; 2] = [ENV_CLIENT_SECRET, ENV_PASSWORD];
 
 /// Where secrets and environment come from; tests build it by hand, the binary uses
 /// [`SecretSources::from_process`].

@@ -164,20 +164,17 @@ impl Player {
 
     /// `pbikiosk run --config <cfg>` (no simulator of its own: `sim` points nowhere).
     pub fn run_config(x: &Xvfb, name: &str, cfg: &std::path::Path) -> Self {
-        let cfg = cfg.to_str().expect("a UTF-8 temp path");
-        Self::launch(
-            x,
-            name,
-            &["run", "--config", cfg],
-            &[],
-            "127.0.0.1:9".parse().unwrap(),
-            "1280x720",
-        )
+        Self::run_config_env(x, name, cfg, &[])
     }
 
     /// `pbikiosk run --config <cfg>` with extra environment variables (e.g. `https_proxy`
     /// towards a test's own front door).
-    pub fn run_config_env(x: &Xvfb, name: &str, cfg: &Path, env: &[(&str, &str)]) -> Self {
+    pub fn run_config_env(
+        x: &Xvfb,
+        name: &str,
+        cfg: &std::path::Path,
+        env: &[(&str, &str)],
+    ) -> Self {
         let cfg = cfg.to_str().expect("a UTF-8 temp path");
         Self::launch(
             x,
@@ -305,6 +302,25 @@ impl Drop for Player {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Every process below `ancestor` (children, grandchildren...).
+pub fn descendants(ancestor: u32) -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_string_lossy().parse::<u32>().ok())
+        .filter(|&pid| pid != ancestor && descends_from(pid, ancestor))
+        .collect()
+}
+
+/// The parent of `pid`, from `/proc/<pid>/stat`.
+pub fn parent_of(pid: u32) -> Option<u32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Field 4 is the parent pid; the command (field 2) may contain spaces, so split after ')'.
+    stat.rsplit_once(')')
+        .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+        .and_then(|p| p.parse().ok())
 }
 
 pub fn descends_from(mut pid: u32, ancestor: u32) -> bool {

@@ -19,6 +19,8 @@
  * with a "Mobile layout" label; settings.customLayout.displayOption FitToWidth (1) gets a "Fit to width" label.
  * Tokens:   POST /_sim/check-token (body: the token) → {valid, expired}
  * Both degrade gracefully (placeholder metadata, token accepted) when the endpoint is missing.
+ * Storage: like the real page, each load sets a cookie (SameSite=None; Secure) and uses localStorage
+ * inside the frame; if the browser blocks either, the load fails with an `error` event (StorageBlocked).
  * This page never displays or logs a token.
  */
 (function () {
@@ -350,12 +352,41 @@
 
   setInterval(tickClock, 1000);
 
+  // The real embed page keeps its session in cookies (SameSite=None; Secure) and uses
+  // localStorage, inside this frame, which is a third party to the page that embeds it. A
+  // browser policy that blocks either breaks the real service, so it fails here too.
+  function blockedStorage() {
+    var blocked = [];
+    var v = newId();
+    try {
+      document.cookie = 'pbisim_probe=' + v + '; Path=/; SameSite=None; Secure';
+      if (document.cookie.indexOf('pbisim_probe=' + v) < 0) blocked.push('cookies');
+    } catch (e) { blocked.push('cookies (' + (e && e.name) + ')'); }
+    try {
+      window.localStorage.setItem('pbisim_probe', v);
+      if (window.localStorage.getItem('pbisim_probe') !== v) blocked.push('localStorage');
+      window.localStorage.removeItem('pbisim_probe');
+    } catch (e) { blocked.push('localStorage (' + (e && e.name) + ')'); }
+    return blocked.length ? blocked.join(' and ') : null;
+  }
+
   // ------------------------------------------------------------ protocol
   function doLoad(config) {
     var gen = ++state.generation;
     state.loaded = false;
     state.config = config || {};
     state.token = state.config.accessToken || null;
+    var blocked = blockedStorage();
+    if (blocked) {
+      drawError('This content isn\u2019t available: the browser blocks ' + blocked + ' in the report frame.');
+      postEvent('error', {
+        message: 'StorageBlocked',
+        detailedMessage: 'The report frame cannot use ' + blocked + ' (third-party cookies or storage are blocked)',
+        errorCode: 'StorageBlocked',
+        level: 6
+      });
+      return;
+    }
     Promise.all([infoPromise, checkToken(state.token)]).then(function (res) {
       if (gen !== state.generation) return;
       var info = res[0];

@@ -1,0 +1,252 @@
+//! Containment of the running player, seen from outside as an attacker on the device would:
+//! WebKit's web processes in bubblewrap, and no secret in any process's environment.
+//!
+//! GUI tests (Xvfb, the real binary), `#[ignore]`d like the other end-to-end tests.
+
+use std::os::unix::fs::PermissionsExt;
+use std::process::Command;
+use std::time::Duration;
+
+use crate::common::*;
+
+fn namespace(pid: u32, kind: &str) -> String {
+    std::fs::read_link(format!("/proc/{pid}/ns/{kind}"))
+        .unwrap_or_else(|e| panic!("/proc/{pid}/ns/{kind}: {e}"))
+        .to_string_lossy()
+        .into_owned()
+}
+
+fn comm(pid: u32) -> String {
+    std::fs::read_to_string(format!("/proc/{pid}/comm"))
+        .unwrap_or_default()
+        .trim()
+        .to_owned()
+}
+
+/// The mean brightness (0 dark … 1 light) of a screenshot.
+fn brightness(path: &std::path::Path) -> f64 {
+    let out = Command::new("convert")
+        .arg(path)
+        .args(["-colorspace", "Gray", "-format", "%[fx:mean]", "info:"])
+        .output()
+        .expect("ImageMagick's convert");
+    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+}
+
+/// Every WebKit web process of the player runs inside bubblewrap (a `bwrap` between it and
+/// the player, and mount and PID namespaces of its own), and the report still plays.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs Xvfb, ImageMagick, bubblewrap and the built page; scripts/test.sh runs it"]
+async fn web_processes_run_in_bubblewrap() {
+    let _one = lock().await;
+    let x = Xvfb::start();
+    let mut p = Player::demo(&x, "contain-sandbox", &["--seconds", "5"]);
+    let s = p
+        .wait_for("the first report", 60, |s| {
+            s["state"] == "playing" && s["shown_total"].as_u64() >= Some(1)
+        })
+        .await;
+    assert_eq!(s["problem"], serde_json::Value::Null, "{s}");
+    let player = p.child.id();
+    let web = p.web_processes();
+    assert!(!web.is_empty(), "no WebKitWebProcess below the player");
+    for pid in web {
+        let mut chain = Vec::new();
+        let mut at = pid;
+        while at != player {
+            at = parent_of(at).expect("a parent");
+            chain.push(comm(at));
+        }
+        println!("WebKitWebProcess {pid}: parents {chain:?}");
+        assert!(
+            chain.iter().any(|c| c == "bwrap"),
+            "web process {pid} is not inside bwrap: parents {chain:?}"
+        );
+        for kind in ["mnt", "pid"] {
+            assert_ne!(
+                namespace(pid, kind),
+                namespace(player, kind),
+                "web process {pid} shares the player's {kind} namespace"
+            );
+        }
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let shot = x.screenshot("contain-sandbox.png");
+    // The simulated reports are light, the page's own screens dark.
+    let b = brightness(&shot);
+    assert!(b > 0.6, "the report is on screen: brightness {b}");
+}
+
+/// The value of `key = "..."` in a config snippet.
+fn value_of(snippet: &str, key: &str) -> String {
+    let line = snippet
+        .lines()
+        .find(|l| l.starts_with(&format!("{key} = ")))
+        .unwrap_or_else(|| panic!("{key} in {snippet}"));
+    toml::from_str::<toml::Table>(line).unwrap()[key]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// With the password and client secret given in the environment, the player signs in with
+/// them, yet neither is in its own `/proc/<pid>/environ` nor in any WebKit process's; and a
+/// changed config is still read with them (the values stay in memory).
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs Xvfb, ImageMagick and the built page; scripts/test.sh runs it"]
+async fn secrets_are_in_no_environment() {
+    let _one = lock().await;
+    let sim = pbikiosk::sim::Simulator::start(
+        pbikiosk::sim::Scenario::builtin(),
+        "127.0.0.1:0".parse().unwrap(),
+    )
+    .await
+    .unwrap();
+    let user = format!(
+        "kiosk@{}",
+        pbikiosk::sim::scenario::builtin_ids::TENANT_DOMAIN
+    );
+    let snippet = sim.config_snippet(&user);
+    let (password, secret) = (
+        value_of(&snippet, "password"),
+        value_of(&snippet, "client_secret"),
+    );
+    assert!(
+        password.len() >= 8 && secret.len() >= 8,
+        "too short to search for"
+    );
+    // The config without its secrets: they come from the environment only.
+    let without: String = snippet
+        .lines()
+        .filter(|l| !l.starts_with("password = ") && !l.starts_with("client_secret = "))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("pbikiosk.toml");
+    std::fs::write(&cfg, &without).unwrap();
+    std::fs::set_permissions(&cfg, std::fs::Permissions::from_mode(0o600)).unwrap();
+
+    let x = Xvfb::start();
+    let mut p = Player::run_config_env(
+        &x,
+        "contain-env",
+        &cfg,
+        &[
+            ("PBIKIOSK_PASSWORD", &password),
+            ("PBIKIOSK_CLIENT_SECRET", &secret),
+        ],
+    );
+    let s = p
+        .wait_for("sign-in with the secrets from the environment", 60, |s| {
+            s["items"].as_array().is_some_and(|i| i.len() == 3)
+        })
+        .await;
+    assert_eq!(s["items"][0]["name"], "Sales Overview", "{s}");
+    assert_eq!(sim.stats().token_by_grant.get("password"), Some(&1));
+    // Wait for WebKit's processes (network, bwrap, web) to be up.
+    let t = std::time::Instant::now();
+    while p.web_processes().is_empty() && t.elapsed() < Duration::from_secs(30) {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(!p.web_processes().is_empty(), "no WebKit web process");
+
+    let player = p.child.id();
+    let mut checked = Vec::new();
+    for pid in std::iter::once(player).chain(descendants(player)) {
+        let Ok(environ) = std::fs::read(format!("/proc/{pid}/environ")) else {
+            continue; // gone meanwhile
+        };
+        let name = comm(pid);
+        let text = String::from_utf8_lossy(&environ);
+        if pid == player {
+            // Really the player's environment: what the test gave it is there.
+            assert!(text.contains("RUST_LOG=info,pbikiosk=debug"), "{text}");
+        }
+        for (what, value) in [("password", &password), ("client secret", &secret)] {
+            assert!(
+                !text.contains(value.as_str()),
+                "the {what} is in the environment of {name} ({pid})"
+            );
+        }
+        checked.push(name);
+    }
+    println!("environments checked: {checked:?}");
+    assert!(
+        checked.iter().any(|c| c.starts_with("WebKitWebProces"))
+            && checked.iter().any(|c| c.starts_with("WebKitNetworkP")),
+        "{checked:?}"
+    );
+
+    // A changed config (one report fewer) is read again, with the secrets kept in memory.
+    let last = without.rfind("\n[[playlist]]").unwrap();
+    std::fs::write(&cfg, &without[..last]).unwrap();
+    let s = p
+        .wait_for("the changed config", 30, |s| {
+            s["items"].as_array().is_some_and(|i| i.len() == 2)
+        })
+        .await;
+    assert_ne!(s["problem"], "config", "{s}");
+}
+
+/// Every file below `dir`, relative to it.
+fn files_below(dir: &std::path::Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let path = e.path();
+            if path.is_dir() {
+                todo.push(path);
+            } else {
+                out.push(path.strip_prefix(dir).unwrap().display().to_string());
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// A report that uses cookies and local storage (the simulator's embed page does, like the
+/// real one) leaves nothing of WebKit's on disk: its website data lives in memory.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs Xvfb, ImageMagick and the built page; scripts/test.sh runs it"]
+async fn website_data_stays_off_the_disk() {
+    let _one = lock().await;
+    let home = tempfile::tempdir().unwrap();
+    let h = |sub: &str| home.path().join(sub).to_str().unwrap().to_owned();
+    let (data, cache, config) = (h("data"), h("cache"), h("config"));
+    let x = Xvfb::start();
+    let mut p = Player::demo_env(
+        &x,
+        "contain-data",
+        &["--seconds", "3"],
+        &[
+            ("HOME", home.path().to_str().unwrap()),
+            ("XDG_DATA_HOME", &data),
+            ("XDG_CACHE_HOME", &cache),
+            ("XDG_CONFIG_HOME", &config),
+        ],
+    );
+    // Two reports shown: both loaded, set their cookie and used local storage.
+    p.wait_for("two reports shown", 60, |s| {
+        s["shown_total"].as_u64() >= Some(2)
+    })
+    .await;
+    let files = files_below(home.path());
+    println!("files under the player's HOME: {files:?}");
+    let webkit: Vec<&String> = files
+        .iter()
+        // The sandbox's own bookkeeping (cache/.flatpak/webkit-*/bwrapinfo.json, for desktop
+        // portals) is not website data.
+        .filter(|f| !f.ends_with("/bwrapinfo.json"))
+        .filter(|f| {
+            let f = f.to_ascii_lowercase();
+            f.contains("webkit")
+                || f.contains("storage")
+                || f.contains("cookie")
+                || f.starts_with("data/pbikiosk")
+                || f.starts_with("cache/pbikiosk")
+        })
+        .collect();
+    assert!(webkit.is_empty(), "WebKit wrote website data: {webkit:?}");
+}
