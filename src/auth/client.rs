@@ -7,7 +7,7 @@ use serde::Deserialize;
 
 use super::lifetime::{self, Bounds};
 use super::realm::{self, Realm};
-use super::{SignInSettings, TokenGrant};
+use super::{ClientCredential, SignInSettings, TokenGrant};
 use crate::net;
 use crate::problem::{Problem, ProblemId};
 use crate::secret::Secret;
@@ -29,10 +29,10 @@ pub trait TokenEndpoint {
     fn replace_secrets(&mut self, secrets: Secrets);
 }
 
-/// The two secrets sign-in sends, as read from the configuration.
+/// The app's credential and the password sign-in sends, as read from the configuration.
 #[derive(Debug, Clone)]
 pub struct Secrets {
-    pub client_secret: Secret,
+    pub client: ClientCredential,
     pub password: Secret,
 }
 
@@ -85,9 +85,22 @@ impl AadClient {
         self.endpoint(&[&self.settings.tenant, "oauth2", "v2.0", "token"])
     }
 
-    async fn token_request(&self, form: &[(&str, &str)]) -> Result<TokenGrant, Problem> {
+    /// POST a grant to the token endpoint, with the app's credential added: the client secret,
+    /// or a fresh client assertion whose audience is this very URL.
+    async fn token_request(&self, grant: &[(&str, &str)]) -> Result<TokenGrant, Problem> {
+        let url = self.token_url();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        let jti = format!("{:032x}", rand::random::<u128>());
+        let credential =
+            self.settings
+                .client
+                .form_fields(&self.settings.client_id, url.as_str(), now, &jti)?;
+        let mut form: Vec<(&str, &str)> = grant.to_vec();
+        form.extend(credential.iter().map(|(k, v)| (*k, v.expose())));
         let answer = net::send_and_read(
-            self.http.post(self.token_url()).form(form),
+            self.http.post(url).form(&form),
             SIGN_IN,
             net::SIGN_IN_BODY_LIMIT,
         )
@@ -136,7 +149,7 @@ pub(crate) fn parse_grant(body: &str, lifetimes: Bounds) -> Result<TokenGrant, P
 
 impl TokenEndpoint for AadClient {
     fn replace_secrets(&mut self, secrets: Secrets) {
-        self.settings.client_secret = secrets.client_secret;
+        self.settings.client = secrets.client;
         self.settings.password = secrets.password;
     }
 
@@ -161,7 +174,6 @@ impl TokenEndpoint for AadClient {
         self.token_request(&[
             ("grant_type", "password"),
             ("client_id", &s.client_id),
-            ("client_secret", s.client_secret.expose()),
             ("username", &s.username),
             ("password", s.password.expose()),
             ("scope", &scope),
@@ -175,7 +187,6 @@ impl TokenEndpoint for AadClient {
         self.token_request(&[
             ("grant_type", "refresh_token"),
             ("client_id", &s.client_id),
-            ("client_secret", s.client_secret.expose()),
             ("refresh_token", refresh_token.expose()),
             ("scope", &scope),
         ])
@@ -192,7 +203,7 @@ mod tests {
             authority: url::Url::parse(authority).unwrap(),
             tenant: "contoso.onmicrosoft.com".into(),
             client_id: "00000000-0000-0000-0000-000000000001".into(),
-            client_secret: Secret::new("s"),
+            client: ClientCredential::Secret(Secret::new("s")),
             username: "svc@contoso.onmicrosoft.com".into(),
             password: Secret::new("p"),
             scope: "https://analysis.windows.net/powerbi/api/.default".into(),

@@ -140,6 +140,10 @@ pub struct App {
     /// Workspaces (ids or names) a client_credentials token of this app may read.
     #[serde(default)]
     pub(crate) workspaces: Vec<String>,
+    /// Uploaded certificates (PEM, public part only), as under "Certificates & secrets": a
+    /// client assertion signed by one of their keys authenticates the app.
+    #[serde(default)]
+    pub certificates: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -410,6 +414,10 @@ pub struct DemoTarget {
     /// through the pages (the `bookmarks` preview).
     #[serde(default)]
     pub(crate) bookmarks: bool,
+    /// The app signs in with this certificate and private key (PEM; a test credential valid
+    /// only here) instead of its client secret (the `certificate` previews).
+    #[serde(default)]
+    pub client_certificate: Option<String>,
 }
 
 fn default_resource() -> String {
