@@ -38,6 +38,7 @@ const KEYS: &[&str] = &[
     "client_id",
     "client_secret",
     "client_secret_file",
+    "client_certificate_file",
     "username",
     "password",
     "password_file",

@@ -230,6 +230,72 @@ mod tests {
         );
     }
 
+    /// Against the simulator: the password and refresh grants both authenticate the app with
+    /// a client assertion, and a certificate swapped in (a renewed file) is used from the next
+    /// request on; one the app does not have is named.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn every_grant_sends_the_certificate_and_a_new_one_is_used_at_once() {
+        use crate::auth::certificate::{ClientCertificate, generate};
+        use crate::sim::scenario::builtin_ids as ids;
+        use crate::sim::{Scenario, Simulator};
+
+        let mut scenario = Scenario::named("certificate").unwrap();
+        // No usable secret: only the assertion can sign the app in.
+        for app in &mut scenario.apps {
+            app.secret = String::new();
+        }
+        let pem = scenario
+            .demo
+            .as_ref()
+            .unwrap()
+            .client_certificate
+            .clone()
+            .unwrap();
+        let sim = Simulator::start(scenario, "127.0.0.1:0".parse().unwrap())
+            .await
+            .unwrap();
+        let cert = |pem: &str| {
+            ClientCredential::Certificate(Box::new(ClientCertificate::from_pem(pem).unwrap()))
+        };
+        let settings = SignInSettings {
+            authority: url::Url::parse(&sim.base_url()).unwrap(),
+            tenant: ids::TENANT_DOMAIN.into(),
+            client_id: ids::APP_ID.into(),
+            client: cert(&pem),
+            username: format!("kiosk@{}", ids::TENANT_DOMAIN),
+            password: Secret::new(ids::PASSWORD),
+            scope: "https://analysis.windows.net/powerbi/api/.default".into(),
+        };
+        let mut c = AadClient::new(crate::net::build_client(None).unwrap(), settings)
+            .with_min_lifetime(Duration::from_secs(1));
+        let g = c
+            .password()
+            .await
+            .expect("password grant with the certificate");
+        let rt = g.refresh_token.expect("a refresh token");
+        let g = c
+            .refresh(&rt)
+            .await
+            .expect("refresh grant with the certificate");
+        let rt = g.refresh_token.unwrap();
+
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64;
+        let (_, other) = generate(now - 60, now + 86_400).unwrap();
+        c.replace_secrets(Secrets {
+            client: cert(&other),
+            password: Secret::new(ids::PASSWORD),
+        });
+        let p = c.refresh(&rt).await.unwrap_err();
+        assert_eq!(p.id, ProblemId::ClientCertificateNotRegistered);
+        assert_eq!(p.aadsts(), &[700027]);
+        let by = sim.stats().token_by_grant;
+        assert_eq!(by.get("password"), Some(&1), "{by:?}");
+        assert_eq!(by.get("refresh_token"), Some(&2), "{by:?}");
+    }
+
     #[test]
     fn grant_parsing() {
         let b = Bounds::SERVICE;

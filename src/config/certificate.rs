@@ -72,7 +72,16 @@ pub(super) fn client_credential(cx: &Ctx, s: &Section) -> Result<ClientCredentia
         )
     })?;
     tracing::debug!(key = %key, file = %p, thumbprint = cert.thumbprint(), "client certificate read");
-    Ok(ClientCredential::Certificate(Box::new(cert)))
+    let credential = ClientCredential::Certificate(Box::new(cert));
+    // Checked at load too, so the log says it as soon as the file is read; the sign-in refuses
+    // an expired certificate itself (`client_certificate_expired`), with the clock of the day.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    if let Some((said, true)) = credential.describe(now) {
+        tracing::warn!(key = %key, file = %p, "{said}");
+    }
+    Ok(credential)
 }
 
 #[cfg(test)]

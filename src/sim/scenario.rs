@@ -22,6 +22,8 @@
 //! secret_expired = false    # true → AADSTS7000222
 //! consented = true          # false → AADSTS65001 for user grants
 //! workspaces = []           # what a client_credentials (service principal) token sees
+//! certificates = []         # uploaded certificates (PEM, public part): an assertion signed
+//!                           # by one of their keys stands in for the secret (else 700027)
 //!
 //! [[account]]
 //! username = "kiosk@contoso-demo.onmicrosoft.com"
@@ -65,6 +67,8 @@
 //! tenant = "contoso-demo.onmicrosoft.com"    # optional; default: the account's domain
 //! password = "..."                            # optional: write this instead of the real one
 //! bookmarks = false                            # true: the playlist rotates through bookmarks
+//! client_certificate = "..."   # optional: PEM certificate + key; the config names a file with
+//!                              # it (`SimHandle::demo_client_certificate`) instead of the secret
 //! ```
 //!
 //! Built-in variants for the demo's problem previews ([`Scenario::named`]): see [`NAMES`].
