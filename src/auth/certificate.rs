@@ -114,14 +114,6 @@ impl fmt::Debug for ClientCertificate {
     }
 }
 
-// Two certificates are the same credential when they are the same certificate (the key is
-// bound to it by `from_pem`).
-impl PartialEq for ClientCertificate {
-    fn eq(&self, other: &Self) -> bool {
-        self.x5t_s256 == other.x5t_s256
-    }
-}
-
 /// The registered identity of a certificate: what the simulator keeps, as Entra ID keeps the
 /// uploaded `.cer`.
 #[derive(Debug, Clone, PartialEq, Eq)]

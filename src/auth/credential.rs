@@ -15,16 +15,6 @@ pub enum ClientCredential {
     Certificate(Box<ClientCertificate>),
 }
 
-impl PartialEq for ClientCredential {
-    fn eq(&self, other: &Self) -> bool {
-        match (self, other) {
-            (Self::Secret(a), Self::Secret(b)) => a == b,
-            (Self::Certificate(a), Self::Certificate(b)) => a == b,
-            _ => false,
-        }
-    }
-}
-
 impl ClientCredential {
     /// The client secret, when that is the credential.
     #[cfg(test)]
@@ -52,10 +42,10 @@ impl ClientCredential {
                 if c.validity(now) == Validity::Expired {
                     return Err(expired_problem(c));
                 }
-                let assertion = c.assertion(client_id, token_url, now, jti).map_err(|e| {
-                    Problem::new(ProblemId::ClientCertificateNotRegistered)
-                        .with_cause(e.to_string())
-                })?;
+                // Not seen with a key the config accepted; a person must look at the file.
+                let assertion = c
+                    .assertion(client_id, token_url, now, jti)
+                    .map_err(|e| Problem::new(ProblemId::Config).with_cause(format!("{e}.")))?;
                 Ok(vec![
                     ("client_assertion_type", Secret::new(ASSERTION_TYPE)),
                     ("client_assertion", assertion),
