@@ -106,11 +106,9 @@ impl AadClient {
         )
         .await?;
         if answer.status != 200 {
-            return Err(Problem::from_token_error(
-                answer.status,
-                &answer.body,
-                answer.retry_after,
-            ));
+            let problem =
+                Problem::from_token_error(answer.status, &answer.body, answer.retry_after);
+            return Err(self.settings.client.explain(problem));
         }
         parse_grant(&answer.body, self.lifetimes)
     }
@@ -291,6 +289,7 @@ mod tests {
         let p = c.refresh(&rt).await.unwrap_err();
         assert_eq!(p.id, ProblemId::ClientCertificateNotRegistered);
         assert_eq!(p.aadsts(), &[700027]);
+        assert!(p.cause.contains("thumbprint"), "{}", p.cause);
         let by = sim.stats().token_by_grant;
         assert_eq!(by.get("password"), Some(&1), "{by:?}");
         assert_eq!(by.get("refresh_token"), Some(&2), "{by:?}");

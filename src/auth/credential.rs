@@ -54,6 +54,21 @@ impl ClientCredential {
         }
     }
 
+    /// Name the certificate in a refusal that is about it, so the installer can compare the
+    /// thumbprint with the ones the portal lists for the app.
+    pub(crate) fn explain(&self, problem: Problem) -> Problem {
+        match self {
+            Self::Certificate(c) if problem.id == ProblemId::ClientCertificateNotRegistered => {
+                let cause = format!(
+                    "Microsoft does not know the certificate with thumbprint {} for this app, or the signature did not match it.",
+                    c.thumbprint()
+                );
+                problem.with_cause(cause)
+            }
+            _ => problem,
+        }
+    }
+
     /// Whether this is a certificate past its end date at `now`.
     pub(crate) fn is_expired(&self, now: i64) -> bool {
         matches!(self, Self::Certificate(c) if c.validity(now) == Validity::Expired)
@@ -135,6 +150,22 @@ mod tests {
         assert!(f.iter().all(|(k, _)| *k != "client_secret"));
         let (msg, warn) = c.describe(NOW).unwrap();
         assert!(!warn && msg.contains("100 days"), "{msg}");
+    }
+
+    #[test]
+    fn an_unregistered_certificate_is_named_by_its_thumbprint() {
+        let c = cert(NOW - DAY, NOW + DAY);
+        let ClientCredential::Certificate(inner) = &c else {
+            unreachable!()
+        };
+        let p = c.explain(Problem::new(ProblemId::ClientCertificateNotRegistered));
+        assert!(p.cause.contains(inner.thumbprint()), "{}", p.cause);
+        // Other refusals, and a secret, keep their own words.
+        let other = c.explain(Problem::new(ProblemId::AppNotFound));
+        assert_eq!(other.cause, ProblemId::AppNotFound.cause());
+        let s = ClientCredential::Secret(Secret::new("x"))
+            .explain(Problem::new(ProblemId::ClientCertificateNotRegistered));
+        assert_eq!(s.cause, ProblemId::ClientCertificateNotRegistered.cause());
     }
 
     #[test]
