@@ -625,4 +625,23 @@ async fn certificate_demo_plays_and_an_expired_one_is_named() {
     x.screenshot("status-certificate-expired.png");
     let stats = p.sim_stats().await;
     assert_eq!(stats["token_requests"], 0, "sent anyway: {stats}");
+    drop(p);
+
+    // A certificate Microsoft does not know: asked once, then the status screen waits for a
+    // person (no loop of refused assertions).
+    let mut p = Player::demo(
+        &x,
+        "certificate-unregistered",
+        &["--scenario", "certificate-unregistered"],
+    );
+    let s = p
+        .wait_for("the unregistered-certificate status screen", 60, |s| {
+            s["problem"] == "client_certificate_not_registered"
+        })
+        .await;
+    assert_eq!(s["state"], "problem", "{s}");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    x.screenshot("status-certificate-unregistered.png");
+    let stats = p.sim_stats().await;
+    assert_eq!(stats["token_requests"], 1, "retried in a loop: {stats}");
 }
