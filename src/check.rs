@@ -242,6 +242,18 @@ pub(crate) async fn sign_in(
         )),
     }
 
+    // The certificate's dates, before it is used: near its end a warning, so that it is
+    // renewed before the screen goes dark. An expired one fails the sign-in step below, with
+    // its own problem id, without being sent.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    if let Some((message, _)) = cfg.auth.client.describe(now)
+        && !cfg.auth.client.is_expired(now)
+    {
+        lines.push(Line::ok("app certificate", message));
+    }
+
     match within(deadline, || client.password()).await {
         Ok(grant) => {
             let mins = grant.expires_in.as_secs() / 60;

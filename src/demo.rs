@@ -60,6 +60,8 @@ pub(crate) enum DemoError {
     Config(ConfigError),
     #[error("writing the demo's cloud.ca_file")]
     CaFile(#[source] std::io::Error),
+    #[error("writing the demo's auth.client_certificate_file")]
+    CertificateFile(#[source] std::io::Error),
 }
 
 /// The running demo. The simulator and the front door serve as long as this value lives.
@@ -71,6 +73,9 @@ pub(crate) struct Demo {
     pub(crate) config: Config,
     /// With [`FrontTrust::CaFile`]: the config's `cloud.ca_file`, removed when the demo ends.
     _ca_file: Option<tempfile::TempPath>,
+    /// With a certificate scenario: the folder of the app's certificate file, removed when
+    /// the demo ends.
+    _certificate_dir: Option<tempfile::TempDir>,
     front_trust: FrontTrust,
 }
 
@@ -98,7 +103,18 @@ impl Demo {
         let front = EmbedFront::start_with_faults(sim.router(), DEMO_EMBED_HOST, cert, faults)
             .await
             .map_err(DemoError::Front)?;
-        let mut config = demo_config(&sim, opts.seconds).map_err(DemoError::Config)?;
+        let certificate_dir = match sim.demo_client_certificate() {
+            Some((name, pem)) => {
+                Some(write_certificate_file(&name, &pem).map_err(DemoError::CertificateFile)?)
+            }
+            None => None,
+        };
+        let mut config = demo_config(
+            &sim,
+            opts.seconds,
+            certificate_dir.as_ref().map(|d| d.path()),
+        )
+        .map_err(DemoError::Config)?;
         let ca_file = match (opts.front_trust, &front.ca_pem) {
             (FrontTrust::CaFile, Some(ca)) => {
                 let path = write_ca_file(ca).map_err(DemoError::CaFile)?;
@@ -112,6 +128,7 @@ impl Demo {
             front,
             config,
             _ca_file: ca_file,
+            _certificate_dir: certificate_dir,
             front_trust: opts.front_trust,
         })
     }
@@ -135,17 +152,35 @@ fn write_ca_file(pem: &str) -> std::io::Result<tempfile::TempPath> {
     Ok(file.into_temp_path())
 }
 
+/// The app's certificate and key for a certificate scenario, in a folder of its own that only
+/// this user may read (the same file checks apply as to an installer's file).
+fn write_certificate_file(name: &str, pem: &str) -> std::io::Result<tempfile::TempDir> {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::Builder::new()
+        .prefix("pbikiosk-demo-cert-")
+        .tempdir()?;
+    let path = dir.path().join(name);
+    std::fs::write(&path, pem)?;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
+    Ok(dir)
+}
+
 /// The config the simulator writes for its demo account, with the demo's own timing.
-fn demo_config(sim: &SimHandle, seconds: u32) -> Result<Config, ConfigError> {
+/// `certificate_dir` holds the app's certificate file when the scenario signs in with one.
+fn demo_config(
+    sim: &SimHandle,
+    seconds: u32,
+    certificate_dir: Option<&Path>,
+) -> Result<Config, ConfigError> {
     let user = sim
         .demo_username()
         .unwrap_or_else(|| format!("kiosk@{}", crate::sim::scenario::builtin_ids::TENANT_DOMAIN));
-    // In memory only: the simulator's test secrets never touch the disk.
-    let mut config = config::parse(
-        &sim.config_snippet(&user),
-        Path::new("(demo)"),
-        &SecretSources::default(),
-    )?;
+    // In memory only: the simulator's test secrets never touch the disk (a certificate
+    // scenario's key file excepted, which the config names relative to its folder).
+    let at =
+        certificate_dir.map_or_else(|| Path::new("(demo)").to_path_buf(), |d| d.join("(demo)"));
+    let mut config = config::parse(&sim.config_snippet(&user), &at, &SecretSources::default())?;
+    config.path = Path::new("(demo)").to_path_buf();
     config.auth.permanent_retry = DEMO_PERMANENT_RETRY;
     // Set after validation: a config file takes 5 s and up, the demo allows shorter pages for
     // soak tests and benchmarks.
@@ -168,13 +203,33 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn the_certificate_scenario_signs_in_with_its_certificate_file() {
+        let sim = sim(Scenario::named("certificate").unwrap()).await;
+        let (name, pem) = sim.demo_client_certificate().unwrap();
+        let dir = write_certificate_file(&name, &pem).unwrap();
+        let c = demo_config(&sim, 2, Some(dir.path())).unwrap();
+        assert!(
+            matches!(
+                &c.auth.client,
+                crate::auth::ClientCredential::Certificate(_)
+            ),
+            "{:?}",
+            c.auth.client
+        );
+        assert_eq!(c.path, Path::new("(demo)"));
+        // Without its file the config names the missing file.
+        let e = demo_config(&sim, 2, None).unwrap_err();
+        assert!(e.to_string().contains("client_certificate_file"), "{e}");
+    }
+
+    #[tokio::test]
     async fn demo_config_plays_every_report_of_the_demo_account() {
         let sim = sim(Scenario::builtin()).await;
-        let c = demo_config(&sim, 2).unwrap();
+        let c = demo_config(&sim, 2, None).unwrap();
         assert_eq!(c.auth.permanent_retry, Duration::from_secs(60));
         assert_eq!(c.auth.username, format!("kiosk@{TENANT_DOMAIN}"));
         assert_eq!(c.auth.client_id, APP_ID);
-        assert_eq!(c.auth.client_secret.expose(), APP_SECRET);
+        assert_eq!(c.auth.client.secret().unwrap().expose(), APP_SECRET);
         assert_eq!(c.auth.password.expose(), PASSWORD);
         assert_eq!(c.cloud.api.as_str(), format!("{}/", sim.base_url()));
         assert_eq!(c.cloud.authority.as_str(), format!("{}/", sim.base_url()));
@@ -196,13 +251,13 @@ mod tests {
             c.playlist.iter().all(|i| i.seconds == 2),
             "below a file's 5"
         );
-        assert_eq!(demo_config(&sim, 0).unwrap().playlist[0].seconds, 1);
+        assert_eq!(demo_config(&sim, 0, None).unwrap().playlist[0].seconds, 1);
     }
 
     #[tokio::test]
     async fn a_scenario_twist_reaches_the_config() {
         let sim = sim(Scenario::named("wrong-password").unwrap()).await;
-        let c = demo_config(&sim, 8).unwrap();
+        let c = demo_config(&sim, 8, None).unwrap();
         assert_ne!(c.auth.password.expose(), PASSWORD);
         assert!(c.playlist.iter().all(|i| i.seconds == 8));
     }

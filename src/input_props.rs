@@ -5,6 +5,8 @@
 //!   random edits of a valid config.
 //! - The Microsoft answer readers: token and Power BI error classifiers, the token grant, the
 //!   realm answer, `Retry-After`, on arbitrary JSON (and non-JSON) bodies, statuses and headers.
+//! - The client certificate file (arbitrary bytes in PEM armour) and, on the simulator's side,
+//!   a client assertion of arbitrary text.
 //!
 //! Case counts are small by default so `cargo test` stays fast; `PROPTEST_CASES=n` runs
 //! more (see README, "Testing").
@@ -38,6 +40,7 @@ const KEYS: &[&str] = &[
     "client_id",
     "client_secret",
     "client_secret_file",
+    "client_certificate_file",
     "username",
     "password",
     "password_file",
@@ -385,4 +388,42 @@ fn generated_trees_get_past_the_syntax() {
         }
     }
     assert!(past_syntax > 100, "{past_syntax} of 200");
+}
+
+proptest! {
+    #![proptest_config(cases(64))]
+
+    /// Whatever lies between PEM armour, a certificate file is refused with a reason, and
+    /// nothing panics.
+    #[test]
+    fn client_certificate_from_arbitrary_pem(
+        blocks in proptest::collection::vec(
+            (
+                prop::sample::select(vec![
+                    "CERTIFICATE",
+                    "PRIVATE KEY",
+                    "RSA PRIVATE KEY",
+                    "ENCRYPTED PRIVATE KEY",
+                    "EC PRIVATE KEY",
+                ]),
+                proptest::collection::vec(any::<u8>(), 0..700),
+            ),
+            0..4,
+        )
+    ) {
+        use base64::Engine as _;
+        let mut text = String::new();
+        for (tag, body) in &blocks {
+            let b64 = base64::engine::general_purpose::STANDARD.encode(body);
+            text.push_str(&format!("-----BEGIN {tag}-----\n{b64}\n-----END {tag}-----\n"));
+        }
+        prop_assert!(crate::auth::certificate::ClientCertificate::from_pem(&text).is_err());
+    }
+
+    /// The simulator reads a client assertion from any text without panicking.
+    #[test]
+    fn client_assertion_from_arbitrary_text(text in ".{0,400}", dots in 0usize..4) {
+        let _ = crate::auth::certificate::parse_assertion(&text);
+        let _ = crate::auth::certificate::parse_assertion(&vec![text.as_str(); dots].join("."));
+    }
 }

@@ -293,6 +293,13 @@ async fn dispatch(cli: Cli, sources: SecretSources) -> anyhow::Result<ExitCode> 
                 "# Config for {user}: save it as a file, `chmod 600` it (it holds test secrets), pass it with --config.\n"
             );
             println!("{}", handle.config_snippet(&user));
+            if let Some((name, pem)) = handle.demo_client_certificate() {
+                // A test credential registered only in this simulator, like the secrets above.
+                println!(
+                    "# The app's certificate and key (valid against this simulator only): save the\n# lines below as {name} next to the config and `chmod 600` it.\n"
+                );
+                print!("{pem}");
+            }
             // Kept alive until ctrl-c: the front serves while this value lives.
             let _front = if embed_front {
                 // Its faults follow the scenario and `/_sim/control`, as in the demo.

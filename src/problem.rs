@@ -47,6 +47,12 @@ pub enum ProblemId {
     EmbedFailed,
     /// Power BI gave an embed address that is not https on a Power BI host: not embedded.
     EmbedUrlRefused,
+    /// The certificate the assertion was signed with is not among the app's registered ones.
+    ClientCertificateNotRegistered,
+    /// The app's client certificate is past its end date.
+    ClientCertificateExpired,
+    /// Microsoft refused the signed assertion for its time range or audience.
+    ClientAssertionRejected,
 }
 
 /// How a failure may be retried. Permanent failures must not be retried in a loop: repeated
@@ -60,7 +66,7 @@ pub(crate) enum RetryClass {
 }
 
 impl ProblemId {
-    pub const ALL: [ProblemId; 26] = [
+    pub const ALL: [ProblemId; 29] = [
         Self::InvalidCredentials,
         Self::FederatedAccount,
         Self::MfaRequired,
@@ -87,6 +93,9 @@ impl ProblemId {
         Self::EmbedUnreachable,
         Self::EmbedFailed,
         Self::EmbedUrlRefused,
+        Self::ClientCertificateNotRegistered,
+        Self::ClientCertificateExpired,
+        Self::ClientAssertionRejected,
     ];
 
     /// The stable id text, e.g. `mfa_required`.
@@ -118,6 +127,9 @@ impl ProblemId {
             Self::EmbedUnreachable => "embed_unreachable",
             Self::EmbedFailed => "embed_failed",
             Self::EmbedUrlRefused => "embed_url_refused",
+            Self::ClientCertificateNotRegistered => "client_certificate_not_registered",
+            Self::ClientCertificateExpired => "client_certificate_expired",
+            Self::ClientAssertionRejected => "client_assertion_rejected",
         }
     }
 
@@ -163,6 +175,9 @@ impl ProblemId {
             Self::EmbedUnreachable => "This screen cannot reach app.powerbi.com",
             Self::EmbedFailed => "The report did not load",
             Self::EmbedUrlRefused => "Power BI gave an address this screen will not open",
+            Self::ClientCertificateNotRegistered => "App certificate not registered",
+            Self::ClientCertificateExpired => "App certificate expired",
+            Self::ClientAssertionRejected => "Signed app sign-in refused",
         }
     }
 
@@ -226,6 +241,15 @@ impl ProblemId {
             }
             Self::EmbedUrlRefused => {
                 "The embed address Power BI gave for a report is not https on a Power BI host, so it is not shown: the web view only opens Power BI."
+            }
+            Self::ClientCertificateNotRegistered => {
+                "Microsoft does not know the certificate in auth.client_certificate_file for this app, or the signature did not match it."
+            }
+            Self::ClientCertificateExpired => {
+                "The certificate in auth.client_certificate_file is past its end date."
+            }
+            Self::ClientAssertionRejected => {
+                "Microsoft refused the signed sign-in request: its time range (this device's clock) or its audience (cloud.authority, tenant) is wrong."
             }
         }
     }
@@ -304,6 +328,15 @@ impl ProblemId {
             }
             Self::EmbedUrlRefused => {
                 "Check that cloud.api is your cloud's Power BI API (e.g. https://api.powerbi.com) and that no proxy rewrites its answers. Asked again every permanent_retry_minutes."
+            }
+            Self::ClientCertificateNotRegistered => {
+                "Upload the certificate (.cer) to the app registration: Certificates & secrets > Certificates > Upload. Its thumbprint must match `pbikiosk check`."
+            }
+            Self::ClientCertificateExpired => {
+                "Make a new certificate (openssl, see the README), upload its .cer to the app registration and put it with its key in auth.client_certificate_file."
+            }
+            Self::ClientAssertionRejected => {
+                "Set this device's clock right (`timedatectl`, NTP), and check auth.tenant and cloud.authority name the app's own tenant and cloud."
             }
         }
     }
@@ -545,6 +578,8 @@ pub(crate) fn problem_for_aadsts(code: u32) -> Option<ProblemId> {
         53000..=53004 | 530002 | 50097 => ConditionalAccess,
         7000215 | 7000218 => InvalidClientSecret,
         7000222 => ClientSecretExpired,
+        700027 => ClientCertificateNotRegistered,
+        700024 | 700023 => ClientAssertionRejected,
         700016 => AppNotFound,
         90002 | 900023 | 90023 => TenantNotFound,
         65001 | 65004 | 50105 => ConsentRequired,

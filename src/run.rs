@@ -223,7 +223,7 @@ fn secrets_changed(source: &Source, live: Option<&Live>) -> bool {
         Ok(cfg) => {
             tracing::info!("a secret file changed; signing in with the new secrets");
             live.tokens.replace_secrets(Secrets {
-                client_secret: cfg.auth.client_secret,
+                client: cfg.auth.client,
                 password: cfg.auth.password,
             });
             true

@@ -7,7 +7,7 @@ use serde::Deserialize;
 
 use super::lifetime::{self, Bounds};
 use super::realm::{self, Realm};
-use super::{SignInSettings, TokenGrant};
+use super::{ClientCredential, SignInSettings, TokenGrant};
 use crate::net;
 use crate::problem::{Problem, ProblemId};
 use crate::secret::Secret;
@@ -29,10 +29,10 @@ pub trait TokenEndpoint {
     fn replace_secrets(&mut self, secrets: Secrets);
 }
 
-/// The two secrets sign-in sends, as read from the configuration.
+/// The app's credential and the password sign-in sends, as read from the configuration.
 #[derive(Debug, Clone)]
 pub struct Secrets {
-    pub client_secret: Secret,
+    pub client: ClientCredential,
     pub password: Secret,
 }
 
@@ -85,19 +85,30 @@ impl AadClient {
         self.endpoint(&[&self.settings.tenant, "oauth2", "v2.0", "token"])
     }
 
-    async fn token_request(&self, form: &[(&str, &str)]) -> Result<TokenGrant, Problem> {
+    /// POST a grant to the token endpoint, with the app's credential added: the client secret,
+    /// or a fresh client assertion whose audience is this very URL.
+    async fn token_request(&self, grant: &[(&str, &str)]) -> Result<TokenGrant, Problem> {
+        let url = self.token_url();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        let jti = format!("{:032x}", rand::random::<u128>());
+        let credential =
+            self.settings
+                .client
+                .form_fields(&self.settings.client_id, url.as_str(), now, &jti)?;
+        let mut form: Vec<(&str, &str)> = grant.to_vec();
+        form.extend(credential.iter().map(|(k, v)| (*k, v.expose())));
         let answer = net::send_and_read(
-            self.http.post(self.token_url()).form(form),
+            self.http.post(url).form(&form),
             SIGN_IN,
             net::SIGN_IN_BODY_LIMIT,
         )
         .await?;
         if answer.status != 200 {
-            return Err(Problem::from_token_error(
-                answer.status,
-                &answer.body,
-                answer.retry_after,
-            ));
+            let problem =
+                Problem::from_token_error(answer.status, &answer.body, answer.retry_after);
+            return Err(self.settings.client.explain(problem));
         }
         parse_grant(&answer.body, self.lifetimes)
     }
@@ -136,7 +147,7 @@ pub(crate) fn parse_grant(body: &str, lifetimes: Bounds) -> Result<TokenGrant, P
 
 impl TokenEndpoint for AadClient {
     fn replace_secrets(&mut self, secrets: Secrets) {
-        self.settings.client_secret = secrets.client_secret;
+        self.settings.client = secrets.client;
         self.settings.password = secrets.password;
     }
 
@@ -161,7 +172,6 @@ impl TokenEndpoint for AadClient {
         self.token_request(&[
             ("grant_type", "password"),
             ("client_id", &s.client_id),
-            ("client_secret", s.client_secret.expose()),
             ("username", &s.username),
             ("password", s.password.expose()),
             ("scope", &scope),
@@ -175,7 +185,6 @@ impl TokenEndpoint for AadClient {
         self.token_request(&[
             ("grant_type", "refresh_token"),
             ("client_id", &s.client_id),
-            ("client_secret", s.client_secret.expose()),
             ("refresh_token", refresh_token.expose()),
             ("scope", &scope),
         ])
@@ -192,7 +201,7 @@ mod tests {
             authority: url::Url::parse(authority).unwrap(),
             tenant: "contoso.onmicrosoft.com".into(),
             client_id: "00000000-0000-0000-0000-000000000001".into(),
-            client_secret: Secret::new("s"),
+            client: ClientCredential::Secret(Secret::new("s")),
             username: "svc@contoso.onmicrosoft.com".into(),
             password: Secret::new("p"),
             scope: "https://analysis.windows.net/powerbi/api/.default".into(),
@@ -217,6 +226,73 @@ mod tests {
             c.token_url().as_str(),
             "http://127.0.0.1:9/aad/contoso.onmicrosoft.com/oauth2/v2.0/token"
         );
+    }
+
+    /// Against the simulator: the password and refresh grants both authenticate the app with
+    /// a client assertion, and a certificate swapped in (a renewed file) is used from the next
+    /// request on; one the app does not have is named.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn every_grant_sends_the_certificate_and_a_new_one_is_used_at_once() {
+        use crate::auth::certificate::{ClientCertificate, generate};
+        use crate::sim::scenario::builtin_ids as ids;
+        use crate::sim::{Scenario, Simulator};
+
+        let mut scenario = Scenario::named("certificate").unwrap();
+        // No usable secret: only the assertion can sign the app in.
+        for app in &mut scenario.apps {
+            app.secret = String::new();
+        }
+        let pem = scenario
+            .demo
+            .as_ref()
+            .unwrap()
+            .client_certificate
+            .clone()
+            .unwrap();
+        let sim = Simulator::start(scenario, "127.0.0.1:0".parse().unwrap())
+            .await
+            .unwrap();
+        let cert = |pem: &str| {
+            ClientCredential::Certificate(Box::new(ClientCertificate::from_pem(pem).unwrap()))
+        };
+        let settings = SignInSettings {
+            authority: url::Url::parse(&sim.base_url()).unwrap(),
+            tenant: ids::TENANT_DOMAIN.into(),
+            client_id: ids::APP_ID.into(),
+            client: cert(&pem),
+            username: format!("kiosk@{}", ids::TENANT_DOMAIN),
+            password: Secret::new(ids::PASSWORD),
+            scope: "https://analysis.windows.net/powerbi/api/.default".into(),
+        };
+        let mut c = AadClient::new(crate::net::build_client(None).unwrap(), settings)
+            .with_min_lifetime(Duration::from_secs(1));
+        let g = c
+            .password()
+            .await
+            .expect("password grant with the certificate");
+        let rt = g.refresh_token.expect("a refresh token");
+        let g = c
+            .refresh(&rt)
+            .await
+            .expect("refresh grant with the certificate");
+        let rt = g.refresh_token.unwrap();
+
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64;
+        let (_, other) = generate(now - 60, now + 86_400).unwrap();
+        c.replace_secrets(Secrets {
+            client: cert(&other),
+            password: Secret::new(ids::PASSWORD),
+        });
+        let p = c.refresh(&rt).await.unwrap_err();
+        assert_eq!(p.id, ProblemId::ClientCertificateNotRegistered);
+        assert_eq!(p.aadsts(), &[700027]);
+        assert!(p.cause.contains("thumbprint"), "{}", p.cause);
+        let by = sim.stats().token_by_grant;
+        assert_eq!(by.get("password"), Some(&1), "{by:?}");
+        assert_eq!(by.get("refresh_token"), Some(&2), "{by:?}");
     }
 
     #[test]

@@ -3,12 +3,16 @@
 //! - [`lifetime`]: token lifetimes from the network, validated and bounded.
 //! - [`realm`]: home realm discovery, so a federated account is recognised *before* its
 //!   password is sent (ROPC cannot work for it and retries would lock it out).
+//! - [`certificate`], [`credential`]: how the app proves itself: a client secret, or a
+//!   certificate's signed client assertion.
 //! - [`client`]: the HTTP calls to the Microsoft identity platform (ROPC, refresh).
 //! - [`session`]: the decisions: when to refresh, when to fall back to ROPC, how long to wait
 //!   after a failure. Driven by an explicit clock so a day can be simulated in a test.
 //! - [`service`]: the task that runs a session for the player and hands out tokens.
 
+pub(crate) mod certificate;
 pub mod client;
+pub mod credential;
 pub(crate) mod lifetime;
 pub mod realm;
 pub mod service;
@@ -17,6 +21,8 @@ pub mod session;
 use std::time::Duration;
 
 use crate::secret::Secret;
+
+pub use self::credential::ClientCredential;
 
 /// What a successful token answer gives us.
 #[derive(Debug, Clone)]
@@ -33,7 +39,8 @@ pub struct SignInSettings {
     pub authority: url::Url,
     pub tenant: String,
     pub client_id: String,
-    pub client_secret: Secret,
+    /// The app's client secret or certificate.
+    pub client: ClientCredential,
     pub username: String,
     pub password: Secret,
     /// `https://analysis.windows.net/powerbi/api/.default`
@@ -46,7 +53,7 @@ impl SignInSettings {
             authority: cfg.cloud.authority.clone(),
             tenant: cfg.auth.tenant.clone(),
             client_id: cfg.auth.client_id.clone(),
-            client_secret: cfg.auth.client_secret.clone(),
+            client: cfg.auth.client.clone(),
             username: cfg.auth.username.clone(),
             password: cfg.auth.password.clone(),
             scope: cfg.cloud.scope(),

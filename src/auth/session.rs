@@ -388,7 +388,7 @@ mod tests {
 
     fn new_secrets() -> Secrets {
         Secrets {
-            client_secret: Secret::new("cs-new"),
+            client: crate::auth::ClientCredential::Secret(Secret::new("cs-new")),
             password: Secret::new("pw-new"),
         }
     }

@@ -4,9 +4,9 @@ use std::ops::Range;
 use std::time::Duration;
 
 use super::ids::{is_domain, is_guid};
-use super::secrets;
 use super::walk::{Ctx, Section, shown};
 use super::{AuthConfig, AuthMethod, ConfigError, DEFAULT_PERMANENT_RETRY};
+use super::{certificate, secrets};
 
 const AUTH_KEYS: &[&str] = &[
     "method",
@@ -14,6 +14,7 @@ const AUTH_KEYS: &[&str] = &[
     "client_id",
     "client_secret",
     "client_secret_file",
+    "client_certificate_file",
     "username",
     "password",
     "password_file",
@@ -99,14 +100,14 @@ pub(super) fn parse_auth(cx: &Ctx, s: &Section) -> Result<AuthConfig, ConfigErro
         )?
         .unwrap_or(DEFAULT_RETRY_MINUTES);
 
-    let client_secret = secrets::client_secret(cx, s)?;
+    let client = certificate::client_credential(cx, s)?;
     let password = secrets::password(cx, s)?;
 
     Ok(AuthConfig {
         method,
         tenant: tenant.to_owned(),
         client_id: client_id.to_owned(),
-        client_secret,
+        client,
         username: username.to_owned(),
         password,
         allow_federated,

@@ -64,6 +64,7 @@ const SECTIONS: &[(&str, &[Spec])] = &[
             key("client_id", Kind::Text),
             secret("client_secret", "client_secret_file"),
             key("client_secret_file", Kind::Text),
+            key("client_certificate_file", Kind::Text),
             key("username", Kind::Text),
             secret("password", "password_file"),
             key("password_file", Kind::Text),

@@ -19,6 +19,7 @@
 //! domain names. This module holds the types, the errors and the entry points.
 
 mod auth;
+mod certificate;
 mod cloud;
 mod display;
 pub mod edit;
@@ -119,7 +120,8 @@ pub(crate) struct AuthConfig {
     /// Tenant GUID, verified domain or `organizations`.
     pub(crate) tenant: String,
     pub(crate) client_id: String,
-    pub(crate) client_secret: Secret,
+    /// The app's client secret or certificate (`client_certificate_file`).
+    pub(crate) client: crate::auth::ClientCredential,
     pub(crate) username: String,
     pub(crate) password: Secret,
     pub(crate) allow_federated: bool,
@@ -496,7 +498,7 @@ dashboard = "{DASH}"
         assert_eq!(c.auth.method, AuthMethod::Password);
         assert_eq!(c.auth.tenant, WS);
         assert_eq!(c.auth.client_id, APP);
-        assert_eq!(c.auth.client_secret.expose(), CS);
+        assert_eq!(c.auth.client.secret().unwrap().expose(), CS);
         assert_eq!(c.auth.username, "svc-pbikiosk@contoso.onmicrosoft.com");
         assert_eq!(c.auth.password.expose(), PW);
         assert!(c.auth.allow_federated);

@@ -90,8 +90,12 @@ struct SecretSpec {
     what: &'static str,
 }
 
-/// The `[auth]` keys that name secret files.
-pub(super) const SECRET_FILE_KEYS: [&str; 2] = [CLIENT_SECRET.file_key, PASSWORD.file_key];
+/// The `[auth]` keys that name secret files (watched: a change is picked up at once).
+pub(super) const SECRET_FILE_KEYS: [&str; 3] = [
+    CLIENT_SECRET.file_key,
+    PASSWORD.file_key,
+    super::certificate::CERTIFICATE_FILE_KEY,
+];
 
 const CLIENT_SECRET: SecretSpec = SecretSpec {
     key: "client_secret",
@@ -245,84 +249,22 @@ fn read_secret_file(
     spec: &SecretSpec,
     check_mode: bool,
 ) -> Result<Secret, ConfigError> {
-    use std::io::Read;
-
     let p = path.display();
     let fix_create = format!(
         "Create {p} containing only {} (owner root, group pbikiosk, mode 0640), or correct {key}.",
         spec.what
     );
     let fail = |message: String, fix: String| Err(cx.invalid(key, span, message, fix));
-    let (file, meta) = match trust::open_regular(path) {
-        Ok(opened) => opened,
-        Err(trust::OpenError::Io(e)) if e.kind() == io::ErrorKind::NotFound => {
-            return fail(format!("the file {p} does not exist"), fix_create);
-        }
-        Err(trust::OpenError::NotAFile(kind)) => {
-            return fail(format!("{p} is {kind}, not a file"), fix_create);
-        }
-        Err(trust::OpenError::Io(e)) => {
-            return fail(
-                format!("the file {p} cannot be read: {}", describe_io(&e)),
-                format!("Let pbikiosk read it: `chown root:pbikiosk {p} && chmod 0640 {p}`."),
-            );
-        }
+    let file = SecretFile {
+        key,
+        span,
+        path,
+        what: spec.what,
+        fix_create: &fix_create,
+        check_mode,
+        max: MAX_SECRET_FILE,
     };
-    if check_mode {
-        if let Some(mode) = file_mode(&meta)
-            && mode & OTHERS != 0
-        {
-            return fail(
-                format!(
-                    "the file {p} can be read or changed by every user on this device (mode {:04o})",
-                    mode & 0o7777
-                ),
-                format!(
-                    "Run `chmod o-rwx {p}` (the file should be mode 0600, or 0640 with owner root and group pbikiosk)."
-                ),
-            );
-        }
-        if let Err(why) = trust::check(&meta) {
-            return fail(why.describe(path), why.fix(path));
-        }
-    }
-    if meta.len() > MAX_SECRET_FILE {
-        return fail(
-            format!(
-                "the file {p} is {} bytes; a secret file holds at most {MAX_SECRET_FILE}",
-                meta.len()
-            ),
-            format!("Put only {} in {p}, or correct {key}.", spec.what),
-        );
-    }
-    let mut bytes = Vec::new();
-    // The cap holds even if the file grew after it was measured.
-    if let Err(e) = file.take(MAX_SECRET_FILE + 1).read_to_end(&mut bytes) {
-        return fail(
-            format!("the file {p} cannot be read: {}", describe_io(&e)),
-            format!("Let pbikiosk read it: `chown root:pbikiosk {p} && chmod 0640 {p}`."),
-        );
-    }
-    if bytes.len() as u64 > MAX_SECRET_FILE {
-        return fail(
-            format!("the file {p} is larger than {MAX_SECRET_FILE} bytes"),
-            format!("Put only {} in {p}, or correct {key}.", spec.what),
-        );
-    }
-    let Ok(mut text) = String::from_utf8(bytes) else {
-        return fail(
-            format!("the file {p} is not UTF-8 text"),
-            format!("Save {} in {p} as plain UTF-8 text.", spec.what),
-        );
-    };
-    // Windows editors start a file with a byte order mark; sent along, it makes every
-    // attempt a wrong password.
-    if text.starts_with('\u{feff}') {
-        return fail(
-            format!("the file {p} starts with a byte order mark (BOM)"),
-            format!("Save {p} as UTF-8 without BOM, e.g. `sed -i '1s/^\\xEF\\xBB\\xBF//' {p}`."),
-        );
-    }
+    let mut text = read_checked(cx, &file)?;
     // One trailing line break is what editors and `echo` add; anything else is part of the secret.
     if text.ends_with("\r\n") {
         text.truncate(text.len() - 2);
@@ -358,6 +300,113 @@ fn read_secret_file(
         );
     }
     Ok(Secret::new(text))
+}
+
+/// A file that holds key material, and how it is named in errors.
+pub(super) struct SecretFile<'a> {
+    /// The config key, e.g. `auth.client_secret_file`.
+    pub(super) key: &'a str,
+    pub(super) span: Option<&'a Range<usize>>,
+    pub(super) path: &'a Path,
+    /// What it holds, for a person.
+    pub(super) what: &'a str,
+    /// The fix when it is missing or not a file.
+    pub(super) fix_create: &'a str,
+    /// Refuse it when other users may read or change it (not for systemd's credentials).
+    pub(super) check_mode: bool,
+    /// The largest size accepted, in bytes.
+    pub(super) max: u64,
+}
+
+/// Read a file that holds key material as UTF-8 text, with the checks every such file gets:
+/// a regular file (never blocks on a FIFO), not readable by other users and owned by root or
+/// the user running pbikiosk (when `check_mode`), at most `max` bytes, no byte order mark.
+pub(super) fn read_checked(cx: &Ctx, f: &SecretFile) -> Result<String, ConfigError> {
+    use std::io::Read;
+
+    let SecretFile {
+        key,
+        span,
+        path,
+        what,
+        fix_create,
+        check_mode,
+        max,
+    } = *f;
+    let p = path.display();
+    let fix_create = fix_create.to_owned();
+    let fail = |message: String, fix: String| Err(cx.invalid(key, span, message, fix));
+    let (file, meta) = match trust::open_regular(path) {
+        Ok(opened) => opened,
+        Err(trust::OpenError::Io(e)) if e.kind() == io::ErrorKind::NotFound => {
+            return fail(format!("the file {p} does not exist"), fix_create);
+        }
+        Err(trust::OpenError::NotAFile(kind)) => {
+            return fail(format!("{p} is {kind}, not a file"), fix_create);
+        }
+        Err(trust::OpenError::Io(e)) => {
+            return fail(
+                format!("the file {p} cannot be read: {}", describe_io(&e)),
+                format!("Let pbikiosk read it: `chown root:pbikiosk {p} && chmod 0640 {p}`."),
+            );
+        }
+    };
+    if check_mode {
+        if let Some(mode) = file_mode(&meta)
+            && mode & OTHERS != 0
+        {
+            return fail(
+                format!(
+                    "the file {p} can be read or changed by every user on this device (mode {:04o})",
+                    mode & 0o7777
+                ),
+                format!(
+                    "Run `chmod o-rwx {p}` (the file should be mode 0600, or 0640 with owner root and group pbikiosk)."
+                ),
+            );
+        }
+        if let Err(why) = trust::check(&meta) {
+            return fail(why.describe(path), why.fix(path));
+        }
+    }
+    if meta.len() > max {
+        return fail(
+            format!(
+                "the file {p} is {} bytes; a file holding {what} is at most {max}",
+                meta.len()
+            ),
+            format!("Put only {what} in {p}, or correct {key}."),
+        );
+    }
+    let mut bytes = Vec::new();
+    // The cap holds even if the file grew after it was measured.
+    if let Err(e) = file.take(max + 1).read_to_end(&mut bytes) {
+        return fail(
+            format!("the file {p} cannot be read: {}", describe_io(&e)),
+            format!("Let pbikiosk read it: `chown root:pbikiosk {p} && chmod 0640 {p}`."),
+        );
+    }
+    if bytes.len() as u64 > max {
+        return fail(
+            format!("the file {p} is larger than {max} bytes"),
+            format!("Put only {what} in {p}, or correct {key}."),
+        );
+    }
+    let Ok(text) = String::from_utf8(bytes) else {
+        return fail(
+            format!("the file {p} is not UTF-8 text"),
+            format!("Save {what} in {p} as plain UTF-8 text."),
+        );
+    };
+    // Windows editors start a file with a byte order mark; sent along, it makes every
+    // attempt a wrong password.
+    if text.starts_with('\u{feff}') {
+        return fail(
+            format!("the file {p} starts with a byte order mark (BOM)"),
+            format!("Save {p} as UTF-8 without BOM, e.g. `sed -i '1s/^\\xEF\\xBB\\xBF//' {p}`."),
+        );
+    }
+    Ok(text)
 }
 
 #[cfg(test)]
@@ -403,12 +452,12 @@ mod tests {
             auth_no_secrets()
         );
         let c = parse(&text, &cfg, &all).unwrap();
-        assert_eq!(c.auth.client_secret.expose(), "cs-inline");
+        assert_eq!(c.auth.client.secret().unwrap().expose(), "cs-inline");
         assert_eq!(c.auth.password.expose(), "pw-from-file");
 
         // Env beats credentials.
         let c = parse(&auth_no_secrets(), &cfg, &all).unwrap();
-        assert_eq!(c.auth.client_secret.expose(), "cs-from-env");
+        assert_eq!(c.auth.client.secret().unwrap().expose(), "cs-from-env");
         assert_eq!(c.auth.password.expose(), "pw-from-env");
 
         // Credentials last; one \n or \r\n stripped.
@@ -417,7 +466,7 @@ mod tests {
             credentials_dir: Some(creds),
         };
         let c = parse(&auth_no_secrets(), &cfg, &only_creds).unwrap();
-        assert_eq!(c.auth.client_secret.expose(), "cs-from-creds");
+        assert_eq!(c.auth.client.secret().unwrap().expose(), "cs-from-creds");
         assert_eq!(c.auth.password.expose(), "pw-from-creds");
     }
 
@@ -472,7 +521,7 @@ mod tests {
             auth_no_secrets()
         );
         let c = parse(&text, &dir.path().join("pbikiosk.toml"), &no_sources()).unwrap();
-        assert_eq!(c.auth.client_secret.expose(), "abc");
+        assert_eq!(c.auth.client.secret().unwrap().expose(), "abc");
     }
 
     fn with_pw_file(dir: &Path, content: &str, mode: u32) -> Result<Config, ConfigError> {

@@ -14,7 +14,8 @@ use super::walk::Ctx;
 /// The files a configuration names, resolved against its folder.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct Watched {
-    /// `auth.client_secret_file`, `auth.password_file`, as far as they are set.
+    /// `auth.client_secret_file`, `auth.password_file`, `auth.client_certificate_file`, as far
+    /// as they are set.
     pub(crate) secrets: Vec<PathBuf>,
     pub(crate) ca_file: Option<PathBuf>,
 }
@@ -62,14 +63,15 @@ mod tests {
     fn named_files_are_found_even_in_a_refused_config() {
         let dir = tempfile::tempdir().unwrap();
         // client_id is bad and no named file exists: they are still the ones to watch.
-        let text = "[auth]\nclient_id = \"nope\"\npassword_file = \"pw\"\nclient_secret_file = \"/etc/pbikiosk/client-secret\"\n[cloud]\nca_file = \"ca.pem\"\n";
+        let text = "[auth]\nclient_id = \"nope\"\npassword_file = \"pw\"\nclient_secret_file = \"/etc/pbikiosk/client-secret\"\nclient_certificate_file = \"cert.pem\"\n[cloud]\nca_file = \"ca.pem\"\n";
         let cfg = write(dir.path(), "pbikiosk.toml", text, 0o640);
         assert_eq!(
             watched_files(&cfg),
             Watched {
                 secrets: vec![
                     PathBuf::from("/etc/pbikiosk/client-secret"),
-                    dir.path().join("pw")
+                    dir.path().join("pw"),
+                    dir.path().join("cert.pem"),
                 ],
                 ca_file: Some(dir.path().join("ca.pem")),
             }

@@ -29,6 +29,19 @@ pub(crate) enum AadError {
     MissingClientSecret,
     /// 7000222: the client secret expired.
     ClientSecretExpired,
+    /// 700027: the assertion names a certificate the app does not have.
+    CertificateNotRegistered {
+        thumbprint: String,
+        client_id: String,
+    },
+    /// 700027: the assertion's signature does not match the registered certificate's key.
+    InvalidAssertionSignature { thumbprint: String },
+    /// 700027: the registered certificate is past its end date.
+    CertificateExpired { thumbprint: String },
+    /// 700024: `nbf`/`exp` do not cover the current time.
+    AssertionTimeRange { now: i64, nbf: i64, exp: i64 },
+    /// 700023: `aud` is not this token endpoint.
+    AssertionAudience,
     /// 50034: no such user in the tenant.
     UserNotFound { tenant_id: String },
     /// 50053: smart lockout.
@@ -125,6 +138,11 @@ impl AadError {
             MissingClientSecret => spec(Some(7000218), 401, "invalid_client", true, None),
             // Captured without error_uri (fixture A14).
             ClientSecretExpired => spec(Some(7000222), 401, "invalid_client", false, None),
+            CertificateNotRegistered { .. }
+            | InvalidAssertionSignature { .. }
+            | CertificateExpired { .. } => spec(Some(700027), 401, "invalid_client", true, None),
+            AssertionTimeRange { .. } => spec(Some(700024), 400, "invalid_client", true, None),
+            AssertionAudience => spec(Some(700023), 400, "invalid_client", true, None),
             // Captured without error_uri (fixture A3).
             UserNotFound { .. } => spec(Some(50034), 400, "invalid_grant", false, None),
             // Captured as unauthorized_client without error_uri (fixture A5).
@@ -188,6 +206,24 @@ impl AadError {
             InvalidClientSecret => "Invalid client secret is provided.".into(),
             MissingClientSecret => "The request body must contain the following parameter: 'client_assertion' or 'client_secret'.".into(),
             ClientSecretExpired => "The provided client secret keys are expired.".into(),
+            // Wording as Microsoft's answers quote it in public issue threads.
+            CertificateNotRegistered { thumbprint, client_id } => format!(
+                "The certificate with identifier used to sign the client assertion is not registered on application. [Reason - The key was not found., Thumbprint of key used by client: '{thumbprint}', Please visit the Azure Portal, Graph Explorer or directly use MS Graph to see configured keys for app Id '{client_id}'. Review the documentation at https://docs.microsoft.com/en-us/graph/deployments to determine the corresponding service endpoint and https://docs.microsoft.com/en-us/graph/api/application-get?view=graph-rest-1.0&tabs=http to build a query request URL, such as 'https://graph.microsoft.com/beta/applications/{client_id}']"
+            ),
+            InvalidAssertionSignature { thumbprint } => format!(
+                "Client assertion contains an invalid signature. [Reason - The provided signature value did not match the expected signature value., Thumbprint of key used by client: '{thumbprint}']"
+            ),
+            // Not seen in a captured answer: the wording follows the 700027 family.
+            CertificateExpired { thumbprint } => format!(
+                "Client assertion contains an invalid signature. [Reason - The key used is expired., Thumbprint of key used by client: '{thumbprint}']"
+            ),
+            AssertionTimeRange { now, nbf, exp } => format!(
+                "Client assertion is not within its valid time range. Current time: {}, assertion valid from {}, expiry time of assertion {}. Review the documentation at https://learn.microsoft.com/entra/identity-platform/certificate-credentials",
+                iso(*now),
+                iso(*nbf),
+                iso(*exp)
+            ),
+            AssertionAudience => "Client assertion audience claim does not match Realm issuer. Review the documentation at https://docs.microsoft.com/azure/active-directory/develop/active-directory-certificate-credentials .".into(),
             // Microsoft hides the user name in this message ("PII" placeholder in fixture A3).
             UserNotFound { tenant_id } => format!(
                 "The user account {{EUII Hidden}} doesn't exist in the {tenant_id} directory. To sign into this application, the account must be added to the directory."
@@ -274,6 +310,13 @@ impl AadError {
     }
 }
 
+/// A Unix time as Microsoft writes it in 700024, e.g. `2024-10-02T22:05:03.0000000Z`.
+fn iso(unix: i64) -> String {
+    chrono::DateTime::from_timestamp(unix, 0)
+        .map(|t| t.format("%Y-%m-%dT%H:%M:%S.0000000Z").to_string())
+        .unwrap_or_default()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -315,6 +358,31 @@ mod tests {
                 ProblemId::UserNotFound,
             ),
             (AadError::AccountLocked, ProblemId::AccountLocked),
+            (
+                AadError::CertificateNotRegistered {
+                    thumbprint: "AB".into(),
+                    client_id: "c".into(),
+                },
+                ProblemId::ClientCertificateNotRegistered,
+            ),
+            (
+                AadError::InvalidAssertionSignature {
+                    thumbprint: "AB".into(),
+                },
+                ProblemId::ClientCertificateNotRegistered,
+            ),
+            (
+                AadError::AssertionTimeRange {
+                    now: 2,
+                    nbf: 0,
+                    exp: 1,
+                },
+                ProblemId::ClientAssertionRejected,
+            ),
+            (
+                AadError::AssertionAudience,
+                ProblemId::ClientAssertionRejected,
+            ),
             (AadError::AccountDisabled, ProblemId::AccountDisabled),
             (AadError::PasswordExpired, ProblemId::PasswordExpired),
             (AadError::InvalidCredentials, ProblemId::InvalidCredentials),

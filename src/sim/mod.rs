@@ -31,6 +31,7 @@
 //! token.
 
 pub(crate) mod aad;
+mod assertion;
 mod embed_page;
 pub mod front;
 mod ids;
@@ -145,6 +146,15 @@ impl SimHandle {
             .map(|d| d.username.clone())
     }
 
+    /// The demo's client certificate file, when the scenario signs in with one: the name
+    /// [`Self::config_snippet`] gives `auth.client_certificate_file` (relative to the config's
+    /// folder) and its PEM text (certificate and private key; a test credential).
+    pub fn demo_client_certificate(&self) -> Option<(String, String)> {
+        let st = self.shared.lock();
+        let pem = st.scenario.demo.as_ref()?.client_certificate.clone()?;
+        Some((certificate_file_name(&pem), pem))
+    }
+
     /// A ready `pbikiosk.toml` for `username`: `[auth]` with the inline client secret and
     /// password (test credentials, valid only here), `[cloud]` pointing at this simulator, and
     /// one `[[playlist]]` entry per report the account can see. The app, tenant and password
@@ -176,11 +186,20 @@ impl SimHandle {
             "# pbikiosk configuration for the Microsoft simulator at {base}.\n\
              # Test credentials: valid against the simulator only.\n\n\
              [auth]\n\
-             tenant = {}\nclient_id = {}\nclient_secret = {}\nusername = {}\npassword = {}\n\n\
+             tenant = {}\nclient_id = {}\n{}\nusername = {}\npassword = {}\n\n\
              [cloud]\nauthority = {}\napi = {}\nresource = {}\n",
             q(&tenant),
             q(app.map(|a| a.client_id.as_str()).unwrap_or_default()),
-            q(app.map(|a| a.secret.as_str()).unwrap_or_default()),
+            match demo.and_then(|d| d.client_certificate.as_deref()) {
+                Some(pem) => format!(
+                    "client_certificate_file = {}",
+                    q(&certificate_file_name(pem))
+                ),
+                None => format!(
+                    "client_secret = {}",
+                    q(app.map(|a| a.secret.as_str()).unwrap_or_default())
+                ),
+            },
             q(username),
             q(&password),
             q(base),
@@ -217,4 +236,13 @@ impl SimHandle {
     pub fn shutdown(&self) {
         let _ = self.stop.send(true);
     }
+}
+
+/// A file name for a demo certificate, distinct per certificate so that scenarios sharing a
+/// folder do not overwrite each other's.
+fn certificate_file_name(pem: &str) -> String {
+    let tag = crate::auth::certificate::ClientCertificate::from_pem(pem)
+        .map(|c| c.thumbprint()[..8].to_ascii_lowercase())
+        .unwrap_or_else(|_| "invalid".to_owned());
+    format!("client-certificate-{tag}.pem")
 }

@@ -22,6 +22,8 @@
 //! secret_expired = false    # true → AADSTS7000222
 //! consented = true          # false → AADSTS65001 for user grants
 //! workspaces = []           # what a client_credentials (service principal) token sees
+//! certificates = []         # uploaded certificates (PEM, public part): an assertion signed
+//!                           # by one of their keys stands in for the secret (else 700027)
 //!
 //! [[account]]
 //! username = "kiosk@contoso-demo.onmicrosoft.com"
@@ -65,6 +67,8 @@
 //! tenant = "contoso-demo.onmicrosoft.com"    # optional; default: the account's domain
 //! password = "..."                            # optional: write this instead of the real one
 //! bookmarks = false                            # true: the playlist rotates through bookmarks
+//! client_certificate = "..."   # optional: PEM certificate + key; the config names a file with
+//!                              # it (`SimHandle::demo_client_certificate`) instead of the secret
 //! ```
 //!
 //! Built-in variants for the demo's problem previews ([`Scenario::named`]): see [`NAMES`].
@@ -140,6 +144,10 @@ pub struct App {
     /// Workspaces (ids or names) a client_credentials token of this app may read.
     #[serde(default)]
     pub(crate) workspaces: Vec<String>,
+    /// Uploaded certificates (PEM, public part only), as under "Certificates & secrets": a
+    /// client assertion signed by one of their keys authenticates the app.
+    #[serde(default)]
+    pub certificates: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -410,6 +418,10 @@ pub struct DemoTarget {
     /// through the pages (the `bookmarks` preview).
     #[serde(default)]
     pub(crate) bookmarks: bool,
+    /// The app signs in with this certificate and private key (PEM; a test credential valid
+    /// only here) instead of its client secret (the `certificate` previews).
+    #[serde(default)]
+    pub client_certificate: Option<String>,
 }
 
 fn default_resource() -> String {

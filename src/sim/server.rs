@@ -152,7 +152,7 @@ async fn token(
     }
     let result = {
         let mut st = sim.lock();
-        grant_token(&mut st, &tenant, &grant, &f)
+        grant_token(&mut st, &sim.base_url, &tenant, &grant, &f)
     };
     match result {
         Ok(body) => Json(body).into_response(),
@@ -221,6 +221,7 @@ fn resolve_tenant(st: &State, tenant: &str) -> Result<Option<Tenant>, AadError> 
 /// scope → user → account state → consent.
 fn grant_token(
     st: &mut State,
+    base_url: &str,
     tenant_key: &str,
     grant: &str,
     f: &HashMap<String, String>,
@@ -241,13 +242,19 @@ fn grant_token(
     }
     let client_id = param(f, "client_id")?;
     let app = requested_app(st, client_id, tenant.as_ref(), tenant_key)?.clone();
-    // Device code is a public-client flow: a secret is optional there, but checked if sent.
-    match f.get("client_secret").filter(|s| !s.is_empty()) {
-        None if grant == DEVICE_CODE => {}
-        None => return Err(AadError::MissingClientSecret),
-        Some(s) if *s != app.secret => return Err(AadError::InvalidClientSecret),
-        Some(_) if app.secret_expired => return Err(AadError::ClientSecretExpired),
-        Some(_) => {}
+    // A client assertion (certificate credentials) stands in for the secret.
+    if f.contains_key("client_assertion") || f.contains_key("client_assertion_type") {
+        let aud_ok =
+            |aud: &str| audience_names_this_endpoint(aud, base_url, tenant_key, tenant.as_ref());
+        super::assertion::verify(
+            &app,
+            f.get("client_assertion_type").map(String::as_str),
+            f.get("client_assertion").map(String::as_str),
+            aud_ok,
+            ids::unix_now() as i64,
+        )?;
+    } else {
+        check_client_secret(&app, grant, f)?;
     }
     let scope = param(f, "scope")?;
     let resource_default = format!("{}/.default", st.scenario.resource);
@@ -324,6 +331,46 @@ fn grant_token(
         }
     };
     Ok(issue(st, subject, &app.client_id, scope, with_refresh))
+}
+
+/// The client secret of a request without an assertion. Device code is a public-client flow:
+/// a secret is optional there, but checked if sent.
+fn check_client_secret(
+    app: &App,
+    grant: &str,
+    f: &HashMap<String, String>,
+) -> Result<(), AadError> {
+    match f.get("client_secret").filter(|s| !s.is_empty()) {
+        None if grant == DEVICE_CODE => {}
+        None => return Err(AadError::MissingClientSecret),
+        Some(s) if *s != app.secret => return Err(AadError::InvalidClientSecret),
+        Some(_) if app.secret_expired => return Err(AadError::ClientSecretExpired),
+        Some(_) => {}
+    }
+    Ok(())
+}
+
+/// Whether a client assertion's `aud` is this token endpoint: the simulator's address and
+/// `/<tenant>/oauth2/v2.0/token`, the tenant as the path names it or by its id or a domain.
+fn audience_names_this_endpoint(
+    aud: &str,
+    base_url: &str,
+    tenant_key: &str,
+    tenant: Option<&Tenant>,
+) -> bool {
+    let Some(rest) = aud.strip_prefix(base_url.trim_end_matches('/')) else {
+        return false;
+    };
+    let Some(seg) = rest
+        .strip_prefix('/')
+        .and_then(|r| r.strip_suffix("/oauth2/v2.0/token"))
+    else {
+        return false;
+    };
+    seg.eq_ignore_ascii_case(tenant_key)
+        || tenant.is_some_and(|t| {
+            t.id.eq_ignore_ascii_case(seg) || t.domains.iter().any(|d| d.eq_ignore_ascii_case(seg))
+        })
 }
 
 /// User and account-state checks shared by ROPC (`password` given) and device code (the user

@@ -62,6 +62,12 @@ fn config(
     std::fs::write(&path, edit(sim.config_snippet(user))).unwrap();
     // The file holds (test) secrets: pbikiosk refuses it if others can read it.
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    // A certificate scenario's config names the app's certificate file next to it.
+    if let Some((name, pem)) = sim.demo_client_certificate() {
+        let cert = dir.path().join(name);
+        std::fs::write(&cert, pem).unwrap();
+        std::fs::set_permissions(&cert, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
     path
 }
 
@@ -281,6 +287,11 @@ async fn every_bad_scenario_yields_its_problem() {
         ("expired-secret", "client_secret_expired"),
         ("consent-required", "consent_required"),
         ("no-licence", "no_powerbi_access"),
+        ("certificate-expired", "client_certificate_expired"),
+        (
+            "certificate-unregistered",
+            "client_certificate_not_registered",
+        ),
     ];
     let dir = tempfile::tempdir().unwrap();
     let mut runs = Vec::new();
@@ -311,7 +322,10 @@ async fn every_bad_scenario_yields_its_problem() {
         assert_eq!(failed.len(), 1, "{name}");
         assert!(failed[0]["message"].as_str().unwrap().len() > 20, "{name}");
         assert!(failed[0]["fix"].as_str().unwrap().len() > 20, "{name}");
-        if want != "federated_account" && want != "no_powerbi_access" {
+        // An expired certificate is refused before anything is sent: Microsoft said nothing.
+        if want == "client_certificate_expired" {
+            assert_eq!(sim.stats().token_requests, 0, "{name}: sent anyway");
+        } else if want != "federated_account" && want != "no_powerbi_access" {
             assert!(
                 failed[0]["aadsts"][0].as_u64().is_some(),
                 "{name}: {}",
@@ -510,6 +524,12 @@ async fn no_secret_or_token_in_any_output() {
         }
         if let Some(d) = &mut s.demo {
             d.password = None;
+            // The private key of a certificate scenario: any line of its body, or its marker.
+            if let Some(pem) = &d.client_certificate {
+                let key = &pem[pem.find("-----BEGIN PRIVATE KEY-----").unwrap()..];
+                secrets.extend(key.lines().skip(1).take(3).map(str::to_owned));
+                secrets.push("PRIVATE KEY".to_owned());
+            }
         }
         let sim = sim(s).await;
         let front = front(&sim, &dir).await;
@@ -857,4 +877,117 @@ async fn an_untrusted_inspecting_proxy_fails_check() {
         .collect();
     let named = check_env(&["check", "--json"], cfg, env).await;
     assert!(named.stderr.contains(verifier), "{}", named.stderr);
+}
+
+/// A certificate made for a test: `(certificate PEM, certificate + key PEM)`, valid from a day
+/// ago for `days` days.
+fn test_certificate(days: i64) -> (String, String) {
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_RSA_SHA256).unwrap();
+    let mut params = rcgen::CertificateParams::new(vec!["pbikiosk-test".to_owned()]).unwrap();
+    let now = time::OffsetDateTime::now_utc();
+    params.not_before = now - time::Duration::days(1);
+    params.not_after = now + time::Duration::days(days);
+    let cert = params.self_signed(&key).unwrap();
+    (cert.pem(), format!("{}{}", cert.pem(), key.serialize_pem()))
+}
+
+/// The app signs in with its registered certificate: `check` passes, names the certificate,
+/// and the sign-in went through the client assertion (the app has no usable secret here).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_registered_certificate_signs_in() {
+    let mut s = Scenario::named("certificate").unwrap();
+    for app in &mut s.apps {
+        app.secret = String::new();
+    }
+    let sim = sim(s).await;
+    let dir = tempfile::tempdir().unwrap();
+    let front = front(&sim, &dir).await;
+    let cfg = front.config(&sim, &good_user(), &dir, |s| s);
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    assert!(
+        text.contains("client_certificate_file") && !text.contains("client_secret"),
+        "{text}"
+    );
+    let r = front.check(&["check", "--json"], cfg).await;
+    assert_eq!(r.code, 0, "{}", r.stdout);
+    let json = r.json();
+    let line = json["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "app certificate")
+        .unwrap_or_else(|| panic!("no certificate line: {}", r.stdout))
+        .clone();
+    assert_eq!(line["ok"], true);
+    let msg = line["message"].as_str().unwrap();
+    assert!(
+        msg.contains("valid until") && !msg.contains("WARNING"),
+        "{msg}"
+    );
+    assert_eq!(sim.stats().token_by_grant.get("password"), Some(&1));
+}
+
+/// A certificate that ends within 30 days still signs in, and `check` warns with the date.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_certificate_near_its_end_is_a_warning() {
+    let (cert, both) = test_certificate(10);
+    let mut s = Scenario::named("certificate").unwrap();
+    s.apps[0].certificates = vec![cert];
+    s.demo.as_mut().unwrap().client_certificate = Some(both);
+    let sim = sim(s).await;
+    let dir = tempfile::tempdir().unwrap();
+    let front = front(&sim, &dir).await;
+    let cfg = front.config(&sim, &good_user(), &dir, |s| s);
+    let r = front.check(&["check"], cfg).await;
+    assert_eq!(r.code, 0, "{}", r.stdout);
+    let line = r
+        .stdout
+        .lines()
+        .find(|l| l.contains("app certificate"))
+        .unwrap_or_else(|| panic!("{}", r.stdout));
+    assert!(
+        line.contains("WARNING") && (line.contains("in 9 day") || line.contains("in 10 day")),
+        "{line}"
+    );
+}
+
+/// Signed with a key whose certificate the app does not have: Microsoft's 700027, named, with
+/// the fix that says where to upload it; the private key appears nowhere.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_wrong_key_is_refused_and_named() {
+    let (registered, _) = test_certificate(365);
+    let (_, other_key) = test_certificate(365);
+    let mut s = Scenario::named("certificate").unwrap();
+    s.apps[0].certificates = vec![registered];
+    s.demo.as_mut().unwrap().client_certificate = Some(other_key.clone());
+    let sim = sim(s).await;
+    let dir = tempfile::tempdir().unwrap();
+    let front = front(&sim, &dir).await;
+    let cfg = front.config(&sim, &good_user(), &dir, |s| s);
+    let r = front.check(&["-vv", "check", "--json"], cfg).await;
+    assert_eq!(r.code, 1, "{}", r.stdout);
+    assert_eq!(r.problems(), vec!["client_certificate_not_registered"]);
+    let json = r.json();
+    let failed = json["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["ok"] == false)
+        .unwrap()
+        .clone();
+    assert_eq!(failed["aadsts"][0], 700027);
+    assert!(
+        failed["fix"]
+            .as_str()
+            .unwrap()
+            .contains("Certificates & secrets"),
+        "{failed}"
+    );
+    let key_line = other_key
+        .lines()
+        .skip_while(|l| !l.contains("PRIVATE KEY"))
+        .nth(1)
+        .unwrap();
+    assert!(!r.stdout.contains(key_line) && !r.stderr.contains(key_line));
+    assert!(!has_jwt(&r.stdout) && !has_jwt(&r.stderr));
 }

@@ -588,3 +588,60 @@ async fn bookmarks_rotate_and_a_deleted_one_shows_the_plain_report() {
     let shot = x.screenshot("bookmarks-after-delete.png");
     assert!(north(top_edge(&shot)), "{:?}", top_edge(&shot));
 }
+
+/// `demo --scenario certificate` signs the app in with a client assertion and plays; an
+/// expired certificate shows its status screen without anything being sent to Microsoft.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs Xvfb, ImageMagick and the built page; scripts/test.sh runs it"]
+async fn certificate_demo_plays_and_an_expired_one_is_named() {
+    let _one = lock().await;
+    let x = Xvfb::start();
+    {
+        let mut p = Player::demo(&x, "certificate", &["--scenario", "certificate"]);
+        let s = p
+            .wait_for("the certificate demo playing", 90, |s| {
+                s["state"] == "playing"
+            })
+            .await;
+        assert_eq!(s["problem"], Value::Null, "{s}");
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        let shot = x.screenshot("certificate-playing.png");
+        assert!(detail(&shot, None) > 0.01, "a report is drawn");
+        let stats = p.sim_stats().await;
+        assert_eq!(stats["token_by_grant"]["password"], 1, "{stats}");
+    }
+    let mut p = Player::demo(
+        &x,
+        "certificate-expired",
+        &["--scenario", "certificate-expired"],
+    );
+    let s = p
+        .wait_for("the expired-certificate status screen", 60, |s| {
+            s["problem"] == "client_certificate_expired"
+        })
+        .await;
+    assert_eq!(s["state"], "problem", "{s}");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    x.screenshot("status-certificate-expired.png");
+    let stats = p.sim_stats().await;
+    assert_eq!(stats["token_requests"], 0, "sent anyway: {stats}");
+    drop(p);
+
+    // A certificate Microsoft does not know: asked once, then the status screen waits for a
+    // person (no loop of refused assertions).
+    let mut p = Player::demo(
+        &x,
+        "certificate-unregistered",
+        &["--scenario", "certificate-unregistered"],
+    );
+    let s = p
+        .wait_for("the unregistered-certificate status screen", 60, |s| {
+            s["problem"] == "client_certificate_not_registered"
+        })
+        .await;
+    assert_eq!(s["state"], "problem", "{s}");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    x.screenshot("status-certificate-unregistered.png");
+    let stats = p.sim_stats().await;
+    assert_eq!(stats["token_requests"], 1, "retried in a loop: {stats}");
+}

@@ -27,7 +27,10 @@ use super::{
 /// | `throttled` | next 5 token answers are 429 (Retry-After 10), then recovers | `throttled` |
 /// | `embed-refuse`, `embed-reset`, `embed-hang`, `embed-http-502`, `embed-untrusted`, `embed-dns` | the embed host fails that way ([`EmbedFault`]) | `embed_unreachable` |
 /// | `bookmarks` | the demo plays only Sales Overview, through its two bookmarks | (plays) |
-pub const NAMES: [&str; 20] = [
+/// | `certificate` | the app signs in with a certificate registered on it (made for the run) | (plays) |
+/// | `certificate-expired` | the app's certificate ended yesterday | `client_certificate_expired` (before anything is sent) |
+/// | `certificate-unregistered` | the app's certificate was never uploaded | `client_certificate_not_registered` (700027) |
+pub const NAMES: [&str; 23] = [
     "good",
     "mfa",
     "federated",
@@ -48,6 +51,9 @@ pub const NAMES: [&str; 20] = [
     "embed-untrusted",
     "embed-dns",
     "bookmarks",
+    "certificate",
+    "certificate-expired",
+    "certificate-unregistered",
 ];
 
 impl Scenario {
@@ -70,6 +76,7 @@ impl Scenario {
             secret_expired,
             consented,
             workspaces: Vec::new(),
+            certificates: Vec::new(),
         };
         let pages = |names: &[&str]| {
             names
@@ -180,6 +187,7 @@ impl Scenario {
                 tenant: None,
                 password: None,
                 bookmarks: false,
+                client_certificate: None,
             }),
         };
         s.workspaces[0].reports[0].bookmarks = sales_bookmarks(&s.workspaces[0].reports[0]);
@@ -211,6 +219,24 @@ impl Scenario {
                     .iter_mut()
                     .find(|a| a.username == kiosk)?
                     .workspaces = vec![WS_SALES.to_owned()];
+            }
+            "certificate" | "certificate-expired" | "certificate-unregistered" => {
+                let now = super::super::ids::unix_now() as i64;
+                const DAY: i64 = 86_400;
+                let (from, to) = if name == "certificate-expired" {
+                    (now - 366 * DAY, now - DAY)
+                } else {
+                    (now - DAY, now + 365 * DAY)
+                };
+                let (cert, both) = crate::auth::certificate::generate(from, to).ok()?;
+                demo.client_certificate = Some(both);
+                if name != "certificate-unregistered" {
+                    s.apps
+                        .iter_mut()
+                        .find(|a| a.client_id == APP_ID)?
+                        .certificates
+                        .push(cert);
+                }
             }
             "outage" => {
                 s.faults.token_outage = true;
