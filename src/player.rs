@@ -346,6 +346,11 @@ impl Player {
                     self.offline_since = Some(now);
                     out.push(Output::Offline(Some(now)));
                 }
+                // A new sign-in code is the same problem with new words: show it again.
+                let code = |p: &Problem| p.sign_in.as_ref().map(|s| s.user_code.clone());
+                if self.tokens.problem.as_ref().map(|(p, _)| code(p)) != Some(code(&problem)) {
+                    self.problem_shown = None;
+                }
                 self.tokens.problem = Some((problem, next_attempt));
             }
         }

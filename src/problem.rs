@@ -47,6 +47,14 @@ pub enum ProblemId {
     EmbedFailed,
     /// Power BI gave an embed address that is not https on a Power BI host: not embedded.
     EmbedUrlRefused,
+    /// Device code sign-in: no one has signed in on this screen (or the sign-in was revoked or
+    /// expired). The screen shows the code to enter.
+    SignInRequired,
+    /// Device code sign-in: the person who opened the code declined it.
+    SignInDeclined,
+    /// A Conditional Access policy (authentication flows, compliant device) blocks the
+    /// device-code flow for this app or user.
+    DeviceCodeBlocked,
 }
 
 /// How a failure may be retried. Permanent failures must not be retried in a loop: repeated
@@ -60,7 +68,7 @@ pub(crate) enum RetryClass {
 }
 
 impl ProblemId {
-    pub const ALL: [ProblemId; 26] = [
+    pub const ALL: [ProblemId; 29] = [
         Self::InvalidCredentials,
         Self::FederatedAccount,
         Self::MfaRequired,
@@ -87,6 +95,9 @@ impl ProblemId {
         Self::EmbedUnreachable,
         Self::EmbedFailed,
         Self::EmbedUrlRefused,
+        Self::SignInRequired,
+        Self::SignInDeclined,
+        Self::DeviceCodeBlocked,
     ];
 
     /// The stable id text, e.g. `mfa_required`.
@@ -118,6 +129,9 @@ impl ProblemId {
             Self::EmbedUnreachable => "embed_unreachable",
             Self::EmbedFailed => "embed_failed",
             Self::EmbedUrlRefused => "embed_url_refused",
+            Self::SignInRequired => "sign_in_required",
+            Self::SignInDeclined => "sign_in_declined",
+            Self::DeviceCodeBlocked => "device_code_blocked",
         }
     }
 
@@ -163,6 +177,9 @@ impl ProblemId {
             Self::EmbedUnreachable => "This screen cannot reach app.powerbi.com",
             Self::EmbedFailed => "The report did not load",
             Self::EmbedUrlRefused => "Power BI gave an address this screen will not open",
+            Self::SignInRequired => "Sign in to show reports",
+            Self::SignInDeclined => "The sign-in was declined",
+            Self::DeviceCodeBlocked => "Sign-in with a code is blocked in this organisation",
         }
     }
 
@@ -226,6 +243,15 @@ impl ProblemId {
             }
             Self::EmbedUrlRefused => {
                 "The embed address Power BI gave for a report is not https on a Power BI host, so it is not shown: the web view only opens Power BI."
+            }
+            Self::SignInRequired => {
+                "No one has signed in on this screen yet, or its sign-in was revoked or has expired."
+            }
+            Self::SignInDeclined => {
+                "Someone opened the sign-in code and chose not to sign in (declined it)."
+            }
+            Self::DeviceCodeBlocked => {
+                "A Conditional Access policy blocks signing in with a code shown on another device (device code flow), or requires a managed device."
             }
         }
     }
@@ -305,6 +331,15 @@ impl ProblemId {
             Self::EmbedUrlRefused => {
                 "Check that cloud.api is your cloud's Power BI API (e.g. https://api.powerbi.com) and that no proxy rewrites its answers. Asked again every permanent_retry_minutes."
             }
+            Self::SignInRequired => {
+                "On a phone, open the address shown (or scan the QR code), enter the code and sign in with an account that may see the reports. The screen starts by itself."
+            }
+            Self::SignInDeclined => {
+                "Wait for the new code on this screen and sign in with it (choose Continue, not Cancel) with an account that may see the reports."
+            }
+            Self::DeviceCodeBlocked => {
+                "Ask the tenant admin to allow the device code flow for this app (Conditional Access > Authentication flows; the sign-in logs name the policy), or use another sign-in method."
+            }
         }
     }
 }
@@ -332,6 +367,10 @@ pub struct Problem {
     /// What the server asked us to wait (`Retry-After`).
     #[serde(skip)]
     pub(crate) retry_after: Option<Duration>,
+    /// What the sign-in screen shows while a device code waits for a person; boxed for the
+    /// same reason as `microsoft`.
+    #[serde(skip)]
+    pub(crate) sign_in: Option<Box<crate::auth::device_code::SignInPrompt>>,
 }
 
 /// The references Microsoft gives with an error, for searching its sign-in logs.
@@ -354,6 +393,7 @@ impl Problem {
             fix: id.fix().to_owned(),
             microsoft: None,
             retry_after: None,
+            sign_in: None,
         }
     }
 

@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use chrono::{DateTime, Local};
 
-use crate::bridge::{Screen, ToPage};
+use crate::bridge::{Screen, SignInView, ToPage};
 use crate::player::Activity;
 use crate::problem::Problem;
 
@@ -128,6 +128,28 @@ pub(crate) fn screen(
             ),
             facts,
             next_attempt: None,
+            sign_in: None,
+        };
+    }
+    if let Some(prompt) = &problem.sign_in {
+        facts.push(("Configuration".into(), ctx.config_path.clone()));
+        return Screen {
+            problem: problem.id.as_str().into(),
+            title: problem.id.title().into(),
+            cause: problem.cause.clone(),
+            fix: problem.fix.clone(),
+            facts,
+            next_attempt: None,
+            sign_in: Some(SignInView {
+                user_code: prompt.user_code.clone(),
+                verification_uri: prompt.verification_uri.clone(),
+                qr: crate::sign_in_qr::svg_data_uri(&prompt.verification_uri),
+                expires: format!(
+                    "{} (in {})",
+                    clock.wall_clock(prompt.expires_at),
+                    time_to_go(prompt.expires_at, clock)
+                ),
+            }),
         };
     }
     facts.push(("Problem".into(), problem.id.as_str().into()));
@@ -144,17 +166,21 @@ pub(crate) fn screen(
         cause: problem.cause.clone(),
         fix: problem.fix.clone(),
         facts,
-        next_attempt: next_attempt.map(|t| {
-            let secs = t.saturating_duration_since(clock.now).as_secs();
-            // Network trouble is retried within seconds: "in 1 min" would tell the installer
-            // to wait longer than the screen will.
-            let to_go = if secs < 60 {
-                format!("{} s", secs.max(1))
-            } else {
-                format!("{} min", secs.div_ceil(60))
-            };
-            format!("{} (in {to_go})", clock.wall_clock(t))
-        }),
+        next_attempt: next_attempt
+            .map(|t| format!("{} (in {})", clock.wall_clock(t), time_to_go(t, clock))),
+        sign_in: None,
+    }
+}
+
+/// "40 s" or "3 min" from now to `t`.
+fn time_to_go(t: Instant, clock: &Clock) -> String {
+    let secs = t.saturating_duration_since(clock.now).as_secs();
+    // Network trouble is retried within seconds: "in 1 min" would tell the installer to wait
+    // longer than the screen will.
+    if secs < 60 {
+        format!("{} s", secs.max(1))
+    } else {
+        format!("{} min", secs.div_ceil(60))
     }
 }
 

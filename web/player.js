@@ -372,6 +372,15 @@
     $('status-facts-table').hidden = vm.facts.length === 0;
     $('status-next').textContent = vm.nextAttempt || '';
     $('status-next').hidden = !vm.nextAttempt;
+    var si = vm.signIn;
+    if (si) statusEl.setAttribute('data-sign-in', ''); else statusEl.removeAttribute('data-sign-in');
+    $('status-sign-in').hidden = !si;
+    $('sign-in-uri').textContent = si ? si.uri : '';
+    $('sign-in-code').textContent = si ? si.code : '';
+    $('sign-in-expires').textContent = si ? si.expires : '';
+    var qr = $('sign-in-qr');
+    if (si && si.qr) qr.setAttribute('src', si.qr); else qr.removeAttribute('src');
+    qr.hidden = !(si && si.qr);
     statusEl.hidden = false;
     fitStatus();
   }

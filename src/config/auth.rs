@@ -1,12 +1,14 @@
 //! `[auth]`: how the service account signs in. Its two secrets are resolved by `secrets`.
 
 use std::ops::Range;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use super::ids::{is_domain, is_guid};
 use super::secrets;
 use super::walk::{Ctx, Section, shown};
-use super::{AuthConfig, AuthMethod, ConfigError, DEFAULT_PERMANENT_RETRY};
+use super::{AuthConfig, AuthMethod, ConfigError, DEFAULT_PERMANENT_RETRY, DEFAULT_TOKEN_CACHE};
+use crate::secret::Secret;
 
 const AUTH_KEYS: &[&str] = &[
     "method",
@@ -19,6 +21,18 @@ const AUTH_KEYS: &[&str] = &[
     "password_file",
     "allow_federated",
     "permanent_retry_minutes",
+    "token_cache",
+];
+
+/// Keys that hold a stored identity: a device-code sign-in is a person on their own phone, so
+/// the screen keeps none of these.
+const NOT_FOR_DEVICE_CODE: &[&str] = &[
+    "client_secret",
+    "client_secret_file",
+    "username",
+    "password",
+    "password_file",
+    "allow_federated",
 ];
 
 /// `permanent_retry_minutes` when the file does not set it.
@@ -45,7 +59,7 @@ pub(super) fn parse_auth(cx: &Ctx, s: &Section) -> Result<AuthConfig, ConfigErro
                         "sign-in method {m:?} is not supported; supported: {}",
                         names.join(", ")
                     ),
-                    "Set method = \"password\" (or remove the line: it is the default).",
+                    "Set method = \"password\" (or remove the line: it is the default) or method = \"device_code\".",
                 )
             })?,
     };
@@ -74,6 +88,29 @@ pub(super) fn parse_auth(cx: &Ctx, s: &Section) -> Result<AuthConfig, ConfigErro
         ));
     }
 
+    let minutes = s
+        .int(
+            cx,
+            "permanent_retry_minutes",
+            1..=1440,
+            "minutes",
+            DEFAULT_RETRY_MINUTES,
+        )?
+        .unwrap_or(DEFAULT_RETRY_MINUTES);
+    let permanent_retry = Duration::from_secs(minutes as u64 * 60);
+
+    if method == AuthMethod::DeviceCode {
+        return device_code(cx, s, tenant, client_id, permanent_retry);
+    }
+    if let Some((_, span)) = s.string(cx, "token_cache")? {
+        return Err(cx.invalid(
+            &s.key("token_cache"),
+            Some(&span),
+            "token_cache is only used by method = \"device_code\"",
+            "Remove token_cache from [auth], or set method = \"device_code\".",
+        ));
+    }
+
     let (username, span) = s.required(
         cx,
         "username",
@@ -89,15 +126,6 @@ pub(super) fn parse_auth(cx: &Ctx, s: &Section) -> Result<AuthConfig, ConfigErro
     }
 
     let allow_federated = s.bool(cx, "allow_federated")?.unwrap_or(false);
-    let minutes = s
-        .int(
-            cx,
-            "permanent_retry_minutes",
-            1..=1440,
-            "minutes",
-            DEFAULT_RETRY_MINUTES,
-        )?
-        .unwrap_or(DEFAULT_RETRY_MINUTES);
 
     let client_secret = secrets::client_secret(cx, s)?;
     let password = secrets::password(cx, s)?;
@@ -110,7 +138,56 @@ pub(super) fn parse_auth(cx: &Ctx, s: &Section) -> Result<AuthConfig, ConfigErro
         username: username.to_owned(),
         password,
         allow_federated,
-        permanent_retry: Duration::from_secs(minutes as u64 * 60),
+        permanent_retry,
+        token_cache: None,
+    })
+}
+
+/// `method = "device_code"`: a public client (no secret) and no account on the device; where
+/// the refresh token is kept.
+fn device_code(
+    cx: &Ctx,
+    s: &Section,
+    tenant: &str,
+    client_id: &str,
+    permanent_retry: Duration,
+) -> Result<AuthConfig, ConfigError> {
+    for key in NOT_FOR_DEVICE_CODE {
+        if let Some(v) = s.get(key) {
+            return Err(cx.invalid(
+                &s.key(key),
+                Some(&v.span()),
+                format!(
+                    "{key} is not used with method = \"device_code\": a person signs in on their own phone, and the screen stores no password or secret"
+                ),
+                format!("Remove {key} from [auth] (the app registration must allow public client flows), or set method = \"password\"."),
+            ));
+        }
+    }
+    let token_cache = match s.string(cx, "token_cache")? {
+        Some((path, span)) if path.trim().is_empty() => {
+            return Err(cx.invalid(
+                &s.key("token_cache"),
+                Some(&span),
+                "token_cache is empty",
+                format!(
+                    "Set token_cache to a file in a folder only pbikiosk can write, or remove the line for {DEFAULT_TOKEN_CACHE}."
+                ),
+            ));
+        }
+        Some((path, _)) => cx.resolve(path),
+        None => PathBuf::from(DEFAULT_TOKEN_CACHE),
+    };
+    Ok(AuthConfig {
+        method: AuthMethod::DeviceCode,
+        tenant: tenant.to_owned(),
+        client_id: client_id.to_owned(),
+        client_secret: Secret::new(""),
+        username: String::new(),
+        password: Secret::new(""),
+        allow_federated: false,
+        permanent_retry,
+        token_cache: Some(token_cache),
     })
 }
 

@@ -241,9 +241,15 @@ fn grant_token(
     }
     let client_id = param(f, "client_id")?;
     let app = requested_app(st, client_id, tenant.as_ref(), tenant_key)?.clone();
-    // Device code is a public-client flow: a secret is optional there, but checked if sent.
+    // Device code is a public-client flow: a secret is optional there, but checked if sent;
+    // the refresh tokens it gave are renewed without a secret too.
+    let public_refresh = grant == REFRESH
+        && f.get("refresh_token")
+            .and_then(|t| st.refresh.get(t))
+            .is_some_and(|g| g.public);
+    let public = f.get("client_secret").is_none_or(|s| s.is_empty());
     match f.get("client_secret").filter(|s| !s.is_empty()) {
-        None if grant == DEVICE_CODE => {}
+        None if grant == DEVICE_CODE || public_refresh => {}
         None => return Err(AadError::MissingClientSecret),
         Some(s) if *s != app.secret => return Err(AadError::InvalidClientSecret),
         Some(_) if app.secret_expired => return Err(AadError::ClientSecretExpired),
@@ -323,7 +329,14 @@ fn grant_token(
             (Subject::User(username), offline)
         }
     };
-    Ok(issue(st, subject, &app.client_id, scope, with_refresh))
+    Ok(issue(
+        st,
+        subject,
+        &app.client_id,
+        scope,
+        with_refresh,
+        public,
+    ))
 }
 
 /// User and account-state checks shared by ROPC (`password` given) and device code (the user
@@ -430,6 +443,7 @@ fn issue(
     client_id: &str,
     scope: &str,
     with_refresh: bool,
+    public: bool,
 ) -> Value {
     let lifetime = st.token_lifetime();
     let now = ids::unix_now();
@@ -493,6 +507,7 @@ fn issue(
                 client_id: client_id.to_owned(),
                 issued_unix: now,
                 revoked_at: None,
+                public,
             },
         );
         body["refresh_token"] = Value::String(rt);

@@ -183,6 +183,8 @@ pub(crate) struct RefreshGrant {
     pub(crate) issued_unix: u64,
     /// `Some(TokensValidFrom)` once revoked.
     pub(crate) revoked_at: Option<u64>,
+    /// Issued to a public client (device code, no secret): renewed without a secret.
+    pub(crate) public: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
