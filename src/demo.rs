@@ -58,7 +58,7 @@ pub(crate) enum DemoError {
     Front(#[source] std::io::Error),
     #[error("demo config: {0}")]
     Config(ConfigError),
-    #[error("writing the demo's cloud.ca_file")]
+    #[error("writing the demo's cloud.ca_file or token cache")]
     CaFile(#[source] std::io::Error),
 }
 
@@ -71,6 +71,9 @@ pub(crate) struct Demo {
     pub(crate) config: Config,
     /// With [`FrontTrust::CaFile`]: the config's `cloud.ca_file`, removed when the demo ends.
     _ca_file: Option<tempfile::TempPath>,
+    /// The device-code sign-in's token cache folder, removed when the demo ends: a demo
+    /// never leaves a refresh token behind.
+    _token_cache: Option<tempfile::TempDir>,
     front_trust: FrontTrust,
 }
 
@@ -99,6 +102,17 @@ impl Demo {
             .await
             .map_err(DemoError::Front)?;
         let mut config = demo_config(&sim, opts.seconds).map_err(DemoError::Config)?;
+        let token_cache = match config.auth.method {
+            crate::config::AuthMethod::DeviceCode => {
+                let dir = tempfile::Builder::new()
+                    .prefix("pbikiosk-demo-cache-")
+                    .tempdir()
+                    .map_err(DemoError::CaFile)?;
+                config.auth.token_cache = Some(dir.path().join("token-cache.json"));
+                Some(dir)
+            }
+            crate::config::AuthMethod::Password => None,
+        };
         let ca_file = match (opts.front_trust, &front.ca_pem) {
             (FrontTrust::CaFile, Some(ca)) => {
                 let path = write_ca_file(ca).map_err(DemoError::CaFile)?;
@@ -112,6 +126,7 @@ impl Demo {
             front,
             config,
             _ca_file: ca_file,
+            _token_cache: token_cache,
             front_trust: opts.front_trust,
         })
     }

@@ -384,6 +384,10 @@ pub struct DeviceCodeSettings {
     pub interval_seconds: u64,
     #[serde(default = "default_device_expiry")]
     pub expires_in_seconds: u64,
+    /// The demo account approves a pending code by itself this long after it was issued
+    /// (`pbikiosk demo --scenario device-code`); `None`: only `/_sim/control` approves.
+    #[serde(default)]
+    pub auto_approve_seconds: Option<u64>,
 }
 
 impl Default for DeviceCodeSettings {
@@ -391,6 +395,7 @@ impl Default for DeviceCodeSettings {
         Self {
             interval_seconds: default_interval(),
             expires_in_seconds: default_device_expiry(),
+            auto_approve_seconds: None,
         }
     }
 }
@@ -410,6 +415,9 @@ pub struct DemoTarget {
     /// through the pages (the `bookmarks` preview).
     #[serde(default)]
     pub(crate) bookmarks: bool,
+    /// The snippet signs in with `method = "device_code"` (no secret, no account).
+    #[serde(default)]
+    pub device_code: bool,
 }
 
 fn default_resource() -> String {

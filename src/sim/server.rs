@@ -411,22 +411,38 @@ fn check_account(
 
 fn device_grant(st: &mut State, code: &str, client_id: &str) -> Result<String, AadError> {
     let interval = st.scenario.device_code.interval_seconds;
+    let auto_approve = st.scenario.device_code.auto_approve_seconds;
+    let approver = st.scenario.demo.as_ref().map(|d| d.username.clone());
     let d = st.device.get_mut(code).ok_or(AadError::InvalidGrant)?;
     if !d.client_id.eq_ignore_ascii_case(client_id) {
         return Err(AadError::InvalidGrant);
     }
     let now = Instant::now();
+    let previous = d.last_poll.replace(now);
+    if let Some(p) = previous {
+        let gap = now.duration_since(p).as_millis();
+        st.stats
+            .device_poll_gaps_ms
+            .push(u64::try_from(gap).unwrap_or(u64::MAX));
+    }
+    let d = st.device.get_mut(code).ok_or(AadError::InvalidGrant)?;
     if now >= d.expires_at {
         return Err(AadError::DeviceCodeExpired);
+    }
+    // The demo's "person" approves by themselves after a few seconds.
+    if d.status == DeviceStatus::Pending
+        && let Some(after) = auto_approve
+        && now.duration_since(d.created) >= Duration::from_secs(after)
+        && let Some(user) = &approver
+    {
+        d.status = DeviceStatus::Approved(user.to_ascii_lowercase());
     }
     match d.status.clone() {
         DeviceStatus::Declined => Err(AadError::AuthorizationDeclined),
         DeviceStatus::Approved(u) => Ok(u),
         DeviceStatus::Pending => {
             let too_fast = interval > 0
-                && d.last_poll
-                    .is_some_and(|t| now.duration_since(t) < Duration::from_secs(interval));
-            d.last_poll = Some(now);
+                && previous.is_some_and(|t| now.duration_since(t) < Duration::from_secs(interval));
             Err(if too_fast {
                 AadError::SlowDown
             } else {

@@ -8,6 +8,7 @@
 mod check_sim;
 mod common;
 mod config_cli;
+mod device_code;
 mod docs;
 mod e2e;
 mod embed_host;

@@ -27,7 +27,8 @@ use super::{
 /// | `throttled` | next 5 token answers are 429 (Retry-After 10), then recovers | `throttled` |
 /// | `embed-refuse`, `embed-reset`, `embed-hang`, `embed-http-502`, `embed-untrusted`, `embed-dns` | the embed host fails that way ([`EmbedFault`]) | `embed_unreachable` |
 /// | `bookmarks` | the demo plays only Sales Overview, through its two bookmarks | (plays) |
-pub const NAMES: [&str; 20] = [
+/// | `device-code` | signs in with a code shown on the screen; the demo account approves it after 6 s | `sign_in_required`, then plays |
+pub const NAMES: [&str; 21] = [
     "good",
     "mfa",
     "federated",
@@ -48,6 +49,7 @@ pub const NAMES: [&str; 20] = [
     "embed-untrusted",
     "embed-dns",
     "bookmarks",
+    "device-code",
 ];
 
 impl Scenario {
@@ -180,6 +182,7 @@ impl Scenario {
                 tenant: None,
                 password: None,
                 bookmarks: false,
+                device_code: false,
             }),
         };
         s.workspaces[0].reports[0].bookmarks = sales_bookmarks(&s.workspaces[0].reports[0]);
@@ -211,6 +214,10 @@ impl Scenario {
                     .iter_mut()
                     .find(|a| a.username == kiosk)?
                     .workspaces = vec![WS_SALES.to_owned()];
+            }
+            "device-code" => {
+                demo.device_code = true;
+                s.device_code.auto_approve_seconds = Some(6);
             }
             "outage" => {
                 s.faults.token_outage = true;
