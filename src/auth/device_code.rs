@@ -992,6 +992,107 @@ mod tests {
         );
     }
 
+    /// Against the simulator over HTTP: a code, approval, the cache filled; `check` signs in
+    /// from the cache; a restart signs in from it with no new code; a revoked grant gives a
+    /// new code at once.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn over_http_approval_check_restart_and_revocation() {
+        use crate::sim::scenario::builtin_ids as ids;
+        use crate::sim::state::Control;
+        use crate::sim::{Scenario, Simulator};
+
+        let mut scenario = Scenario::named("device-code").unwrap();
+        scenario.device_code.interval_seconds = 1;
+        scenario.device_code.auto_approve_seconds = None;
+        let sim = Simulator::start(scenario, "127.0.0.1:0".parse().unwrap())
+            .await
+            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let cache_path = dir.path().join("token-cache.json");
+        let mut cfg = crate::config::parse(
+            &sim.config_snippet(&format!("kiosk@{}", ids::TENANT_DOMAIN)),
+            std::path::Path::new("/tmp/pbikiosk.toml"),
+            &crate::config::SecretSources::default(),
+        )
+        .unwrap();
+        cfg.auth.token_cache = Some(cache_path.clone());
+        let new_session = || {
+            let client = DeviceClient::new(
+                crate::net::build_client(None).unwrap(),
+                cfg.cloud.authority.clone(),
+                &cfg.auth.tenant,
+                &cfg.auth.client_id,
+                &cfg.cloud.scope(),
+            );
+            DeviceSession::new(
+                client,
+                TokenCache::new(&cache_path),
+                &cfg.auth.tenant,
+                &cfg.auth.client_id,
+                Duration::from_secs(900),
+                Arc::new(Instant::now),
+            )
+        };
+        async fn until_token(s: &mut DeviceSession<DeviceClient>) -> Step {
+            for _ in 0..20 {
+                let step = s.poll(Instant::now()).await;
+                if step != Step::Idle && step != Step::Waiting {
+                    return step;
+                }
+                tokio::time::sleep_until(tokio::time::Instant::from_std(
+                    s.next_wake(Instant::now()),
+                ))
+                .await;
+            }
+            panic!("no token after 20 steps");
+        }
+
+        // check's sign-in step (only that: the later steps would probe the real embed hosts)
+        // before anyone signed in says so, and asks for no code.
+        let check_sign_in = || async {
+            let http = crate::net::build_client(None).unwrap();
+            let deadline = Instant::now() + Duration::from_secs(20);
+            let mut lines = Vec::new();
+            crate::check::sign_in(&cfg, &http, deadline, &mut lines)
+                .await
+                .map(|_| lines)
+        };
+        let failure = check_sign_in().await.unwrap_err();
+        assert_eq!(failure.problem.id, ProblemId::SignInRequired, "{failure}");
+        assert!(failure.problem.fix.contains("pbikiosk login"), "{failure}");
+        assert_eq!(sim.stats().devicecode_requests, 0);
+
+        let mut first = new_session();
+        assert_eq!(first.poll(Instant::now()).await, Step::Waiting);
+        sim.control(Control::ApproveDeviceCode {
+            user_code: Some(first.prompt().unwrap().user_code.clone()),
+            username: format!("kiosk@{}", ids::TENANT_DOMAIN),
+        });
+        assert_eq!(until_token(&mut first).await, Step::NewToken);
+        assert_eq!(sim.stats().devicecode_requests, 1);
+
+        let lines = check_sign_in().await.unwrap();
+        assert_eq!(lines.len(), 1);
+        assert!(lines[0].ok, "{lines:?}");
+
+        let mut restarted = new_session();
+        assert_eq!(restarted.poll(Instant::now()).await, Step::NewToken);
+        let stats = sim.stats();
+        assert_eq!(stats.devicecode_requests, 1, "no new code after a restart");
+        // One by check, one by the restarted session.
+        assert_eq!(stats.token_by_grant.get("refresh_token"), Some(&2));
+
+        sim.control(Control::RevokeRefreshTokens { username: None });
+        restarted.invalidate();
+        assert_eq!(restarted.poll(Instant::now()).await, Step::Waiting);
+        assert_eq!(
+            restarted.problem().map(|p| p.id),
+            Some(ProblemId::SignInRequired)
+        );
+        assert_eq!(sim.stats().devicecode_requests, 2);
+        assert!(!cache_path.exists(), "the revoked grant is forgotten");
+    }
+
     #[tokio::test]
     async fn declined_and_blocked_are_problems_that_wait() {
         let dir = tempfile::tempdir().unwrap();

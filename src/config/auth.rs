@@ -291,6 +291,63 @@ mod tests {
         }
     }
 
+    fn device_code_auth(extra: &str) -> String {
+        format!(
+            "[auth]\nmethod = \"device_code\"\ntenant = \"contoso.onmicrosoft.com\"\nclient_id = \"{APP}\"\n{extra}"
+        )
+    }
+
+    #[test]
+    fn device_code_needs_no_secret_and_keeps_its_cache_in_the_state_directory() {
+        use crate::config::{AuthMethod, DEFAULT_TOKEN_CACHE};
+        let c = ok(&device_code_auth(""));
+        assert_eq!(c.auth.method, AuthMethod::DeviceCode);
+        assert_eq!(c.auth.client_id, APP);
+        assert_eq!(
+            c.auth.token_cache.as_deref(),
+            Some(std::path::Path::new(DEFAULT_TOKEN_CACHE))
+        );
+        // A relative path is the config folder's, like every other file in the config.
+        let c = ok(&device_code_auth("token_cache = \"cache/token.json\"\n"));
+        let dir = path().parent().unwrap();
+        assert_eq!(c.auth.token_cache.unwrap(), dir.join("cache/token.json"));
+        let (msg, fix) = invalid(
+            err(&device_code_auth("token_cache = \" \"\n")),
+            "auth.token_cache",
+            Some(5),
+        );
+        assert!(msg.contains("empty"), "{msg}");
+        assert!(fix.contains(DEFAULT_TOKEN_CACHE), "{fix}");
+    }
+
+    #[test]
+    fn device_code_refuses_stored_identities_naming_the_key() {
+        for (line, key) in [
+            (format!("client_secret = \"{CS}\"\n"), "client_secret"),
+            (
+                "client_secret_file = \"/x\"\n".to_owned(),
+                "client_secret_file",
+            ),
+            (
+                "username = \"svc@contoso.onmicrosoft.com\"\n".to_owned(),
+                "username",
+            ),
+            (format!("password = \"{PW}\"\n"), "password"),
+            ("allow_federated = true\n".to_owned(), "allow_federated"),
+        ] {
+            let e = err(&device_code_auth(&line));
+            let shown = e.to_string();
+            assert!(!shown.contains(CS) && !shown.contains(PW), "{shown}");
+            let (msg, fix) = invalid(e, &format!("auth.{key}"), Some(5));
+            assert!(msg.contains("device_code"), "{msg}");
+            assert!(fix.contains(&format!("Remove {key}")), "{fix}");
+        }
+        // token_cache belongs to device_code only.
+        let text = format!("{}token_cache = \"/x\"\n", auth());
+        let (_, fix) = invalid(err(&text), "auth.token_cache", Some(7));
+        assert!(fix.contains("device_code"), "{fix}");
+    }
+
     #[test]
     fn permanent_retry_range() {
         for bad in [0, 1441, -5] {
