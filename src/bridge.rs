@@ -46,8 +46,11 @@ pub struct SignInView {
     /// A `data:image/svg+xml` URI of the address as a QR code; `None` if none could be made.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub qr: Option<String>,
-    /// "09:15 (in 15 min)": the local time the code stops working.
+    /// "09:15": the local time the code stops working.
     pub expires: String,
+    /// Seconds the code still works when the screen is sent: the page counts them down, so
+    /// the time left stays true while the screen is up.
+    pub seconds_left: u64,
 }
 
 /// Tokens stay [`Secret`]s here, so a logged message shows `[redacted]`; only the JSON for

@@ -144,11 +144,11 @@ pub(crate) fn screen(
                 user_code: prompt.user_code.clone(),
                 verification_uri: prompt.verification_uri.clone(),
                 qr: crate::sign_in_qr::svg_data_uri(&prompt.verification_uri),
-                expires: format!(
-                    "{} (in {})",
-                    clock.wall_clock(prompt.expires_at),
-                    time_to_go(prompt.expires_at, clock)
-                ),
+                expires: clock.wall_clock(prompt.expires_at),
+                seconds_left: prompt
+                    .expires_at
+                    .saturating_duration_since(clock.now)
+                    .as_secs(),
             }),
         };
     }

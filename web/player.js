@@ -348,6 +348,21 @@
   }
 
   // ---------------------------------------------------------------- status screen and badge
+  // The sign-in code's time left, counted down once a second while the screen is up.
+  var countdown = null;
+  function startCountdown(si) {
+    if (countdown) { clearInterval(countdown); countdown = null; }
+    var el = $('sign-in-expires');
+    if (!si) { el.textContent = ''; return; }
+    var end = Date.now() + (si.secondsLeft || 0) * 1000;
+    var tick = function () {
+      var left = si.secondsLeft == null ? null : Math.max(0, Math.round((end - Date.now()) / 1000));
+      el.textContent = si.expires + P.timeLeft(left);
+    };
+    tick();
+    if (si.secondsLeft != null) countdown = setInterval(tick, 1000);
+  }
+
   function renderStatus(screen) {
     var vm = P.statusScreenModel(screen, knownTokens);
     statusEl.setAttribute('data-problem', vm.problem);
@@ -377,7 +392,7 @@
     $('status-sign-in').hidden = !si;
     $('sign-in-uri').textContent = si ? si.uri : '';
     $('sign-in-code').textContent = si ? si.code : '';
-    $('sign-in-expires').textContent = si ? si.expires : '';
+    startCountdown(si);
     var qr = $('sign-in-qr');
     if (si && si.qr) qr.setAttribute('src', si.qr); else qr.removeAttribute('src');
     qr.hidden = !(si && si.qr);
@@ -437,7 +452,7 @@
     reload: reload,
     discard: function (m) { afterSwap(function () { removeEmbed(m.key); }); },
     status: function (m) { renderStatus(m.screen); },
-    hide_status: function () { statusEl.hidden = true; },
+    hide_status: function () { statusEl.hidden = true; startCountdown(null); },
     badge: function (m) { setBadge(m.text); }
   };
 

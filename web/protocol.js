@@ -201,7 +201,17 @@
     if (!code || !uri) return null;
     var qr = typeof s.qr === 'string' && s.qr.indexOf('data:image/svg+xml;base64,') === 0 ? s.qr : null;
     var expires = r(s.expires);
-    return { code: code, uri: uri, qr: qr, expires: expires ? 'This code works until ' + expires : '' };
+    var left = typeof s.seconds_left === 'number' && isFinite(s.seconds_left) && s.seconds_left >= 0
+      ? Math.floor(s.seconds_left) : null;
+    return { code: code, uri: uri, qr: qr, expires: expires ? 'This code works until ' + expires : '',
+      secondsLeft: left };
+  }
+
+  /** The sign-in code's time left, as the screen counts it down: "(14:05 left)". */
+  function timeLeft(seconds) {
+    if (seconds == null) return '';
+    if (seconds <= 0) return ' (a new code is on its way)';
+    return ' (' + Math.floor(seconds / 60) + ':' + pad2(seconds % 60) + ' left)';
   }
 
   /** The start screen's view model: its line and the device facts under it, cleaned. */
@@ -244,6 +254,7 @@
     redactDeep: redactDeep,
     formatNextAttempt: formatNextAttempt,
     statusScreenModel: statusScreenModel,
+    timeLeft: timeLeft,
     startScreenModel: startScreenModel,
     reportLayout: reportLayout
   };
