@@ -247,6 +247,39 @@ mod tests {
     }
 
     #[test]
+    fn a_sign_in_screen_shows_the_code_the_address_its_qr_code_and_the_time_left() {
+        let c = clock();
+        let mut problem = Problem::new(ProblemId::SignInRequired);
+        problem.sign_in = Some(Box::new(crate::auth::device_code::SignInPrompt {
+            user_code: "ABCD1234E".into(),
+            verification_uri: "https://microsoft.com/devicelogin".into(),
+            expires_at: c.now + Duration::from_secs(900),
+            expires_utc: "2026-06-01T07:15:00Z".into(),
+        }));
+        let s = screen(&problem, None, &ctx(false), &device(), &c);
+        assert_eq!(s.title, "Sign in to show reports");
+        let view = s.sign_in.expect("a sign-in view");
+        assert_eq!(view.user_code, "ABCD1234E");
+        assert_eq!(view.verification_uri, "https://microsoft.com/devicelogin");
+        assert!(view.qr.unwrap().starts_with("data:image/svg+xml;base64,"));
+        assert_eq!(view.expires, "09:15");
+        assert_eq!(view.seconds_left, 900);
+        assert_eq!(s.next_attempt, None);
+        // The device facts, as on every status screen.
+        let labels: Vec<&str> = s.facts.iter().map(|(l, _)| l.as_str()).collect();
+        assert_eq!(
+            labels,
+            [
+                "Device",
+                "IP address",
+                "pbikiosk",
+                "Time on device",
+                "Configuration"
+            ]
+        );
+    }
+
+    #[test]
     fn wrong_password_lists_the_microsoft_references_in_order() {
         let body = r#"{"error":"invalid_grant","error_description":"AADSTS50126: Error validating credentials.","error_codes":[50126],"trace_id":"0a1b-trace","correlation_id":"9f8e-corr"}"#;
         let problem = Problem::from_token_error(400, body, None);

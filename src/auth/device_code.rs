@@ -874,6 +874,30 @@ mod tests {
         assert!(p.fix.contains("Allow public client flows"), "{}", p.fix);
         let p = classify_poll(400, &body("invalid_grant", 53003), None).unwrap_err();
         assert_eq!(p.aadsts(), [53003], "Microsoft's references are kept");
+        // As Microsoft words them when Conditional Access stops a device-code sign-in: a block
+        // (53003), a device that must be managed or compliant (53000), device authentication
+        // required (50097, seen answered with 401).
+        for (status, code, text) in [
+            (
+                400,
+                53003,
+                "Access has been blocked by Conditional Access policies. The access policy does not allow token issuance.",
+            ),
+            (
+                400,
+                53000,
+                "Device is not in required device state: compliant. Conditional Access policy requires a compliant device, and the device is not compliant.",
+            ),
+            (401, 50097, "Device authentication is required."),
+        ] {
+            let body = format!(
+                r#"{{"error":"invalid_grant","error_description":"AADSTS{code}: {text}\r\nTrace ID: 2f8ccb7a-459e-44fb-b615-232475945800\r\nCorrelation ID: 824fc737-3721-428a-adb8-e51aec8c4cce\r\nTimestamp: 2026-02-17 18:39:09Z","error_codes":[{code}],"timestamp":"2026-02-17 18:39:09Z","trace_id":"2f8ccb7a-459e-44fb-b615-232475945800","correlation_id":"824fc737-3721-428a-adb8-e51aec8c4cce","suberror":"message_only"}}"#
+            );
+            let p = classify_poll(status, &body, None).unwrap_err();
+            assert_eq!(p.id, ProblemId::DeviceCodeBlocked, "{code}");
+            assert_eq!(p.trace_id(), Some("2f8ccb7a-459e-44fb-b615-232475945800"));
+            assert_eq!(p.retry_class(), RetryClass::Permanent);
+        }
     }
 
     #[tokio::test]
