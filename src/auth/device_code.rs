@@ -1117,6 +1117,86 @@ mod tests {
         assert!(!cache_path.exists(), "the revoked grant is forgotten");
     }
 
+    /// The demo's scenario: the simulator approves a pending code by itself, so `pbikiosk demo
+    /// --scenario device-code` plays after a few seconds with nobody at a phone.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn the_demo_scenario_approves_by_itself() {
+        use crate::sim::{Scenario, Simulator};
+        let mut scenario = Scenario::named("device-code").unwrap();
+        scenario.device_code.interval_seconds = 1;
+        scenario.device_code.auto_approve_seconds = Some(2);
+        let sim = Simulator::start(scenario, "127.0.0.1:0".parse().unwrap())
+            .await
+            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let user = sim.demo_username().unwrap();
+        let cfg = crate::config::parse(
+            &sim.config_snippet(&user),
+            std::path::Path::new("/tmp/pbikiosk.toml"),
+            &crate::config::SecretSources::default(),
+        )
+        .unwrap();
+        assert_eq!(cfg.auth.method, crate::config::AuthMethod::DeviceCode);
+        let client = DeviceClient::new(
+            crate::net::build_client(None).unwrap(),
+            cfg.cloud.authority.clone(),
+            &cfg.auth.tenant,
+            &cfg.auth.client_id,
+            &cfg.cloud.scope(),
+        );
+        let mut s = DeviceSession::new(
+            client,
+            TokenCache::new(dir.path().join("c.json")),
+            &cfg.auth.tenant,
+            &cfg.auth.client_id,
+            Duration::from_secs(900),
+            Arc::new(Instant::now),
+        );
+        let start = Instant::now();
+        let mut polls = 0;
+        loop {
+            match s.poll(Instant::now()).await {
+                Step::NewToken => break,
+                Step::Failed(p) => panic!("{p}"),
+                Step::Waiting => polls += 1,
+                Step::Idle => {}
+            }
+            assert!(start.elapsed() < Duration::from_secs(10), "not approved");
+            tokio::time::sleep_until(tokio::time::Instant::from_std(s.next_wake(Instant::now())))
+                .await;
+        }
+        assert!(start.elapsed() >= Duration::from_secs(2));
+        assert!(polls >= 2, "{polls}");
+        let stats = sim.stats();
+        assert_eq!(stats.devicecode_requests, 1, "one code, approved");
+    }
+
+    proptest::proptest! {
+        /// Whatever the network sends, reading it never panics, and nothing but an https
+        /// address and a short code of letters and digits reaches the screen.
+        #[test]
+        fn hostile_answers_never_panic(status in 100u16..600, body in ".{0,300}") {
+            let _ = classify_poll(status, &body, None);
+            if let Ok(c) = parse_device_code(&body) {
+                proptest::prop_assert!(c.verification_uri.starts_with("https://"));
+                proptest::prop_assert!(c.user_code.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '-'));
+            }
+        }
+
+        #[test]
+        fn well_formed_answers_keep_interval_and_lifetime_in_bounds(
+            interval in proptest::prelude::any::<u64>(),
+            expires in proptest::prelude::any::<u64>(),
+        ) {
+            let body = format!(
+                r#"{{"user_code":"A1","device_code":"d","verification_uri":"https://microsoft.com/devicelogin","expires_in":{expires},"interval":{interval}}}"#
+            );
+            let c = parse_device_code(&body).unwrap();
+            proptest::prop_assert!((MIN_INTERVAL..=MAX_INTERVAL).contains(&c.interval));
+            proptest::prop_assert!((MIN_CODE_LIFETIME..=MAX_CODE_LIFETIME).contains(&c.expires_in));
+        }
+    }
+
     #[tokio::test]
     async fn declined_and_blocked_are_problems_that_wait() {
         let dir = tempfile::tempdir().unwrap();
