@@ -141,3 +141,62 @@ fn decode_qr(png: &std::path::Path) -> String {
     let (_, text) = grids[0].decode().expect("the QR code decodes");
     text
 }
+
+/// `pbikiosk demo --scenario device-code`: the sign-in screen, then the demo account approves
+/// by itself and the reports play, with one code.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs Xvfb, ImageMagick and the built page; scripts/test.sh runs it"]
+async fn demo_scenario_signs_in_by_itself() {
+    let _one = lock().await;
+    let x = Xvfb::start();
+    let mut p = Player::demo(&x, "device-code-demo", &["--scenario", "device-code"]);
+    p.wait_for("the sign-in screen", 60, |s| {
+        s["state"] == "sign_in_required"
+    })
+    .await;
+    let s = p
+        .wait_for("playing after the demo's own approval", 60, |s| {
+            s["state"] == "playing"
+        })
+        .await;
+    assert_eq!(s["problem"], Value::Null, "{s}");
+    let stats = p.sim_stats().await;
+    assert_eq!(stats["devicecode_requests"], 1, "{stats}");
+}
+
+/// A declined sign-in is a problem with its fix on the screen, not a silent new code.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs Xvfb, ImageMagick and the built page; scripts/test.sh runs it"]
+async fn a_declined_sign_in_says_so() {
+    let _one = lock().await;
+    let mut scenario = pbikiosk::sim::Scenario::named("device-code").unwrap();
+    scenario.device_code.auto_approve_seconds = None;
+    scenario.device_code.interval_seconds = INTERVAL;
+    let file = out_dir().join("device-code-decline-scenario.toml");
+    std::fs::write(&file, toml::to_string(&scenario).unwrap()).unwrap();
+    let x = Xvfb::start();
+    let mut p = Player::demo(
+        &x,
+        "device-code-declined",
+        &["--scenario", file.to_str().unwrap()],
+    );
+    p.wait_for("the sign-in screen", 60, |s| {
+        s["state"] == "sign_in_required"
+    })
+    .await;
+    p.control(json!({"action": "decline_device_code"})).await;
+    let s = p
+        .wait_for("the declined screen", 30, |s| {
+            s["problem"] == "sign_in_declined"
+        })
+        .await;
+    assert_eq!(s["state"], "problem", "{s}");
+    assert_eq!(s["sign_in"], Value::Null, "{s}");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    x.screenshot("sign-in-declined.png");
+    let stats = p.sim_stats().await;
+    assert_eq!(
+        stats["devicecode_requests"], 1,
+        "no new code at once: {stats}"
+    );
+}
