@@ -32,6 +32,25 @@ pub struct Screen {
     pub facts: Vec<(String, String)>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_attempt: Option<String>,
+    /// The sign-in screen's code, while a person is asked to sign in with it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sign_in: Option<SignInView>,
+}
+
+/// What the sign-in screen shows: the code in large type, where to enter it (also as a QR
+/// code of that address), and until when the code works. Never a token.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SignInView {
+    pub user_code: String,
+    pub verification_uri: String,
+    /// A `data:image/svg+xml` URI of the address as a QR code; `None` if none could be made.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub qr: Option<String>,
+    /// "09:15": the local time the code stops working.
+    pub expires: String,
+    /// Seconds the code still works when the screen is sent: the page counts them down, so
+    /// the time left stays true while the screen is up.
+    pub seconds_left: u64,
 }
 
 /// Tokens stay [`Secret`]s here, so a logged message shows `[redacted]`; only the JSON for

@@ -210,6 +210,9 @@ pub(crate) async fn sign_in(
     deadline: Instant,
     lines: &mut Vec<Line>,
 ) -> Result<SignedIn, Failure> {
+    if cfg.auth.method == crate::config::AuthMethod::DeviceCode {
+        return device_code_sign_in(cfg, http, deadline, lines).await;
+    }
     let settings = SignInSettings::from_config(cfg);
     let client = AadClient::new(http.clone(), settings);
     let user = &cfg.auth.username;
@@ -271,6 +274,71 @@ pub(crate) async fn sign_in(
             })
         }
         Err(p) => Err(Failure::new("sign-in", p)),
+    }
+}
+
+/// `method = "device_code"`: sign in with the token cache's refresh token, as the screen does
+/// after a restart. The cache is read, never written (check may run as another user, and a
+/// file it wrote could lock the service out), and no code is requested: a person signs in on
+/// the screen or with `pbikiosk login`.
+async fn device_code_sign_in(
+    cfg: &Config,
+    http: &reqwest::Client,
+    deadline: Instant,
+    lines: &mut Vec<Line>,
+) -> Result<SignedIn, Failure> {
+    use crate::auth::device_code::{DeviceClient, DeviceEndpoint as _};
+    use crate::auth::token_cache::TokenCache;
+    let path = cfg
+        .auth
+        .token_cache
+        .clone()
+        .unwrap_or_else(|| crate::config::DEFAULT_TOKEN_CACHE.into());
+    let not_signed_in = |why: String| {
+        Failure::new(
+            "sign-in",
+            Problem::new(ProblemId::SignInRequired)
+                .with_cause(why)
+                .with_fix("Sign in with the code on the screen, or run `pbikiosk login` as the user the service runs as; then run check again."),
+        )
+    };
+    let refresh = match TokenCache::new(&path).load(&cfg.auth.tenant, &cfg.auth.client_id) {
+        Ok(Some(rt)) => rt,
+        Ok(None) => {
+            return Err(not_signed_in(format!(
+                "No one has signed in on this screen yet: {} holds no sign-in for this tenant and app.",
+                path.display()
+            )));
+        }
+        Err(e) => return Err(not_signed_in(e.to_string())),
+    };
+    let client = DeviceClient::new(
+        http.clone(),
+        cfg.cloud.authority.clone(),
+        &cfg.auth.tenant,
+        &cfg.auth.client_id,
+        &cfg.cloud.scope(),
+    );
+    match within(deadline, || client.refresh(&refresh)).await {
+        Ok(grant) => {
+            let mins = grant.expires_in.as_secs() / 60;
+            lines.push(Line::ok(
+                "sign-in",
+                format!(
+                    "signed in with the code sign-in kept in {}; token valid {mins} min",
+                    path.display()
+                ),
+            ));
+            Ok(SignedIn {
+                token: grant.access_token,
+            })
+        }
+        Err(p) if p.retry_class() == RetryClass::Transient => Err(Failure::new("sign-in", p)),
+        Err(p) => Err(not_signed_in(format!(
+            "Microsoft refused the sign-in kept in {} ({}): it was revoked or has expired.",
+            path.display(),
+            p.id
+        ))),
     }
 }
 

@@ -58,7 +58,7 @@ pub(crate) enum DemoError {
     Front(#[source] std::io::Error),
     #[error("demo config: {0}")]
     Config(ConfigError),
-    #[error("writing the demo's cloud.ca_file")]
+    #[error("writing the demo's cloud.ca_file or token cache")]
     CaFile(#[source] std::io::Error),
     #[error("writing the demo's auth.client_certificate_file")]
     CertificateFile(#[source] std::io::Error),
@@ -76,6 +76,9 @@ pub(crate) struct Demo {
     /// With a certificate scenario: the folder of the app's certificate file, removed when
     /// the demo ends.
     _certificate_dir: Option<tempfile::TempDir>,
+    /// The device-code sign-in's token cache folder, removed when the demo ends: a demo
+    /// never leaves a refresh token behind.
+    _token_cache: Option<tempfile::TempDir>,
     front_trust: FrontTrust,
 }
 
@@ -115,6 +118,17 @@ impl Demo {
             certificate_dir.as_ref().map(|d| d.path()),
         )
         .map_err(DemoError::Config)?;
+        let token_cache = match config.auth.method {
+            crate::config::AuthMethod::DeviceCode => {
+                let dir = tempfile::Builder::new()
+                    .prefix("pbikiosk-demo-cache-")
+                    .tempdir()
+                    .map_err(DemoError::CaFile)?;
+                config.auth.token_cache = Some(dir.path().join("token-cache.json"));
+                Some(dir)
+            }
+            _ => None,
+        };
         let ca_file = match (opts.front_trust, &front.ca_pem) {
             (FrontTrust::CaFile, Some(ca)) => {
                 let path = write_ca_file(ca).map_err(DemoError::CaFile)?;
@@ -129,6 +143,7 @@ impl Demo {
             config,
             _ca_file: ca_file,
             _certificate_dir: certificate_dir,
+            _token_cache: token_cache,
             front_trust: opts.front_trust,
         })
     }

@@ -17,6 +17,7 @@ mod health;
 #[cfg(test)]
 mod input_props;
 pub mod logging;
+pub mod login;
 mod net;
 pub(crate) mod outlet;
 mod page_gate;
@@ -32,6 +33,7 @@ pub mod reports;
 pub mod run;
 mod secret;
 mod shell;
+pub(crate) mod sign_in_qr;
 pub mod sim;
 pub(crate) mod status_screen;
 pub(crate) mod web_context;

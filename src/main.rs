@@ -48,6 +48,13 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Sign in with a code (method = "device_code"): prints the code and the address to open
+    /// on a phone, waits for the sign-in and keeps it in the token cache the screen uses.
+    Login {
+        /// Also print the address as a QR code (text).
+        #[arg(long)]
+        qr: bool,
+    },
     /// Run the local simulator of the Microsoft services (for tests and previews).
     Sim {
         /// Address to listen on (loopback only).
@@ -229,6 +236,22 @@ async fn dispatch(cli: Cli, sources: SecretSources) -> anyhow::Result<ExitCode> 
             Ok(ExitCode::SUCCESS)
         }
         Command::Config { action } => Ok(config_command(action, &path, &sources)),
+        Command::Login { qr } => {
+            let cfg = match config::load(&path, &sources) {
+                Ok(cfg) => cfg,
+                Err(e) => {
+                    print!("{}", check::CheckReport::config_error(&e).render());
+                    return Ok(ExitCode::from(2));
+                }
+            };
+            match pbikiosk::login::login(&cfg, qr, &mut std::io::stdout()).await {
+                Ok(_) => Ok(ExitCode::SUCCESS),
+                Err(e) => {
+                    eprintln!("pbikiosk: {e}");
+                    Ok(ExitCode::FAILURE)
+                }
+            }
+        }
         Command::Check { json, budget_secs } => {
             let (report, code) = match config::load(&path, &sources) {
                 Ok(cfg) => {

@@ -346,6 +346,11 @@ impl Player {
                     self.offline_since = Some(now);
                     out.push(Output::Offline(Some(now)));
                 }
+                // A new sign-in code is the same problem with new words: show it again.
+                let code = |p: &Problem| p.sign_in.as_ref().map(|s| s.user_code.clone());
+                if self.tokens.problem.as_ref().map(|(p, _)| code(p)) != Some(code(&problem)) {
+                    self.problem_shown = None;
+                }
                 self.tokens.problem = Some((problem, next_attempt));
             }
         }
@@ -833,6 +838,50 @@ mod tests {
         r.send(Input::Resolved(Ok(three_items())));
         r.rendered("e1");
         assert_eq!(r.p.snapshot().state, State::Playing);
+    }
+
+    /// Device code: the sign-in screen is shown for each new code (not for each poll),
+    /// `/status` says sign_in_required with the code, and a token plays.
+    #[test]
+    fn sign_in_screen_shows_each_new_code_once_and_a_token_plays() {
+        let mut r = Rig::new();
+        r.page(FromPage::Ready { version: None });
+        let waiting = |code: &str, now: Instant| {
+            let mut p = Problem::new(ProblemId::SignInRequired);
+            p.sign_in = Some(Box::new(crate::auth::device_code::SignInPrompt {
+                user_code: code.into(),
+                verification_uri: "https://microsoft.com/devicelogin".into(),
+                expires_at: now + Duration::from_secs(900),
+                expires_utc: "2026-06-01T09:15:00Z".into(),
+            }));
+            Input::Token(TokenState::Failed {
+                problem: p,
+                next_attempt: None,
+            })
+        };
+        let shown = |out: &[Output], code: &str| {
+            has(out, |o| {
+                matches!(o, Output::ShowProblem { problem, .. }
+                    if problem.sign_in.as_ref().is_some_and(|s| s.user_code == code))
+            })
+        };
+        let now = r.now;
+        assert!(shown(&r.send(waiting("FIRST", now)), "FIRST"));
+        let snap = r.p.snapshot();
+        assert_eq!(snap.state, State::SignInRequired);
+        let sign_in = snap.sign_in.expect("the code on /status");
+        assert_eq!(sign_in.user_code, "FIRST");
+        assert_eq!(sign_in.expires_at, "2026-06-01T09:15:00Z");
+        // A poll that found the code still pending republishes it: not shown again.
+        assert!(!has(&r.at(5).send(waiting("FIRST", now)), |o| matches!(
+            o,
+            Output::ShowProblem { .. }
+        )));
+        // The code expired and a new one came: shown.
+        assert!(shown(&r.at(900).send(waiting("SECOND", now)), "SECOND"));
+        let out = r.at(905).send(Input::Token(token(1)));
+        assert!(out.contains(&Output::HideProblem), "{out:?}");
+        assert_eq!(r.p.snapshot().sign_in, None);
     }
 
     #[test]

@@ -53,6 +53,14 @@ pub enum ProblemId {
     ClientCertificateExpired,
     /// Microsoft refused the signed assertion for its time range or audience.
     ClientAssertionRejected,
+    /// Device code sign-in: no one has signed in on this screen (or the sign-in was revoked or
+    /// expired). The screen shows the code to enter.
+    SignInRequired,
+    /// Device code sign-in: the person who opened the code declined it.
+    SignInDeclined,
+    /// A Conditional Access policy (authentication flows, compliant device) blocks the
+    /// device-code flow for this app or user.
+    DeviceCodeBlocked,
 }
 
 /// How a failure may be retried. Permanent failures must not be retried in a loop: repeated
@@ -66,7 +74,7 @@ pub(crate) enum RetryClass {
 }
 
 impl ProblemId {
-    pub const ALL: [ProblemId; 29] = [
+    pub const ALL: [ProblemId; 32] = [
         Self::InvalidCredentials,
         Self::FederatedAccount,
         Self::MfaRequired,
@@ -96,6 +104,9 @@ impl ProblemId {
         Self::ClientCertificateNotRegistered,
         Self::ClientCertificateExpired,
         Self::ClientAssertionRejected,
+        Self::SignInRequired,
+        Self::SignInDeclined,
+        Self::DeviceCodeBlocked,
     ];
 
     /// The stable id text, e.g. `mfa_required`.
@@ -130,6 +141,9 @@ impl ProblemId {
             Self::ClientCertificateNotRegistered => "client_certificate_not_registered",
             Self::ClientCertificateExpired => "client_certificate_expired",
             Self::ClientAssertionRejected => "client_assertion_rejected",
+            Self::SignInRequired => "sign_in_required",
+            Self::SignInDeclined => "sign_in_declined",
+            Self::DeviceCodeBlocked => "device_code_blocked",
         }
     }
 
@@ -178,6 +192,9 @@ impl ProblemId {
             Self::ClientCertificateNotRegistered => "App certificate not registered",
             Self::ClientCertificateExpired => "App certificate expired",
             Self::ClientAssertionRejected => "Signed app sign-in refused",
+            Self::SignInRequired => "Sign in to show reports",
+            Self::SignInDeclined => "The sign-in was declined",
+            Self::DeviceCodeBlocked => "Sign-in with a code is blocked in this organisation",
         }
     }
 
@@ -250,6 +267,15 @@ impl ProblemId {
             }
             Self::ClientAssertionRejected => {
                 "Microsoft refused the signed sign-in request: its time range (this device's clock) or its audience (cloud.authority, tenant) is wrong."
+            }
+            Self::SignInRequired => {
+                "No one has signed in on this screen yet, or its sign-in was revoked or has expired."
+            }
+            Self::SignInDeclined => {
+                "Someone opened the sign-in code and chose not to sign in (declined it)."
+            }
+            Self::DeviceCodeBlocked => {
+                "A Conditional Access policy blocks signing in with a code shown on another device (device code flow), or requires a managed device."
             }
         }
     }
@@ -338,6 +364,15 @@ impl ProblemId {
             Self::ClientAssertionRejected => {
                 "Set this device's clock right (`timedatectl`, NTP), and check auth.tenant and cloud.authority name the app's own tenant and cloud."
             }
+            Self::SignInRequired => {
+                "On a phone, open the address shown (or scan the QR code), enter the code and sign in with an account that may see the reports. The screen starts by itself."
+            }
+            Self::SignInDeclined => {
+                "Wait for the new code on this screen and sign in with it (choose Continue, not Cancel) with an account that may see the reports."
+            }
+            Self::DeviceCodeBlocked => {
+                "Ask the tenant admin to allow the device code flow for this app (Conditional Access > Authentication flows; the sign-in logs name the policy), or use another sign-in method."
+            }
         }
     }
 }
@@ -365,6 +400,10 @@ pub struct Problem {
     /// What the server asked us to wait (`Retry-After`).
     #[serde(skip)]
     pub(crate) retry_after: Option<Duration>,
+    /// What the sign-in screen shows while a device code waits for a person; boxed for the
+    /// same reason as `microsoft`.
+    #[serde(skip)]
+    pub(crate) sign_in: Option<Box<crate::auth::device_code::SignInPrompt>>,
 }
 
 /// The references Microsoft gives with an error, for searching its sign-in logs.
@@ -387,6 +426,7 @@ impl Problem {
             fix: id.fix().to_owned(),
             microsoft: None,
             retry_after: None,
+            sign_in: None,
         }
     }
 

@@ -16,9 +16,12 @@ use tokio::sync::{mpsc, watch};
 use crate::auth::SignInSettings;
 use crate::auth::client::AadClient;
 use crate::auth::client::Secrets;
+use crate::auth::device_code;
 use crate::auth::service::TokenService;
 use crate::auth::session::TokenSession;
+use crate::auth::token_cache::TokenCache;
 use crate::bridge::FromPage;
+use crate::config::AuthMethod;
 use crate::config::{self, Config, ConfigError, SecretSources};
 use crate::config_source::{Change, Source};
 use crate::demo::{Demo, DemoOptions};
@@ -175,13 +178,51 @@ fn start_live(cfg: Config, source: &Source) -> Result<Live, Problem> {
         // refreshes; a real cloud's lifetimes keep the five-minute floor.
         client = client.with_min_lifetime(Duration::ZERO);
     }
-    let session = TokenSession::new(client, cfg.auth.allow_federated, cfg.auth.permanent_retry);
+    let tokens = match cfg.auth.method {
+        AuthMethod::Password => TokenService::spawn(TokenSession::new(
+            client,
+            cfg.auth.allow_federated,
+            cfg.auth.permanent_retry,
+        )),
+        AuthMethod::DeviceCode => device_code::spawn(device_session(&cfg, &http, source)),
+    };
     Ok(Live {
-        tokens: TokenService::spawn(session),
+        tokens,
         api: PowerBiClient::new(http, cfg.cloud.api.clone())
             .with_retry_budget(Duration::from_secs(60)),
         config: cfg,
     })
+}
+
+/// The device-code sign-in of a config whose method is `device_code`.
+pub(crate) fn device_session(
+    cfg: &Config,
+    http: &reqwest::Client,
+    source: &Source,
+) -> device_code::DeviceSession<device_code::DeviceClient> {
+    let mut client = device_code::DeviceClient::new(
+        http.clone(),
+        cfg.cloud.authority.clone(),
+        &cfg.auth.tenant,
+        &cfg.auth.client_id,
+        &cfg.cloud.scope(),
+    );
+    if let Source::Demo(_) = source {
+        client = client.with_min_lifetime(Duration::ZERO);
+    }
+    let cache = cfg
+        .auth
+        .token_cache
+        .clone()
+        .unwrap_or_else(|| crate::config::DEFAULT_TOKEN_CACHE.into());
+    device_code::DeviceSession::new(
+        client,
+        TokenCache::new(cache),
+        &cfg.auth.tenant,
+        &cfg.auth.client_id,
+        cfg.auth.permanent_retry,
+        std::sync::Arc::new(Instant::now),
+    )
 }
 
 /// Start what the config allows; what it does not is the player's to show.

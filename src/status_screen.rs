@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use chrono::{DateTime, Local};
 
-use crate::bridge::{Screen, ToPage};
+use crate::bridge::{Screen, SignInView, ToPage};
 use crate::player::Activity;
 use crate::problem::Problem;
 
@@ -128,6 +128,28 @@ pub(crate) fn screen(
             ),
             facts,
             next_attempt: None,
+            sign_in: None,
+        };
+    }
+    if let Some(prompt) = &problem.sign_in {
+        facts.push(("Configuration".into(), ctx.config_path.clone()));
+        return Screen {
+            problem: problem.id.as_str().into(),
+            title: problem.id.title().into(),
+            cause: problem.cause.clone(),
+            fix: problem.fix.clone(),
+            facts,
+            next_attempt: None,
+            sign_in: Some(SignInView {
+                user_code: prompt.user_code.clone(),
+                verification_uri: prompt.verification_uri.clone(),
+                qr: crate::sign_in_qr::svg_data_uri(&prompt.verification_uri),
+                expires: clock.wall_clock(prompt.expires_at),
+                seconds_left: prompt
+                    .expires_at
+                    .saturating_duration_since(clock.now)
+                    .as_secs(),
+            }),
         };
     }
     facts.push(("Problem".into(), problem.id.as_str().into()));
@@ -144,17 +166,21 @@ pub(crate) fn screen(
         cause: problem.cause.clone(),
         fix: problem.fix.clone(),
         facts,
-        next_attempt: next_attempt.map(|t| {
-            let secs = t.saturating_duration_since(clock.now).as_secs();
-            // Network trouble is retried within seconds: "in 1 min" would tell the installer
-            // to wait longer than the screen will.
-            let to_go = if secs < 60 {
-                format!("{} s", secs.max(1))
-            } else {
-                format!("{} min", secs.div_ceil(60))
-            };
-            format!("{} (in {to_go})", clock.wall_clock(t))
-        }),
+        next_attempt: next_attempt
+            .map(|t| format!("{} (in {})", clock.wall_clock(t), time_to_go(t, clock))),
+        sign_in: None,
+    }
+}
+
+/// "40 s" or "3 min" from now to `t`.
+fn time_to_go(t: Instant, clock: &Clock) -> String {
+    let secs = t.saturating_duration_since(clock.now).as_secs();
+    // Network trouble is retried within seconds: "in 1 min" would tell the installer to wait
+    // longer than the screen will.
+    if secs < 60 {
+        format!("{} s", secs.max(1))
+    } else {
+        format!("{} min", secs.div_ceil(60))
     }
 }
 
@@ -218,6 +244,39 @@ mod tests {
             .iter()
             .map(|(l, v)| (l.as_str(), v.as_str()))
             .collect()
+    }
+
+    #[test]
+    fn a_sign_in_screen_shows_the_code_the_address_its_qr_code_and_the_time_left() {
+        let c = clock();
+        let mut problem = Problem::new(ProblemId::SignInRequired);
+        problem.sign_in = Some(Box::new(crate::auth::device_code::SignInPrompt {
+            user_code: "ABCD1234E".into(),
+            verification_uri: "https://microsoft.com/devicelogin".into(),
+            expires_at: c.now + Duration::from_secs(900),
+            expires_utc: "2026-06-01T07:15:00Z".into(),
+        }));
+        let s = screen(&problem, None, &ctx(false), &device(), &c);
+        assert_eq!(s.title, "Sign in to show reports");
+        let view = s.sign_in.expect("a sign-in view");
+        assert_eq!(view.user_code, "ABCD1234E");
+        assert_eq!(view.verification_uri, "https://microsoft.com/devicelogin");
+        assert!(view.qr.unwrap().starts_with("data:image/svg+xml;base64,"));
+        assert_eq!(view.expires, "09:15");
+        assert_eq!(view.seconds_left, 900);
+        assert_eq!(s.next_attempt, None);
+        // The device facts, as on every status screen.
+        let labels: Vec<&str> = s.facts.iter().map(|(l, _)| l.as_str()).collect();
+        assert_eq!(
+            labels,
+            [
+                "Device",
+                "IP address",
+                "pbikiosk",
+                "Time on device",
+                "Configuration"
+            ]
+        );
     }
 
     #[test]

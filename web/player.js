@@ -348,6 +348,21 @@
   }
 
   // ---------------------------------------------------------------- status screen and badge
+  // The sign-in code's time left, counted down once a second while the screen is up.
+  var countdown = null;
+  function startCountdown(si) {
+    if (countdown) { clearInterval(countdown); countdown = null; }
+    var el = $('sign-in-expires');
+    if (!si) { el.textContent = ''; return; }
+    var end = Date.now() + (si.secondsLeft || 0) * 1000;
+    var tick = function () {
+      var left = si.secondsLeft == null ? null : Math.max(0, Math.round((end - Date.now()) / 1000));
+      el.textContent = si.expires + P.timeLeft(left);
+    };
+    tick();
+    if (si.secondsLeft != null) countdown = setInterval(tick, 1000);
+  }
+
   function renderStatus(screen) {
     var vm = P.statusScreenModel(screen, knownTokens);
     statusEl.setAttribute('data-problem', vm.problem);
@@ -372,6 +387,15 @@
     $('status-facts-table').hidden = vm.facts.length === 0;
     $('status-next').textContent = vm.nextAttempt || '';
     $('status-next').hidden = !vm.nextAttempt;
+    var si = vm.signIn;
+    if (si) statusEl.setAttribute('data-sign-in', ''); else statusEl.removeAttribute('data-sign-in');
+    $('status-sign-in').hidden = !si;
+    $('sign-in-uri').textContent = si ? si.uri : '';
+    $('sign-in-code').textContent = si ? si.code : '';
+    startCountdown(si);
+    var qr = $('sign-in-qr');
+    if (si && si.qr) qr.setAttribute('src', si.qr); else qr.removeAttribute('src');
+    qr.hidden = !(si && si.qr);
     statusEl.hidden = false;
     fitStatus();
   }
@@ -428,7 +452,7 @@
     reload: reload,
     discard: function (m) { afterSwap(function () { removeEmbed(m.key); }); },
     status: function (m) { renderStatus(m.screen); },
-    hide_status: function () { statusEl.hidden = true; },
+    hide_status: function () { statusEl.hidden = true; startCountdown(null); },
     badge: function (m) { setBadge(m.text); }
   };
 

@@ -88,6 +88,13 @@
       var err = validateFacts(s.facts);
       if (err) return '"facts' + err;
     }
+    if (s.sign_in !== undefined && s.sign_in !== null) {
+      if (!isPlainObject(s.sign_in)) return '"sign_in" must be an object or null';
+      var si = ['user_code', 'verification_uri', 'expires'];
+      for (var k = 0; k < si.length; k++) {
+        if (typeof s.sign_in[si[k]] !== 'string') return '"sign_in.' + si[k] + '" must be a string';
+      }
+    }
     if (s.next_attempt !== undefined && s.next_attempt !== null && typeof s.next_attempt !== 'string') {
       return '"next_attempt" must be a string or null';
     }
@@ -178,8 +185,33 @@
       cause: r(screen.cause),
       fix: r(screen.fix),
       facts: facts,
-      nextAttempt: next ? 'Next attempt at ' + redact(next, secrets) : null
+      nextAttempt: next ? 'Next attempt at ' + redact(next, secrets) : null,
+      signIn: signInModel(screen.sign_in, r)
     };
+  }
+
+  /**
+   * The sign-in screen's part: the code, the address, its QR image and until when the code works;
+   * null when the screen is not a sign-in screen. The QR image is used only as an SVG data URI
+   * (an image from anywhere else would be a way out of the page).
+   */
+  function signInModel(s, r) {
+    if (!s || typeof s !== 'object') return null;
+    var code = r(s.user_code), uri = r(s.verification_uri);
+    if (!code || !uri) return null;
+    var qr = typeof s.qr === 'string' && s.qr.indexOf('data:image/svg+xml;base64,') === 0 ? s.qr : null;
+    var expires = r(s.expires);
+    var left = typeof s.seconds_left === 'number' && isFinite(s.seconds_left) && s.seconds_left >= 0
+      ? Math.floor(s.seconds_left) : null;
+    return { code: code, uri: uri, qr: qr, expires: expires ? 'This code works until ' + expires : '',
+      secondsLeft: left };
+  }
+
+  /** The sign-in code's time left, as the screen counts it down: "(14:05 left)". */
+  function timeLeft(seconds) {
+    if (seconds == null) return '';
+    if (seconds <= 0) return ' (a new code is on its way)';
+    return ' (' + Math.floor(seconds / 60) + ':' + pad2(seconds % 60) + ' left)';
   }
 
   /** The start screen's view model: its line and the device facts under it, cleaned. */
@@ -222,6 +254,7 @@
     redactDeep: redactDeep,
     formatNextAttempt: formatNextAttempt,
     statusScreenModel: statusScreenModel,
+    timeLeft: timeLeft,
     startScreenModel: startScreenModel,
     reportLayout: reportLayout
   };

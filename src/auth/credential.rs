@@ -13,6 +13,9 @@ pub enum ClientCredential {
     Secret(Secret),
     /// `client_certificate_file`.
     Certificate(Box<ClientCertificate>),
+    /// A public client (`method = "device_code"`): a person signs in on their own phone, and
+    /// the screen holds no credential of the app at all.
+    Public,
 }
 
 impl ClientCredential {
@@ -21,7 +24,7 @@ impl ClientCredential {
     pub(crate) fn secret(&self) -> Option<&Secret> {
         match self {
             Self::Secret(s) => Some(s),
-            Self::Certificate(_) => None,
+            Self::Certificate(_) | Self::Public => None,
         }
     }
 
@@ -38,6 +41,7 @@ impl ClientCredential {
     ) -> Result<Vec<(&'static str, Secret)>, Problem> {
         match self {
             Self::Secret(s) => Ok(vec![("client_secret", s.clone())]),
+            Self::Public => Ok(Vec::new()),
             Self::Certificate(c) => {
                 if c.validity(now) == Validity::Expired {
                     return Err(expired_problem(c));

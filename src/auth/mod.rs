@@ -9,14 +9,18 @@
 //! - [`session`]: the decisions: when to refresh, when to fall back to ROPC, how long to wait
 //!   after a failure. Driven by an explicit clock so a day can be simulated in a test.
 //! - [`service`]: the task that runs a session for the player and hands out tokens.
+//! - [`device_code`]: sign-in by a person with the code shown on the screen, and
+//!   [`token_cache`], where its refresh token survives restarts.
 
 pub(crate) mod certificate;
 pub mod client;
 pub mod credential;
+pub(crate) mod device_code;
 pub(crate) mod lifetime;
 pub mod realm;
 pub mod service;
 pub mod session;
+pub(crate) mod token_cache;
 
 use std::time::Duration;
 

@@ -59,6 +59,26 @@ impl TokenService {
         }
     }
 
+    /// Start another kind of sign-in task (device code) behind the same handle: `task` gets
+    /// the state to publish and the "Power BI said expired" requests.
+    pub(crate) fn spawn_with<F>(
+        task: impl FnOnce(watch::Sender<TokenState>, mpsc::Receiver<()>) -> F,
+    ) -> Self
+    where
+        F: std::future::Future<Output = ()> + Send + 'static,
+    {
+        let (tx, rx) = watch::channel(TokenState::Starting);
+        let (expired_tx, expired_rx) = mpsc::channel(4);
+        // No secret files to watch: the sender only keeps the handle's shape.
+        let (secrets_tx, _) = watch::channel(None);
+        tokio::spawn(task(tx, expired_rx));
+        Self {
+            state: rx,
+            expired: expired_tx,
+            secrets: secrets_tx,
+        }
+    }
+
     pub fn subscribe(&self) -> watch::Receiver<TokenState> {
         self.state.clone()
     }

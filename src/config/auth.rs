@@ -1,12 +1,14 @@
 //! `[auth]`: how the service account signs in. Its two secrets are resolved by `secrets`.
 
 use std::ops::Range;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use super::ids::{is_domain, is_guid};
 use super::walk::{Ctx, Section, shown};
-use super::{AuthConfig, AuthMethod, ConfigError, DEFAULT_PERMANENT_RETRY};
+use super::{AuthConfig, AuthMethod, ConfigError, DEFAULT_PERMANENT_RETRY, DEFAULT_TOKEN_CACHE};
 use super::{certificate, secrets};
+use crate::secret::Secret;
 
 const AUTH_KEYS: &[&str] = &[
     "method",
@@ -20,6 +22,19 @@ const AUTH_KEYS: &[&str] = &[
     "password_file",
     "allow_federated",
     "permanent_retry_minutes",
+    "token_cache",
+];
+
+/// Keys that hold a stored identity: a device-code sign-in is a person on their own phone, so
+/// the screen keeps none of these.
+const NOT_FOR_DEVICE_CODE: &[&str] = &[
+    "client_secret",
+    "client_secret_file",
+    "client_certificate_file",
+    "username",
+    "password",
+    "password_file",
+    "allow_federated",
 ];
 
 /// `permanent_retry_minutes` when the file does not set it.
@@ -46,7 +61,7 @@ pub(super) fn parse_auth(cx: &Ctx, s: &Section) -> Result<AuthConfig, ConfigErro
                         "sign-in method {m:?} is not supported; supported: {}",
                         names.join(", ")
                     ),
-                    "Set method = \"password\" (or remove the line: it is the default).",
+                    "Set method = \"password\" (or remove the line: it is the default) or method = \"device_code\".",
                 )
             })?,
     };
@@ -75,6 +90,29 @@ pub(super) fn parse_auth(cx: &Ctx, s: &Section) -> Result<AuthConfig, ConfigErro
         ));
     }
 
+    let minutes = s
+        .int(
+            cx,
+            "permanent_retry_minutes",
+            1..=1440,
+            "minutes",
+            DEFAULT_RETRY_MINUTES,
+        )?
+        .unwrap_or(DEFAULT_RETRY_MINUTES);
+    let permanent_retry = Duration::from_secs(minutes as u64 * 60);
+
+    if method == AuthMethod::DeviceCode {
+        return device_code(cx, s, tenant, client_id, permanent_retry);
+    }
+    if let Some((_, span)) = s.string(cx, "token_cache")? {
+        return Err(cx.invalid(
+            &s.key("token_cache"),
+            Some(&span),
+            "token_cache is only used by method = \"device_code\"",
+            "Remove token_cache from [auth], or set method = \"device_code\".",
+        ));
+    }
+
     let (username, span) = s.required(
         cx,
         "username",
@@ -90,15 +128,6 @@ pub(super) fn parse_auth(cx: &Ctx, s: &Section) -> Result<AuthConfig, ConfigErro
     }
 
     let allow_federated = s.bool(cx, "allow_federated")?.unwrap_or(false);
-    let minutes = s
-        .int(
-            cx,
-            "permanent_retry_minutes",
-            1..=1440,
-            "minutes",
-            DEFAULT_RETRY_MINUTES,
-        )?
-        .unwrap_or(DEFAULT_RETRY_MINUTES);
 
     let client = certificate::client_credential(cx, s)?;
     let password = secrets::password(cx, s)?;
@@ -111,7 +140,56 @@ pub(super) fn parse_auth(cx: &Ctx, s: &Section) -> Result<AuthConfig, ConfigErro
         username: username.to_owned(),
         password,
         allow_federated,
-        permanent_retry: Duration::from_secs(minutes as u64 * 60),
+        permanent_retry,
+        token_cache: None,
+    })
+}
+
+/// `method = "device_code"`: a public client (no secret) and no account on the device; where
+/// the refresh token is kept.
+fn device_code(
+    cx: &Ctx,
+    s: &Section,
+    tenant: &str,
+    client_id: &str,
+    permanent_retry: Duration,
+) -> Result<AuthConfig, ConfigError> {
+    for key in NOT_FOR_DEVICE_CODE {
+        if let Some(v) = s.get(key) {
+            return Err(cx.invalid(
+                &s.key(key),
+                Some(&v.span()),
+                format!(
+                    "{key} is not used with method = \"device_code\": a person signs in on their own phone, and the screen stores no password or secret"
+                ),
+                format!("Remove {key} from [auth] (the app registration must allow public client flows), or set method = \"password\"."),
+            ));
+        }
+    }
+    let token_cache = match s.string(cx, "token_cache")? {
+        Some((path, span)) if path.trim().is_empty() => {
+            return Err(cx.invalid(
+                &s.key("token_cache"),
+                Some(&span),
+                "token_cache is empty",
+                format!(
+                    "Set token_cache to a file in a folder only pbikiosk can write, or remove the line for {DEFAULT_TOKEN_CACHE}."
+                ),
+            ));
+        }
+        Some((path, _)) => cx.resolve(path),
+        None => PathBuf::from(DEFAULT_TOKEN_CACHE),
+    };
+    Ok(AuthConfig {
+        method: AuthMethod::DeviceCode,
+        tenant: tenant.to_owned(),
+        client_id: client_id.to_owned(),
+        client: crate::auth::ClientCredential::Public,
+        username: String::new(),
+        password: Secret::new(""),
+        allow_federated: false,
+        permanent_retry,
+        token_cache: Some(token_cache),
     })
 }
 
@@ -213,6 +291,63 @@ mod tests {
             let text = auth().replace("svc@contoso.onmicrosoft.com", bad);
             invalid(err(&text), "auth.username", Some(4));
         }
+    }
+
+    fn device_code_auth(extra: &str) -> String {
+        format!(
+            "[auth]\nmethod = \"device_code\"\ntenant = \"contoso.onmicrosoft.com\"\nclient_id = \"{APP}\"\n{extra}"
+        )
+    }
+
+    #[test]
+    fn device_code_needs_no_secret_and_keeps_its_cache_in_the_state_directory() {
+        use crate::config::{AuthMethod, DEFAULT_TOKEN_CACHE};
+        let c = ok(&device_code_auth(""));
+        assert_eq!(c.auth.method, AuthMethod::DeviceCode);
+        assert_eq!(c.auth.client_id, APP);
+        assert_eq!(
+            c.auth.token_cache.as_deref(),
+            Some(std::path::Path::new(DEFAULT_TOKEN_CACHE))
+        );
+        // A relative path is the config folder's, like every other file in the config.
+        let c = ok(&device_code_auth("token_cache = \"cache/token.json\"\n"));
+        let dir = path().parent().unwrap();
+        assert_eq!(c.auth.token_cache.unwrap(), dir.join("cache/token.json"));
+        let (msg, fix) = invalid(
+            err(&device_code_auth("token_cache = \" \"\n")),
+            "auth.token_cache",
+            Some(5),
+        );
+        assert!(msg.contains("empty"), "{msg}");
+        assert!(fix.contains(DEFAULT_TOKEN_CACHE), "{fix}");
+    }
+
+    #[test]
+    fn device_code_refuses_stored_identities_naming_the_key() {
+        for (line, key) in [
+            (format!("client_secret = \"{CS}\"\n"), "client_secret"),
+            (
+                "client_secret_file = \"/x\"\n".to_owned(),
+                "client_secret_file",
+            ),
+            (
+                "username = \"svc@contoso.onmicrosoft.com\"\n".to_owned(),
+                "username",
+            ),
+            (format!("password = \"{PW}\"\n"), "password"),
+            ("allow_federated = true\n".to_owned(), "allow_federated"),
+        ] {
+            let e = err(&device_code_auth(&line));
+            let shown = e.to_string();
+            assert!(!shown.contains(CS) && !shown.contains(PW), "{shown}");
+            let (msg, fix) = invalid(e, &format!("auth.{key}"), Some(5));
+            assert!(msg.contains("device_code"), "{msg}");
+            assert!(fix.contains(&format!("Remove {key}")), "{fix}");
+        }
+        // token_cache belongs to device_code only.
+        let text = format!("{}token_cache = \"/x\"\n", auth());
+        let (_, fix) = invalid(err(&text), "auth.token_cache", Some(7));
+        assert!(fix.contains("device_code"), "{fix}");
     }
 
     #[test]

@@ -70,6 +70,7 @@ const SECTIONS: &[(&str, &[Spec])] = &[
             key("password_file", Kind::Text),
             key("allow_federated", Kind::Boolean),
             key("permanent_retry_minutes", Kind::Integer),
+            key("token_cache", Kind::Text),
         ],
     ),
     (

@@ -101,21 +101,29 @@ pub struct Config {
     pub(crate) path: PathBuf,
 }
 
-/// How the service account signs in. Only ROPC (`"password"`) for now.
+/// How the screen signs in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum AuthMethod {
+    /// ROPC with a service account's password.
     Password,
+    /// A person signs in on their phone with the code the screen shows; the refresh token is
+    /// kept in `token_cache`. Works where MFA is required, and stores no password.
+    DeviceCode,
 }
 
 impl AuthMethod {
-    const SUPPORTED: &[(&str, AuthMethod)] = &[("password", AuthMethod::Password)];
+    const SUPPORTED: &[(&str, AuthMethod)] = &[
+        ("password", AuthMethod::Password),
+        ("device_code", AuthMethod::DeviceCode),
+    ];
 }
+
+/// Where the device-code sign-in keeps its refresh token when `token_cache` is not set: the
+/// service's state directory (systemd `StateDirectory=pbikiosk`).
+pub(crate) const DEFAULT_TOKEN_CACHE: &str = "/var/lib/pbikiosk/token-cache.json";
 
 #[derive(Debug, Clone)]
 pub(crate) struct AuthConfig {
-    // Read only by tests until sign-in with a service principal or a device code adds the
-    // methods that the player will switch on.
-    #[cfg_attr(not(test), expect(dead_code))]
     pub(crate) method: AuthMethod,
     /// Tenant GUID, verified domain or `organizations`.
     pub(crate) tenant: String,
@@ -127,6 +135,8 @@ pub(crate) struct AuthConfig {
     pub(crate) allow_federated: bool,
     /// How long to wait between attempts after a failure a person must fix.
     pub(crate) permanent_retry: Duration,
+    /// `device_code` only: the file that keeps the refresh token across restarts.
+    pub(crate) token_cache: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone)]

@@ -16,6 +16,18 @@ pub enum State {
     Problem,
     WaitingNetwork,
     NotConfigured,
+    /// Device-code sign-in: the screen shows a code for a person to sign in with.
+    SignInRequired,
+}
+
+/// The code on the sign-in screen, for `/status` (loopback only): someone at a desk can read
+/// it off without walking to the screen. Never a token.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct SignInStatus {
+    pub user_code: String,
+    pub verification_uri: String,
+    /// RFC 3339, UTC.
+    pub expires_at: String,
 }
 
 /// What `/status` shows about the current item.
@@ -56,6 +68,8 @@ pub struct Snapshot {
     pub page_reloads_total: u64,
     pub last_switch_gap_ms: Option<f64>,
     pub switch_gaps: Option<GapSummary>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sign_in: Option<SignInStatus>,
 }
 
 /// How many recent switch gaps the summary covers.
@@ -122,7 +136,9 @@ impl Player {
         let state = if self.not_configured {
             State::NotConfigured
         } else if let Some((p, _)) = &blocking {
-            if p.retry_class() == RetryClass::Transient && self.visible.is_none() {
+            if p.sign_in.is_some() {
+                State::SignInRequired
+            } else if p.retry_class() == RetryClass::Transient && self.visible.is_none() {
                 State::WaitingNetwork
             } else {
                 State::Problem
@@ -164,8 +180,17 @@ impl Player {
                 message: st.resolved.as_ref().err().map(|p| p.cause.clone()),
             })
             .collect();
+        let sign_in = blocking
+            .as_ref()
+            .and_then(|(p, _)| p.sign_in.as_deref())
+            .map(|s| SignInStatus {
+                user_code: s.user_code.clone(),
+                verification_uri: s.verification_uri.clone(),
+                expires_at: s.expires_utc.clone(),
+            });
         Snapshot {
             state,
+            sign_in,
             problem: blocking.as_ref().map(|(p, _)| p.id),
             problem_message: blocking.map(|(p, _)| p.cause),
             item,

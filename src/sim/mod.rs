@@ -182,6 +182,21 @@ impl SimHandle {
             .unwrap_or_else(|| "organizations".to_owned());
         let q = |s: &str| toml::Value::String(s.to_owned()).to_string();
         let base = &self.shared.base_url;
+        if demo.is_some_and(|d| d.device_code) {
+            // A public client: no secret and no account; a person signs in with a code.
+            let mut out = format!(
+                "# pbikiosk configuration for the Microsoft simulator at {base}.\n\n\
+                 [auth]\nmethod = \"device_code\"\ntenant = {}\nclient_id = {}\n\n\
+                 [cloud]\nauthority = {}\napi = {}\nresource = {}\n",
+                q(&tenant),
+                q(app.map(|a| a.client_id.as_str()).unwrap_or_default()),
+                q(base),
+                q(base),
+                q(&sc.resource),
+            );
+            self.playlist_snippet(sc, account, demo, &mut out);
+            return out;
+        }
         let mut out = format!(
             "# pbikiosk configuration for the Microsoft simulator at {base}.\n\
              # Test credentials: valid against the simulator only.\n\n\
@@ -206,6 +221,19 @@ impl SimHandle {
             q(base),
             q(&sc.resource),
         );
+        self.playlist_snippet(sc, account, demo, &mut out);
+        out
+    }
+
+    /// Every report the account can see, as `[[playlist]]` entries.
+    fn playlist_snippet(
+        &self,
+        sc: &Scenario,
+        account: Option<&scenario::Account>,
+        demo: Option<&scenario::DemoTarget>,
+        out: &mut String,
+    ) {
+        let q = |s: &str| toml::Value::String(s.to_owned()).to_string();
         let keys = account.map(|a| a.workspaces.as_slice()).unwrap_or_default();
         let bookmarks = demo.is_some_and(|d| d.bookmarks);
         for w in sc.workspaces_named(keys) {
@@ -223,7 +251,6 @@ impl SimHandle {
                 }
             }
         }
-        out
     }
 
     /// Stop accepting connections; in-flight requests finish.

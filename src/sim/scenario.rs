@@ -392,6 +392,10 @@ pub struct DeviceCodeSettings {
     pub interval_seconds: u64,
     #[serde(default = "default_device_expiry")]
     pub expires_in_seconds: u64,
+    /// The demo account approves a pending code by itself this long after it was issued
+    /// (`pbikiosk demo --scenario device-code`); `None`: only `/_sim/control` approves.
+    #[serde(default)]
+    pub auto_approve_seconds: Option<u64>,
 }
 
 impl Default for DeviceCodeSettings {
@@ -399,6 +403,7 @@ impl Default for DeviceCodeSettings {
         Self {
             interval_seconds: default_interval(),
             expires_in_seconds: default_device_expiry(),
+            auto_approve_seconds: None,
         }
     }
 }
@@ -422,6 +427,9 @@ pub struct DemoTarget {
     /// only here) instead of its client secret (the `certificate` previews).
     #[serde(default)]
     pub client_certificate: Option<String>,
+    /// The snippet signs in with `method = "device_code"` (no secret, no account).
+    #[serde(default)]
+    pub device_code: bool,
 }
 
 fn default_resource() -> String {

@@ -242,6 +242,14 @@ fn grant_token(
     }
     let client_id = param(f, "client_id")?;
     let app = requested_app(st, client_id, tenant.as_ref(), tenant_key)?.clone();
+    // Device code is a public-client flow: the refresh tokens it gave are renewed without a
+    // secret too.
+    let public_refresh = grant == REFRESH
+        && f.get("refresh_token")
+            .and_then(|t| st.refresh.get(t))
+            .is_some_and(|g| g.public);
+    let public =
+        !f.contains_key("client_assertion") && f.get("client_secret").is_none_or(|s| s.is_empty());
     // A client assertion (certificate credentials) stands in for the secret.
     if f.contains_key("client_assertion") || f.contains_key("client_assertion_type") {
         let aud_ok =
@@ -254,7 +262,7 @@ fn grant_token(
             ids::unix_now() as i64,
         )?;
     } else {
-        check_client_secret(&app, grant, f)?;
+        check_client_secret(&app, grant, public_refresh, f)?;
     }
     let scope = param(f, "scope")?;
     let resource_default = format!("{}/.default", st.scenario.resource);
@@ -330,18 +338,26 @@ fn grant_token(
             (Subject::User(username), offline)
         }
     };
-    Ok(issue(st, subject, &app.client_id, scope, with_refresh))
+    Ok(issue(
+        st,
+        subject,
+        &app.client_id,
+        scope,
+        with_refresh,
+        public,
+    ))
 }
 
-/// The client secret of a request without an assertion. Device code is a public-client flow:
-/// a secret is optional there, but checked if sent.
+/// The client secret of a request without an assertion. Device code is a public-client flow
+/// (and so is the refresh of a grant it gave): a secret is optional there, but checked if sent.
 fn check_client_secret(
     app: &App,
     grant: &str,
+    public_refresh: bool,
     f: &HashMap<String, String>,
 ) -> Result<(), AadError> {
     match f.get("client_secret").filter(|s| !s.is_empty()) {
-        None if grant == DEVICE_CODE => {}
+        None if grant == DEVICE_CODE || public_refresh => {}
         None => return Err(AadError::MissingClientSecret),
         Some(s) if *s != app.secret => return Err(AadError::InvalidClientSecret),
         Some(_) if app.secret_expired => return Err(AadError::ClientSecretExpired),
@@ -445,22 +461,38 @@ fn check_account(
 
 fn device_grant(st: &mut State, code: &str, client_id: &str) -> Result<String, AadError> {
     let interval = st.scenario.device_code.interval_seconds;
+    let auto_approve = st.scenario.device_code.auto_approve_seconds;
+    let approver = st.scenario.demo.as_ref().map(|d| d.username.clone());
     let d = st.device.get_mut(code).ok_or(AadError::InvalidGrant)?;
     if !d.client_id.eq_ignore_ascii_case(client_id) {
         return Err(AadError::InvalidGrant);
     }
     let now = Instant::now();
+    let previous = d.last_poll.replace(now);
+    if let Some(p) = previous {
+        let gap = now.duration_since(p).as_millis();
+        st.stats
+            .device_poll_gaps_ms
+            .push(u64::try_from(gap).unwrap_or(u64::MAX));
+    }
+    let d = st.device.get_mut(code).ok_or(AadError::InvalidGrant)?;
     if now >= d.expires_at {
         return Err(AadError::DeviceCodeExpired);
+    }
+    // The demo's "person" approves by themselves after a few seconds.
+    if d.status == DeviceStatus::Pending
+        && let Some(after) = auto_approve
+        && now.duration_since(d.created) >= Duration::from_secs(after)
+        && let Some(user) = &approver
+    {
+        d.status = DeviceStatus::Approved(user.to_ascii_lowercase());
     }
     match d.status.clone() {
         DeviceStatus::Declined => Err(AadError::AuthorizationDeclined),
         DeviceStatus::Approved(u) => Ok(u),
         DeviceStatus::Pending => {
             let too_fast = interval > 0
-                && d.last_poll
-                    .is_some_and(|t| now.duration_since(t) < Duration::from_secs(interval));
-            d.last_poll = Some(now);
+                && previous.is_some_and(|t| now.duration_since(t) < Duration::from_secs(interval));
             Err(if too_fast {
                 AadError::SlowDown
             } else {
@@ -477,6 +509,7 @@ fn issue(
     client_id: &str,
     scope: &str,
     with_refresh: bool,
+    public: bool,
 ) -> Value {
     let lifetime = st.token_lifetime();
     let now = ids::unix_now();
@@ -540,6 +573,7 @@ fn issue(
                 client_id: client_id.to_owned(),
                 issued_unix: now,
                 revoked_at: None,
+                public,
             },
         );
         body["refresh_token"] = Value::String(rt);

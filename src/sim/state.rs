@@ -23,6 +23,10 @@ pub struct SimStats {
     /// device code. Lower-cased.
     pub token_by_username: BTreeMap<String, u64>,
     pub devicecode_requests: u64,
+    /// Milliseconds between two polls of the same device code, in order: a client that
+    /// honours `interval` never shows a gap below it.
+    #[serde(default)]
+    pub device_poll_gaps_ms: Vec<u64>,
     pub userrealm_requests: u64,
     /// All requests under `/v1.0/myorg`.
     pub api_requests: u64,
@@ -183,6 +187,8 @@ pub(crate) struct RefreshGrant {
     pub(crate) issued_unix: u64,
     /// `Some(TokensValidFrom)` once revoked.
     pub(crate) revoked_at: Option<u64>,
+    /// Issued to a public client (device code, no secret): renewed without a secret.
+    pub(crate) public: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -9,6 +9,7 @@ mod check_sim;
 mod common;
 mod config_cli;
 mod contain;
+mod device_code;
 mod docs;
 mod e2e;
 mod embed_host;

@@ -8,7 +8,7 @@
 
 use std::path::{Path, PathBuf};
 
-use pbikiosk::bridge::{FromPage, Screen, ToPage, TokenType};
+use pbikiosk::bridge::{FromPage, Screen, SignInView, ToPage, TokenType};
 use pbikiosk::content::ContentKind;
 use pbikiosk::report_layout::ReportLayout;
 use serde::de::DeserializeOwned;
@@ -147,6 +147,24 @@ fn to_page_examples() -> Vec<ToPage> {
                     ),
                 ],
                 next_attempt: Some("14:05 (in 3 min)".into()),
+                sign_in: None,
+            },
+        },
+        ToPage::Status {
+            screen: Screen {
+                problem: "sign_in_required".into(),
+                title: "Sign in to show reports".into(),
+                cause: "No one has signed in on this screen yet.".into(),
+                fix: "Open the address shown, enter the code and sign in.".into(),
+                facts: vec![("Device".into(), "kiosk-lobby".into())],
+                next_attempt: None,
+                sign_in: Some(SignInView {
+                    user_code: "ABCD1234E".into(),
+                    verification_uri: "https://microsoft.com/devicelogin".into(),
+                    qr: Some("data:image/svg+xml;base64,PHN2Zy8+".into()),
+                    expires: "14:20".into(),
+                    seconds_left: 900,
+                }),
             },
         },
         ToPage::Status {
@@ -157,6 +175,7 @@ fn to_page_examples() -> Vec<ToPage> {
                 fix: "Fill in /etc/pbikiosk/pbikiosk.toml.".into(),
                 facts: vec![],
                 next_attempt: None,
+                sign_in: None,
             },
         },
         ToPage::HideStatus,

@@ -133,3 +133,22 @@ test('next_attempt as an ISO time is shown as local hh:mm', () => {
   assert.equal(P.formatNextAttempt('in 30 s'), 'in 30 s');
   assert.equal(P.formatNextAttempt(null), null);
 });
+
+test('a sign-in screen shows the code, the address and only an SVG data URI as its QR code', () => {
+  const base = { problem: 'sign_in_required', title: 'Sign in to show reports', cause: 'c', fix: 'f' };
+  const sign = { user_code: 'ABCD1234E', verification_uri: 'https://microsoft.com/devicelogin',
+    qr: 'data:image/svg+xml;base64,PHN2Zy8+', expires: '14:20', seconds_left: 900 };
+  const vm = P.statusScreenModel({ ...base, sign_in: sign }, []);
+  assert.deepEqual(JSON.parse(JSON.stringify(vm.signIn)), { code: 'ABCD1234E', uri: 'https://microsoft.com/devicelogin',
+    qr: 'data:image/svg+xml;base64,PHN2Zy8+', expires: 'This code works until 14:20', secondsLeft: 900 });
+  assert.equal(P.timeLeft(845), ' (14:05 left)');
+  assert.equal(P.timeLeft(0), ' (a new code is on its way)');
+  assert.equal(P.statusScreenModel({ ...base, sign_in: { ...sign, seconds_left: 'x' } }, []).signIn.secondsLeft, null);
+  for (const qr of ['https://evil.example/qr.png', 'data:text/html;base64,PHNjcmlwdD4=', 42]) {
+    assert.equal(P.statusScreenModel({ ...base, sign_in: { ...sign, qr } }, []).signIn.qr, null, String(qr));
+  }
+  assert.equal(P.statusScreenModel(base, []).signIn, null);
+  assert.equal(P.statusScreenModel({ ...base, sign_in: { ...sign, user_code: '' } }, []).signIn, null);
+  assert.equal(P.validateScreen({ ...base, sign_in: { ...sign, user_code: 5 } }), '"sign_in.user_code" must be a string');
+  assert.equal(P.validateScreen({ ...base, sign_in: sign }), null);
+});

@@ -30,7 +30,8 @@ use super::{
 /// | `certificate` | the app signs in with a certificate registered on it (made for the run) | (plays) |
 /// | `certificate-expired` | the app's certificate ended yesterday | `client_certificate_expired` (before anything is sent) |
 /// | `certificate-unregistered` | the app's certificate was never uploaded | `client_certificate_not_registered` (700027) |
-pub const NAMES: [&str; 23] = [
+/// | `device-code` | signs in with a code shown on the screen; the demo account approves it after 6 s | `sign_in_required`, then plays |
+pub const NAMES: [&str; 24] = [
     "good",
     "mfa",
     "federated",
@@ -54,6 +55,7 @@ pub const NAMES: [&str; 23] = [
     "certificate",
     "certificate-expired",
     "certificate-unregistered",
+    "device-code",
 ];
 
 impl Scenario {
@@ -188,6 +190,7 @@ impl Scenario {
                 password: None,
                 bookmarks: false,
                 client_certificate: None,
+                device_code: false,
             }),
         };
         s.workspaces[0].reports[0].bookmarks = sales_bookmarks(&s.workspaces[0].reports[0]);
@@ -237,6 +240,10 @@ impl Scenario {
                         .certificates
                         .push(cert);
                 }
+            }
+            "device-code" => {
+                demo.device_code = true;
+                s.device_code.auto_approve_seconds = Some(6);
             }
             "outage" => {
                 s.faults.token_outage = true;
