@@ -145,6 +145,11 @@ pub fn render_metrics(s: &Status) -> String {
         "Reloads of the whole page (hung page, crashed web process).",
         p.page_reloads_total,
     );
+    counter(
+        "web_process_recycles_total",
+        "Web processes replaced by a fresh one to bound memory (not counted as page reloads).",
+        p.memory.web_process_recycles_total,
+    );
     out.push_str(&format!(
         "# HELP pbikiosk_info Version, state and current problem.\n# TYPE pbikiosk_info gauge\npbikiosk_info{{version=\"{}\",state=\"{state}\",problem=\"{problem}\"}} 1\n",
         s.version
@@ -153,6 +158,16 @@ pub fn render_metrics(s: &Status) -> String {
         "# HELP pbikiosk_uptime_seconds Seconds since start.\n# TYPE pbikiosk_uptime_seconds gauge\npbikiosk_uptime_seconds {}\n",
         s.uptime_seconds
     ));
+    if let Some(b) = p.memory.tree_pss_bytes {
+        out.push_str(&format!(
+            "# HELP pbikiosk_tree_pss_bytes PSS of the process tree (player and web processes).\n# TYPE pbikiosk_tree_pss_bytes gauge\npbikiosk_tree_pss_bytes {b}\n"
+        ));
+    }
+    if let Some(b) = p.memory.baseline_pss_bytes {
+        out.push_str(&format!(
+            "# HELP pbikiosk_tree_pss_baseline_bytes The tree's PSS baseline, taken after the first render.\n# TYPE pbikiosk_tree_pss_baseline_bytes gauge\npbikiosk_tree_pss_baseline_bytes {b}\n"
+        ));
+    }
     if let Some(gap) = p.last_switch_gap_ms {
         out.push_str(&format!(
             "# HELP pbikiosk_last_switch_gap_ms Frames between items at the last switch, in ms.\n# TYPE pbikiosk_last_switch_gap_ms gauge\npbikiosk_last_switch_gap_ms {gap}\n"

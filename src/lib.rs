@@ -14,6 +14,7 @@ pub mod content;
 pub mod demo;
 mod health;
 pub mod logging;
+pub(crate) mod memory;
 mod net;
 pub(crate) mod outlet;
 mod player;
