@@ -282,7 +282,10 @@ pub fn run(
         .with_url(PAGE_URL)
         .with_user_agent(opts.user_agent.clone())
         .with_devtools(opts.devtools)
-        .with_background_color((16, 24, 32, 255))
+        // The start screen's colour (web/player.css, #10161d): while a fresh web process
+        // starts (a recycle, a repair) the view shows this before the page paints, and it
+        // must not flash another colour.
+        .with_background_color((16, 22, 29, 255))
         .with_custom_protocol("app".into(), move |_id, req: Request<Vec<u8>>| {
             serve_asset(&web_dir, req.uri().path())
         })

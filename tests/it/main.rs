@@ -14,4 +14,5 @@ mod embed_host;
 mod faults;
 mod fixtures_map;
 mod page_protocol;
+mod recycle;
 mod sim;
