@@ -397,8 +397,9 @@ mod platform {
         let events_for_loads = events.clone();
         view.connect_web_process_terminated(move |_, reason| {
             if reason == webkit2gtk::WebProcessTerminationReason::TerminatedByApi {
-                // Our own doing, for a page reload (see fresh_web_process): not a crash.
-                tracing::info!("WebKit web process replaced for a page reload");
+                // Our own doing, for a fresh page (a repair or a memory recycle, see
+                // fresh_web_process): not a crash.
+                tracing::info!("WebKit web process replaced for a fresh page");
                 return;
             }
             tracing::error!(?reason, "WebKit web process terminated");
