@@ -226,6 +226,16 @@ mod tests {
         ] {
             assert!(v.get(key).is_some(), "{key} missing: {v}");
         }
+        for key in [
+            "tree_pss_mib",
+            "baseline_pss_mib",
+            "recycle_margin_mib",
+            "web_process_recycles_total",
+            "last_recycle",
+        ] {
+            assert!(v["memory"].get(key).is_some(), "memory.{key} missing: {v}");
+        }
+        assert_eq!(v["memory"]["recycle_margin_mib"], 200.0);
         let m = reqwest::get(format!("http://{addr}/metrics"))
             .await
             .unwrap()
@@ -233,6 +243,9 @@ mod tests {
             .await
             .unwrap();
         assert!(m.contains("pbikiosk_rendered_total 0"), "{m}");
+        assert!(m.contains("pbikiosk_web_process_recycles_total 0"), "{m}");
+        // No sample yet: no PSS gauge rather than a made-up 0.
+        assert!(!m.contains("pbikiosk_tree_pss_bytes"), "{m}");
         assert!(m.contains("state=\"signing_in\""), "{m}");
     }
 
@@ -260,6 +273,30 @@ mod tests {
         std::thread::sleep(std::time::Duration::from_millis(20));
         first.mark();
         assert_eq!(get().await.as_u64(), Some(ms), "the first figure stays");
+    }
+
+    #[test]
+    fn memory_figures_in_metrics() {
+        let mut player = Player::new(Settings::default()).snapshot();
+        player.memory.tree_pss_bytes = Some(300 << 20);
+        player.memory.baseline_pss_bytes = Some(250 << 20);
+        player.memory.web_process_recycles_total = 2;
+        let m = render_metrics(&Status {
+            player,
+            version: crate::VERSION,
+            uptime_seconds: 1,
+            first_render_ms: None,
+        });
+        assert!(m.contains("\npbikiosk_tree_pss_bytes 314572800\n"), "{m}");
+        assert!(
+            m.contains("\npbikiosk_tree_pss_baseline_bytes 262144000\n"),
+            "{m}"
+        );
+        assert!(
+            m.contains("\npbikiosk_web_process_recycles_total 2\n"),
+            "{m}"
+        );
+        assert!(m.contains("# TYPE pbikiosk_tree_pss_bytes gauge"), "{m}");
     }
 
     #[tokio::test]
