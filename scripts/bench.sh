@@ -13,6 +13,10 @@
 #                                    PSS at start/end, growth, reloads, errors; exit 1 on any
 #                                    reload or error (scripts/test.sh runs a reduced soak)
 #   scripts/bench.sh --soak-seconds S   item duration of the soak
+#   scripts/bench.sh --soak --recycle-margin MIB [--recycle-baseline S] [--recycle-interval S]
+#                                    [--recycle-sample S]: the memory policy during the soak
+#                                    ([player] memory_* in seconds); the soak then reports
+#                                    recycles and the tree's PSS min/max/last (sampled every 5 s)
 #   scripts/bench.sh --no-build | --bin PATH   use the release build as it is / another binary
 #
 # Output: the table on stdout and in target/bench/figures.txt (soak: target/bench/soak.txt), logs
@@ -25,6 +29,7 @@ export PBIKIOSK_WEB_DIR=${PBIKIOSK_WEB_DIR:-$PWD/web}
 . scripts/lib.sh
 
 runs=3 switches=12 seconds=3 idle=20 soak=0 soak_seconds=1 build=1 bin=target/release/pbikiosk
+policy=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --quick) runs=3 switches=4 seconds=2 idle=8 ;;
@@ -34,9 +39,13 @@ while [ $# -gt 0 ]; do
     --idle) idle="$2"; shift ;;
     --soak) soak=1000; if [[ "${2:-}" =~ ^[0-9]+$ ]]; then soak="$2"; shift; fi ;;
     --soak-seconds) soak_seconds="$2"; shift ;;
+    --recycle-margin) policy+=(--memory-margin-mib "$2"); shift ;;
+    --recycle-baseline) policy+=(--memory-baseline-seconds "$2"); shift ;;
+    --recycle-interval) policy+=(--memory-min-interval-seconds "$2"); shift ;;
+    --recycle-sample) policy+=(--memory-sample-seconds "$2"); shift ;;
     --no-build) build=0 ;;
     --bin) bin="$2"; build=0; shift ;;
-    -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
   shift
@@ -127,13 +136,14 @@ pk_rendered() { [ "$(pk_status | json 'd["first_render_ms"] is not None' 2>/dev/
 pk_switches() { pk_status | json 'd["switches_total"]'; }
 pk_at_least() { [ "$(pk_switches 2>/dev/null || echo 0)" -ge "$1" ]; }
 
-start_pbikiosk() { # seconds per item, log name
+start_pbikiosk() { # seconds per item, log name, extra arguments...
   status_port=$(free_port)
-  DISPLAY=$disp "$bin" demo --scenario "$scenario" --seconds "$1" --window 1280x720 \
-    --status-listen "127.0.0.1:$status_port" --sim-listen "127.0.0.1:$(free_port)" >"$out/$2.log" 2>&1 &
+  local secs=$1 name=$2; shift 2
+  DISPLAY=$disp "$bin" demo --scenario "$scenario" --seconds "$secs" --window 1280x720 \
+    --status-listen "127.0.0.1:$status_port" --sim-listen "127.0.0.1:$(free_port)" "$@" >"$out/$name.log" 2>&1 &
   pid=$!
   pids_to_stop+=("$pid")
-  wait_until 90 pk_rendered || { echo "pbikiosk did not render in 90 s (see $out/$2.log)" >&2; exit 1; }
+  wait_until 90 pk_rendered || { echo "pbikiosk did not render in 90 s (see $out/$name.log)" >&2; exit 1; }
 }
 
 run_pbikiosk() { # run number
@@ -258,9 +268,18 @@ idle_chromium() {
 
 # ---------------------------------------------------------------- soak
 if [ "$soak" -gt 0 ]; then
-  start_pbikiosk "$soak_seconds" soak
+  start_pbikiosk "$soak_seconds" soak "${policy[@]}"
   log=$out/soak.log
   pss_first=$(pss_mib "$pid")
+  # The tree's PSS every 5 s for the whole soak (min/max/last), and a line per step: a soak
+  # stopped early still leaves its figures so far.
+  : >"$out/soak-pss.tsv"; : >"$out/soak-progress.txt"
+  ( while kill -0 "$pid" 2>/dev/null; do
+      printf '%s\t%s\n' "$(date +%s)" "$(pss_mib "$pid")" >>"$out/soak-pss.tsv"; sleep 5
+    done ) &
+  pss_sampler=$!
+  pids_to_stop+=("$pss_sampler")
+  pk_recycles() { pk_status | json 'd["memory"]["web_process_recycles_total"]'; }
   base=$(pk_switches)
   # The steady state begins once every item has been on screen once (a round of 3).
   wait_until 120 pk_at_least $(( base + 3 ))
@@ -274,13 +293,23 @@ if [ "$soak" -gt 0 ]; then
     done_n=$(( done_n + step > soak ? soak : done_n + step ))
     wait_until $(( step * soak_seconds * 6 + 120 )) pk_at_least $(( base + done_n )) \
       || { echo "soak: stuck before $done_n switches; status: $(pk_status)" >&2; exit 1; }
-    trend="$trend $(pss_settled "$pid")"
+    v=$(pss_settled "$pid")
+    trend="$trend $v"
+    echo "$(date -u +%T) switches $done_n/$soak  PSS $v MiB  recycles $(pk_recycles)  reloads $(pk_status | json 'd["page_reloads_total"]')" \
+      | tee -a "$out/soak-progress.txt"
   done
   sleep 1
   pss_end=$(pss_settled "$pid")
   procs_end=$(pss_by_process "$pid")
   s=$(pk_status)
   reloads=$(echo "$s" | json 'd["page_reloads_total"]')
+  recycles=$(echo "$s" | json 'd["memory"]["web_process_recycles_total"]')
+  memory=$(echo "$s" | json '"baseline %s MiB, margin %s MiB" % (d["memory"]["baseline_pss_mib"], d["memory"]["recycle_margin_mib"])')
+  stop "$pss_sampler"
+  pss_range=$(python3 -c "
+import sys
+v = [float(l.split()[1]) for l in open(sys.argv[1]) if len(l.split()) == 2]
+print('min %.1f / max %.1f / last %.1f MiB over %d samples' % (min(v), max(v), v[-1], len(v)) if v else 'no samples')" "$out/soak-pss.tsv")
   skipped=$(echo "$s" | json 'sum(1 for i in d["items"] if i["skipped"])')
   gaps=$(echo "$s" | json '"median %.1f / p95 %.1f / max %.1f ms over the last %d" % (d["switch_gaps"]["median_ms"], d["switch_gaps"]["p95_ms"], d["switch_gaps"]["max_ms"], d["switch_gaps"]["count"])')
   errors=$(grep -cE ' (WARN|ERROR) ' "$log" || true)
@@ -307,6 +336,8 @@ pbikiosk soak, $(git describe --always --dirty 2>/dev/null), $(nproc) cores, $(d
 | trend slope (least squares)              | $slope MiB per 100 switches |
 | by process (MiB), start / end            | $procs_start / $procs_end |
 | PSS every $step switches (median of 5)   | $trend |
+| PSS every 5 s, whole soak                | $pss_range |
+| web process recycles (memory policy)     | $recycles (${memory}) |
 | switch gap (page-measured)               | $gaps |
 | page reloads                             | $reloads |
 | errors (WARN/ERROR log lines), skipped items | $errors, $skipped |

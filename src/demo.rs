@@ -29,6 +29,36 @@ pub struct DemoOptions {
     pub token_lifetime: Option<u64>,
     /// How the web view comes to trust the front door.
     pub front_trust: FrontTrust,
+    /// The memory policy, in units short enough for tests and soaks.
+    pub memory: DemoMemory,
+}
+
+/// Memory policy overrides (`[player] memory_*` and what a config file does not set), in
+/// seconds where the config speaks minutes: a test must see a recycle within a minute.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct DemoMemory {
+    pub margin_mib: Option<u64>,
+    pub baseline_seconds: Option<u64>,
+    pub min_interval_seconds: Option<u64>,
+    pub sample_seconds: Option<u64>,
+}
+
+impl DemoMemory {
+    fn apply(&self, m: &mut crate::player::RecycleSettings) {
+        use std::time::Duration;
+        if let Some(v) = self.margin_mib {
+            m.margin_bytes = v * crate::player::MIB;
+        }
+        if let Some(v) = self.baseline_seconds {
+            m.baseline_window = Duration::from_secs(v);
+        }
+        if let Some(v) = self.min_interval_seconds {
+            m.min_interval = Duration::from_secs(v);
+        }
+        if let Some(v) = self.sample_seconds {
+            m.sample_every = Duration::from_secs(v.max(1));
+        }
+    }
 }
 
 /// How the demo's web view comes to trust its `https://app.powerbi.com` front door: directly,
@@ -118,6 +148,7 @@ impl Demo {
             certificate_dir.as_ref().map(|d| d.path()),
         )
         .map_err(DemoError::Config)?;
+        opts.memory.apply(&mut config.player.memory);
         let token_cache = match config.auth.method {
             crate::config::AuthMethod::DeviceCode => {
                 let dir = tempfile::Builder::new()
@@ -285,6 +316,12 @@ mod tests {
             sim_listen: "127.0.0.1:0".parse().unwrap(),
             token_lifetime: Some(60),
             front_trust: FrontTrust::Direct,
+            memory: DemoMemory {
+                margin_mib: Some(8),
+                baseline_seconds: Some(20),
+                min_interval_seconds: Some(30),
+                sample_seconds: Some(2),
+            },
         })
         .await
         .unwrap();
@@ -298,6 +335,11 @@ mod tests {
         assert_eq!(demo.front.host, DEMO_EMBED_HOST);
         assert_eq!(demo.config.auth.permanent_retry, Duration::from_secs(60));
         assert!(demo.config.playlist.iter().all(|i| i.seconds == 3));
+        let m = demo.config.player.memory;
+        assert_eq!(m.margin_bytes, 8 * crate::player::MIB);
+        assert_eq!(m.baseline_window, Duration::from_secs(20));
+        assert_eq!(m.min_interval, Duration::from_secs(30));
+        assert_eq!(m.sample_every, Duration::from_secs(2));
     }
 
     #[tokio::test]
@@ -308,6 +350,7 @@ mod tests {
             sim_listen: listen.parse().unwrap(),
             token_lifetime: None,
             front_trust: FrontTrust::Direct,
+            memory: DemoMemory::default(),
         };
         let e = Demo::start(&opts(None, "0.0.0.0:0")).await.err().unwrap();
         assert_eq!(
@@ -329,6 +372,7 @@ mod tests {
             sim_listen: "127.0.0.1:0".parse().unwrap(),
             token_lifetime: None,
             front_trust,
+            memory: DemoMemory::default(),
         };
         let demo = Demo::start(&opts(FrontTrust::CaFile)).await.unwrap();
         assert_eq!(demo.direct_trust(), None);

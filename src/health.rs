@@ -228,6 +228,11 @@ pub fn render_metrics(s: &Status) -> String {
         "Reloads of the whole page (hung page, crashed web process).",
         p.page_reloads_total,
     );
+    counter(
+        "web_process_recycles_total",
+        "Web processes replaced by a fresh one to bound memory (not counted as page reloads).",
+        p.memory.web_process_recycles_total,
+    );
     out.push_str(
         "# HELP pbikiosk_page_messages_dropped_total Page messages dropped: not from the player page, too large, or over the rate.\n# TYPE pbikiosk_page_messages_dropped_total counter\n",
     );
@@ -244,6 +249,16 @@ pub fn render_metrics(s: &Status) -> String {
         "# HELP pbikiosk_uptime_seconds Seconds since start.\n# TYPE pbikiosk_uptime_seconds gauge\npbikiosk_uptime_seconds {}\n",
         s.uptime_seconds
     ));
+    if let Some(b) = p.memory.tree_pss_bytes {
+        out.push_str(&format!(
+            "# HELP pbikiosk_tree_pss_bytes PSS of the process tree (player and web processes).\n# TYPE pbikiosk_tree_pss_bytes gauge\npbikiosk_tree_pss_bytes {b}\n"
+        ));
+    }
+    if let Some(b) = p.memory.baseline_pss_bytes {
+        out.push_str(&format!(
+            "# HELP pbikiosk_tree_pss_baseline_bytes The tree's PSS baseline, taken after the first render.\n# TYPE pbikiosk_tree_pss_baseline_bytes gauge\npbikiosk_tree_pss_baseline_bytes {b}\n"
+        ));
+    }
     if let Some(gap) = p.last_switch_gap_ms {
         out.push_str(&format!(
             "# HELP pbikiosk_last_switch_gap_ms Frames between items at the last switch, in ms.\n# TYPE pbikiosk_last_switch_gap_ms gauge\npbikiosk_last_switch_gap_ms {gap}\n"
@@ -304,6 +319,16 @@ mod tests {
         ] {
             assert!(v.get(key).is_some(), "{key} missing: {v}");
         }
+        for key in [
+            "tree_pss_mib",
+            "baseline_pss_mib",
+            "recycle_margin_mib",
+            "web_process_recycles_total",
+            "last_recycle",
+        ] {
+            assert!(v["memory"].get(key).is_some(), "memory.{key} missing: {v}");
+        }
+        assert_eq!(v["memory"]["recycle_margin_mib"], 200.0);
         let m = reqwest::get(format!("http://{addr}/metrics"))
             .await
             .unwrap()
@@ -311,6 +336,9 @@ mod tests {
             .await
             .unwrap();
         assert!(m.contains("pbikiosk_rendered_total 0"), "{m}");
+        assert!(m.contains("pbikiosk_web_process_recycles_total 0"), "{m}");
+        // No sample yet: no PSS gauge rather than a made-up 0.
+        assert!(!m.contains("pbikiosk_tree_pss_bytes"), "{m}");
         assert!(m.contains("state=\"signing_in\""), "{m}");
         assert!(
             m.contains("pbikiosk_page_messages_dropped_total{reason=\"unauthenticated\"} 0"),
@@ -368,6 +396,32 @@ mod tests {
         std::thread::sleep(std::time::Duration::from_millis(20));
         first.mark();
         assert_eq!(get().await.as_u64(), Some(ms), "the first figure stays");
+    }
+
+    #[test]
+    fn memory_figures_in_metrics() {
+        let mut player = Player::new(Settings::default()).snapshot();
+        player.memory.tree_pss_bytes = Some(300 << 20);
+        player.memory.baseline_pss_bytes = Some(250 << 20);
+        player.memory.web_process_recycles_total = 2;
+        let m = render_metrics(&Status {
+            player,
+            version: crate::VERSION,
+            uptime_seconds: 1,
+            first_render_ms: None,
+            page_messages_dropped_total: 0,
+            page_messages_dropped: Default::default(),
+        });
+        assert!(m.contains("\npbikiosk_tree_pss_bytes 314572800\n"), "{m}");
+        assert!(
+            m.contains("\npbikiosk_tree_pss_baseline_bytes 262144000\n"),
+            "{m}"
+        );
+        assert!(
+            m.contains("\npbikiosk_web_process_recycles_total 2\n"),
+            "{m}"
+        );
+        assert!(m.contains("# TYPE pbikiosk_tree_pss_bytes gauge"), "{m}");
     }
 
     #[tokio::test]

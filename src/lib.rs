@@ -18,6 +18,7 @@ mod health;
 mod input_props;
 pub mod logging;
 pub mod login;
+pub(crate) mod memory;
 mod net;
 pub(crate) mod outlet;
 mod page_gate;

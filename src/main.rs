@@ -98,6 +98,18 @@ enum Command {
         /// given as cloud.ca_file, as behind a TLS-inspecting proxy) or untrusted. For tests.
         #[arg(long, value_enum, default_value_t, hide = true)]
         front_trust: pbikiosk::demo::FrontTrust,
+        /// Memory policy for tests and soaks: recycle margin in MiB (0 = off).
+        #[arg(long, value_name = "MIB", hide = true)]
+        memory_margin_mib: Option<u64>,
+        /// Memory policy: baseline window in seconds after the first render.
+        #[arg(long, value_name = "SECS", hide = true)]
+        memory_baseline_seconds: Option<u64>,
+        /// Memory policy: least time between two recycles, in seconds.
+        #[arg(long, value_name = "SECS", hide = true)]
+        memory_min_interval_seconds: Option<u64>,
+        /// Memory policy: seconds between two samples of the process tree's PSS.
+        #[arg(long, value_name = "SECS", hide = true)]
+        memory_sample_seconds: Option<u64>,
         #[command(flatten)]
         window: WindowArgs,
     },
@@ -377,6 +389,10 @@ fn run_player(
             sim_listen,
             token_lifetime,
             front_trust,
+            memory_margin_mib,
+            memory_baseline_seconds,
+            memory_min_interval_seconds,
+            memory_sample_seconds,
             window,
         } => (
             Some(pbikiosk::demo::DemoOptions {
@@ -385,6 +401,12 @@ fn run_player(
                 sim_listen,
                 token_lifetime,
                 front_trust,
+                memory: pbikiosk::demo::DemoMemory {
+                    margin_mib: memory_margin_mib,
+                    baseline_seconds: memory_baseline_seconds,
+                    min_interval_seconds: memory_min_interval_seconds,
+                    sample_seconds: memory_sample_seconds,
+                },
             }),
             window,
         ),

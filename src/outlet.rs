@@ -93,7 +93,9 @@ impl<W: Window> Outlet<'_, W> {
                     let _ = tx.send(result.map_err(|u| u.to_problem())).await;
                 });
             }
-            Output::ReloadPage => self.window.command(ShellCommand::Reload),
+            // The same fresh web process and page as a repair; only the player counts it
+            // differently.
+            Output::ReloadPage | Output::RecyclePage => self.window.command(ShellCommand::Reload),
             Output::Exit(code) => return Some(code),
         }
         None
@@ -193,6 +195,8 @@ mod tests {
     fn reload_and_exit_are_for_the_window_and_the_caller() {
         let w = Recorder::default();
         assert_eq!(dispatch(&w, false, Output::ReloadPage), None);
+        assert!(matches!(w.take().as_slice(), [ShellCommand::Reload]));
+        assert_eq!(dispatch(&w, false, Output::RecyclePage), None);
         assert!(matches!(w.take().as_slice(), [ShellCommand::Reload]));
         assert_eq!(dispatch(&w, false, Output::Exit(3)), Some(3));
         assert!(w.take().is_empty());

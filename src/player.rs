@@ -22,12 +22,16 @@ use crate::secret::Secret;
 
 mod embed_host;
 mod probing;
+mod recycle;
 mod repair;
 mod rotation;
 mod snapshot;
 mod starting;
 
 use embed_host::EmbedHostWatch;
+pub(crate) use recycle::MIB;
+use recycle::RecyclePolicy;
+pub use recycle::RecycleSettings;
 use snapshot::Counters;
 pub use snapshot::{Snapshot, State};
 pub use starting::Activity;
@@ -54,6 +58,8 @@ pub struct Settings {
     pub permanent_retry: Duration,
     /// Passed on to the page with every report (`[display] report_layout`).
     pub report_layout: ReportLayout,
+    /// When the web process is replaced to bound memory (`[player] memory_*`).
+    pub recycle: RecycleSettings,
 }
 
 impl Default for Settings {
@@ -68,6 +74,7 @@ impl Default for Settings {
             resolve_retry: Duration::from_secs(30),
             permanent_retry: crate::config::DEFAULT_PERMANENT_RETRY,
             report_layout: ReportLayout::default(),
+            recycle: RecycleSettings::default(),
         }
     }
 }
@@ -94,6 +101,11 @@ pub enum Input {
     },
     /// The result of an [`Output::Probe`]: `Err` is an `embed_unreachable` problem.
     Probed(Result<(), Problem>),
+    /// The PSS of the process tree (player and web processes), in bytes, sampled every
+    /// [`RecycleSettings::sample_every`].
+    Memory {
+        pss_bytes: u64,
+    },
     /// Time passed; check deadlines.
     Tick,
 }
@@ -123,6 +135,10 @@ pub enum Output {
     },
     /// Reload the page from scratch (hung page, crashed web process).
     ReloadPage,
+    /// Replace the healthy web process by a fresh one and load the page again, to bound
+    /// memory: what the window does is the same as for [`Output::ReloadPage`], but it is no
+    /// repair.
+    RecyclePage,
     /// The shell cannot recover; exit with this code so systemd restarts it.
     Exit(i32),
 }
@@ -174,6 +190,7 @@ pub struct Player {
     activity_shown: Option<Activity>,
     embed_host: EmbedHostWatch,
     counters: Counters,
+    recycle: RecyclePolicy,
 }
 
 /// One configured playlist item: what it resolved to and how it has been loading.
@@ -226,12 +243,14 @@ struct PageWatch {
     last_heartbeat: Option<Instant>,
     /// Page reloads since an embed last rendered.
     fruitless_reloads: u32,
+    /// The web process was replaced to bound memory then, and the fresh page has not said
+    /// `ready` yet.
+    recycling_since: Option<Instant>,
 }
 
 impl Player {
     pub fn new(settings: Settings) -> Self {
         Self {
-            settings,
             config_problem: None,
             not_configured: false,
             tokens: Tokens::default(),
@@ -250,6 +269,8 @@ impl Player {
             activity_shown: None,
             embed_host: EmbedHostWatch::default(),
             counters: Counters::default(),
+            recycle: RecyclePolicy::new(settings.recycle),
+            settings,
         }
     }
 
@@ -261,6 +282,11 @@ impl Player {
         {
             d.push(h + self.settings.heartbeat_timeout);
         }
+        d.extend(
+            self.page
+                .recycling_since
+                .map(|t| t + self.settings.heartbeat_timeout),
+        );
         d.extend(self.slide_until);
         d.extend(self.resolution.retry_at);
         d.extend(self.embed_host.deadline());
@@ -299,6 +325,7 @@ impl Player {
                 self.on_embed_trouble(now, &url, detail, &mut out);
             }
             Input::Probed(result) => self.on_probed(now, result, &mut out),
+            Input::Memory { pss_bytes } => self.recycle.sample(now, pss_bytes),
             Input::Tick => self.on_tick(now, &mut out),
         }
         self.drive(now, &mut out);
@@ -396,6 +423,7 @@ impl Player {
         match msg {
             FromPage::Ready { .. } => {
                 self.page.ready = true;
+                self.page.recycling_since = None;
                 // A fresh page has no embeds and no overlay: start over from the current slide.
                 self.visible = None;
                 self.pending = None;
@@ -422,6 +450,7 @@ impl Player {
                         e.loaded = true;
                         e.refresh_in_flight = false;
                         self.page.fruitless_reloads = 0;
+                        self.recycle.rendered(now);
                     }
                 }
             }
@@ -488,6 +517,17 @@ impl Player {
             && now.saturating_duration_since(h) >= self.settings.heartbeat_timeout
         {
             tracing::warn!("no heartbeat from the page; reloading it");
+            self.reload_page(now, out);
+            return;
+        }
+        if let Some(t) = self.page.recycling_since
+            && now.saturating_duration_since(t) >= self.settings.heartbeat_timeout
+        {
+            // The fresh page did not come up: from here on it is a repair like any other.
+            tracing::warn!(
+                "the page did not come back after the web process was replaced; reloading it"
+            );
+            self.page.recycling_since = None;
             self.reload_page(now, out);
             return;
         }
@@ -685,6 +725,9 @@ mod tests {
                 start,
                 now: start,
             }
+        }
+        pub(super) fn now(&self) -> Instant {
+            self.now
         }
         pub(super) fn at(&mut self, secs: u64) -> &mut Self {
             self.now = self.start + Duration::from_secs(secs);

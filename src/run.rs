@@ -290,9 +290,11 @@ async fn generation(
     let loaded = source.load();
     let permanent_retry = loaded.as_ref().map(|c| c.auth.permanent_retry);
     let report_layout = loaded.as_ref().map(|c| c.display.report_layout);
+    let recycle = loaded.as_ref().map(|c| c.player.memory);
     let mut player = Player::new(Settings {
         permanent_retry: permanent_retry.unwrap_or(config::DEFAULT_PERMANENT_RETRY),
         report_layout: report_layout.unwrap_or_default(),
+        recycle: recycle.unwrap_or_default(),
         ..Settings::default()
     });
     let live = start(loaded, source, &mut player);
@@ -300,6 +302,11 @@ async fn generation(
     let (resolved_tx, mut resolved_rx) = mpsc::channel(2);
     let (probed_tx, mut probed_rx) = mpsc::channel(2);
     let mut config_poll = tokio::time::interval(Duration::from_secs(5));
+    let mut memory_poll = tokio::time::interval(player.memory_sample_every());
+    memory_poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // The player knows instants only; `/status` shows the last recycle as a wall-clock time.
+    let mut last_recycle: Option<(Instant, String)> = None;
+    let me = std::process::id();
     let out = Outlet {
         window: proxy,
         live: live.as_ref(),
@@ -343,6 +350,10 @@ async fn generation(
             Some(res) = resolved_rx.recv() => Input::Resolved(res),
             Some(res) = probed_rx.recv() => Input::Probed(res),
             _ = tokio::time::sleep_until(tokio::time::Instant::from_std(wake)) => Input::Tick,
+            _ = memory_poll.tick() => match crate::memory::tree_pss_bytes(me) {
+                Some(pss_bytes) => Input::Memory { pss_bytes },
+                None => Input::Tick,
+            },
             _ = config_poll.tick() => {
                 let now_stamp = source.stamp();
                 match stamp.change_to(&now_stamp) {
@@ -363,7 +374,14 @@ async fn generation(
                 return GenerationEnd::Exit(code);
             }
         }
-        let snap = player.snapshot();
+        let mut snap = player.snapshot();
+        if let Some(t) = player.last_recycle() {
+            if last_recycle.as_ref().is_none_or(|(seen, _)| *seen != t) {
+                let wall = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+                last_recycle = Some((t, wall));
+            }
+            snap.memory.last_recycle = last_recycle.as_ref().map(|(_, w)| w.clone());
+        }
         if snap.rendered_total > 0 && snap.item.is_some() {
             first_render.mark();
         }

@@ -301,7 +301,10 @@ pub fn run(
         .with_url(PAGE_URL)
         .with_user_agent(opts.user_agent.clone())
         .with_devtools(opts.devtools)
-        .with_background_color((16, 24, 32, 255))
+        // The start screen's colour (web/player.css, #10161d): while a fresh web process
+        // starts (a recycle, a repair) the view shows this before the page paints, and it
+        // must not flash another colour.
+        .with_background_color((16, 22, 29, 255))
         // Every frame can post here, and the request names the top frame whoever sent it: the
         // gate believes only messages that carry our page's secret.
         .with_ipc_handler(move |req: Request<String>| {
@@ -435,8 +438,9 @@ mod platform {
         let events_for_loads = events.clone();
         view.connect_web_process_terminated(move |_, reason| {
             if reason == webkit2gtk::WebProcessTerminationReason::TerminatedByApi {
-                // Our own doing, for a page reload (see fresh_web_process): not a crash.
-                tracing::info!("WebKit web process replaced for a page reload");
+                // Our own doing, for a fresh page (a repair or a memory recycle, see
+                // fresh_web_process): not a crash.
+                tracing::info!("WebKit web process replaced for a fresh page");
                 return;
             }
             tracing::error!(?reason, "WebKit web process terminated");

@@ -83,7 +83,14 @@ const SECTIONS: &[(&str, &[Spec])] = &[
         ],
     ),
     ("status", &[key("listen", Kind::Text)]),
-    ("player", &[key("user_agent", Kind::Text)]),
+    (
+        "player",
+        &[
+            key("user_agent", Kind::Text),
+            key("memory_recycle_margin_mib", Kind::Integer),
+            key("memory_baseline_minutes", Kind::Integer),
+        ],
+    ),
     (
         "display",
         &[

@@ -197,7 +197,17 @@ impl Default for StatusConfig {
 #[derive(Debug, Clone, Default)]
 pub(crate) struct PlayerConfig {
     pub(crate) user_agent: Option<String>,
+    /// When the web process is replaced to bound memory (`memory_*` keys).
+    pub(crate) memory: crate::player::RecycleSettings,
 }
+
+/// `[player] memory_recycle_margin_mib`: how far (MiB) the process tree may grow above its
+/// baseline before the web process is replaced. WebKit grows by about 100 MiB a week at 30 s
+/// per item, so a recycle every two weeks or so; a screen with 1 GB keeps its head room.
+pub(crate) const DEFAULT_MEMORY_RECYCLE_MARGIN_MIB: u64 = 200;
+/// `[player] memory_baseline_minutes`: how long after the first report the baseline is taken,
+/// long enough for every item of a usual playlist to have been shown.
+pub(crate) const DEFAULT_MEMORY_BASELINE_MINUTES: u64 = 60;
 
 /// `[display]`: `rotation` is applied by the kiosk session (cage), which asks
 /// `pbikiosk display-rotation`; `gpu` by the webview when the player starts; `report_layout` by

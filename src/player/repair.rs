@@ -95,6 +95,7 @@ impl Player {
         self.counters.page_reloads += 1;
         self.page.fruitless_reloads += 1;
         self.page.ready = false;
+        self.page.recycling_since = None;
         self.visible = None;
         self.pending = None;
         self.problem_shown = None;

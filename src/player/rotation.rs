@@ -35,6 +35,12 @@ impl Player {
                 Some(_) => return,
             }
         }
+        // A slide's time is up: the moment to replace the web process, if memory says so.
+        if self.slide_until.is_some_and(|t| now >= t)
+            && self.recycle_at_switch(now, (self.slide + 1) % self.slides.len(), out)
+        {
+            return;
+        }
         let visible = self.visible.as_ref().expect("shown above");
         if self.slide_until.is_some_and(|t| now >= t) {
             let next = (self.slide + 1) % self.slides.len();

@@ -70,6 +70,28 @@ pub struct Snapshot {
     pub switch_gaps: Option<GapSummary>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sign_in: Option<SignInStatus>,
+    pub memory: MemoryStatus,
+}
+
+/// The memory policy on `/status`: the tree's PSS against its baseline, and the recycles of
+/// the web process it caused (none of them is a page reload).
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct MemoryStatus {
+    /// The latest sample of the process tree (player and its web processes), in MiB.
+    pub tree_pss_mib: Option<f64>,
+    /// The highest level over the baseline window after the first render, in MiB.
+    pub baseline_pss_mib: Option<f64>,
+    /// The tree may grow this far above the baseline before a recycle; 0: recycling is off.
+    pub recycle_margin_mib: f64,
+    pub web_process_recycles_total: u64,
+    /// When the web process was last replaced (RFC 3339, UTC). The player knows instants
+    /// only; the driver fills this in.
+    pub last_recycle: Option<String>,
+    /// The latest sample in bytes, for `/metrics`.
+    #[serde(skip)]
+    pub tree_pss_bytes: Option<u64>,
+    #[serde(skip)]
+    pub baseline_pss_bytes: Option<u64>,
 }
 
 /// How many recent switch gaps the summary covers.
@@ -203,7 +225,34 @@ impl Player {
             page_reloads_total: self.counters.page_reloads,
             last_switch_gap_ms: self.counters.last_gap_ms,
             switch_gaps: GapSummary::of(&self.counters.gaps),
+            memory: self.memory_status(),
         }
+    }
+}
+
+impl Player {
+    fn memory_status(&self) -> MemoryStatus {
+        let mib = |b: u64| (b as f64 / super::MIB as f64 * 10.0).round() / 10.0;
+        let p = &self.recycle;
+        MemoryStatus {
+            tree_pss_mib: p.last_sample().map(mib),
+            baseline_pss_mib: p.baseline().map(mib),
+            recycle_margin_mib: mib(self.settings.recycle.margin_bytes),
+            web_process_recycles_total: p.recycles(),
+            last_recycle: None,
+            tree_pss_bytes: p.last_sample(),
+            baseline_pss_bytes: p.baseline(),
+        }
+    }
+
+    /// When the web process was last replaced (for the driver's wall-clock stamp).
+    pub fn last_recycle(&self) -> Option<std::time::Instant> {
+        self.recycle.last_recycle()
+    }
+
+    /// How often the driver should feed [`super::Input::Memory`].
+    pub fn memory_sample_every(&self) -> std::time::Duration {
+        self.recycle.sample_every()
     }
 }
 

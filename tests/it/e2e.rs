@@ -241,12 +241,12 @@ async fn not_configured_until_the_config_appears() {
 /// The mean brightness (0 dark … 1 light) of a screenshot, or of the part `crop` names
 /// (ImageMagick geometry, e.g. "1080x640+0+1280"). The page's start screen is dark, the
 /// simulated reports are light.
-fn brightness(path: &std::path::Path, crop: Option<&str>) -> f64 {
+pub(crate) fn brightness(path: &std::path::Path, crop: Option<&str>) -> f64 {
     gray_stat(path, crop, "mean")
 }
 
 /// How much the brightness varies (0: one plain colour, nothing drawn).
-fn detail(path: &std::path::Path, crop: Option<&str>) -> f64 {
+pub(crate) fn detail(path: &std::path::Path, crop: Option<&str>) -> f64 {
     gray_stat(path, crop, "standard_deviation")
 }
 

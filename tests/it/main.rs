@@ -17,5 +17,6 @@ mod faults;
 mod fixtures_map;
 mod hostile;
 mod page_protocol;
+mod recycle;
 mod sim;
 mod trusted_files;

@@ -1,0 +1,418 @@
+//! The memory policy: when the web process is replaced by a fresh one to bound the memory of
+//! the process tree.
+//!
+//! WebKit's web process grows slowly with every item switch (a few hundred KiB per hundred
+//! switches), which over months is more than a small screen has. The policy watches the tree's
+//! PSS (sampled by the driver, fed in with an explicit `now`): its baseline is the highest
+//! level seen over the first [`RecycleSettings::baseline_window`] after the first report
+//! rendered; once the tree is more than [`RecycleSettings::margin_bytes`] above that, a recycle
+//! is due, at most once per [`RecycleSettings::min_interval`]. The player decides *when*
+//! (an item switch, no status screen); this only decides *whether*.
+
+use std::time::{Duration, Instant};
+
+use super::{Output, Player};
+
+/// The policy's settings (`[player] memory_*`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecycleSettings {
+    /// How far above the baseline the tree may grow; 0 turns recycling off.
+    pub margin_bytes: u64,
+    /// How long after the first render the baseline is measured.
+    pub baseline_window: Duration,
+    /// The least time between two recycles: a tree that is heavy right after a recycle (a
+    /// heavier report than during the baseline) is not recycled over and over.
+    pub min_interval: Duration,
+    /// How often the driver samples the tree's PSS.
+    pub sample_every: Duration,
+}
+
+pub(crate) const MIB: u64 = 1024 * 1024;
+
+impl Default for RecycleSettings {
+    fn default() -> Self {
+        Self {
+            margin_bytes: crate::config::DEFAULT_MEMORY_RECYCLE_MARGIN_MIB * MIB,
+            baseline_window: Duration::from_mins(crate::config::DEFAULT_MEMORY_BASELINE_MINUTES),
+            min_interval: Duration::from_hours(1),
+            sample_every: Duration::from_secs(30),
+        }
+    }
+}
+
+impl RecycleSettings {
+    pub fn enabled(&self) -> bool {
+        self.margin_bytes > 0
+    }
+}
+
+/// The policy's state: samples, baseline, recycles.
+#[derive(Debug, Default)]
+pub(crate) struct RecyclePolicy {
+    settings: RecycleSettings,
+    first_render: Option<Instant>,
+    baseline: Option<u64>,
+    /// The latest sample of the tree that is running now (cleared by a recycle: the figure of
+    /// the old web process must not trigger another one).
+    current: Option<u64>,
+    /// The latest sample, for `/status`, whatever process it was taken of.
+    last_sample: Option<u64>,
+    last_recycle: Option<Instant>,
+    recycles: u64,
+}
+
+impl RecyclePolicy {
+    pub(crate) fn new(settings: RecycleSettings) -> Self {
+        Self {
+            settings,
+            ..Self::default()
+        }
+    }
+
+    /// A report rendered: the first one starts the baseline window.
+    pub(crate) fn rendered(&mut self, now: Instant) {
+        self.first_render.get_or_insert(now);
+    }
+
+    /// The tree's PSS now, in bytes.
+    pub(crate) fn sample(&mut self, now: Instant, pss_bytes: u64) {
+        self.current = Some(pss_bytes);
+        self.last_sample = Some(pss_bytes);
+        let Some(first) = self.first_render else {
+            // Start-up is no baseline: the first report has not even rendered.
+            return;
+        };
+        if now <= first + self.settings.baseline_window {
+            self.baseline = Some(self.baseline.map_or(pss_bytes, |b| b.max(pss_bytes)));
+        } else if self.baseline.is_none() {
+            // No sample fell inside the window (a window shorter than the sampling period):
+            // the first one after it is the baseline.
+            self.baseline = Some(pss_bytes);
+        }
+    }
+
+    /// Is the tree over its bound, with the baseline known and the last recycle long enough ago?
+    pub(crate) fn due(&self, now: Instant) -> bool {
+        if !self.settings.enabled() {
+            return false;
+        }
+        let (Some(first), Some(baseline), Some(current)) =
+            (self.first_render, self.baseline, self.current)
+        else {
+            return false;
+        };
+        if now < first + self.settings.baseline_window {
+            return false;
+        }
+        if self
+            .last_recycle
+            .is_some_and(|t| now < t + self.settings.min_interval)
+        {
+            return false;
+        }
+        current > baseline.saturating_add(self.settings.margin_bytes)
+    }
+
+    /// The web process was replaced now.
+    pub(crate) fn recycled(&mut self, now: Instant) {
+        self.recycles += 1;
+        self.last_recycle = Some(now);
+        self.current = None;
+    }
+
+    pub(crate) fn recycles(&self) -> u64 {
+        self.recycles
+    }
+
+    pub(crate) fn last_recycle(&self) -> Option<Instant> {
+        self.last_recycle
+    }
+
+    pub(crate) fn baseline(&self) -> Option<u64> {
+        self.baseline
+    }
+
+    pub(crate) fn last_sample(&self) -> Option<u64> {
+        self.last_sample
+    }
+
+    pub(crate) fn sample_every(&self) -> Duration {
+        self.settings.sample_every
+    }
+}
+
+impl Player {
+    /// At an item switch: replace the web process if the policy says so and nothing else is
+    /// going on (no status screen, not offline). The page comes back with its start screen and
+    /// prepares `next`, the slide that was due; true when it did.
+    pub(super) fn recycle_at_switch(
+        &mut self,
+        now: Instant,
+        next: usize,
+        out: &mut Vec<Output>,
+    ) -> bool {
+        if !self.recycle.due(now)
+            || self.problem_shown.is_some()
+            || self.offline_since.is_some()
+            || self.blocking_problem().is_some()
+        {
+            return false;
+        }
+        tracing::info!(
+            pss_mib = self.recycle.last_sample().unwrap_or(0) / MIB,
+            baseline_mib = self.recycle.baseline().unwrap_or(0) / MIB,
+            "replacing the web process to bound memory"
+        );
+        self.recycle.recycled(now);
+        // Not a repair: no page reload counted, no fruitless reload; a page that does not come
+        // back is the watchdog's (see `recycling_since`).
+        self.page.ready = false;
+        self.page.recycling_since = Some(now);
+        self.page.last_heartbeat = Some(now);
+        self.visible = None;
+        self.pending = None;
+        self.problem_shown = None;
+        self.slide = next;
+        self.slide_until = None;
+        out.push(Output::RecyclePage);
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy(margin_mib: u64) -> (RecyclePolicy, Instant) {
+        let p = RecyclePolicy::new(RecycleSettings {
+            margin_bytes: margin_mib * MIB,
+            baseline_window: Duration::from_mins(60),
+            min_interval: Duration::from_mins(60),
+            sample_every: Duration::from_secs(30),
+        });
+        (p, Instant::now())
+    }
+
+    fn at(t0: Instant, mins: u64) -> Instant {
+        t0 + Duration::from_mins(mins)
+    }
+
+    #[test]
+    fn baseline_is_the_highest_level_of_the_first_hour_after_the_first_render() {
+        let (mut p, t0) = policy(100);
+        // Before the first render: start-up, not the baseline.
+        p.sample(t0, 900 * MIB);
+        assert_eq!(p.baseline(), None);
+        assert_eq!(p.last_sample(), Some(900 * MIB));
+        p.rendered(at(t0, 1));
+        p.rendered(at(t0, 5)); // only the first render counts
+        p.sample(at(t0, 2), 300 * MIB);
+        p.sample(at(t0, 30), 340 * MIB);
+        p.sample(at(t0, 61), 320 * MIB);
+        assert_eq!(p.baseline(), Some(340 * MIB));
+        // Past the window, growth does not move the baseline.
+        p.sample(at(t0, 62), 500 * MIB);
+        assert_eq!(p.baseline(), Some(340 * MIB));
+    }
+
+    #[test]
+    fn due_only_past_baseline_plus_margin_after_the_window() {
+        let (mut p, t0) = policy(100);
+        p.rendered(t0);
+        p.sample(at(t0, 10), 300 * MIB);
+        // Far above, but the window is not over: the baseline is not known yet.
+        p.sample(at(t0, 20), 450 * MIB);
+        assert!(!p.due(at(t0, 20)));
+        p.sample(at(t0, 70), 549 * MIB);
+        assert!(!p.due(at(t0, 70)), "450 + 100 not exceeded");
+        p.sample(at(t0, 71), 551 * MIB);
+        assert!(p.due(at(t0, 71)));
+    }
+
+    #[test]
+    fn at_most_once_per_interval_and_the_old_figure_does_not_count() {
+        let (mut p, t0) = policy(100);
+        p.rendered(t0);
+        p.sample(at(t0, 1), 300 * MIB);
+        p.sample(at(t0, 61), 500 * MIB);
+        assert!(p.due(at(t0, 61)));
+        p.recycled(at(t0, 61));
+        assert_eq!(p.recycles(), 1);
+        assert_eq!(p.last_recycle(), Some(at(t0, 61)));
+        // The old process's sample is gone: nothing is due until a new sample says so.
+        assert!(!p.due(at(t0, 200)));
+        // Still heavy right after: not again within the interval.
+        p.sample(at(t0, 90), 500 * MIB);
+        assert!(!p.due(at(t0, 90)));
+        assert!(p.due(at(t0, 121)));
+        // A fresh tree back near the baseline is not due.
+        p.recycled(at(t0, 121));
+        p.sample(at(t0, 200), 310 * MIB);
+        assert!(!p.due(at(t0, 200)));
+        assert_eq!(p.baseline(), Some(300 * MIB));
+    }
+
+    #[test]
+    fn margin_zero_turns_it_off() {
+        let (mut p, t0) = policy(0);
+        p.rendered(t0);
+        p.sample(at(t0, 1), 300 * MIB);
+        p.sample(at(t0, 100), 3000 * MIB);
+        assert!(!p.due(at(t0, 100)));
+    }
+
+    #[test]
+    fn a_window_shorter_than_the_sampling_takes_the_first_sample_after_it() {
+        let mut p = RecyclePolicy::new(RecycleSettings {
+            margin_bytes: MIB,
+            baseline_window: Duration::ZERO,
+            min_interval: Duration::ZERO,
+            sample_every: Duration::from_secs(1),
+        });
+        let t0 = Instant::now();
+        p.rendered(t0);
+        assert!(
+            !p.due(t0 + Duration::from_secs(1)),
+            "no sample, no baseline"
+        );
+        p.sample(t0 + Duration::from_secs(1), 200 * MIB);
+        assert_eq!(p.baseline(), Some(200 * MIB));
+        p.sample(t0 + Duration::from_secs(2), 202 * MIB);
+        assert!(p.due(t0 + Duration::from_secs(2)));
+    }
+
+    // ----- the player's side: when it recycles, and how the page comes back ---------------
+
+    use super::super::tests::{Rig, has, prepared, shown, three_items, token};
+    use super::super::{Input, Settings, State};
+    use crate::auth::service::TokenState;
+    use crate::bridge::FromPage;
+    use crate::problem::{Problem, ProblemId};
+
+    /// Playing the three items (10 s each), baseline 300 MiB taken 1 s after the first render,
+    /// margin 10 MiB.
+    fn recycling() -> Rig {
+        let mut r = Rig::new();
+        r.p = Player::new(Settings {
+            recycle: RecycleSettings {
+                margin_bytes: 10 * MIB,
+                baseline_window: Duration::from_secs(5),
+                min_interval: Duration::from_secs(600),
+                sample_every: Duration::from_secs(1),
+            },
+            ..Settings::default()
+        });
+        r.page(FromPage::Ready { version: None });
+        r.send(Input::Token(token(1)));
+        r.send(Input::Resolved(Ok(three_items())));
+        assert_eq!(shown(&r.rendered("e1")), ["e1"]);
+        r.at(1).send(Input::Memory {
+            pss_bytes: 300 * MIB,
+        });
+        r.rendered("e2");
+        r
+    }
+
+    fn recycled(out: &[Output]) -> bool {
+        out.contains(&Output::RecyclePage)
+    }
+
+    #[test]
+    fn recycles_at_the_next_switch_and_the_page_comes_back_with_the_next_slide() {
+        let mut r = recycling();
+        // Over the bound mid-item: the item stays its full time.
+        let out = r.at(8).send(Input::Memory {
+            pss_bytes: 311 * MIB,
+        });
+        assert!(!recycled(&out), "{out:?}");
+        assert!(!recycled(&r.at(9).tick()));
+        // At the switch: recycle instead of switching.
+        let out = r.at(10).tick();
+        assert!(recycled(&out), "{out:?}");
+        assert!(!has(&out, |o| matches!(o, Output::ReloadPage)), "{out:?}");
+        assert!(
+            shown(&out).is_empty() && prepared(&out).is_empty(),
+            "{out:?}"
+        );
+        let s = r.p.snapshot();
+        assert_eq!(s.memory.web_process_recycles_total, 1);
+        assert_eq!(s.page_reloads_total, 0, "a recycle is no repair");
+        assert_eq!(s.memory.baseline_pss_mib, Some(300.0));
+        assert_eq!(s.memory.tree_pss_mib, Some(311.0));
+        // The fresh page: its start screen names what comes next, which is the slide that
+        // was due (Sales, page 2), not the one shown before.
+        let out = r.at(12).page(FromPage::Ready { version: None });
+        assert_eq!(
+            prepared(&out),
+            [("e3".to_string(), Some("Sales-p1".to_string()))]
+        );
+        assert!(
+            out.contains(&Output::Starting(super::super::Activity::Loading(
+                "Sales".into()
+            ))),
+            "{out:?}"
+        );
+        assert_eq!(shown(&r.at(14).rendered("e3")), ["e3"]);
+        let s = r.p.snapshot();
+        assert_eq!(s.state, State::Playing);
+        assert_eq!(s.item.unwrap().page.as_deref(), Some("Regions"));
+        assert_eq!((s.page_reloads_total, s.problem), (0, None));
+        // Still heavy right after: not again within the interval.
+        r.at(15).send(Input::Memory {
+            pss_bytes: 400 * MIB,
+        });
+        r.rendered("e4");
+        assert!(!recycled(&r.at(24).tick()));
+        assert_eq!(r.p.snapshot().switches_total, 1);
+    }
+
+    #[test]
+    fn not_while_offline_and_a_page_that_does_not_come_back_is_repaired() {
+        let mut r = recycling();
+        r.at(8).send(Input::Memory {
+            pss_bytes: 400 * MIB,
+        });
+        // Offline: the report stays up with its badge; a fresh page could not load anything.
+        r.at(9).send(Input::Token(TokenState::Failed {
+            problem: Problem::new(ProblemId::Network),
+            next_attempt: None,
+        }));
+        for t in [10, 20, 30] {
+            r.at(t).page(FromPage::Heartbeat { t: 0.0 });
+            assert!(!recycled(&r.tick()), "offline at {t}");
+        }
+        // Back online, the overdue switch happens, and with it the recycle.
+        let out = r.at(31).send(Input::Token(token(2)));
+        assert!(recycled(&out), "{out:?}");
+        // The fresh page never says ready: after the heartbeat timeout, a repair as usual.
+        assert!(!has(&r.at(60).tick(), |o| *o == Output::ReloadPage));
+        let out = r.at(61).tick();
+        assert!(out.contains(&Output::ReloadPage), "{out:?}");
+        let s = r.p.snapshot();
+        assert_eq!(
+            (s.page_reloads_total, s.memory.web_process_recycles_total),
+            (1, 1)
+        );
+    }
+
+    #[test]
+    fn not_while_a_status_screen_is_up() {
+        let mut r = recycling();
+        r.at(8).send(Input::Memory {
+            pss_bytes: 400 * MIB,
+        });
+        // A wrong password covers the screen; the rotation has no token to go on with.
+        let out = r.at(9).send(Input::Token(TokenState::Failed {
+            problem: Problem::new(ProblemId::InvalidCredentials),
+            next_attempt: None,
+        }));
+        assert!(has(&out, |o| matches!(o, Output::ShowProblem { .. })));
+        for t in [10, 20, 30] {
+            r.at(t).page(FromPage::Heartbeat { t: 0.0 });
+            assert!(!recycled(&r.tick()), "status screen at {t}");
+        }
+        let now = r.now();
+        assert!(!r.p.recycle_at_switch(now, 0, &mut Vec::new()));
+        assert_eq!(r.p.snapshot().memory.web_process_recycles_total, 0);
+    }
+}
