@@ -54,6 +54,9 @@ pub struct Settings {
     pub permanent_retry: Duration,
     /// Passed on to the page with every report (`[display] report_layout`).
     pub report_layout: ReportLayout,
+    /// What the tokens handed to the page are: Entra tokens of a user, or embed tokens made
+    /// for a service principal.
+    pub token_type: crate::bridge::TokenType,
 }
 
 impl Default for Settings {
@@ -68,6 +71,7 @@ impl Default for Settings {
             resolve_retry: Duration::from_secs(30),
             permanent_retry: crate::config::DEFAULT_PERMANENT_RETRY,
             report_layout: ReportLayout::default(),
+            token_type: crate::bridge::TokenType::Aad,
         }
     }
 }

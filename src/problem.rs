@@ -47,6 +47,11 @@ pub enum ProblemId {
     EmbedFailed,
     /// Power BI gave an embed address that is not https on a Power BI host: not embedded.
     EmbedUrlRefused,
+    /// The service principal signed in, but Power BI does not let apps use its API (tenant
+    /// setting off, or the app outside the security group it names).
+    ServicePrincipalNotAllowed,
+    /// Power BI refused to make an embed token (capacity, row-level security, workspace).
+    EmbedTokenRefused,
 }
 
 /// How a failure may be retried. Permanent failures must not be retried in a loop: repeated
@@ -60,7 +65,7 @@ pub(crate) enum RetryClass {
 }
 
 impl ProblemId {
-    pub const ALL: [ProblemId; 26] = [
+    pub const ALL: [ProblemId; 28] = [
         Self::InvalidCredentials,
         Self::FederatedAccount,
         Self::MfaRequired,
@@ -87,6 +92,8 @@ impl ProblemId {
         Self::EmbedUnreachable,
         Self::EmbedFailed,
         Self::EmbedUrlRefused,
+        Self::ServicePrincipalNotAllowed,
+        Self::EmbedTokenRefused,
     ];
 
     /// The stable id text, e.g. `mfa_required`.
@@ -118,6 +125,8 @@ impl ProblemId {
             Self::EmbedUnreachable => "embed_unreachable",
             Self::EmbedFailed => "embed_failed",
             Self::EmbedUrlRefused => "embed_url_refused",
+            Self::ServicePrincipalNotAllowed => "service_principal_not_allowed",
+            Self::EmbedTokenRefused => "embed_token_refused",
         }
     }
 
@@ -163,6 +172,10 @@ impl ProblemId {
             Self::EmbedUnreachable => "This screen cannot reach app.powerbi.com",
             Self::EmbedFailed => "The report did not load",
             Self::EmbedUrlRefused => "Power BI gave an address this screen will not open",
+            Self::ServicePrincipalNotAllowed => {
+                "Power BI does not allow this app (service principal)"
+            }
+            Self::EmbedTokenRefused => "Power BI refused to make an embed token",
         }
     }
 
@@ -226,6 +239,12 @@ impl ProblemId {
             }
             Self::EmbedUrlRefused => {
                 "The embed address Power BI gave for a report is not https on a Power BI host, so it is not shown: the web view only opens Power BI."
+            }
+            Self::ServicePrincipalNotAllowed => {
+                "The app signed in, but Power BI refused it: \"Allow service principals to use Power BI APIs\" is off, or the app is not in its security group."
+            }
+            Self::EmbedTokenRefused => {
+                "Power BI refused an embed token: no capacity (or trial tokens used up), a dataset needs or refuses an identity (row-level security), or no access to a workspace."
             }
         }
     }
@@ -304,6 +323,12 @@ impl ProblemId {
             }
             Self::EmbedUrlRefused => {
                 "Check that cloud.api is your cloud's Power BI API (e.g. https://api.powerbi.com) and that no proxy rewrites its answers. Asked again every permanent_retry_minutes."
+            }
+            Self::ServicePrincipalNotAllowed => {
+                "In the admin portal's Developer settings, turn on \"Allow service principals to use Power BI APIs\" for a security group and add the app to it."
+            }
+            Self::EmbedTokenRefused => {
+                "See Microsoft's message. Use a P, F or A/EM capacity; fix row-level security as it says; make the app Member, Contributor or Admin of each workspace."
             }
         }
     }

@@ -14,12 +14,13 @@ use tao::event_loop::EventLoopProxy;
 use tokio::sync::{mpsc, watch};
 
 use crate::auth::SignInSettings;
+use crate::auth::app_only::{ApiToken, EmbedTokenEndpoint};
 use crate::auth::client::AadClient;
 use crate::auth::client::Secrets;
 use crate::auth::service::TokenService;
 use crate::auth::session::TokenSession;
-use crate::bridge::FromPage;
-use crate::config::{self, Config, ConfigError, SecretSources};
+use crate::bridge::{FromPage, TokenType};
+use crate::config::{self, AuthMethod, Config, ConfigError, SecretSources};
 use crate::config_source::{Change, Source};
 use crate::demo::{Demo, DemoOptions};
 use crate::health::{self, FirstRender};
@@ -165,6 +166,9 @@ pub(crate) struct Live {
     pub(crate) config: Config,
     pub(crate) tokens: TokenService,
     pub(crate) api: PowerBiClient,
+    /// A service principal's Entra token, for the REST calls: `tokens` hands out embed tokens
+    /// then, which only the page can use.
+    pub(crate) api_token: Option<ApiToken>,
 }
 
 fn start_live(cfg: Config, source: &Source) -> Result<Live, Problem> {
@@ -175,11 +179,26 @@ fn start_live(cfg: Config, source: &Source) -> Result<Live, Problem> {
         // refreshes; a real cloud's lifetimes keep the five-minute floor.
         client = client.with_min_lifetime(Duration::ZERO);
     }
+    let api =
+        PowerBiClient::new(http, cfg.cloud.api.clone()).with_retry_budget(Duration::from_secs(60));
+    if cfg.auth.method == AuthMethod::ServicePrincipal {
+        let api = api.for_app();
+        let bounds = client.lifetimes();
+        let endpoint = EmbedTokenEndpoint::new(client, api.clone(), cfg.playlist.clone(), bounds);
+        let api_token = endpoint.api_token();
+        let session = TokenSession::new(endpoint, false, cfg.auth.permanent_retry).app_only();
+        return Ok(Live {
+            tokens: TokenService::spawn(session),
+            api,
+            api_token: Some(api_token),
+            config: cfg,
+        });
+    }
     let session = TokenSession::new(client, cfg.auth.allow_federated, cfg.auth.permanent_retry);
     Ok(Live {
         tokens: TokenService::spawn(session),
-        api: PowerBiClient::new(http, cfg.cloud.api.clone())
-            .with_retry_budget(Duration::from_secs(60)),
+        api,
+        api_token: None,
         config: cfg,
     })
 }
@@ -249,9 +268,14 @@ async fn generation(
     let loaded = source.load();
     let permanent_retry = loaded.as_ref().map(|c| c.auth.permanent_retry);
     let report_layout = loaded.as_ref().map(|c| c.display.report_layout);
+    let token_type = match loaded.as_ref().map(|c| c.auth.method) {
+        Ok(AuthMethod::ServicePrincipal) => TokenType::Embed,
+        _ => TokenType::Aad,
+    };
     let mut player = Player::new(Settings {
         permanent_retry: permanent_retry.unwrap_or(config::DEFAULT_PERMANENT_RETRY),
         report_layout: report_layout.unwrap_or_default(),
+        token_type,
         ..Settings::default()
     });
     let live = start(loaded, source, &mut player);

@@ -7,7 +7,9 @@
 //! - [`session`]: the decisions: when to refresh, when to fall back to ROPC, how long to wait
 //!   after a failure. Driven by an explicit clock so a day can be simulated in a test.
 //! - [`service`]: the task that runs a session for the player and hands out tokens.
+//! - [`app_only`]: sign-in as a service principal, handing out Power BI embed tokens.
 
+pub(crate) mod app_only;
 pub mod client;
 pub(crate) mod lifetime;
 pub mod realm;

@@ -99,27 +99,32 @@ pub struct Config {
     pub(crate) path: PathBuf,
 }
 
-/// How the service account signs in. Only ROPC (`"password"`) for now.
+/// How the screen signs in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum AuthMethod {
+    /// ROPC with a service account (user + password).
     Password,
+    /// The app itself (client credentials), embedding with Power BI embed tokens.
+    ServicePrincipal,
 }
 
 impl AuthMethod {
-    const SUPPORTED: &[(&str, AuthMethod)] = &[("password", AuthMethod::Password)];
+    const SUPPORTED: &[(&str, AuthMethod)] = &[
+        ("password", AuthMethod::Password),
+        ("service_principal", AuthMethod::ServicePrincipal),
+    ];
 }
 
 #[derive(Debug, Clone)]
 pub(crate) struct AuthConfig {
-    // Read only by tests until sign-in with a service principal or a device code adds the
-    // methods that the player will switch on.
-    #[cfg_attr(not(test), expect(dead_code))]
     pub(crate) method: AuthMethod,
     /// Tenant GUID, verified domain or `organizations`.
     pub(crate) tenant: String,
     pub(crate) client_id: String,
     pub(crate) client_secret: Secret,
+    /// Empty for a service principal, which signs in as the app.
     pub(crate) username: String,
+    /// Empty for a service principal.
     pub(crate) password: Secret,
     pub(crate) allow_federated: bool,
     /// How long to wait between attempts after a failure a person must fix.

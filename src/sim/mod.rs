@@ -172,6 +172,10 @@ impl SimHandle {
             .unwrap_or_else(|| "organizations".to_owned());
         let q = |s: &str| toml::Value::String(s.to_owned()).to_string();
         let base = &self.shared.base_url;
+        if demo.is_some_and(|d| d.service_principal) {
+            let keys = account.map(|a| a.workspaces.as_slice()).unwrap_or_default();
+            return service_principal_snippet(sc, app, &tenant, base, keys);
+        }
         let mut out = format!(
             "# pbikiosk configuration for the Microsoft simulator at {base}.\n\
              # Test credentials: valid against the simulator only.\n\n\
@@ -217,4 +221,43 @@ impl SimHandle {
     pub fn shutdown(&self) {
         let _ = self.stop.send(true);
     }
+}
+
+/// The snippet for the `service-principal` scenarios: the app signs in as itself, and the
+/// playlist is every report of `keys`' workspaces (the demo account's: the same screen as with
+/// a user, so a scenario where the app is no member shows what that looks like).
+fn service_principal_snippet(
+    sc: &Scenario,
+    app: Option<&scenario::App>,
+    tenant: &str,
+    base: &str,
+    keys: &[String],
+) -> String {
+    let q = |s: &str| toml::Value::String(s.to_owned()).to_string();
+    let mut out = format!(
+        "# pbikiosk configuration for the Microsoft simulator at {base}.\n\
+         # Test credentials: valid against the simulator only.\n\n\
+         [auth]\n\
+         method = \"service_principal\"\n\
+         tenant = {}\nclient_id = {}\nclient_secret = {}\n\n\
+         [cloud]\nauthority = {}\napi = {}\nresource = {}\n",
+        q(tenant),
+        q(app.map(|a| a.client_id.as_str()).unwrap_or_default()),
+        q(app.map(|a| a.secret.as_str()).unwrap_or_default()),
+        q(base),
+        q(base),
+        q(&sc.resource),
+    );
+    for w in sc.workspaces_named(keys) {
+        for r in &w.reports {
+            out.push_str(&format!(
+                "\n[[playlist]]\n# {} / {}\nworkspace = {}\nreport = {}\n",
+                w.name,
+                r.name,
+                q(&w.id),
+                q(&r.id)
+            ));
+        }
+    }
+    out
 }

@@ -22,6 +22,7 @@
 //! secret_expired = false    # true → AADSTS7000222
 //! consented = true          # false → AADSTS65001 for user grants
 //! workspaces = []           # what a client_credentials (service principal) token sees
+//! powerbi_allowed = true    # false → Power BI 401s the app (tenant setting for service principals off)
 //!
 //! [[account]]
 //! username = "kiosk@contoso-demo.onmicrosoft.com"
@@ -39,6 +40,7 @@
 //! dataset_id = "..."
 //! pages = ["Summary", { name = "ReportSection2", display_name = "By Region" }]
 //! mobile_layout = false     # true: the pages have a mobile (portrait) layout
+//! rls = false               # true: embed tokens for its dataset need an effective identity
 //! bookmarks = [{ name = "Bookmark7c1e...", display_name = "North", page = "ReportSection2" }]
 //!                           # saved bookmarks; `page` (optional) is the page it opens
 //! [[workspace.dashboard]]
@@ -65,6 +67,7 @@
 //! tenant = "contoso-demo.onmicrosoft.com"    # optional; default: the account's domain
 //! password = "..."                            # optional: write this instead of the real one
 //! bookmarks = false                            # true: the playlist rotates through bookmarks
+//! service_principal = false                    # true: sign in as the app, with embed tokens
 //! ```
 //!
 //! Built-in variants for the demo's problem previews ([`Scenario::named`]): see [`NAMES`].
@@ -140,6 +143,10 @@ pub struct App {
     /// Workspaces (ids or names) a client_credentials token of this app may read.
     #[serde(default)]
     pub(crate) workspaces: Vec<String>,
+    /// false: the tenant setting "Allow service principals to use Power BI APIs" leaves this
+    /// app out, and Power BI answers its tokens 401 PowerBINotAuthorizedException.
+    #[serde(default = "yes")]
+    pub(crate) powerbi_allowed: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -217,6 +224,9 @@ pub(crate) struct Report {
     /// Bookmarks saved with the report, in the order of its bookmarks pane.
     #[serde(default)]
     pub(crate) bookmarks: Vec<Bookmark>,
+    /// The dataset has row-level security: an embed token for it needs an effective identity.
+    #[serde(default)]
+    pub(crate) rls: bool,
 }
 
 /// A bookmark saved with a report. Applying it shows its page (when it names one) with the
@@ -410,6 +420,10 @@ pub struct DemoTarget {
     /// through the pages (the `bookmarks` preview).
     #[serde(default)]
     pub(crate) bookmarks: bool,
+    /// The snippet signs in as the app (`method = "service_principal"`) and lists the app's
+    /// reports.
+    #[serde(default)]
+    pub(crate) service_principal: bool,
 }
 
 fn default_resource() -> String {

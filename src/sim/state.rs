@@ -202,16 +202,26 @@ pub(crate) struct DeviceCode {
     pub(crate) created: Instant,
 }
 
-/// An embed token from GenerateToken, kept so the fake embed page can check it later.
-/// The page checks only that the token was issued; the details are here for when the player
-/// embeds with embed tokens (service principal sign-in) and the page checks them too.
+/// An embed token from GenerateToken, kept so the fake embed page can check it later: what
+/// it was made for, and until when (it dies with the access token it was made from).
 #[derive(Debug, Clone)]
-#[expect(dead_code)]
 pub(crate) struct EmbedToken {
-    pub(crate) token_id: String,
-    pub(crate) report_id: String,
-    pub(crate) group_id: String,
-    pub(crate) expires_unix: u64,
+    /// Report and dashboard ids (lower case) the token may embed.
+    pub(crate) items: Vec<String>,
+    pub(crate) expires_at: Instant,
+}
+
+impl EmbedToken {
+    /// Whether the token may embed `item` (a report or dashboard id) at `now`: `None` when it
+    /// may not embed it at all, `Some(false)` when it expired.
+    pub(crate) fn allows(&self, item: Option<&str>, now: Instant) -> Option<bool> {
+        if let Some(i) = item
+            && !self.items.iter().any(|x| x.eq_ignore_ascii_case(i))
+        {
+            return None;
+        }
+        Some(now < self.expires_at)
+    }
 }
 
 pub(crate) struct State {

@@ -858,3 +858,78 @@ async fn an_untrusted_inspecting_proxy_fails_check() {
     let named = check_env(&["check", "--json"], cfg, env).await;
     assert!(named.stderr.contains(verifier), "{}", named.stderr);
 }
+
+/// Signed in as the app (client credentials), `check` passes with one embed token made for
+/// every report of the playlist, and no user sign-in at all.
+#[tokio::test(flavor = "multi_thread")]
+async fn service_principal_passes_with_an_embed_token_for_every_report() {
+    let sim = sim(Scenario::named("service-principal").unwrap()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let front = front(&sim, &dir).await;
+    let user = sim.demo_username().unwrap();
+    let cfg = front.config(&sim, &user, &dir, |s| s);
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    assert!(text.contains("method = \"service_principal\""), "{text}");
+    assert!(!text.contains("username"), "{text}");
+    let r = front.check(&["check", "--json"], cfg).await;
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert_eq!(r.json()["ok"], true);
+    let (_, signed) = line(&r, "sign-in");
+    assert!(signed.contains("service principal"), "{signed}");
+    let (_, embed) = line(&r, "embed token");
+    assert!(embed.contains("one embed token for 3 report(s)"), "{embed}");
+    let stats = sim.stats();
+    assert_eq!(
+        stats.token_by_grant.get("client_credentials").copied(),
+        Some(1),
+        "{:?}",
+        stats.token_by_grant
+    );
+    assert_eq!(stats.token_by_grant.get("password"), None);
+    // One multi-resource GenerateToken, not one per report.
+    assert_eq!(stats.api_by_kind.get("generate_token").copied(), Some(1));
+}
+
+/// Each service-principal problem, from the simulator's copy of Power BI's real answer.
+#[tokio::test(flavor = "multi_thread")]
+async fn service_principal_problems_are_named() {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, want, says) in [
+        (
+            "sp-not-allowed",
+            "service_principal_not_allowed",
+            "PowerBINotAuthorizedException",
+        ),
+        (
+            "sp-rls",
+            "embed_token_refused",
+            "requires effective identity",
+        ),
+    ] {
+        let sim = sim(Scenario::named(name).unwrap()).await;
+        let front = front(&sim, &dir).await;
+        let user = sim.demo_username().unwrap();
+        let cfg = front.config(&sim, &user, &dir, |s| s);
+        let r = front.check(&["check", "--json"], cfg).await;
+        assert_eq!(r.code, 1, "{name}: {}", r.stdout);
+        assert_eq!(r.problems(), vec![want.to_owned()], "{name}: {}", r.stdout);
+        assert!(r.stdout.contains(says), "{name}: {}", r.stdout);
+    }
+    // Not a member of the workspace: named as membership, with the roles that work.
+    let sim = sim(Scenario::named("sp-not-member").unwrap()).await;
+    let front = front(&sim, &dir).await;
+    let user = sim.demo_username().unwrap();
+    let cfg = front.config(&sim, &user, &dir, |s| s);
+    let r = front.check(&["check", "--json"], cfg).await;
+    assert_eq!(r.code, 1, "{}", r.stdout);
+    assert!(
+        r.problems().iter().all(|p| p == "report_not_found"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout.contains("Member, Contributor or Admin"),
+        "{}",
+        r.stdout
+    );
+}

@@ -113,7 +113,10 @@
 
   function checkToken(token) {
     if (typeof token !== 'string' || token === '') return Promise.resolve({ valid: false, expired: false });
-    return fetch('/_sim/check-token', { method: 'POST', body: token, cache: 'no-store' })
+    // Embed tokens are checked against what they were made for, like the service does.
+    var q = kind === 'dashboard' ? 'dashboardId=' + encodeURIComponent(dashboardId || '')
+                                 : 'reportId=' + encodeURIComponent(reportId || '');
+    return fetch('/_sim/check-token?' + q, { method: 'POST', body: token, cache: 'no-store' })
       .then(function (r) { if (!r.ok) throw new Error('status ' + r.status); return r.json(); })
       .then(function (v) { return { valid: v.valid !== false, expired: v.expired === true }; })
       .catch(function () { return { valid: true, expired: false }; }); // no simulator endpoint: accept

@@ -27,7 +27,11 @@ use super::{
 /// | `throttled` | next 5 token answers are 429 (Retry-After 10), then recovers | `throttled` |
 /// | `embed-refuse`, `embed-reset`, `embed-hang`, `embed-http-502`, `embed-untrusted`, `embed-dns` | the embed host fails that way ([`EmbedFault`]) | `embed_unreachable` |
 /// | `bookmarks` | the demo plays only Sales Overview, through its two bookmarks | (plays) |
-pub const NAMES: [&str; 20] = [
+/// | `service-principal` | the app signs in (client credentials), is a member of Sales, Operations and Customer Service, and embeds with embed tokens | (plays) |
+/// | `sp-not-allowed` | as `service-principal`, with the tenant setting for service principals off | `service_principal_not_allowed` (Power BI 401) |
+/// | `sp-rls` | as `service-principal`, and Sales Overview's dataset has row-level security | `embed_token_refused` (GenerateToken 400) |
+/// | `sp-not-member` | as `service-principal`, but the app is a member of no workspace | `report_not_found`, naming workspace membership (Power BI 404) |
+pub const NAMES: [&str; 24] = [
     "good",
     "mfa",
     "federated",
@@ -48,6 +52,10 @@ pub const NAMES: [&str; 20] = [
     "embed-untrusted",
     "embed-dns",
     "bookmarks",
+    "service-principal",
+    "sp-not-allowed",
+    "sp-rls",
+    "sp-not-member",
 ];
 
 impl Scenario {
@@ -70,6 +78,7 @@ impl Scenario {
             secret_expired,
             consented,
             workspaces: Vec::new(),
+            powerbi_allowed: true,
         };
         let pages = |names: &[&str]| {
             names
@@ -119,6 +128,7 @@ impl Scenario {
                         pages: pages(&["Summary", "By Region", "By Product", "Trends"]),
                         mobile_layout: true,
                         bookmarks: Vec::new(), // below: they name pages of this report
+                        rls: false,
                     }],
                     dashboards: vec![Dashboard {
                         id: DASHBOARD_EXEC.to_owned(),
@@ -137,6 +147,7 @@ impl Scenario {
                         pages: pages(&["Overview", "Warehouse", "Logistics"]),
                         mobile_layout: false,
                         bookmarks: Vec::new(),
+                        rls: false,
                     }],
                     dashboards: Vec::new(),
                 },
@@ -152,6 +163,7 @@ impl Scenario {
                         pages: pages(&["Tickets", "Satisfaction", "Agents"]),
                         mobile_layout: false,
                         bookmarks: Vec::new(),
+                        rls: false,
                     }],
                     dashboards: Vec::new(),
                 },
@@ -168,6 +180,7 @@ impl Scenario {
                         pages: pages(&["Budget", "Variance", "Forecast"]),
                         mobile_layout: false,
                         bookmarks: Vec::new(),
+                        rls: false,
                     }],
                     dashboards: Vec::new(),
                 },
@@ -180,6 +193,7 @@ impl Scenario {
                 tenant: None,
                 password: None,
                 bookmarks: false,
+                service_principal: false,
             }),
         };
         s.workspaces[0].reports[0].bookmarks = sales_bookmarks(&s.workspaces[0].reports[0]);
@@ -211,6 +225,22 @@ impl Scenario {
                     .iter_mut()
                     .find(|a| a.username == kiosk)?
                     .workspaces = vec![WS_SALES.to_owned()];
+            }
+            "service-principal" | "sp-not-allowed" | "sp-rls" | "sp-not-member" => {
+                demo.service_principal = true;
+                let app = s.apps.iter_mut().find(|a| a.client_id == APP_ID)?;
+                app.workspaces = vec![
+                    WS_SALES.to_owned(),
+                    WS_OPERATIONS.to_owned(),
+                    WS_SERVICE.to_owned(),
+                ];
+                app.powerbi_allowed = name != "sp-not-allowed";
+                if name == "sp-rls" {
+                    s.workspaces[0].reports[0].rls = true;
+                }
+                if name == "sp-not-member" {
+                    app.workspaces.clear();
+                }
             }
             "outage" => {
                 s.faults.token_outage = true;
