@@ -183,3 +183,93 @@ impl TokenEndpoint for EmbedTokenEndpoint {
         self.embed_grant().await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! Against the simulator over real HTTP: the embed tokens the player would be handed.
+
+    use std::time::{Duration, Instant};
+
+    use super::*;
+    use crate::auth::SignInSettings;
+    use crate::auth::service::{TokenService, TokenState};
+    use crate::auth::session::TokenSession;
+    use crate::config::SecretSources;
+    use crate::problem::ProblemId;
+    use crate::sim::{Scenario, SimHandle, Simulator};
+
+    async fn start(scenario: Scenario) -> (SimHandle, TokenService, ApiToken) {
+        let sim = Simulator::start(scenario, "127.0.0.1:0".parse().unwrap())
+            .await
+            .unwrap();
+        let user = sim.demo_username().unwrap();
+        let cfg = crate::config::parse(
+            &sim.config_snippet(&user),
+            std::path::Path::new("(test)"),
+            &SecretSources::default(),
+        )
+        .unwrap();
+        let http = crate::net::build_client(None).unwrap();
+        let aad = AadClient::new(http.clone(), SignInSettings::from_config(&cfg))
+            .with_min_lifetime(Duration::from_secs(1));
+        let api = PowerBiClient::new(http, cfg.cloud.api.clone()).for_app();
+        let bounds = aad.lifetimes();
+        let endpoint = EmbedTokenEndpoint::new(aad, api, cfg.playlist.clone(), bounds);
+        let api_token = endpoint.api_token();
+        let session = TokenSession::new(endpoint, false, Duration::from_secs(900)).app_only();
+        (sim, TokenService::spawn(session), api_token)
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn embed_tokens_are_renewed_before_they_expire() {
+        let mut scenario = Scenario::named("service-principal").unwrap();
+        scenario.token_lifetime_seconds = 5;
+        let (sim, service, api_token) = start(scenario).await;
+        let first = service.token().await.expect("an embed token");
+        assert!(first.expose().starts_with("H4sI"), "not an embed token");
+        let entra = api_token
+            .current(Instant::now())
+            .expect("the Entra token is kept");
+        assert_ne!(entra.expose(), first.expose());
+
+        let start = Instant::now();
+        let mut generations = Vec::new();
+        while start.elapsed() < Duration::from_secs(12) {
+            match service.current() {
+                TokenState::Valid {
+                    generation,
+                    expires_at,
+                    ..
+                } => {
+                    assert!(expires_at > Instant::now(), "an expired token was served");
+                    if generations.last() != Some(&generation) {
+                        generations.push(generation);
+                    }
+                }
+                other => panic!("no token at {:?}: {other:?}", start.elapsed()),
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        // Renewed every ~3 s (60 % of 5 s).
+        assert!(generations.len() >= 3, "{generations:?}");
+        let stats = sim.stats();
+        assert_eq!(stats.token_by_grant.get("password"), None);
+        assert!(stats.token_by_grant.get("client_credentials") >= Some(&3));
+        // The datasets were looked up once, not at every renewal.
+        assert_eq!(stats.api_by_kind.get("report").copied(), Some(3));
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_refusal_is_waited_out_not_hammered() {
+        for (name, want) in [
+            ("sp-not-allowed", ProblemId::ServicePrincipalNotAllowed),
+            ("sp-rls", ProblemId::EmbedTokenRefused),
+        ] {
+            let (sim, service, _) = start(Scenario::named(name).unwrap()).await;
+            let p = service.token().await.unwrap_err();
+            assert_eq!(p.id, want, "{name}: {p:?}");
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            assert_eq!(sim.stats().token_requests, 1, "{name}: asked again");
+        }
+    }
+}

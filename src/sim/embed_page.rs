@@ -86,6 +86,13 @@ pub(crate) async fn check_token(
     let st = sim.lock();
     let token = body.trim();
     let now = Instant::now();
+    // A token given as the other type is refused, as the service refuses it.
+    let is_embed = st.embed_tokens.contains_key(token);
+    if q.token_type
+        .is_some_and(|t| (t == EMBED_TOKEN_TYPE) != is_embed)
+    {
+        return Json(json!({"valid": false, "expired": false}));
+    }
     if let Some(t) = st.access_token(token) {
         let expired = t.expires_at <= now;
         return Json(json!({"valid": !expired, "expired": expired}));
@@ -109,7 +116,13 @@ pub(crate) struct CheckFor {
     report_id: Option<String>,
     #[serde(default)]
     dashboard_id: Option<String>,
+    /// powerbi-client's `models.TokenType` the page embedded with (0 Aad, 1 Embed).
+    #[serde(default)]
+    token_type: Option<u8>,
 }
+
+/// `models.TokenType.Embed`.
+const EMBED_TOKEN_TYPE: u8 = 1;
 
 #[derive(Deserialize)]
 pub(crate) struct BookmarkApplied {

@@ -533,8 +533,13 @@ async fn no_secret_or_token_in_any_output() {
             assert!(!out.contains(s.as_str()), "{name}: secret in stdout");
             assert!(!err.contains(s.as_str()), "{name}: secret in stderr");
         }
-        // The simulator's tokens are JWTs (header.payload.signature).
+        // The simulator's tokens are JWTs (header.payload.signature); its embed tokens
+        // (service principal scenarios) start like Power BI's, base64 gzip.
         assert!(!has_jwt(out) && !has_jwt(err), "{name}: token in output");
+        assert!(
+            !out.contains("H4sI") && !err.contains("H4sI"),
+            "{name}: embed token in output"
+        );
     }
     // The verbose runs did log something, so the sweep looked at real logs.
     assert!(
