@@ -227,6 +227,13 @@ pub(crate) fn classify(
     general
 }
 
+impl Problem {
+    /// Classify Power BI's answer to a service principal (`generate_token`: to GenerateToken).
+    pub fn from_service_principal_error(status: u16, body: &str, generate_token: bool) -> Self {
+        classify(status, body, None, generate_token)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -624,6 +624,7 @@ mod playlist_tests {
             bookmarks: vec!["Bookmark1".into()],
             seconds: 12,
             refresh_seconds: Some(300),
+            identity: None,
         });
         let items = api.resolve_playlist(&token, &cfg.playlist).await.unwrap();
         assert_eq!(items.len(), cfg.playlist.len());

@@ -138,7 +138,10 @@ pub(crate) fn target(item: &PlaylistItem, dataset: String) -> Target {
     Target {
         report: item.id.clone(),
         dataset,
-        identity: None,
+        identity: item
+            .identity
+            .as_ref()
+            .map(|i| (i.username.clone(), i.roles.clone())),
     }
 }
 

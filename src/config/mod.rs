@@ -22,6 +22,7 @@ mod auth;
 mod cloud;
 mod display;
 pub mod edit;
+mod identity;
 mod ids;
 mod player;
 mod playlist;
@@ -170,6 +171,16 @@ pub(crate) struct PlaylistItem {
     pub(crate) bookmarks: Vec<String>,
     pub(crate) seconds: u32,
     pub(crate) refresh_seconds: Option<u32>,
+    /// Row-level security for a service principal's embed token (reports only).
+    pub(crate) identity: Option<RowIdentity>,
+}
+
+/// The effective identity an embed token carries for a dataset with row-level security.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct RowIdentity {
+    /// What USERNAME() returns in the report; not a secret, not necessarily an account.
+    pub(crate) username: String,
+    pub(crate) roles: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -426,6 +437,18 @@ fn parse_inner(
         None => DisplayConfig::default(),
     };
     let playlist = parse_playlist(&cx, &root)?;
+    if auth.method != AuthMethod::ServicePrincipal
+        && let Some(i) = playlist.iter().position(|p| p.identity.is_some())
+    {
+        // A user signs in as themselves: Power BI applies their own row-level security, and
+        // an identity in the file would promise a filter that is never applied.
+        return Err(cx.invalid(
+            &format!("playlist[{}].identity_username", i + 1),
+            None,
+            "identity_username and identity_roles only apply with method = \"service_principal\"",
+            "Remove them: with method = \"password\" Power BI filters by the service account's own roles.",
+        ));
+    }
     Ok(Config {
         auth,
         cloud,

@@ -938,3 +938,50 @@ async fn service_principal_problems_are_named() {
         r.stdout
     );
 }
+
+/// Row-level security: the identity on the playlist item is what GenerateToken needs, and an
+/// identity for a dataset without it is refused in Power BI's words.
+#[tokio::test(flavor = "multi_thread")]
+async fn service_principal_row_level_security_follows_the_playlist_identity() {
+    let dir = tempfile::tempdir().unwrap();
+    let sales = format!("report = \"{}\"\n", ids::REPORT_SALES);
+    let with_identity = |s: String| {
+        s.replacen(
+            &sales,
+            &format!("{sales}identity_username = \"store-12@contoso.com\"\nidentity_roles = [\"Store\"]\n"),
+            1,
+        )
+    };
+    let sim = sim(Scenario::named("sp-rls").unwrap()).await;
+    let door = front(&sim, &dir).await;
+    let user = sim.demo_username().unwrap();
+    let cfg = door.config(&sim, &user, &dir, with_identity);
+    assert!(
+        std::fs::read_to_string(&cfg)
+            .unwrap()
+            .contains("identity_username")
+    );
+    let r = door.check(&["check", "--json"], cfg).await;
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+
+    let sim = sim_plain().await;
+    let door = front(&sim, &dir).await;
+    let cfg = door.config(&sim, &user, &dir, with_identity);
+    let r = door.check(&["check", "--json"], cfg).await;
+    assert_eq!(r.code, 1, "{}", r.stdout);
+    assert_eq!(
+        r.problems(),
+        vec!["embed_token_refused".to_owned()],
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout.contains("shouldn't have effective identity"),
+        "{}",
+        r.stdout
+    );
+}
+
+async fn sim_plain() -> SimHandle {
+    sim(Scenario::named("service-principal").unwrap()).await
+}
