@@ -985,3 +985,28 @@ async fn service_principal_row_level_security_follows_the_playlist_identity() {
 async fn sim_plain() -> SimHandle {
     sim(Scenario::named("service-principal").unwrap()).await
 }
+
+/// `reports` lists what the app sees, and says which role the app needs when it sees nothing.
+#[tokio::test(flavor = "multi_thread")]
+async fn service_principal_reports_lists_what_the_app_sees() {
+    let dir = tempfile::tempdir().unwrap();
+    let member = sim_plain().await;
+    let door = front(&member, &dir).await;
+    let user = member.demo_username().unwrap();
+    let cfg = door.config(&member, &user, &dir, |s| s);
+    let r = door.check(&["reports"], cfg).await;
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    for name in ["Sales Overview", "Operations", "Customer Service"] {
+        assert!(r.stdout.contains(name), "{name}: {}", r.stdout);
+    }
+    let none = sim(Scenario::named("sp-not-member").unwrap()).await;
+    let door = front(&none, &dir).await;
+    let cfg = door.config(&none, &user, &dir, |s| s);
+    let r = door.check(&["reports"], cfg).await;
+    assert!(
+        r.stdout.contains("The app sees no workspaces")
+            && r.stdout.contains("Member, Contributor or Admin"),
+        "{}",
+        r.stdout
+    );
+}
