@@ -108,6 +108,11 @@ impl EmbedTokenEndpoint {
             };
             targets.push(target(it, dataset));
         }
+        if !self.items.iter().any(|i| i.kind == ContentKind::Report) {
+            return Err(Problem::new(ProblemId::Config)
+                .with_cause("The playlist has no report: with method = \"service_principal\" the player shows reports only (a dashboard needs an embed token of its own).")
+                .with_fix("Add [[playlist]] entries for reports (run `pbikiosk reports --toml`)."));
+        }
         if targets.is_empty() {
             return Err(Problem::new(ProblemId::ReportNotFound).with_cause(
                 "No report of the playlist was found for the app, so there is nothing to make an embed token for.",
