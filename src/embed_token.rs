@@ -163,6 +163,7 @@ fn said(code: &str, message: Option<&str>) -> String {
 pub(crate) fn classify(
     status: u16,
     body: &str,
+    error_info: Option<&str>,
     retry_after: Option<Duration>,
     generate: bool,
 ) -> Problem {
@@ -179,9 +180,15 @@ pub(crate) fn classify(
         (None, Some(m)) => ("", Some(m.as_str())),
         (None, None) => ("", None),
     };
+    // Power BI may give its reason only in the X-PowerBI-Error-Info header.
+    let code = match (code, error_info) {
+        ("", Some(info)) => info,
+        (c, _) => c,
+    };
     let text = said(code, message);
     let lower = text.to_ascii_lowercase();
     let app_refused = code == "PowerBINotAuthorizedException"
+        || error_info == Some("ServicePrincipalIsNotAllowedByTenantAdminSwitch")
         || code == "ServicePrincipalIsNotAllowedByTenantAdminSwitch"
         || lower.contains("api is not accessible for application");
     if matches!(status, 401 | 403) && app_refused {
@@ -230,7 +237,7 @@ pub(crate) fn classify(
 impl Problem {
     /// Classify Power BI's answer to a service principal (`generate_token`: to GenerateToken).
     pub fn from_service_principal_error(status: u16, body: &str, generate_token: bool) -> Self {
-        classify(status, body, None, generate_token)
+        classify(status, body, None, None, generate_token)
     }
 }
 
@@ -348,7 +355,7 @@ mod tests {
             (503, "<html>", true, ProblemId::ServiceUnavailable),
         ];
         for (status, body, generate, want) in cases {
-            let p = classify(status, body, None, generate);
+            let p = classify(status, body, None, None, generate);
             assert_eq!(p.id, want, "{status} {body}: {p:?}");
         }
         let rls = classify(
@@ -356,6 +363,7 @@ mod tests {
             &format!(
                 r#"{{"error":{{"code":"InvalidRequest","message":"Creating embed token for accessing dataset {DS} requires effective identity to be provided"}}}}"#
             ),
+            None,
             None,
             true,
         );
@@ -366,6 +374,7 @@ mod tests {
             400,
             r#"{"error":{"code":"InvalidRequest","message":"Creating embed token for accessing dataset x shouldn't have effective identity"}}"#,
             None,
+            None,
             true,
         );
         assert!(
@@ -373,7 +382,7 @@ mod tests {
             "{}",
             not_rls.fix
         );
-        let member = classify(404, "{}", None, true);
+        let member = classify(404, "{}", None, None, true);
         assert!(
             member.fix.contains("Member, Contributor or Admin"),
             "{}",
@@ -382,6 +391,7 @@ mod tests {
         let switch = classify(
             403,
             r#"{"Message":"API is not accessible for application"}"#,
+            None,
             None,
             false,
         );
@@ -392,12 +402,32 @@ mod tests {
         );
     }
 
+    /// Power BI may answer 401 with an empty body and its reason in a header only.
+    #[test]
+    fn the_error_info_header_names_the_tenant_switch() {
+        let p = classify(
+            401,
+            "",
+            Some("ServicePrincipalIsNotAllowedByTenantAdminSwitch"),
+            None,
+            true,
+        );
+        assert_eq!(p.id, ProblemId::ServicePrincipalNotAllowed);
+        assert!(
+            p.cause
+                .contains("ServicePrincipalIsNotAllowedByTenantAdminSwitch"),
+            "{}",
+            p.cause
+        );
+    }
+
     #[test]
     fn a_long_or_odd_message_is_bounded() {
         let long = "x".repeat(5000);
         let p = classify(
             400,
             &format!(r#"{{"error":{{"code":"InvalidRequest","message":"{long}\u0007"}}}}"#),
+            None,
             None,
             true,
         );

@@ -381,6 +381,7 @@ impl PowerBiClient {
                 return Err(crate::embed_token::classify(
                     answer.status,
                     &answer.body,
+                    answer.error_info.as_deref(),
                     answer.retry_after,
                     generate,
                 ));

@@ -126,7 +126,12 @@ async fn enter(sim: &Sim, kind: &str, headers: &HeaderMap) -> Result<Caller, Res
     if let Subject::App(c) = &t.subject
         && st.scenario.app(c).is_some_and(|a| !a.powerbi_allowed)
     {
-        return Err(not_authorized());
+        let mut r = not_authorized();
+        r.headers_mut().insert(
+            "X-PowerBI-Error-Info",
+            HeaderValue::from_static("ServicePrincipalIsNotAllowedByTenantAdminSwitch"),
+        );
+        return Err(r);
     }
     Ok(Caller {
         subject: t.subject.clone(),
