@@ -19,7 +19,10 @@
 //! - `GET /common/userrealm/{username}?api-version=1.0|2.1`
 //! - `GET /v1.0/myorg/groups`, `/groups/{g}/reports`, `/groups/{g}/reports/{r}`,
 //!   `/groups/{g}/reports/{r}/pages`, `/groups/{g}/dashboards`, `/groups/{g}/dashboards/{d}`,
-//!   `/v1.0/myorg/reports` (My workspace, empty); `POST /groups/{g}/reports/{r}/GenerateToken`.
+//!   `/v1.0/myorg/reports` (My workspace, empty); `POST /groups/{g}/reports/{r}/GenerateToken`,
+//!   `POST /v1.0/myorg/GenerateToken` (several reports and datasets, row-level security
+//!   identities), `POST /groups/{g}/dashboards/{d}/GenerateToken`. An app left out by the
+//!   tenant setting gets 401 with `X-PowerBI-Error-Info`.
 //! - `GET /reportEmbed`, `GET /dashboardEmbed` — reserved for the fake embed page.
 //! - Test-only, never Microsoft's: `GET /_sim/stats` ([`SimStats`]), `POST /_sim/control`
 //!   ([`Control`] as JSON).

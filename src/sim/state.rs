@@ -421,6 +421,25 @@ impl State {
 
 #[cfg(test)]
 mod tests {
+
+    /// The fake embed page's decision: an embed token opens only what it was made for, and
+    /// only until it expires.
+    #[test]
+    fn embed_tokens_open_their_own_items_until_they_expire() {
+        let now = Instant::now();
+        let t = EmbedToken {
+            items: vec!["aa".into(), "bb".into()],
+            expires_at: now + std::time::Duration::from_secs(60),
+        };
+        assert_eq!(t.allows(Some("AA"), now), Some(true));
+        assert_eq!(t.allows(None, now), Some(true));
+        assert_eq!(t.allows(Some("cc"), now), None);
+        assert_eq!(
+            t.allows(Some("bb"), now + std::time::Duration::from_secs(61)),
+            Some(false)
+        );
+    }
+
     use super::*;
 
     #[test]
