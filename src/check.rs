@@ -13,10 +13,12 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use crate::auth::SignInSettings;
+use crate::auth::app_only;
 use crate::auth::client::{AadClient, TokenEndpoint};
 use crate::auth::realm::RealmKind;
-use crate::config::{Config, ConfigError};
+use crate::config::{AuthMethod, Config, ConfigError};
 use crate::content::ContentKind;
+use crate::embed_token::TokenRequest;
 use crate::net;
 use crate::powerbi::{PowerBiClient, Workspace};
 use crate::problem::{Problem, ProblemId, RetryClass};
@@ -216,6 +218,24 @@ pub(crate) async fn sign_in(
     let settings = SignInSettings::from_config(cfg);
     let client = AadClient::new(http.clone(), settings);
     let user = &cfg.auth.username;
+    if cfg.auth.method == AuthMethod::ServicePrincipal {
+        return match within(deadline, || client.client_credentials()).await {
+            Ok(grant) => {
+                let mins = grant.expires_in.as_secs() / 60;
+                lines.push(Line::ok(
+                    "sign-in",
+                    format!(
+                        "signed in as the app {} (service principal); token valid {mins} min",
+                        cfg.auth.client_id
+                    ),
+                ));
+                Ok(SignedIn {
+                    token: grant.access_token,
+                })
+            }
+            Err(p) => Err(Failure::new("sign-in", p)),
+        };
+    }
 
     match within(deadline, || client.realm()).await {
         Ok(Some(r)) if r.kind == RealmKind::Federated && !cfg.auth.allow_federated => {
@@ -378,7 +398,11 @@ pub async fn run_within(cfg: &Config, budget: Duration) -> CheckReport {
     };
     // Pages and items are resolved with what is left of the budget.
     let left = deadline.saturating_duration_since(Instant::now());
-    let api = PowerBiClient::new(http, cfg.cloud.api.clone()).with_retry_budget(left);
+    let app_only = cfg.auth.method == AuthMethod::ServicePrincipal;
+    let mut api = PowerBiClient::new(http, cfg.cloud.api.clone()).with_retry_budget(left);
+    if app_only {
+        api = api.for_app();
+    }
     let token = &signed.token;
 
     // The sign-in and API hosts were reached by the steps, through the same client the player
@@ -394,7 +418,7 @@ pub async fn run_within(cfg: &Config, budget: Duration) -> CheckReport {
             ws
         }
         Err(p) => {
-            let p = if p.id == ProblemId::NoPowerbiAccess {
+            let p = if p.id == ProblemId::NoPowerbiAccess && !app_only {
                 p.with_cause(format!(
                     "{} signed in, but Power BI refused it: the account has no Power BI licence or has never used Power BI.",
                     cfg.auth.username
@@ -416,6 +440,7 @@ pub async fn run_within(cfg: &Config, budget: Duration) -> CheckReport {
         lines.push(Line::from_problem("playlist", &p));
     }
     let mut embed_urls = Vec::new();
+    let mut targets = Vec::new();
     for (i, item) in cfg.playlist.iter().enumerate() {
         // Counted from 1, like the config errors: the installer counts [[playlist]] blocks.
         let name = format!("playlist[{}]", i + 1);
@@ -443,12 +468,22 @@ pub async fn run_within(cfg: &Config, budget: Duration) -> CheckReport {
                 };
                 lines.push(Line::ok(name, what));
                 embed_urls.push(r.embed_url);
+                if app_only {
+                    targets.push((i, item));
+                }
             }
             Err(p) => {
-                let p = explain_access(p, &workspaces, &item.workspace, &cfg.auth.username);
+                let p = if app_only {
+                    explain_app_access(p, &workspaces, &item.workspace, &cfg.auth.client_id)
+                } else {
+                    explain_access(p, &workspaces, &item.workspace, &cfg.auth.username)
+                };
                 lines.push(Line::from_problem(name, &p));
             }
         }
+    }
+    if app_only {
+        lines.extend(embed_token_lines(&api, token, &targets, deadline).await);
     }
     lines.push(sign_in_host);
     lines.push(proven_line(Role::Api, &cfg.cloud.api, env));
@@ -476,6 +511,75 @@ pub async fn run_within(cfg: &Config, budget: Duration) -> CheckReport {
         lines.push(reach_line(role, &host, &route, res));
     }
     CheckReport::from_lines(lines)
+}
+
+/// A service principal embeds with embed tokens: make the one the player would make for the
+/// resolved reports, and one per dashboard, as proof that Power BI gives them.
+async fn embed_token_lines(
+    api: &PowerBiClient,
+    token: &Secret,
+    items: &[(usize, &crate::config::PlaylistItem)],
+    deadline: Instant,
+) -> Vec<Line> {
+    let mut lines = Vec::new();
+    let mut targets = Vec::new();
+    for (i, item) in items {
+        let name = format!("playlist[{}]", i + 1);
+        match item.kind {
+            ContentKind::Report => {
+                match within(deadline, || app_only::dataset_of(api, token, item)).await {
+                    Ok(d) => targets.push(app_only::target(item, d)),
+                    Err(p) => lines.push(Line::from_problem(name, &p)),
+                }
+            }
+            ContentKind::Dashboard => {
+                let res = within(deadline, || {
+                    api.generate_dashboard_token(
+                        token,
+                        &item.workspace,
+                        &item.id,
+                        crate::auth::lifetime::Bounds::SERVICE,
+                    )
+                })
+                .await;
+                let line = match res {
+                    Ok(_) => Line::ok(
+                        "embed token",
+                        format!(
+                            "{name}: Power BI gives the dashboard an embed token; the player does not show dashboards with method = \"service_principal\""
+                        ),
+                    ),
+                    Err(p) => Line::from_problem("embed token", &p),
+                };
+                lines.push(line);
+            }
+        }
+    }
+    if targets.is_empty() {
+        return lines;
+    }
+    let line = match TokenRequest::for_targets(&targets) {
+        Err(p) => Line::from_problem("embed token", &p),
+        Ok(req) => {
+            let res = within(deadline, || {
+                api.generate_embed_token(token, &req, crate::auth::lifetime::Bounds::SERVICE)
+            })
+            .await;
+            match res {
+                Ok(e) => Line::ok(
+                    "embed token",
+                    format!(
+                        "one embed token for {} report(s) of the playlist, valid {} min",
+                        targets.len(),
+                        e.valid_for.as_secs() / 60
+                    ),
+                ),
+                Err(p) => Line::from_problem("embed token", &p),
+            }
+        }
+    };
+    lines.insert(0, line);
+    lines
 }
 
 /// Why a screen must reach a host, as `check` names its line.
@@ -676,6 +780,19 @@ fn workspace_name<'a>(all: &'a [Workspace], id: &'a str) -> &'a str {
     all.iter()
         .find(|w| w.id.eq_ignore_ascii_case(id))
         .map_or(id, |w| w.name.as_str())
+}
+
+/// A service principal needs no licence, but must be a workspace Member, Contributor or Admin
+/// to make embed tokens: name the membership when the workspace is not visible to it.
+fn explain_app_access(p: Problem, all: &[Workspace], id: &str, client_id: &str) -> Problem {
+    if p.id != ProblemId::ReportNotFound || all.iter().any(|w| w.id.eq_ignore_ascii_case(id)) {
+        return p;
+    }
+    Problem::new(p.id)
+        .with_cause(format!(
+            "Workspace {id} is not visible to the app {client_id}: wrong id, or the app (its service principal) is not a member of the workspace."
+        ))
+        .with_fix("Add the app to the workspace as Member, Contributor or Admin in Power BI > Workspace > Manage access (search it by the app registration's name), or fix the workspace id (run `pbikiosk reports`).")
 }
 
 /// Turn a bare "refused" into the licence or membership advice that fits the workspace.

@@ -109,6 +109,9 @@ pub(crate) struct Answer {
     /// `Retry-After`, when the server sent one we understand.
     pub retry_after: Option<Duration>,
     pub body: String,
+    /// Power BI's `X-PowerBI-Error-Info` header (bounded, printable only): the reason it gives
+    /// there rather than in the body, e.g. `ServicePrincipalIsNotAllowedByTenantAdminSwitch`.
+    pub error_info: Option<String>,
 }
 
 /// Why an answer's body could not be read.
@@ -195,6 +198,11 @@ pub(crate) async fn send_and_read(
         .map_err(|e| transport_problem(&e, what))?;
     let status = resp.status().as_u16();
     let retry_after = retry_after(resp.headers());
+    let error_info = resp
+        .headers()
+        .get("x-powerbi-error-info")
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.chars().filter(|c| !c.is_control()).take(200).collect());
     let body = read_body(resp, limit)
         .await
         .map_err(|e| e.to_problem(what))?;
@@ -202,6 +210,7 @@ pub(crate) async fn send_and_read(
         status,
         retry_after,
         body,
+        error_info,
     })
 }
 

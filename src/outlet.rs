@@ -47,7 +47,11 @@ impl<W: Window> Outlet<'_, W> {
         match output {
             Output::Page(cmd) => self.send(&cmd),
             Output::Starting(activity) => {
-                let account = self.live.map(|l| l.config.auth.username.as_str());
+                // A service principal has no account: the screen names none.
+                let account = self
+                    .live
+                    .map(|l| l.config.auth.username.as_str())
+                    .filter(|u| !u.is_empty());
                 self.send(&status_screen::starting(
                     &activity,
                     account,
@@ -74,6 +78,13 @@ impl<W: Window> Outlet<'_, W> {
             }
             Output::Resolve { token } => {
                 if let Some(l) = self.live {
+                    // The player holds an embed token when the app signs in: the REST calls
+                    // need the Entra token it was made from.
+                    let token = l
+                        .api_token
+                        .as_ref()
+                        .and_then(|t| t.current(std::time::Instant::now()))
+                        .unwrap_or(token);
                     let api = l.api.clone();
                     let items = l.config.playlist.clone();
                     let tx = self.resolved.clone();

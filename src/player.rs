@@ -60,6 +60,9 @@ pub struct Settings {
     pub report_layout: ReportLayout,
     /// When the web process is replaced to bound memory (`[player] memory_*`).
     pub recycle: RecycleSettings,
+    /// What the tokens handed to the page are: Entra tokens of a user, or embed tokens made
+    /// for a service principal.
+    pub token_type: crate::bridge::TokenType,
 }
 
 impl Default for Settings {
@@ -75,6 +78,7 @@ impl Default for Settings {
             permanent_retry: crate::config::DEFAULT_PERMANENT_RETRY,
             report_layout: ReportLayout::default(),
             recycle: RecycleSettings::default(),
+            token_type: crate::bridge::TokenType::Aad,
         }
     }
 }

@@ -70,9 +70,8 @@ pub struct Dashboard {
 }
 
 /// For sign-in with a service principal, which embeds with embed tokens instead of the AAD
-/// token; until then only the tests ask for one.
+/// token.
 #[derive(Debug, Clone)]
-#[cfg_attr(not(test), expect(dead_code))]
 pub struct EmbedToken {
     pub token: Secret,
     pub token_id: String,
@@ -112,6 +111,8 @@ pub struct PowerBiClient {
     http: reqwest::Client,
     api: url::Url,
     retry_budget: Duration,
+    /// Calls are made by a service principal: refusals are read as an app's refusals.
+    app_only: bool,
 }
 
 impl PowerBiClient {
@@ -121,7 +122,52 @@ impl PowerBiClient {
             http,
             api,
             retry_budget: DEFAULT_RETRY_BUDGET,
+            app_only: false,
         }
+    }
+
+    /// The caller is a service principal: a 401/403 means the app is not allowed, not that a
+    /// user lacks a licence, and a 404 may mean the app is not a workspace member.
+    pub(crate) fn for_app(mut self) -> Self {
+        self.app_only = true;
+        self
+    }
+
+    /// One embed token for every report and dataset of `request` (`POST GenerateToken`).
+    pub(crate) async fn generate_embed_token(
+        &self,
+        token: &Secret,
+        request: &crate::embed_token::TokenRequest,
+        bounds: Bounds,
+    ) -> Result<EmbedToken, Problem> {
+        let url = self.url(&["GenerateToken"]);
+        let b: EmbedTokenBody = self
+            .send_with(|| self.http.post(url.clone()).json(request), token, true)
+            .await?;
+        embed_token_from(b, bounds)
+    }
+
+    /// A view-only embed token for one dashboard: dashboards cannot share the multi-resource
+    /// token of the reports.
+    pub(crate) async fn generate_dashboard_token(
+        &self,
+        token: &Secret,
+        workspace: &str,
+        dashboard: &str,
+        bounds: Bounds,
+    ) -> Result<EmbedToken, Problem> {
+        let url = self.url(&[
+            "groups",
+            workspace,
+            "dashboards",
+            dashboard,
+            "GenerateToken",
+        ]);
+        let body = serde_json::json!({ "accessLevel": "View" });
+        let b: EmbedTokenBody = self
+            .send_with(|| self.http.post(url.clone()).json(&body), token, true)
+            .await?;
+        embed_token_from(b, bounds)
     }
 
     pub fn with_retry_budget(mut self, budget: Duration) -> Self {
@@ -296,6 +342,16 @@ impl PowerBiClient {
         request: impl Fn() -> reqwest::RequestBuilder,
         token: &Secret,
     ) -> Result<T, Problem> {
+        self.send_with(request, token, false).await
+    }
+
+    /// [`Self::send`]; `generate` marks a GenerateToken call, whose refusals are the token's.
+    async fn send_with<T: DeserializeOwned>(
+        &self,
+        request: impl Fn() -> reqwest::RequestBuilder,
+        token: &Secret,
+        generate: bool,
+    ) -> Result<T, Problem> {
         let deadline = tokio::time::Instant::from_std(Instant::now() + self.retry_budget);
         net::retry(
             "Power BI",
@@ -303,7 +359,7 @@ impl PowerBiClient {
             deadline,
             // TokenExpired is transient for the caller (get a new token), not for us.
             |p| p.retry_class() == RetryClass::Transient && p.id != ProblemId::TokenExpired,
-            || self.send_once(&request, token),
+            || self.send_once(&request, token, generate),
         )
         .await
     }
@@ -312,6 +368,7 @@ impl PowerBiClient {
         &self,
         request: &impl Fn() -> reqwest::RequestBuilder,
         token: &Secret,
+        generate: bool,
     ) -> Result<T, Problem> {
         let answer = net::send_and_read(
             request().bearer_auth(token.expose()),
@@ -320,6 +377,15 @@ impl PowerBiClient {
         )
         .await?;
         if !(200..300).contains(&answer.status) {
+            if self.app_only {
+                return Err(crate::embed_token::classify(
+                    answer.status,
+                    &answer.body,
+                    answer.error_info.as_deref(),
+                    answer.retry_after,
+                    generate,
+                ));
+            }
             return Err(Problem::from_powerbi_error(
                 answer.status,
                 &answer.body,
@@ -332,6 +398,25 @@ impl PowerBiClient {
             ))
         })
     }
+}
+
+/// Read GenerateToken's answer: its `expiration` becomes a lifetime within `bounds`.
+fn embed_token_from(b: EmbedTokenBody, bounds: Bounds) -> Result<EmbedToken, Problem> {
+    let valid_for = lifetime::until("expiration", &b.expiration, chrono::Utc::now(), bounds)
+        .map_err(|e| {
+            Problem::new(ProblemId::ServiceUnavailable).with_cause(format!(
+                "Power BI answered GenerateToken with an embed token whose {e}."
+            ))
+        })?;
+    if b.token.is_empty() {
+        return Err(Problem::new(ProblemId::ServiceUnavailable)
+            .with_cause("Power BI answered GenerateToken without a token."));
+    }
+    Ok(EmbedToken {
+        token: Secret::new(b.token),
+        token_id: b.token_id,
+        valid_for,
+    })
 }
 
 fn not_found_detail(p: Problem, what: String) -> Problem {
@@ -388,6 +473,17 @@ impl PowerBiClient {
     ) -> Result<Vec<Result<Item, Problem>>, Problem> {
         let mut out = Vec::with_capacity(items.len());
         for it in items {
+            if self.app_only && it.kind == ContentKind::Dashboard {
+                // The page holds one token for every embed; a dashboard's embed token cannot
+                // be that one, so it is named rather than left to fail in the web view.
+                out.push(Err(Problem::new(ProblemId::Config)
+                    .with_cause(format!(
+                        "Dashboard {} is not played with method = \"service_principal\": the player shows reports with one embed token, and a dashboard needs its own.",
+                        it.id
+                    ))
+                    .with_fix("Show the dashboard's reports instead, or sign in with method = \"password\".")));
+                continue;
+            }
             match self
                 .resolve(token, &it.workspace, it.kind, &it.id, &it.pages)
                 .await
@@ -529,6 +625,7 @@ mod playlist_tests {
             bookmarks: vec!["Bookmark1".into()],
             seconds: 12,
             refresh_seconds: Some(300),
+            identity: None,
         });
         let items = api.resolve_playlist(&token, &cfg.playlist).await.unwrap();
         assert_eq!(items.len(), cfg.playlist.len());

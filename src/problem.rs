@@ -61,6 +61,11 @@ pub enum ProblemId {
     /// A Conditional Access policy (authentication flows, compliant device) blocks the
     /// device-code flow for this app or user.
     DeviceCodeBlocked,
+    /// The service principal signed in, but Power BI does not let apps use its API (tenant
+    /// setting off, or the app outside the security group it names).
+    ServicePrincipalNotAllowed,
+    /// Power BI refused to make an embed token (capacity, row-level security, workspace).
+    EmbedTokenRefused,
 }
 
 /// How a failure may be retried. Permanent failures must not be retried in a loop: repeated
@@ -74,7 +79,7 @@ pub(crate) enum RetryClass {
 }
 
 impl ProblemId {
-    pub const ALL: [ProblemId; 32] = [
+    pub const ALL: [ProblemId; 34] = [
         Self::InvalidCredentials,
         Self::FederatedAccount,
         Self::MfaRequired,
@@ -107,6 +112,8 @@ impl ProblemId {
         Self::SignInRequired,
         Self::SignInDeclined,
         Self::DeviceCodeBlocked,
+        Self::ServicePrincipalNotAllowed,
+        Self::EmbedTokenRefused,
     ];
 
     /// The stable id text, e.g. `mfa_required`.
@@ -144,6 +151,8 @@ impl ProblemId {
             Self::SignInRequired => "sign_in_required",
             Self::SignInDeclined => "sign_in_declined",
             Self::DeviceCodeBlocked => "device_code_blocked",
+            Self::ServicePrincipalNotAllowed => "service_principal_not_allowed",
+            Self::EmbedTokenRefused => "embed_token_refused",
         }
     }
 
@@ -195,6 +204,10 @@ impl ProblemId {
             Self::SignInRequired => "Sign in to show reports",
             Self::SignInDeclined => "The sign-in was declined",
             Self::DeviceCodeBlocked => "Sign-in with a code is blocked in this organisation",
+            Self::ServicePrincipalNotAllowed => {
+                "Power BI does not allow this app (service principal)"
+            }
+            Self::EmbedTokenRefused => "Power BI refused to make an embed token",
         }
     }
 
@@ -276,6 +289,12 @@ impl ProblemId {
             }
             Self::DeviceCodeBlocked => {
                 "A Conditional Access policy blocks signing in with a code shown on another device (device code flow), or requires a managed device."
+            }
+            Self::ServicePrincipalNotAllowed => {
+                "The app signed in, but Power BI refused it: \"Allow service principals to use Power BI APIs\" is off, or the app is not in its security group."
+            }
+            Self::EmbedTokenRefused => {
+                "Power BI refused an embed token: no capacity (or trial tokens used up), a dataset needs or refuses an identity (row-level security), or no access to a workspace."
             }
         }
     }
@@ -372,6 +391,12 @@ impl ProblemId {
             }
             Self::DeviceCodeBlocked => {
                 "Ask the tenant admin to allow the device code flow for this app (Conditional Access > Authentication flows; the sign-in logs name the policy), or use another sign-in method."
+            }
+            Self::ServicePrincipalNotAllowed => {
+                "In the admin portal's Developer settings, turn on \"Allow service principals to use Power BI APIs\" for a security group and add the app to it."
+            }
+            Self::EmbedTokenRefused => {
+                "See Microsoft's message. Use a P, F or A/EM capacity; fix row-level security as it says; make the app Member, Contributor or Admin of each workspace."
             }
         }
     }

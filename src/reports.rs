@@ -6,7 +6,7 @@ use std::time::Instant;
 use serde::Serialize;
 
 use crate::check::{self, Failure, Line};
-use crate::config::Config;
+use crate::config::{AuthMethod, Config};
 use crate::net;
 use crate::powerbi::{Dashboard, Page, PowerBiClient, Report, Workspace};
 use crate::problem::Problem;
@@ -14,6 +14,9 @@ use crate::problem::Problem;
 #[derive(Debug, Clone, Serialize)]
 pub struct Catalog {
     pub(crate) workspaces: Vec<WorkspaceEntry>,
+    /// Listed for a service principal, whose membership needs a higher role.
+    #[serde(skip)]
+    pub(crate) app_only: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -52,7 +55,12 @@ pub async fn collect(cfg: &Config) -> Result<Catalog, CollectError> {
         Ok(s) => s,
         Err(failure) => return Err(CollectError { passed, failure }),
     };
-    let api = PowerBiClient::new(http, cfg.cloud.api.clone());
+    let mut api = PowerBiClient::new(http, cfg.cloud.api.clone());
+    let app_only = cfg.auth.method == AuthMethod::ServicePrincipal;
+    if app_only {
+        // Refusals are the app's (tenant setting, membership), not a user's licence.
+        api = api.for_app();
+    }
     let token = &signed.token;
     let fail = |name: &str, p: Problem| CollectError {
         passed: passed.clone(),
@@ -86,14 +94,19 @@ pub async fn collect(cfg: &Config) -> Result<Catalog, CollectError> {
             dashboards,
         });
     }
-    Ok(Catalog { workspaces: out })
+    Ok(Catalog {
+        workspaces: out,
+        app_only,
+    })
 }
 
 impl Catalog {
     /// A tree for people.
     pub fn render(&self) -> String {
         let mut s = String::new();
-        if self.workspaces.is_empty() {
+        if self.workspaces.is_empty() && self.app_only {
+            s.push_str("The app sees no workspaces. Add it (its service principal) to a workspace as Member, Contributor or Admin: Viewer cannot make embed tokens.\n");
+        } else if self.workspaces.is_empty() {
             s.push_str("The account sees no workspaces. Add it to a workspace (Viewer or higher); 'My workspace' content cannot be shown.\n");
         }
         for w in &self.workspaces {

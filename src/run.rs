@@ -14,15 +14,15 @@ use tao::event_loop::EventLoopProxy;
 use tokio::sync::{mpsc, watch};
 
 use crate::auth::SignInSettings;
+use crate::auth::app_only::{ApiToken, EmbedTokenEndpoint};
 use crate::auth::client::AadClient;
 use crate::auth::client::Secrets;
 use crate::auth::device_code;
 use crate::auth::service::TokenService;
 use crate::auth::session::TokenSession;
 use crate::auth::token_cache::TokenCache;
-use crate::bridge::FromPage;
-use crate::config::AuthMethod;
-use crate::config::{self, Config, ConfigError, SecretSources};
+use crate::bridge::{FromPage, TokenType};
+use crate::config::{self, AuthMethod, Config, ConfigError, SecretSources};
 use crate::config_source::{Change, Source};
 use crate::demo::{Demo, DemoOptions};
 use crate::health::{self, FirstRender};
@@ -168,6 +168,9 @@ pub(crate) struct Live {
     pub(crate) config: Config,
     pub(crate) tokens: TokenService,
     pub(crate) api: PowerBiClient,
+    /// A service principal's Entra token, for the REST calls: `tokens` hands out embed tokens
+    /// then, which only the page can use.
+    pub(crate) api_token: Option<ApiToken>,
 }
 
 fn start_live(cfg: Config, source: &Source) -> Result<Live, Problem> {
@@ -178,18 +181,33 @@ fn start_live(cfg: Config, source: &Source) -> Result<Live, Problem> {
         // refreshes; a real cloud's lifetimes keep the five-minute floor.
         client = client.with_min_lifetime(Duration::ZERO);
     }
-    let tokens = match cfg.auth.method {
-        AuthMethod::Password => TokenService::spawn(TokenSession::new(
-            client,
-            cfg.auth.allow_federated,
-            cfg.auth.permanent_retry,
-        )),
-        AuthMethod::DeviceCode => device_code::spawn(device_session(&cfg, &http, source)),
+    let api = PowerBiClient::new(http.clone(), cfg.cloud.api.clone())
+        .with_retry_budget(Duration::from_secs(60));
+    let (tokens, api, api_token) = match cfg.auth.method {
+        AuthMethod::ServicePrincipal => {
+            let api = api.for_app();
+            let bounds = client.lifetimes();
+            let endpoint =
+                EmbedTokenEndpoint::new(client, api.clone(), cfg.playlist.clone(), bounds);
+            let api_token = endpoint.api_token();
+            let session = TokenSession::new(endpoint, false, cfg.auth.permanent_retry).app_only();
+            (TokenService::spawn(session), api, Some(api_token))
+        }
+        AuthMethod::Password => {
+            let session =
+                TokenSession::new(client, cfg.auth.allow_federated, cfg.auth.permanent_retry);
+            (TokenService::spawn(session), api, None)
+        }
+        AuthMethod::DeviceCode => (
+            device_code::spawn(device_session(&cfg, &http, source)),
+            api,
+            None,
+        ),
     };
     Ok(Live {
         tokens,
-        api: PowerBiClient::new(http, cfg.cloud.api.clone())
-            .with_retry_budget(Duration::from_secs(60)),
+        api,
+        api_token,
         config: cfg,
     })
 }
@@ -291,10 +309,15 @@ async fn generation(
     let permanent_retry = loaded.as_ref().map(|c| c.auth.permanent_retry);
     let report_layout = loaded.as_ref().map(|c| c.display.report_layout);
     let recycle = loaded.as_ref().map(|c| c.player.memory);
+    let token_type = match loaded.as_ref().map(|c| c.auth.method) {
+        Ok(AuthMethod::ServicePrincipal) => TokenType::Embed,
+        _ => TokenType::Aad,
+    };
     let mut player = Player::new(Settings {
         permanent_retry: permanent_retry.unwrap_or(config::DEFAULT_PERMANENT_RETRY),
         report_layout: report_layout.unwrap_or_default(),
         recycle: recycle.unwrap_or_default(),
+        token_type,
         ..Settings::default()
     });
     let live = start(loaded, source, &mut player);

@@ -27,6 +27,14 @@ pub trait TokenEndpoint {
     ) -> impl Future<Output = Result<TokenGrant, Problem>> + Send;
     /// Use these secrets from the next request on (a secret file was changed).
     fn replace_secrets(&mut self, secrets: Secrets);
+    /// Sign in as the app itself (client credentials). Endpoints that only sign users in say
+    /// so, rather than every one of them having to spell it out.
+    fn client_credentials(&self) -> impl Future<Output = Result<TokenGrant, Problem>> + Send {
+        async {
+            Err(Problem::new(ProblemId::Config)
+                .with_cause("This sign-in endpoint cannot sign in as an app (service principal)."))
+        }
+    }
 }
 
 /// The app's credential and the password sign-in sends, as read from the configuration.
@@ -79,6 +87,11 @@ impl AadClient {
             path.extend(segments);
         }
         url
+    }
+
+    /// What token lifetimes are clamped to; embed tokens made from these tokens get the same.
+    pub(crate) fn lifetimes(&self) -> Bounds {
+        self.lifetimes
     }
 
     pub fn token_url(&self) -> url::Url {
@@ -175,6 +188,18 @@ impl TokenEndpoint for AadClient {
             ("username", &s.username),
             ("password", s.password.expose()),
             ("scope", &scope),
+        ])
+        .await
+    }
+
+    async fn client_credentials(&self) -> Result<TokenGrant, Problem> {
+        let s = &self.settings;
+        // No offline_access: the app signs in again with its credential (token_request adds
+        // the secret or the signed assertion), there is no refresh token.
+        self.token_request(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", &s.client_id),
+            ("scope", &s.scope),
         ])
         .await
     }

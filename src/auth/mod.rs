@@ -11,7 +11,9 @@
 //! - [`service`]: the task that runs a session for the player and hands out tokens.
 //! - [`device_code`]: sign-in by a person with the code shown on the screen, and
 //!   [`token_cache`], where its refresh token survives restarts.
+//! - [`app_only`]: sign-in as a service principal, handing out Power BI embed tokens.
 
+pub(crate) mod app_only;
 pub(crate) mod certificate;
 pub mod client;
 pub mod credential;

@@ -65,6 +65,8 @@ pub struct TokenSession<E> {
     transient_failures: u32,
     problem: Option<Problem>,
     rng: StdRng,
+    /// Sign in as the app (client credentials) instead of as a user.
+    app_only: bool,
 }
 
 impl<E: TokenEndpoint> TokenSession<E> {
@@ -93,7 +95,15 @@ impl<E: TokenEndpoint> TokenSession<E> {
             transient_failures: 0,
             problem: None,
             rng,
+            app_only: false,
         }
+    }
+
+    /// Sign in as the app itself (a service principal): no realm lookup, no password, no
+    /// refresh token; every renewal is a new client-credentials grant.
+    pub(crate) fn app_only(mut self) -> Self {
+        self.app_only = true;
+        self
     }
 
     /// The current access token, if it is still good at `now`.
@@ -239,6 +249,9 @@ impl<E: TokenEndpoint> TokenSession<E> {
     }
 
     async fn sign_in(&mut self) -> Result<TokenGrant, Problem> {
+        if self.app_only {
+            return self.endpoint.client_credentials().await;
+        }
         if !self.allow_federated {
             match self.endpoint.realm().await {
                 Ok(Some(realm)) if realm.kind == RealmKind::Federated => {

@@ -61,7 +61,7 @@ pub(super) fn parse_auth(cx: &Ctx, s: &Section) -> Result<AuthConfig, ConfigErro
                         "sign-in method {m:?} is not supported; supported: {}",
                         names.join(", ")
                     ),
-                    "Set method = \"password\" (or remove the line: it is the default) or method = \"device_code\".",
+                    "Set method = \"password\" (or remove the line: it is the default), method = \"service_principal\" to sign in as the app, or method = \"device_code\" to sign in with a code on a phone.",
                 )
             })?,
     };
@@ -72,6 +72,14 @@ pub(super) fn parse_auth(cx: &Ctx, s: &Section) -> Result<AuthConfig, ConfigErro
         "Add tenant = \"<Directory (tenant) ID>\" (or a verified domain such as contoso.onmicrosoft.com) to [auth].",
     )?;
     check_tenant(cx, &s.key("tenant"), tenant, &span)?;
+    if method == AuthMethod::ServicePrincipal && tenant.eq_ignore_ascii_case("organizations") {
+        return Err(cx.invalid(
+            &s.key("tenant"),
+            Some(&span),
+            "\"organizations\" cannot be used: a service principal signs in to its own tenant",
+            "Set tenant to the Directory (tenant) ID GUID from Entra ID > Overview, or to the tenant's domain (e.g. contoso.onmicrosoft.com).",
+        ));
+    }
 
     let (client_id, span) = s.required(
         cx,
@@ -111,6 +119,9 @@ pub(super) fn parse_auth(cx: &Ctx, s: &Section) -> Result<AuthConfig, ConfigErro
             "token_cache is only used by method = \"device_code\"",
             "Remove token_cache from [auth], or set method = \"device_code\".",
         ));
+    }
+    if method == AuthMethod::ServicePrincipal {
+        return service_principal(cx, s, tenant, client_id, permanent_retry);
     }
 
     let (username, span) = s.required(
@@ -190,6 +201,47 @@ fn device_code(
         allow_federated: false,
         permanent_retry,
         token_cache: Some(token_cache),
+    })
+}
+
+/// Keys that belong to password sign-in only.
+const USER_KEYS: &[&str] = &["username", "password", "password_file", "allow_federated"];
+
+/// `method = "service_principal"`: the app signs in as itself with its client secret.
+///
+/// A user name or password given anyway is refused rather than ignored: a password kept on
+/// the device for nothing is a secret at rest for nothing, and an installer reading
+/// `username = ...` would believe the screen shows what that account sees (its licence, its
+/// row-level security), which it does not.
+fn service_principal(
+    cx: &Ctx,
+    s: &Section,
+    tenant: &str,
+    client_id: &str,
+    permanent_retry: Duration,
+) -> Result<AuthConfig, ConfigError> {
+    for key in USER_KEYS {
+        if let Some(v) = s.get(key) {
+            return Err(cx.invalid(
+                &s.key(key),
+                Some(&v.span()),
+                format!("{key} is not used with method = \"service_principal\": the app signs in as itself, with no user account"),
+                format!("Remove {key} from [auth] (and delete any password file), or set method = \"password\" to sign in as a service account."),
+            ));
+        }
+    }
+    // A secret or a certificate: the app proves itself the same way as with a password.
+    let client = certificate::client_credential(cx, s)?;
+    Ok(AuthConfig {
+        method: AuthMethod::ServicePrincipal,
+        tenant: tenant.to_owned(),
+        client_id: client_id.to_owned(),
+        client,
+        username: String::new(),
+        password: Secret::new(String::new()),
+        allow_federated: false,
+        permanent_retry,
+        token_cache: None,
     })
 }
 
@@ -364,5 +416,57 @@ mod tests {
             let text = format!("{}permanent_retry_minutes = {good}\n", auth());
             assert_eq!(ok(&text).auth.permanent_retry.as_secs(), good * 60);
         }
+    }
+
+    fn sp() -> String {
+        format!(
+            "[auth]\nmethod = \"service_principal\"\ntenant = \"contoso.onmicrosoft.com\"\nclient_id = \"{APP}\"\nclient_secret = \"{CS}\"\n"
+        )
+    }
+
+    #[test]
+    fn service_principal_needs_no_user() {
+        let c = ok(&sp());
+        assert_eq!(c.auth.method, crate::config::AuthMethod::ServicePrincipal);
+        assert_eq!(c.auth.client.secret().map(|s| s.expose()), Some(CS));
+        assert!(c.auth.username.is_empty());
+        assert!(c.auth.password.expose().is_empty());
+        // The secret is still required.
+        let text = sp().replace(&format!("client_secret = \"{CS}\"\n"), "");
+        let e = err(&text);
+        assert!(e.to_string().contains("client_secret"), "{e}");
+    }
+
+    #[test]
+    fn service_principal_refuses_user_keys_by_name() {
+        for (line, key, at) in [
+            (
+                "username = \"svc@contoso.onmicrosoft.com\"\n",
+                "auth.username",
+                6,
+            ),
+            (
+                &format!("password = \"{PW}\"\n") as &str,
+                "auth.password",
+                6,
+            ),
+            (
+                "password_file = \"/etc/pbikiosk/pw\"\n",
+                "auth.password_file",
+                6,
+            ),
+            ("allow_federated = true\n", "auth.allow_federated", 6),
+        ] {
+            let (msg, fix) = invalid(err(&format!("{}{line}", sp())), key, Some(at));
+            assert!(msg.contains("service_principal"), "{msg}");
+            assert!(fix.contains("Remove"), "{fix}");
+            assert!(
+                !msg.contains(PW) && !fix.contains(PW),
+                "no secret in {msg} / {fix}"
+            );
+        }
+        let text = sp().replace("contoso.onmicrosoft.com", "organizations");
+        let (msg, _) = invalid(err(&text), "auth.tenant", Some(3));
+        assert!(msg.contains("own tenant"), "{msg}");
     }
 }

@@ -23,6 +23,7 @@ mod certificate;
 mod cloud;
 mod display;
 pub mod edit;
+mod identity;
 mod ids;
 mod player;
 mod playlist;
@@ -104,17 +105,20 @@ pub struct Config {
 /// How the screen signs in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum AuthMethod {
-    /// ROPC with a service account's password.
+    /// ROPC with a service account (user + password).
     Password,
     /// A person signs in on their phone with the code the screen shows; the refresh token is
     /// kept in `token_cache`. Works where MFA is required, and stores no password.
     DeviceCode,
+    /// The app itself (client credentials), embedding with Power BI embed tokens.
+    ServicePrincipal,
 }
 
 impl AuthMethod {
     const SUPPORTED: &[(&str, AuthMethod)] = &[
         ("password", AuthMethod::Password),
         ("device_code", AuthMethod::DeviceCode),
+        ("service_principal", AuthMethod::ServicePrincipal),
     ];
 }
 
@@ -128,9 +132,12 @@ pub(crate) struct AuthConfig {
     /// Tenant GUID, verified domain or `organizations`.
     pub(crate) tenant: String,
     pub(crate) client_id: String,
-    /// The app's client secret or certificate (`client_certificate_file`).
+    /// The app's client secret or certificate (`client_certificate_file`); none for a device
+    /// code sign-in (a public client).
     pub(crate) client: crate::auth::ClientCredential,
+    /// Empty for a service principal, which signs in as the app, and for a device code sign-in.
     pub(crate) username: String,
+    /// Empty for a service principal.
     pub(crate) password: Secret,
     pub(crate) allow_federated: bool,
     /// How long to wait between attempts after a failure a person must fix.
@@ -178,6 +185,16 @@ pub(crate) struct PlaylistItem {
     pub(crate) bookmarks: Vec<String>,
     pub(crate) seconds: u32,
     pub(crate) refresh_seconds: Option<u32>,
+    /// Row-level security for a service principal's embed token (reports only).
+    pub(crate) identity: Option<RowIdentity>,
+}
+
+/// The effective identity an embed token carries for a dataset with row-level security.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct RowIdentity {
+    /// What USERNAME() returns in the report; not a secret, not necessarily an account.
+    pub(crate) username: String,
+    pub(crate) roles: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -444,6 +461,18 @@ fn parse_inner(
         None => DisplayConfig::default(),
     };
     let playlist = parse_playlist(&cx, &root)?;
+    if auth.method != AuthMethod::ServicePrincipal
+        && let Some(i) = playlist.iter().position(|p| p.identity.is_some())
+    {
+        // A user signs in as themselves: Power BI applies their own row-level security, and
+        // an identity in the file would promise a filter that is never applied.
+        return Err(cx.invalid(
+            &format!("playlist[{}].identity_username", i + 1),
+            None,
+            "identity_username and identity_roles only apply with method = \"service_principal\"",
+            "Remove them: with method = \"password\" Power BI filters by the service account's own roles.",
+        ));
+    }
     Ok(Config {
         auth,
         cloud,

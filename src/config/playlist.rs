@@ -20,6 +20,8 @@ const PLAYLIST_KEYS: &[&str] = &[
     "bookmarks",
     "seconds",
     "refresh_seconds",
+    "identity_username",
+    "identity_roles",
 ];
 
 pub(super) fn parse_playlist(cx: &Ctx, root: &Section) -> Result<Vec<PlaylistItem>, ConfigError> {
@@ -147,6 +149,8 @@ fn parse_item(cx: &Ctx, s: &Section) -> Result<PlaylistItem, ConfigError> {
         }
     }
 
+    let identity = super::identity::parse_identity(cx, s, kind)?;
+
     let seconds = s
         .int(cx, "seconds", 5..=86400, "seconds", DEFAULT_SECONDS)?
         .unwrap_or(DEFAULT_SECONDS);
@@ -161,6 +165,7 @@ fn parse_item(cx: &Ctx, s: &Section) -> Result<PlaylistItem, ConfigError> {
         // Both were range-checked above, so they fit.
         seconds: seconds as u32,
         refresh_seconds: refresh_seconds.map(|r| r as u32),
+        identity,
     })
 }
 

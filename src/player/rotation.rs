@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use super::{Embed, Output, Player};
-use crate::bridge::{ToPage, TokenType};
+use crate::bridge::ToPage;
 use crate::playlist::{self, Item, Slide};
 use crate::secret::Secret;
 
@@ -111,7 +111,7 @@ impl Player {
             group_id: item.resolved.workspace.clone(),
             embed_url: item.resolved.embed_url.clone(),
             access_token: token.clone(),
-            token_type: TokenType::Aad,
+            token_type: self.settings.token_type,
             page: s.page.clone(),
             bookmark: s.bookmark.clone(),
             report_layout: self.settings.report_layout,

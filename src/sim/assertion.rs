@@ -106,6 +106,7 @@ mod tests {
             consented: true,
             workspaces: Vec::new(),
             certificates: certs.iter().map(|c| (*c).to_owned()).collect(),
+            powerbi_allowed: true,
         }
     }
 

@@ -80,20 +80,49 @@ pub(crate) async fn info(AxState(sim): AxState<Sim>, Query(q): Query<InfoQuery>)
 /// about the token the page embedded with.
 pub(crate) async fn check_token(
     AxState(sim): AxState<Sim>,
+    axum::extract::Query(q): axum::extract::Query<CheckFor>,
     body: String,
 ) -> Json<serde_json::Value> {
     let st = sim.lock();
     let token = body.trim();
     let now = Instant::now();
+    // A token given as the other type is refused, as the service refuses it.
+    let is_embed = st.embed_tokens.contains_key(token);
+    if q.token_type
+        .is_some_and(|t| (t == EMBED_TOKEN_TYPE) != is_embed)
+    {
+        return Json(json!({"valid": false, "expired": false}));
+    }
     if let Some(t) = st.access_token(token) {
         let expired = t.expires_at <= now;
         return Json(json!({"valid": !expired, "expired": expired}));
     }
-    if st.embed_tokens.contains_key(token) {
-        return Json(json!({"valid": true, "expired": false}));
+    if let Some(e) = st.embed_tokens.get(token) {
+        // An embed token opens only what it was made for, and only until it expires.
+        let item = q.report_id.as_deref().or(q.dashboard_id.as_deref());
+        return Json(match e.allows(item, now) {
+            None => json!({"valid": false, "expired": false}),
+            Some(live) => json!({"valid": live, "expired": !live}),
+        });
     }
     Json(json!({"valid": false, "expired": false}))
 }
+
+/// What the page embeds with the token it asks about (`?reportId=` or `?dashboardId=`).
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct CheckFor {
+    #[serde(default)]
+    report_id: Option<String>,
+    #[serde(default)]
+    dashboard_id: Option<String>,
+    /// powerbi-client's `models.TokenType` the page embedded with (0 Aad, 1 Embed).
+    #[serde(default)]
+    token_type: Option<u8>,
+}
+
+/// `models.TokenType.Embed`.
+const EMBED_TOKEN_TYPE: u8 = 1;
 
 #[derive(Deserialize)]
 pub(crate) struct BookmarkApplied {

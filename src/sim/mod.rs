@@ -19,7 +19,10 @@
 //! - `GET /common/userrealm/{username}?api-version=1.0|2.1`
 //! - `GET /v1.0/myorg/groups`, `/groups/{g}/reports`, `/groups/{g}/reports/{r}`,
 //!   `/groups/{g}/reports/{r}/pages`, `/groups/{g}/dashboards`, `/groups/{g}/dashboards/{d}`,
-//!   `/v1.0/myorg/reports` (My workspace, empty); `POST /groups/{g}/reports/{r}/GenerateToken`.
+//!   `/v1.0/myorg/reports` (My workspace, empty); `POST /groups/{g}/reports/{r}/GenerateToken`,
+//!   `POST /v1.0/myorg/GenerateToken` (several reports and datasets, row-level security
+//!   identities), `POST /groups/{g}/dashboards/{d}/GenerateToken`. An app left out by the
+//!   tenant setting gets 401 with `X-PowerBI-Error-Info`.
 //! - `GET /reportEmbed`, `GET /dashboardEmbed` — reserved for the fake embed page.
 //! - Test-only, never Microsoft's: `GET /_sim/stats` ([`SimStats`]), `POST /_sim/control`
 //!   ([`Control`] as JSON).
@@ -182,6 +185,10 @@ impl SimHandle {
             .unwrap_or_else(|| "organizations".to_owned());
         let q = |s: &str| toml::Value::String(s.to_owned()).to_string();
         let base = &self.shared.base_url;
+        if demo.is_some_and(|d| d.service_principal) {
+            let keys = account.map(|a| a.workspaces.as_slice()).unwrap_or_default();
+            return service_principal_snippet(sc, app, &tenant, base, keys);
+        }
         if demo.is_some_and(|d| d.device_code) {
             // A public client: no secret and no account; a person signs in with a code.
             let mut out = format!(
@@ -272,4 +279,43 @@ fn certificate_file_name(pem: &str) -> String {
         .map(|c| c.thumbprint()[..8].to_ascii_lowercase())
         .unwrap_or_else(|_| "invalid".to_owned());
     format!("client-certificate-{tag}.pem")
+}
+
+/// The snippet for the `service-principal` scenarios: the app signs in as itself, and the
+/// playlist is every report of `keys`' workspaces (the demo account's: the same screen as with
+/// a user, so a scenario where the app is no member shows what that looks like).
+fn service_principal_snippet(
+    sc: &Scenario,
+    app: Option<&scenario::App>,
+    tenant: &str,
+    base: &str,
+    keys: &[String],
+) -> String {
+    let q = |s: &str| toml::Value::String(s.to_owned()).to_string();
+    let mut out = format!(
+        "# pbikiosk configuration for the Microsoft simulator at {base}.\n\
+         # Test credentials: valid against the simulator only.\n\n\
+         [auth]\n\
+         method = \"service_principal\"\n\
+         tenant = {}\nclient_id = {}\nclient_secret = {}\n\n\
+         [cloud]\nauthority = {}\napi = {}\nresource = {}\n",
+        q(tenant),
+        q(app.map(|a| a.client_id.as_str()).unwrap_or_default()),
+        q(app.map(|a| a.secret.as_str()).unwrap_or_default()),
+        q(base),
+        q(base),
+        q(&sc.resource),
+    );
+    for w in sc.workspaces_named(keys) {
+        for r in &w.reports {
+            out.push_str(&format!(
+                "\n[[playlist]]\n# {} / {}\nworkspace = {}\nreport = {}\n",
+                w.name,
+                r.name,
+                q(&w.id),
+                q(&r.id)
+            ));
+        }
+    }
+    out
 }

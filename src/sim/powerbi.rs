@@ -30,6 +30,11 @@ pub(crate) fn routes() -> Router<Sim> {
             "/v1.0/myorg/groups/{g}/reports/{r}/GenerateToken",
             post(generate_token),
         )
+        .route("/v1.0/myorg/GenerateToken", post(generate_token_multi))
+        .route(
+            "/v1.0/myorg/groups/{g}/dashboards/{d}/GenerateToken",
+            post(generate_dashboard_token),
+        )
         .route("/v1.0/myorg/groups/{g}/dashboards", get(dashboards))
         .route("/v1.0/myorg/groups/{g}/dashboards/{d}", get(dashboard))
         .route("/v1.0/myorg/{*rest}", any(other))
@@ -71,6 +76,7 @@ fn token_expired() -> Response {
 struct Caller {
     subject: Subject,
     expires_unix: u64,
+    expires_at: Instant,
 }
 
 /// Count, wait, throttle, authenticate — in that order, so that every request is counted even
@@ -116,9 +122,21 @@ async fn enter(sim: &Sim, kind: &str, headers: &HeaderMap) -> Result<Caller, Res
     {
         return Err(not_authorized());
     }
+    // The tenant setting "Allow service principals to use Power BI APIs" leaves the app out.
+    if let Subject::App(c) = &t.subject
+        && st.scenario.app(c).is_some_and(|a| !a.powerbi_allowed)
+    {
+        let mut r = not_authorized();
+        r.headers_mut().insert(
+            "X-PowerBI-Error-Info",
+            HeaderValue::from_static("ServicePrincipalIsNotAllowedByTenantAdminSwitch"),
+        );
+        return Err(r);
+    }
     Ok(Caller {
         subject: t.subject.clone(),
         expires_unix: t.expires_unix,
+        expires_at: t.expires_at,
     })
 }
 
@@ -385,10 +403,8 @@ async fn generate_token(
     st.embed_tokens.insert(
         token.clone(),
         EmbedToken {
-            token_id: token_id.clone(),
-            report_id,
-            group_id: group_id.clone(),
-            expires_unix: c.expires_unix,
+            items: vec![report_id.to_ascii_lowercase()],
+            expires_at: c.expires_at,
         },
     );
     answer(
@@ -399,6 +415,144 @@ async fn generate_token(
             "tokenId": token_id,
             "expiration": ids::iso_timestamp(c.expires_unix),
         }),
+    )
+}
+
+/// Issue an embed token for `items`, as GenerateToken answers it.
+fn issue(st: &mut State, c: &Caller, items: Vec<String>, context_path: &str) -> Response {
+    // Real embed tokens are base64 gzip ("H4sI..."); only the simulator can read this one.
+    let token = format!("H4sIAAAAAAAEA{}", ids::random_b64url(240));
+    let token_id = ids::guid();
+    st.embed_tokens.insert(
+        token.clone(),
+        EmbedToken {
+            items,
+            expires_at: c.expires_at,
+        },
+    );
+    answer(
+        StatusCode::OK,
+        json!({
+            "@odata.context": context(context_path),
+            "token": token,
+            "tokenId": token_id,
+            "expiration": ids::iso_timestamp(c.expires_unix),
+        }),
+    )
+}
+
+/// GenerateToken's refusal of an effective identity, as Power BI words it.
+fn identity_refused(dataset: &str, required: bool) -> Response {
+    let message = if required {
+        format!(
+            "Creating embed token for accessing dataset {dataset} requires effective identity to be provided"
+        )
+    } else {
+        format!(
+            "Creating embed token for accessing dataset {dataset} shouldn't have effective identity"
+        )
+    };
+    answer(
+        StatusCode::BAD_REQUEST,
+        json!({"error": {"code": "InvalidRequest", "message": message}}),
+    )
+}
+
+/// `POST /v1.0/myorg/GenerateToken {"reports":[{"id"}],"datasets":[{"id"}],"identities":[...]}`:
+/// one embed token for several reports. Every report must be in a workspace the caller is a
+/// member of (404 otherwise); a dataset with row-level security needs an identity, one without
+/// refuses one (400, Power BI's words).
+async fn generate_token_multi(
+    AxState(sim): AxState<Sim>,
+    headers: HeaderMap,
+    body: String,
+) -> Response {
+    let c = match enter(&sim, "generate_token", &headers).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let Ok(req) = serde_json::from_str::<Value>(&body) else {
+        return pbi_error(StatusCode::BAD_REQUEST, "InvalidRequest");
+    };
+    let ids_of = |key: &str| -> Vec<String> {
+        req[key]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|x| x["id"].as_str().map(str::to_ascii_lowercase))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let (reports, datasets) = (ids_of("reports"), ids_of("datasets"));
+    let with_identity: Vec<String> = req["identities"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .flat_map(|i| i["datasets"].as_array().cloned().unwrap_or_default())
+                .filter_map(|d| d.as_str().map(str::to_ascii_lowercase))
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut st = sim.lock();
+    let visible: Vec<&Report> = visible(&st, &c.subject)
+        .into_iter()
+        .flat_map(|w| &w.reports)
+        .collect();
+    for r in &reports {
+        if !visible.iter().any(|x| x.id.eq_ignore_ascii_case(r)) {
+            return not_found();
+        }
+    }
+    for d in &datasets {
+        let Some(rep) = visible
+            .iter()
+            .find(|x| x.dataset_id.eq_ignore_ascii_case(d))
+        else {
+            return not_found();
+        };
+        let has = with_identity.contains(d);
+        if rep.rls != has {
+            return identity_refused(&rep.dataset_id, rep.rls);
+        }
+    }
+    if reports.is_empty() {
+        return pbi_error(StatusCode::BAD_REQUEST, "InvalidRequest");
+    }
+    issue(
+        &mut st,
+        &c,
+        reports,
+        "$metadata#Microsoft.PowerBI.ServiceContracts.Api.V1.GenerateTokenResponse",
+    )
+}
+
+/// `POST groups/{g}/dashboards/{d}/GenerateToken`: an embed token for one dashboard.
+async fn generate_dashboard_token(
+    AxState(sim): AxState<Sim>,
+    Path((g, d)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    let c = match enter(&sim, "generate_token", &headers).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let mut st = sim.lock();
+    let Some((group_id, dashboard_id)) = workspace(&st, &c.subject, &g).and_then(|w| {
+        w.dashboards
+            .iter()
+            .find(|x| x.id.eq_ignore_ascii_case(&d))
+            .map(|x| (w.id.clone(), x.id.to_ascii_lowercase()))
+    }) else {
+        return not_found();
+    };
+    issue(
+        &mut st,
+        &c,
+        vec![dashboard_id],
+        &format!(
+            "groups/{group_id}/$metadata#Microsoft.PowerBI.ServiceContracts.Api.V1.GenerateTokenResponse"
+        ),
     )
 }
 

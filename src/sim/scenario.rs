@@ -24,6 +24,7 @@
 //! workspaces = []           # what a client_credentials (service principal) token sees
 //! certificates = []         # uploaded certificates (PEM, public part): an assertion signed
 //!                           # by one of their keys stands in for the secret (else 700027)
+//! powerbi_allowed = true    # false → Power BI 401s the app (tenant setting for service principals off)
 //!
 //! [[account]]
 //! username = "kiosk@contoso-demo.onmicrosoft.com"
@@ -41,6 +42,7 @@
 //! dataset_id = "..."
 //! pages = ["Summary", { name = "ReportSection2", display_name = "By Region" }]
 //! mobile_layout = false     # true: the pages have a mobile (portrait) layout
+//! rls = false               # true: embed tokens for its dataset need an effective identity
 //! bookmarks = [{ name = "Bookmark7c1e...", display_name = "North", page = "ReportSection2" }]
 //!                           # saved bookmarks; `page` (optional) is the page it opens
 //! [[workspace.dashboard]]
@@ -69,6 +71,7 @@
 //! bookmarks = false                            # true: the playlist rotates through bookmarks
 //! client_certificate = "..."   # optional: PEM certificate + key; the config names a file with
 //!                              # it (`SimHandle::demo_client_certificate`) instead of the secret
+//! service_principal = false                    # true: sign in as the app, with embed tokens
 //! ```
 //!
 //! Built-in variants for the demo's problem previews ([`Scenario::named`]): see [`NAMES`].
@@ -148,6 +151,10 @@ pub struct App {
     /// client assertion signed by one of their keys authenticates the app.
     #[serde(default)]
     pub certificates: Vec<String>,
+    /// false: the tenant setting "Allow service principals to use Power BI APIs" leaves this
+    /// app out, and Power BI answers its tokens 401 PowerBINotAuthorizedException.
+    #[serde(default = "yes")]
+    pub(crate) powerbi_allowed: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -225,6 +232,9 @@ pub(crate) struct Report {
     /// Bookmarks saved with the report, in the order of its bookmarks pane.
     #[serde(default)]
     pub(crate) bookmarks: Vec<Bookmark>,
+    /// The dataset has row-level security: an embed token for it needs an effective identity.
+    #[serde(default)]
+    pub(crate) rls: bool,
 }
 
 /// A bookmark saved with a report. Applying it shows its page (when it names one) with the
@@ -430,6 +440,10 @@ pub struct DemoTarget {
     /// The snippet signs in with `method = "device_code"` (no secret, no account).
     #[serde(default)]
     pub device_code: bool,
+    /// The snippet signs in as the app (`method = "service_principal"`) and lists the app's
+    /// reports.
+    #[serde(default)]
+    pub(crate) service_principal: bool,
 }
 
 fn default_resource() -> String {

@@ -208,16 +208,26 @@ pub(crate) struct DeviceCode {
     pub(crate) created: Instant,
 }
 
-/// An embed token from GenerateToken, kept so the fake embed page can check it later.
-/// The page checks only that the token was issued; the details are here for when the player
-/// embeds with embed tokens (service principal sign-in) and the page checks them too.
+/// An embed token from GenerateToken, kept so the fake embed page can check it later: what
+/// it was made for, and until when (it dies with the access token it was made from).
 #[derive(Debug, Clone)]
-#[expect(dead_code)]
 pub(crate) struct EmbedToken {
-    pub(crate) token_id: String,
-    pub(crate) report_id: String,
-    pub(crate) group_id: String,
-    pub(crate) expires_unix: u64,
+    /// Report and dashboard ids (lower case) the token may embed.
+    pub(crate) items: Vec<String>,
+    pub(crate) expires_at: Instant,
+}
+
+impl EmbedToken {
+    /// Whether the token may embed `item` (a report or dashboard id) at `now`: `None` when it
+    /// may not embed it at all, `Some(false)` when it expired.
+    pub(crate) fn allows(&self, item: Option<&str>, now: Instant) -> Option<bool> {
+        if let Some(i) = item
+            && !self.items.iter().any(|x| x.eq_ignore_ascii_case(i))
+        {
+            return None;
+        }
+        Some(now < self.expires_at)
+    }
 }
 
 pub(crate) struct State {
@@ -417,6 +427,25 @@ impl State {
 
 #[cfg(test)]
 mod tests {
+
+    /// The fake embed page's decision: an embed token opens only what it was made for, and
+    /// only until it expires.
+    #[test]
+    fn embed_tokens_open_their_own_items_until_they_expire() {
+        let now = Instant::now();
+        let t = EmbedToken {
+            items: vec!["aa".into(), "bb".into()],
+            expires_at: now + std::time::Duration::from_secs(60),
+        };
+        assert_eq!(t.allows(Some("AA"), now), Some(true));
+        assert_eq!(t.allows(None, now), Some(true));
+        assert_eq!(t.allows(Some("cc"), now), None);
+        assert_eq!(
+            t.allows(Some("bb"), now + std::time::Duration::from_secs(61)),
+            Some(false)
+        );
+    }
+
     use super::*;
 
     #[test]

@@ -553,8 +553,13 @@ async fn no_secret_or_token_in_any_output() {
             assert!(!out.contains(s.as_str()), "{name}: secret in stdout");
             assert!(!err.contains(s.as_str()), "{name}: secret in stderr");
         }
-        // The simulator's tokens are JWTs (header.payload.signature).
+        // The simulator's tokens are JWTs (header.payload.signature); its embed tokens
+        // (service principal scenarios) start like Power BI's, base64 gzip.
         assert!(!has_jwt(out) && !has_jwt(err), "{name}: token in output");
+        assert!(
+            !out.contains("H4sI") && !err.contains("H4sI"),
+            "{name}: embed token in output"
+        );
     }
     // The verbose runs did log something, so the sweep looked at real logs.
     assert!(
@@ -990,4 +995,151 @@ async fn a_wrong_key_is_refused_and_named() {
         .unwrap();
     assert!(!r.stdout.contains(key_line) && !r.stderr.contains(key_line));
     assert!(!has_jwt(&r.stdout) && !has_jwt(&r.stderr));
+}
+
+/// Signed in as the app (client credentials), `check` passes with one embed token made for
+/// every report of the playlist, and no user sign-in at all.
+#[tokio::test(flavor = "multi_thread")]
+async fn service_principal_passes_with_an_embed_token_for_every_report() {
+    let sim = sim(Scenario::named("service-principal").unwrap()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let front = front(&sim, &dir).await;
+    let user = sim.demo_username().unwrap();
+    let cfg = front.config(&sim, &user, &dir, |s| s);
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    assert!(text.contains("method = \"service_principal\""), "{text}");
+    assert!(!text.contains("username"), "{text}");
+    let r = front.check(&["check", "--json"], cfg).await;
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert_eq!(r.json()["ok"], true);
+    let (_, signed) = line(&r, "sign-in");
+    assert!(signed.contains("service principal"), "{signed}");
+    let (_, embed) = line(&r, "embed token");
+    assert!(embed.contains("one embed token for 3 report(s)"), "{embed}");
+    let stats = sim.stats();
+    assert_eq!(
+        stats.token_by_grant.get("client_credentials").copied(),
+        Some(1),
+        "{:?}",
+        stats.token_by_grant
+    );
+    assert_eq!(stats.token_by_grant.get("password"), None);
+    // One multi-resource GenerateToken, not one per report.
+    assert_eq!(stats.api_by_kind.get("generate_token").copied(), Some(1));
+}
+
+/// Each service-principal problem, from the simulator's copy of Power BI's real answer.
+#[tokio::test(flavor = "multi_thread")]
+async fn service_principal_problems_are_named() {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, want, says) in [
+        (
+            "sp-not-allowed",
+            "service_principal_not_allowed",
+            "PowerBINotAuthorizedException",
+        ),
+        (
+            "sp-rls",
+            "embed_token_refused",
+            "requires effective identity",
+        ),
+    ] {
+        let sim = sim(Scenario::named(name).unwrap()).await;
+        let front = front(&sim, &dir).await;
+        let user = sim.demo_username().unwrap();
+        let cfg = front.config(&sim, &user, &dir, |s| s);
+        let r = front.check(&["check", "--json"], cfg).await;
+        assert_eq!(r.code, 1, "{name}: {}", r.stdout);
+        assert_eq!(r.problems(), vec![want.to_owned()], "{name}: {}", r.stdout);
+        assert!(r.stdout.contains(says), "{name}: {}", r.stdout);
+    }
+    // Not a member of the workspace: named as membership, with the roles that work.
+    let sim = sim(Scenario::named("sp-not-member").unwrap()).await;
+    let front = front(&sim, &dir).await;
+    let user = sim.demo_username().unwrap();
+    let cfg = front.config(&sim, &user, &dir, |s| s);
+    let r = front.check(&["check", "--json"], cfg).await;
+    assert_eq!(r.code, 1, "{}", r.stdout);
+    assert!(
+        r.problems().iter().all(|p| p == "report_not_found"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout.contains("Member, Contributor or Admin"),
+        "{}",
+        r.stdout
+    );
+}
+
+/// Row-level security: the identity on the playlist item is what GenerateToken needs, and an
+/// identity for a dataset without it is refused in Power BI's words.
+#[tokio::test(flavor = "multi_thread")]
+async fn service_principal_row_level_security_follows_the_playlist_identity() {
+    let dir = tempfile::tempdir().unwrap();
+    let sales = format!("report = \"{}\"\n", ids::REPORT_SALES);
+    let with_identity = |s: String| {
+        s.replacen(
+            &sales,
+            &format!("{sales}identity_username = \"store-12@contoso.com\"\nidentity_roles = [\"Store\"]\n"),
+            1,
+        )
+    };
+    let sim = sim(Scenario::named("sp-rls").unwrap()).await;
+    let door = front(&sim, &dir).await;
+    let user = sim.demo_username().unwrap();
+    let cfg = door.config(&sim, &user, &dir, with_identity);
+    assert!(
+        std::fs::read_to_string(&cfg)
+            .unwrap()
+            .contains("identity_username")
+    );
+    let r = door.check(&["check", "--json"], cfg).await;
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+
+    let sim = sim_plain().await;
+    let door = front(&sim, &dir).await;
+    let cfg = door.config(&sim, &user, &dir, with_identity);
+    let r = door.check(&["check", "--json"], cfg).await;
+    assert_eq!(r.code, 1, "{}", r.stdout);
+    assert_eq!(
+        r.problems(),
+        vec!["embed_token_refused".to_owned()],
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout.contains("shouldn't have effective identity"),
+        "{}",
+        r.stdout
+    );
+}
+
+async fn sim_plain() -> SimHandle {
+    sim(Scenario::named("service-principal").unwrap()).await
+}
+
+/// `reports` lists what the app sees, and says which role the app needs when it sees nothing.
+#[tokio::test(flavor = "multi_thread")]
+async fn service_principal_reports_lists_what_the_app_sees() {
+    let dir = tempfile::tempdir().unwrap();
+    let member = sim_plain().await;
+    let door = front(&member, &dir).await;
+    let user = member.demo_username().unwrap();
+    let cfg = door.config(&member, &user, &dir, |s| s);
+    let r = door.check(&["reports"], cfg).await;
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    for name in ["Sales Overview", "Operations", "Customer Service"] {
+        assert!(r.stdout.contains(name), "{name}: {}", r.stdout);
+    }
+    let none = sim(Scenario::named("sp-not-member").unwrap()).await;
+    let door = front(&none, &dir).await;
+    let cfg = door.config(&none, &user, &dir, |s| s);
+    let r = door.check(&["reports"], cfg).await;
+    assert!(
+        r.stdout.contains("The app sees no workspaces")
+            && r.stdout.contains("Member, Contributor or Admin"),
+        "{}",
+        r.stdout
+    );
 }

@@ -645,3 +645,65 @@ async fn certificate_demo_plays_and_an_expired_one_is_named() {
     let stats = p.sim_stats().await;
     assert_eq!(stats["token_requests"], 1, "retried in a loop: {stats}");
 }
+
+/// Signed in as a service principal, the rotation plays with embed tokens of 60 s (the fake
+/// embed page accepts them only for the reports they were made for, only as embed tokens and
+/// only until they expire), renewed at least three times without reloading the page.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs Xvfb, ImageMagick and the built page; scripts/test.sh runs it"]
+async fn service_principal_plays_with_renewed_embed_tokens() {
+    let _one = lock().await;
+    let x = Xvfb::start();
+    let mut p = Player::demo(
+        &x,
+        "service-principal",
+        &[
+            "--scenario",
+            "service-principal",
+            "--seconds",
+            "5",
+            "--token-lifetime",
+            "60",
+        ],
+    );
+    let first = p
+        .wait_for("the first report", 60, |s| s["state"] == "playing")
+        .await;
+    assert_eq!(first["problem"], Value::Null);
+    let s = p
+        .wait_for("three embed token renewals", 200, |s| {
+            s["token_refreshes_total"].as_u64() >= Some(3)
+        })
+        .await;
+    assert_eq!(num(&s, "page_reloads_total"), 0, "{s}");
+    assert_eq!(s["state"], "playing", "{s}");
+    assert_eq!(s["problem"], Value::Null, "{s}");
+    // Still rotating on the renewed tokens: every report was shown by the embed itself.
+    let mut seen = std::collections::BTreeSet::new();
+    let t = Instant::now();
+    while t.elapsed() < Duration::from_secs(40) && seen.len() < 3 {
+        if let Some(s) = p.status().await
+            && let Some((report, _)) = showing(&s)
+        {
+            seen.insert(report);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(seen.len(), 3, "{seen:?}");
+    x.screenshot("service-principal.png");
+    let stats = p.sim_stats().await;
+    let grants = &stats["token_by_grant"];
+    // One grant per embed token: the first, and one per renewal; never a user sign-in.
+    assert!(grants["client_credentials"].as_u64() >= Some(4), "{stats}");
+    assert_eq!(grants["password"], Value::Null, "{stats}");
+    assert!(
+        stats["api_by_kind"]["generate_token"].as_u64() >= Some(4),
+        "{stats}"
+    );
+    let s = p.status().await.unwrap();
+    assert_eq!(num(&s, "page_reloads_total"), 0, "{s}");
+    // The player's log names embed tokens by id only.
+    let log = std::fs::read_to_string(out_dir().join("service-principal.log")).unwrap();
+    assert!(log.contains("embed token generated"), "the log is empty?");
+    assert!(!log.contains("H4sI"), "an embed token in the log");
+}

@@ -1,4 +1,5 @@
-//! Every real Microsoft error body in tests/fixtures/aad maps to the problem id written in it.
+//! Every real Microsoft error body in tests/fixtures/aad maps to the problem id written in it
+//! (the S* files: Power BI's answers to a service principal).
 
 use pbikiosk::{Problem, ProblemId};
 
@@ -18,6 +19,9 @@ fn every_fixture_maps_to_its_problem_id() {
         let p = match v["endpoint"].as_str().unwrap() {
             "token" => Problem::from_token_error(status, &body, None),
             "powerbi" => Problem::from_powerbi_error(status, &body, None),
+            // A service principal's calls, and its GenerateToken calls.
+            "powerbi_app" => Problem::from_service_principal_error(status, &body, false),
+            "generate_token" => Problem::from_service_principal_error(status, &body, true),
             other => panic!("{}: unknown endpoint {other}", path.display()),
         };
         let expected: ProblemId = serde_json::from_value(serde_json::json!(expected)).unwrap();
@@ -37,5 +41,5 @@ fn every_fixture_maps_to_its_problem_id() {
         }
         checked += 1;
     }
-    assert!(checked >= 12, "only {checked} fixtures found");
+    assert!(checked >= 17, "only {checked} fixtures found");
 }

@@ -115,7 +115,13 @@
 
   function checkToken(token) {
     if (typeof token !== 'string' || token === '') return Promise.resolve({ valid: false, expired: false });
-    return fetch('/_sim/check-token', { method: 'POST', body: token, cache: 'no-store' })
+    // Embed tokens are checked against what they were made for, like the service does.
+    var q = kind === 'dashboard' ? 'dashboardId=' + encodeURIComponent(dashboardId || '')
+                                 : 'reportId=' + encodeURIComponent(reportId || '');
+    // powerbi-client's models.TokenType: 0 Aad, 1 Embed. The service reads the token as that.
+    var tt = state.config && state.config.tokenType;
+    if (tt === 0 || tt === 1) q += '&tokenType=' + tt;
+    return fetch('/_sim/check-token?' + q, { method: 'POST', body: token, cache: 'no-store' })
       .then(function (r) { if (!r.ok) throw new Error('status ' + r.status); return r.json(); })
       .then(function (v) { return { valid: v.valid !== false, expired: v.expired === true }; })
       .catch(function () { return { valid: true, expired: false }; }); // no simulator endpoint: accept

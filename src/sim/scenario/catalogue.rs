@@ -31,7 +31,11 @@ use super::{
 /// | `certificate-expired` | the app's certificate ended yesterday | `client_certificate_expired` (before anything is sent) |
 /// | `certificate-unregistered` | the app's certificate was never uploaded | `client_certificate_not_registered` (700027) |
 /// | `device-code` | signs in with a code shown on the screen; the demo account approves it after 6 s | `sign_in_required`, then plays |
-pub const NAMES: [&str; 24] = [
+/// | `service-principal` | the app signs in (client credentials), is a member of Sales, Operations and Customer Service, and embeds with embed tokens | (plays) |
+/// | `sp-not-allowed` | as `service-principal`, with the tenant setting for service principals off | `service_principal_not_allowed` (Power BI 401) |
+/// | `sp-rls` | as `service-principal`, and Sales Overview's dataset has row-level security | `embed_token_refused` (GenerateToken 400) |
+/// | `sp-not-member` | as `service-principal`, but the app is a member of no workspace | `report_not_found`, naming workspace membership (Power BI 404) |
+pub const NAMES: [&str; 28] = [
     "good",
     "mfa",
     "federated",
@@ -56,6 +60,10 @@ pub const NAMES: [&str; 24] = [
     "certificate-expired",
     "certificate-unregistered",
     "device-code",
+    "service-principal",
+    "sp-not-allowed",
+    "sp-rls",
+    "sp-not-member",
 ];
 
 impl Scenario {
@@ -79,6 +87,7 @@ impl Scenario {
             consented,
             workspaces: Vec::new(),
             certificates: Vec::new(),
+            powerbi_allowed: true,
         };
         let pages = |names: &[&str]| {
             names
@@ -128,6 +137,7 @@ impl Scenario {
                         pages: pages(&["Summary", "By Region", "By Product", "Trends"]),
                         mobile_layout: true,
                         bookmarks: Vec::new(), // below: they name pages of this report
+                        rls: false,
                     }],
                     dashboards: vec![Dashboard {
                         id: DASHBOARD_EXEC.to_owned(),
@@ -146,6 +156,7 @@ impl Scenario {
                         pages: pages(&["Overview", "Warehouse", "Logistics"]),
                         mobile_layout: false,
                         bookmarks: Vec::new(),
+                        rls: false,
                     }],
                     dashboards: Vec::new(),
                 },
@@ -161,6 +172,7 @@ impl Scenario {
                         pages: pages(&["Tickets", "Satisfaction", "Agents"]),
                         mobile_layout: false,
                         bookmarks: Vec::new(),
+                        rls: false,
                     }],
                     dashboards: Vec::new(),
                 },
@@ -177,6 +189,7 @@ impl Scenario {
                         pages: pages(&["Budget", "Variance", "Forecast"]),
                         mobile_layout: false,
                         bookmarks: Vec::new(),
+                        rls: false,
                     }],
                     dashboards: Vec::new(),
                 },
@@ -191,6 +204,7 @@ impl Scenario {
                 bookmarks: false,
                 client_certificate: None,
                 device_code: false,
+                service_principal: false,
             }),
         };
         s.workspaces[0].reports[0].bookmarks = sales_bookmarks(&s.workspaces[0].reports[0]);
@@ -244,6 +258,22 @@ impl Scenario {
             "device-code" => {
                 demo.device_code = true;
                 s.device_code.auto_approve_seconds = Some(6);
+            }
+            "service-principal" | "sp-not-allowed" | "sp-rls" | "sp-not-member" => {
+                demo.service_principal = true;
+                let app = s.apps.iter_mut().find(|a| a.client_id == APP_ID)?;
+                app.workspaces = vec![
+                    WS_SALES.to_owned(),
+                    WS_OPERATIONS.to_owned(),
+                    WS_SERVICE.to_owned(),
+                ];
+                app.powerbi_allowed = name != "sp-not-allowed";
+                if name == "sp-rls" {
+                    s.workspaces[0].reports[0].rls = true;
+                }
+                if name == "sp-not-member" {
+                    app.workspaces.clear();
+                }
             }
             "outage" => {
                 s.faults.token_outage = true;
