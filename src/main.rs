@@ -72,6 +72,16 @@ enum Command {
         /// trust for that host only.
         #[arg(long, value_name = "PATH", requires = "embed_front")]
         cert_out: Option<PathBuf>,
+        /// With --embed-front: sign the front's certificate with a CA made for this run (as a
+        /// TLS-inspecting proxy does), answer every host `check` probes (embed, cluster, CDN),
+        /// and write the CA (PEM) here, for a config's `cloud.ca_file`.
+        #[arg(
+            long,
+            value_name = "PATH",
+            requires = "embed_front",
+            conflicts_with = "cert_out"
+        )]
+        ca_out: Option<PathBuf>,
     },
     /// Run the player: fullscreen Power BI rotation (what the kiosk service starts).
     Run {
@@ -311,6 +321,7 @@ async fn dispatch(cli: Cli, sources: SecretSources) -> anyhow::Result<ExitCode> 
             scenario,
             embed_front,
             cert_out,
+            ca_out,
         } => {
             anyhow::ensure!(
                 listen.ip().is_loopback(),
@@ -342,11 +353,21 @@ async fn dispatch(cli: Cli, sources: SecretSources) -> anyhow::Result<ExitCode> 
                     let handle = handle.clone();
                     std::sync::Arc::new(move || handle.embed_fault())
                 };
-                let front = sim::front::EmbedFront::start_with_faults(
+                // With --ca-out the door stands for every host `check` probes, each failing as
+                // the scenario says for the embed host (the one host a fault names).
+                let (hosts, cert): (&[&str], _) = if ca_out.is_some() {
+                    (&sim::front::SCREEN_HOSTS, sim::front::FrontCert::RunCa)
+                } else {
+                    (
+                        &[pbikiosk::demo::DEMO_EMBED_HOST],
+                        sim::front::FrontCert::SelfSigned,
+                    )
+                };
+                let front = sim::front::EmbedFront::start_for_hosts(
                     handle.router(),
-                    pbikiosk::demo::DEMO_EMBED_HOST,
-                    sim::front::FrontCert::SelfSigned,
-                    faults,
+                    hosts,
+                    cert,
+                    std::sync::Arc::new(move |_: &str| faults()),
                 )
                 .await
                 .context("starting the https front door")?;
@@ -354,14 +375,19 @@ async fn dispatch(cli: Cli, sources: SecretSources) -> anyhow::Result<ExitCode> 
                     std::fs::write(path, &front.cert_pem)
                         .with_context(|| format!("--cert-out {}", path.display()))?;
                 }
+                if let (Some(path), Some(ca)) = (&ca_out, &front.ca_pem) {
+                    std::fs::write(path, ca)
+                        .with_context(|| format!("--ca-out {}", path.display()))?;
+                }
                 println!(
                     "# embed front: https://{} through the HTTP proxy http://{}{}",
-                    front.host,
+                    hosts.join(", https://"),
                     front.proxy,
-                    cert_out
-                        .as_ref()
-                        .map(|p| format!(" (certificate: {})", p.display()))
-                        .unwrap_or_default()
+                    match (&cert_out, &ca_out) {
+                        (Some(p), _) => format!(" (certificate: {})", p.display()),
+                        (_, Some(p)) => format!(" (CA: {})", p.display()),
+                        _ => String::new(),
+                    }
                 );
                 Some(front)
             } else {

@@ -39,6 +39,14 @@ pub type HostFaultSource = Arc<dyn Fn(&str) -> EmbedFault + Send + Sync>;
 /// How long a hung tunnel is held open before it is dropped (longer than any client waits).
 const HANG: std::time::Duration = std::time::Duration::from_secs(120);
 
+/// Every host `check` probes for the simulator's embeds: the embed host, the cluster its embed
+/// URLs name, and Microsoft's CDN. A front door for all of them lets `check` pass end to end.
+pub const SCREEN_HOSTS: [&str; 3] = [
+    crate::demo::DEMO_EMBED_HOST,
+    super::powerbi::CLUSTER,
+    "content.powerapps.com",
+];
+
 /// How the front door's certificate is made.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FrontCert {

@@ -17,7 +17,7 @@ use super::server::Sim;
 use super::state::{EmbedToken, State, Subject};
 
 /// The cluster Power BI names in `@odata.context` and in the embed `config`.
-const CLUSTER: &str = "wabi-north-europe-redirect.analysis.windows.net";
+pub(crate) const CLUSTER: &str = "wabi-north-europe-redirect.analysis.windows.net";
 
 pub(crate) fn routes() -> Router<Sim> {
     Router::new()
