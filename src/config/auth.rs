@@ -165,18 +165,14 @@ fn device_code(
     client_id: &str,
     permanent_retry: Duration,
 ) -> Result<AuthConfig, ConfigError> {
-    for key in NOT_FOR_DEVICE_CODE {
-        if let Some(v) = s.get(key) {
-            return Err(cx.invalid(
-                &s.key(key),
-                Some(&v.span()),
-                format!(
-                    "{key} is not used with method = \"device_code\": a person signs in on their own phone, and the screen stores no password or secret"
-                ),
-                format!("Remove {key} from [auth] (the app registration must allow public client flows), or set method = \"password\"."),
-            ));
-        }
-    }
+    refuse_keys(
+        cx,
+        s,
+        NOT_FOR_DEVICE_CODE,
+        "device_code",
+        "a person signs in on their own phone, and the screen stores no password or secret",
+        "(the app registration must allow public client flows), or set method = \"password\".",
+    )?;
     let token_cache = match s.string(cx, "token_cache")? {
         Some((path, span)) if path.trim().is_empty() => {
             return Err(cx.invalid(
@@ -220,16 +216,14 @@ fn service_principal(
     client_id: &str,
     permanent_retry: Duration,
 ) -> Result<AuthConfig, ConfigError> {
-    for key in USER_KEYS {
-        if let Some(v) = s.get(key) {
-            return Err(cx.invalid(
-                &s.key(key),
-                Some(&v.span()),
-                format!("{key} is not used with method = \"service_principal\": the app signs in as itself, with no user account"),
-                format!("Remove {key} from [auth] (and delete any password file), or set method = \"password\" to sign in as a service account."),
-            ));
-        }
-    }
+    refuse_keys(
+        cx,
+        s,
+        USER_KEYS,
+        "service_principal",
+        "the app signs in as itself, with no user account",
+        "(and delete any password file), or set method = \"password\" to sign in as a service account.",
+    )?;
     // A secret or a certificate: the app proves itself the same way as with a password.
     let client = certificate::client_credential(cx, s)?;
     Ok(AuthConfig {
@@ -243,6 +237,28 @@ fn service_principal(
         permanent_retry,
         token_cache: None,
     })
+}
+
+/// Refuse the first of `keys` that `[auth]` sets: `method` has no use for it (`why`), and a
+/// value kept for nothing would mislead whoever reads the file. `fix` follows "Remove <key>
+/// from [auth]".
+fn refuse_keys(
+    cx: &Ctx,
+    s: &Section,
+    keys: &[&str],
+    method: &str,
+    why: &str,
+    fix: &str,
+) -> Result<(), ConfigError> {
+    match keys.iter().find_map(|k| s.get(k).map(|v| (*k, v))) {
+        Some((key, v)) => Err(cx.invalid(
+            &s.key(key),
+            Some(&v.span()),
+            format!("{key} is not used with method = \"{method}\": {why}"),
+            format!("Remove {key} from [auth] {fix}"),
+        )),
+        None => Ok(()),
+    }
 }
 
 fn check_tenant(cx: &Ctx, key: &str, tenant: &str, span: &Range<usize>) -> Result<(), ConfigError> {
