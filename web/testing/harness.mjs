@@ -78,7 +78,14 @@ export async function startServers(options = {}) {
     const url = new URL(req.url, 'https://app.powerbi.com');
     requests.push(req.method + ' ' + req.url);
     if (url.pathname === '/reportEmbed' || url.pathname === '/dashboardEmbed') return sendFile(res, join(EMBED, 'embed.html'));
-    if (url.pathname === '/sim-embed.js') return sendFile(res, join(EMBED, 'embed.js'));
+    if (url.pathname === '/sim-embed.js') {
+      // Playwright's Chromium contexts are incognito, and Chromium blocks third-party cookies
+      // there by design (no switch lifts it), so the fake embed page's storage check is off in
+      // these page-protocol tests; the end-to-end tests run it in the player's own web view.
+      res.writeHead(200, { 'content-type': 'text/javascript', 'cache-control': 'no-store' });
+      res.end('var PBISIM_STORAGE_CHECK = false;\n' + readFileSync(join(EMBED, 'embed.js'), 'utf8'));
+      return;
+    }
     if (simEndpoints && url.pathname === '/_sim/embed-info') {
       const id = url.searchParams.get('reportId') || url.searchParams.get('dashboardId');
       const info = CATALOG[id];

@@ -361,7 +361,11 @@
   // The real embed page keeps its session in cookies (SameSite=None; Secure) and uses
   // localStorage, inside this frame, which is a third party to the page that embeds it. A
   // browser policy that blocks either breaks the real service, so it fails here too.
+  // A host that cannot lift a block on purpose (Playwright's Chromium contexts are incognito,
+  // which blocks third-party cookies by design) sets PBISIM_STORAGE_CHECK = false before this
+  // script; the player's own web view never does.
   function blockedStorage() {
+    if (typeof PBISIM_STORAGE_CHECK !== 'undefined' && PBISIM_STORAGE_CHECK === false) return null;
     var blocked = [];
     var v = newId();
     try {
