@@ -62,6 +62,12 @@ test('a bookmark in prepare opens its page with its label, as the player asks fo
   await page.screenshot({ path: join(OUT, 'bookmark-night.png') });
 });
 
+/** Wait (up to 5 s) until the simulator has heard of at least `n` bookmark requests. */
+async function bookmarkRecords(n) {
+  const until = Date.now() + 5000;
+  while (env.servers.bookmarks.length < n && Date.now() < until) await new Promise((r) => setTimeout(r, 25));
+}
+
 test('bookmarksManager: list, apply by name, unknown name refused, apply a captured state', async () => {
   const list = await withReport('night', (r) => r.bookmarksManager.getBookmarks());
   assert.deepEqual(list.ok.map((b) => [b.name, b.displayName]), [['BookmarkNight', 'Night shift'], ['BookmarkDay', 'Day shift']]);
@@ -89,6 +95,9 @@ test('bookmarksManager: list, apply by name, unknown name refused, apply a captu
   const badState = await withReport('night', (r) => r.bookmarksManager.applyState('bm90LWEtc3RhdGU='));
   assert.equal(badState.error && badState.error.message, 'BookmarkNotFound', JSON.stringify(badState));
 
+  // The frame tells the simulator of each request without waiting for it: the last report can
+  // come after the reply the test already has.
+  await bookmarkRecords(5);
   assert.deepEqual(env.servers.bookmarks.slice(1), [
     { name: 'BookmarkDay', known: true }, { name: 'BookmarkMisspelt', known: false },
     { name: 'BookmarkNight', known: true }, { name: '(state)', known: false }
@@ -102,5 +111,6 @@ test('a bookmark name the report lacks: the report opens on the asked page, plai
   assert.deepEqual(await drawn('ghost'), { page: 'Line Status', label: '', bookmark: null });
   const after = (await outbox(page)).slice(n);
   assert.equal(after.filter((m) => m.type === 'error' || m.type === 'js_error').length, 0, JSON.stringify(after));
+  await bookmarkRecords(6);
   assert.deepEqual(env.servers.bookmarks.at(-1), { name: 'BookmarkGone', known: false });
 });
