@@ -89,7 +89,11 @@ pub enum ToPage {
         key: String,
         page: String,
     },
+    /// A renewed token for every live embed, or with `key` for that embed only (an item
+    /// with a token of its own: a service principal's dashboard).
     SetToken {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        key: Option<String>,
         #[serde(with = "exposed")]
         access_token: Secret,
     },
@@ -222,9 +226,16 @@ mod tests {
         assert_eq!(v["report_layout"], "fit_width");
         assert!(!format!("{m:?}").contains("TOKEN-XYZ"));
         let t = ToPage::SetToken {
+            key: None,
             access_token: "TOKEN-XYZ".into(),
         };
         assert!(!format!("{t:?}").contains("TOKEN-XYZ"));
+        assert!(serde_json::to_value(&t).unwrap().get("key").is_none());
+        let keyed = ToPage::SetToken {
+            key: Some("e2".into()),
+            access_token: "TOKEN-XYZ".into(),
+        };
+        assert_eq!(serde_json::to_value(&keyed).unwrap()["key"], "e2");
         assert_eq!(
             serde_json::to_value(ToPage::HideStatus).unwrap()["type"],
             "hide_status"

@@ -545,9 +545,7 @@ async fn embed_token_lines(
                 let line = match res {
                     Ok(_) => Line::ok(
                         "embed token",
-                        format!(
-                            "{name}: Power BI gives the dashboard an embed token; the player does not show dashboards with method = \"service_principal\""
-                        ),
+                        format!("{name}: Power BI gives the dashboard its own embed token"),
                     ),
                     Err(p) => Line::from_problem("embed token", &p),
                 };

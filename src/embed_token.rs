@@ -5,13 +5,16 @@
 //! A service principal's Entra token cannot be given to the page: Power BI only lets an app
 //! embed with an *embed token*. One multi-resource token (`POST /v1.0/myorg/GenerateToken`)
 //! covers every report of the playlist and their datasets, so the player keeps handing one
-//! token to every embed, and renews it the way it renews an Entra token today.
+//! token to every report embed, and renews it the way it renews an Entra token today.
+//! Dashboards cannot be named in that call: each gets a token of its own from its own
+//! GenerateToken, carried next to the shared one as [`ItemTokens`].
 
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
 use crate::problem::{Problem, ProblemId};
+use crate::secret::Secret;
 
 /// The most reports (and datasets) one GenerateToken call may name.
 pub(crate) const MAX_ITEMS: usize = 50;
@@ -108,6 +111,38 @@ impl TokenRequest {
             target_workspaces: Vec::new(),
             identities,
         })
+    }
+}
+
+/// The embed tokens of single items (dashboards), by item id, next to the shared token of
+/// the reports. Empty when every embed uses the shared token (a user's Entra token, or a
+/// service principal's playlist of reports only).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ItemTokens(Vec<(String, Secret)>);
+
+impl ItemTokens {
+    pub(crate) fn insert(&mut self, id: &str, token: Secret) {
+        let id = id.to_ascii_lowercase();
+        match self.0.iter_mut().find(|(k, _)| *k == id) {
+            Some(slot) => slot.1 = token,
+            None => self.0.push((id, token)),
+        }
+    }
+
+    /// The token made for item `id` (ids compare without case, as Power BI's GUIDs do).
+    pub(crate) fn get(&self, id: &str) -> Option<&Secret> {
+        self.0
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(id))
+            .map(|(_, t)| t)
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.0.len()
     }
 }
 
@@ -280,6 +315,20 @@ mod tests {
                 .get("identities")
                 .is_none()
         );
+    }
+
+    #[test]
+    fn item_tokens_are_found_by_id_without_case_and_replaced() {
+        let mut t = ItemTokens::default();
+        assert!(t.is_empty());
+        t.insert("ABC-1", Secret::new("first"));
+        t.insert("abc-1", Secret::new("second"));
+        t.insert("def-2", Secret::new("third"));
+        assert_eq!(t.len(), 2);
+        assert_eq!(t.get("Abc-1").map(Secret::expose), Some("second"));
+        assert_eq!(t.get("def-2").map(Secret::expose), Some("third"));
+        assert_eq!(t.get("other"), None);
+        assert!(!format!("{t:?}").contains("second"), "a token in Debug");
     }
 
     #[test]

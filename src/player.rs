@@ -224,6 +224,8 @@ impl ItemState {
 #[derive(Default)]
 struct Tokens {
     current: Option<Secret>,
+    /// Tokens of single items (a service principal's dashboards), renewed with `current`.
+    items: crate::embed_token::ItemTokens,
     generation: u64,
     /// Any answer beyond "starting" arrived (tells signing in from starting).
     seen: bool,
@@ -344,18 +346,20 @@ impl Player {
         match state {
             TokenState::Starting => {}
             TokenState::Valid {
-                token, generation, ..
+                token,
+                item_tokens,
+                generation,
+                ..
             } => {
                 let refreshed = self.tokens.current.is_some() || self.tokens.generation > 0;
+                self.tokens.items = item_tokens;
                 if generation != self.tokens.generation {
                     if refreshed {
                         self.counters.token_refreshes += 1;
                     }
                     self.tokens.generation = generation;
                     if self.page.ready && (self.visible.is_some() || self.pending.is_some()) {
-                        out.push(Output::Page(ToPage::SetToken {
-                            access_token: token.clone(),
-                        }));
+                        self.hand_over(&token, out);
                     }
                 }
                 self.tokens.current = Some(token);
@@ -385,6 +389,33 @@ impl Player {
                 self.tokens.problem = Some((problem, next_attempt));
             }
         }
+    }
+
+    /// Give the live embeds the renewed tokens. With one token for all (a user's, or the
+    /// reports' embed token) one message reaches every embed; when some items hold their own
+    /// (a service principal's dashboards), each embed is told its own, by key.
+    fn hand_over(&self, shared: &Secret, out: &mut Vec<Output>) {
+        if self.tokens.items.is_empty() {
+            out.push(Output::Page(ToPage::SetToken {
+                key: None,
+                access_token: shared.clone(),
+            }));
+            return;
+        }
+        for e in self.embeds() {
+            out.push(Output::Page(ToPage::SetToken {
+                key: Some(e.key.clone()),
+                access_token: self.token_for(e.item, shared).clone(),
+            }));
+        }
+    }
+
+    /// The token item `i` embeds with: its own if it has one, else the shared one.
+    fn token_for<'a>(&'a self, i: usize, shared: &'a Secret) -> &'a Secret {
+        self.item(i)
+            .filter(|it| it.resolved.kind == crate::content::ContentKind::Dashboard)
+            .and_then(|it| self.tokens.items.get(&it.resolved.id))
+            .unwrap_or(shared)
     }
 
     fn on_resolved(
@@ -715,6 +746,7 @@ mod tests {
     pub(super) fn token(generation: u64) -> TokenState {
         TokenState::Valid {
             token: Secret::new(format!("TOKEN-{generation}")),
+            item_tokens: Default::default(),
             expires_at: Instant::now() + Duration::from_secs(3600),
             generation,
         }
@@ -802,7 +834,7 @@ mod tests {
             let out = r.at(g * 36).send(Input::Token(token(g)));
             assert_eq!(
                 out.iter()
-                    .filter(|o| matches!(o, Output::Page(ToPage::SetToken { access_token }) if access_token.expose() == format!("TOKEN-{g}")))
+                    .filter(|o| matches!(o, Output::Page(ToPage::SetToken { key: None, access_token }) if access_token.expose() == format!("TOKEN-{g}")))
                     .count(),
                 1,
                 "{out:?}"
@@ -821,6 +853,108 @@ mod tests {
             o,
             Output::Page(ToPage::SetToken { .. })
         )));
+    }
+
+    /// A service principal's dashboard embeds with its own embed token; a renewal hands each
+    /// live embed its own token, by key, and reloads nothing.
+    #[test]
+    fn a_dashboard_embeds_with_its_own_token_and_gets_its_own_renewal() {
+        let sp = |g: u64| {
+            let mut items = crate::embed_token::ItemTokens::default();
+            items.insert("ID-BOARD", Secret::new(format!("DASH-{g}")));
+            TokenState::Valid {
+                token: Secret::new(format!("TOKEN-{g}")),
+                item_tokens: items,
+                expires_at: Instant::now() + Duration::from_secs(3600),
+                generation: g,
+            }
+        };
+        let prepares = |out: &[Output]| -> Vec<(String, ContentKind, String)> {
+            out.iter()
+                .filter_map(|o| match o {
+                    Output::Page(ToPage::Prepare {
+                        key,
+                        kind,
+                        access_token,
+                        ..
+                    }) => Some((key.clone(), *kind, access_token.expose().to_owned())),
+                    _ => None,
+                })
+                .collect()
+        };
+        let mut r = Rig::new();
+        r.page(FromPage::Ready { version: None });
+        r.send(Input::Token(sp(1)));
+        let out = r.send(Input::Resolved(Ok(vec![
+            Ok(item("Sales", ContentKind::Report, &["A"], 10)),
+            Ok(item("Board", ContentKind::Dashboard, &[], 10)),
+        ])));
+        let mut made = prepares(&out);
+        assert_eq!(
+            made,
+            vec![("e1".to_string(), ContentKind::Report, "TOKEN-1".to_string())]
+        );
+        // Play on until the dashboard is on screen and the report prepared behind it.
+        let mut rendered = 0;
+        for t in 0..=25 {
+            let mut out = r.at(t).tick();
+            while rendered < made.len() {
+                rendered += 1;
+                out.extend(r.rendered(&made[rendered - 1].0));
+            }
+            made.extend(prepares(&out));
+        }
+        let dash = made
+            .iter()
+            .find(|(_, kind, _)| *kind == ContentKind::Dashboard)
+            .expect("the dashboard was prepared");
+        assert_eq!(
+            dash.2, "DASH-1",
+            "the dashboard embedded with the shared token"
+        );
+        assert!(
+            made.iter()
+                .filter(|(_, kind, _)| *kind == ContentKind::Report)
+                .all(|(_, _, t)| t == "TOKEN-1"),
+            "{made:?}"
+        );
+
+        // Renewed at the same instant, so nothing else is due.
+        let out = r.send(Input::Token(sp(2)));
+        assert!(prepares(&out).is_empty(), "{out:?}");
+        let handed: Vec<(Option<String>, String)> = out
+            .iter()
+            .filter_map(|o| match o {
+                Output::Page(ToPage::SetToken { key, access_token }) => {
+                    Some((key.clone(), access_token.expose().to_owned()))
+                }
+                _ => None,
+            })
+            .collect();
+        let live: Vec<&Embed> = r.p.embeds().collect();
+        assert_eq!(handed.len(), live.len(), "{handed:?}");
+        assert!(
+            handed.iter().any(|(_, t)| t == "DASH-2"),
+            "the dashboard is not live: {handed:?}"
+        );
+        for e in live {
+            let kind = made.iter().find(|(k, _, _)| *k == e.key).unwrap().1;
+            let want = match kind {
+                ContentKind::Dashboard => "DASH-2",
+                ContentKind::Report => "TOKEN-2",
+            };
+            assert!(
+                handed.contains(&(Some(e.key.clone()), want.to_owned())),
+                "{} ({kind:?}) did not get {want}: {handed:?}",
+                e.key
+            );
+        }
+        assert!(!has(&out, |o| matches!(
+            o,
+            Output::Page(ToPage::Reload { .. }) | Output::ReloadPage
+        )));
+        assert_eq!(r.p.snapshot().page_reloads_total, 0);
+        assert_eq!(r.p.snapshot().token_refreshes_total, 1);
     }
 
     #[test]

@@ -473,17 +473,6 @@ impl PowerBiClient {
     ) -> Result<Vec<Result<Item, Problem>>, Problem> {
         let mut out = Vec::with_capacity(items.len());
         for it in items {
-            if self.app_only && it.kind == ContentKind::Dashboard {
-                // The page holds one token for every embed; a dashboard's embed token cannot
-                // be that one, so it is named rather than left to fail in the web view.
-                out.push(Err(Problem::new(ProblemId::Config)
-                    .with_cause(format!(
-                        "Dashboard {} is not played with method = \"service_principal\": the player shows reports with one embed token, and a dashboard needs its own.",
-                        it.id
-                    ))
-                    .with_fix("Show the dashboard's reports instead, or sign in with method = \"password\".")));
-                continue;
-            }
             match self
                 .resolve(token, &it.workspace, it.kind, &it.id, &it.pages)
                 .await

@@ -293,11 +293,14 @@
     });
   }
 
+  // Without a key the token is for every embed; with one (an item holding a token of its own,
+  // such as a dashboard's embed token) for that embed only.
   function setToken(m) {
     rememberToken(m.access_token);
     Object.keys(embeds).forEach(function (key) {
       var e = embeds[key];
       if (!e.embed) return;
+      if (m.key && m.key !== key) return;
       Promise.resolve().then(function () { return e.embed.setAccessToken(m.access_token); }).then(function () {
         stripTokenAttribute(e.container);
         send('token_applied', { key: key, ok: true });

@@ -23,7 +23,7 @@
     },
     show: { key: 'string' },
     set_page: { key: 'string', page: 'string' },
-    set_token: { access_token: 'string' },
+    set_token: { access_token: 'string', key: 'opt:string' },
     refresh: { key: 'string' },
     reload: { key: 'string' },
     discard: { key: 'string' },

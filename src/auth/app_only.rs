@@ -1,5 +1,5 @@
 //! Sign-in as a service principal, for the player: the client-credentials grant, then one
-//! Power BI embed token for every report of the playlist.
+//! Power BI embed token for every report of the playlist, and one per dashboard.
 //!
 //! [`EmbedTokenEndpoint`] is a [`TokenEndpoint`] whose "access token" is the embed token, so
 //! the session's rules (renew at 60 % of the lifetime, back off, wait out a failure a person
@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::TokenGrant;
 use super::client::{AadClient, Secrets, TokenEndpoint};
@@ -17,7 +17,7 @@ use super::lifetime::Bounds;
 use super::realm::Realm;
 use crate::config::PlaylistItem;
 use crate::content::ContentKind;
-use crate::embed_token::{Target, TokenRequest};
+use crate::embed_token::{ItemTokens, Target, TokenRequest};
 use crate::powerbi::PowerBiClient;
 use crate::problem::{Problem, ProblemId};
 use crate::secret::Secret;
@@ -108,17 +108,25 @@ impl EmbedTokenEndpoint {
             };
             targets.push(target(it, dataset));
         }
-        if !self.items.iter().any(|i| i.kind == ContentKind::Report) {
-            return Err(Problem::new(ProblemId::Config)
-                .with_cause("The playlist has no report: with method = \"service_principal\" the player shows reports only (a dashboard needs an embed token of its own).")
-                .with_fix("Add [[playlist]] entries for reports (run `pbikiosk reports --toml`)."));
-        }
-        if targets.is_empty() {
-            return Err(Problem::new(ProblemId::ReportNotFound).with_cause(
-                "No report of the playlist was found for the app, so there is nothing to make an embed token for.",
-            ).with_fix("Add the app to the playlist's workspaces as Member, Contributor or Admin, or fix the ids in [[playlist]] (run `pbikiosk reports`)."));
-        }
-        let request = TokenRequest::for_targets(&targets)?;
+        let items = self.dashboard_tokens(&grant.access_token).await?;
+        let Some(request) = (!targets.is_empty())
+            .then(|| TokenRequest::for_targets(&targets))
+            .transpose()?
+        else {
+            // Dashboards only: each embeds with its own token, and the shared one is the
+            // first dashboard's (no report uses it).
+            let Some(shared) = items.tokens.first().cloned() else {
+                return Err(nothing_found(
+                    self.items.iter().any(|i| i.kind == ContentKind::Report),
+                ));
+            };
+            return Ok(TokenGrant {
+                access_token: shared,
+                refresh_token: None,
+                expires_in: items.valid_for.min(grant.expires_in),
+                item_tokens: items.by_id,
+            });
+        };
         let embed = self
             .api
             .generate_embed_token(&grant.access_token, &request, self.bounds)
@@ -126,16 +134,84 @@ impl EmbedTokenEndpoint {
         tracing::info!(
             token_id = %embed.token_id,
             reports = targets.len(),
+            dashboards = items.by_id.len(),
             valid_s = embed.valid_for.as_secs(),
             "embed token generated"
         );
         Ok(TokenGrant {
             access_token: embed.token,
             refresh_token: None,
-            // An embed token dies with the Entra token it was made from.
-            expires_in: embed.valid_for.min(grant.expires_in),
+            // An embed token dies with the Entra token it was made from; the renewal covers
+            // the dashboards' tokens too, so the earliest of them all counts.
+            expires_in: embed.valid_for.min(items.valid_for).min(grant.expires_in),
+            item_tokens: items.by_id,
         })
     }
+
+    /// One embed token per dashboard of the playlist (GenerateToken under the dashboard): a
+    /// dashboard cannot be named in the reports' multi-resource call.
+    async fn dashboard_tokens(&self, entra: &Secret) -> Result<DashboardTokens, Problem> {
+        let mut out = DashboardTokens {
+            by_id: ItemTokens::default(),
+            tokens: Vec::new(),
+            valid_for: Duration::MAX,
+        };
+        for it in self
+            .items
+            .iter()
+            .filter(|i| i.kind == ContentKind::Dashboard)
+        {
+            if out.by_id.get(&it.id).is_some() {
+                continue;
+            }
+            match self
+                .api
+                .generate_dashboard_token(entra, &it.workspace, &it.id, self.bounds)
+                .await
+            {
+                Ok(t) => {
+                    tracing::info!(
+                        token_id = %t.token_id,
+                        dashboard = %it.id,
+                        valid_s = t.valid_for.as_secs(),
+                        "dashboard embed token generated"
+                    );
+                    out.valid_for = out.valid_for.min(t.valid_for);
+                    out.by_id.insert(&it.id, t.token.clone());
+                    out.tokens.push(t.token);
+                }
+                // Resolving the playlist names the missing dashboard; the others still play.
+                Err(p) if p.id == ProblemId::ReportNotFound => {
+                    tracing::warn!(dashboard = %it.id, problem = %p, "dashboard left out of the embed tokens");
+                }
+                Err(p) => return Err(p),
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The dashboards' embed tokens of one renewal.
+struct DashboardTokens {
+    by_id: ItemTokens,
+    /// The same tokens in playlist order.
+    tokens: Vec<Secret>,
+    /// The shortest lifetime among them (`Duration::MAX` for none).
+    valid_for: Duration,
+}
+
+/// Nothing of the playlist was found for the app, so no embed token can be made.
+fn nothing_found(any_report: bool) -> Problem {
+    let what = if any_report {
+        "report"
+    } else {
+        "report or dashboard"
+    };
+    Problem::new(ProblemId::ReportNotFound)
+        .with_cause(format!(
+            "No {what} of the playlist was found for the app, so there is nothing to make an embed token for."
+        ))
+        .with_fix("Add the app to the playlist's workspaces as Member, Contributor or Admin, or fix the ids in [[playlist]] (run `pbikiosk reports`).")
 }
 
 /// What the embed token must cover for one report item.
@@ -265,6 +341,79 @@ mod tests {
         assert!(stats.token_by_grant.get("client_credentials") >= Some(&3));
         // The datasets were looked up once, not at every renewal.
         assert_eq!(stats.api_by_kind.get("report").copied(), Some(3));
+    }
+
+    /// What the simulator's embed page says of `token` for `item` (`reportId` / `dashboardId`).
+    async fn opens(sim: &SimHandle, param: &str, item: &str, token: &Secret) -> bool {
+        let v: serde_json::Value = reqwest::Client::new()
+            .post(format!(
+                "{}/_sim/check-token?{param}={item}&tokenType=1",
+                sim.base_url()
+            ))
+            .body(token.expose().to_owned())
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        v["valid"] == true
+    }
+
+    /// A dashboard cannot be named in the reports' token: it gets one of its own, which opens
+    /// it (and the reports' token does not), renewed together with the reports' token.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_dashboard_gets_its_own_embed_token_renewed_with_the_reports() {
+        use crate::sim::scenario::builtin_ids::{DASHBOARD_EXEC, REPORT_SALES};
+        let mut scenario = Scenario::named("sp-dashboard").unwrap();
+        scenario.token_lifetime_seconds = 5;
+        let (sim, service, _) = start(scenario).await;
+        service.token().await.expect("an embed token");
+        let held = |s: TokenState| match s {
+            TokenState::Valid {
+                token,
+                item_tokens,
+                generation,
+                ..
+            } => (token, item_tokens, generation),
+            other => panic!("no token: {other:?}"),
+        };
+        let (shared, items, first) = held(service.current());
+        assert_eq!(items.len(), 1);
+        let dash = items
+            .get(DASHBOARD_EXEC)
+            .expect("the dashboard's token")
+            .clone();
+        assert_ne!(dash, shared);
+        assert!(opens(&sim, "dashboardId", DASHBOARD_EXEC, &dash).await);
+        assert!(!opens(&sim, "dashboardId", DASHBOARD_EXEC, &shared).await);
+        assert!(opens(&sim, "reportId", REPORT_SALES, &shared).await);
+        assert!(!opens(&sim, "reportId", REPORT_SALES, &dash).await);
+
+        // Renewed at 60 % of 5 s: a new dashboard token comes with the new shared one.
+        tokio::time::sleep(Duration::from_secs(4)).await;
+        let (shared2, items2, second) = held(service.current());
+        assert!(second > first, "not renewed");
+        let dash2 = items2.get(DASHBOARD_EXEC).expect("renewed dashboard token");
+        assert_ne!(dash2, &dash);
+        assert_ne!(shared2, shared);
+        assert!(opens(&sim, "dashboardId", DASHBOARD_EXEC, dash2).await);
+        // One GenerateToken for the reports and one for the dashboard per renewal.
+        let stats = sim.stats();
+        let generated = stats
+            .api_by_kind
+            .get("generate_token")
+            .copied()
+            .unwrap_or(0);
+        assert_eq!(
+            generated,
+            2 * stats
+                .token_by_grant
+                .get("client_credentials")
+                .copied()
+                .unwrap_or(0),
+            "{stats:?}"
+        );
     }
 
     #[tokio::test(flavor = "multi_thread")]

@@ -155,6 +155,7 @@ pub(crate) fn parse_grant(body: &str, lifetimes: Bounds) -> Result<TokenGrant, P
         access_token: Secret::new(access),
         refresh_token: b.refresh_token.filter(|t| !t.is_empty()).map(Secret::new),
         expires_in,
+        item_tokens: Default::default(),
     })
 }
 

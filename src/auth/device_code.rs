@@ -686,6 +686,7 @@ async fn run<E: DeviceEndpoint>(
                 generation += 1;
                 Some(TokenState::Valid {
                     token: token.clone(),
+                    item_tokens: Default::default(),
                     expires_at: session.expires_at().unwrap_or(now),
                     generation,
                 })
@@ -739,6 +740,7 @@ mod tests {
             access_token: Secret::new("at"),
             refresh_token: rt.map(Secret::new),
             expires_in: Duration::from_secs(3600),
+            item_tokens: Default::default(),
         }
     }
 

@@ -36,6 +36,9 @@ pub struct TokenGrant {
     pub access_token: Secret,
     pub refresh_token: Option<Secret>,
     pub expires_in: Duration,
+    /// Embed tokens of single items (a service principal's dashboards); `expires_in` covers
+    /// them too.
+    pub item_tokens: crate::embed_token::ItemTokens,
 }
 
 /// The sign-in settings, taken from the config.

@@ -21,6 +21,8 @@ pub enum TokenState {
     /// refresh from a repeat.
     Valid {
         token: Secret,
+        /// Tokens of single items (a service principal's dashboards), renewed with `token`.
+        item_tokens: crate::embed_token::ItemTokens,
         // The player trusts the service to hand out live tokens; the service's own tests read
         // this to prove it never serves an expired one.
         #[cfg_attr(not(test), expect(dead_code))]
@@ -135,6 +137,7 @@ async fn run<E: TokenEndpoint>(
                 generation += 1;
                 Some(TokenState::Valid {
                     token: token.clone(),
+                    item_tokens: session.item_tokens(),
                     expires_at: session.expires_at().unwrap_or(now),
                     generation,
                 })

@@ -39,6 +39,7 @@ const REFRESH_AT: f64 = 0.6;
 
 struct Held {
     access: Secret,
+    items: crate::embed_token::ItemTokens,
     refresh: Option<Secret>,
     issued: Instant,
     expires: Instant,
@@ -112,6 +113,14 @@ impl<E: TokenEndpoint> TokenSession<E> {
             .as_ref()
             .filter(|h| now + margin(h.expires - h.issued) < h.expires)
             .map(|h| &h.access)
+    }
+
+    /// The embed tokens of single items that came with the held token (none for a user).
+    pub(crate) fn item_tokens(&self) -> crate::embed_token::ItemTokens {
+        self.held
+            .as_ref()
+            .map(|h| h.items.clone())
+            .unwrap_or_default()
     }
 
     /// When the held token stops being served.
@@ -193,6 +202,7 @@ impl<E: TokenEndpoint> TokenSession<E> {
                     .or_else(|| self.held.take().and_then(|h| h.refresh));
                 self.held = Some(Held {
                     access: grant.access_token,
+                    items: grant.item_tokens,
                     refresh,
                     issued: now,
                     expires,
@@ -351,6 +361,7 @@ mod tests {
             access_token: Secret::new(format!("at-{n}")),
             refresh_token: Some(Secret::new(format!("rt-{n}"))),
             expires_in: Duration::from_secs(secs),
+            item_tokens: Default::default(),
         })
     }
 

@@ -110,7 +110,7 @@ impl Player {
             id: item.resolved.id.clone(),
             group_id: item.resolved.workspace.clone(),
             embed_url: item.resolved.embed_url.clone(),
-            access_token: token.clone(),
+            access_token: self.token_for(s.item, token).clone(),
             token_type: self.settings.token_type,
             page: s.page.clone(),
             bookmark: s.bookmark.clone(),

@@ -187,7 +187,8 @@ impl SimHandle {
         let base = &self.shared.base_url;
         if demo.is_some_and(|d| d.service_principal) {
             let keys = account.map(|a| a.workspaces.as_slice()).unwrap_or_default();
-            return service_principal_snippet(sc, app, &tenant, base, keys);
+            let dashboards = demo.is_some_and(|d| d.dashboards);
+            return service_principal_snippet(sc, app, &tenant, base, keys, dashboards);
         }
         if demo.is_some_and(|d| d.device_code) {
             // A public client: no secret and no account; a person signs in with a code.
@@ -290,6 +291,7 @@ fn service_principal_snippet(
     tenant: &str,
     base: &str,
     keys: &[String],
+    dashboards: bool,
 ) -> String {
     let q = |s: &str| toml::Value::String(s.to_owned()).to_string();
     let mut out = format!(
@@ -315,6 +317,19 @@ fn service_principal_snippet(
                 q(&w.id),
                 q(&r.id)
             ));
+        }
+    }
+    if dashboards {
+        for w in sc.workspaces_named(keys) {
+            for d in &w.dashboards {
+                out.push_str(&format!(
+                    "\n[[playlist]]\n# {} / {}\nworkspace = {}\ndashboard = {}\n",
+                    w.name,
+                    d.name,
+                    q(&w.id),
+                    q(&d.id)
+                ));
+            }
         }
     }
     out

@@ -444,6 +444,9 @@ pub struct DemoTarget {
     /// reports.
     #[serde(default)]
     pub(crate) service_principal: bool,
+    /// The playlist also lists the dashboards of those workspaces, after their reports.
+    #[serde(default)]
+    pub(crate) dashboards: bool,
 }
 
 fn default_resource() -> String {

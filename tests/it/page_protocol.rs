@@ -127,6 +127,12 @@ fn to_page_examples() -> Vec<ToPage> {
             page: "ReportSection3".into(),
         },
         ToPage::SetToken {
+            key: None,
+            access_token: TOKEN.into(),
+        },
+        // A dashboard's own embed token, for that embed only.
+        ToPage::SetToken {
+            key: Some("e2".into()),
             access_token: TOKEN.into(),
         },
         ToPage::Refresh { key: "e1".into() },

@@ -35,7 +35,8 @@ use super::{
 /// | `sp-not-allowed` | as `service-principal`, with the tenant setting for service principals off | `service_principal_not_allowed` (Power BI 401) |
 /// | `sp-rls` | as `service-principal`, and Sales Overview's dataset has row-level security | `embed_token_refused` (GenerateToken 400) |
 /// | `sp-not-member` | as `service-principal`, but the app is a member of no workspace | `report_not_found`, naming workspace membership (Power BI 404) |
-pub const NAMES: [&str; 28] = [
+/// | `sp-dashboard` | as `service-principal`, and the playlist shows the Executive Dashboard after the reports (its own embed token) | (plays) |
+pub const NAMES: [&str; 29] = [
     "good",
     "mfa",
     "federated",
@@ -64,6 +65,7 @@ pub const NAMES: [&str; 28] = [
     "sp-not-allowed",
     "sp-rls",
     "sp-not-member",
+    "sp-dashboard",
 ];
 
 impl Scenario {
@@ -205,6 +207,7 @@ impl Scenario {
                 client_certificate: None,
                 device_code: false,
                 service_principal: false,
+                dashboards: false,
             }),
         };
         s.workspaces[0].reports[0].bookmarks = sales_bookmarks(&s.workspaces[0].reports[0]);
@@ -259,8 +262,10 @@ impl Scenario {
                 demo.device_code = true;
                 s.device_code.auto_approve_seconds = Some(6);
             }
-            "service-principal" | "sp-not-allowed" | "sp-rls" | "sp-not-member" => {
+            "service-principal" | "sp-not-allowed" | "sp-rls" | "sp-not-member"
+            | "sp-dashboard" => {
                 demo.service_principal = true;
+                demo.dashboards = name == "sp-dashboard";
                 let app = s.apps.iter_mut().find(|a| a.client_id == APP_ID)?;
                 app.workspaces = vec![
                     WS_SALES.to_owned(),
