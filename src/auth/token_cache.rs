@@ -146,7 +146,7 @@ impl TokenCache {
     }
 
     fn write_atomically(&self, bytes: &[u8]) -> std::io::Result<()> {
-        use std::os::unix::fs::PermissionsExt as _;
+        use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
         let dir = self.dir();
         // tempfile creates the file with mode 0600, so the token is never readable by others,
         // not even for a moment.
@@ -155,11 +155,27 @@ impl TokenCache {
             .tempfile_in(dir)?;
         tmp.as_file()
             .set_permissions(fs::Permissions::from_mode(0o600))?;
+        let folder = fs::metadata(dir)?;
+        // SAFETY: geteuid has no preconditions and cannot fail.
+        let euid = unsafe { libc::geteuid() };
+        if let Some((uid, gid)) = owner_for(euid, folder.uid(), folder.gid()) {
+            // Before the rename, so the file appears with its final owner.
+            std::os::unix::fs::fchown(tmp.as_file(), Some(uid), Some(gid))?;
+        }
         tmp.write_all(bytes)?;
         tmp.as_file().sync_all()?;
         tmp.persist(&self.path).map_err(|e| e.error)?;
         sync_dir(dir)
     }
+}
+
+/// Who a cache file written by `euid` into a folder owned by `folder_uid:folder_gid` must
+/// belong to, if not to the writer. `pbikiosk login` is usually run with sudo, but the player
+/// runs as the service user and must read and renew the file: when root writes into a folder
+/// another user owns (the service's state directory), the file goes to that user, mode 0600
+/// as always. Anyone else writes as themselves (they cannot give a file away anyway).
+pub(crate) fn owner_for(euid: u32, folder_uid: u32, folder_gid: u32) -> Option<(u32, u32)> {
+    (euid == 0 && folder_uid != 0).then_some((folder_uid, folder_gid))
 }
 
 /// fsync a folder, so a rename or removal in it survives a power cut.
@@ -211,6 +227,47 @@ mod tests {
         cache.clear().unwrap();
         assert!(cache.load(t, c).unwrap().is_none());
         cache.clear().unwrap();
+    }
+
+    #[test]
+    fn root_writes_the_cache_for_the_folders_owner() {
+        // `sudo pbikiosk login` into the service's folder (pbikiosk:pbikiosk, uid 998).
+        assert_eq!(owner_for(0, 998, 997), Some((998, 997)));
+        // Root into a root folder, and the service user into its own: nothing to change.
+        assert_eq!(owner_for(0, 0, 0), None);
+        assert_eq!(owner_for(998, 998, 997), None);
+        // Another user never tries to give the file away.
+        assert_eq!(owner_for(1000, 998, 997), None);
+    }
+
+    /// On the real file system: written by root into a folder another user owns, the cache
+    /// belongs to that user with mode 0600; written by anyone else, it stays theirs.
+    #[test]
+    fn a_cache_written_into_anothers_folder_is_theirs() {
+        use std::os::unix::fs::MetadataExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let folder = dir.path().join("state");
+        fs::create_dir(&folder).unwrap();
+        // SAFETY: geteuid has no preconditions and cannot fail.
+        let euid = unsafe { libc::geteuid() };
+        let (uid, gid) = if euid == 0 {
+            // Root: hand the folder to `nobody`, as the package hands /var/lib/pbikiosk to
+            // the service user.
+            std::os::unix::fs::chown(&folder, Some(65534), Some(65534)).unwrap();
+            (65534, 65534)
+        } else {
+            let m = fs::metadata(&folder).unwrap();
+            (m.uid(), m.gid())
+        };
+        let cache = TokenCache::new(folder.join("token-cache.json"));
+        cache.store(&grant("rt-owned")).unwrap();
+        let m = fs::metadata(cache.path()).unwrap();
+        assert_eq!((m.uid(), m.gid()), (uid, gid));
+        assert_eq!(m.mode() & 0o777, 0o600);
+        // A second write (a renewal by login again) keeps it so.
+        cache.store(&grant("rt-owned-2")).unwrap();
+        let m = fs::metadata(cache.path()).unwrap();
+        assert_eq!((m.uid(), m.mode() & 0o777), (uid, 0o600));
     }
 
     #[test]

@@ -124,6 +124,22 @@ test('set_token → token_applied ok on every live embed, without a new loaded',
   assert.equal(await embedFrame(page, 'sales').locator('#page').textContent(), 'Sales by Region');
 });
 
+test('set_token with a key reaches that embed only (a dashboard\'s own embed token)', async () => {
+  const n = (await outbox(page)).length;
+  await send(page, { type: 'set_token', key: 'ops', access_token: TOKEN_A });
+  const ops = await waitForMessage(page, (m, i) => i >= n && m.type === 'token_applied' && m.key === 'ops', 10000, 'token_applied ops');
+  assert.equal(ops.ok, true);
+  await new Promise((r) => setTimeout(r, 500));
+  const afterMsgs = (await outbox(page)).slice(n);
+  assert.equal(count(afterMsgs, (m) => m.type === 'token_applied'), 1, JSON.stringify(afterMsgs.map((m) => m.type + ':' + m.key)));
+  assert.equal(count(afterMsgs, (m) => m.type === 'loaded'), 0, 'set_token must not reload');
+  // A key the page does not hold reaches nothing.
+  const m = (await outbox(page)).length;
+  await send(page, { type: 'set_token', key: 'nope', access_token: TOKEN_A });
+  await new Promise((r) => setTimeout(r, 500));
+  assert.equal(count((await outbox(page)).slice(m), (x) => x.type === 'token_applied'), 0);
+});
+
 test('switching between two rendered reports reports a small gap and swaps the layers', async () => {
   await send(page, { type: 'show', key: 'ops' });
   const shown = await waitForMessage(page, (m) => m.type === 'shown' && m.key === 'ops', 5000, 'shown ops');
