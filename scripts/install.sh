@@ -11,6 +11,7 @@ CONF_DIR=${PBIKIOSK_INSTALL_CONF_DIR:-/etc/pbikiosk}
 CONF=$CONF_DIR/pbikiosk.toml
 SECRET=$CONF_DIR/client-secret
 PASSWORD=$CONF_DIR/password
+CERT=$CONF_DIR/client-certificate.pem
 DROPIN_DIR=/etc/systemd/system/pbikiosk.service.d
 DROPIN=$DROPIN_DIR/50-install.conf
 GRUB_SNIPPET=/etc/default/grub.d/pbikiosk.cfg
@@ -33,11 +34,21 @@ Package:
   --deb FILE                 Install this pbikiosk .deb. Default: the newest pbikiosk_*_ARCH.deb
                              next to this script, else `apt-get install pbikiosk`.
 
-Credentials (asked for on the terminal when missing, unless --yes; all five are needed):
+Credentials (asked for on the terminal when missing, unless --yes):
+  --method METHOD            How the screen signs in (README: a section per method):
+                               password           a service account and its password (default;
+                                                  needs all of the flags below)
+                               service_principal  the app itself with Power BI embed tokens
+                                                  (tenant, client id, secret or certificate)
+                               device_code        a person signs in on a phone with a code the
+                                                  screen shows (tenant and client id only)
   --tenant TENANT            Tenant id (GUID) or domain, e.g. contoso.onmicrosoft.com.
   --client-id GUID           Application (client) id of the app registration.
   --client-secret-file FILE  File holding the client secret (one line); "-" reads it from
                              standard input. Copied to /etc/pbikiosk/client-secret.
+  --client-certificate-file FILE
+                             Instead of a client secret: a PEM file with the app's certificate
+                             and its private key. Copied to /etc/pbikiosk/client-certificate.pem.
   --username UPN             The service account, e.g. svc-signage@contoso.onmicrosoft.com.
   --password-file FILE       File holding the account's password (one line); "-" reads it
                              from standard input. Copied to /etc/pbikiosk/password.
@@ -73,16 +84,19 @@ say() { echo "$PROG: $*"; }
 CHANGES=0
 changed() { CHANGES=$((CHANGES + 1)); say "changed: $*"; }
 
-DEB="" TENANT="" CLIENT_ID="" SECRET_SRC="" USERNAME="" PASSWORD_SRC="" WORKSPACE="" REPORT=""
+DEB="" METHOD="" TENANT="" CLIENT_ID="" SECRET_SRC="" CERT_SRC="" USERNAME="" PASSWORD_SRC=""
+WORKSPACE="" REPORT=""
 ROTATION="" MODE="" OUTPUT="HDMI-A-1" START=1 BOOT_CONFIG=1 FORCE=0 ASK=1
 
 need_arg() { if [ $# -lt 2 ] || [ -z "$2" ]; then die "$1 needs a value (see --help)"; fi; }
 while [ $# -gt 0 ]; do
   case $1 in
   --deb) need_arg "$@"; DEB=$2; shift 2 ;;
+  --method) need_arg "$@"; METHOD=$2; shift 2 ;;
   --tenant) need_arg "$@"; TENANT=$2; shift 2 ;;
   --client-id) need_arg "$@"; CLIENT_ID=$2; shift 2 ;;
   --client-secret-file) need_arg "$@"; SECRET_SRC=$2; shift 2 ;;
+  --client-certificate-file) need_arg "$@"; CERT_SRC=$2; shift 2 ;;
   --username) need_arg "$@"; USERNAME=$2; shift 2 ;;
   --password-file) need_arg "$@"; PASSWORD_SRC=$2; shift 2 ;;
   --workspace) need_arg "$@"; WORKSPACE=$2; shift 2 ;;
@@ -110,7 +124,24 @@ validate_ids() {
   [ -z "$REPORT" ] || check_guid --report "$REPORT"
   { [ -z "$WORKSPACE" ] && [ -z "$REPORT" ]; } || { [ -n "$WORKSPACE" ] && [ -n "$REPORT" ]; } || die "--workspace and --report go together"
 }
+# What each sign-in method has no use for is refused now, as the player would refuse it later.
+validate_method() {
+  case $METHOD in
+  "" | password) ;;
+  service_principal)
+    [ -z "$USERNAME$PASSWORD_SRC" ] || die "--method service_principal signs in as the app: leave out --username and --password-file"
+    ;;
+  device_code)
+    [ -z "$SECRET_SRC$CERT_SRC" ] || die "--method device_code is a public client: leave out --client-secret-file and --client-certificate-file"
+    [ -z "$USERNAME$PASSWORD_SRC" ] || die "--method device_code: a person signs in on the screen; leave out --username and --password-file"
+    ;;
+  *) die "--method $METHOD: use password, service_principal or device_code" ;;
+  esac
+  [ -z "$SECRET_SRC" ] || [ -z "$CERT_SRC" ] || die "use either --client-secret-file or --client-certificate-file, not both"
+}
 validate_ids
+validate_method
+[ -z "$CERT_SRC" ] || [ -r "$CERT_SRC" ] || die "--client-certificate-file $CERT_SRC: no such file, or not readable"
 [ "$SECRET_SRC" != - ] || [ "$PASSWORD_SRC" != - ] || die "only one of --client-secret-file and --password-file can be '-'"
 case $ROTATION in "" | 0 | 90 | 180 | 270) ;; *) die "--rotation $ROTATION: use 0, 90, 180 or 270" ;; esac
 [ -z "$MODE" ] || [ "$MODE" = auto ] || [[ $MODE =~ ^[0-9]{3,5}x[0-9]{3,5}(@[0-9]{2,3})?$ ]] || die "--mode $MODE: use WIDTHxHEIGHT or WIDTHxHEIGHT@HZ, e.g. 1920x1080@60, or auto"
@@ -293,14 +324,33 @@ conf_set() {
   [ "$(cksum <"$CONF")" = "$before" ] || changed "$what in $CONF"
 }
 
+# The method: the flag, else the configuration's, else the password grant. Switching an
+# existing configuration to another method is left to a person: keys of the old method would
+# have to go, and `config set` only sets.
+CONF_METHOD=password
+if configured; then CONF_METHOD=$(conf_get auth.method) || CONF_METHOD=password; fi
+if [ -z "$METHOD" ] && [ "$ASK" = 1 ] && [ -t 0 ] && ! configured; then
+  ask METHOD "Sign-in method: password, service_principal or device_code (Enter: password)"
+  validate_method
+fi
+METHOD=${METHOD:-$CONF_METHOD}
+validate_method
+if configured && [ "$METHOD" != "$CONF_METHOD" ]; then
+  die "$CONF signs in with method = \"$CONF_METHOD\": to switch to $METHOD, move $CONF away (sudo mv $CONF $CONF.old) and run me again, or edit its [auth] section by hand (README: a section per method)"
+fi
+has_secret() { [ -s "$SECRET" ] || [ -s "$CERT" ] || [ -n "$CERT_SRC" ]; }
 if [ "$ASK" = 1 ] && [ -t 0 ]; then
-  if ! configured || [ ! -s "$SECRET" ] || [ ! -s "$PASSWORD" ]; then
+  if ! configured || { [ "$METHOD" != device_code ] && ! has_secret; } || { [ "$METHOD" = password ] && [ ! -s "$PASSWORD" ]; }; then
     say "Power BI credentials (Enter keeps what is there; see docs/install-raspberry-pi.md)."
     [ -n "$TENANT" ] || conf_get auth.tenant >/dev/null || ask TENANT "Tenant id or domain"
     [ -n "$CLIENT_ID" ] || conf_get auth.client_id >/dev/null || ask CLIENT_ID "Application (client) id"
-    [ -n "$SECRET_SRC" ] || [ -s "$SECRET" ] || { ask s "Client secret (not shown)" silent; [ -z "$s" ] || SECRET_VALUE=$s; }
-    [ -n "$USERNAME" ] || conf_get auth.username >/dev/null || ask USERNAME "Service account (user@domain)"
-    [ -n "$PASSWORD_SRC" ] || [ -s "$PASSWORD" ] || { ask p "Password of the service account (not shown)" silent; [ -z "$p" ] || PASSWORD_VALUE=$p; }
+    if [ "$METHOD" != device_code ]; then
+      [ -n "$SECRET_SRC" ] || has_secret || { ask s "Client secret (not shown)" silent; [ -z "$s" ] || SECRET_VALUE=$s; }
+    fi
+    if [ "$METHOD" = password ]; then
+      [ -n "$USERNAME" ] || conf_get auth.username >/dev/null || ask USERNAME "Service account (user@domain)"
+      [ -n "$PASSWORD_SRC" ] || [ -s "$PASSWORD" ] || { ask p "Password of the service account (not shown)" silent; [ -z "$p" ] || PASSWORD_VALUE=$p; }
+    fi
   fi
   if [ -z "$WORKSPACE" ] && ! conf_get 'playlist[1].workspace' >/dev/null; then
     ask WORKSPACE "Workspace id of the first report (the GUID after /groups/; Enter to skip)"
@@ -342,25 +392,57 @@ if [ -n "${PASSWORD_VALUE:-}" ] &&
   SECRETS_CHANGED=1
 fi
 unset SECRET_VALUE PASSWORD_VALUE
+if [ -n "$CERT_SRC" ]; then
+  # The player checks the certificate and key in full (`config set` below); here only that
+  # this is the PEM file meant, not a certificate without its key.
+  [ "$(wc -c <"$CERT_SRC")" -le 65536 ] || die "$CERT_SRC is larger than a certificate and key (64 KiB)"
+  grep -q -- '-----BEGIN CERTIFICATE-----' "$CERT_SRC" || die "$CERT_SRC holds no certificate (-----BEGIN CERTIFICATE-----): use the PEM file with the certificate and its private key"
+  grep -q -- 'PRIVATE KEY-----' "$CERT_SRC" || die "$CERT_SRC holds no private key: put the certificate and its private key in one PEM file"
+  if write_if_changed "$CERT" 0640 root:pbikiosk <"$CERT_SRC"; then
+    changed "client certificate in $CERT"
+    SECRETS_CHANGED=1
+  fi
+fi
 
-# Keys in the config: tenant, client_id, username (+ the two *_file keys pointing at the files).
+# Keys in the config: tenant, client_id, username (+ the *_file keys pointing at the files).
 auth=()
 [ -z "$TENANT" ] || auth+=(auth.tenant "$TENANT")
 [ -z "$CLIENT_ID" ] || auth+=(auth.client_id "$CLIENT_ID")
 [ -z "$USERNAME" ] || auth+=(auth.username "$USERNAME")
 if [ ${#auth[@]} -gt 0 ]; then
   if ! configured; then
-    if [ -z "$TENANT" ] || [ -z "$CLIENT_ID" ] || [ -z "$USERNAME" ]; then
-      die "a first configuration needs --tenant, --client-id and --username together"
+    if [ -z "$TENANT" ] || [ -z "$CLIENT_ID" ] || { [ "$METHOD" = password ] && [ -z "$USERNAME" ]; }; then
+      case $METHOD in
+      password) die "a first configuration needs --tenant, --client-id and --username together" ;;
+      *) die "a first configuration with --method $METHOD needs --tenant and --client-id together" ;;
+      esac
     fi
-    auth=(auth.tenant "$TENANT" auth.client_id "$CLIENT_ID" auth.client_secret_file "$SECRET"
-      auth.username "$USERNAME" auth.password_file "$PASSWORD")
+    # The app's credential: the certificate when one was given or is there, else the secret.
+    credential=(auth.client_secret_file "$SECRET")
+    if [ -n "$CERT_SRC" ] || { [ -s "$CERT" ] && [ ! -s "$SECRET" ]; }; then
+      credential=(auth.client_certificate_file "$CERT")
+    fi
+    case $METHOD in
+    password)
+      auth=(auth.tenant "$TENANT" auth.client_id "$CLIENT_ID" "${credential[@]}"
+        auth.username "$USERNAME" auth.password_file "$PASSWORD")
+      secrets_note="Secrets are in ${credential[1]} and $PASSWORD (root:pbikiosk 0640)."
+      ;;
+    service_principal)
+      auth=(auth.method service_principal auth.tenant "$TENANT" auth.client_id "$CLIENT_ID" "${credential[@]}")
+      secrets_note="The app's secret is in ${credential[1]} (root:pbikiosk 0640)."
+      ;;
+    device_code)
+      auth=(auth.method device_code auth.tenant "$TENANT" auth.client_id "$CLIENT_ID")
+      secrets_note="No secret: a person signs in with a code; the grant is kept in /var/lib/pbikiosk."
+      ;;
+    esac
     # Checked against the file as it is, so that a refused value leaves it untouched.
     "$PBK" --config "$CONF" config set --check "${auth[@]}" || die "$CONF was left as it was"
     new=$(mktemp "$CONF_DIR/.install.XXXXXX")
     TMPS+=("$new")
     {
-      echo "# Written by install.sh. Secrets are in $SECRET and $PASSWORD (root:pbikiosk 0640)."
+      echo "# Written by install.sh. $secrets_note"
       echo "# The full example with every option: /usr/share/pbikiosk/pbikiosk.toml.example"
       echo
       echo "[auth]"
@@ -370,6 +452,7 @@ if [ ${#auth[@]} -gt 0 ]; then
     "$PBK" --config "$new" config set "${auth[@]}" || die "$CONF was left as it was"
     if write_if_changed "$CONF" 0640 root:pbikiosk <"$new"; then changed "sign-in settings in $CONF"; fi
   else
+    [ -z "$CERT_SRC" ] || auth+=(auth.client_certificate_file "$CERT")
     conf_set "sign-in settings" "${auth[@]}"
   fi
 fi
@@ -391,7 +474,7 @@ if [ -n "$WORKSPACE" ]; then
   fi
 fi
 # Whatever was there before: only root and group pbikiosk may read config and secrets.
-for f in "$CONF" "$SECRET" "$PASSWORD"; do
+for f in "$CONF" "$SECRET" "$PASSWORD" "$CERT"; do
   [ -f "$f" ] || continue
   if [ "$(stat -c '%U:%G' "$f")" != root:pbikiosk ] || [ $((8#$(stat -c %a "$f") & 8#137)) -ne 0 ]; then
     chown root:pbikiosk "$f"
@@ -431,6 +514,9 @@ else
 fi
 if ! configured; then
   say "next: write the credentials (run me again, or edit $CONF), then: sudo pbikiosk check"
+elif [ "$METHOD" = device_code ]; then
+  say "next: sign in: the screen shows a code and a QR code to open on a phone; or run"
+  say "      sudo pbikiosk login   here (it prints the code), then: sudo pbikiosk check"
 else
   say "next: sudo pbikiosk check   (tests the sign-in and every report)"
 fi

@@ -73,7 +73,10 @@ flags=$(sed -n 's/^ *\(-[a-z] | \)\{0,1\}\(--[a-z-]*\))$/\2/p; s/^ *\(-[a-z] | \
 missing=""
 for f in $flags; do grep -q -- "$f" <<<"$help" || missing="$missing $f"; done
 if [ -z "$missing" ]; then ok "install.sh --help documents all $(echo "$flags" | wc -l) flags"; else bad "install.sh --help lacks:$missing"; fi
-for args in "--rotation 45" "--mode big" "--client-id nope" "--tenant common" "--bogus" "--workspace 00000000-0000-0000-0000-000000000000"; do
+for args in "--rotation 45" "--mode big" "--client-id nope" "--tenant common" "--bogus" "--workspace 00000000-0000-0000-0000-000000000000" \
+  "--method bogus" "--method device_code --client-secret-file /dev/null" "--method device_code --username a@contoso.com" \
+  "--method service_principal --password-file /dev/null" "--client-secret-file /dev/null --client-certificate-file /dev/null" \
+  "--client-certificate-file $tmp/no-such.pem"; do
   # shellcheck disable=SC2086
   if out=$(scripts/install.sh $args 2>&1); then bad "install.sh $args was accepted"; else
     if grep -q "install.sh:" <<<"$out"; then ok "install.sh $args refused: $out"; else bad "install.sh $args: $out"; fi
@@ -155,6 +158,57 @@ if [ -n "$bin" ]; then
   if ! run_install && grep -q "spaces or tabs" "$inst/out" && [ "$(cat "$inst/etc/password")" = pw-two ]; then
     ok "install.sh: a password with a trailing space is refused"
   else bad "install.sh with a trailing space: $(cat "$inst/out")"; fi
+  # The other sign-in methods, each on a scratch folder of its own.
+  fresh() { rm -rf "${inst:?}/etc" "$inst/systemctl.log" && mkdir -p "$inst/etc"; }
+  run_method() { # run_method ARGS...: output in $inst/out
+    PATH=$stubs:$PATH PBIKIOSK_INSTALL_CONF_DIR=$inst/etc PBIKIOSK_INSTALL_BIN=$bin \
+      PBIKIOSK_INSTALL_SYSTEMD_DIR=$inst/systemd scripts/install.sh --yes --no-boot-config \
+      --tenant contoso.onmicrosoft.com --client-id 00000000-0000-0000-0000-000000000001 "$@" >"$inst/out" 2>&1
+  }
+  cget() { "$bin" --config "$inst/etc/pbikiosk.toml" config get "$1" 2>/dev/null; }
+  # Switching an existing password configuration to another method is refused, file untouched.
+  sum=$(cksum <"$inst/etc/pbikiosk.toml")
+  if ! run_method --method service_principal --client-secret-file "$inst/cs" && grep -q 'move .* away' "$inst/out" &&
+    [ "$(cksum <"$inst/etc/pbikiosk.toml")" = "$sum" ]; then
+    ok "install.sh: switching a password configuration to service_principal is refused with the way to do it"
+  else bad "install.sh method switch: $(cat "$inst/out")"; fi
+  fresh
+  if run_method --method service_principal --client-secret-file "$inst/cs" &&
+    [ "$(cget auth.method)" = service_principal ] && [ "$(cget auth.client_secret_file)" = "$inst/etc/client-secret" ] &&
+    [ "$(cat "$inst/etc/client-secret")" = cs-one ] && ! cget auth.username >/dev/null && [ ! -e "$inst/etc/password" ] &&
+    [ "$(stat -c %a "$inst/etc/client-secret")" = 640 ] && [ "$(restarts)" = 1 ]; then
+    ok "install.sh --method service_principal: method, tenant, client id and secret file (0640), no username or password"
+  else bad "install.sh --method service_principal: $(cat "$inst/out")"; fi
+  sum=$(cksum <"$inst/etc/pbikiosk.toml")
+  if run_method --method service_principal --client-secret-file "$inst/cs" && run_method --client-secret-file "$inst/cs" &&
+    [ "$(cksum <"$inst/etc/pbikiosk.toml")" = "$sum" ] && [ "$(restarts)" = 1 ] && ! grep -q 'client secret in' "$inst/out"; then
+    ok "install.sh --method service_principal: a second run (with or without --method) changes no file and restarts nothing"
+  else bad "install.sh --method service_principal again: $(cat "$inst/out")"; fi
+  if command -v openssl >/dev/null; then
+    fresh
+    openssl req -x509 -newkey rsa:2048 -nodes -subj /CN=pbikiosk-test -days 30 \
+      -keyout "$inst/key.pem" -out "$inst/crt.pem" >/dev/null 2>&1
+    cat "$inst/crt.pem" "$inst/key.pem" >"$inst/app.pem"
+    if run_method --method service_principal --client-certificate-file "$inst/app.pem" &&
+      [ "$(cget auth.client_certificate_file)" = "$inst/etc/client-certificate.pem" ] &&
+      ! cget auth.client_secret_file >/dev/null && cmp -s "$inst/app.pem" "$inst/etc/client-certificate.pem" &&
+      [ "$(stat -c %a "$inst/etc/client-certificate.pem")" = 640 ]; then
+      ok "install.sh --method service_principal --client-certificate-file: the PEM copied (0640) and named in [auth]"
+    else bad "install.sh --client-certificate-file: $(cat "$inst/out")"; fi
+    fresh
+    if ! run_method --method service_principal --client-certificate-file "$inst/crt.pem" &&
+      grep -q 'no private key' "$inst/out" && [ ! -e "$inst/etc/client-certificate.pem" ]; then
+      ok "install.sh: a certificate without its private key is refused"
+    else bad "install.sh with a certificate without key: $(cat "$inst/out")"; fi
+  else
+    echo "skip install.sh --client-certificate-file (no openssl)"
+  fi
+  fresh
+  if run_method --method device_code && [ "$(cget auth.method)" = device_code ] &&
+    ! cget auth.client_secret_file >/dev/null && [ -z "$(find "$inst/etc" -type f ! -name pbikiosk.toml)" ] &&
+    grep -q 'sudo pbikiosk login' "$inst/out" && grep -q 'shows a code' "$inst/out"; then
+    ok "install.sh --method device_code: tenant and client id only, no secret file; tells where to sign in"
+  else bad "install.sh --method device_code: $(cat "$inst/out")"; fi
 else
   echo "skip install.sh end to end (no built binary in target/)"
 fi

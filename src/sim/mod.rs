@@ -283,7 +283,8 @@ fn certificate_file_name(pem: &str) -> String {
 }
 
 /// The snippet for the `service-principal` scenarios: the app signs in as itself, and the
-/// playlist is every report of `keys`' workspaces (the demo account's: the same screen as with
+/// playlist is every report of `keys`' workspaces (with `dashboards`: a report and the
+/// dashboards of each workspace that has some) (the demo account's: the same screen as with
 /// a user, so a scenario where the app is no member shows what that looks like).
 fn service_principal_snippet(
     sc: &Scenario,
@@ -308,19 +309,25 @@ fn service_principal_snippet(
         q(base),
         q(&sc.resource),
     );
-    for w in sc.workspaces_named(keys) {
-        for r in &w.reports {
-            out.push_str(&format!(
-                "\n[[playlist]]\n# {} / {}\nworkspace = {}\nreport = {}\n",
-                w.name,
-                r.name,
-                q(&w.id),
-                q(&r.id)
-            ));
-        }
-    }
     if dashboards {
+        // Short, so both embeds stay live and every renewal reaches the dashboard's embed:
+        // each workspace's first report on its first page, then its dashboards.
         for w in sc.workspaces_named(keys) {
+            if w.dashboards.is_empty() {
+                continue;
+            }
+            if let Some(r) = w.reports.first() {
+                out.push_str(&format!(
+                    "\n[[playlist]]\n# {} / {}\nworkspace = {}\nreport = {}\n",
+                    w.name,
+                    r.name,
+                    q(&w.id),
+                    q(&r.id)
+                ));
+                if let Some(p) = r.pages().first() {
+                    out.push_str(&format!("pages = [{}]\n", q(&p.name)));
+                }
+            }
             for d in &w.dashboards {
                 out.push_str(&format!(
                     "\n[[playlist]]\n# {} / {}\nworkspace = {}\ndashboard = {}\n",
@@ -330,6 +337,18 @@ fn service_principal_snippet(
                     q(&d.id)
                 ));
             }
+        }
+        return out;
+    }
+    for w in sc.workspaces_named(keys) {
+        for r in &w.reports {
+            out.push_str(&format!(
+                "\n[[playlist]]\n# {} / {}\nworkspace = {}\nreport = {}\n",
+                w.name,
+                r.name,
+                q(&w.id),
+                q(&r.id)
+            ));
         }
     }
     out

@@ -646,6 +646,74 @@ async fn certificate_demo_plays_and_an_expired_one_is_named() {
     assert_eq!(stats["token_requests"], 1, "retried in a loop: {stats}");
 }
 
+/// A service principal's dashboard plays next to a report: it embeds with an embed token of
+/// its own (the fake embed page opens a dashboard only with a token made for it), and each
+/// renewal reaches it by key while both embeds are live, without reloading the page.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs Xvfb, ImageMagick and the built page; scripts/test.sh runs it"]
+async fn service_principal_plays_a_dashboard_with_its_own_embed_token() {
+    let _one = lock().await;
+    let x = Xvfb::start();
+    let mut p = Player::demo(
+        &x,
+        "sp-dashboard",
+        &[
+            "--scenario",
+            "sp-dashboard",
+            "--seconds",
+            "5",
+            "--token-lifetime",
+            "60",
+        ],
+    );
+    let dashboard = |s: &Value| s["item"]["name"] == "Executive Dashboard";
+    p.wait_for("the dashboard on screen", 90, |s| {
+        assert_eq!(s["problem"], Value::Null, "{s}");
+        dashboard(s)
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let shot = x.screenshot("sp-dashboard.png");
+    assert!(detail(&shot, None) > 0.01, "a dashboard is drawn");
+    let s = p
+        .wait_for("three embed token renewals", 200, |s| {
+            assert_eq!(s["problem"], Value::Null, "{s}");
+            s["token_refreshes_total"].as_u64() >= Some(3)
+        })
+        .await;
+    assert_eq!(num(&s, "page_reloads_total"), 0, "{s}");
+    // Still switching to the dashboard on the renewed tokens.
+    let before = num(&s, "shown_total");
+    let s = p
+        .wait_for("the dashboard again after the renewals", 30, |s| {
+            num(s, "shown_total") > before && dashboard(s)
+        })
+        .await;
+    assert_eq!(num(&s, "page_reloads_total"), 0, "{s}");
+    assert_eq!(s["state"], "playing", "{s}");
+    x.screenshot("sp-dashboard-renewed.png");
+    let stats = p.sim_stats().await;
+    // Per renewal one GenerateToken for the report and one for the dashboard.
+    let grants = stats["token_by_grant"]["client_credentials"]
+        .as_u64()
+        .unwrap_or(0);
+    assert!(grants >= 4, "{stats}");
+    // (A renewal may be under way while the stats are read: its second call not yet made.)
+    let generated = stats["api_by_kind"]["generate_token"].as_u64().unwrap_or(0);
+    assert!(
+        (2 * grants - 2..=2 * grants).contains(&generated),
+        "{stats}"
+    );
+    let log = std::fs::read_to_string(out_dir().join("sp-dashboard.log")).unwrap();
+    assert!(
+        log.contains("dashboard embed token generated"),
+        "the log is empty?"
+    );
+    // Each live embed took its renewed token: none was refused.
+    assert!(!log.contains("set_token failed"), "a renewal was refused");
+    assert!(!log.contains("H4sI"), "an embed token in the log");
+}
+
 /// Signed in as a service principal, the rotation plays with embed tokens of 60 s (the fake
 /// embed page accepts them only for the reports they were made for, only as embed tokens and
 /// only until they expire), renewed at least three times without reloading the page.

@@ -35,7 +35,7 @@ use super::{
 /// | `sp-not-allowed` | as `service-principal`, with the tenant setting for service principals off | `service_principal_not_allowed` (Power BI 401) |
 /// | `sp-rls` | as `service-principal`, and Sales Overview's dataset has row-level security | `embed_token_refused` (GenerateToken 400) |
 /// | `sp-not-member` | as `service-principal`, but the app is a member of no workspace | `report_not_found`, naming workspace membership (Power BI 404) |
-/// | `sp-dashboard` | as `service-principal`, and the playlist shows the Executive Dashboard after the reports (its own embed token) | (plays) |
+/// | `sp-dashboard` | as `service-principal`, and the playlist is Sales Overview (first page) and the Executive Dashboard, which embeds with its own embed token | (plays) |
 pub const NAMES: [&str; 29] = [
     "good",
     "mfa",
