@@ -200,3 +200,101 @@ async fn a_declined_sign_in_says_so() {
         "no new code at once: {stats}"
     );
 }
+
+/// `pbikiosk run` signed in with a code, killed, and started again: the second start signs in
+/// from the token cache, with no new code and no sign-in screen. The simulator (in this test's
+/// process) outlives both players, as Microsoft outlives a restart of the screen.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs Xvfb, ImageMagick and the built page; scripts/test.sh runs it"]
+async fn a_restart_plays_from_the_token_cache_without_a_new_code() {
+    use pbikiosk::sim::front::{EmbedFront, FrontCert};
+    use std::os::unix::fs::PermissionsExt as _;
+    let _one = lock().await;
+    let mut scenario = pbikiosk::sim::Scenario::named("device-code").unwrap();
+    scenario.device_code.auto_approve_seconds = None;
+    scenario.device_code.interval_seconds = INTERVAL;
+    let user = scenario.demo.as_ref().unwrap().username.clone();
+    let sim = pbikiosk::sim::Simulator::start(scenario, "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    // The embed host behind the simulator's front door, reached through https_proxy and
+    // trusted through cloud.ca_file: nothing leaves the machine.
+    let door = EmbedFront::start(sim.router(), "app.powerbi.com", FrontCert::RunCa)
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("door-ca.pem");
+    std::fs::write(&ca, door.ca_pem.as_deref().unwrap()).unwrap();
+    let cache = dir.path().join("token-cache.json");
+    let text: String = sim
+        .config_snippet(&user)
+        .lines()
+        .map(|l| match l {
+            "method = \"device_code\"" => {
+                format!("{l}\ntoken_cache = {:?}\n", cache.to_str().unwrap())
+            }
+            "[cloud]" => format!("[cloud]\nca_file = {:?}\n", ca.to_str().unwrap()),
+            l => format!("{l}\n"),
+        })
+        .collect();
+    assert!(text.contains("token_cache"), "{text}");
+    let cfg = dir.path().join("pbikiosk.toml");
+    std::fs::write(&cfg, text).unwrap();
+    std::fs::set_permissions(&cfg, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let proxy = format!("http://{}", door.proxy);
+    let env = [
+        ("https_proxy", proxy.as_str()),
+        ("no_proxy", ""),
+        ("NO_PROXY", ""),
+    ];
+    let playing = |s: &Value| s["state"] == "playing" && !s["item"].is_null();
+    let x = Xvfb::start();
+
+    // First start: nobody has signed in yet.
+    {
+        let mut p = Player::run_config_env(&x, "device-code-restart-1", &cfg, &env);
+        p.wait_for("the sign-in screen", 60, |s| {
+            s["state"] == "sign_in_required"
+        })
+        .await;
+        // A person signs in on their phone.
+        let r = reqwest::Client::new()
+            .post(format!("{}/_sim/control", sim.base_url()))
+            .json(&json!({"action": "approve_device_code", "username": user}))
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success(), "{}", r.status());
+        p.wait_for("playing after approval", 60, playing).await;
+        assert!(cache.exists(), "no token cache after the sign-in");
+        // Killed, as by a power cut: nothing is written on the way out.
+    }
+    assert_eq!(sim.stats().devicecode_requests, 1);
+
+    // Second start: signed in from the cache, never a code.
+    let mut p = Player::run_config_env(&x, "device-code-restart-2", &cfg, &env);
+    let s = p
+        .wait_for("playing from the cache", 60, |s| {
+            assert_ne!(s["state"], "sign_in_required", "a new code: {s}");
+            assert_eq!(s["sign_in"], Value::Null, "{s}");
+            playing(s)
+        })
+        .await;
+    assert_eq!(s["problem"], Value::Null, "{s}");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let shot = x.screenshot("device-code-restart.png");
+    assert!(shot.exists());
+    let stats = sim.stats();
+    assert_eq!(stats.devicecode_requests, 1, "a new code was asked for");
+    assert!(
+        stats
+            .token_by_grant
+            .get("refresh_token")
+            .copied()
+            .unwrap_or(0)
+            >= 1,
+        "not signed in from the cache: {stats:?}"
+    );
+    let log = std::fs::read_to_string(out_dir().join("device-code-restart-2.log")).unwrap();
+    assert!(!log.contains("DAQABAAEAAA"), "a device code in the log");
+}
