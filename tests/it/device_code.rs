@@ -298,3 +298,101 @@ async fn a_restart_plays_from_the_token_cache_without_a_new_code() {
     let log = std::fs::read_to_string(out_dir().join("device-code-restart-2.log")).unwrap();
     assert!(!log.contains("DAQABAAEAAA"), "a device code in the log");
 }
+
+/// `sudo pbikiosk login`: run as root, the real binary writes the token cache for the owner of
+/// the cache's folder (the service user), mode 0600, and that user can read it. Run as anyone
+/// else, the cache is the runner's own.
+#[tokio::test(flavor = "multi_thread")]
+async fn login_as_root_leaves_a_cache_the_service_user_can_read() {
+    use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
+    let mut scenario = pbikiosk::sim::Scenario::named("device-code").unwrap();
+    scenario.device_code.auto_approve_seconds = None;
+    scenario.device_code.interval_seconds = 1;
+    let user = scenario.demo.as_ref().unwrap().username.clone();
+    let sim = pbikiosk::sim::Simulator::start(scenario, "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    // Others may pass through the test's folder (as through /var/lib), not list it.
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o711)).unwrap();
+    let state = dir.path().join("state");
+    std::fs::create_dir(&state).unwrap();
+    let me = String::from_utf8(Command::new("id").arg("-u").output().unwrap().stdout).unwrap();
+    let root = me.trim() == "0";
+    // As the package does for /var/lib/pbikiosk: the folder belongs to the service user
+    // (here `nobody`).
+    let service_uid = if root {
+        std::os::unix::fs::chown(&state, Some(65534), Some(65534)).unwrap();
+        65534
+    } else {
+        std::fs::metadata(&state).unwrap().uid()
+    };
+    let cache = state.join("token-cache.json");
+    let text: String = sim
+        .config_snippet(&user)
+        .lines()
+        .map(|l| match l {
+            "method = \"device_code\"" => {
+                format!("{l}\ntoken_cache = {:?}\n", cache.to_str().unwrap())
+            }
+            l => format!("{l}\n"),
+        })
+        .collect();
+    let cfg = dir.path().join("pbikiosk.toml");
+    std::fs::write(&cfg, text).unwrap();
+    std::fs::set_permissions(&cfg, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let out_file = dir.path().join("login.out");
+    let mut login = Command::new(env!("CARGO_BIN_EXE_pbikiosk"))
+        .args(["--config", cfg.to_str().unwrap(), "login"])
+        .stdout(std::fs::File::create(&out_file).unwrap())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Once the code is out, a person signs in with it.
+    let t = std::time::Instant::now();
+    while sim.stats().devicecode_requests == 0 {
+        if t.elapsed() > Duration::from_secs(20) {
+            let _ = login.kill();
+            panic!("login asked for no code");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let r = reqwest::Client::new()
+        .post(format!("{}/_sim/control", sim.base_url()))
+        .json(&json!({"action": "approve_device_code", "username": user}))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.status());
+    let t = std::time::Instant::now();
+    let status = loop {
+        if let Some(st) = login.try_wait().unwrap() {
+            break st;
+        }
+        if t.elapsed() > Duration::from_secs(20) {
+            let _ = login.kill();
+            panic!("login did not finish after the approval");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let out = std::fs::read_to_string(&out_file).unwrap();
+    assert!(status.success(), "{out}");
+    assert!(out.contains("Signed in."), "{out}");
+    let m = std::fs::metadata(&cache).unwrap();
+    assert_eq!(m.uid(), service_uid, "owner of the cache");
+    assert_eq!(m.mode() & 0o777, 0o600);
+    if root {
+        // The service user reads it (what `pbikiosk run` as that user does first).
+        let read = Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups", "cat"])
+            .arg(&cache)
+            .output()
+            .unwrap();
+        assert!(
+            read.status.success(),
+            "{}",
+            String::from_utf8_lossy(&read.stderr)
+        );
+        assert!(String::from_utf8_lossy(&read.stdout).contains("refresh_token"));
+    }
+}
