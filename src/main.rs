@@ -128,6 +128,15 @@ enum Command {
         #[command(subcommand)]
         action: ConfigAction,
     },
+    /// Save what the screen shows now as a PNG (from the running player's status endpoint,
+    /// over loopback; for an admin on SSH).
+    Screenshot {
+        /// Where to write the PNG.
+        file: PathBuf,
+        /// The player's status endpoint [default: [status] listen, 127.0.0.1:9520]
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<SocketAddr>,
+    },
     /// Print `[display] rotation` (degrees) if the config sets it; for the kiosk session script.
     #[command(hide = true)]
     DisplayRotation,
@@ -253,6 +262,18 @@ async fn dispatch(cli: Cli, sources: SecretSources) -> anyhow::Result<ExitCode> 
             // A broken config is the player's to report on screen; the session starts unrotated.
             Err(_) => Ok(ExitCode::from(2)),
         },
+        Command::Screenshot { file, listen } => {
+            match pbikiosk::screenshot::save(&path, &sources, listen, &file).await {
+                Ok((w, h)) => {
+                    println!("{} ({w}x{h})", file.display());
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(e) => {
+                    eprintln!("pbikiosk: {e}");
+                    Ok(ExitCode::FAILURE)
+                }
+            }
+        }
         Command::Version => {
             println!("pbikiosk {}", pbikiosk::VERSION);
             Ok(ExitCode::SUCCESS)

@@ -224,6 +224,8 @@ impl ItemState {
 #[derive(Default)]
 struct Tokens {
     current: Option<Secret>,
+    /// When `current` must be replaced.
+    expires_at: Option<Instant>,
     generation: u64,
     /// Any answer beyond "starting" arrived (tells signing in from starting).
     seen: bool,
@@ -344,8 +346,11 @@ impl Player {
         match state {
             TokenState::Starting => {}
             TokenState::Valid {
-                token, generation, ..
+                token,
+                generation,
+                expires_at,
             } => {
+                self.tokens.expires_at = Some(expires_at);
                 let refreshed = self.tokens.current.is_some() || self.tokens.generation > 0;
                 if generation != self.tokens.generation {
                     if refreshed {
@@ -369,6 +374,7 @@ impl Player {
                 next_attempt,
             } => {
                 self.tokens.current = None;
+                self.tokens.expires_at = None;
                 if problem.retry_class() == RetryClass::Transient
                     && self.visible.is_some()
                     && self.offline_since.is_none()
@@ -449,6 +455,7 @@ impl Player {
                     if e.key == key {
                         if !e.rendered {
                             self.counters.rendered += 1;
+                            self.counters.last_rendered_at = Some(now);
                         }
                         e.rendered = true;
                         e.loaded = true;

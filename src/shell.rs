@@ -36,6 +36,8 @@ pub enum ShellCommand {
     Reload,
     /// Close the window and exit the process with this code.
     Exit(i32),
+    /// Take a PNG of what the web view shows and send it here (`/screenshot.png`).
+    Screenshot(crate::screenshot::Reply),
 }
 
 impl std::fmt::Debug for ShellCommand {
@@ -44,6 +46,7 @@ impl std::fmt::Debug for ShellCommand {
             Self::Script(js) => write!(f, "Script({} bytes)", js.len()),
             Self::Reload => f.write_str("Reload"),
             Self::Exit(code) => f.debug_tuple("Exit").field(code).finish(),
+            Self::Screenshot(_) => f.write_str("Screenshot"),
         }
     }
 }
@@ -364,6 +367,9 @@ pub fn run(
             Event::UserEvent(ShellCommand::Exit(code)) => {
                 *control_flow = ControlFlow::ExitWithCode(code);
             }
+            Event::UserEvent(ShellCommand::Screenshot(reply)) => {
+                platform::snapshot(&webview, reply);
+            }
             Event::WindowEvent {
                 event: WindowEvent::CloseRequested,
                 ..
@@ -425,6 +431,36 @@ mod platform {
     /// alive (or hung) has one; after a crash this does nothing.
     pub fn fresh_web_process(webview: &wry::WebView) {
         webview.webview().terminate_web_process();
+    }
+
+    /// What the view shows, as WebKit itself renders it (report frames included), encoded as
+    /// PNG and sent to `reply`. Asynchronous: WebKit answers on this main loop later.
+    pub fn snapshot(webview: &wry::WebView, reply: crate::screenshot::Reply) {
+        use webkit2gtk::{SnapshotOptions, SnapshotRegion};
+        webview.webview().snapshot(
+            SnapshotRegion::Visible,
+            SnapshotOptions::NONE,
+            None::<&gio::Cancellable>,
+            move |result| {
+                let png = result
+                    .map_err(|e| e.to_string())
+                    .and_then(|surface| surface_png(&surface));
+                // The endpoint may have given up waiting.
+                let _ = reply.send(png);
+            },
+        );
+    }
+
+    /// A cairo image surface as PNG, through GdkPixbuf (already linked with GTK).
+    fn surface_png(surface: &gdk::cairo::Surface) -> Result<Vec<u8>, String> {
+        let image = gdk::cairo::ImageSurface::try_from(surface.clone())
+            .map_err(|_| "the snapshot is not an image surface".to_owned())?;
+        let (w, h) = (image.width(), image.height());
+        let pixbuf = gdk::pixbuf_get_from_surface(surface, 0, 0, w, h)
+            .ok_or_else(|| format!("cannot read the {w}x{h} snapshot"))?;
+        pixbuf
+            .save_to_bufferv("png", &[])
+            .map_err(|e| e.to_string())
     }
 
     /// WebKitGTK specifics wry does not cover: crash reporting, host-scoped certificate trust,
@@ -706,6 +742,10 @@ mod platform {
     }
 
     pub fn fresh_web_process(_: &wry::WebView) {}
+
+    pub fn snapshot(_: &wry::WebView, reply: crate::screenshot::Reply) {
+        let _ = reply.send(Err("screenshots need WebKitGTK (Linux)".to_owned()));
+    }
 
     pub fn harden(
         _: &wry::WebView,

@@ -82,7 +82,14 @@ const SECTIONS: &[(&str, &[Spec])] = &[
             key("ca_file", Kind::Text),
         ],
     ),
-    ("status", &[key("listen", Kind::Text)]),
+    (
+        "status",
+        &[
+            key("listen", Kind::Text),
+            key("token_file", Kind::Text),
+            key("textfile", Kind::Text),
+        ],
+    ),
     (
         "player",
         &[
