@@ -175,6 +175,10 @@ struct WindowArgs {
     /// Status endpoint address (loopback only) [default: [status] listen, 127.0.0.1:9520]
     #[arg(long, value_name = "ADDR")]
     status_listen: Option<SocketAddr>,
+    /// Also write the metrics to this node_exporter textfile (overrides `[status] textfile`;
+    /// for the demo, which has no config file, and tests).
+    #[arg(long, value_name = "PATH", hide = true)]
+    status_textfile: Option<PathBuf>,
     /// A fixed window size (e.g. 1280x720) instead of fullscreen, for tests and previews.
     #[arg(long, value_name = "WxH", value_parser = parse_size)]
     window: Option<(u32, u32)>,
@@ -463,6 +467,7 @@ fn run_player(
         config_path,
         sources,
         status_listen: w.status_listen,
+        status_textfile: w.status_textfile,
         demo,
         window: w.window,
         web_dir: w.web_dir,

@@ -42,6 +42,8 @@ pub struct RunOptions {
     pub sources: SecretSources,
     /// Overrides `[status] listen`.
     pub status_listen: Option<SocketAddr>,
+    /// Overrides `[status] textfile`.
+    pub status_textfile: Option<PathBuf>,
     /// Run on the built-in simulator instead of the config.
     pub demo: Option<DemoOptions>,
     /// Fixed window size instead of fullscreen (tests without a window manager).
@@ -94,7 +96,7 @@ pub fn run(opts: RunOptions) -> anyhow::Result<()> {
         let status = StatusSources {
             listen: status_listen,
             token: status_config.token,
-            textfile: status_config.textfile,
+            textfile: opts.status_textfile.or(status_config.textfile),
             first_render,
             page_messages,
         };

@@ -570,7 +570,7 @@ async fn no_secret_or_token_in_any_output() {
 }
 
 /// Does `text` contain something shaped like a JWT: `eyJ<b64url>.<b64url>.`?
-fn has_jwt(text: &str) -> bool {
+pub(crate) fn has_jwt(text: &str) -> bool {
     let b64 = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '_';
     text.match_indices("eyJ").any(|(i, _)| {
         let rest = &text[i..];
