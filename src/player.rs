@@ -801,6 +801,31 @@ mod tests {
         out.iter().any(f)
     }
 
+    /// What `/metrics` shows as the last render's age and the token's time left.
+    #[test]
+    fn the_snapshot_knows_when_an_item_last_rendered_and_when_the_token_runs_out() {
+        let mut r = Rig::playing(three_items());
+        assert_eq!(r.p.snapshot().last_rendered_at, None);
+        let expires = r.now() + Duration::from_secs(600);
+        r.send(Input::Token(TokenState::Valid {
+            token: Secret::new("TOKEN-2"),
+            expires_at: expires,
+            generation: 2,
+        }));
+        assert_eq!(r.p.snapshot().token_expires_at, Some(expires));
+        r.at(7).rendered("e1");
+        let at = r.now();
+        assert_eq!(r.p.snapshot().last_rendered_at, Some(at));
+        // The same embed again is not a new render.
+        r.at(9).rendered("e1");
+        assert_eq!(r.p.snapshot().last_rendered_at, Some(at));
+        r.send(Input::Token(TokenState::Failed {
+            problem: Problem::new(ProblemId::Network),
+            next_attempt: None,
+        }));
+        assert_eq!(r.p.snapshot().token_expires_at, None);
+    }
+
     #[test]
     fn new_tokens_reach_live_embeds_without_reload() {
         let mut r = Rig::playing(three_items());
