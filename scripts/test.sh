@@ -31,6 +31,9 @@ if [ "${SKIP_INSTALL:-0}" != 1 ]; then
     xvfb xauth imagemagick fonts-dejavu-core faketime curl python3
   # WebKit's web process sandbox, which the player turns on.
   apt_install bubblewrap xdg-dbus-proxy
+  # promtool (Debian's prometheus package) lints /metrics, the textfile and the example
+  # alert rules; without it those checks are skipped.
+  apt_install prometheus
   # Packaging checks: systemd-analyze verify on the units, shellcheck on the scripts.
   apt_install systemd shellcheck
   # (web/test/run.sh installs what the browser tests need: node, npm, chromium, openssl.)

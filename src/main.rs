@@ -128,6 +128,15 @@ enum Command {
         #[command(subcommand)]
         action: ConfigAction,
     },
+    /// Save what the screen shows now as a PNG (from the running player's status endpoint,
+    /// over loopback; for an admin on SSH).
+    Screenshot {
+        /// Where to write the PNG.
+        file: PathBuf,
+        /// The player's status endpoint [default: [status] listen, 127.0.0.1:9520]
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<SocketAddr>,
+    },
     /// Print `[display] rotation` (degrees) if the config sets it; for the kiosk session script.
     #[command(hide = true)]
     DisplayRotation,
@@ -166,6 +175,10 @@ struct WindowArgs {
     /// Status endpoint address (loopback only) [default: [status] listen, 127.0.0.1:9520]
     #[arg(long, value_name = "ADDR")]
     status_listen: Option<SocketAddr>,
+    /// Also write the metrics to this node_exporter textfile (overrides `[status] textfile`;
+    /// for the demo, which has no config file, and tests).
+    #[arg(long, value_name = "PATH", hide = true)]
+    status_textfile: Option<PathBuf>,
     /// A fixed window size (e.g. 1280x720) instead of fullscreen, for tests and previews.
     #[arg(long, value_name = "WxH", value_parser = parse_size)]
     window: Option<(u32, u32)>,
@@ -253,6 +266,18 @@ async fn dispatch(cli: Cli, sources: SecretSources) -> anyhow::Result<ExitCode> 
             // A broken config is the player's to report on screen; the session starts unrotated.
             Err(_) => Ok(ExitCode::from(2)),
         },
+        Command::Screenshot { file, listen } => {
+            match pbikiosk::screenshot::save(&path, &sources, listen, &file).await {
+                Ok((w, h)) => {
+                    println!("{} ({w}x{h})", file.display());
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(e) => {
+                    eprintln!("pbikiosk: {e}");
+                    Ok(ExitCode::FAILURE)
+                }
+            }
+        }
         Command::Version => {
             println!("pbikiosk {}", pbikiosk::VERSION);
             Ok(ExitCode::SUCCESS)
@@ -442,6 +467,7 @@ fn run_player(
         config_path,
         sources,
         status_listen: w.status_listen,
+        status_textfile: w.status_textfile,
         demo,
         window: w.window,
         web_dir: w.web_dir,

@@ -226,6 +226,8 @@ struct Tokens {
     current: Option<Secret>,
     /// Tokens of single items (a service principal's dashboards), renewed with `current`.
     items: crate::embed_token::ItemTokens,
+    /// When `current` must be replaced.
+    expires_at: Option<Instant>,
     generation: u64,
     /// Any answer beyond "starting" arrived (tells signing in from starting).
     seen: bool,
@@ -349,8 +351,9 @@ impl Player {
                 token,
                 item_tokens,
                 generation,
-                ..
+                expires_at,
             } => {
+                self.tokens.expires_at = Some(expires_at);
                 let refreshed = self.tokens.current.is_some() || self.tokens.generation > 0;
                 self.tokens.items = item_tokens;
                 if generation != self.tokens.generation {
@@ -373,6 +376,7 @@ impl Player {
                 next_attempt,
             } => {
                 self.tokens.current = None;
+                self.tokens.expires_at = None;
                 if problem.retry_class() == RetryClass::Transient
                     && self.visible.is_some()
                     && self.offline_since.is_none()
@@ -480,6 +484,7 @@ impl Player {
                     if e.key == key {
                         if !e.rendered {
                             self.counters.rendered += 1;
+                            self.counters.last_rendered_at = Some(now);
                         }
                         e.rendered = true;
                         e.loaded = true;
@@ -824,6 +829,32 @@ mod tests {
 
     pub(super) fn has(out: &[Output], f: impl Fn(&Output) -> bool) -> bool {
         out.iter().any(f)
+    }
+
+    /// What `/metrics` shows as the last render's age and the token's time left.
+    #[test]
+    fn the_snapshot_knows_when_an_item_last_rendered_and_when_the_token_runs_out() {
+        let mut r = Rig::playing(three_items());
+        assert_eq!(r.p.snapshot().last_rendered_at, None);
+        let expires = r.now() + Duration::from_secs(600);
+        r.send(Input::Token(TokenState::Valid {
+            token: Secret::new("TOKEN-2"),
+            item_tokens: Default::default(),
+            expires_at: expires,
+            generation: 2,
+        }));
+        assert_eq!(r.p.snapshot().token_expires_at, Some(expires));
+        r.at(7).rendered("e1");
+        let at = r.now();
+        assert_eq!(r.p.snapshot().last_rendered_at, Some(at));
+        // The same embed again is not a new render.
+        r.at(9).rendered("e1");
+        assert_eq!(r.p.snapshot().last_rendered_at, Some(at));
+        r.send(Input::Token(TokenState::Failed {
+            problem: Problem::new(ProblemId::Network),
+            next_attempt: None,
+        }));
+        assert_eq!(r.p.snapshot().token_expires_at, None);
     }
 
     #[test]

@@ -32,14 +32,18 @@ use crate::player::{Input, Player, Settings, Snapshot, State};
 use crate::powerbi::PowerBiClient;
 use crate::problem::Problem;
 use crate::reach::Route;
+use crate::screenshot::Camera;
 use crate::shell::{self, ShellCommand, ShellEvent, ShellOptions};
 use crate::status_screen::ScreenContext;
+use crate::textfile::Textfile;
 
 pub struct RunOptions {
     pub config_path: PathBuf,
     pub sources: SecretSources,
     /// Overrides `[status] listen`.
     pub status_listen: Option<SocketAddr>,
+    /// Overrides `[status] textfile`.
+    pub status_textfile: Option<PathBuf>,
     /// Run on the built-in simulator instead of the config.
     pub demo: Option<DemoOptions>,
     /// Fixed window size instead of fullscreen (tests without a window manager).
@@ -67,12 +71,12 @@ pub fn run(opts: RunOptions) -> anyhow::Result<()> {
     // Start-up settings from one read of the config (a bad or missing one gives the defaults;
     // the player reports it on screen). Each generation reads it again.
     let startup = source.load().ok();
-    let status_listen = opts.status_listen.unwrap_or_else(|| {
-        startup
-            .as_ref()
-            .map(|c| c.status.listen)
-            .unwrap_or_else(|| config::StatusConfig::default().listen)
-    });
+    // `[status]` is read once: a changed listen address, token or textfile takes a restart.
+    let status_config = startup
+        .as_ref()
+        .map(|c| c.status.clone())
+        .unwrap_or_default();
+    let status_listen = opts.status_listen.unwrap_or(status_config.listen);
     let mut shell_opts = ShellOptions::from_startup(startup.as_ref(), web_dir, opts.window);
     if let Some(d) = &demo {
         // The webview reaches the simulator as app.powerbi.com through the demo's front door.
@@ -91,6 +95,8 @@ pub fn run(opts: RunOptions) -> anyhow::Result<()> {
         let _demo = demo;
         let status = StatusSources {
             listen: status_listen,
+            token: status_config.token,
+            textfile: opts.status_textfile.or(status_config.textfile),
             first_render,
             page_messages,
         };
@@ -111,6 +117,10 @@ enum GenerationEnd {
 /// Where `/status` listens, and what it reports besides the player's snapshot.
 struct StatusSources {
     listen: SocketAddr,
+    /// `[status] token_file`'s token: clients from the network must send it.
+    token: Option<crate::secret::Secret>,
+    /// `[status] textfile`.
+    textfile: Option<PathBuf>,
     first_render: FirstRender,
     page_messages: PageMessageCounters,
 }
@@ -126,12 +136,39 @@ async fn core(
     let (snap_tx, snap_rx) = watch::channel(Player::new(Settings::default()).snapshot());
     let StatusSources {
         listen: status_listen,
+        token,
+        textfile,
         first_render,
         page_messages,
     } = status;
-    match health::serve(status_listen, snap_rx, first_render.clone(), page_messages).await {
-        Ok(addr) => tracing::info!(%addr, "status endpoint listening"),
+    let window = proxy.clone();
+    let camera =
+        Camera::new(move |reply| window.send_event(ShellCommand::Screenshot(reply)).is_ok());
+    let textfile = textfile.map(Textfile::new);
+    let reporter = health::Reporter::new(
+        snap_rx,
+        first_render.clone(),
+        page_messages,
+        textfile.clone(),
+        Some(camera),
+    );
+    let lan = token.is_some();
+    match health::serve_reporter(
+        status_listen,
+        token,
+        reporter.clone(),
+        health::Limits::DEFAULT,
+    )
+    .await
+    {
+        Ok(addr) => {
+            tracing::info!(%addr, token_required_from_network = lan, "status endpoint listening")
+        }
         Err(e) => tracing::error!(error = %e, %status_listen, "status endpoint not available"),
+    }
+    if let Some(textfile) = textfile {
+        tracing::info!(file = %textfile.status().path.display(), "writing the metrics textfile every 15 s");
+        tokio::spawn(textfile.run(crate::textfile::EVERY, move || reporter.metrics()));
     }
     health::notify::ready();
     let mut first = true;

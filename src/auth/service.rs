@@ -23,9 +23,8 @@ pub enum TokenState {
         token: Secret,
         /// Tokens of single items (a service principal's dashboards), renewed with `token`.
         item_tokens: crate::embed_token::ItemTokens,
-        // The player trusts the service to hand out live tokens; the service's own tests read
-        // this to prove it never serves an expired one.
-        #[cfg_attr(not(test), expect(dead_code))]
+        /// When the token stops being usable (its lifetime less the renewal margin): the
+        /// service's tests prove it never serves an expired one; `/metrics` shows the time left.
         expires_at: Instant,
         generation: u64,
     },

@@ -82,7 +82,14 @@ const SECTIONS: &[(&str, &[Spec])] = &[
             key("ca_file", Kind::Text),
         ],
     ),
-    ("status", &[key("listen", Kind::Text)]),
+    (
+        "status",
+        &[
+            key("listen", Kind::Text),
+            key("token_file", Kind::Text),
+            key("textfile", Kind::Text),
+        ],
+    ),
     (
         "player",
         &[
@@ -766,6 +773,34 @@ mod tests {
         assert!(e.to_string().starts_with("auth.allow_federated:"), "{e}");
         let e = edit_err(&base(), &[("playlist[1].pages", "A")]);
         assert!(e.fix().contains("by hand"), "{}", e.fix());
+    }
+
+    /// `config set` opens the status endpoint to the LAN only together with its token file.
+    #[test]
+    fn a_lan_status_endpoint_is_set_with_its_token_file() {
+        let e = edit_err(&base(), &[("status.listen", "0.0.0.0:9520")]);
+        assert!(e.to_string().contains("status.token_file"), "{e}");
+        let dir = tempfile::tempdir().unwrap();
+        let token = dir.path().join("status-token");
+        fs::write(&token, "Zm9vYmFyLXN0YXR1cy10b2tlbi0xMjM0NTY=\n").unwrap();
+        fs::set_permissions(&token, fs::Permissions::from_mode(0o600)).unwrap();
+        let out = edit_ok(
+            &base(),
+            &[
+                ("status.listen", "0.0.0.0:9520"),
+                ("status.token_file", token.to_str().unwrap()),
+                (
+                    "status.textfile",
+                    "/var/lib/prometheus/node-exporter/pbikiosk.prom",
+                ),
+            ],
+        );
+        let cfg = config::parse(&out, path(), &env_secrets()).unwrap();
+        assert_eq!(cfg.status.listen, "0.0.0.0:9520".parse().unwrap());
+        assert!(cfg.status.token.is_some());
+        assert!(cfg.status.textfile.is_some());
+        // The file holds the token's path, never the token.
+        assert!(!out.contains("Zm9vYmFy"), "{out}");
     }
 
     #[test]

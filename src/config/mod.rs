@@ -199,14 +199,20 @@ pub(crate) struct RowIdentity {
 
 #[derive(Debug, Clone)]
 pub(crate) struct StatusConfig {
-    /// Always a loopback address.
+    /// A loopback address, or any address when `token` is set.
     pub(crate) listen: SocketAddr,
+    /// `token_file`'s bearer token: every request from another machine must carry it.
+    pub(crate) token: Option<Secret>,
+    /// Where the metrics are written for node_exporter's textfile collector.
+    pub(crate) textfile: Option<PathBuf>,
 }
 
 impl Default for StatusConfig {
     fn default() -> Self {
         Self {
             listen: DEFAULT_LISTEN,
+            token: None,
+            textfile: None,
         }
     }
 }
@@ -305,7 +311,7 @@ fn line_suffix(line: Option<usize>) -> String {
     line.map(|l| format!(", line {l}")).unwrap_or_default()
 }
 
-fn describe_io(e: &io::Error) -> String {
+pub(crate) fn describe_io(e: &io::Error) -> String {
     match e.kind() {
         io::ErrorKind::InvalidData => "it is not UTF-8 text".to_owned(),
         io::ErrorKind::PermissionDenied => "permission denied".to_owned(),

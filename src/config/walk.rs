@@ -440,6 +440,10 @@ mod tests {
             "status.listen".to_owned(),
             format!("{}[status]\nlisten = \"{V}\"\n", auth()),
         ));
+        cases.push((
+            "status.textfile".to_owned(),
+            format!("{}[status]\ntextfile = \"{V}\"\n", auth()),
+        ));
         for key in ["gpu", "report_layout"] {
             let text = format!("{}[display]\n{key} = \"{V}\"\n", auth());
             cases.push((format!("display.{key}"), text));

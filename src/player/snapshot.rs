@@ -20,6 +20,32 @@ pub enum State {
     SignInRequired,
 }
 
+impl State {
+    /// Every state, for the one-hot `pbikiosk_state` metric.
+    pub(crate) const ALL: [State; 7] = [
+        State::Starting,
+        State::SigningIn,
+        State::Playing,
+        State::Problem,
+        State::WaitingNetwork,
+        State::NotConfigured,
+        State::SignInRequired,
+    ];
+
+    /// The name `/status` gives it.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            State::Starting => "starting",
+            State::SigningIn => "signing_in",
+            State::Playing => "playing",
+            State::Problem => "problem",
+            State::WaitingNetwork => "waiting_network",
+            State::NotConfigured => "not_configured",
+            State::SignInRequired => "sign_in_required",
+        }
+    }
+}
+
 /// The code on the sign-in screen, for `/status` (loopback only): someone at a desk can read
 /// it off without walking to the screen. Never a token.
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -71,6 +97,13 @@ pub struct Snapshot {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sign_in: Option<SignInStatus>,
     pub memory: MemoryStatus,
+    /// When an embed last finished rendering; `/status` and `/metrics` show its age.
+    #[serde(skip)]
+    pub last_rendered_at: Option<std::time::Instant>,
+    /// When the token the page holds (Entra access token or embed token) must be replaced;
+    /// `/status` and `/metrics` show the seconds left. Never the token.
+    #[serde(skip)]
+    pub token_expires_at: Option<std::time::Instant>,
 }
 
 /// The memory policy on `/status`: the tree's PSS against its baseline, and the recycles of
@@ -134,6 +167,7 @@ pub(super) struct Counters {
     pub token_refreshes: u64,
     pub page_reloads: u64,
     pub last_gap_ms: Option<f64>,
+    pub last_rendered_at: Option<std::time::Instant>,
     /// Recent switch gaps (ms, measured in the page), at most [`GAP_HISTORY`].
     gaps: VecDeque<f64>,
 }
@@ -226,6 +260,8 @@ impl Player {
             last_switch_gap_ms: self.counters.last_gap_ms,
             switch_gaps: GapSummary::of(&self.counters.gaps),
             memory: self.memory_status(),
+            last_rendered_at: self.counters.last_rendered_at,
+            token_expires_at: self.tokens.expires_at,
         }
     }
 }
@@ -259,6 +295,13 @@ impl Player {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn state_names_are_the_status_names() {
+        for st in State::ALL {
+            assert_eq!(serde_json::to_value(st).unwrap(), st.as_str());
+        }
+    }
 
     #[test]
     fn gap_history_keeps_the_most_recent() {

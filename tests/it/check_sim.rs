@@ -509,6 +509,34 @@ async fn no_secret_or_token_in_any_output() {
     let dir = tempfile::tempdir().unwrap();
     let mut secrets = Vec::new();
     let mut outputs = Vec::new();
+    // A status endpoint open to the LAN with its bearer token: `check` reads it with the
+    // config, and `screenshot` sends it (to a port where no player listens).
+    let status_token = "STx-Distinctive-Status-Token-5e9d";
+    secrets.push(status_token.to_owned());
+    let token_file = dir.path().join("status-token");
+    std::fs::write(&token_file, status_token).unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&token_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    let no_player = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let status_section = format!(
+        "\n[status]\nlisten = \"0.0.0.0:{no_player}\"\ntoken_file = \"{}\"\ntextfile = \"{}\"\n",
+        token_file.display(),
+        dir.path().join("pbikiosk.prom").display()
+    );
+    let shot: &'static str = Box::leak(
+        dir.path()
+            .join("shot.png")
+            .to_str()
+            .unwrap()
+            .to_owned()
+            .into_boxed_str(),
+    );
     for (i, name) in pbikiosk::sim::scenario::NAMES.iter().enumerate() {
         if matches!(*name, "outage" | "throttled") {
             continue; // covered above; slow by design
@@ -534,16 +562,21 @@ async fn no_secret_or_token_in_any_output() {
         let sim = sim(s).await;
         let front = front(&sim, &dir).await;
         let user = sim.demo_username().unwrap();
-        let cfg = front.config(&sim, &user, &dir, |s| s);
+        let cfg = front.config(&sim, &user, &dir, |s| s + &status_section);
         for args in [
             &["check"][..],
             &["check", "--json"],
             &["reports"],
             &["reports", "--json"],
             &["-vv", "check"],
+            &["-vv", "screenshot", shot],
         ] {
             let args: &'static [&'static str] = Box::leak(args.to_vec().into_boxed_slice());
             let r = front.check(args, cfg.clone()).await;
+            // The config (with its [status] token) was taken, not refused.
+            if args.contains(&"check") {
+                assert_ne!(r.code, 2, "{name}: {}", r.stdout);
+            }
             outputs.push((name.to_string(), r.stdout, r.stderr));
         }
     }
@@ -561,6 +594,14 @@ async fn no_secret_or_token_in_any_output() {
             "{name}: embed token in output"
         );
     }
+    // The screenshot runs did try the endpoint (and found no player there).
+    assert!(
+        outputs
+            .iter()
+            .any(|(_, _, e)| e.contains("no answer from the player's status endpoint")),
+        "{:?}",
+        outputs.last()
+    );
     // The verbose runs did log something, so the sweep looked at real logs.
     assert!(
         outputs
@@ -570,7 +611,7 @@ async fn no_secret_or_token_in_any_output() {
 }
 
 /// Does `text` contain something shaped like a JWT: `eyJ<b64url>.<b64url>.`?
-fn has_jwt(text: &str) -> bool {
+pub(crate) fn has_jwt(text: &str) -> bool {
     let b64 = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '_';
     text.match_indices("eyJ").any(|(i, _)| {
         let rest = &text[i..];
