@@ -9,6 +9,7 @@ use std::time::Duration;
 use reqwest::header::{HeaderMap, RETRY_AFTER};
 use tokio::time::Instant;
 
+use crate::config::NetworkSetting;
 use crate::problem::{Problem, ProblemId};
 
 /// Every request gets a deadline: a hung proxy must not freeze sign-in or the status screen.
@@ -16,8 +17,12 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(20);
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Build the HTTP client. `ca_file` (PEM, one or more certificates) is trusted *on top of* the
-/// system roots, for corporate proxies that inspect TLS.
-pub fn build_client(ca_file: Option<&Path>) -> Result<reqwest::Client, Problem> {
+/// system roots, for corporate proxies that inspect TLS; `network` says which proxy every
+/// request goes through (see [`apply_network`]).
+pub fn build_client(
+    ca_file: Option<&Path>,
+    network: &NetworkSetting,
+) -> Result<reqwest::Client, Problem> {
     let mut builder = reqwest::Client::builder()
         .user_agent(concat!("pbikiosk/", env!("CARGO_PKG_VERSION")))
         .timeout(REQUEST_TIMEOUT)
@@ -48,9 +53,39 @@ pub fn build_client(ca_file: Option<&Path>) -> Result<reqwest::Client, Problem> 
         }
         builder = builder.tls_certs_merge(certs);
     }
+    builder = apply_network(builder, network)?;
     builder.build().map_err(|e| {
         Problem::new(ProblemId::Tls).with_cause(format!("the HTTPS client could not start: {e}"))
     })
+}
+
+/// The client for everything `cfg` names: its `cloud.ca_file` and its `[network]`.
+pub(crate) fn client_for(cfg: &crate::config::Config) -> Result<reqwest::Client, Problem> {
+    build_client(cfg.cloud.ca_file.as_deref(), &cfg.network)
+}
+
+/// Route the client as `network` says: the environment's proxies (reqwest reads
+/// `HTTPS_PROXY`, `NO_PROXY`, ... itself), none, or the configured proxy with its credentials
+/// for every host but this device and `no_proxy`.
+fn apply_network(
+    builder: reqwest::ClientBuilder,
+    network: &NetworkSetting,
+) -> Result<reqwest::ClientBuilder, Problem> {
+    let p = match network {
+        NetworkSetting::FromEnvironment => return Ok(builder),
+        NetworkSetting::Direct => return Ok(builder.no_proxy()),
+        NetworkSetting::Proxy(p) => p,
+    };
+    let mut proxy = reqwest::Proxy::all(p.url()).map_err(|e| {
+        Problem::new(ProblemId::Config)
+            .with_cause(format!("network.proxy {}: {e}", p.url()))
+            .with_fix("Write network.proxy like \"http://proxy.corp.example:3128\".")
+    })?;
+    if let Some(c) = &p.credentials {
+        proxy = proxy.basic_auth(&c.user, c.password.expose());
+    }
+    proxy = proxy.no_proxy(reqwest::NoProxy::from_string(&p.bypass().join(",")));
+    Ok(builder.proxy(proxy))
 }
 
 /// Classify a failure to get any answer at all.
@@ -61,8 +96,12 @@ pub fn transport_problem(err: &reqwest::Error, what: &str) -> Problem {
             .with_cause(format!("{what} did not answer within the time limit."));
     }
     // rustls/webpki name certificate trouble in their messages; there is no typed error to
-    // match through reqwest's boxed sources.
+    // match through reqwest's boxed sources. The same holds for the tunnel's 407 (hyper-util's
+    // "proxy authorization required").
     let lower = chain.to_ascii_lowercase();
+    if lower.contains("proxy authorization required") {
+        return proxy_auth_problem(what);
+    }
     if lower.contains("certificate") || lower.contains("tls") || lower.contains("handshake") {
         return Problem::new(ProblemId::Tls)
             .with_cause(format!("The secure connection to {what} failed ({chain})."));
@@ -83,6 +122,13 @@ fn error_chain(err: &reqwest::Error) -> String {
         parts.push(err.to_string());
     }
     parts.join(": ")
+}
+
+/// The proxy wants (other) credentials on the way to `what`.
+fn proxy_auth_problem(what: &str) -> Problem {
+    Problem::new(ProblemId::ProxyAuthRequired).with_cause(format!(
+        "The proxy on the way to {what} answered 407 Proxy Authentication Required: its credentials are missing or wrong."
+    ))
 }
 
 /// `Retry-After` in seconds. Microsoft sends delta-seconds; an HTTP date is ignored and the
@@ -197,6 +243,10 @@ pub(crate) async fn send_and_read(
         .await
         .map_err(|e| transport_problem(&e, what))?;
     let status = resp.status().as_u16();
+    // Only a proxy answers 407 (a plain-http request it forwards); no Microsoft service does.
+    if status == 407 {
+        return Err(proxy_auth_problem(what));
+    }
     let retry_after = retry_after(resp.headers());
     let error_info = resp
         .headers()
@@ -281,12 +331,12 @@ mod tests {
     fn bad_ca_file_is_a_config_problem() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("ca.pem");
-        let err = build_client(Some(&p)).unwrap_err();
+        let err = build_client(Some(&p), &NetworkSetting::FromEnvironment).unwrap_err();
         assert_eq!(err.id, ProblemId::Config);
         assert!(err.cause.contains("cloud.ca_file"));
         std::fs::write(&p, "not a pem").unwrap();
         // Garbage must not silently become "trust nothing extra".
-        let err = build_client(Some(&p)).unwrap_err();
+        let err = build_client(Some(&p), &NetworkSetting::FromEnvironment).unwrap_err();
         assert_eq!(err.id, ProblemId::Config);
         assert!(err.cause.contains("no certificate") || err.cause.contains("not a PEM"));
     }
@@ -303,7 +353,7 @@ mod tests {
     #[tokio::test]
     async fn refused_connection_is_network() {
         let port = free_port();
-        let client = build_client(None).unwrap();
+        let client = build_client(None, &NetworkSetting::FromEnvironment).unwrap();
         let err = client
             .get(format!("http://127.0.0.1:{port}/"))
             .send()
@@ -426,7 +476,7 @@ mod tests {
             "HTTP/1.1 429 Too Many Requests\r\nRetry-After: 12\r\nContent-Length: 4\r\nConnection: close\r\n\r\nslow",
         )
         .await;
-        let client = build_client(None).unwrap();
+        let client = build_client(None, &NetworkSetting::FromEnvironment).unwrap();
         let a = send_and_read(client.get(url), "the test server", 4)
             .await
             .unwrap();
@@ -438,7 +488,7 @@ mod tests {
     #[tokio::test]
     async fn send_and_read_names_the_service_when_nobody_answers() {
         let port = free_port();
-        let client = build_client(None).unwrap();
+        let client = build_client(None, &NetworkSetting::FromEnvironment).unwrap();
         let err = send_and_read(
             client.get(format!("http://127.0.0.1:{port}/")),
             "the Power BI service",
@@ -480,7 +530,7 @@ mod tests {
             true,
         )
         .await;
-        let client = build_client(None).unwrap();
+        let client = build_client(None, &NetworkSetting::FromEnvironment).unwrap();
         let t = std::time::Instant::now();
         let err = send_and_read(
             client.get(&url),
@@ -516,7 +566,7 @@ mod tests {
             false,
         )
         .await;
-        let client = build_client(None).unwrap();
+        let client = build_client(None, &NetworkSetting::FromEnvironment).unwrap();
         let t = std::time::Instant::now();
         let err = send_and_read(client.get(&url), "the Power BI service", API_BODY_LIMIT)
             .await
@@ -532,7 +582,7 @@ mod tests {
             "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n5\r\nabcde\r\n0\r\n\r\n",
         )
         .await;
-        let client = build_client(None).unwrap();
+        let client = build_client(None, &NetworkSetting::FromEnvironment).unwrap();
         let err = send_and_read(client.get(url), "the test server", 4)
             .await
             .unwrap_err();
