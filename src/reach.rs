@@ -1050,7 +1050,7 @@ mod tests {
         // Without the extra root the front door's certificate is not trusted either.
         *fault.lock().unwrap() = EmbedFault::None;
         let bare = Route {
-            proxy: Some(proxy),
+            proxy: Some(proxy.clone()),
             ..Route::default()
         };
         let e = probe_at(host, 443, &bare, QUICK, None).await.unwrap_err();

@@ -17,6 +17,8 @@ mod faults;
 mod fixtures_map;
 mod hostile;
 mod page_protocol;
+mod proxy;
 mod recycle;
 mod sim;
+mod test_proxy;
 mod trusted_files;
