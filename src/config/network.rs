@@ -37,7 +37,7 @@ pub(super) fn parse_network(cx: &Ctx, s: &Section) -> Result<NetworkSetting, Con
     };
     let (host, port) = proxy_address(cx, &s.key("proxy"), value, &span)?;
     let no_proxy = match s.get("no_proxy") {
-        Some(v) => bypass_list(cx, &s.key("no_proxy"), &v)?,
+        Some(v) => bypass_list(cx, &s.key("no_proxy"), v)?,
         None => Vec::new(),
     };
     let credentials = match s.string(cx, CREDENTIALS_FILE_KEY)? {
