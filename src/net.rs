@@ -102,6 +102,13 @@ pub fn transport_problem(err: &reqwest::Error, what: &str) -> Problem {
     if lower.contains("proxy authorization required") {
         return proxy_auth_problem(what);
     }
+    // hyper-util's words for a tunnel (every https request through a proxy) whose connection
+    // to the proxy itself failed.
+    if lower.contains("tunnel error: failed to create underlying connection") {
+        return Problem::new(ProblemId::ProxyUnreachable).with_cause(format!(
+            "The proxy on the way to {what} cannot be reached ({chain})."
+        ));
+    }
     if lower.contains("certificate") || lower.contains("tls") || lower.contains("handshake") {
         return Problem::new(ProblemId::Tls)
             .with_cause(format!("The secure connection to {what} failed ({chain})."));
@@ -362,6 +369,51 @@ mod tests {
         let p = transport_problem(&err, "the sign-in service");
         assert_eq!(p.id, ProblemId::Network, "{p}");
         assert!(p.cause.contains("the sign-in service"));
+    }
+
+    /// Every request through `[network] proxy` at `addr`, to a host that only the proxy could
+    /// reach (nothing here resolves it or connects to it).
+    async fn through_proxy_at(addr: std::net::SocketAddr) -> Problem {
+        let network = NetworkSetting::Proxy(crate::config::ProxySettings {
+            host: addr.ip().to_string(),
+            port: addr.port(),
+            no_proxy: Vec::new(),
+            credentials: None,
+        });
+        let client = build_client(None, &network).unwrap();
+        let err = client
+            .get("https://login.microsoftonline.com/")
+            .send()
+            .await
+            .unwrap_err();
+        transport_problem(&err, "the sign-in service")
+    }
+
+    #[tokio::test]
+    async fn a_dead_proxy_is_named_as_such() {
+        let addr: std::net::SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let p = through_proxy_at(addr).await;
+        assert_eq!(p.id, ProblemId::ProxyUnreachable, "{p}");
+        assert!(p.cause.contains("the sign-in service"), "{}", p.cause);
+        assert_eq!(p.retry_class(), crate::problem::RetryClass::Transient);
+    }
+
+    #[tokio::test]
+    async fn a_407_to_the_tunnel_is_proxy_auth_required() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.unwrap();
+            let _ = s.read(&mut [0u8; 1024]).await;
+            let _ = s
+                .write_all(b"HTTP/1.1 407 Proxy Authentication Required\r\nProxy-Authenticate: Basic realm=\"x\"\r\nContent-Length: 0\r\n\r\n")
+                .await;
+        });
+        let p = through_proxy_at(addr).await;
+        assert_eq!(p.id, ProblemId::ProxyAuthRequired, "{p}");
+        // A person must fix it: waited for, never hammered.
+        assert_eq!(p.retry_class(), crate::problem::RetryClass::Permanent);
     }
 
     const BACKOFF: Backoff = Backoff {

@@ -375,7 +375,7 @@ impl Unreachable {
             ),
             (Failure::ProxyAuthRequired { sent: false, .. }, _) => "Put the proxy's user:password in a file (mode 0640) and name it in [network] proxy_credentials_file.".to_owned(),
             (Failure::ProxyAuthRequired { sent: true, .. }, _) => "Correct the user:password in network.proxy_credentials_file (ask IT whether the proxy account is locked).".to_owned(),
-            (Failure::UntrustedViaProxy { .. }, _) => "Your proxy inspects TLS: put its CA (PEM) in cloud.ca_file ([cloud] ca_file), or ask IT to exempt *.powerbi.com and login.microsoftonline.com.".to_owned(),
+            (Failure::UntrustedViaProxy { .. }, _) => "Your proxy inspects TLS: put its CA (PEM) in cloud.ca_file ([cloud] ca_file), or ask IT to exempt *.powerbi.com and login.microsoftonline.com. Check the clock.".to_owned(),
             (Failure::Untrusted | Failure::Tls { .. }, _) => "Behind a TLS-inspecting proxy: set cloud.ca_file to its CA certificate (PEM), or ask IT to exempt *.powerbi.com from inspection. Check the clock.".to_owned(),
             (Failure::HttpStatus { .. }, _) => format!(
                 "Nothing usually: pbikiosk retries. If it persists, ask IT whether a proxy or filter in front of {host} fails."
