@@ -105,8 +105,15 @@ pub fn transport_problem(err: &reqwest::Error, what: &str) -> Problem {
     // hyper-util's words for a tunnel (every https request through a proxy) whose connection
     // to the proxy itself failed.
     if lower.contains("tunnel error: failed to create underlying connection") {
+        // The innermost cause (e.g. "Connection refused (os error 111)") is what a person
+        // acts on; the layers above it only repeat that a tunnel failed.
+        let mut root = err.source();
+        while let Some(next) = root.and_then(|e| e.source()) {
+            root = Some(next);
+        }
+        let root = root.map_or_else(|| chain.clone(), |e| e.to_string());
         return Problem::new(ProblemId::ProxyUnreachable).with_cause(format!(
-            "The proxy on the way to {what} cannot be reached ({chain})."
+            "The proxy on the way to {what} cannot be reached: {root}."
         ));
     }
     if lower.contains("certificate") || lower.contains("tls") || lower.contains("handshake") {

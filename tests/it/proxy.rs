@@ -365,3 +365,41 @@ async fn the_player_and_its_web_view_go_through_the_configured_proxy() {
         proxy.refused()
     );
 }
+
+/// The configured proxy is down when the player starts: the screen names it
+/// (`proxy_unreachable`), and once it answers where it should, a report plays without a
+/// restart.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs Xvfb, ImageMagick and the built page; scripts/test.sh runs it"]
+async fn a_dead_proxy_is_named_on_the_screen_then_recovered() {
+    let _one = lock().await;
+    let net = Net::start(EmbedFault::None).await;
+    let at: std::net::SocketAddr = format!("127.0.0.1:{}", crate::common::free_port())
+        .parse()
+        .unwrap();
+    let cfg = net.config("down.toml", true, &format!("proxy = \"http://{at}\"\n"));
+    let x = Xvfb::start();
+    let mut p = Player::run_config(&x, "proxy-down", &cfg);
+    let s = p
+        .wait_for("proxy_unreachable", 60, |s| {
+            s["problem"] == "proxy_unreachable"
+        })
+        .await;
+    let message = s["problem_message"].as_str().unwrap_or_default();
+    assert!(message.contains("cannot be reached"), "{s}");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let shot = x.screenshot("proxy-down.png");
+    println!("screenshot: {}", shot.display());
+    assert_eq!(net.sim.stats().token_requests, 0);
+
+    let proxy = TestProxy::start_at(at, Some(net.door.proxy), None).await;
+    let pid = p.child.id();
+    let s = p
+        .wait_for("a report once the proxy answers", 90, |s| {
+            s["state"] == "playing" && s["shown_total"].as_u64() >= Some(1)
+        })
+        .await;
+    assert_eq!(s["problem"], Value::Null, "{s}");
+    assert_eq!(p.child.id(), pid, "no restart");
+    assert!(proxy.count(LOGIN) >= 1, "{:?}", proxy.hosts());
+}

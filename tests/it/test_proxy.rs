@@ -27,8 +27,17 @@ impl TestProxy {
     /// Start on a free loopback port. `upstream`: where `CONNECT`s are sent on (a proxy that
     /// answers them), else to the host itself. `basic`: the `user:password` it requires.
     pub async fn start(upstream: Option<SocketAddr>, basic: Option<&str>) -> Self {
+        Self::start_at("127.0.0.1:0".parse().unwrap(), upstream, basic).await
+    }
+
+    /// [`TestProxy::start`] on `at` (a proxy that comes back where it was expected).
+    pub async fn start_at(
+        at: SocketAddr,
+        upstream: Option<SocketAddr>,
+        basic: Option<&str>,
+    ) -> Self {
         use base64::Engine as _;
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let listener = TcpListener::bind(at).await.unwrap();
         let addr = listener.local_addr().unwrap();
         let counts = Arc::new(Mutex::new(Counts::default()));
         let expected = basic.map(|b| base64::engine::general_purpose::STANDARD.encode(b));
