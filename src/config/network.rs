@@ -324,6 +324,27 @@ mod tests {
     }
 
     #[test]
+    fn the_shipped_example_is_valid_once_uncommented() {
+        let example = include_str!("../../packaging/pbikiosk.toml");
+        let block: Vec<&str> = example
+            .lines()
+            .skip_while(|l| *l != "#[network]")
+            .take_while(|l| l.starts_with('#') && !l.starts_with("# "))
+            .map(|l| &l[1..])
+            .collect();
+        assert_eq!(block.len(), 4, "{block:?}");
+        // Its credentials file does not exist here; the rest must parse as it stands.
+        let text: String = block
+            .iter()
+            .filter(|l| !l.starts_with(CREDENTIALS_FILE_KEY))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let p = proxy_of(&format!("{}{text}", auth()));
+        assert_eq!(p.url(), "http://proxy.corp.example:3128");
+        assert_eq!(p.no_proxy, ["10.0.0.0/8", ".corp.example"]);
+    }
+
+    #[test]
     fn userinfo_in_the_proxy_is_refused_without_repeating_it() {
         let e = err(&with("proxy = \"http://kiosk:S3cretProxyPw@proxy:3128\"\n"));
         let shown = e.to_string();
