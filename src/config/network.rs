@@ -89,7 +89,7 @@ fn proxy_address(
             return Err(cx.invalid(
                 key,
                 Some(span),
-                "an https:// proxy (TLS to the proxy itself) is not supported by the web view's network stack",
+                "an https:// proxy (TLS to the proxy itself) is not supported: the web view cannot be given the CA that signed the proxy's own certificate",
                 format!(
                     "Use the proxy's plain http:// port, like proxy = \"{EXAMPLE}\": https sites still go through it encrypted end to end (CONNECT)."
                 ),
