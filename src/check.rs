@@ -16,7 +16,7 @@ use crate::auth::SignInSettings;
 use crate::auth::app_only;
 use crate::auth::client::{AadClient, TokenEndpoint};
 use crate::auth::realm::RealmKind;
-use crate::config::{AuthMethod, Config, ConfigError};
+use crate::config::{AuthMethod, Config, ConfigError, NetworkSetting};
 use crate::content::ContentKind;
 use crate::embed_token::TokenRequest;
 use crate::net;
@@ -379,13 +379,22 @@ pub async fn run_within(cfg: &Config, budget: Duration) -> CheckReport {
             if cfg.playlist.len() == 1 { "" } else { "s" }
         ),
     )];
-    let http = match net::build_client(cfg.cloud.ca_file.as_deref()) {
+    let http = match net::client_for(cfg) {
         Ok(h) => h,
         Err(p) => {
             lines.push(Line::from_problem("https client", &p));
             return CheckReport::from_lines(lines);
         }
     };
+    // Through a proxy, the proxy is tried first: unreachable, a 407 or an inspecting proxy
+    // is named as such, rather than as a sign-in that could not reach Microsoft.
+    if let Some(line) = proxy_line(cfg, deadline).await {
+        let failed = !line.ok;
+        lines.push(line);
+        if failed {
+            return CheckReport::from_lines(lines);
+        }
+    }
     let signed = match sign_in(cfg, &http, deadline, &mut lines).await {
         Ok(s) => s,
         Err(failure) => {
@@ -408,7 +417,7 @@ pub async fn run_within(cfg: &Config, budget: Duration) -> CheckReport {
     // The sign-in and API hosts were reached by the steps, through the same client the player
     // uses: their lines say so, after the steps, and they are not probed again.
     let env = |k: &str| std::env::var(k).ok();
-    let sign_in_host = proven_line(Role::SignIn, &cfg.cloud.authority, env);
+    let sign_in_host = proven_line(Role::SignIn, &cfg.cloud.authority, &cfg.network, env);
     let workspaces = match within(deadline, || api.workspaces(token)).await {
         Ok(ws) => {
             lines.push(Line::ok(
@@ -486,7 +495,7 @@ pub async fn run_within(cfg: &Config, budget: Duration) -> CheckReport {
         lines.extend(embed_token_lines(&api, token, &targets, deadline).await);
     }
     lines.push(sign_in_host);
-    lines.push(proven_line(Role::Api, &cfg.cloud.api, env));
+    lines.push(proven_line(Role::Api, &cfg.cloud.api, &cfg.network, env));
     // The web view's hosts are probed, all at once, and by the end of the budget.
     let route = web_view_route(cfg);
     let targets = web_view_hosts(embed_urls.iter().map(String::as_str));
@@ -639,8 +648,13 @@ async fn stage_line(
         Some(p) => format!("{host}:{p}"),
         None => host.clone(),
     };
-    let mut route = Route::for_client("https", |k| std::env::var(k).ok());
-    route.extra_roots = web_view_route(cfg).extra_roots;
+    let route = Route::for_network(
+        &cfg.network,
+        "https",
+        false,
+        |k| std::env::var(k).ok(),
+        web_view_route(cfg).extra_roots,
+    );
     let by = deadline.max(Instant::now() + LEAST_FOR_PROBES);
     Some(match reach::probe_by(&host, port, &route, by).await {
         Ok(()) => {
@@ -654,7 +668,7 @@ async fn stage_line(
             )
         }
         Err(u) => {
-            let p = Problem::new(failed.id)
+            let p = Problem::new(u.problem_id(failed.id))
                 .with_cause(format!("{name}: {}.", u.what()))
                 .with_fix(u.fix());
             Line::from_problem(role.line_name(), &p)
@@ -663,14 +677,19 @@ async fn stage_line(
 }
 
 /// The line for a host a step above already reached: what that proved, and which way it went.
-fn proven_line(role: Role, url: &url::Url, env: impl Fn(&str) -> Option<String>) -> Line {
+fn proven_line(
+    role: Role,
+    url: &url::Url,
+    network: &NetworkSetting,
+    env: impl Fn(&str) -> Option<String>,
+) -> Line {
     let host = url.host_str().unwrap_or("").to_ascii_lowercase();
     let port = url.port_or_known_default().unwrap_or(443);
     let name = match url.port() {
         Some(p) => format!("{host}:{p}"),
         None => host.clone(),
     };
-    let route = Route::for_client(url.scheme(), env);
+    let route = Route::for_network(network, url.scheme(), false, env, Vec::new());
     let way = match route.proxy_for(&host, port) {
         Some(proxy) => format!("through proxy {proxy}"),
         None => "direct".to_owned(),
@@ -689,8 +708,8 @@ fn proven_line(role: Role, url: &url::Url, env: impl Fn(&str) -> Option<String>)
     )
 }
 
-/// The way out the player's web view takes: `https_proxy` from the environment (the player
-/// gives it no proxy of its own), trusting `cloud.ca_file` on top of the system's roots.
+/// The way out the player's web view takes: `[network] proxy`, else `https_proxy` from the
+/// environment, trusting `cloud.ca_file` on top of the system's roots.
 fn web_view_route(cfg: &Config) -> Route {
     let extra = cfg
         .cloud
@@ -698,7 +717,50 @@ fn web_view_route(cfg: &Config) -> Route {
         .as_deref()
         .map(reach::ca_file_certificates)
         .unwrap_or_default();
-    Route::for_web_view(None, |k| std::env::var(k).ok(), extra)
+    Route::for_network(
+        &cfg.network,
+        "https",
+        true,
+        |k| std::env::var(k).ok(),
+        extra,
+    )
+}
+
+/// When the sign-in goes through a proxy: a tunnel through it to the sign-in host, as the
+/// `proxy` line. A failure that is the proxy's own (unreachable, `407`) fails the line; any
+/// other (the name, a certificate an inspecting proxy put in place of Microsoft's) is left to
+/// the sign-in step, whose host line names the stage and the fix.
+async fn proxy_line(cfg: &Config, deadline: Instant) -> Option<Line> {
+    let url = &cfg.cloud.authority;
+    if url.scheme() != "https" {
+        return None;
+    }
+    let host = url.host_str()?.to_ascii_lowercase();
+    let port = url.port_or_known_default()?;
+    let route = Route::for_network(
+        &cfg.network,
+        "https",
+        false,
+        |k| std::env::var(k).ok(),
+        web_view_route(cfg).extra_roots,
+    );
+    let proxy = route.proxy_for(&host, port)?.to_owned();
+    let by = deadline.max(Instant::now() + LEAST_FOR_PROBES);
+    match reach::probe_by(&host, port, &route, by).await {
+        Ok(()) => Some(Line::ok(
+            "proxy",
+            format!("{proxy}: {host} reached through it (TLS ok)"),
+        )),
+        Err(u) => {
+            let id = u.problem_id(ProblemId::Network);
+            (id != ProblemId::Network).then(|| {
+                let p = Problem::new(id)
+                    .with_cause(format!("{host}: {}.", u.what()))
+                    .with_fix(u.fix());
+                Line::from_problem("proxy", &p)
+            })
+        }
+    }
 }
 
 /// The hosts the web view needs for the resolved items, each once: their embed hosts, their
@@ -1008,7 +1070,7 @@ mod tests {
             "NO_PROXY" => Some("api.powerbi.com".to_owned()),
             _ => None,
         };
-        let l = proven_line(Role::SignIn, &login, env);
+        let l = proven_line(Role::SignIn, &login, &NetworkSetting::FromEnvironment, env);
         assert!(l.ok);
         assert_eq!(l.name, "sign-in host");
         assert_eq!(
@@ -1018,14 +1080,19 @@ mod tests {
             )
         );
         let api = url::Url::parse("https://api.powerbi.com/").unwrap();
-        let l = proven_line(Role::Api, &api, env);
+        let l = proven_line(Role::Api, &api, &NetworkSetting::FromEnvironment, env);
         assert_eq!(l.name, "api host");
         assert_eq!(
             l.message.as_deref(),
             Some("api.powerbi.com: reached by the power bi step above (direct, TLS ok)")
         );
         let sim = url::Url::parse("http://127.0.0.1:8080/").unwrap();
-        let l = proven_line(Role::SignIn, &sim, |_: &str| None);
+        let l = proven_line(
+            Role::SignIn,
+            &sim,
+            &NetworkSetting::FromEnvironment,
+            |_: &str| None,
+        );
         assert_eq!(
             l.message.as_deref(),
             Some("127.0.0.1:8080: reached by the sign-in above (direct, plain HTTP)")

@@ -32,8 +32,7 @@ pub async fn login(cfg: &Config, qr: bool, out: &mut impl Write) -> Result<Strin
     if cfg.auth.method != AuthMethod::DeviceCode {
         return Err(LoginError::NotDeviceCode);
     }
-    let http =
-        crate::net::build_client(cfg.cloud.ca_file.as_deref()).map_err(LoginError::Problem)?;
+    let http = crate::net::client_for(cfg).map_err(LoginError::Problem)?;
     let path = cfg
         .auth
         .token_cache

@@ -9,6 +9,7 @@ use std::time::Duration;
 use reqwest::header::{HeaderMap, RETRY_AFTER};
 use tokio::time::Instant;
 
+use crate::config::NetworkSetting;
 use crate::problem::{Problem, ProblemId};
 
 /// Every request gets a deadline: a hung proxy must not freeze sign-in or the status screen.
@@ -16,8 +17,12 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(20);
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Build the HTTP client. `ca_file` (PEM, one or more certificates) is trusted *on top of* the
-/// system roots, for corporate proxies that inspect TLS.
-pub fn build_client(ca_file: Option<&Path>) -> Result<reqwest::Client, Problem> {
+/// system roots, for corporate proxies that inspect TLS; `network` says which proxy every
+/// request goes through (see [`apply_network`]).
+pub fn build_client(
+    ca_file: Option<&Path>,
+    network: &NetworkSetting,
+) -> Result<reqwest::Client, Problem> {
     let mut builder = reqwest::Client::builder()
         .user_agent(concat!("pbikiosk/", env!("CARGO_PKG_VERSION")))
         .timeout(REQUEST_TIMEOUT)
@@ -48,9 +53,39 @@ pub fn build_client(ca_file: Option<&Path>) -> Result<reqwest::Client, Problem> 
         }
         builder = builder.tls_certs_merge(certs);
     }
+    builder = apply_network(builder, network)?;
     builder.build().map_err(|e| {
         Problem::new(ProblemId::Tls).with_cause(format!("the HTTPS client could not start: {e}"))
     })
+}
+
+/// The client for everything `cfg` names: its `cloud.ca_file` and its `[network]`.
+pub(crate) fn client_for(cfg: &crate::config::Config) -> Result<reqwest::Client, Problem> {
+    build_client(cfg.cloud.ca_file.as_deref(), &cfg.network)
+}
+
+/// Route the client as `network` says: the environment's proxies (reqwest reads
+/// `HTTPS_PROXY`, `NO_PROXY`, ... itself), none, or the configured proxy with its credentials
+/// for every host but this device and `no_proxy`.
+fn apply_network(
+    builder: reqwest::ClientBuilder,
+    network: &NetworkSetting,
+) -> Result<reqwest::ClientBuilder, Problem> {
+    let p = match network {
+        NetworkSetting::FromEnvironment => return Ok(builder),
+        NetworkSetting::Direct => return Ok(builder.no_proxy()),
+        NetworkSetting::Proxy(p) => p,
+    };
+    let mut proxy = reqwest::Proxy::all(p.url()).map_err(|e| {
+        Problem::new(ProblemId::Config)
+            .with_cause(format!("network.proxy {}: {e}", p.url()))
+            .with_fix("Write network.proxy like \"http://proxy.corp.example:3128\".")
+    })?;
+    if let Some(c) = &p.credentials {
+        proxy = proxy.basic_auth(&c.user, c.password.expose());
+    }
+    proxy = proxy.no_proxy(reqwest::NoProxy::from_string(&p.bypass().join(",")));
+    Ok(builder.proxy(proxy))
 }
 
 /// Classify a failure to get any answer at all.
@@ -61,8 +96,26 @@ pub fn transport_problem(err: &reqwest::Error, what: &str) -> Problem {
             .with_cause(format!("{what} did not answer within the time limit."));
     }
     // rustls/webpki name certificate trouble in their messages; there is no typed error to
-    // match through reqwest's boxed sources.
+    // match through reqwest's boxed sources. The same holds for the tunnel's 407 (hyper-util's
+    // "proxy authorization required").
     let lower = chain.to_ascii_lowercase();
+    if lower.contains("proxy authorization required") {
+        return proxy_auth_problem(what);
+    }
+    // hyper-util's words for a tunnel (every https request through a proxy) whose connection
+    // to the proxy itself failed.
+    if lower.contains("tunnel error: failed to create underlying connection") {
+        // The innermost cause (e.g. "Connection refused (os error 111)") is what a person
+        // acts on; the layers above it only repeat that a tunnel failed.
+        let mut root = err.source();
+        while let Some(next) = root.and_then(|e| e.source()) {
+            root = Some(next);
+        }
+        let root = root.map_or_else(|| chain.clone(), |e| e.to_string());
+        return Problem::new(ProblemId::ProxyUnreachable).with_cause(format!(
+            "The proxy on the way to {what} cannot be reached: {root}."
+        ));
+    }
     if lower.contains("certificate") || lower.contains("tls") || lower.contains("handshake") {
         return Problem::new(ProblemId::Tls)
             .with_cause(format!("The secure connection to {what} failed ({chain})."));
@@ -83,6 +136,13 @@ fn error_chain(err: &reqwest::Error) -> String {
         parts.push(err.to_string());
     }
     parts.join(": ")
+}
+
+/// The proxy wants (other) credentials on the way to `what`.
+fn proxy_auth_problem(what: &str) -> Problem {
+    Problem::new(ProblemId::ProxyAuthRequired).with_cause(format!(
+        "The proxy on the way to {what} answered 407 Proxy Authentication Required: its credentials are missing or wrong."
+    ))
 }
 
 /// `Retry-After` in seconds. Microsoft sends delta-seconds; an HTTP date is ignored and the
@@ -197,6 +257,10 @@ pub(crate) async fn send_and_read(
         .await
         .map_err(|e| transport_problem(&e, what))?;
     let status = resp.status().as_u16();
+    // Only a proxy answers 407 (a plain-http request it forwards); no Microsoft service does.
+    if status == 407 {
+        return Err(proxy_auth_problem(what));
+    }
     let retry_after = retry_after(resp.headers());
     let error_info = resp
         .headers()
@@ -281,12 +345,12 @@ mod tests {
     fn bad_ca_file_is_a_config_problem() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("ca.pem");
-        let err = build_client(Some(&p)).unwrap_err();
+        let err = build_client(Some(&p), &NetworkSetting::FromEnvironment).unwrap_err();
         assert_eq!(err.id, ProblemId::Config);
         assert!(err.cause.contains("cloud.ca_file"));
         std::fs::write(&p, "not a pem").unwrap();
         // Garbage must not silently become "trust nothing extra".
-        let err = build_client(Some(&p)).unwrap_err();
+        let err = build_client(Some(&p), &NetworkSetting::FromEnvironment).unwrap_err();
         assert_eq!(err.id, ProblemId::Config);
         assert!(err.cause.contains("no certificate") || err.cause.contains("not a PEM"));
     }
@@ -303,7 +367,7 @@ mod tests {
     #[tokio::test]
     async fn refused_connection_is_network() {
         let port = free_port();
-        let client = build_client(None).unwrap();
+        let client = build_client(None, &NetworkSetting::FromEnvironment).unwrap();
         let err = client
             .get(format!("http://127.0.0.1:{port}/"))
             .send()
@@ -312,6 +376,51 @@ mod tests {
         let p = transport_problem(&err, "the sign-in service");
         assert_eq!(p.id, ProblemId::Network, "{p}");
         assert!(p.cause.contains("the sign-in service"));
+    }
+
+    /// Every request through `[network] proxy` at `addr`, to a host that only the proxy could
+    /// reach (nothing here resolves it or connects to it).
+    async fn through_proxy_at(addr: std::net::SocketAddr) -> Problem {
+        let network = NetworkSetting::Proxy(crate::config::ProxySettings {
+            host: addr.ip().to_string(),
+            port: addr.port(),
+            no_proxy: Vec::new(),
+            credentials: None,
+        });
+        let client = build_client(None, &network).unwrap();
+        let err = client
+            .get("https://login.microsoftonline.com/")
+            .send()
+            .await
+            .unwrap_err();
+        transport_problem(&err, "the sign-in service")
+    }
+
+    #[tokio::test]
+    async fn a_dead_proxy_is_named_as_such() {
+        let addr: std::net::SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let p = through_proxy_at(addr).await;
+        assert_eq!(p.id, ProblemId::ProxyUnreachable, "{p}");
+        assert!(p.cause.contains("the sign-in service"), "{}", p.cause);
+        assert_eq!(p.retry_class(), crate::problem::RetryClass::Transient);
+    }
+
+    #[tokio::test]
+    async fn a_407_to_the_tunnel_is_proxy_auth_required() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.unwrap();
+            let _ = s.read(&mut [0u8; 1024]).await;
+            let _ = s
+                .write_all(b"HTTP/1.1 407 Proxy Authentication Required\r\nProxy-Authenticate: Basic realm=\"x\"\r\nContent-Length: 0\r\n\r\n")
+                .await;
+        });
+        let p = through_proxy_at(addr).await;
+        assert_eq!(p.id, ProblemId::ProxyAuthRequired, "{p}");
+        // A person must fix it: waited for, never hammered.
+        assert_eq!(p.retry_class(), crate::problem::RetryClass::Permanent);
     }
 
     const BACKOFF: Backoff = Backoff {
@@ -426,7 +535,7 @@ mod tests {
             "HTTP/1.1 429 Too Many Requests\r\nRetry-After: 12\r\nContent-Length: 4\r\nConnection: close\r\n\r\nslow",
         )
         .await;
-        let client = build_client(None).unwrap();
+        let client = build_client(None, &NetworkSetting::FromEnvironment).unwrap();
         let a = send_and_read(client.get(url), "the test server", 4)
             .await
             .unwrap();
@@ -438,7 +547,7 @@ mod tests {
     #[tokio::test]
     async fn send_and_read_names_the_service_when_nobody_answers() {
         let port = free_port();
-        let client = build_client(None).unwrap();
+        let client = build_client(None, &NetworkSetting::FromEnvironment).unwrap();
         let err = send_and_read(
             client.get(format!("http://127.0.0.1:{port}/")),
             "the Power BI service",
@@ -480,7 +589,7 @@ mod tests {
             true,
         )
         .await;
-        let client = build_client(None).unwrap();
+        let client = build_client(None, &NetworkSetting::FromEnvironment).unwrap();
         let t = std::time::Instant::now();
         let err = send_and_read(
             client.get(&url),
@@ -516,7 +625,7 @@ mod tests {
             false,
         )
         .await;
-        let client = build_client(None).unwrap();
+        let client = build_client(None, &NetworkSetting::FromEnvironment).unwrap();
         let t = std::time::Instant::now();
         let err = send_and_read(client.get(&url), "the Power BI service", API_BODY_LIMIT)
             .await
@@ -532,7 +641,7 @@ mod tests {
             "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n5\r\nabcde\r\n0\r\n\r\n",
         )
         .await;
-        let client = build_client(None).unwrap();
+        let client = build_client(None, &NetworkSetting::FromEnvironment).unwrap();
         let err = send_and_read(client.get(url), "the test server", 4)
             .await
             .unwrap_err();

@@ -66,6 +66,11 @@ pub enum ProblemId {
     ServicePrincipalNotAllowed,
     /// Power BI refused to make an embed token (capacity, row-level security, workspace).
     EmbedTokenRefused,
+    /// The HTTP proxy (`[network] proxy` or `https_proxy`) itself cannot be reached.
+    ProxyUnreachable,
+    /// The HTTP proxy answered `407 Proxy Authentication Required`: credentials missing or
+    /// refused. A person must fix it, so it is not retried in a loop.
+    ProxyAuthRequired,
 }
 
 /// How a failure may be retried. Permanent failures must not be retried in a loop: repeated
@@ -79,7 +84,7 @@ pub(crate) enum RetryClass {
 }
 
 impl ProblemId {
-    pub const ALL: [ProblemId; 34] = [
+    pub const ALL: [ProblemId; 36] = [
         Self::InvalidCredentials,
         Self::FederatedAccount,
         Self::MfaRequired,
@@ -114,6 +119,8 @@ impl ProblemId {
         Self::DeviceCodeBlocked,
         Self::ServicePrincipalNotAllowed,
         Self::EmbedTokenRefused,
+        Self::ProxyUnreachable,
+        Self::ProxyAuthRequired,
     ];
 
     /// The stable id text, e.g. `mfa_required`.
@@ -153,6 +160,8 @@ impl ProblemId {
             Self::DeviceCodeBlocked => "device_code_blocked",
             Self::ServicePrincipalNotAllowed => "service_principal_not_allowed",
             Self::EmbedTokenRefused => "embed_token_refused",
+            Self::ProxyUnreachable => "proxy_unreachable",
+            Self::ProxyAuthRequired => "proxy_auth_required",
         }
     }
 
@@ -164,7 +173,8 @@ impl ProblemId {
             | Self::ServiceUnavailable
             | Self::TokenExpired
             | Self::EmbedUnreachable
-            | Self::EmbedFailed => RetryClass::Transient,
+            | Self::EmbedFailed
+            | Self::ProxyUnreachable => RetryClass::Transient,
             _ => RetryClass::Permanent,
         }
     }
@@ -208,6 +218,8 @@ impl ProblemId {
                 "Power BI does not allow this app (service principal)"
             }
             Self::EmbedTokenRefused => "Power BI refused to make an embed token",
+            Self::ProxyUnreachable => "The network proxy cannot be reached",
+            Self::ProxyAuthRequired => "The network proxy asks for a password",
         }
     }
 
@@ -295,6 +307,12 @@ impl ProblemId {
             }
             Self::EmbedTokenRefused => {
                 "Power BI refused an embed token: no capacity (or trial tokens used up), a dataset needs or refuses an identity (row-level security), or no access to a workspace."
+            }
+            Self::ProxyUnreachable => {
+                "The HTTP proxy this screen must go through refused the connection or did not answer."
+            }
+            Self::ProxyAuthRequired => {
+                "The HTTP proxy answered 407 Proxy Authentication Required: its credentials are missing or wrong."
             }
         }
     }
@@ -397,6 +415,12 @@ impl ProblemId {
             }
             Self::EmbedTokenRefused => {
                 "See Microsoft's message. Use a P, F or A/EM capacity; fix row-level security as it says; make the app Member, Contributor or Admin of each workspace."
+            }
+            Self::ProxyUnreachable => {
+                "Check [network] proxy (or https_proxy): the proxy's address and port, that it runs, and that this screen may reach it."
+            }
+            Self::ProxyAuthRequired => {
+                "Put the proxy's user:password in a file (mode 0640) named by [network] proxy_credentials_file, or correct the one it names."
             }
         }
     }

@@ -17,7 +17,9 @@ use rustls::pki_types::{CertificateDer, ServerName};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use crate::config::{NetworkSetting, ProxyCredentials};
 use crate::problem::{Problem, ProblemId};
+use crate::secret::Secret;
 use crate::shell::ShellOptions;
 
 pub(crate) use no_proxy::NoProxy;
@@ -39,6 +41,8 @@ pub(crate) struct Route {
     pub(crate) bypass: NoProxy,
     /// Certificates trusted on top of the system's roots.
     pub(crate) extra_roots: Vec<CertificateDer<'static>>,
+    /// `Proxy-Authorization` for the tunnel (`[network] proxy_credentials_file`).
+    pub(crate) proxy_auth: Option<Secret>,
 }
 
 impl Route {
@@ -60,6 +64,7 @@ impl Route {
                 proxy: Some(proxy),
                 bypass: NoProxy::default(),
                 extra_roots,
+                proxy_auth: None,
             };
         }
         let proxy = first(["https_proxy", "HTTPS_PROXY"]).and_then(|v| proxy_authority(&v));
@@ -70,6 +75,39 @@ impl Route {
             proxy,
             bypass,
             extra_roots,
+            proxy_auth: None,
+        }
+    }
+
+    /// The route `network` gives pbikiosk's own client to `scheme` URLs, or the web view when
+    /// `web_view`: the environment's proxies when there is no `[network]` (the web view and
+    /// reqwest read them differently), none for a `[network]` without a proxy, else the
+    /// configured proxy with its credentials, for every host but its bypass list.
+    pub(crate) fn for_network(
+        network: &NetworkSetting,
+        scheme: &str,
+        web_view: bool,
+        env: impl Fn(&str) -> Option<String>,
+        extra_roots: Vec<CertificateDer<'static>>,
+    ) -> Self {
+        match network {
+            NetworkSetting::FromEnvironment if web_view => {
+                Self::for_web_view(None, env, extra_roots)
+            }
+            NetworkSetting::FromEnvironment => Self {
+                extra_roots,
+                ..Self::for_client(scheme, env)
+            },
+            NetworkSetting::Direct => Self {
+                extra_roots,
+                ..Self::default()
+            },
+            NetworkSetting::Proxy(p) => Self {
+                proxy: Some(p.authority()),
+                bypass: NoProxy::parse(&p.bypass().join(",")),
+                extra_roots,
+                proxy_auth: p.credentials.as_ref().map(basic_auth),
+            },
         }
     }
 
@@ -94,6 +132,7 @@ impl Route {
             proxy,
             bypass,
             extra_roots: Vec::new(),
+            proxy_auth: None,
         }
     }
 
@@ -117,12 +156,26 @@ impl Route {
         if let Some(path) = &shell.ca_file {
             extra.extend(ca_file_certificates(path));
         }
-        Self::for_web_view(
-            shell.proxy.map(|p| p.to_string()),
-            |k| std::env::var(k).ok(),
-            extra,
-        )
+        match &shell.proxy {
+            Some(p) => Self {
+                proxy: Some(p.authority.clone()),
+                bypass: NoProxy::parse(&p.ignore_hosts.join(",")),
+                extra_roots: extra,
+                proxy_auth: p.credentials.as_ref().map(basic_auth),
+            },
+            None => Self::for_web_view(None, |k| std::env::var(k).ok(), extra),
+        }
     }
+}
+
+/// `Basic base64(user:password)`, the value of `Proxy-Authorization`.
+fn basic_auth(c: &ProxyCredentials) -> Secret {
+    use base64::Engine as _;
+    let pair = format!("{}:{}", c.user, c.password.expose());
+    Secret::new(format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(pair)
+    ))
 }
 
 /// `host:port` of a proxy setting such as `http://proxy.corp:3128/` or `proxy.corp:3128`.
@@ -207,7 +260,22 @@ pub(crate) enum Failure {
     ProxyDns {
         proxy: String,
     },
+    /// The proxy itself cannot be reached: `what` failed on the way to it.
+    ProxyDown {
+        proxy: String,
+        what: String,
+    },
+    /// The proxy answered `407 Proxy Authentication Required`: credentials missing or wrong.
+    ProxyAuthRequired {
+        proxy: String,
+        /// Whether credentials were sent (and refused).
+        sent: bool,
+    },
     Untrusted,
+    /// The certificate is not trusted, and it came through a proxy: one that inspects TLS.
+    UntrustedViaProxy {
+        proxy: String,
+    },
     Tls {
         detail: String,
     },
@@ -248,8 +316,20 @@ impl Unreachable {
             Failure::ProxyDns { proxy } => {
                 format!("the proxy {proxy} could not resolve the name {host} (DNS)")
             }
+            Failure::ProxyDown { proxy, what } => {
+                format!("the proxy {proxy} cannot be reached: {what}")
+            }
+            Failure::ProxyAuthRequired { proxy, sent: false } => format!(
+                "the proxy {proxy} answered 407 Proxy Authentication Required, and no credentials are configured"
+            ),
+            Failure::ProxyAuthRequired { proxy, sent: true } => format!(
+                "the proxy {proxy} answered 407 Proxy Authentication Required: it refused the credentials of network.proxy_credentials_file"
+            ),
             Failure::Untrusted => format!(
                 "the certificate presented for {host} is not trusted (a TLS-inspecting proxy?)"
+            ),
+            Failure::UntrustedViaProxy { proxy } => format!(
+                "the certificate presented for {host} is not trusted: your proxy {proxy} inspects TLS"
             ),
             Failure::Tls { detail } => format!("the secure connection failed ({detail})"),
             Failure::HttpStatus { status } => format!("{host} answered HTTP {status}"),
@@ -264,9 +344,20 @@ impl Unreachable {
             "Sign-in works, but the reports cannot load from {host}: {}.",
             self.what()
         );
-        Problem::new(ProblemId::EmbedUnreachable)
+        Problem::new(self.problem_id(ProblemId::EmbedUnreachable))
             .with_cause(cause)
             .with_fix(self.fix())
+    }
+
+    /// The proxy's own problem when the proxy is what failed (unreachable, `407`), else
+    /// `otherwise`: the problem of the step the probe explains. (An inspecting proxy keeps
+    /// the step's id: its cause and fix name the proxy.)
+    pub(crate) fn problem_id(&self, otherwise: ProblemId) -> ProblemId {
+        match self.failure {
+            Failure::ProxyDown { .. } => ProblemId::ProxyUnreachable,
+            Failure::ProxyAuthRequired { .. } => ProblemId::ProxyAuthRequired,
+            _ => otherwise,
+        }
     }
 
     /// What to do about it, for the stage and failure.
@@ -279,6 +370,12 @@ impl Unreachable {
             (Failure::ProxyRefused { proxy, .. }, _) => {
                 format!("Ask IT to allow on the proxy {proxy}: {REQUIRED_HOSTS}.")
             }
+            (Failure::ProxyDown { proxy, .. }, _) => format!(
+                "Check network.proxy (or https_proxy): is {proxy} right, and is the proxy running and reachable from this screen?"
+            ),
+            (Failure::ProxyAuthRequired { sent: false, .. }, _) => "Put the proxy's user:password in a file (mode 0640) and name it in [network] proxy_credentials_file.".to_owned(),
+            (Failure::ProxyAuthRequired { sent: true, .. }, _) => "Correct the user:password in network.proxy_credentials_file (ask IT whether the proxy account is locked).".to_owned(),
+            (Failure::UntrustedViaProxy { .. }, _) => "Your proxy inspects TLS: put its CA (PEM) in cloud.ca_file ([cloud] ca_file), or ask IT to exempt *.powerbi.com and login.microsoftonline.com. Check the clock.".to_owned(),
             (Failure::Untrusted | Failure::Tls { .. }, _) => "Behind a TLS-inspecting proxy: set cloud.ca_file to its CA certificate (PEM), or ask IT to exempt *.powerbi.com from inspection. Check the clock.".to_owned(),
             (Failure::HttpStatus { .. }, _) => format!(
                 "Nothing usually: pbikiosk retries. If it persists, ask IT whether a proxy or filter in front of {host} fails."
@@ -346,12 +443,32 @@ async fn probe_at(
                 .map_err(|e| fail(Stage::Connect, io_failure(&e, &to)))?
         }
         Some(proxy) => {
+            let down = |f: Failure| {
+                let what = Unreachable {
+                    host: proxy.to_owned(),
+                    stage: Stage::Connect,
+                    failure: f,
+                }
+                .what();
+                fail(
+                    Stage::Connect,
+                    Failure::ProxyDown {
+                        proxy: proxy.to_owned(),
+                        what,
+                    },
+                )
+            };
             let mut s = within(limit(), TcpStream::connect(proxy))
                 .await
-                .map_err(|f| fail(Stage::Connect, f))?
-                .map_err(|e| fail(Stage::Connect, io_failure(&e, proxy)))?;
+                .map_err(down)?
+                .map_err(|e| down(io_failure(&e, proxy)))?;
+            let auth = route
+                .proxy_auth
+                .as_ref()
+                .map(|a| format!("Proxy-Authorization: {}\r\n", a.expose()))
+                .unwrap_or_default();
             let head = format!(
-                "CONNECT {host}:{port} HTTP/1.1\r\nHost: {host}:{port}\r\nProxy-Connection: keep-alive\r\n\r\n"
+                "CONNECT {host}:{port} HTTP/1.1\r\nHost: {host}:{port}\r\n{auth}Proxy-Connection: keep-alive\r\n\r\n"
             );
             let answer = within(limit(), async {
                 s.write_all(head.as_bytes()).await?;
@@ -360,10 +477,12 @@ async fn probe_at(
             .await
             .map_err(|f| fail(Stage::Proxy, f))?
             .map_err(|e| fail(Stage::Proxy, io_failure(&e, proxy)))?;
-            connect_answer(&answer, proxy).map_err(|f| fail(Stage::Proxy, f))?;
+            connect_answer(&answer, proxy, route.proxy_auth.is_some())
+                .map_err(|f| fail(Stage::Proxy, f))?;
             s
         }
     };
+    let via = route.proxy_for(host, port).map(str::to_owned);
     let tls = tls_connector(route).map_err(|detail| fail(Stage::Tls, Failure::Other { detail }))?;
     let name = ServerName::try_from(host.to_owned()).map_err(|e| {
         fail(
@@ -376,7 +495,15 @@ async fn probe_at(
     let mut stream = within(limit(), tls.connect(name, stream))
         .await
         .map_err(|f| fail(Stage::Tls, f))?
-        .map_err(|e| fail(Stage::Tls, tls_failure(&e, host)))?;
+        .map_err(|e| {
+            let failure = match (tls_failure(&e, host), &via) {
+                (Failure::Untrusted, Some(proxy)) => Failure::UntrustedViaProxy {
+                    proxy: proxy.clone(),
+                },
+                (f, _) => f,
+            };
+            fail(Stage::Tls, failure)
+        })?;
     let request = format!(
         "GET / HTTP/1.1\r\nHost: {host}\r\nUser-Agent: pbikiosk\r\nConnection: close\r\n\r\n"
     );
@@ -428,7 +555,7 @@ fn status_line(answer: &str) -> Option<(u16, String)> {
 
 /// Did the proxy open the tunnel? Squid names a name it could not resolve in `X-Squid-Error`;
 /// other proxies say so in the page.
-fn connect_answer(answer: &str, proxy: &str) -> Result<(), Failure> {
+fn connect_answer(answer: &str, proxy: &str, sent_auth: bool) -> Result<(), Failure> {
     let Some((code, status)) = status_line(answer) else {
         return Err(Failure::Other {
             detail: format!("the proxy {proxy} did not answer as an HTTP proxy"),
@@ -436,6 +563,12 @@ fn connect_answer(answer: &str, proxy: &str) -> Result<(), Failure> {
     };
     if (200..300).contains(&code) {
         return Ok(());
+    }
+    if code == 407 {
+        return Err(Failure::ProxyAuthRequired {
+            proxy: proxy.to_owned(),
+            sent: sent_auth,
+        });
     }
     let lower = answer.to_ascii_lowercase();
     if lower.contains("err_dns_fail")
@@ -607,11 +740,11 @@ mod tests {
         );
         assert_eq!(status_line("SSH-2.0-x"), None);
         assert_eq!(
-            connect_answer("HTTP/1.1 200 Connection established\r\n\r\n", "p:1"),
+            connect_answer("HTTP/1.1 200 Connection established\r\n\r\n", "p:1", false),
             Ok(())
         );
         assert_eq!(
-            connect_answer("HTTP/1.1 403 Forbidden\r\n\r\n", "p:1"),
+            connect_answer("HTTP/1.1 403 Forbidden\r\n\r\n", "p:1", false),
             Err(Failure::ProxyRefused {
                 proxy: "p:1".into(),
                 status: "403 Forbidden".into()
@@ -620,7 +753,8 @@ mod tests {
         assert_eq!(
             connect_answer(
                 "HTTP/1.1 503 Service Unavailable\r\nX-Squid-Error: ERR_DNS_FAIL 0\r\n\r\n",
-                "p:1"
+                "p:1",
+                false
             ),
             Err(Failure::ProxyDns {
                 proxy: "p:1".into()
@@ -692,8 +826,23 @@ mod tests {
                 proxy: proxy.clone(),
             },
             Failure::ProxyRefused {
-                proxy,
+                proxy: proxy.clone(),
                 status: "502 Bad Gateway".into(),
+            },
+            Failure::ProxyDown {
+                proxy: proxy.clone(),
+                what: "no answer within 8 s".into(),
+            },
+            Failure::ProxyAuthRequired {
+                proxy: proxy.clone(),
+                sent: true,
+            },
+            Failure::ProxyAuthRequired {
+                proxy: proxy.clone(),
+                sent: false,
+            },
+            Failure::UntrustedViaProxy {
+                proxy: proxy.clone(),
             },
             Failure::Untrusted,
             Failure::HttpStatus { status: 502 },
@@ -877,7 +1026,13 @@ mod tests {
             ),
             (
                 EmbedFault::Untrusted,
-                Some((Stage::Tls, Failure::Untrusted)),
+                // Through a proxy: the certificate is the proxy's doing, and named so.
+                Some((
+                    Stage::Tls,
+                    Failure::UntrustedViaProxy {
+                        proxy: proxy.clone(),
+                    },
+                )),
             ),
             (
                 EmbedFault::Http502,
@@ -895,10 +1050,13 @@ mod tests {
         // Without the extra root the front door's certificate is not trusted either.
         *fault.lock().unwrap() = EmbedFault::None;
         let bare = Route {
-            proxy: Some(proxy),
+            proxy: Some(proxy.clone()),
             ..Route::default()
         };
         let e = probe_at(host, 443, &bare, QUICK, None).await.unwrap_err();
-        assert_eq!((e.stage, e.failure), (Stage::Tls, Failure::Untrusted));
+        assert_eq!(
+            (e.stage, e.failure),
+            (Stage::Tls, Failure::UntrustedViaProxy { proxy })
+        );
     }
 }

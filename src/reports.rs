@@ -47,7 +47,7 @@ pub struct CollectError {
 pub async fn collect(cfg: &Config) -> Result<Catalog, CollectError> {
     let deadline = Instant::now() + check::BUDGET;
     let mut passed = Vec::new();
-    let http = net::build_client(cfg.cloud.ca_file.as_deref()).map_err(|p| CollectError {
+    let http = net::client_for(cfg).map_err(|p| CollectError {
         passed: Vec::new(),
         failure: Failure::new("https client", p),
     })?;

@@ -80,7 +80,7 @@ pub fn run(opts: RunOptions) -> anyhow::Result<()> {
     let mut shell_opts = ShellOptions::from_startup(startup.as_ref(), web_dir, opts.window);
     if let Some(d) = &demo {
         // The webview reaches the simulator as app.powerbi.com through the demo's front door.
-        shell_opts.proxy = Some(d.front.proxy);
+        shell_opts.proxy = Some(crate::web_context::WebProxy::at(d.front.proxy));
         shell_opts.trust = d.direct_trust();
     }
     let route = Route::of_web_view(&shell_opts);
@@ -211,7 +211,7 @@ pub(crate) struct Live {
 }
 
 fn start_live(cfg: Config, source: &Source) -> Result<Live, Problem> {
-    let http = crate::net::build_client(cfg.cloud.ca_file.as_deref())?;
+    let http = crate::net::client_for(&cfg)?;
     let mut client = AadClient::new(http.clone(), SignInSettings::from_config(&cfg));
     if let Source::Demo(_) = source {
         // The demo's simulator issues tokens as short as `--token-lifetime` asks, to show

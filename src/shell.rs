@@ -5,7 +5,6 @@
 //! web process. Every decision lives in the core (`player`), which is testable without it.
 
 use std::borrow::Cow;
-use std::net::SocketAddr;
 use std::path::{Component, Path, PathBuf};
 
 use tao::event::{Event, WindowEvent};
@@ -71,7 +70,7 @@ pub struct ShellOptions {
     /// Hosts (and their subdomains) the page and its frames may navigate to over https.
     pub allowed_hosts: Vec<String>,
     /// An HTTP proxy for all web traffic (demo/test front door, or a corporate proxy).
-    pub proxy: Option<SocketAddr>,
+    pub proxy: Option<crate::web_context::WebProxy>,
     /// A certificate (PEM) to trust for one host only (the demo's fake app.powerbi.com).
     pub trust: Option<(String, String)>,
     /// `cloud.ca_file`: certificates of the allowed hosts that chain to its CAs are trusted
@@ -114,7 +113,7 @@ impl ShellOptions {
             // Power BI's hosts only, for every cloud: never a configured address, which could
             // point the web view (and the report frames in it) anywhere.
             allowed_hosts: powerbi_hosts(),
-            proxy: None,
+            proxy: startup.and_then(|c| crate::web_context::WebProxy::configured(&c.network)),
             trust: None,
             ca_file: startup.and_then(|c| c.cloud.ca_file.clone()),
             devtools: cfg!(debug_assertions) && std::env::var_os("PBIKIOSK_DEVTOOLS").is_some(),
@@ -422,7 +421,7 @@ mod platform {
         use wry::WebViewBuilderExtUnix;
         let related = crate::web_context::contained_view(&crate::web_context::ContextOptions {
             web_dir: &opts.web_dir,
-            proxy: opts.proxy,
+            proxy: opts.proxy.as_ref(),
         })?;
         Ok(builder.with_related_view(related))
     }
@@ -521,6 +520,50 @@ mod platform {
 
     /// WebKitGTK specifics wry does not cover: crash reporting, host-scoped certificate trust,
     /// no context menu, console forwarding.
+    /// Answer the configured proxy's `407` with `proxy_credentials_file`, once: a second
+    /// challenge means the credentials are wrong, and answering it again would only lock the
+    /// account. Any other host's challenge (a site's own sign-in) gets WebKit's default, a
+    /// refusal on a screen without a dialog: the proxy's password is never offered to it.
+    fn answer_proxy_challenge(
+        proxy: &crate::web_context::WebProxy,
+        request: &webkit2gtk::AuthenticationRequest,
+    ) -> bool {
+        use webkit2gtk::AuthenticationRequestExt;
+        use webkit2gtk::glib::translate::ToGlibPtr;
+        let host = request.host().map(|h| h.to_string()).unwrap_or_default();
+        let Some(c) = proxy.credentials.as_ref() else {
+            return false;
+        };
+        if !request.is_for_proxy() || !proxy.is(&host, request.port()) {
+            return false;
+        }
+        if request.is_retry() {
+            tracing::warn!(
+                proxy = %proxy.authority,
+                "the proxy refused the credentials of network.proxy_credentials_file"
+            );
+            request.cancel();
+            return true;
+        }
+        tracing::info!(proxy = %proxy.authority, user = %c.user, "answering the proxy's authentication request");
+        let credential = webkit2gtk::Credential::new(
+            &c.user,
+            c.password.expose(),
+            webkit2gtk::CredentialPersistence::ForSession,
+        );
+        // SAFETY: both pointers are valid for the call; WebKit copies the credential.
+        let credential_ptr: *const webkit2gtk::ffi::WebKitCredential = credential.to_glib_none().0;
+        let request_ptr: *mut webkit2gtk::ffi::WebKitAuthenticationRequest =
+            request.to_glib_none().0;
+        unsafe {
+            webkit2gtk::ffi::webkit_authentication_request_authenticate(
+                request_ptr,
+                credential_ptr.cast_mut(),
+            );
+        }
+        true
+    }
+
     pub fn harden(
         webview: &wry::WebView,
         opts: &ShellOptions,
@@ -540,6 +583,9 @@ mod platform {
         });
         // A kiosk has no use for a right-click menu ("Reload", "Inspect"...).
         view.connect_context_menu(|_, _, _, _| true);
+        if let Some(proxy) = opts.proxy.clone().filter(|p| p.credentials.is_some()) {
+            view.connect_authenticate(move |_, request| answer_proxy_challenge(&proxy, request));
+        }
         if let Some(settings) = WebViewExt::settings(&view) {
             settings.set_enable_write_console_messages_to_stdout(opts.console_to_stdout);
             settings.set_enable_developer_extras(opts.devtools);
@@ -788,10 +834,14 @@ mod platform {
                 tracing::warn!(url, "download refused");
                 false
             });
-        if let Some(addr) = opts.proxy {
+        if let Some((host, port)) = opts
+            .proxy
+            .as_ref()
+            .and_then(|p| p.authority.rsplit_once(':'))
+        {
             builder = builder.with_proxy_config(wry::ProxyConfig::Http(wry::ProxyEndpoint {
-                host: addr.ip().to_string(),
-                port: addr.port().to_string(),
+                host: host.trim_matches(['[', ']']).to_owned(),
+                port: port.to_owned(),
             }));
         }
         Ok(builder)

@@ -11,7 +11,50 @@
 /// [`crate::shell::ShellOptions`].
 pub(crate) struct ContextOptions<'a> {
     pub(crate) web_dir: &'a std::path::Path,
-    pub(crate) proxy: Option<std::net::SocketAddr>,
+    pub(crate) proxy: Option<&'a WebProxy>,
+}
+
+/// The HTTP proxy the web view goes through: `[network] proxy`, or the demo's front door.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebProxy {
+    /// `host:port` (an IPv6 host in brackets).
+    pub(crate) authority: String,
+    /// Hosts WebKit reaches without the proxy (GLib's ignore-hosts: names, `.domain`,
+    /// addresses, `address/prefix`).
+    pub(crate) ignore_hosts: Vec<String>,
+    /// What WebKit answers the proxy's `407` with; never for another host's challenge.
+    pub(crate) credentials: Option<crate::config::ProxyCredentials>,
+}
+
+impl WebProxy {
+    /// A loopback proxy for every host (the demo's and tests' front door).
+    pub(crate) fn at(addr: std::net::SocketAddr) -> Self {
+        Self {
+            authority: addr.to_string(),
+            ignore_hosts: Vec::new(),
+            credentials: None,
+        }
+    }
+
+    /// The proxy `[network]` names, if it names one.
+    pub(crate) fn configured(network: &crate::config::NetworkSetting) -> Option<Self> {
+        network.proxy().map(|p| Self {
+            authority: p.authority(),
+            ignore_hosts: p.bypass(),
+            credentials: p.credentials.clone(),
+        })
+    }
+
+    /// Whether a challenge from `host:port` is this proxy's (WebKit names the host without
+    /// IPv6 brackets).
+    pub(crate) fn is(&self, host: &str, port: u32) -> bool {
+        let Some((h, p)) = self.authority.rsplit_once(':') else {
+            return false;
+        };
+        h.trim_matches(['[', ']'])
+            .eq_ignore_ascii_case(host.trim_matches(['[', ']']))
+            && p.parse::<u32>().is_ok_and(|p| p == port)
+    }
 }
 
 /// `url` without its query and fragment, for the log: a query may carry a token.
@@ -65,9 +108,11 @@ mod linux {
             .cookie_manager()
             .ok_or_else(|| anyhow::anyhow!("the WebKit context has no cookie manager"))?;
         cookies.set_accept_policy(webkit2gtk::CookieAcceptPolicy::Always);
-        if let Some(addr) = opts.proxy {
-            let uri = format!("http://{addr}");
-            let mut settings = webkit2gtk::NetworkProxySettings::new(Some(&uri), &[]);
+        if let Some(proxy) = opts.proxy {
+            let uri = format!("http://{}", proxy.authority);
+            let ignore: Vec<&str> = proxy.ignore_hosts.iter().map(String::as_str).collect();
+            tracing::info!(proxy = %uri, ignore_hosts = ?ignore, "the web view goes through a proxy");
+            let mut settings = webkit2gtk::NetworkProxySettings::new(Some(&uri), &ignore);
             data.set_network_proxy_settings(
                 webkit2gtk::NetworkProxyMode::Custom,
                 Some(&mut settings),

@@ -293,7 +293,8 @@ mod tests {
             &SecretSources::default(),
         )
         .unwrap();
-        let http = crate::net::build_client(None).unwrap();
+        let http = crate::net::build_client(None, &crate::config::NetworkSetting::FromEnvironment)
+            .unwrap();
         let aad = AadClient::new(http.clone(), SignInSettings::from_config(&cfg))
             .with_min_lifetime(Duration::from_secs(1));
         let api = PowerBiClient::new(http, cfg.cloud.api.clone()).for_app();

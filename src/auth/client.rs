@@ -290,8 +290,12 @@ mod tests {
             password: Secret::new(ids::PASSWORD),
             scope: "https://analysis.windows.net/powerbi/api/.default".into(),
         };
-        let mut c = AadClient::new(crate::net::build_client(None).unwrap(), settings)
-            .with_min_lifetime(Duration::from_secs(1));
+        let mut c = AadClient::new(
+            crate::net::build_client(None, &crate::config::NetworkSetting::FromEnvironment)
+                .unwrap(),
+            settings,
+        )
+        .with_min_lifetime(Duration::from_secs(1));
         let g = c
             .password()
             .await

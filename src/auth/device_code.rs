@@ -1044,7 +1044,8 @@ mod tests {
         cfg.auth.token_cache = Some(cache_path.clone());
         let new_session = || {
             let client = DeviceClient::new(
-                crate::net::build_client(None).unwrap(),
+                crate::net::build_client(None, &crate::config::NetworkSetting::FromEnvironment)
+                    .unwrap(),
                 cfg.cloud.authority.clone(),
                 &cfg.auth.tenant,
                 &cfg.auth.client_id,
@@ -1076,7 +1077,9 @@ mod tests {
         // check's sign-in step (only that: the later steps would probe the real embed hosts)
         // before anyone signed in says so, and asks for no code.
         let check_sign_in = || async {
-            let http = crate::net::build_client(None).unwrap();
+            let http =
+                crate::net::build_client(None, &crate::config::NetworkSetting::FromEnvironment)
+                    .unwrap();
             let deadline = Instant::now() + Duration::from_secs(20);
             let mut lines = Vec::new();
             crate::check::sign_in(&cfg, &http, deadline, &mut lines)
@@ -1140,7 +1143,8 @@ mod tests {
         .unwrap();
         assert_eq!(cfg.auth.method, crate::config::AuthMethod::DeviceCode);
         let client = DeviceClient::new(
-            crate::net::build_client(None).unwrap(),
+            crate::net::build_client(None, &crate::config::NetworkSetting::FromEnvironment)
+                .unwrap(),
             cfg.cloud.authority.clone(),
             &cfg.auth.tenant,
             &cfg.auth.client_id,

@@ -212,8 +212,12 @@ mod tests {
             password: Secret::new(ids::PASSWORD),
             scope: "https://analysis.windows.net/powerbi/api/.default".into(),
         };
-        let client = AadClient::new(crate::net::build_client(None).unwrap(), settings)
-            .with_min_lifetime(Duration::from_secs(1));
+        let client = AadClient::new(
+            crate::net::build_client(None, &crate::config::NetworkSetting::FromEnvironment)
+                .unwrap(),
+            settings,
+        )
+        .with_min_lifetime(Duration::from_secs(1));
         let service =
             TokenService::spawn(TokenSession::new(client, false, Duration::from_secs(900)));
         service.token().await.expect("first sign-in");
@@ -278,7 +282,11 @@ mod tests {
                 password: Secret::new(ids::PASSWORD),
                 scope: "https://analysis.windows.net/powerbi/api/.default".into(),
             };
-            let client = AadClient::new(crate::net::build_client(None).unwrap(), settings);
+            let client = AadClient::new(
+                crate::net::build_client(None, &crate::config::NetworkSetting::FromEnvironment)
+                    .unwrap(),
+                settings,
+            );
             let service =
                 TokenService::spawn(TokenSession::new(client, false, Duration::from_secs(900)));
             let first = service.token().await;

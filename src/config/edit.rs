@@ -106,6 +106,14 @@ const SECTIONS: &[(&str, &[Spec])] = &[
             key("report_layout", Kind::Text),
         ],
     ),
+    (
+        "network",
+        &[
+            key("proxy", Kind::Text),
+            key("no_proxy", Kind::List),
+            key("proxy_credentials_file", Kind::Text),
+        ],
+    ),
 ];
 
 const PLAYLIST: &[Spec] = &[
@@ -855,6 +863,31 @@ mod tests {
             },
             Some("playlist[1].report")
         );
+    }
+
+    #[test]
+    fn network_proxy_is_set_checked_and_never_echoes_a_password() {
+        let out = edit_ok(
+            &base(),
+            &[("network.proxy", "http://proxy.corp.example:3128")],
+        );
+        assert!(out.starts_with(&base()), "{out}");
+        assert!(
+            out.ends_with("\n[network]\nproxy = \"http://proxy.corp.example:3128\"\n"),
+            "{out}"
+        );
+        let e = edit_err(
+            &base(),
+            &[("network.proxy", "http://kiosk:Pr0xyS3cret@p:3128")],
+        );
+        let EditError::Config(ConfigError::Invalid { key, fix, .. }) = &e else {
+            panic!("{e:?}");
+        };
+        assert_eq!(key, "network.proxy");
+        assert!(fix.contains("proxy_credentials_file"), "{fix}");
+        assert!(!format!("{e} {e:?} {}", e.fix()).contains("Pr0xyS3cret"));
+        let e = edit_err(&base(), &[("network.no_proxy", ".corp")]);
+        assert!(e.fix().contains("by hand"), "{}", e.fix());
     }
 
     #[test]

@@ -25,6 +25,7 @@ mod display;
 pub mod edit;
 mod identity;
 mod ids;
+mod network;
 mod player;
 mod playlist;
 mod secrets;
@@ -50,6 +51,7 @@ use crate::{Problem, ProblemId};
 use self::auth::parse_auth;
 use self::cloud::parse_cloud;
 use self::display::parse_display;
+use self::network::parse_network;
 use self::player::parse_player;
 use self::playlist::parse_playlist;
 use self::status::parse_status;
@@ -77,7 +79,9 @@ const DEFAULT_API: &str = "https://api.powerbi.com/";
 const DEFAULT_RESOURCE: &str = "https://analysis.windows.net/powerbi/api";
 const DEFAULT_LISTEN: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 9520);
 
-const TOP_KEYS: &[&str] = &["auth", "cloud", "status", "player", "display", "playlist"];
+const TOP_KEYS: &[&str] = &[
+    "auth", "cloud", "status", "player", "display", "playlist", "network",
+];
 
 /// `--config` flag > `PBIKIOSK_CONFIG` env > `DEFAULT_PATH`.
 pub fn resolve_path(cli: Option<&Path>, env: &SecretSources) -> PathBuf {
@@ -98,6 +102,8 @@ pub struct Config {
     pub(crate) status: StatusConfig,
     pub(crate) player: PlayerConfig,
     pub display: DisplayConfig,
+    /// `[network]`: the proxy pbikiosk and its web view go through.
+    pub(crate) network: NetworkSetting,
     /// The file this was read from (relative secret files were resolved against its folder).
     pub(crate) path: PathBuf,
 }
@@ -173,6 +179,70 @@ impl Default for CloudConfig {
             ca_file: None,
         }
     }
+}
+
+/// How requests leave the device: `[network]`, or the environment when it is absent.
+#[derive(Debug, Clone, Default)]
+pub(crate) enum NetworkSetting {
+    /// No `[network]`: `HTTPS_PROXY` / `NO_PROXY` from the environment (systemd
+    /// `Environment=`), as before `[network]` existed.
+    #[default]
+    FromEnvironment,
+    /// `[network]` without `proxy`: straight out, whatever the environment says.
+    Direct,
+    /// `[network] proxy`: everything but `no_proxy` and this device itself goes through it.
+    Proxy(ProxySettings),
+}
+
+impl NetworkSetting {
+    /// The configured proxy, if `[network]` names one.
+    pub(crate) fn proxy(&self) -> Option<&ProxySettings> {
+        match self {
+            NetworkSetting::Proxy(p) => Some(p),
+            _ => None,
+        }
+    }
+}
+
+/// `[network] proxy`, `no_proxy` and `proxy_credentials_file`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ProxySettings {
+    /// Lower case; an IPv6 address in brackets.
+    pub(crate) host: String,
+    pub(crate) port: u16,
+    /// Host names (`.corp` for the subdomains too), IP addresses and `address/prefix` ranges,
+    /// in the form reqwest and GLib (the web view) both read.
+    pub(crate) no_proxy: Vec<String>,
+    pub(crate) credentials: Option<ProxyCredentials>,
+}
+
+impl ProxySettings {
+    /// `http://host:port`, without credentials: safe to show.
+    pub(crate) fn url(&self) -> String {
+        format!("http://{}", self.authority())
+    }
+
+    /// `host:port`.
+    pub(crate) fn authority(&self) -> String {
+        format!("{}:{}", self.host, self.port)
+    }
+
+    /// The hosts that never go through the proxy: `no_proxy`, and this device itself, which
+    /// a proxy elsewhere cannot reach.
+    pub(crate) fn bypass(&self) -> Vec<String> {
+        let mut all: Vec<String> = ["localhost", "127.0.0.0/8", "::1"]
+            .map(str::to_owned)
+            .to_vec();
+        all.extend(self.no_proxy.iter().cloned());
+        all
+    }
+}
+
+/// The proxy's user and password (`proxy_credentials_file`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ProxyCredentials {
+    pub(crate) user: String,
+    pub(crate) password: Secret,
 }
 
 #[derive(Debug, Clone)]
@@ -437,7 +507,7 @@ fn parse_inner(
     root.check_keys(
         &cx,
         TOP_KEYS,
-        "Valid sections are [auth], [cloud], [status], [player], [display] and [[playlist]].",
+        "Valid sections are [auth], [cloud], [status], [player], [display], [network] and [[playlist]].",
     )?;
 
     // A typo'd section is reported above; a missing or empty [auth] means "not set up yet".
@@ -466,6 +536,10 @@ fn parse_inner(
         Some(s) => parse_display(&cx, &s)?,
         None => DisplayConfig::default(),
     };
+    let network = match root.table(&cx, "network")? {
+        Some(s) => parse_network(&cx, &s)?,
+        None => NetworkSetting::FromEnvironment,
+    };
     let playlist = parse_playlist(&cx, &root)?;
     if auth.method != AuthMethod::ServicePrincipal
         && let Some(i) = playlist.iter().position(|p| p.identity.is_some())
@@ -486,6 +560,7 @@ fn parse_inner(
         status,
         player,
         display,
+        network,
         path: path.to_path_buf(),
     })
 }

@@ -236,7 +236,7 @@ fn resolve_secret(cx: &Ctx, s: &Section, spec: &SecretSpec) -> Result<Secret, Co
 
 /// The largest secret file accepted. Client secrets are 40 characters and passwords at most
 /// 256; anything this big is the wrong file, and is not read into memory whole.
-const MAX_SECRET_FILE: u64 = 4096;
+pub(super) const MAX_SECRET_FILE: u64 = 4096;
 
 /// Read a secret from a file, refusing files that other users may read or change when
 /// `check_mode` (systemd's credential files are systemd's business). Never blocks: a FIFO or

@@ -14,8 +14,8 @@ use super::walk::Ctx;
 /// The files a configuration names, resolved against its folder.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct Watched {
-    /// `auth.client_secret_file`, `auth.password_file`, `auth.client_certificate_file`, as far
-    /// as they are set.
+    /// `auth.client_secret_file`, `auth.password_file`, `auth.client_certificate_file` and
+    /// `network.proxy_credentials_file`, as far as they are set.
     pub(crate) secrets: Vec<PathBuf>,
     pub(crate) ca_file: Option<PathBuf>,
 }
@@ -49,6 +49,7 @@ pub(crate) fn watched_files(path: &Path) -> Watched {
         secrets: SECRET_FILE_KEYS
             .iter()
             .filter_map(|k| file_in("auth", k))
+            .chain(file_in("network", super::network::CREDENTIALS_FILE_KEY))
             .collect(),
         ca_file: file_in("cloud", "ca_file"),
     }
@@ -75,6 +76,16 @@ mod tests {
                 ],
                 ca_file: Some(dir.path().join("ca.pem")),
             }
+        );
+        // The proxy's credentials file is a secret file too.
+        let text = format!(
+            "{}[network]\nproxy = \"http://p:3128\"\nproxy_credentials_file = \"proxy-credentials\"\n",
+            auth()
+        );
+        let cfg = write(dir.path(), "proxy.toml", &text, 0o640);
+        assert_eq!(
+            watched_files(&cfg).secrets,
+            vec![dir.path().join("proxy-credentials")]
         );
         let cfg = write(dir.path(), "inline.toml", &auth(), 0o640);
         assert_eq!(watched_files(&cfg), Watched::default());

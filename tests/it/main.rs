@@ -18,6 +18,8 @@ mod fixtures_map;
 mod hostile;
 mod monitoring;
 mod page_protocol;
+mod proxy;
 mod recycle;
 mod sim;
+mod test_proxy;
 mod trusted_files;
