@@ -25,6 +25,7 @@ mod probing;
 mod recycle;
 mod repair;
 mod rotation;
+mod schedule;
 mod snapshot;
 mod starting;
 
@@ -32,6 +33,7 @@ use embed_host::EmbedHostWatch;
 pub(crate) use recycle::MIB;
 use recycle::RecyclePolicy;
 pub use recycle::RecycleSettings;
+use schedule::ItemSchedule;
 use snapshot::Counters;
 pub use snapshot::{Snapshot, State};
 pub use starting::Activity;
@@ -109,6 +111,12 @@ pub enum Input {
     /// [`RecycleSettings::sample_every`].
     Memory {
         pss_bytes: u64,
+    },
+    /// Which configured items are inside their `when` windows now (one per item, in config
+    /// order), and when that next changes, as the device's local time for the screen.
+    Schedule {
+        in_window: Vec<bool>,
+        next_change: Option<String>,
     },
     /// Time passed; check deadlines.
     Tick,
@@ -195,6 +203,7 @@ pub struct Player {
     embed_host: EmbedHostWatch,
     counters: Counters,
     recycle: RecyclePolicy,
+    schedule: ItemSchedule,
 }
 
 /// One configured playlist item: what it resolved to and how it has been loading.
@@ -274,6 +283,7 @@ impl Player {
             embed_host: EmbedHostWatch::default(),
             counters: Counters::default(),
             recycle: RecyclePolicy::new(settings.recycle),
+            schedule: ItemSchedule::default(),
             settings,
         }
     }
@@ -330,6 +340,10 @@ impl Player {
             }
             Input::Probed(result) => self.on_probed(now, result, &mut out),
             Input::Memory { pss_bytes } => self.recycle.sample(now, pss_bytes),
+            Input::Schedule {
+                in_window,
+                next_change,
+            } => self.on_schedule(now, in_window, next_change, &mut out),
             Input::Tick => self.on_tick(now, &mut out),
         }
         self.drive(now, &mut out);
@@ -639,6 +653,9 @@ impl Player {
                 let p = Problem::new(ProblemId::Config)
                     .with_cause("The playlist is empty: there is nothing to show.")
                     .with_fix("Add [[playlist]] entries to the configuration; `pbikiosk reports --toml` prints them for every report the account can see.");
+                return Some((p, None));
+            }
+            if let Some(p) = self.nothing_scheduled(items) {
                 return Some((p, None));
             }
             // Every item is broken or skipped: say why (the first reason).

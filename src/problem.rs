@@ -47,6 +47,8 @@ pub enum ProblemId {
     EmbedFailed,
     /// Power BI gave an embed address that is not https on a Power BI host: not embedded.
     EmbedUrlRefused,
+    /// Every playable entry is outside its `when` windows right now: nothing is wrong.
+    NothingScheduled,
     /// The certificate the assertion was signed with is not among the app's registered ones.
     ClientCertificateNotRegistered,
     /// The app's client certificate is past its end date.
@@ -79,7 +81,7 @@ pub(crate) enum RetryClass {
 }
 
 impl ProblemId {
-    pub const ALL: [ProblemId; 34] = [
+    pub const ALL: [ProblemId; 35] = [
         Self::InvalidCredentials,
         Self::FederatedAccount,
         Self::MfaRequired,
@@ -106,6 +108,7 @@ impl ProblemId {
         Self::EmbedUnreachable,
         Self::EmbedFailed,
         Self::EmbedUrlRefused,
+        Self::NothingScheduled,
         Self::ClientCertificateNotRegistered,
         Self::ClientCertificateExpired,
         Self::ClientAssertionRejected,
@@ -145,6 +148,7 @@ impl ProblemId {
             Self::EmbedUnreachable => "embed_unreachable",
             Self::EmbedFailed => "embed_failed",
             Self::EmbedUrlRefused => "embed_url_refused",
+            Self::NothingScheduled => "nothing_scheduled",
             Self::ClientCertificateNotRegistered => "client_certificate_not_registered",
             Self::ClientCertificateExpired => "client_certificate_expired",
             Self::ClientAssertionRejected => "client_assertion_rejected",
@@ -164,7 +168,8 @@ impl ProblemId {
             | Self::ServiceUnavailable
             | Self::TokenExpired
             | Self::EmbedUnreachable
-            | Self::EmbedFailed => RetryClass::Transient,
+            | Self::EmbedFailed
+            | Self::NothingScheduled => RetryClass::Transient,
             _ => RetryClass::Permanent,
         }
     }
@@ -198,6 +203,7 @@ impl ProblemId {
             Self::EmbedUnreachable => "This screen cannot reach app.powerbi.com",
             Self::EmbedFailed => "The report did not load",
             Self::EmbedUrlRefused => "Power BI gave an address this screen will not open",
+            Self::NothingScheduled => "Nothing is scheduled now",
             Self::ClientCertificateNotRegistered => "App certificate not registered",
             Self::ClientCertificateExpired => "App certificate expired",
             Self::ClientAssertionRejected => "Signed app sign-in refused",
@@ -271,6 +277,9 @@ impl ProblemId {
             }
             Self::EmbedUrlRefused => {
                 "The embed address Power BI gave for a report is not https on a Power BI host, so it is not shown: the web view only opens Power BI."
+            }
+            Self::NothingScheduled => {
+                "Every playlist entry has a `when` that leaves out this time of day (device's local time)."
             }
             Self::ClientCertificateNotRegistered => {
                 "Microsoft does not know the certificate in auth.client_certificate_file for this app, or the signature did not match it."
@@ -370,6 +379,9 @@ impl ProblemId {
             }
             Self::EmbedFailed => {
                 "Open the report at app.powerbi.com as the service account: if it loads there, look for the page's errors in the logs (journalctl -u pbikiosk)."
+            }
+            Self::NothingScheduled => {
+                "Nothing to fix if that is intended: the reports come back on their own. Otherwise widen the entries' `when` windows or add an entry without `when`."
             }
             Self::EmbedUrlRefused => {
                 "Check that cloud.api is your cloud's Power BI API (e.g. https://api.powerbi.com) and that no proxy rewrites its answers. Asked again every permanent_retry_minutes."

@@ -22,6 +22,7 @@ const PLAYLIST_KEYS: &[&str] = &[
     "refresh_seconds",
     "identity_username",
     "identity_roles",
+    "when",
 ];
 
 pub(super) fn parse_playlist(cx: &Ctx, root: &Section) -> Result<Vec<PlaylistItem>, ConfigError> {
@@ -155,6 +156,7 @@ fn parse_item(cx: &Ctx, s: &Section) -> Result<PlaylistItem, ConfigError> {
         .int(cx, "seconds", 5..=86400, "seconds", DEFAULT_SECONDS)?
         .unwrap_or(DEFAULT_SECONDS);
     let refresh_seconds = s.int(cx, "refresh_seconds", 15..=86400, "seconds", 900)?;
+    let when = s.windows(cx, "when")?.unwrap_or_default();
 
     Ok(PlaylistItem {
         workspace: workspace.to_owned(),
@@ -166,6 +168,7 @@ fn parse_item(cx: &Ctx, s: &Section) -> Result<PlaylistItem, ConfigError> {
         seconds: seconds as u32,
         refresh_seconds: refresh_seconds.map(|r| r as u32),
         identity,
+        when,
     })
 }
 
