@@ -12,6 +12,7 @@ pub mod config;
 pub(crate) mod config_source;
 pub mod content;
 pub mod demo;
+pub mod display_power;
 mod embed_token;
 pub(crate) mod embed_url;
 mod health;

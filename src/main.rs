@@ -128,6 +128,12 @@ enum Command {
         #[command(subcommand)]
         action: ConfigAction,
     },
+    /// Turn the screen on or off now, or back to its `[display] on` hours (auto); it stays
+    /// so across restarts until set to auto.
+    Display {
+        #[arg(value_enum)]
+        mode: pbikiosk::display_power::Override,
+    },
     /// Print `[display] rotation` (degrees) if the config sets it; for the kiosk session script.
     #[command(hide = true)]
     DisplayRotation,
@@ -252,6 +258,19 @@ async fn dispatch(cli: Cli, sources: SecretSources) -> anyhow::Result<ExitCode> 
             }
             // A broken config is the player's to report on screen; the session starts unrotated.
             Err(_) => Ok(ExitCode::from(2)),
+        },
+        Command::Display { mode } => match pbikiosk::display_power::set_override(mode) {
+            Ok(path) => {
+                println!(
+                    "display {mode:?} (kept in {}); the screen follows within 5 seconds",
+                    path.display()
+                );
+                Ok(ExitCode::SUCCESS)
+            }
+            Err(e) => {
+                eprintln!("error: {e}\nfix: {}", e.fix());
+                Ok(ExitCode::from(1))
+            }
         },
         Command::Version => {
             println!("pbikiosk {}", pbikiosk::VERSION);

@@ -21,6 +21,7 @@ use crate::report_layout::ReportLayout;
 use crate::secret::Secret;
 
 mod embed_host;
+mod power;
 mod probing;
 mod recycle;
 mod repair;
@@ -30,6 +31,8 @@ mod snapshot;
 mod starting;
 
 use embed_host::EmbedHostWatch;
+pub use power::DisplayStatus;
+use power::ScreenPower;
 pub(crate) use recycle::MIB;
 use recycle::RecyclePolicy;
 pub use recycle::RecycleSettings;
@@ -118,6 +121,8 @@ pub enum Input {
         in_window: Vec<bool>,
         next_change: Option<String>,
     },
+    /// What the screen's hours (and an administrator's override) say the screen should be.
+    ScreenPower(crate::schedule::Power),
     /// Time passed; check deadlines.
     Tick,
 }
@@ -204,6 +209,7 @@ pub struct Player {
     counters: Counters,
     recycle: RecyclePolicy,
     schedule: ItemSchedule,
+    power: ScreenPower,
 }
 
 /// One configured playlist item: what it resolved to and how it has been loading.
@@ -284,6 +290,7 @@ impl Player {
             counters: Counters::default(),
             recycle: RecyclePolicy::new(settings.recycle),
             schedule: ItemSchedule::default(),
+            power: ScreenPower::default(),
             settings,
         }
     }
@@ -344,6 +351,7 @@ impl Player {
                 in_window,
                 next_change,
             } => self.on_schedule(now, in_window, next_change, &mut out),
+            Input::ScreenPower(power) => self.on_power(power, &mut out),
             Input::Tick => self.on_tick(now, &mut out),
         }
         self.drive(now, &mut out);
@@ -585,7 +593,8 @@ impl Player {
         } else if self.problem_shown.take().is_some() {
             out.push(Output::HideProblem);
         }
-        if self.config_problem.is_some() || !self.page.ready {
+        // Out of hours nothing is resolved or loaded: the web view idles behind the black page.
+        if self.config_problem.is_some() || !self.page.ready || self.power.idle() {
             return;
         }
         let Some(token) = self.tokens.current.clone() else {

@@ -90,10 +90,6 @@ pub(crate) struct Schedule {
 }
 
 impl Schedule {
-    pub(crate) fn always() -> Self {
-        Self::default()
-    }
-
     pub(crate) fn new(windows: Vec<Window>) -> Self {
         Self { windows }
     }
@@ -128,6 +124,45 @@ impl Schedule {
             .map(|m| minute_start.clone() + Duration::minutes(m))
             .find(|t| self.active_at(t) != state)
     }
+}
+
+/// Which of `schedules` are active at `now`, and the earliest instant any of them changes.
+pub(crate) fn playlist_at<Tz: TimeZone>(
+    schedules: &[Schedule],
+    now: &DateTime<Tz>,
+) -> (Vec<bool>, Option<DateTime<Tz>>) {
+    let active = schedules.iter().map(|s| s.active_at(now)).collect();
+    let next = schedules.iter().filter_map(|s| s.next_change(now)).min();
+    (active, next)
+}
+
+/// Whether the screen should be lit, by the `[display] on` hours.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Power {
+    On,
+    /// Still off, but the hours begin within the lead time: the report is prepared behind the
+    /// dark screen, so the first thing visible when it lights is the report, not a spinner.
+    Waking,
+    Off,
+}
+
+/// What the screen should be at `now`, preparing `lead` ahead of the next start.
+pub(crate) fn power_at<Tz: TimeZone>(on: &Schedule, now: &DateTime<Tz>, lead: Duration) -> Power {
+    if on.active_at(now) {
+        return Power::On;
+    }
+    match on.next_change(now) {
+        Some(t) if t <= now.clone() + lead => Power::Waking,
+        _ => Power::Off,
+    }
+}
+
+/// How a status screen names a moment in the coming week: weekday and local time.
+pub(crate) fn describe<Tz: TimeZone>(t: &DateTime<Tz>) -> String
+where
+    Tz::Offset: std::fmt::Display,
+{
+    t.format("%a %H:%M").to_string()
 }
 
 fn parse_days(text: &str) -> Result<[bool; 7], WindowError> {
@@ -284,7 +319,7 @@ mod tests {
 
     #[test]
     fn always_when_there_are_no_windows() {
-        let s = Schedule::always();
+        let s = Schedule::default();
         assert!(s.contains(at(2026, 12, 1, 3, 0)));
         assert_eq!(s.next_change(&Utc::now()), None);
     }
@@ -320,7 +355,7 @@ mod tests {
         let off = s.next_change(&on).unwrap();
         assert_eq!(off.naive_local(), at(2026, 3, 29, 3, 30));
         // Two wall-clock hours, one real hour.
-        assert_eq!((off.clone() - on.clone()).num_minutes(), 60);
+        assert_eq!((off - on).num_minutes(), 60);
 
         // Fall back: 2026-10-25 03:00 CEST becomes 02:00 CET; 02:00-02:59 happens twice and
         // is in the window both times.
@@ -349,7 +384,7 @@ mod tests {
             at(2026, 3, 8, 7, 0),
             "07:00 local, after the jump"
         );
-        assert_eq!((on.clone() - sat).num_hours(), 10, "one hour shorter night");
+        assert_eq!((on - sat).num_hours(), 10, "one hour shorter night");
 
         let sat = New_York
             .from_local_datetime(&at(2026, 10, 31, 20, 0))
@@ -367,12 +402,49 @@ mod tests {
     }
 
     #[test]
+    fn a_playlist_changes_at_the_first_boundary_of_any_entry() {
+        let entries = [
+            sched(&["mon-fri 11:30-14:00"]),
+            Schedule::default(),
+            sched(&["mon-fri 14:00-17:00"]),
+        ];
+        let now = Berlin.from_local_datetime(&at(2026, 12, 1, 12, 0)).unwrap();
+        let (active, next) = playlist_at(&entries, &now);
+        assert_eq!(active, vec![true, true, false]);
+        let next = next.unwrap();
+        assert_eq!(next.naive_local(), at(2026, 12, 1, 14, 0));
+        assert_eq!(describe(&next), "Tue 14:00");
+        let (active, _) = playlist_at(&entries, &next);
+        assert_eq!(active, vec![false, true, true]);
+    }
+
+    #[test]
+    fn the_screen_wakes_ahead_of_its_hours() {
+        let on = sched(&["mon-fri 07:00-19:00"]);
+        let lead = Duration::minutes(2);
+        let p = |h, m| {
+            power_at(
+                &on,
+                &Berlin.from_local_datetime(&at(2026, 12, 1, h, m)).unwrap(),
+                lead,
+            )
+        };
+        assert_eq!(p(6, 57), Power::Off);
+        assert_eq!(p(6, 58), Power::Waking);
+        assert_eq!(p(6, 59), Power::Waking);
+        assert_eq!(p(7, 0), Power::On);
+        assert_eq!(p(18, 59), Power::On);
+        assert_eq!(p(19, 0), Power::Off);
+        assert_eq!(power_at(&Schedule::default(), &Utc::now(), lead), Power::On);
+    }
+
+    #[test]
     fn a_clock_that_jumps_a_day_either_way() {
         // Nothing is remembered: the answer follows the clock wherever it lands.
         let s = sched(&["mon-fri 07:00-19:00"]);
         let fri_noon = Berlin.from_local_datetime(&at(2026, 12, 4, 12, 0)).unwrap();
         assert!(s.active_at(&fri_noon));
-        let jumped_ahead = fri_noon.clone() + Duration::days(1);
+        let jumped_ahead = fri_noon + Duration::days(1);
         assert!(!s.active_at(&jumped_ahead), "saturday");
         assert_eq!(
             s.next_change(&jumped_ahead).unwrap().naive_local(),

@@ -132,4 +132,15 @@ mod tests {
             "{msg}"
         );
     }
+
+    #[test]
+    fn screen_on_hours() {
+        assert!(ok(&auth()).display.on.is_always());
+        let text = format!("{}[display]\non = \"mon-fri 07:00-19:00\"\n", auth());
+        assert!(!ok(&text).display.on.is_always());
+        let text = format!("{}[display]\non = \"mon-fri 07:00-19\"\n", auth());
+        let (msg, fix) = invalid(err(&text), "display.on", Some(8));
+        assert!(msg.contains("times are not valid"), "{msg}");
+        assert!(fix.contains("past midnight"), "{fix}");
+    }
 }

@@ -302,4 +302,40 @@ mod tests {
         );
         assert_eq!(ok(&text).playlist[0].seconds, 86400);
     }
+
+    #[test]
+    fn when_is_one_window_or_a_list() {
+        let text = format!("{}{}", auth(), item("when = \"mon-fri 07:00-19:00\"\n"));
+        assert!(!ok(&text).playlist[0].when.is_always());
+        let text = format!(
+            "{}{}",
+            auth(),
+            item("when = [\"mon-fri 11:30-14:00\", \"sat 10:00-12:00\"]\n")
+        );
+        assert!(!ok(&text).playlist[0].when.is_always());
+        assert!(
+            ok(&format!("{}{}", auth(), item(""))).playlist[0]
+                .when
+                .is_always()
+        );
+    }
+
+    #[test]
+    fn a_bad_window_names_the_entry_the_window_and_the_fix() {
+        let text = format!(
+            "{}{}",
+            auth(),
+            item("when = [\"mon-fri 11:30-14:00\", \"thur 10:00-12:00\"]\n")
+        );
+        let (msg, fix) = invalid(err(&text), "playlist[1].when", Some(10));
+        assert!(
+            msg.contains("window 2") && msg.contains("\"thur\" is not a day"),
+            "{msg}"
+        );
+        assert!(fix.contains("<days> <HH:MM>-<HH:MM>"), "{fix}");
+        for bad in ["when = []", "when = 7", "when = [7]", "when = \"weekdays\""] {
+            let text = format!("{}{}", auth(), item(&format!("{bad}\n")));
+            invalid(err(&text), "playlist[1].when", Some(10));
+        }
+    }
 }

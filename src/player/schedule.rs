@@ -64,7 +64,7 @@ impl Player {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::super::tests::{Rig, item, token};
     use super::super::{FromPage, Input, Output};
     use crate::bridge::ToPage;
@@ -72,13 +72,13 @@ mod tests {
     use crate::problem::{Problem, ProblemId};
 
     /// A player whose page renders everything it is asked to prepare, at once.
-    struct Screen {
-        r: Rig,
+    pub(in crate::player) struct Screen {
+        pub(in crate::player) r: Rig,
         t: u64,
     }
 
     impl Screen {
-        fn playing(names: &[&str]) -> Self {
+        pub(in crate::player) fn playing(names: &[&str]) -> Self {
             let mut s = Screen {
                 r: Rig::new(),
                 t: 0,
@@ -95,7 +95,7 @@ mod tests {
         }
 
         /// Answer every prepare with a render, and what that causes in turn.
-        fn render(&mut self, out: Vec<Output>) -> Vec<Output> {
+        pub(in crate::player) fn render(&mut self, out: Vec<Output>) -> Vec<Output> {
             let mut all = Vec::new();
             let mut todo = out;
             while !todo.is_empty() {
@@ -111,7 +111,7 @@ mod tests {
             all
         }
 
-        fn play_for(&mut self, secs: u64) -> Vec<Output> {
+        pub(in crate::player) fn play_for(&mut self, secs: u64) -> Vec<Output> {
             let mut all = Vec::new();
             for _ in 0..secs {
                 self.t += 1;
@@ -123,7 +123,7 @@ mod tests {
             all
         }
 
-        fn schedule(&mut self, in_window: &[bool]) -> Vec<Output> {
+        pub(in crate::player) fn schedule(&mut self, in_window: &[bool]) -> Vec<Output> {
             let out = self.r.send(Input::Schedule {
                 in_window: in_window.to_vec(),
                 next_change: Some("Mon 07:00".into()),
@@ -131,7 +131,7 @@ mod tests {
             self.render(out)
         }
 
-        fn showing(&self) -> Option<String> {
+        pub(in crate::player) fn showing(&self) -> Option<String> {
             self.r.p.snapshot().item.map(|i| i.name)
         }
     }

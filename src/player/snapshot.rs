@@ -71,6 +71,8 @@ pub struct Snapshot {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sign_in: Option<SignInStatus>,
     pub memory: MemoryStatus,
+    /// Screen power by the `[display] on` hours.
+    pub display: super::DisplayStatus,
 }
 
 /// The memory policy on `/status`: the tree's PSS against its baseline, and the recycles of
@@ -226,6 +228,7 @@ impl Player {
             last_switch_gap_ms: self.counters.last_gap_ms,
             switch_gaps: GapSummary::of(&self.counters.gaps),
             memory: self.memory_status(),
+            display: self.display_status(),
         }
     }
 }
