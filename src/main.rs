@@ -120,6 +120,13 @@ enum Command {
         /// Memory policy: seconds between two samples of the process tree's PSS.
         #[arg(long, value_name = "SECS", hide = true)]
         memory_sample_seconds: Option<u64>,
+        /// Day-parting for tests and previews: N=WINDOW gives playlist entry N (from 1) a
+        /// `when` (";" between windows), e.g. --when "2=mon-fri 11:30-14:00".
+        #[arg(long, value_name = "N=WINDOW", hide = true)]
+        when: Vec<String>,
+        /// `[display] on` hours for tests and previews (";" between windows).
+        #[arg(long, value_name = "WINDOW", hide = true)]
+        screen_on: Option<String>,
         #[command(flatten)]
         window: WindowArgs,
     },
@@ -438,6 +445,8 @@ fn run_player(
             memory_baseline_seconds,
             memory_min_interval_seconds,
             memory_sample_seconds,
+            when,
+            screen_on,
             window,
         } => (
             Some(pbikiosk::demo::DemoOptions {
@@ -452,6 +461,8 @@ fn run_player(
                     min_interval_seconds: memory_min_interval_seconds,
                     sample_seconds: memory_sample_seconds,
                 },
+                when,
+                screen_on,
             }),
             window,
         ),

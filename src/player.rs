@@ -456,6 +456,8 @@ impl Player {
                 self.problem_shown = None;
                 // Its start screen says "Starting…" until told otherwise.
                 self.activity_shown = None;
+                // Nor is it dark: drive() tells it again if it must be.
+                self.power.page_reset();
                 if self.offline_since.is_some() {
                     out.push(Output::Offline(self.offline_since));
                 }
@@ -592,6 +594,9 @@ impl Player {
             }
         } else if self.problem_shown.take().is_some() {
             out.push(Output::HideProblem);
+        }
+        if self.page.ready {
+            self.sync_dark(out);
         }
         // Out of hours nothing is resolved or loaded: the web view idles behind the black page.
         if self.config_problem.is_some() || !self.page.ready || self.power.idle() {

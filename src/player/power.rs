@@ -12,15 +12,15 @@ use crate::schedule::Power;
 #[derive(Debug)]
 pub(super) struct ScreenPower {
     power: Power,
-    /// The page was told to go black and not told otherwise since.
-    dark: bool,
+    /// The page was told to go black and not told otherwise since (a fresh page is not).
+    page_dark: bool,
 }
 
 impl Default for ScreenPower {
     fn default() -> Self {
         Self {
             power: Power::On,
-            dark: false,
+            page_dark: false,
         }
     }
 }
@@ -29,6 +29,15 @@ impl ScreenPower {
     /// Out of hours and not yet waking: nothing is to be loaded.
     pub(super) fn idle(&self) -> bool {
         self.power == Power::Off
+    }
+
+    fn dark(&self) -> bool {
+        self.power != Power::On
+    }
+
+    /// A new page (start, reload, recycle) comes up lit.
+    pub(super) fn page_reset(&mut self) {
+        self.page_dark = false;
     }
 }
 
@@ -45,18 +54,23 @@ pub struct DisplayStatus {
 impl Player {
     pub(super) fn on_power(&mut self, power: Power, out: &mut Vec<Output>) {
         self.power.power = power;
-        let dark = power != Power::On;
-        if dark != self.power.dark {
-            self.power.dark = dark;
-            let light = if dark {
+        if power == Power::Off {
+            self.release_embeds(out);
+        }
+    }
+
+    /// Tell a ready page whether to be black, once per change: a page that is not ready would
+    /// not hear it, and a fresh one starts lit.
+    pub(super) fn sync_dark(&mut self, out: &mut Vec<Output>) {
+        let dark = self.power.dark();
+        if dark != self.power.page_dark {
+            self.power.page_dark = dark;
+            let power = if dark {
                 ScreenLight::Off
             } else {
                 ScreenLight::On
             };
-            out.push(Output::Page(ToPage::ScreenPower { power: light }));
-        }
-        if power == Power::Off {
-            self.release_embeds(out);
+            out.push(Output::Page(ToPage::ScreenPower { power }));
         }
     }
 
@@ -75,8 +89,8 @@ impl Player {
 
     pub(super) fn display_status(&self) -> DisplayStatus {
         DisplayStatus {
-            power: if self.power.dark { "off" } else { "on" },
-            via: self.power.dark.then_some("black"),
+            power: if self.power.dark() { "off" } else { "on" },
+            via: self.power.dark().then_some("black"),
         }
     }
 }
@@ -133,6 +147,16 @@ mod tests {
         );
         // The same power again says nothing new.
         assert_eq!(light(&power(&mut s, Power::Off)), None);
+    }
+
+    #[test]
+    fn a_page_that_comes_up_while_off_is_told_to_be_black() {
+        let mut s = Screen::playing(&["A"]);
+        power(&mut s, Power::Off);
+        // The web process is replaced (a crash, a recycle): the new page starts lit.
+        let out = s.r.page(super::super::FromPage::Ready { version: None });
+        assert_eq!(light(&out), Some(ScreenLight::Off), "{out:?}");
+        assert_eq!(light(&power(&mut s, Power::Off)), None, "told once");
     }
 
     #[test]
