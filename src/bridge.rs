@@ -113,6 +113,18 @@ pub enum ToPage {
     Badge {
         text: Option<String>,
     },
+    /// Out of the screen's hours: a black layer over everything, or gone again.
+    ScreenPower {
+        power: ScreenLight,
+    },
+}
+
+/// Whether the page lets its picture through ([`ToPage::ScreenPower`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ScreenLight {
+    On,
+    Off,
 }
 
 /// The page needs the token's text: (de)serialise a [`Secret`] as the plain string.
@@ -239,6 +251,14 @@ mod tests {
         assert_eq!(
             serde_json::to_value(ToPage::HideStatus).unwrap()["type"],
             "hide_status"
+        );
+        let v = serde_json::to_value(ToPage::ScreenPower {
+            power: ScreenLight::Off,
+        })
+        .unwrap();
+        assert_eq!(
+            (&v["type"], &v["power"]),
+            (&"screen_power".into(), &"off".into())
         );
     }
 

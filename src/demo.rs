@@ -31,6 +31,11 @@ pub struct DemoOptions {
     pub front_trust: FrontTrust,
     /// The memory policy, in units short enough for tests and soaks.
     pub memory: DemoMemory,
+    /// Day-parting, for tests and previews: `N=<window>` gives playlist entry N (from 1) a
+    /// `when`, `;` between several windows.
+    pub when: Vec<String>,
+    /// `[display] on` hours, `;` between several windows.
+    pub screen_on: Option<String>,
 }
 
 /// Memory policy overrides (`[player] memory_*` and what a config file does not set), in
@@ -92,6 +97,8 @@ pub(crate) enum DemoError {
     CaFile(#[source] std::io::Error),
     #[error("writing the demo's auth.client_certificate_file")]
     CertificateFile(#[source] std::io::Error),
+    #[error("{0}: write it N=<days> <HH:MM>-<HH:MM>, N a playlist entry from 1")]
+    When(String),
 }
 
 /// The running demo. The simulator and the front door serve as long as this value lives.
@@ -149,6 +156,7 @@ impl Demo {
         )
         .map_err(DemoError::Config)?;
         opts.memory.apply(&mut config.player.memory);
+        apply_hours(&mut config, &opts.when, opts.screen_on.as_deref())?;
         let token_cache = match config.auth.method {
             crate::config::AuthMethod::DeviceCode => {
                 let dir = tempfile::Builder::new()
@@ -209,6 +217,37 @@ fn write_certificate_file(name: &str, pem: &str) -> std::io::Result<tempfile::Te
     std::fs::write(&path, pem)?;
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
     Ok(dir)
+}
+
+/// `--when` and `--screen-on`: the same windows a config file takes, on the demo's entries.
+fn apply_hours(
+    config: &mut Config,
+    when: &[String],
+    screen_on: Option<&str>,
+) -> Result<(), DemoError> {
+    use crate::schedule::{Schedule, Window};
+    let windows = |text: &str| -> Result<Schedule, DemoError> {
+        text.split(';')
+            .map(|w| Window::parse(w).map_err(|e| DemoError::When(format!("{w:?}: {e}"))))
+            .collect::<Result<Vec<_>, _>>()
+            .map(Schedule::new)
+    };
+    for arg in when {
+        let (n, text) = arg
+            .split_once('=')
+            .ok_or_else(|| DemoError::When(arg.clone()))?;
+        let item = n
+            .parse::<usize>()
+            .ok()
+            .and_then(|n| n.checked_sub(1))
+            .and_then(|i| config.playlist.get_mut(i))
+            .ok_or_else(|| DemoError::When(format!("{arg}: no entry {n}")))?;
+        item.when = windows(text)?;
+    }
+    if let Some(text) = screen_on {
+        config.display.on = windows(text)?;
+    }
+    Ok(())
 }
 
 /// The config the simulator writes for its demo account, with the demo's own timing.
@@ -322,6 +361,8 @@ mod tests {
                 min_interval_seconds: Some(30),
                 sample_seconds: Some(2),
             },
+            when: vec!["2=mon-sun 00:00-24:00".into()],
+            screen_on: None,
         })
         .await
         .unwrap();
@@ -351,6 +392,8 @@ mod tests {
             token_lifetime: None,
             front_trust: FrontTrust::Direct,
             memory: DemoMemory::default(),
+            when: Vec::new(),
+            screen_on: None,
         };
         let e = Demo::start(&opts(None, "0.0.0.0:0")).await.err().unwrap();
         assert_eq!(
@@ -373,6 +416,8 @@ mod tests {
             token_lifetime: None,
             front_trust,
             memory: DemoMemory::default(),
+            when: Vec::new(),
+            screen_on: None,
         };
         let demo = Demo::start(&opts(FrontTrust::CaFile)).await.unwrap();
         assert_eq!(demo.direct_trust(), None);

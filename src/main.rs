@@ -120,6 +120,13 @@ enum Command {
         /// Memory policy: seconds between two samples of the process tree's PSS.
         #[arg(long, value_name = "SECS", hide = true)]
         memory_sample_seconds: Option<u64>,
+        /// Day-parting for tests and previews: N=WINDOW gives playlist entry N (from 1) a
+        /// `when` (";" between windows), e.g. --when "2=mon-fri 11:30-14:00".
+        #[arg(long, value_name = "N=WINDOW", hide = true)]
+        when: Vec<String>,
+        /// `[display] on` hours for tests and previews (";" between windows).
+        #[arg(long, value_name = "WINDOW", hide = true)]
+        screen_on: Option<String>,
         #[command(flatten)]
         window: WindowArgs,
     },
@@ -136,6 +143,12 @@ enum Command {
         /// The player's status endpoint [default: [status] listen, 127.0.0.1:9520]
         #[arg(long, value_name = "ADDR")]
         listen: Option<SocketAddr>,
+    },
+    /// Turn the screen on or off now, or back to its `[display] on` hours (auto); it stays
+    /// so across restarts until set to auto.
+    Display {
+        #[arg(value_enum)]
+        mode: pbikiosk::display_power::Override,
     },
     /// Print `[display] rotation` (degrees) if the config sets it; for the kiosk session script.
     #[command(hide = true)]
@@ -278,6 +291,19 @@ async fn dispatch(cli: Cli, sources: SecretSources) -> anyhow::Result<ExitCode> 
                 }
             }
         }
+        Command::Display { mode } => match pbikiosk::display_power::set_override(mode) {
+            Ok(path) => {
+                println!(
+                    "display {mode:?} (kept in {}); the screen follows within 5 seconds",
+                    path.display()
+                );
+                Ok(ExitCode::SUCCESS)
+            }
+            Err(e) => {
+                eprintln!("error: {e}\nfix: {}", e.fix());
+                Ok(ExitCode::from(1))
+            }
+        },
         Command::Version => {
             println!("pbikiosk {}", pbikiosk::VERSION);
             Ok(ExitCode::SUCCESS)
@@ -444,6 +470,8 @@ fn run_player(
             memory_baseline_seconds,
             memory_min_interval_seconds,
             memory_sample_seconds,
+            when,
+            screen_on,
             window,
         } => (
             Some(pbikiosk::demo::DemoOptions {
@@ -458,6 +486,8 @@ fn run_player(
                     min_interval_seconds: memory_min_interval_seconds,
                     sample_seconds: memory_sample_seconds,
                 },
+                when,
+                screen_on,
             }),
             window,
         ),

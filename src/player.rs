@@ -21,17 +21,22 @@ use crate::report_layout::ReportLayout;
 use crate::secret::Secret;
 
 mod embed_host;
+mod power;
 mod probing;
 mod recycle;
 mod repair;
 mod rotation;
+mod schedule;
 mod snapshot;
 mod starting;
 
 use embed_host::EmbedHostWatch;
+pub use power::DisplayStatus;
+use power::ScreenPower;
 pub(crate) use recycle::MIB;
 use recycle::RecyclePolicy;
 pub use recycle::RecycleSettings;
+use schedule::ItemSchedule;
 use snapshot::Counters;
 pub use snapshot::{Snapshot, State};
 pub use starting::Activity;
@@ -110,6 +115,14 @@ pub enum Input {
     Memory {
         pss_bytes: u64,
     },
+    /// Which configured items are inside their `when` windows now (one per item, in config
+    /// order), and when that next changes, as the device's local time for the screen.
+    Schedule {
+        in_window: Vec<bool>,
+        next_change: Option<String>,
+    },
+    /// What the screen's hours (and an administrator's override) say the screen should be.
+    ScreenPower(crate::schedule::Power),
     /// Time passed; check deadlines.
     Tick,
 }
@@ -195,6 +208,8 @@ pub struct Player {
     embed_host: EmbedHostWatch,
     counters: Counters,
     recycle: RecyclePolicy,
+    schedule: ItemSchedule,
+    power: ScreenPower,
 }
 
 /// One configured playlist item: what it resolved to and how it has been loading.
@@ -278,6 +293,8 @@ impl Player {
             embed_host: EmbedHostWatch::default(),
             counters: Counters::default(),
             recycle: RecyclePolicy::new(settings.recycle),
+            schedule: ItemSchedule::default(),
+            power: ScreenPower::default(),
             settings,
         }
     }
@@ -334,6 +351,11 @@ impl Player {
             }
             Input::Probed(result) => self.on_probed(now, result, &mut out),
             Input::Memory { pss_bytes } => self.recycle.sample(now, pss_bytes),
+            Input::Schedule {
+                in_window,
+                next_change,
+            } => self.on_schedule(now, in_window, next_change, &mut out),
+            Input::ScreenPower(power) => self.on_power(power, &mut out),
             Input::Tick => self.on_tick(now, &mut out),
         }
         self.drive(now, &mut out);
@@ -469,6 +491,8 @@ impl Player {
                 self.problem_shown = None;
                 // Its start screen says "Starting…" until told otherwise.
                 self.activity_shown = None;
+                // Nor is it dark: drive() tells it again if it must be.
+                self.power.page_reset();
                 if self.offline_since.is_some() {
                     out.push(Output::Offline(self.offline_since));
                 }
@@ -607,7 +631,11 @@ impl Player {
         } else if self.problem_shown.take().is_some() {
             out.push(Output::HideProblem);
         }
-        if self.config_problem.is_some() || !self.page.ready {
+        if self.page.ready {
+            self.sync_dark(out);
+        }
+        // Out of hours nothing is resolved or loaded: the web view idles behind the black page.
+        if self.config_problem.is_some() || !self.page.ready || self.power.idle() {
             return;
         }
         let Some(token) = self.tokens.current.clone() else {
@@ -675,6 +703,9 @@ impl Player {
                 let p = Problem::new(ProblemId::Config)
                     .with_cause("The playlist is empty: there is nothing to show.")
                     .with_fix("Add [[playlist]] entries to the configuration; `pbikiosk reports --toml` prints them for every report the account can see.");
+                return Some((p, None));
+            }
+            if let Some(p) = self.nothing_scheduled(items) {
                 return Some((p, None));
             }
             // Every item is broken or skipped: say why (the first reason).

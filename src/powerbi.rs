@@ -615,6 +615,7 @@ mod playlist_tests {
             seconds: 12,
             refresh_seconds: Some(300),
             identity: None,
+            when: Default::default(),
         });
         let items = api.resolve_playlist(&token, &cfg.playlist).await.unwrap();
         assert_eq!(items.len(), cfg.playlist.len());

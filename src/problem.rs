@@ -47,6 +47,8 @@ pub enum ProblemId {
     EmbedFailed,
     /// Power BI gave an embed address that is not https on a Power BI host: not embedded.
     EmbedUrlRefused,
+    /// Every playable entry is outside its `when` windows right now: nothing is wrong.
+    NothingScheduled,
     /// The certificate the assertion was signed with is not among the app's registered ones.
     ClientCertificateNotRegistered,
     /// The app's client certificate is past its end date.
@@ -84,7 +86,7 @@ pub(crate) enum RetryClass {
 }
 
 impl ProblemId {
-    pub const ALL: [ProblemId; 36] = [
+    pub const ALL: [ProblemId; 37] = [
         Self::InvalidCredentials,
         Self::FederatedAccount,
         Self::MfaRequired,
@@ -111,6 +113,7 @@ impl ProblemId {
         Self::EmbedUnreachable,
         Self::EmbedFailed,
         Self::EmbedUrlRefused,
+        Self::NothingScheduled,
         Self::ClientCertificateNotRegistered,
         Self::ClientCertificateExpired,
         Self::ClientAssertionRejected,
@@ -152,6 +155,7 @@ impl ProblemId {
             Self::EmbedUnreachable => "embed_unreachable",
             Self::EmbedFailed => "embed_failed",
             Self::EmbedUrlRefused => "embed_url_refused",
+            Self::NothingScheduled => "nothing_scheduled",
             Self::ClientCertificateNotRegistered => "client_certificate_not_registered",
             Self::ClientCertificateExpired => "client_certificate_expired",
             Self::ClientAssertionRejected => "client_assertion_rejected",
@@ -174,7 +178,8 @@ impl ProblemId {
             | Self::TokenExpired
             | Self::EmbedUnreachable
             | Self::EmbedFailed
-            | Self::ProxyUnreachable => RetryClass::Transient,
+            | Self::ProxyUnreachable
+            | Self::NothingScheduled => RetryClass::Transient,
             _ => RetryClass::Permanent,
         }
     }
@@ -208,6 +213,7 @@ impl ProblemId {
             Self::EmbedUnreachable => "This screen cannot reach app.powerbi.com",
             Self::EmbedFailed => "The report did not load",
             Self::EmbedUrlRefused => "Power BI gave an address this screen will not open",
+            Self::NothingScheduled => "Nothing is scheduled now",
             Self::ClientCertificateNotRegistered => "App certificate not registered",
             Self::ClientCertificateExpired => "App certificate expired",
             Self::ClientAssertionRejected => "Signed app sign-in refused",
@@ -283,6 +289,9 @@ impl ProblemId {
             }
             Self::EmbedUrlRefused => {
                 "The embed address Power BI gave for a report is not https on a Power BI host, so it is not shown: the web view only opens Power BI."
+            }
+            Self::NothingScheduled => {
+                "Every playlist entry has a `when` that leaves out this time of day (device's local time)."
             }
             Self::ClientCertificateNotRegistered => {
                 "Microsoft does not know the certificate in auth.client_certificate_file for this app, or the signature did not match it."
@@ -388,6 +397,9 @@ impl ProblemId {
             }
             Self::EmbedFailed => {
                 "Open the report at app.powerbi.com as the service account: if it loads there, look for the page's errors in the logs (journalctl -u pbikiosk)."
+            }
+            Self::NothingScheduled => {
+                "Nothing to fix if that is intended: the reports come back on their own. Otherwise widen the entries' `when` windows or add an entry without `when`."
             }
             Self::EmbedUrlRefused => {
                 "Check that cloud.api is your cloud's Power BI API (e.g. https://api.powerbi.com) and that no proxy rewrites its answers. Asked again every permanent_retry_minutes."

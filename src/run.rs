@@ -32,6 +32,7 @@ use crate::player::{Input, Player, Settings, Snapshot, State};
 use crate::powerbi::PowerBiClient;
 use crate::problem::Problem;
 use crate::reach::Route;
+use crate::schedule::Schedule;
 use crate::screenshot::Camera;
 use crate::shell::{self, ShellCommand, ShellEvent, ShellOptions};
 use crate::status_screen::ScreenContext;
@@ -306,6 +307,15 @@ fn start(
     None
 }
 
+/// Which playlist entries are inside their `when` windows now, in the device's time zone.
+fn schedule_now(windows: &[Schedule]) -> Input {
+    let (in_window, next) = crate::schedule::playlist_at(windows, &chrono::Local::now());
+    Input::Schedule {
+        in_window,
+        next_change: next.as_ref().map(crate::schedule::describe),
+    }
+}
+
 /// A secret file changed while the config file did not: hand the new secrets to the running
 /// sign-in, which tries them at once if the last attempt failed. The page and the report on
 /// screen stay as they are, so a routine rotation does not blank the screen. `false` when that
@@ -357,7 +367,19 @@ async fn generation(
         token_type,
         ..Settings::default()
     });
+    let windows: Vec<Schedule> = loaded
+        .as_ref()
+        .map(|c| c.playlist.iter().map(|p| p.when.clone()).collect())
+        .unwrap_or_default();
+    let day_parted = windows.iter().any(|w| !w.is_always());
+    let hours = loaded
+        .as_ref()
+        .map(|c| c.display.on.clone())
+        .unwrap_or_default();
     let live = start(loaded, source, &mut player);
+    if day_parted {
+        player.handle(Instant::now(), schedule_now(&windows));
+    }
     let mut token_rx = live.as_ref().map(|l| l.tokens.subscribe());
     let (resolved_tx, mut resolved_rx) = mpsc::channel(2);
     let (probed_tx, mut probed_rx) = mpsc::channel(2);
@@ -426,7 +448,16 @@ async fn generation(
                         }
                     }
                 }
-                Input::Tick
+                // Screen hours and the override: looked at every few seconds rather than slept
+                // until the next boundary, so a clock that jumps (NTP at boot, a dead RTC
+                // battery) or an admin's `pbikiosk display off` is followed at once.
+                let power = crate::display_power::power_now(&hours);
+                for output in player.handle(Instant::now(), Input::ScreenPower(power)) {
+                    if let Some(code) = out.dispatch(output) {
+                        return GenerationEnd::Exit(code);
+                    }
+                }
+                if day_parted { schedule_now(&windows) } else { Input::Tick }
             }
         };
         for output in player.handle(Instant::now(), input) {

@@ -456,7 +456,10 @@
     discard: function (m) { afterSwap(function () { removeEmbed(m.key); }); },
     status: function (m) { renderStatus(m.screen); },
     hide_status: function () { statusEl.hidden = true; startCountdown(null); },
-    badge: function (m) { setBadge(m.text); }
+    badge: function (m) { setBadge(m.text); },
+    // Out of hours: black over everything. The embeds behind it are the core's to discard
+    // (nothing left to render) or to prepare ahead of the morning.
+    screen_power: function (m) { $('dark').hidden = m.power !== 'off'; }
   };
 
   var started = false;

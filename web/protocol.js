@@ -29,7 +29,8 @@
     discard: { key: 'string' },
     status: { screen: 'screen' },
     hide_status: {},
-    badge: { text: 'text?' }
+    badge: { text: 'text?' },
+    screen_power: { power: 'enum:on|off' }
   };
 
   function isPlainObject(x) {

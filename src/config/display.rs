@@ -4,7 +4,7 @@ use super::walk::{Ctx, Section, shown};
 use super::{ConfigError, DisplayConfig, GpuMode};
 use crate::report_layout::ReportLayout;
 
-const DISPLAY_KEYS: &[&str] = &["rotation", "gpu", "report_layout"];
+const DISPLAY_KEYS: &[&str] = &["rotation", "gpu", "report_layout", "on"];
 
 pub(super) fn parse_display(cx: &Ctx, s: &Section) -> Result<DisplayConfig, ConfigError> {
     s.check_table_keys(cx, "[display]", DISPLAY_KEYS)?;
@@ -52,10 +52,12 @@ pub(super) fn parse_display(cx: &Ctx, s: &Section) -> Result<DisplayConfig, Conf
             )
         })?,
     };
+    let on = s.windows(cx, "on")?.unwrap_or_default();
     Ok(DisplayConfig {
         rotation,
         gpu,
         report_layout,
+        on,
     })
 }
 
@@ -129,5 +131,16 @@ mod tests {
             msg.contains("unknown") || msg.contains("not a key"),
             "{msg}"
         );
+    }
+
+    #[test]
+    fn screen_on_hours() {
+        assert!(ok(&auth()).display.on.is_always());
+        let text = format!("{}[display]\non = \"mon-fri 07:00-19:00\"\n", auth());
+        assert!(!ok(&text).display.on.is_always());
+        let text = format!("{}[display]\non = \"mon-fri 07:00-19\"\n", auth());
+        let (msg, fix) = invalid(err(&text), "display.on", Some(8));
+        assert!(msg.contains("times are not valid"), "{msg}");
+        assert!(fix.contains("past midnight"), "{fix}");
     }
 }

@@ -257,6 +257,8 @@ pub(crate) struct PlaylistItem {
     pub(crate) refresh_seconds: Option<u32>,
     /// Row-level security for a service principal's embed token (reports only).
     pub(crate) identity: Option<RowIdentity>,
+    /// When the entry plays, in the device's local time; always when not set.
+    pub(crate) when: crate::schedule::Schedule,
 }
 
 /// The effective identity an embed token carries for a dataset with row-level security.
@@ -305,7 +307,7 @@ pub(crate) const DEFAULT_MEMORY_BASELINE_MINUTES: u64 = 60;
 /// `[display]`: `rotation` is applied by the kiosk session (cage), which asks
 /// `pbikiosk display-rotation`; `gpu` by the webview when the player starts; `report_layout` by
 /// the page for each report it embeds.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DisplayConfig {
     /// Degrees the picture is turned clockwise: 0, 90, 180 or 270 (portrait screens).
     /// `None`: not set here (the kiosk unit's own setting applies, e.g. `install.sh --rotation`).
@@ -314,6 +316,8 @@ pub struct DisplayConfig {
     pub(crate) gpu: GpuMode,
     /// Which layout of a report to show (portrait screens want the mobile one).
     pub(crate) report_layout: ReportLayout,
+    /// When the screen is on, in the device's local time; always when not set.
+    pub(crate) on: crate::schedule::Schedule,
 }
 
 /// `[display] gpu`: GPU compositing in the webview.

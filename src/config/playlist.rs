@@ -22,6 +22,7 @@ const PLAYLIST_KEYS: &[&str] = &[
     "refresh_seconds",
     "identity_username",
     "identity_roles",
+    "when",
 ];
 
 pub(super) fn parse_playlist(cx: &Ctx, root: &Section) -> Result<Vec<PlaylistItem>, ConfigError> {
@@ -155,6 +156,7 @@ fn parse_item(cx: &Ctx, s: &Section) -> Result<PlaylistItem, ConfigError> {
         .int(cx, "seconds", 5..=86400, "seconds", DEFAULT_SECONDS)?
         .unwrap_or(DEFAULT_SECONDS);
     let refresh_seconds = s.int(cx, "refresh_seconds", 15..=86400, "seconds", 900)?;
+    let when = s.windows(cx, "when")?.unwrap_or_default();
 
     Ok(PlaylistItem {
         workspace: workspace.to_owned(),
@@ -166,6 +168,7 @@ fn parse_item(cx: &Ctx, s: &Section) -> Result<PlaylistItem, ConfigError> {
         seconds: seconds as u32,
         refresh_seconds: refresh_seconds.map(|r| r as u32),
         identity,
+        when,
     })
 }
 
@@ -298,5 +301,41 @@ mod tests {
             item("seconds = 86400\nrefresh_seconds = 86400\n")
         );
         assert_eq!(ok(&text).playlist[0].seconds, 86400);
+    }
+
+    #[test]
+    fn when_is_one_window_or_a_list() {
+        let text = format!("{}{}", auth(), item("when = \"mon-fri 07:00-19:00\"\n"));
+        assert!(!ok(&text).playlist[0].when.is_always());
+        let text = format!(
+            "{}{}",
+            auth(),
+            item("when = [\"mon-fri 11:30-14:00\", \"sat 10:00-12:00\"]\n")
+        );
+        assert!(!ok(&text).playlist[0].when.is_always());
+        assert!(
+            ok(&format!("{}{}", auth(), item(""))).playlist[0]
+                .when
+                .is_always()
+        );
+    }
+
+    #[test]
+    fn a_bad_window_names_the_entry_the_window_and_the_fix() {
+        let text = format!(
+            "{}{}",
+            auth(),
+            item("when = [\"mon-fri 11:30-14:00\", \"thur 10:00-12:00\"]\n")
+        );
+        let (msg, fix) = invalid(err(&text), "playlist[1].when", Some(10));
+        assert!(
+            msg.contains("window 2") && msg.contains("\"thur\" is not a day"),
+            "{msg}"
+        );
+        assert!(fix.contains("<days> <HH:MM>-<HH:MM>"), "{fix}");
+        for bad in ["when = []", "when = 7", "when = [7]", "when = \"weekdays\""] {
+            let text = format!("{}{}", auth(), item(&format!("{bad}\n")));
+            invalid(err(&text), "playlist[1].when", Some(10));
+        }
     }
 }

@@ -332,6 +332,77 @@ impl<'a, 'i> Section<'a, 'i> {
         }
         Ok(Some(out))
     }
+    /// Time windows (`"mon-fri 07:00-19:00"`): one in double quotes or a list of them.
+    /// `None` when the key is absent; a present key never yields an empty schedule.
+    pub(super) fn windows(
+        &self,
+        cx: &Ctx,
+        k: &str,
+    ) -> Result<Option<crate::schedule::Schedule>, ConfigError> {
+        use crate::schedule::{Schedule, Window};
+        let Some(v) = self.get(k) else {
+            return Ok(None);
+        };
+        let example = "\"mon-fri 07:00-19:00\" or [\"mon-fri 11:30-14:00\", \"sat 10:00-12:00\"]";
+        let entries: Vec<(&str, Range<usize>)> = match v.get_ref() {
+            DeValue::String(s) => vec![(s.as_ref(), v.span())],
+            DeValue::Array(items) if !items.is_empty() => {
+                let mut out = Vec::with_capacity(items.len());
+                for item in items.iter() {
+                    let DeValue::String(s) = item.get_ref() else {
+                        return Err(cx.invalid(
+                            &self.key(k),
+                            Some(&item.span()),
+                            format!(
+                                "every window must be text in double quotes, not {}",
+                                describe_type(item.get_ref())
+                            ),
+                            format!("Write it like {k} = {example}"),
+                        ));
+                    };
+                    out.push((s.as_ref(), item.span()));
+                }
+                out
+            }
+            DeValue::Array(_) => {
+                return Err(cx.invalid(
+                    &self.key(k),
+                    Some(&v.span()),
+                    "the list of windows is empty",
+                    format!("Remove {k} to mean \"always\", or write it like {k} = {example}"),
+                ));
+            }
+            _ => {
+                return Err(self.wrong_type(
+                    cx,
+                    k,
+                    v,
+                    "a time window in double quotes or a list of them",
+                    example,
+                ));
+            }
+        };
+        let mut windows = Vec::with_capacity(entries.len());
+        for (n, (text, span)) in entries.iter().enumerate() {
+            let w = Window::parse(text).map_err(|e| {
+                let which = if entries.len() > 1 {
+                    format!("window {} ", n + 1)
+                } else {
+                    String::new()
+                };
+                cx.invalid(
+                    &self.key(k),
+                    Some(span),
+                    format!("{which}{}: {e}", shown(text)),
+                    format!(
+                        "Write each window as \"<days> <HH:MM>-<HH:MM>\" in the device's local time, like {example}; a window ending before it starts runs past midnight, 24:00 ends at midnight."
+                    ),
+                )
+            })?;
+            windows.push(w);
+        }
+        Ok(Some(Schedule::new(windows)))
+    }
 }
 
 pub(super) fn describe_type(v: &DeValue) -> &'static str {

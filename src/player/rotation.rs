@@ -136,7 +136,9 @@ impl Player {
     /// The next slide (cyclically after the current one) that needs an embed of its own.
     fn next_other_embed(&self) -> Option<usize> {
         let cur = &self.visible.as_ref()?.shows;
-        (1..self.slides.len())
+        // Up to and including the current index: what is on screen may have left the slides
+        // (its window closed), and then even the slide at the current index is another embed.
+        (1..=self.slides.len())
             .map(|k| (self.slide + k) % self.slides.len())
             .find(|&j| !same_embed(cur, &self.slides[j]))
     }
@@ -149,7 +151,10 @@ impl Player {
             .enumerate()
             .filter_map(|(i, st)| st.resolved.as_ref().ok().map(|it| (i, it.clone())))
             .unzip();
-        let skipped: Vec<bool> = index_of.iter().map(|&i| all[i].skipped).collect();
+        let skipped: Vec<bool> = index_of
+            .iter()
+            .map(|&i| all[i].skipped || !self.schedule.in_window(i))
+            .collect();
         let mut slides = playlist::slides(&items, &skipped);
         for s in &mut slides {
             s.item = index_of[s.item];
@@ -159,10 +164,20 @@ impl Player {
         if let Some(p) = self.pending.take() {
             out.push(Output::Page(ToPage::Discard { key: p.key }));
         }
+        if self.slides.is_empty()
+            && let Some(v) = self.visible.take()
+        {
+            // Nothing may play now (out of every window, or all broken): a report left behind
+            // the status screen would keep rendering and asking Power BI for data.
+            out.push(Output::Page(ToPage::Discard { key: v.key }));
+            self.slide_until = None;
+            self.current_page = None;
+        }
         let Some(v) = &mut self.visible else {
             self.slide = 0;
             return;
         };
+        let out_of_window_only = !all[v.item].skipped;
         let cur = &v.shows;
         match self
             .slides
@@ -175,10 +190,13 @@ impl Player {
             }
             None => {
                 // What is on screen was skipped: it stays until the first slide is ready,
-                // which the next advance (due now) shows.
+                // which the next advance shows: at once for a broken item, after its own
+                // time for one whose window closed (a schedule never cuts a slide short).
                 self.slide = self.slides.len().saturating_sub(1);
                 v.slide = self.slide;
-                self.slide_until = Some(now);
+                if !out_of_window_only {
+                    self.slide_until = Some(now);
+                }
             }
         }
     }

@@ -104,6 +104,8 @@ pub struct Snapshot {
     /// `/status` and `/metrics` show the seconds left. Never the token.
     #[serde(skip)]
     pub token_expires_at: Option<std::time::Instant>,
+    /// Screen power by the `[display] on` hours.
+    pub display: super::DisplayStatus,
 }
 
 /// The memory policy on `/status`: the tree's PSS against its baseline, and the recycles of
@@ -262,6 +264,7 @@ impl Player {
             memory: self.memory_status(),
             last_rendered_at: self.counters.last_rendered_at,
             token_expires_at: self.tokens.expires_at,
+            display: self.display_status(),
         }
     }
 }

@@ -96,6 +96,18 @@ impl Xvfb {
             std::thread::sleep(Duration::from_millis(250));
         }
     }
+
+    /// Saves the screen as `name` as it is, uniform or not (a screen that is meant to be black).
+    pub fn screenshot_any(&self, name: &str) -> PathBuf {
+        let path = out_dir().join(name);
+        let ok = Command::new("import")
+            .args(["-display", &self.display, "-window", "root"])
+            .arg(&path)
+            .status()
+            .expect("ImageMagick's import is needed (scripts/test.sh installs it)");
+        assert!(ok.success());
+        path
+    }
 }
 
 /// A display is taken while the X server named in its lock file is alive. A lock left by a

@@ -20,6 +20,7 @@ mod monitoring;
 mod page_protocol;
 mod proxy;
 mod recycle;
+mod screen_power;
 mod sim;
 mod test_proxy;
 mod trusted_files;

@@ -8,7 +8,7 @@
 
 use std::path::{Path, PathBuf};
 
-use pbikiosk::bridge::{FromPage, Screen, SignInView, ToPage, TokenType};
+use pbikiosk::bridge::{FromPage, Screen, ScreenLight, SignInView, ToPage, TokenType};
 use pbikiosk::content::ContentKind;
 use pbikiosk::report_layout::ReportLayout;
 use serde::de::DeserializeOwned;
@@ -37,6 +37,7 @@ fn to_page_variant(m: &ToPage) -> &'static str {
         ToPage::Status { .. } => "Status",
         ToPage::HideStatus => "HideStatus",
         ToPage::Badge { .. } => "Badge",
+        ToPage::ScreenPower { .. } => "ScreenPower",
     }
 }
 
@@ -189,6 +190,12 @@ fn to_page_examples() -> Vec<ToPage> {
             text: Some("Offline since 14:02".into()),
         },
         ToPage::Badge { text: None },
+        ToPage::ScreenPower {
+            power: ScreenLight::Off,
+        },
+        ToPage::ScreenPower {
+            power: ScreenLight::On,
+        },
     ]
 }
 

@@ -1,0 +1,196 @@
+//! Screen power by the `[display] on` hours, with the black page as the means: out of hours the
+//! page goes black, every embed is dropped and nothing is prepared or resolved, so the web view
+//! has nothing to render and Power BI gets no queries. Shortly before the hours begin the report
+//! is prepared behind the black layer, so the screen lights up on the report itself.
+
+use serde::Serialize;
+
+use super::{Output, Player};
+use crate::bridge::{ScreenLight, ToPage};
+use crate::schedule::Power;
+
+#[derive(Debug)]
+pub(super) struct ScreenPower {
+    power: Power,
+    /// The page was told to go black and not told otherwise since (a fresh page is not).
+    page_dark: bool,
+}
+
+impl Default for ScreenPower {
+    fn default() -> Self {
+        Self {
+            power: Power::On,
+            page_dark: false,
+        }
+    }
+}
+
+impl ScreenPower {
+    /// Out of hours and not yet waking: nothing is to be loaded.
+    pub(super) fn idle(&self) -> bool {
+        self.power == Power::Off
+    }
+
+    fn dark(&self) -> bool {
+        self.power != Power::On
+    }
+
+    /// A new page (start, reload, recycle) comes up lit.
+    pub(super) fn page_reset(&mut self) {
+        self.page_dark = false;
+    }
+}
+
+/// `display` on `/status`: whether the screen is lit and by what means it was turned off.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct DisplayStatus {
+    /// `"on"` or `"off"` (still off while the report is prepared ahead of the hours).
+    pub power: &'static str,
+    /// How it was turned off: `"black"` (the page goes black, the web view idles). `None`
+    /// while on.
+    pub via: Option<&'static str>,
+}
+
+impl Player {
+    pub(super) fn on_power(&mut self, power: Power, out: &mut Vec<Output>) {
+        self.power.power = power;
+        if power == Power::Off {
+            self.release_embeds(out);
+        }
+    }
+
+    /// Tell a ready page whether to be black, once per change: a page that is not ready would
+    /// not hear it, and a fresh one starts lit.
+    pub(super) fn sync_dark(&mut self, out: &mut Vec<Output>) {
+        let dark = self.power.dark();
+        if dark != self.power.page_dark {
+            self.power.page_dark = dark;
+            let power = if dark {
+                ScreenLight::Off
+            } else {
+                ScreenLight::On
+            };
+            out.push(Output::Page(ToPage::ScreenPower { power }));
+        }
+    }
+
+    /// Drop what is on the page; the rotation starts from its first slide when it resumes.
+    fn release_embeds(&mut self, out: &mut Vec<Output>) {
+        for e in [self.visible.take(), self.pending.take()]
+            .into_iter()
+            .flatten()
+        {
+            out.push(Output::Page(ToPage::Discard { key: e.key }));
+        }
+        self.slide = 0;
+        self.slide_until = None;
+        self.current_page = None;
+    }
+
+    pub(super) fn display_status(&self) -> DisplayStatus {
+        DisplayStatus {
+            power: if self.power.dark() { "off" } else { "on" },
+            via: self.power.dark().then_some("black"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::schedule::tests::Screen;
+    use super::super::{Input, Output};
+    use crate::bridge::{ScreenLight, ToPage};
+    use crate::schedule::Power;
+
+    fn power(s: &mut Screen, p: Power) -> Vec<Output> {
+        let out = s.r.send(Input::ScreenPower(p));
+        s.render(out)
+    }
+
+    fn light(out: &[Output]) -> Option<ScreenLight> {
+        out.iter().find_map(|o| match o {
+            Output::Page(ToPage::ScreenPower { power }) => Some(*power),
+            _ => None,
+        })
+    }
+
+    fn count(out: &[Output], f: impl Fn(&ToPage) -> bool) -> usize {
+        out.iter()
+            .filter(|o| matches!(o, Output::Page(m) if f(m)))
+            .count()
+    }
+
+    #[test]
+    fn out_of_hours_the_page_goes_black_and_nothing_loads() {
+        let mut s = Screen::playing(&["A", "B"]);
+        s.play_for(3);
+        let out = power(&mut s, Power::Off);
+        assert_eq!(light(&out), Some(ScreenLight::Off));
+        // The report on screen and the one prepared behind it are both dropped.
+        assert_eq!(
+            count(&out, |m| matches!(m, ToPage::Discard { .. })),
+            2,
+            "{out:?}"
+        );
+        let snap = s.r.p.snapshot();
+        assert_eq!(
+            (snap.display.power, snap.display.via),
+            ("off", Some("black"))
+        );
+        assert_eq!(snap.item, None);
+        // An hour of night: nothing prepared, nothing resolved, no refresh.
+        let out = s.play_for(3600);
+        assert_eq!(count(&out, |m| matches!(m, ToPage::Prepare { .. })), 0);
+        assert!(
+            !out.iter().any(|o| matches!(o, Output::Resolve { .. })),
+            "{out:?}"
+        );
+        // The same power again says nothing new.
+        assert_eq!(light(&power(&mut s, Power::Off)), None);
+    }
+
+    #[test]
+    fn a_page_that_comes_up_while_off_is_told_to_be_black() {
+        let mut s = Screen::playing(&["A"]);
+        power(&mut s, Power::Off);
+        // The web process is replaced (a crash, a recycle): the new page starts lit.
+        let out = s.r.page(super::super::FromPage::Ready { version: None });
+        assert_eq!(light(&out), Some(ScreenLight::Off), "{out:?}");
+        assert_eq!(light(&power(&mut s, Power::Off)), None, "told once");
+    }
+
+    #[test]
+    fn the_report_is_ready_behind_the_black_page_before_the_screen_lights() {
+        let mut s = Screen::playing(&["A", "B"]);
+        power(&mut s, Power::Off);
+        s.play_for(60);
+        // Waking: still black, but the first report is prepared and put up behind it.
+        let out = power(&mut s, Power::Waking);
+        assert_eq!(light(&out), None, "still dark");
+        assert_eq!(
+            count(
+                &out,
+                |m| matches!(m, ToPage::Prepare { id, .. } if id == "id-A")
+            ),
+            1,
+            "{out:?}"
+        );
+        assert_eq!(s.showing().as_deref(), Some("A"));
+        assert_eq!(s.r.p.snapshot().display.power, "off");
+        // Lit: only the black layer goes; no new load, so the report is there at once.
+        let out = power(&mut s, Power::On);
+        assert_eq!(light(&out), Some(ScreenLight::On));
+        assert_eq!(
+            count(&out, |m| matches!(
+                m,
+                ToPage::Prepare { .. } | ToPage::Show { .. }
+            )),
+            0
+        );
+        assert_eq!(s.showing().as_deref(), Some("A"));
+        let snap = s.r.p.snapshot();
+        assert_eq!((snap.display.power, snap.display.via), ("on", None));
+        s.play_for(10);
+        assert_eq!(s.showing().as_deref(), Some("B"), "the rotation goes on");
+    }
+}

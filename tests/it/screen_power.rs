@@ -1,0 +1,182 @@
+//! Screen hours and day-parting end to end: the demo with `[display] on` hours that begin a
+//! minute or two after it starts, and one playlist entry whose `when` window is days away.
+//! Out of hours the screen is black and the tree idles (no Power BI request, CPU near zero);
+//! ahead of the hours the report is prepared behind the black page, so the screen lights on the
+//! report itself; while lit only the entries in their windows play.
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use chrono::{Datelike, Local, Timelike};
+use serde_json::Value;
+
+use crate::common::*;
+
+/// The mean brightness (0 dark … 1 light) of a screenshot.
+fn brightness(path: &std::path::Path) -> f64 {
+    let out = Command::new("convert")
+        .arg(path)
+        .args(["-colorspace", "Gray", "-format", "%[fx:mean]", "info:"])
+        .output()
+        .expect("ImageMagick's convert");
+    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+}
+
+/// CPU time (clock ticks) of a process and everything below it.
+fn tree_ticks(root: u32) -> u64 {
+    std::iter::once(root)
+        .chain(descendants(root))
+        .filter_map(|pid| std::fs::read_to_string(format!("/proc/{pid}/stat")).ok())
+        .filter_map(|stat| {
+            let rest = stat.rsplit_once(')')?.1.to_owned();
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            // utime and stime are fields 14 and 15; `rest` starts at field 3.
+            Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
+        })
+        .sum()
+}
+
+fn day(d: chrono::Weekday) -> String {
+    d.to_string().to_lowercase()
+}
+
+fn display(state: &std::path::Path, mode: &str) {
+    let out = Command::new(env!("CARGO_BIN_EXE_pbikiosk"))
+        .args(["display", mode])
+        .env("STATE_DIRECTORY", state)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+}
+
+fn power(s: &Value) -> &str {
+    s["display"]["power"].as_str().unwrap_or("?")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs Xvfb, ImageMagick and the built page; takes ~3 minutes; scripts/test.sh runs it"]
+async fn the_screen_keeps_its_hours_and_entries_their_windows() {
+    let _g = lock().await;
+    let state = tempfile::tempdir().unwrap();
+    // Off from the start by the administrator's override, so the idle screen can be measured
+    // before the hours take over.
+    display(state.path(), "off");
+    let now = Local::now();
+    let on_at = (now + chrono::Duration::seconds(150))
+        .with_second(0)
+        .unwrap()
+        .with_nanosecond(0)
+        .unwrap();
+    let off_at = on_at + chrono::Duration::minutes(60);
+    let hours = format!(
+        "{} {}-{}",
+        day(on_at.weekday()),
+        on_at.format("%H:%M"),
+        off_at.format("%H:%M")
+    );
+    let later = now + chrono::Duration::days(2);
+    let entry_two = format!("2={} 03:00-03:01", day(later.weekday()));
+    let x = Xvfb::start();
+    let st = state.path().to_str().unwrap();
+    let mut p = Player::demo_env(
+        &x,
+        "screen-power",
+        &[
+            "--seconds",
+            "4",
+            "--screen-on",
+            &hours,
+            "--when",
+            &entry_two,
+        ],
+        &[("STATE_DIRECTORY", st)],
+    );
+    let s = p
+        .wait_for("the override's black screen", 60, |s| power(s) == "off")
+        .await;
+    assert_eq!(s["display"]["via"], "black", "{s}");
+
+    // Off: black, idle, nothing asked of Power BI.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let before = p.sim_stats().await;
+    let ticks = tree_ticks(p.child.id());
+    let t0 = Instant::now();
+    tokio::time::sleep(Duration::from_secs(15)).await;
+    let cpu = (tree_ticks(p.child.id()) - ticks) as f64 / 100.0 / t0.elapsed().as_secs_f64();
+    let after = p.sim_stats().await;
+    let dark = x.screenshot_any("screen-power-off.png");
+    let s = p.status().await.unwrap();
+    println!(
+        "off: tree CPU {:.1} % of a core over 15 s; api requests {} -> {}, embed requests {} -> {}; brightness {:.3}",
+        cpu * 100.0,
+        before["api_requests"],
+        after["api_requests"],
+        before["embed_requests"],
+        after["embed_requests"],
+        brightness(&dark)
+    );
+    assert_eq!(before["api_requests"], after["api_requests"]);
+    assert_eq!(before["embed_requests"], after["embed_requests"]);
+    assert_eq!(num(&s, "rendered_total"), 0, "{s}");
+    assert!(cpu < 0.05, "tree CPU {:.1} % while off", cpu * 100.0);
+    assert!(brightness(&dark) < 0.02, "not black");
+
+    // Back to the hours, which begin within two minutes: the report is prepared and put up
+    // behind the black page.
+    display(state.path(), "auto");
+    let s = p
+        .wait_for("a report ready behind the black screen", 90, |s| {
+            power(s) == "off" && num(s, "rendered_total") > 0 && s["item"].is_object()
+        })
+        .await;
+    let ready_before_on = Local::now();
+    assert!(
+        ready_before_on < on_at,
+        "ready only at {ready_before_on}, hours at {on_at}: {s}"
+    );
+    let shot = x.screenshot_any("screen-power-waking.png");
+    assert!(brightness(&shot) < 0.02, "the screen lit before its hours");
+
+    // The hours begin: the black layer goes, and the report is there with no new load.
+    let s = p
+        .wait_for("the screen lit", 200, |s| power(s) == "on")
+        .await;
+    let lit = x.screenshot("screen-power-on.png");
+    let rendered = num(&s, "rendered_total");
+    println!(
+        "lit {} s after {on_at} (hours); report ready {} s before; brightness {:.3}",
+        (Local::now() - on_at).num_seconds(),
+        (on_at - ready_before_on).num_seconds(),
+        brightness(&lit)
+    );
+    assert!(brightness(&lit) > 0.2, "lit, but no report on screen");
+    assert!(s["item"].is_object(), "{s}");
+    assert_eq!(s["display"]["via"], Value::Null, "{s}");
+
+    // While lit, only the entries in their windows play: entry 2 never does.
+    let names: Vec<String> = s["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["name"].as_str().unwrap_or("").to_owned())
+        .collect();
+    let mut seen = std::collections::BTreeSet::new();
+    let t0 = Instant::now();
+    while t0.elapsed() < Duration::from_secs(40) {
+        if let Some(s) = p.status().await
+            && let Some(name) = s["item"]["name"].as_str()
+        {
+            seen.insert(name.to_owned());
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    println!("entries {names:?}; shown while lit: {seen:?}; rendered at the flip {rendered}");
+    assert!(
+        seen.contains(&names[0]) && seen.contains(&names[2]),
+        "{seen:?}"
+    );
+    assert!(
+        !seen.contains(&names[1]),
+        "entry 2 played out of its window: {seen:?}"
+    );
+}
