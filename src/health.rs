@@ -32,6 +32,10 @@ pub struct Status {
     /// the core), too large, or over the rate. See [`crate::page_gate`].
     pub page_messages_dropped_total: u64,
     pub page_messages_dropped: DroppedMessages,
+    /// The phone setup page while it is open: its address and PIN (this endpoint answers on
+    /// loopback only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) setup: Option<crate::setup::Announce>,
 }
 
 /// How long the process took to put its first report on screen: set once by the player's
@@ -67,6 +71,7 @@ struct Shared {
     started: Instant,
     first_render: FirstRender,
     page_messages: PageMessageCounters,
+    setup: watch::Receiver<Option<crate::setup::Announce>>,
 }
 
 /// What one local client may take of the status endpoint. Any local user can connect, and the
@@ -92,17 +97,21 @@ impl Limits {
 }
 
 /// Serve `/status` (JSON) and `/metrics` (Prometheus text) on a loopback address.
+/// Serve `/status` and `/metrics` on `listen` (loopback only); `setup` is the phone setup
+/// page's address and PIN while it is open.
 pub async fn serve(
     listen: SocketAddr,
     snapshot: watch::Receiver<Snapshot>,
     first_render: FirstRender,
     page_messages: PageMessageCounters,
+    setup: watch::Receiver<Option<crate::setup::Announce>>,
 ) -> std::io::Result<SocketAddr> {
     serve_with(
         listen,
         snapshot,
         first_render,
         page_messages,
+        setup,
         Limits::DEFAULT,
     )
     .await
@@ -113,6 +122,7 @@ pub(crate) async fn serve_with(
     snapshot: watch::Receiver<Snapshot>,
     first_render: FirstRender,
     page_messages: PageMessageCounters,
+    setup: watch::Receiver<Option<crate::setup::Announce>>,
     limits: Limits,
 ) -> std::io::Result<SocketAddr> {
     if !listen.ip().is_loopback() {
@@ -128,6 +138,7 @@ pub(crate) async fn serve_with(
         started: Instant::now(),
         first_render,
         page_messages,
+        setup,
     });
     let app = Router::new()
         .route("/status", get(status))
@@ -179,6 +190,7 @@ fn current(s: &Shared) -> Status {
         first_render_ms: s.first_render.get(),
         page_messages_dropped_total: dropped.total(),
         page_messages_dropped: dropped,
+        setup: s.setup.borrow().clone(),
     }
 }
 
@@ -296,9 +308,15 @@ mod tests {
         let (_tx, rx) = watch::channel(snap);
         let first = FirstRender::new(Instant::now());
         let dropped = PageMessageCounters::default();
-        let addr = serve("127.0.0.1:0".parse().unwrap(), rx, first, dropped.clone())
-            .await
-            .unwrap();
+        let addr = serve(
+            "127.0.0.1:0".parse().unwrap(),
+            rx,
+            first,
+            dropped.clone(),
+            watch::channel(None).1,
+        )
+        .await
+        .unwrap();
         let v: serde_json::Value = reqwest::get(format!("http://{addr}/status"))
             .await
             .unwrap()
@@ -377,6 +395,7 @@ mod tests {
             rx,
             first.clone(),
             PageMessageCounters::default(),
+            watch::channel(None).1,
         )
         .await
         .unwrap();
@@ -411,6 +430,7 @@ mod tests {
             first_render_ms: None,
             page_messages_dropped_total: 0,
             page_messages_dropped: Default::default(),
+            setup: None,
         });
         assert!(m.contains("\npbikiosk_tree_pss_bytes 314572800\n"), "{m}");
         assert!(
@@ -433,7 +453,8 @@ mod tests {
                 "0.0.0.0:0".parse().unwrap(),
                 rx,
                 first,
-                PageMessageCounters::default()
+                PageMessageCounters::default(),
+                watch::channel(None).1,
             )
             .await
             .is_err()
@@ -482,6 +503,7 @@ mod tests {
             rx,
             FirstRender::new(Instant::now()),
             PageMessageCounters::default(),
+            watch::channel(None).1,
             limits,
         )
         .await

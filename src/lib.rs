@@ -34,6 +34,7 @@ pub mod report_layout;
 pub mod reports;
 pub mod run;
 mod secret;
+pub(crate) mod setup;
 mod shell;
 pub(crate) mod sign_in_qr;
 pub mod sim;

@@ -446,6 +446,7 @@ fn run_player(
         window: w.window,
         web_dir: w.web_dir,
         process_start,
+        state_dir: pbikiosk::run::RunOptions::default_state_dir(),
     })
 }
 

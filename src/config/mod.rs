@@ -28,10 +28,11 @@ mod ids;
 mod player;
 mod playlist;
 mod secrets;
+pub(crate) mod setup;
 mod status;
 #[cfg(test)]
 mod test_support;
-mod trust;
+pub(crate) mod trust;
 mod walk;
 mod watched;
 
@@ -77,7 +78,9 @@ const DEFAULT_API: &str = "https://api.powerbi.com/";
 const DEFAULT_RESOURCE: &str = "https://analysis.windows.net/powerbi/api";
 const DEFAULT_LISTEN: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 9520);
 
-const TOP_KEYS: &[&str] = &["auth", "cloud", "status", "player", "display", "playlist"];
+const TOP_KEYS: &[&str] = &[
+    "auth", "cloud", "status", "player", "display", "playlist", "setup",
+];
 
 /// `--config` flag > `PBIKIOSK_CONFIG` env > `DEFAULT_PATH`.
 pub fn resolve_path(cli: Option<&Path>, env: &SecretSources) -> PathBuf {
@@ -98,6 +101,7 @@ pub struct Config {
     pub(crate) status: StatusConfig,
     pub(crate) player: PlayerConfig,
     pub display: DisplayConfig,
+    pub(crate) setup: setup::SetupConfig,
     /// The file this was read from (relative secret files were resolved against its folder).
     pub(crate) path: PathBuf,
 }
@@ -431,7 +435,7 @@ fn parse_inner(
     root.check_keys(
         &cx,
         TOP_KEYS,
-        "Valid sections are [auth], [cloud], [status], [player], [display] and [[playlist]].",
+        "Valid sections are [auth], [cloud], [status], [player], [display], [setup] and [[playlist]].",
     )?;
 
     // A typo'd section is reported above; a missing or empty [auth] means "not set up yet".
@@ -460,6 +464,10 @@ fn parse_inner(
         Some(s) => parse_display(&cx, &s)?,
         None => DisplayConfig::default(),
     };
+    let setup = match root.table(&cx, "setup")? {
+        Some(s) => setup::parse_setup(&cx, &s)?,
+        None => setup::SetupConfig::default(),
+    };
     let playlist = parse_playlist(&cx, &root)?;
     if auth.method != AuthMethod::ServicePrincipal
         && let Some(i) = playlist.iter().position(|p| p.identity.is_some())
@@ -480,6 +488,7 @@ fn parse_inner(
         status,
         player,
         display,
+        setup,
         path: path.to_path_buf(),
     })
 }

@@ -148,6 +148,7 @@ fn to_page_examples() -> Vec<ToPage> {
                 ],
                 next_attempt: Some("14:05 (in 3 min)".into()),
                 sign_in: None,
+                setup: None,
             },
         },
         ToPage::Status {
@@ -165,6 +166,7 @@ fn to_page_examples() -> Vec<ToPage> {
                     expires: "14:20".into(),
                     seconds_left: 900,
                 }),
+                setup: None,
             },
         },
         ToPage::Status {
@@ -176,6 +178,7 @@ fn to_page_examples() -> Vec<ToPage> {
                 facts: vec![],
                 next_attempt: None,
                 sign_in: None,
+                setup: None,
             },
         },
         ToPage::HideStatus,
