@@ -417,7 +417,12 @@ async fn check(
         Ok(c) => c,
         Err(e) => return no_store(Json(problem_line(e.to_string(), e.fix())).into_response()),
     };
-    let report = crate::check::run(&cfg).await;
+    let mut report = crate::check::run(&cfg).await;
+    // The reports are picked in the next step: an empty playlist is expected here.
+    report.checks.retain(|l| l.name != "playlist");
+    report.ok = report.checks.iter().all(|l| l.ok);
+    report.problems = report.checks.iter().filter_map(|l| l.problem).collect();
+    report.problems.dedup();
     tracing::info!(ok = report.ok, "setup page: live check");
     if report.ok
         && let Ok(mut f) = s.flows.lock()
@@ -508,5 +513,270 @@ async fn save_config(
             error(StatusCode::BAD_REQUEST, &e.to_string(), &e.fix())
         }
         Err(_) => error(StatusCode::INTERNAL_SERVER_ERROR, "Internal error.", ""),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sim::scenario::builtin_ids;
+    use crate::sim::{Scenario, Simulator};
+
+    /// A client that trusts exactly the device certificate, nothing else.
+    fn phone(state: &std::path::Path) -> reqwest::Client {
+        let pem = std::fs::read(state.join("setup-tls").join("cert.pem")).unwrap();
+        let cert = reqwest::Certificate::from_pem(&pem).unwrap();
+        reqwest::Client::builder()
+            .tls_certs_only([cert])
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap()
+    }
+
+    fn value_of(snippet: &str, key: &str) -> String {
+        snippet
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{key} = ")))
+            .map(|v| v.trim_matches('"').to_owned())
+            .unwrap_or_default()
+    }
+
+    async fn open_here(
+        state: &std::path::Path,
+        base: PathBuf,
+    ) -> (Opened, watch::Receiver<Option<Announce>>, String) {
+        let (board, rx) = watch::channel(None);
+        let opened = open(SetupEnv {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            state_dir: state.to_path_buf(),
+            base_config: base,
+            board,
+            host: "kiosk".into(),
+            ips: vec!["127.0.0.1".into()],
+        })
+        .await
+        .unwrap();
+        let url = rx.borrow().as_ref().unwrap().url.clone();
+        (opened, rx, url)
+    }
+
+    async fn post(
+        c: &reqwest::Client,
+        url: &str,
+        path: &str,
+        cookie: Option<&str>,
+        csrf: Option<&str>,
+        body: serde_json::Value,
+    ) -> (u16, reqwest::header::HeaderMap, serde_json::Value) {
+        let mut r = c.post(format!("{url}{}", path.trim_start_matches('/')));
+        if let Some(k) = cookie {
+            r = r.header("cookie", k);
+        }
+        if let Some(t) = csrf {
+            r = r.header(CSRF_HEADER, t);
+        }
+        let resp = r.json(&body).send().await.unwrap();
+        let (status, headers) = (resp.status().as_u16(), resp.headers().clone());
+        (status, headers, resp.json().await.unwrap_or_default())
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn wrong_pins_wait_then_replace_the_pin_and_sessions_need_their_csrf_token() {
+        let dir = tempfile::tempdir().unwrap();
+        let (opened, board, url) = open_here(dir.path(), dir.path().join("none.toml")).await;
+        let phone = phone(dir.path());
+        let first = board.borrow().as_ref().unwrap().pin.clone();
+        let wrong = if first == "000000" {
+            "111111"
+        } else {
+            "000000"
+        };
+        for left in (1..super::super::pin::MAX_WRONG).rev() {
+            let (code, _, body) =
+                post(&phone, &url, "/api/pin", None, None, json!({"pin": wrong})).await;
+            assert_eq!(
+                (code, body["left"].as_u64()),
+                (403, Some(u64::from(left))),
+                "{body}"
+            );
+            let (code, h, _) =
+                post(&phone, &url, "/api/pin", None, None, json!({"pin": first})).await;
+            assert_eq!(
+                code, 429,
+                "the right PIN is not even looked at during the wait"
+            );
+            assert!(h.get("retry-after").is_some());
+            tokio::time::sleep(super::super::pin::WRONG_PIN_WAIT).await;
+        }
+        let (code, _, body) =
+            post(&phone, &url, "/api/pin", None, None, json!({"pin": wrong})).await;
+        assert_eq!(code, 403);
+        assert!(
+            body["error"].as_str().unwrap().contains("new PIN"),
+            "{body}"
+        );
+        let second = board.borrow().as_ref().unwrap().pin.clone();
+        assert_eq!(second.len(), 6);
+        tokio::time::sleep(super::super::pin::WRONG_PIN_WAIT).await;
+        if second != first {
+            let (code, _, _) =
+                post(&phone, &url, "/api/pin", None, None, json!({"pin": first})).await;
+            assert_eq!(code, 403, "the replaced PIN no longer works");
+            tokio::time::sleep(super::super::pin::WRONG_PIN_WAIT).await;
+        }
+        let (code, h, body) =
+            post(&phone, &url, "/api/pin", None, None, json!({"pin": second})).await;
+        assert_eq!(code, 200, "{body}");
+        let cookie = h.get("set-cookie").unwrap().to_str().unwrap().to_owned();
+        for attr in ["HttpOnly", "Secure", "SameSite=Strict", "Max-Age=900"] {
+            assert!(cookie.contains(attr), "{cookie}");
+        }
+        let session = cookie.split(';').next().unwrap().to_owned();
+        let csrf = body["csrf"].as_str().unwrap().to_owned();
+        let values =
+            json!({"method": "password", "tenant": "contoso.onmicrosoft.com", "client_id": "y"});
+        let (code, _, _) = post(
+            &phone,
+            &url,
+            "/api/check",
+            Some(&session),
+            None,
+            values.clone(),
+        )
+        .await;
+        assert_eq!(code, 401, "no CSRF token");
+        let (code, _, _) = post(
+            &phone,
+            &url,
+            "/api/check",
+            None,
+            Some(&csrf),
+            values.clone(),
+        )
+        .await;
+        assert_eq!(code, 401, "no session cookie");
+        let (code, _, body) = post(
+            &phone,
+            &url,
+            "/api/check",
+            Some(&session),
+            Some(&csrf),
+            values,
+        )
+        .await;
+        assert_eq!(code, 200);
+        assert_eq!(body["ok"], false);
+        assert!(
+            body["checks"][0]["message"]
+                .as_str()
+                .unwrap()
+                .contains("auth.client_id"),
+            "{body}"
+        );
+        drop(opened);
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn plain_http_is_redirected_or_refused_unread() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_opened, _board, url) = open_here(dir.path(), dir.path().join("none.toml")).await;
+        let plain_url = url.replace("https://", "http://");
+        let c = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        let r = c.get(&plain_url).send().await.unwrap();
+        assert_eq!(r.status().as_u16(), 301);
+        assert_eq!(r.headers()["location"], url.as_str());
+        let r = c
+            .post(format!("{plain_url}api/check"))
+            .json(&json!({"method": "password", "password": "pw-Sent-In-Clear"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 403);
+        assert!(r.text().await.unwrap().contains("only accepts HTTPS"));
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_phone_checks_lists_saves_and_the_listener_closes() {
+        let sim = Simulator::start(Scenario::builtin(), "127.0.0.1:0".parse().unwrap())
+            .await
+            .unwrap();
+        let user = format!("kiosk@{}", builtin_ids::TENANT_DOMAIN);
+        let snippet = sim.config_snippet(&user);
+        let dir = tempfile::tempdir().unwrap();
+        // The installer's file: the simulator as the cloud, nothing else.
+        let cloud: String = snippet[snippet.find("[cloud]").unwrap()..]
+            .split("[[playlist]]")
+            .next()
+            .unwrap()
+            .to_owned();
+        let base = dir.path().join("etc.toml");
+        std::fs::write(&base, &cloud).unwrap();
+        let state = dir.path().join("state");
+        let (opened, board, url) = open_here(&state, base).await;
+        let phone = phone(&state);
+        let pin = board.borrow().as_ref().unwrap().pin.clone();
+        let (_, h, body) = post(&phone, &url, "/api/pin", None, None, json!({"pin": pin})).await;
+        let session = h["set-cookie"]
+            .to_str()
+            .unwrap()
+            .split(';')
+            .next()
+            .unwrap()
+            .to_owned();
+        let csrf = body["csrf"].as_str().unwrap().to_owned();
+        let password = value_of(&snippet, "password");
+        let values = json!({
+            "method": "password",
+            "tenant": value_of(&snippet, "tenant"),
+            "client_id": value_of(&snippet, "client_id"),
+            "username": user,
+            "password": password,
+            "client_secret": value_of(&snippet, "client_secret"),
+        });
+        let call = |path: &'static str, body: serde_json::Value| {
+            let (phone, url, session, csrf) =
+                (phone.clone(), url.clone(), session.clone(), csrf.clone());
+            async move { post(&phone, &url, path, Some(&session), Some(&csrf), body).await }
+        };
+        let (code, _, report) = call("/api/check", values).await;
+        assert_eq!(code, 200);
+        assert_eq!(report["ok"], true, "{report}");
+        assert!(!report.to_string().contains(&password));
+        let (code, _, catalog) = call("/api/reports", json!({})).await;
+        assert_eq!(code, 200, "{catalog}");
+        let picks: Vec<serde_json::Value> =
+            catalog["workspaces"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .flat_map(|ws| {
+                    ws["reports"].as_array().unwrap().iter().map(
+                        move |r| json!({"workspace": ws["id"], "report": r["id"], "seconds": 20}),
+                    )
+                })
+                .take(2)
+                .collect();
+        assert_eq!(picks.len(), 2, "{catalog}");
+        let (code, _, saved) = call("/api/save", json!({"items": picks})).await;
+        assert_eq!(code, 200, "{saved}");
+        let path = save::config_path(&state);
+        let cfg = crate::config::load(&path, &crate::config::SecretSources::default()).unwrap();
+        assert_eq!(cfg.playlist.len(), 2);
+        assert!(!std::fs::read_to_string(&path).unwrap().contains(&password));
+        // Closed: the PIN is gone and new connections are refused.
+        let t = Instant::now();
+        while board.borrow().is_some() && t.elapsed() < Duration::from_secs(5) {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(board.borrow().is_none());
+        assert!(opened.is_closed());
+        let addr = url
+            .trim_start_matches("https://")
+            .trim_end_matches('/')
+            .to_owned();
+        assert!(TcpStream::connect(&addr).await.is_err(), "still listening");
     }
 }
