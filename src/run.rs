@@ -83,7 +83,12 @@ pub fn run(opts: RunOptions) -> anyhow::Result<()> {
     let setup = SetupControl::new(opts.state_dir.clone(), opts.config_path.clone());
     // Start-up settings from one read of the config (a bad or missing one gives the defaults;
     // the player reports it on screen). Each generation reads it again.
-    let startup = source.load().ok();
+    let startup = source.load().ok().or_else(|| match &source {
+        // Not configured yet: the installer's other settings still shape the window, so the
+        // configuration the phone saves plays in it without a restart.
+        Source::Layered { installer, .. } => config::setup::settings_before_sign_in(installer),
+        Source::Demo(_) => None,
+    });
     let status_listen = opts.status_listen.unwrap_or_else(|| {
         startup
             .as_ref()

@@ -134,6 +134,31 @@ pub(crate) fn setup_of_text(text: &str, path: &Path) -> Result<SetupConfig, Conf
     }
 }
 
+/// The settings of an installer's file that is not configured yet (no `[auth]`): its other
+/// sections (`[cloud] ca_file`, `[display]`, `[player]`) read with the usual rules, so the
+/// window made at start-up already follows them and a configuration saved from the phone
+/// plays in it without a restart. `None` when the file is missing, configured or refused.
+pub(crate) fn settings_before_sign_in(path: &Path) -> Option<super::Config> {
+    use std::io::Read as _;
+    let (file, _) = super::trust::open_regular(path).ok()?;
+    let mut text = String::new();
+    file.take(1 << 20).read_to_string(&mut text).ok()?;
+    let mut doc: toml_edit::DocumentMut = text.parse().ok()?;
+    if doc
+        .get("auth")
+        .is_some_and(|a| a.as_table().is_none_or(|t| !t.is_empty()))
+    {
+        return None;
+    }
+    // A placeholder sign-in that needs no secret: never used to sign in, only to read the rest.
+    let mut auth = toml_edit::Table::new();
+    auth["method"] = toml_edit::value("device_code");
+    auth["tenant"] = toml_edit::value("organizations");
+    auth["client_id"] = toml_edit::value("00000000-0000-0000-0000-000000000000");
+    doc["auth"] = toml_edit::Item::Table(auth);
+    super::parse(&doc.to_string(), path, &SecretSources::default()).ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -173,6 +198,35 @@ mod tests {
         let (msg, _) = invalid(bad("listen = \"0.0.0.0:0\""), "setup.listen", Some(8));
         assert!(msg.contains("fixed port"), "{msg}");
         assert_eq!(bad("port = 1").key(), Some("setup.port"));
+    }
+
+    #[test]
+    fn a_not_configured_file_gives_its_other_settings_for_the_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = write(
+            dir.path(),
+            "a.toml",
+            "# the example\n[display]\nrotation = 90\n[auth]\n",
+            0o600,
+        );
+        let c = settings_before_sign_in(&p).expect("the example's settings");
+        assert_eq!(c.display.rotation, Some(90));
+        let p = write(
+            dir.path(),
+            "b.toml",
+            &format!("{}{}", auth(), item("")),
+            0o600,
+        );
+        assert!(
+            settings_before_sign_in(&p).is_none(),
+            "a configured file is read as such"
+        );
+        let p = write(dir.path(), "c.toml", "[display]\nrotation = 7\n", 0o600);
+        assert!(
+            settings_before_sign_in(&p).is_none(),
+            "refused: the player shows why"
+        );
+        assert!(settings_before_sign_in(&dir.path().join("none.toml")).is_none());
     }
 
     #[test]

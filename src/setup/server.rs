@@ -137,6 +137,11 @@ pub(crate) fn shown_url(listen: SocketAddr, port: u16, ips: &[String], host: &st
 pub(crate) async fn open(env: SetupEnv) -> Result<Opened, OpenError> {
     let mut names = vec![env.host.clone(), format!("{}.local", env.host)];
     names.extend(env.ips.iter().cloned());
+    if !env.listen.ip().is_unspecified() {
+        // The address on screen is then this one: the certificate names it too.
+        names.push(env.listen.ip().to_string());
+    }
+    names.dedup();
     let cert = tls::load_or_make(&env.state_dir, &names)?;
     let listener = TcpListener::bind(env.listen)
         .await

@@ -18,5 +18,6 @@ mod fixtures_map;
 mod hostile;
 mod page_protocol;
 mod recycle;
+mod setup;
 mod sim;
 mod trusted_files;
