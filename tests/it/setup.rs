@@ -307,9 +307,11 @@ async fn the_setup_screen_at_1920x1080() {
         "1920x1080",
     );
     let s = p
-        .wait_for("the setup page", 60, |s| s["setup"]["pin"].is_string())
+        .wait_for("the setup page", 60, |s| {
+            s["state"] == "not_configured" && s["setup"]["pin"].is_string()
+        })
         .await;
-    assert_eq!(s["state"], "not_configured");
+    assert_eq!(s["setup"]["pin"].as_str().unwrap().len(), 6);
     tokio::time::sleep(Duration::from_secs(2)).await;
     x.screenshot("setup-screen-1920x1080.png");
 }
