@@ -93,6 +93,20 @@ pub fn resolve_path(cli: Option<&Path>, env: &SecretSources) -> PathBuf {
     }
 }
 
+/// The configuration file in use: `path` (the installer's), or, while it is missing or not
+/// configured, the one the phone setup saved in the service's state directory
+/// (`$STATE_DIRECTORY/setup/pbikiosk.toml`) if there is one. `check`, `reports` and the
+/// player all read this one, so they agree on which file is meant.
+pub fn path_in_use(path: &Path, sources: &SecretSources) -> PathBuf {
+    let state = crate::setup::state_dir(sources.env.get("STATE_DIRECTORY").map(String::as_str));
+    crate::config_source::Source::Layered {
+        installer: path.to_path_buf(),
+        saved: crate::setup::save::config_path(&state),
+        sources: sources.clone(),
+    }
+    .path()
+}
+
 #[derive(Debug, Clone)]
 pub struct Config {
     pub(crate) auth: AuthConfig,

@@ -315,3 +315,50 @@ async fn the_setup_screen_at_1920x1080() {
     tokio::time::sleep(Duration::from_secs(2)).await;
     x.screenshot("setup-screen-1920x1080.png");
 }
+
+/// `pbikiosk check` reads the file the player would: the phone's while the installer's is the
+/// example, the installer's once it is configured; and it says which.
+#[tokio::test(flavor = "multi_thread")]
+async fn check_names_and_reads_the_file_in_use() {
+    let sim = pbikiosk::sim::Simulator::start(
+        pbikiosk::sim::Scenario::builtin(),
+        "127.0.0.1:0".parse().unwrap(),
+    )
+    .await
+    .unwrap();
+    let user = format!(
+        "kiosk@{}",
+        pbikiosk::sim::scenario::builtin_ids::TENANT_DOMAIN
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let installer = dir.path().join("pbikiosk.toml");
+    std::fs::write(&installer, "# the example\n[auth]\n").unwrap();
+    std::fs::set_permissions(&installer, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let state = dir.path().join("state");
+    std::fs::create_dir_all(state.join("setup")).unwrap();
+    let saved = state.join("setup/pbikiosk.toml");
+    std::fs::write(&saved, sim.config_snippet(&user)).unwrap();
+    std::fs::set_permissions(&saved, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let check = || {
+        let out = Command::new(env!("CARGO_BIN_EXE_pbikiosk"))
+            .args(["check", "--json", "--config"])
+            .arg(&installer)
+            .env("STATE_DIRECTORY", &state)
+            .env_remove("PBIKIOSK_PASSWORD")
+            .env_remove("PBIKIOSK_CLIENT_SECRET")
+            .output()
+            .unwrap();
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+        v["checks"][0]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let line = check();
+    assert!(line.contains(saved.to_str().unwrap()), "{line}");
+    // The installer fills in their own file: it wins.
+    std::fs::write(&installer, "[auth]\ntenant = \"x\"\n").unwrap();
+    let line = check();
+    assert!(line.contains(installer.to_str().unwrap()), "{line}");
+    assert!(!line.contains("state/setup"), "{line}");
+}
