@@ -119,7 +119,12 @@ async fn a_phone_sets_the_screen_up_and_it_plays_without_a_restart() {
     let first_pin = s["setup"]["pin"].as_str().unwrap().to_owned();
     assert_eq!(first_pin.len(), 6);
     tokio::time::sleep(Duration::from_secs(5)).await;
-    x.screenshot("setup-screen-1280x720.png");
+    let shot = x.screenshot("setup-screen-1280x720.png");
+    assert_eq!(
+        crate::device_code::decode_qr(&shot),
+        url,
+        "the QR code is the address"
+    );
 
     // Plain HTTP: a GET is sent to the HTTPS address; a POST with a password is refused
     // without its body being read or acted on.
@@ -183,6 +188,12 @@ async fn a_phone_sets_the_screen_up_and_it_plays_without_a_restart() {
     }
     tokio::time::sleep(Duration::from_secs(1)).await;
     x.screenshot("setup-screen-new-pin.png");
+    // The screen was sent the new PIN (the log holds the messages to the page).
+    let log = std::fs::read_to_string(out_dir().join("setup-phone.log")).unwrap();
+    assert!(
+        log.contains(&format!("pin: \"{pin}\"")),
+        "the screen never got the new PIN"
+    );
 
     // The phone.
     let input = json!({
