@@ -35,6 +35,22 @@ pub struct Screen {
     /// The sign-in screen's code, while a person is asked to sign in with it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sign_in: Option<SignInView>,
+    /// The phone setup page, while it is open on a screen that is not configured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub setup: Option<Box<SetupView>>,
+}
+
+/// What the not-configured screen shows for the phone setup: the page's address (also as a QR
+/// code), the PIN to enter there, and the certificate's fingerprint to compare with the one the
+/// phone shows. The PIN is meant for the person in front of the screen.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SetupView {
+    pub url: String,
+    pub pin: String,
+    pub fingerprint: String,
+    /// A `data:image/svg+xml` URI of the address as a QR code; `None` if none could be made.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub qr: Option<String>,
 }
 
 /// What the sign-in screen shows: the code in large type, where to enter it (also as a QR

@@ -71,15 +71,64 @@ impl Stamp {
 }
 
 pub(crate) enum Source {
-    File(PathBuf, SecretSources),
+    /// The installer's file, and the one the phone setup saved in the state directory: the
+    /// installer's wins as soon as it is configured; while it is missing or not configured
+    /// (the package installs the commented example), the saved one is used if there is one.
+    Layered {
+        installer: PathBuf,
+        saved: PathBuf,
+        sources: SecretSources,
+    },
     Demo(Box<Config>),
+}
+
+/// Which of the two files of [`Source::Layered`] is in use (pure: the caller says whether the
+/// installer's file is configured and whether the saved one exists).
+pub(crate) fn in_use<'a>(
+    installer: &'a Path,
+    installer_configured: bool,
+    saved: &'a Path,
+    saved_exists: bool,
+) -> &'a Path {
+    if !installer_configured && saved_exists {
+        saved
+    } else {
+        installer
+    }
+}
+
+/// Whether the installer's file holds a configuration (a refused one counts: its error is
+/// what the screen must show, not the phone's file).
+fn configured(path: &Path, sources: &SecretSources) -> bool {
+    !matches!(
+        config::load(path, sources),
+        Err(ConfigError::NotFound { .. } | ConfigError::NotConfigured { .. })
+    )
 }
 
 impl Source {
     pub(crate) fn load(&self) -> Result<Config, ConfigError> {
         match self {
-            Source::File(p, s) => config::load(p, s),
+            Source::Layered { sources, .. } => config::load(&self.path(), sources),
             Source::Demo(c) => Ok((**c).clone()),
+        }
+    }
+
+    /// The file in use now (the demo has none).
+    pub(crate) fn path(&self) -> PathBuf {
+        match self {
+            Source::Layered {
+                installer,
+                saved,
+                sources,
+            } => in_use(
+                installer,
+                configured(installer, sources),
+                saved,
+                saved.exists(),
+            )
+            .to_path_buf(),
+            Source::Demo(_) => PathBuf::new(),
         }
     }
 
@@ -87,10 +136,16 @@ impl Source {
     /// created) config file or secret file. The demo's never changes.
     pub(crate) fn stamp(&self) -> Stamp {
         match self {
-            Source::File(p, _) => {
-                let named = config::watched_files(p);
+            Source::Layered {
+                installer, saved, ..
+            } => {
+                let in_use = self.path();
+                let named = config::watched_files(&in_use);
+                // Both files: the installer's edit and the phone's save each start over.
+                let mut files = vec![installer.clone(), saved.clone()];
+                files.extend(named.ca_file);
                 Stamp {
-                    config: stamped(std::iter::once(p.clone()).chain(named.ca_file)),
+                    config: stamped(files),
                     secrets: stamped(named.secrets),
                 }
             }
@@ -101,7 +156,7 @@ impl Source {
     /// How status screens name it.
     pub(crate) fn describe(&self) -> String {
         match self {
-            Source::File(p, _) => p.display().to_string(),
+            Source::Layered { .. } => self.path().display().to_string(),
             Source::Demo(_) => "built-in demo".to_owned(),
         }
     }
@@ -111,11 +166,20 @@ impl Source {
 mod tests {
     use super::*;
 
+    /// A source whose saved file never exists: the installer's file alone.
+    fn file(path: PathBuf) -> Source {
+        Source::Layered {
+            saved: path.with_extension("never-saved"),
+            installer: path,
+            sources: SecretSources::default(),
+        }
+    }
+
     #[test]
     fn a_file_is_stamped_and_a_change_shows() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("pbikiosk.toml");
-        let source = Source::File(path.clone(), SecretSources::default());
+        let source = file(path.clone());
         assert_eq!(source.describe(), path.display().to_string());
         assert!(!source.stamp().has_config(), "no file yet");
         assert!(matches!(source.load(), Err(ConfigError::NotFound { .. })));
@@ -136,7 +200,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("pbikiosk.toml");
         std::fs::write(&path, "[auth]\npassword_file = \"pw\"\n").unwrap();
-        let source = Source::File(path.clone(), SecretSources::default());
+        let source = file(path.clone());
         let before = source.stamp();
         // Created after the config: a missing secret file that appears is a change.
         std::fs::write(dir.path().join("pw"), "wrong\n").unwrap();
@@ -164,12 +228,60 @@ mod tests {
     }
 
     #[test]
+    fn the_installers_file_wins_once_configured_else_the_saved_one() {
+        let (etc, saved) = (
+            Path::new("/etc/p.toml"),
+            Path::new("/var/lib/p/setup/p.toml"),
+        );
+        assert_eq!(in_use(etc, false, saved, true), saved);
+        assert_eq!(in_use(etc, false, saved, false), etc);
+        assert_eq!(in_use(etc, true, saved, true), etc);
+        assert_eq!(in_use(etc, true, saved, false), etc);
+    }
+
+    #[test]
+    fn layered_reads_the_saved_file_while_the_installers_is_the_example() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let installer = dir.path().join("etc.toml");
+        std::fs::write(&installer, "# the example\n[auth]\n").unwrap();
+        let saved = dir.path().join("saved.toml");
+        let source = Source::Layered {
+            installer: installer.clone(),
+            saved: saved.clone(),
+            sources: SecretSources::default(),
+        };
+        assert_eq!(source.describe(), installer.display().to_string());
+        assert!(matches!(
+            source.load(),
+            Err(ConfigError::NotConfigured { .. })
+        ));
+        let before = source.stamp();
+        std::fs::write(
+            &saved,
+            "[status]\nlisten = \"127.0.0.1:1\"\n[auth]\nnope = 1\n",
+        )
+        .unwrap();
+        std::fs::set_permissions(&saved, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert_eq!(before.change_to(&source.stamp()), Change::Config);
+        assert_eq!(source.describe(), saved.display().to_string());
+        let Err(ConfigError::Invalid { path, .. }) = source.load() else {
+            panic!("the saved file was not read");
+        };
+        assert_eq!(path, saved);
+        // The installer fills in their file: it wins (its own error shows, not the phone's).
+        std::fs::write(&installer, "[auth]\ntenant = 1\n").unwrap();
+        std::fs::set_permissions(&installer, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert_eq!(source.describe(), installer.display().to_string());
+    }
+
+    #[test]
     fn a_ca_file_change_reads_the_config_again() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("pbikiosk.toml");
         std::fs::write(&path, "[cloud]\nca_file = \"ca.pem\"\n").unwrap();
         std::fs::write(dir.path().join("ca.pem"), "PEM").unwrap();
-        let source = Source::File(path, SecretSources::default());
+        let source = file(path);
         let before = source.stamp();
         std::fs::write(dir.path().join("ca.pem"), "PEM2").unwrap();
         assert_eq!(before.change_to(&source.stamp()), Change::Config);

@@ -12,8 +12,6 @@ use crate::schedule::{Power, Schedule};
 /// How far ahead of the hours the report is prepared behind the black screen.
 const WAKE_LEAD: chrono::TimeDelta = chrono::TimeDelta::minutes(2);
 const OVERRIDE_FILE: &str = "display-override";
-/// systemd's `StateDirectory=pbikiosk`, for a command run outside the unit (by an admin).
-const DEFAULT_STATE_DIR: &str = "/var/lib/pbikiosk";
 
 /// An administrator's override of the hours.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
@@ -71,14 +69,7 @@ impl OverrideError {
 
 /// The state directory: systemd tells the service; an admin's shell falls back to the unit's.
 fn state_dir() -> PathBuf {
-    std::env::var_os("STATE_DIRECTORY")
-        // systemd may list several, separated by ':'; ours is the first.
-        .and_then(|v| {
-            v.to_str()
-                .and_then(|s| s.split(':').next())
-                .map(PathBuf::from)
-        })
-        .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR))
+    crate::setup::state_dir(std::env::var("STATE_DIRECTORY").ok().as_deref())
 }
 
 fn override_path(dir: &Path) -> PathBuf {

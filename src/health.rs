@@ -50,6 +50,10 @@ pub struct Status {
     /// `[status] textfile`: when it was last written, or why it could not be.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) textfile: Option<TextfileStatus>,
+    /// The phone setup page while it is open: its address and PIN. Only loopback clients get
+    /// it: the PIN is for the person in front of the screen.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) setup: Option<crate::setup::Announce>,
 }
 
 impl Status {
@@ -74,6 +78,7 @@ impl Status {
             page_messages_dropped_total: dropped.total(),
             page_messages_dropped: dropped,
             textfile: None,
+            setup: None,
         }
     }
 }
@@ -116,6 +121,7 @@ struct Shared {
     page_messages: PageMessageCounters,
     textfile: Option<Textfile>,
     camera: Option<Camera>,
+    setup: Option<watch::Receiver<Option<crate::setup::Announce>>>,
 }
 
 impl Reporter {
@@ -126,6 +132,7 @@ impl Reporter {
         page_messages: PageMessageCounters,
         textfile: Option<Textfile>,
         camera: Option<Camera>,
+        setup: Option<watch::Receiver<Option<crate::setup::Announce>>>,
     ) -> Self {
         Self(Arc::new(Shared {
             snapshot,
@@ -134,6 +141,7 @@ impl Reporter {
             page_messages,
             textfile,
             camera,
+            setup,
         }))
     }
 
@@ -147,6 +155,7 @@ impl Reporter {
             Instant::now(),
         );
         status.textfile = s.textfile.as_ref().map(Textfile::status);
+        status.setup = s.setup.as_ref().and_then(|rx| rx.borrow().clone());
         status
     }
 
@@ -204,7 +213,7 @@ pub(crate) async fn serve_with(
     page_messages: PageMessageCounters,
     limits: Limits,
 ) -> std::io::Result<SocketAddr> {
-    let reporter = Reporter::new(snapshot, first_render, page_messages, None, None);
+    let reporter = Reporter::new(snapshot, first_render, page_messages, None, None, None);
     serve_reporter(listen, None, reporter, limits).await
 }
 
@@ -300,8 +309,12 @@ async fn guard(
     }
 }
 
-async fn status(State(r): State<Reporter>) -> Json<Status> {
-    Json(r.status())
+async fn status(State(r): State<Reporter>, peer: Option<Extension<Peer>>) -> Json<Status> {
+    let mut status = r.status();
+    if !peer.is_some_and(|Extension(Peer(p))| p.ip().is_loopback()) {
+        status.setup = None;
+    }
+    Json(status)
 }
 
 async fn metrics(State(r): State<Reporter>) -> impl IntoResponse {
@@ -700,6 +713,7 @@ mod tests {
             PageMessageCounters::default(),
             None,
             Some(camera),
+            None,
         );
         let addr = serve_reporter(
             "0.0.0.0:0".parse().unwrap(),
@@ -780,6 +794,7 @@ mod tests {
             PageMessageCounters::default(),
             None,
             Some(gone),
+            None,
         );
         let addr = serve_reporter(
             "127.0.0.1:0".parse().unwrap(),
@@ -839,7 +854,7 @@ mod tests {
         dropped.record(crate::page_gate::DropReason::Oversized);
         let first = FirstRender::new(Instant::now());
         first.mark();
-        let reporter = Reporter::new(rx, first, dropped, Some(textfile.clone()), None);
+        let reporter = Reporter::new(rx, first, dropped, Some(textfile.clone()), None, None);
         let addr = serve_reporter(
             "127.0.0.1:0".parse().unwrap(),
             None,
@@ -917,6 +932,7 @@ mod tests {
             FirstRender::new(Instant::now()),
             PageMessageCounters::default(),
             Some(textfile.clone()),
+            None,
             None,
         );
         let task = tokio::spawn(

@@ -38,6 +38,7 @@ pub mod run;
 pub(crate) mod schedule;
 pub mod screenshot;
 mod secret;
+pub(crate) mod setup;
 mod shell;
 pub(crate) mod sign_in_qr;
 pub mod sim;

@@ -267,7 +267,10 @@ fn main() -> ExitCode {
 }
 
 async fn dispatch(cli: Cli, sources: SecretSources) -> anyhow::Result<ExitCode> {
-    let path = config::resolve_path(cli.config.as_deref(), &sources);
+    let installer = config::resolve_path(cli.config.as_deref(), &sources);
+    // What the player reads: the installer's file, or the phone setup's while that one is not
+    // configured. `config get|set` edits the installer's file only.
+    let path = config::path_in_use(&installer, &sources);
     match cli.command {
         Command::DisplayRotation => match config::load(&path, &sources) {
             Ok(cfg) => {
@@ -308,7 +311,7 @@ async fn dispatch(cli: Cli, sources: SecretSources) -> anyhow::Result<ExitCode> 
             println!("pbikiosk {}", pbikiosk::VERSION);
             Ok(ExitCode::SUCCESS)
         }
-        Command::Config { action } => Ok(config_command(action, &path, &sources)),
+        Command::Config { action } => Ok(config_command(action, &installer, &sources)),
         Command::Login { qr } => {
             let cfg = match config::load(&path, &sources) {
                 Ok(cfg) => cfg,
@@ -502,6 +505,7 @@ fn run_player(
         window: w.window,
         web_dir: w.web_dir,
         process_start,
+        state_dir: pbikiosk::run::RunOptions::default_state_dir(),
     })
 }
 

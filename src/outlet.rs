@@ -160,6 +160,7 @@ mod tests {
             screen: ScreenContext {
                 config_path: "/etc/pbikiosk/pbikiosk.toml".into(),
                 not_configured,
+                setup: None,
             },
         };
         outlet.dispatch(output)

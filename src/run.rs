@@ -28,7 +28,7 @@ use crate::demo::{Demo, DemoOptions};
 use crate::health::{self, FirstRender};
 use crate::outlet::Outlet;
 use crate::page_gate::PageMessageCounters;
-use crate::player::{Input, Player, Settings, Snapshot, State};
+use crate::player::{Input, Output, Player, Settings, Snapshot, State};
 use crate::powerbi::PowerBiClient;
 use crate::problem::Problem;
 use crate::reach::Route;
@@ -52,6 +52,15 @@ pub struct RunOptions {
     pub web_dir: Option<PathBuf>,
     /// When the process started, for the start-to-first-report figure on `/status`.
     pub process_start: Instant,
+    /// The service's state directory: the phone setup's certificate and saved configuration.
+    pub state_dir: PathBuf,
+}
+
+impl RunOptions {
+    /// systemd's `$STATE_DIRECTORY`, else `/var/lib/pbikiosk`.
+    pub fn default_state_dir() -> PathBuf {
+        crate::setup::state_dir(std::env::var("STATE_DIRECTORY").ok().as_deref())
+    }
 }
 
 /// Open the window and run until the process exits.
@@ -67,11 +76,24 @@ pub fn run(opts: RunOptions) -> anyhow::Result<()> {
             let demo = runtime.block_on(Demo::start(d))?;
             (Source::Demo(Box::new(demo.config.clone())), Some(demo))
         }
-        None => (Source::File(opts.config_path.clone(), opts.sources), None),
+        None => (
+            Source::Layered {
+                installer: opts.config_path.clone(),
+                saved: crate::setup::save::config_path(&opts.state_dir),
+                sources: opts.sources,
+            },
+            None,
+        ),
     };
+    let setup = SetupControl::new(opts.state_dir.clone(), opts.config_path.clone());
     // Start-up settings from one read of the config (a bad or missing one gives the defaults;
     // the player reports it on screen). Each generation reads it again.
-    let startup = source.load().ok();
+    let startup = source.load().ok().or_else(|| match &source {
+        // Not configured yet: the installer's other settings still shape the window, so the
+        // configuration the phone saves plays in it without a restart.
+        Source::Layered { installer, .. } => config::setup::settings_before_sign_in(installer),
+        Source::Demo(_) => None,
+    });
     // `[status]` is read once: a changed listen address, token or textfile takes a restart.
     let status_config = startup
         .as_ref()
@@ -101,7 +123,7 @@ pub fn run(opts: RunOptions) -> anyhow::Result<()> {
             first_render,
             page_messages,
         };
-        core(source, status, route, events_rx, proxy).await;
+        core(source, status, setup, route, events_rx, proxy).await;
     });
     shell::run(shell_opts, events_tx, move |proxy| {
         let _ = proxy_tx.send(proxy);
@@ -126,10 +148,82 @@ struct StatusSources {
     page_messages: PageMessageCounters,
 }
 
+/// The phone setup page: open while the screen is not configured (or as `[setup] enabled`
+/// says), closed otherwise and after a save.
+struct SetupControl {
+    state_dir: PathBuf,
+    installer: PathBuf,
+    board: watch::Sender<Option<crate::setup::Announce>>,
+    opened: Option<(SocketAddr, crate::setup::server::Opened)>,
+}
+
+impl SetupControl {
+    fn new(state_dir: PathBuf, installer: PathBuf) -> Self {
+        Self {
+            state_dir,
+            installer,
+            board: watch::channel(None).0,
+            opened: None,
+        }
+    }
+
+    /// The `[setup]` settings for this generation: from the configuration when it loads, else
+    /// from the installer's file alone. The demo never opens the page.
+    fn settings(
+        &self,
+        source: &Source,
+        loaded: &Result<Config, ConfigError>,
+    ) -> Option<config::setup::SetupConfig> {
+        match (source, loaded) {
+            (Source::Demo(_), _) => None,
+            (_, Ok(cfg)) => Some(cfg.setup.clone()),
+            (_, Err(_)) => match config::setup::setup_of_file(&self.installer) {
+                Ok(s) => Some(s),
+                Err(e) => {
+                    tracing::warn!(error = %e, "[setup] is not usable; the setup page stays closed");
+                    None
+                }
+            },
+        }
+    }
+
+    async fn apply(&mut self, settings: Option<config::setup::SetupConfig>, not_configured: bool) {
+        let want = settings
+            .as_ref()
+            .filter(|s| s.enabled.open_when(not_configured))
+            .map(|s| s.listen);
+        if let Some((listen, opened)) = &self.opened
+            && (Some(*listen) != want || opened.is_closed())
+        {
+            opened.close();
+            self.opened = None;
+            self.board.send_replace(None);
+        }
+        let Some(listen) = want else { return };
+        if self.opened.is_some() {
+            return;
+        }
+        let device = crate::status_screen::DeviceFacts::read();
+        let env = crate::setup::server::SetupEnv {
+            listen,
+            state_dir: self.state_dir.clone(),
+            base_config: self.installer.clone(),
+            board: self.board.clone(),
+            host: device.host,
+            ips: device.ips,
+        };
+        match crate::setup::server::open(env).await {
+            Ok(opened) => self.opened = Some((listen, opened)),
+            Err(e) => tracing::error!(error = %e, "the phone setup page cannot open"),
+        }
+    }
+}
+
 /// Serve `/status`, then run one config generation after another.
 async fn core(
     source: Source,
     status: StatusSources,
+    mut setup: SetupControl,
     route: Route,
     mut events: mpsc::UnboundedReceiver<ShellEvent>,
     proxy: EventLoopProxy<ShellCommand>,
@@ -152,6 +246,7 @@ async fn core(
         page_messages,
         textfile.clone(),
         Some(camera),
+        Some(setup.board.subscribe()),
     );
     let lan = token.is_some();
     match health::serve_reporter(
@@ -181,6 +276,7 @@ async fn core(
         first = false;
         match generation(
             &source,
+            &mut setup,
             &route,
             &mut events,
             &proxy,
@@ -345,6 +441,7 @@ fn secrets_changed(source: &Source, live: Option<&Live>) -> bool {
 /// player gives up.
 async fn generation(
     source: &Source,
+    setup: &mut SetupControl,
     route: &Route,
     events: &mut mpsc::UnboundedReceiver<ShellEvent>,
     proxy: &EventLoopProxy<ShellCommand>,
@@ -376,10 +473,17 @@ async fn generation(
         .as_ref()
         .map(|c| c.display.on.clone())
         .unwrap_or_default();
+    let setup_settings = setup.settings(source, &loaded);
     let live = start(loaded, source, &mut player);
     if day_parted {
         player.handle(Instant::now(), schedule_now(&windows));
     }
+    let not_configured = player.snapshot().state == State::NotConfigured;
+    setup.apply(setup_settings, not_configured).await;
+    let mut board = setup.board.subscribe();
+    board.mark_unchanged();
+    // The last status screen shown, to show again with a new PIN.
+    let mut shown: Option<(Problem, Option<Instant>)> = None;
     let mut token_rx = live.as_ref().map(|l| l.tokens.subscribe());
     let (resolved_tx, mut resolved_rx) = mpsc::channel(2);
     let (probed_tx, mut probed_rx) = mpsc::channel(2);
@@ -389,7 +493,7 @@ async fn generation(
     // The player knows instants only; `/status` shows the last recycle as a wall-clock time.
     let mut last_recycle: Option<(Instant, String)> = None;
     let me = std::process::id();
-    let out = Outlet {
+    let mut out = Outlet {
         window: proxy,
         live: live.as_ref(),
         resolved: &resolved_tx,
@@ -397,7 +501,8 @@ async fn generation(
         probed: &probed_tx,
         screen: ScreenContext {
             config_path: source.describe(),
-            not_configured: player.snapshot().state == State::NotConfigured,
+            not_configured,
+            setup: board.borrow().clone(),
         },
     };
 
@@ -430,6 +535,16 @@ async fn generation(
                 Err(_) => Input::Tick,
             },
             Some(res) = resolved_rx.recv() => Input::Resolved(res),
+            Ok(()) = board.changed() => {
+                // A new PIN (too many wrong ones) or the page closed: the screen says so.
+                out.screen.setup = board.borrow_and_update().clone();
+                if let Some((problem, next_attempt)) = shown.clone()
+                    && player.snapshot().state == State::NotConfigured
+                {
+                    out.dispatch(Output::ShowProblem { problem, next_attempt });
+                }
+                Input::Tick
+            }
             Some(res) = probed_rx.recv() => Input::Probed(res),
             _ = tokio::time::sleep_until(tokio::time::Instant::from_std(wake)) => Input::Tick,
             _ = memory_poll.tick() => match crate::memory::tree_pss_bytes(me) {
@@ -461,6 +576,14 @@ async fn generation(
             }
         };
         for output in player.handle(Instant::now(), input) {
+            match &output {
+                Output::ShowProblem {
+                    problem,
+                    next_attempt,
+                } => shown = Some((problem.clone(), *next_attempt)),
+                Output::HideProblem => shown = None,
+                _ => {}
+            }
             if let Some(code) = out.dispatch(output) {
                 return GenerationEnd::Exit(code);
             }

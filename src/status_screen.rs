@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use chrono::{DateTime, Local};
 
-use crate::bridge::{Screen, SignInView, ToPage};
+use crate::bridge::{Screen, SetupView, SignInView, ToPage};
 use crate::player::Activity;
 use crate::problem::Problem;
 
@@ -105,6 +105,8 @@ pub(crate) struct ScreenContext {
     /// The config file, or what stands in for it (the demo's).
     pub(crate) config_path: String,
     pub(crate) not_configured: bool,
+    /// The phone setup page, while it is open.
+    pub(crate) setup: Option<crate::setup::Announce>,
 }
 
 /// The status screen for a problem: title, cause, fix and the facts an installer needs.
@@ -118,17 +120,32 @@ pub(crate) fn screen(
     let mut facts = device.rows(clock);
     if ctx.not_configured {
         facts.push(("Configuration".into(), ctx.config_path.clone()));
+        let fix = match &ctx.setup {
+            Some(_) => format!(
+                "Scan the QR code with a phone on the same network (or open the address), enter the PIN and follow the steps. The phone warns about the certificate: go on if the fingerprint it shows starts like the one here. Or fill in {} and run `pbikiosk check`.",
+                ctx.config_path
+            ),
+            None => format!(
+                "Fill in {}: the five sign-in values and a [[playlist]] (`pbikiosk reports --toml` lists them), then run `pbikiosk check`. The screen starts by itself.",
+                ctx.config_path
+            ),
+        };
         return Screen {
             problem: "not_configured".into(),
             title: "This screen is not configured yet".into(),
             cause: problem.cause.clone(),
-            fix: format!(
-                "Fill in {}: the five sign-in values and a [[playlist]] (`pbikiosk reports --toml` lists them), then run `pbikiosk check`. The screen starts by itself.",
-                ctx.config_path
-            ),
+            fix,
             facts,
             next_attempt: None,
             sign_in: None,
+            setup: ctx.setup.as_ref().map(|a| {
+                Box::new(SetupView {
+                    url: a.url.clone(),
+                    pin: a.pin.clone(),
+                    fingerprint: a.fingerprint.clone(),
+                    qr: crate::sign_in_qr::svg_data_uri(&a.url),
+                })
+            }),
         };
     }
     if let Some(prompt) = &problem.sign_in {
@@ -150,6 +167,7 @@ pub(crate) fn screen(
                     .saturating_duration_since(clock.now)
                     .as_secs(),
             }),
+            setup: None,
         };
     }
     facts.push(("Problem".into(), problem.id.as_str().into()));
@@ -169,6 +187,7 @@ pub(crate) fn screen(
         next_attempt: next_attempt
             .map(|t| format!("{} (in {})", clock.wall_clock(t), time_to_go(t, clock))),
         sign_in: None,
+        setup: None,
     }
 }
 
@@ -236,6 +255,7 @@ mod tests {
         ScreenContext {
             config_path: "/etc/pbikiosk/pbikiosk.toml".into(),
             not_configured,
+            setup: None,
         }
     }
 
@@ -327,6 +347,30 @@ mod tests {
         );
         assert!(!s.facts.iter().any(|(l, _)| l == "Problem"));
         assert_eq!(s.next_attempt, None);
+    }
+
+    #[test]
+    fn not_configured_with_the_setup_page_open_shows_its_address_qr_pin_and_fingerprint() {
+        let problem = Problem::new(ProblemId::Unknown).with_cause("No configuration file.");
+        let mut c = ctx(true);
+        c.setup = Some(crate::setup::Announce {
+            url: "https://192.168.1.20:8443/".into(),
+            pin: "042917".into(),
+            fingerprint: "3A F1 09 C4 77 B2 0D 1E".into(),
+        });
+        let s = screen(&problem, None, &c, &device(), &clock());
+        assert_eq!(s.problem, "not_configured");
+        let v = s.setup.expect("the setup view");
+        assert_eq!(v.url, "https://192.168.1.20:8443/");
+        assert_eq!(v.pin, "042917");
+        assert_eq!(v.fingerprint, "3A F1 09 C4 77 B2 0D 1E");
+        assert!(v.qr.unwrap().starts_with("data:image/svg+xml;base64,"));
+        assert!(s.fix.contains("Scan the QR code"), "{}", s.fix);
+        assert!(s.fix.contains("/etc/pbikiosk/pbikiosk.toml"), "{}", s.fix);
+        // A configured screen's problem never shows the setup page, even if it is open.
+        let mut c = c.clone();
+        c.not_configured = false;
+        assert_eq!(screen(&problem, None, &c, &device(), &clock()).setup, None);
     }
 
     #[test]

@@ -396,9 +396,17 @@
     $('sign-in-uri').textContent = si ? si.uri : '';
     $('sign-in-code').textContent = si ? si.code : '';
     startCountdown(si);
+    var su = vm.setup;
+    if (su) statusEl.setAttribute('data-setup', ''); else statusEl.removeAttribute('data-setup');
+    $('status-setup').hidden = !su;
+    $('setup-url').textContent = su ? su.url : '';
+    $('setup-pin').textContent = su ? su.pin : '';
+    $('setup-fingerprint').textContent = su ? su.fingerprint : '';
+    var qrSrc = (si && si.qr) || (su && su.qr) || null;
     var qr = $('sign-in-qr');
-    if (si && si.qr) qr.setAttribute('src', si.qr); else qr.removeAttribute('src');
-    qr.hidden = !(si && si.qr);
+    if (qrSrc) qr.setAttribute('src', qrSrc); else qr.removeAttribute('src');
+    qr.hidden = !qrSrc;
+    qr.setAttribute('alt', su ? 'QR code of the setup page address' : 'QR code of the sign-in address');
     statusEl.hidden = false;
     fitStatus();
   }

@@ -96,6 +96,13 @@
         if (typeof s.sign_in[si[k]] !== 'string') return '"sign_in.' + si[k] + '" must be a string';
       }
     }
+    if (s.setup !== undefined && s.setup !== null) {
+      if (!isPlainObject(s.setup)) return '"setup" must be an object or null';
+      var su = ['url', 'pin', 'fingerprint'];
+      for (var m = 0; m < su.length; m++) {
+        if (typeof s.setup[su[m]] !== 'string') return '"setup.' + su[m] + '" must be a string';
+      }
+    }
     if (s.next_attempt !== undefined && s.next_attempt !== null && typeof s.next_attempt !== 'string') {
       return '"next_attempt" must be a string or null';
     }
@@ -187,8 +194,21 @@
       fix: r(screen.fix),
       facts: facts,
       nextAttempt: next ? 'Next attempt at ' + redact(next, secrets) : null,
-      signIn: signInModel(screen.sign_in, r)
+      signIn: signInModel(screen.sign_in, r),
+      setup: problem === 'not_configured' ? setupModel(screen.setup, r) : null
     };
+  }
+
+  /**
+   * The not-configured screen's phone setup part: the page's address (and its QR image, an SVG
+   * data URI only), the PIN and the certificate fingerprint; null when the page is closed.
+   */
+  function setupModel(s, r) {
+    if (!s || typeof s !== 'object') return null;
+    var url = r(s.url), pin = r(s.pin);
+    if (!url || !pin) return null;
+    var qr = typeof s.qr === 'string' && s.qr.indexOf('data:image/svg+xml;base64,') === 0 ? s.qr : null;
+    return { url: url, pin: pin, fingerprint: r(s.fingerprint), qr: qr };
   }
 
   /**

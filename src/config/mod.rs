@@ -29,10 +29,11 @@ mod network;
 mod player;
 mod playlist;
 mod secrets;
+pub(crate) mod setup;
 mod status;
 #[cfg(test)]
 mod test_support;
-mod trust;
+pub(crate) mod trust;
 mod walk;
 mod watched;
 
@@ -80,7 +81,7 @@ const DEFAULT_RESOURCE: &str = "https://analysis.windows.net/powerbi/api";
 const DEFAULT_LISTEN: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 9520);
 
 const TOP_KEYS: &[&str] = &[
-    "auth", "cloud", "status", "player", "display", "playlist", "network",
+    "auth", "cloud", "status", "player", "display", "playlist", "network", "setup",
 ];
 
 /// `--config` flag > `PBIKIOSK_CONFIG` env > `DEFAULT_PATH`.
@@ -94,6 +95,20 @@ pub fn resolve_path(cli: Option<&Path>, env: &SecretSources) -> PathBuf {
     }
 }
 
+/// The configuration file in use: `path` (the installer's), or, while it is missing or not
+/// configured, the one the phone setup saved in the service's state directory
+/// (`$STATE_DIRECTORY/setup/pbikiosk.toml`) if there is one. `check`, `reports` and the
+/// player all read this one, so they agree on which file is meant.
+pub fn path_in_use(path: &Path, sources: &SecretSources) -> PathBuf {
+    let state = crate::setup::state_dir(sources.env.get("STATE_DIRECTORY").map(String::as_str));
+    crate::config_source::Source::Layered {
+        installer: path.to_path_buf(),
+        saved: crate::setup::save::config_path(&state),
+        sources: sources.clone(),
+    }
+    .path()
+}
+
 #[derive(Debug, Clone)]
 pub struct Config {
     pub(crate) auth: AuthConfig,
@@ -104,6 +119,7 @@ pub struct Config {
     pub display: DisplayConfig,
     /// `[network]`: the proxy pbikiosk and its web view go through.
     pub(crate) network: NetworkSetting,
+    pub(crate) setup: setup::SetupConfig,
     /// The file this was read from (relative secret files were resolved against its folder).
     pub(crate) path: PathBuf,
 }
@@ -511,7 +527,7 @@ fn parse_inner(
     root.check_keys(
         &cx,
         TOP_KEYS,
-        "Valid sections are [auth], [cloud], [status], [player], [display], [network] and [[playlist]].",
+        "Valid sections are [auth], [cloud], [status], [player], [display], [network], [setup] and [[playlist]].",
     )?;
 
     // A typo'd section is reported above; a missing or empty [auth] means "not set up yet".
@@ -544,6 +560,10 @@ fn parse_inner(
         Some(s) => parse_network(&cx, &s)?,
         None => NetworkSetting::FromEnvironment,
     };
+    let setup = match root.table(&cx, "setup")? {
+        Some(s) => setup::parse_setup(&cx, &s)?,
+        None => setup::SetupConfig::default(),
+    };
     let playlist = parse_playlist(&cx, &root)?;
     if auth.method != AuthMethod::ServicePrincipal
         && let Some(i) = playlist.iter().position(|p| p.identity.is_some())
@@ -565,6 +585,7 @@ fn parse_inner(
         player,
         display,
         network,
+        setup,
         path: path.to_path_buf(),
     })
 }

@@ -198,6 +198,25 @@ impl Player {
         )
     }
 
+    /// `pbikiosk run --config <cfg>` in a `window`-sized window ("1920x1080").
+    pub fn run_config_window(
+        x: &Xvfb,
+        name: &str,
+        cfg: &std::path::Path,
+        env: &[(&str, &str)],
+        window: &str,
+    ) -> Self {
+        let cfg = cfg.to_str().expect("a UTF-8 temp path");
+        Self::launch(
+            x,
+            name,
+            &["run", "--config", cfg],
+            env,
+            "127.0.0.1:9".parse().unwrap(),
+            window,
+        )
+    }
+
     /// Start the player in a `window`-sized window on `x`, its status endpoint on a free port
     /// and its output in `target/e2e/<name>.log`.
     fn launch(
@@ -222,6 +241,8 @@ impl Player {
             .env("DISPLAY", &x.display)
             .env("RUST_LOG", "info,pbikiosk=debug")
             .env_remove("WAYLAND_DISPLAY")
+            // The phone setup's certificate and saved file: never the machine's own folder.
+            .env("STATE_DIRECTORY", out_dir().join(format!("{name}.state")))
             .envs(env.iter().copied())
             .stdout(log.try_clone().unwrap())
             .stderr(log)

@@ -119,7 +119,7 @@ async fn sign_in_screen_qr_expiry_approval_and_revocation() {
 }
 
 /// The text of the one QR code in a screenshot (ImageMagick makes it grey bytes, rqrr reads it).
-fn decode_qr(png: &std::path::Path) -> String {
+pub(crate) fn decode_qr(png: &std::path::Path) -> String {
     let size = Command::new("identify")
         .args(["-format", "%w %h"])
         .arg(png)

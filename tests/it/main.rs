@@ -21,6 +21,7 @@ mod page_protocol;
 mod proxy;
 mod recycle;
 mod screen_power;
+mod setup;
 mod sim;
 mod test_proxy;
 mod trusted_files;

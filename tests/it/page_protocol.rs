@@ -8,7 +8,7 @@
 
 use std::path::{Path, PathBuf};
 
-use pbikiosk::bridge::{FromPage, Screen, ScreenLight, SignInView, ToPage, TokenType};
+use pbikiosk::bridge::{FromPage, Screen, ScreenLight, SetupView, SignInView, ToPage, TokenType};
 use pbikiosk::content::ContentKind;
 use pbikiosk::report_layout::ReportLayout;
 use serde::de::DeserializeOwned;
@@ -155,6 +155,7 @@ fn to_page_examples() -> Vec<ToPage> {
                 ],
                 next_attempt: Some("14:05 (in 3 min)".into()),
                 sign_in: None,
+                setup: None,
             },
         },
         ToPage::Status {
@@ -172,6 +173,7 @@ fn to_page_examples() -> Vec<ToPage> {
                     expires: "14:20".into(),
                     seconds_left: 900,
                 }),
+                setup: None,
             },
         },
         ToPage::Status {
@@ -183,6 +185,24 @@ fn to_page_examples() -> Vec<ToPage> {
                 facts: vec![],
                 next_attempt: None,
                 sign_in: None,
+                setup: None,
+            },
+        },
+        ToPage::Status {
+            screen: Screen {
+                problem: "not_configured".into(),
+                title: "This screen is not configured yet".into(),
+                cause: "pbikiosk is not configured yet.".into(),
+                fix: "Scan the QR code with a phone on the same network.".into(),
+                facts: vec![("Device".into(), "kiosk-lobby".into())],
+                next_attempt: None,
+                sign_in: None,
+                setup: Some(Box::new(SetupView {
+                    url: "https://192.168.1.20:8443/".into(),
+                    pin: "042917".into(),
+                    fingerprint: "3A F1 09 C4 77 B2 0D 1E".into(),
+                    qr: Some("data:image/svg+xml;base64,PHN2Zy8+".into()),
+                })),
             },
         },
         ToPage::HideStatus,

@@ -132,7 +132,7 @@ test('every field of a status screen changes what the page shows', () => {
     }
   }
   // The fixtures fill every field at least once.
-  assert.deepEqual(sorted(seen), ['cause', 'facts', 'fix', 'next_attempt', 'problem', 'sign_in', 'title']);
+  assert.deepEqual(sorted(seen), ['cause', 'facts', 'fix', 'next_attempt', 'problem', 'setup', 'sign_in', 'title']);
 });
 
 test('player.js has a handler for every core message type', () => {

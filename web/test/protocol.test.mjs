@@ -127,6 +127,19 @@ test('status screen model: calm tones, cleaned facts, next attempt', () => {
   assert.ok(!JSON.stringify(vm3).includes(TOKEN));
 });
 
+test('the not-configured screen shows the setup address, PIN, fingerprint and only an SVG data URI as its QR code', () => {
+  const base = { problem: 'not_configured', title: 'This screen is not configured yet', cause: 'c', fix: 'f' };
+  const setup = { url: 'https://192.168.1.20:8443/', pin: '042917', fingerprint: '3A F1 09 C4 77 B2 0D 1E',
+    qr: 'data:image/svg+xml;base64,PHN2Zy8+' };
+  const vm = P.statusScreenModel({ ...base, setup }, []);
+  assert.deepEqual(JSON.parse(JSON.stringify(vm.setup)), setup);
+  assert.equal(P.statusScreenModel({ ...base, setup: { ...setup, qr: 'https://evil.example/qr.png' } }, []).setup.qr, null);
+  assert.equal(P.statusScreenModel({ ...base, setup: { ...setup, pin: '' } }, []).setup, null);
+  assert.equal(P.statusScreenModel({ ...base, problem: 'network', setup }, []).setup, null, 'only on the not-configured screen');
+  assert.equal(P.validateScreen({ ...base, setup: { ...setup, pin: 42 } }), '"setup.pin" must be a string');
+  assert.equal(P.validateScreen({ ...base, setup }), null);
+});
+
 test('next_attempt as an ISO time is shown as local hh:mm', () => {
   const iso = new Date(2026, 10, 26, 14, 5, 0).toISOString();
   assert.equal(P.formatNextAttempt(iso), '14:05');

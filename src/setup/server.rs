@@ -1,0 +1,787 @@
+//! The setup page's LAN listener: HTTPS with the device certificate on one port. A browser
+//! that speaks plain HTTP to it gets a redirect to the HTTPS address and nothing else: the
+//! request body is never read, so a secret sent in clear by mistake is not taken in.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::header::{CACHE_CONTROL, COOKIE, SET_COOKIE};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
+use serde::Deserialize;
+use serde_json::json;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Semaphore, watch};
+
+use super::pin::{Gate, OsRandom, SESSION_LIFETIME, Verdict};
+use super::save::{self, Pick, Values};
+use super::{Announce, page, tls};
+
+const COOKIE_NAME: &str = "pbikiosk_setup";
+const CSRF_HEADER: &str = "x-setup-csrf";
+/// Connections at once: a phone opens a handful.
+const MAX_CONNECTIONS: usize = 16;
+const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// A live check or the report list can take up to the check's budget (30 s).
+const CONNECTION_LIFETIME: Duration = Duration::from_secs(120);
+/// Form bodies are a few hundred bytes.
+const MAX_BODY: usize = 16 * 1024;
+
+/// What the listener needs from the rest of the player.
+pub(crate) struct SetupEnv {
+    pub(crate) listen: SocketAddr,
+    pub(crate) state_dir: PathBuf,
+    /// The installer's configuration file: the template of what the phone saves.
+    pub(crate) base_config: PathBuf,
+    /// Where the screen and `/status` learn the address and PIN.
+    pub(crate) board: watch::Sender<Option<Announce>>,
+    /// The host's name and addresses, for the certificate and the address on screen.
+    pub(crate) host: String,
+    pub(crate) ips: Vec<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum OpenError {
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
+    #[error("the setup page cannot listen on {addr}: {source}")]
+    Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+/// An open setup listener; dropping it (or [`Opened::close`]) closes it.
+pub(crate) struct Opened {
+    stop: watch::Sender<bool>,
+}
+
+impl Opened {
+    pub(crate) fn close(&self) {
+        let _ = self.stop.send(true);
+    }
+
+    /// Whether it closed by itself (after a save).
+    pub(crate) fn is_closed(&self) -> bool {
+        *self.stop.borrow()
+    }
+}
+
+impl Drop for Opened {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+/// What one phone did so far: the values the live check accepted.
+struct Flow {
+    values: Values,
+}
+
+struct Shared {
+    gate: Mutex<Gate<OsRandom>>,
+    flows: Mutex<HashMap<String, Flow>>,
+    url: String,
+    fingerprint: String,
+    board: watch::Sender<Option<Announce>>,
+    stop: watch::Sender<bool>,
+    state_dir: PathBuf,
+    base_config: PathBuf,
+}
+
+impl Shared {
+    fn announce(&self) {
+        let pin = self
+            .gate
+            .lock()
+            .map(|g| g.pin().to_owned())
+            .unwrap_or_default();
+        self.board.send_replace(Some(Announce {
+            url: self.url.clone(),
+            pin,
+            fingerprint: self.fingerprint.clone(),
+        }));
+    }
+}
+
+/// The address the screen shows: the listen address when it names one, else the device's
+/// first IPv4 address (what a phone on the same Wi-Fi reaches), else its name.
+pub(crate) fn shown_url(listen: SocketAddr, port: u16, ips: &[String], host: &str) -> String {
+    let ip = if listen.ip().is_unspecified() {
+        ips.iter()
+            .find(|ip| !ip.contains(':'))
+            .or(ips.first())
+            .cloned()
+            .unwrap_or_else(|| host.to_owned())
+    } else {
+        listen.ip().to_string()
+    };
+    if ip.contains(':') {
+        format!("https://[{ip}]:{port}/")
+    } else {
+        format!("https://{ip}:{port}/")
+    }
+}
+
+/// Open the listener and announce its address and a fresh PIN.
+pub(crate) async fn open(env: SetupEnv) -> Result<Opened, OpenError> {
+    let mut names = vec![env.host.clone(), format!("{}.local", env.host)];
+    names.extend(env.ips.iter().cloned());
+    if !env.listen.ip().is_unspecified() {
+        // The address on screen is then this one: the certificate names it too.
+        names.push(env.listen.ip().to_string());
+    }
+    names.dedup();
+    let cert = tls::load_or_make(&env.state_dir, &names)?;
+    let listener = TcpListener::bind(env.listen)
+        .await
+        .map_err(|source| OpenError::Listen {
+            addr: env.listen,
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| OpenError::Listen {
+        addr: env.listen,
+        source,
+    })?;
+    let (stop, stop_rx) = watch::channel(false);
+    let url = shown_url(env.listen, addr.port(), &env.ips, &env.host);
+    let shared = Arc::new(Shared {
+        gate: Mutex::new(Gate::new(OsRandom)),
+        flows: Mutex::new(HashMap::new()),
+        url,
+        fingerprint: cert.short_fingerprint(),
+        board: env.board,
+        stop: stop.clone(),
+        state_dir: env.state_dir,
+        base_config: env.base_config,
+    });
+    shared.announce();
+    tracing::info!(url = %shared.url, fingerprint = %cert.fingerprint(), "setup page open");
+    let app = Router::new()
+        .route("/", get(page::index))
+        .route("/setup.js", get(page::script))
+        .route("/setup.css", get(page::style))
+        .route("/api/pin", post(pin))
+        .route("/api/check", post(check))
+        .route("/api/reports", post(reports))
+        .route("/api/save", post(save_config))
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .with_state(Arc::clone(&shared));
+    tokio::spawn(accept_loop(
+        listener,
+        app,
+        cert.acceptor,
+        shared.url.clone(),
+        stop_rx,
+        Arc::clone(&shared),
+    ));
+    Ok(Opened { stop })
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    app: Router,
+    acceptor: tokio_rustls::TlsAcceptor,
+    url: String,
+    mut stop: watch::Receiver<bool>,
+    shared: Arc<Shared>,
+) {
+    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    loop {
+        let stream = tokio::select! {
+            _ = stopped(&mut stop) => break,
+            r = listener.accept() => match r {
+                Ok((s, _)) => s,
+                Err(e) => {
+                    tracing::warn!(error = %e, "setup page cannot accept a connection");
+                    tokio::time::sleep(Duration::from_millis(250)).await;
+                    continue;
+                }
+            },
+        };
+        let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
+            continue;
+        };
+        let (app, acceptor, url) = (app.clone(), acceptor.clone(), url.clone());
+        let mut stop = stop.clone();
+        tokio::spawn(async move {
+            let _slot = slot;
+            let serve = connection(stream, app, acceptor, url);
+            tokio::select! {
+                _ = tokio::time::timeout(CONNECTION_LIFETIME, serve) => {}
+                _ = stopped(&mut stop) => {}
+            }
+        });
+    }
+    // Closed: the listener is dropped here (new connections are refused), the PIN is gone
+    // from the screen and `/status`, and no session outlives it.
+    shared.board.send_replace(None);
+    if let Ok(mut f) = shared.flows.lock() {
+        f.clear();
+    }
+    tracing::info!("setup page closed");
+}
+
+/// Resolves once the listener is told to close.
+async fn stopped(stop: &mut watch::Receiver<bool>) {
+    let _ = stop.wait_for(|s| *s).await;
+}
+
+async fn connection(
+    stream: TcpStream,
+    app: Router,
+    acceptor: tokio_rustls::TlsAcceptor,
+    url: String,
+) {
+    let mut first = [0u8; 1];
+    match tokio::time::timeout(HEADER_TIMEOUT, stream.peek(&mut first)).await {
+        Ok(Ok(1)) => {}
+        _ => return,
+    }
+    // 0x16: a TLS handshake record. Anything else is taken as plain HTTP.
+    if first[0] != 0x16 {
+        plain(stream, &url).await;
+        return;
+    }
+    let Ok(Ok(tls)) = tokio::time::timeout(HEADER_TIMEOUT, acceptor.accept(stream)).await else {
+        return;
+    };
+    let service = TowerToHyperService::new(app);
+    let _ = http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_TIMEOUT)
+        .serve_connection(TokioIo::new(tls), service)
+        .await;
+}
+
+/// Plain HTTP: read the request line and headers only (bounded), answer with the HTTPS
+/// address, close. A GET is redirected; anything else (a form post with a password) is
+/// refused, so nothing sent in clear is ever acted on.
+async fn plain(mut stream: TcpStream, url: &str) {
+    let mut buf = vec![0u8; 4096];
+    let mut n = 0;
+    let head = tokio::time::timeout(HEADER_TIMEOUT, async {
+        while n < buf.len() {
+            match stream.read(&mut buf[n..]).await {
+                Ok(0) | Err(_) => break,
+                Ok(k) => n += k,
+            }
+            if buf[..n].windows(4).any(|w| w == b"\r\n\r\n") || buf[..n].contains(&b'\n') {
+                break;
+            }
+        }
+    })
+    .await;
+    if head.is_err() {
+        return;
+    }
+    let get = buf[..n].starts_with(b"GET ") || buf[..n].starts_with(b"HEAD ");
+    let reply = if get {
+        format!(
+            "HTTP/1.1 301 Moved Permanently\r\nLocation: {url}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        )
+    } else {
+        let body = format!("This page only accepts HTTPS. Open {url}\n");
+        format!(
+            "HTTP/1.1 403 Forbidden\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+    };
+    let _ = stream.write_all(reply.as_bytes()).await;
+    let _ = stream.shutdown().await;
+}
+
+fn no_store(mut r: Response) -> Response {
+    r.headers_mut()
+        .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
+}
+
+fn error(status: StatusCode, message: &str, fix: &str) -> Response {
+    no_store((status, Json(json!({ "error": message, "fix": fix }))).into_response())
+}
+
+fn session_of(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all(COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == COOKIE_NAME)
+        .map(|(_, v)| v.to_owned())
+}
+
+fn session_ended() -> Response {
+    error(
+        StatusCode::UNAUTHORIZED,
+        "Your setup session has ended.",
+        "Enter the PIN shown on the screen again.",
+    )
+}
+
+/// The caller's session, if its cookie is live and its CSRF header matches it.
+fn authorized(s: &Shared, headers: &HeaderMap) -> Option<String> {
+    let session = session_of(headers)?;
+    let csrf = headers
+        .get(CSRF_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let ok = s
+        .gate
+        .lock()
+        .map(|g| g.authorized(&session, csrf, Instant::now()))
+        .unwrap_or(false);
+    ok.then_some(session)
+}
+
+#[derive(Deserialize)]
+struct PinForm {
+    pin: String,
+}
+
+async fn pin(State(s): State<Arc<Shared>>, Json(form): Json<PinForm>) -> Response {
+    let verdict = match s.gate.lock() {
+        Ok(mut g) => g.attempt(&form.pin, Instant::now()),
+        Err(_) => return error(StatusCode::INTERNAL_SERVER_ERROR, "Internal error.", ""),
+    };
+    match verdict {
+        Verdict::Accepted { session, csrf } => {
+            tracing::info!("setup page: PIN accepted");
+            let cookie = format!(
+                "{COOKIE_NAME}={session}; Path=/; Max-Age={}; HttpOnly; Secure; SameSite=Strict",
+                SESSION_LIFETIME.as_secs()
+            );
+            let mut r = Json(json!({ "csrf": csrf })).into_response();
+            if let Ok(v) = HeaderValue::from_str(&cookie) {
+                r.headers_mut().insert(SET_COOKIE, v);
+            }
+            no_store(r)
+        }
+        Verdict::Wrong { left } => {
+            tracing::warn!(left, "setup page: wrong PIN");
+            no_store(
+                (
+                    StatusCode::FORBIDDEN,
+                    Json(json!({
+                        "error": "That is not the PIN on the screen.",
+                        "fix": format!("Check the 6 digits on the screen. {left} more wrong PINs replace it."),
+                        "left": left,
+                    })),
+                )
+                    .into_response(),
+            )
+        }
+        Verdict::Replaced => {
+            tracing::warn!("setup page: too many wrong PINs; the PIN was replaced");
+            s.announce();
+            error(
+                StatusCode::FORBIDDEN,
+                "Too many wrong PINs: the screen now shows a new PIN.",
+                "Enter the new PIN from the screen.",
+            )
+        }
+        Verdict::TooSoon { wait } => {
+            let secs = wait.as_secs().max(1);
+            let mut r = error(
+                StatusCode::TOO_MANY_REQUESTS,
+                "Too soon after a wrong PIN.",
+                &format!("Wait {secs} s and try again."),
+            );
+            if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
+                r.headers_mut().insert("retry-after", v);
+            }
+            r
+        }
+    }
+}
+
+fn problem_line(message: String, fix: String) -> serde_json::Value {
+    json!({ "ok": false, "checks": [ { "name": "configuration", "ok": false, "message": message, "fix": fix } ] })
+}
+
+async fn check(
+    State(s): State<Arc<Shared>>,
+    headers: HeaderMap,
+    Json(values): Json<Values>,
+) -> Response {
+    let Some(session) = authorized(&s, &headers) else {
+        return session_ended();
+    };
+    let cfg = match save::candidate(&s.base_config, &s.state_dir, &values, &[]) {
+        Ok(c) => c,
+        Err(e) => return no_store(Json(problem_line(e.to_string(), e.fix())).into_response()),
+    };
+    let mut report = crate::check::run(&cfg).await;
+    // The reports are picked in the next step: an empty playlist is expected here.
+    report.checks.retain(|l| l.name != "playlist");
+    report.ok = report.checks.iter().all(|l| l.ok);
+    report.problems = report.checks.iter().filter_map(|l| l.problem).collect();
+    report.problems.dedup();
+    tracing::info!(ok = report.ok, "setup page: live check");
+    if report.ok
+        && let Ok(mut f) = s.flows.lock()
+    {
+        f.insert(session, Flow { values });
+    }
+    no_store(Json(report).into_response())
+}
+
+fn values_of(s: &Shared, session: &str) -> Option<Values> {
+    s.flows.lock().ok()?.get(session).map(|f| f.values.clone())
+}
+
+async fn reports(State(s): State<Arc<Shared>>, headers: HeaderMap) -> Response {
+    let Some(session) = authorized(&s, &headers) else {
+        return session_ended();
+    };
+    let Some(values) = values_of(&s, &session) else {
+        return error(
+            StatusCode::CONFLICT,
+            "Check the sign-in first.",
+            "Go back and run the check.",
+        );
+    };
+    let cfg = match save::candidate(&s.base_config, &s.state_dir, &values, &[]) {
+        Ok(c) => c,
+        Err(e) => return error(StatusCode::BAD_REQUEST, &e.to_string(), &e.fix()),
+    };
+    match crate::reports::collect(&cfg).await {
+        Ok(catalog) => no_store(Json(catalog).into_response()),
+        Err(e) => error(
+            StatusCode::BAD_GATEWAY,
+            &e.failure.problem.cause,
+            &e.failure.problem.fix,
+        ),
+    }
+}
+
+#[derive(Deserialize)]
+struct SaveForm {
+    items: Vec<Pick>,
+}
+
+async fn save_config(
+    State(s): State<Arc<Shared>>,
+    headers: HeaderMap,
+    Json(form): Json<SaveForm>,
+) -> Response {
+    let Some(session) = authorized(&s, &headers) else {
+        return session_ended();
+    };
+    let Some(values) = values_of(&s, &session) else {
+        return error(
+            StatusCode::CONFLICT,
+            "Check the sign-in first.",
+            "Go back and run the check.",
+        );
+    };
+    if form.items.is_empty() {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "Pick at least one report or dashboard.",
+            "Tick the reports the screen should show.",
+        );
+    }
+    let (base, state) = (s.base_config.clone(), s.state_dir.clone());
+    let items = form.items;
+    let saved =
+        tokio::task::spawn_blocking(move || save::save(&base, &state, &values, &items)).await;
+    match saved {
+        Ok(Ok(path)) => {
+            tracing::info!(path = %path.display(), "setup page: configuration saved; closing the setup page");
+            if let Ok(mut g) = s.gate.lock() {
+                g.end(&session);
+            }
+            // The answer goes out first, then the listener closes.
+            let stop = s.stop.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                let _ = stop.send(true);
+            });
+            no_store(
+                Json(json!({ "ok": true, "path": path.display().to_string() })).into_response(),
+            )
+        }
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "setup page: the configuration was not saved");
+            error(StatusCode::BAD_REQUEST, &e.to_string(), &e.fix())
+        }
+        Err(_) => error(StatusCode::INTERNAL_SERVER_ERROR, "Internal error.", ""),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sim::scenario::builtin_ids;
+    use crate::sim::{Scenario, Simulator};
+
+    /// A client that trusts exactly the device certificate, nothing else.
+    fn phone(state: &std::path::Path) -> reqwest::Client {
+        let pem = std::fs::read(state.join("setup-tls").join("cert.pem")).unwrap();
+        let cert = reqwest::Certificate::from_pem(&pem).unwrap();
+        reqwest::Client::builder()
+            .tls_certs_only([cert])
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap()
+    }
+
+    fn value_of(snippet: &str, key: &str) -> String {
+        snippet
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{key} = ")))
+            .map(|v| v.trim_matches('"').to_owned())
+            .unwrap_or_default()
+    }
+
+    async fn open_here(
+        state: &std::path::Path,
+        base: PathBuf,
+    ) -> (Opened, watch::Receiver<Option<Announce>>, String) {
+        let (board, rx) = watch::channel(None);
+        let opened = open(SetupEnv {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            state_dir: state.to_path_buf(),
+            base_config: base,
+            board,
+            host: "kiosk".into(),
+            ips: vec!["127.0.0.1".into()],
+        })
+        .await
+        .unwrap();
+        let url = rx.borrow().as_ref().unwrap().url.clone();
+        (opened, rx, url)
+    }
+
+    async fn post(
+        c: &reqwest::Client,
+        url: &str,
+        path: &str,
+        cookie: Option<&str>,
+        csrf: Option<&str>,
+        body: serde_json::Value,
+    ) -> (u16, reqwest::header::HeaderMap, serde_json::Value) {
+        let mut r = c.post(format!("{url}{}", path.trim_start_matches('/')));
+        if let Some(k) = cookie {
+            r = r.header("cookie", k);
+        }
+        if let Some(t) = csrf {
+            r = r.header(CSRF_HEADER, t);
+        }
+        let resp = r.json(&body).send().await.unwrap();
+        let (status, headers) = (resp.status().as_u16(), resp.headers().clone());
+        (status, headers, resp.json().await.unwrap_or_default())
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn wrong_pins_wait_then_replace_the_pin_and_sessions_need_their_csrf_token() {
+        let dir = tempfile::tempdir().unwrap();
+        let (opened, board, url) = open_here(dir.path(), dir.path().join("none.toml")).await;
+        let phone = phone(dir.path());
+        let first = board.borrow().as_ref().unwrap().pin.clone();
+        let wrong = if first == "000000" {
+            "111111"
+        } else {
+            "000000"
+        };
+        for left in (1..super::super::pin::MAX_WRONG).rev() {
+            let (code, _, body) =
+                post(&phone, &url, "/api/pin", None, None, json!({"pin": wrong})).await;
+            assert_eq!(
+                (code, body["left"].as_u64()),
+                (403, Some(u64::from(left))),
+                "{body}"
+            );
+            let (code, h, _) =
+                post(&phone, &url, "/api/pin", None, None, json!({"pin": first})).await;
+            assert_eq!(
+                code, 429,
+                "the right PIN is not even looked at during the wait"
+            );
+            assert!(h.get("retry-after").is_some());
+            tokio::time::sleep(super::super::pin::WRONG_PIN_WAIT).await;
+        }
+        let (code, _, body) =
+            post(&phone, &url, "/api/pin", None, None, json!({"pin": wrong})).await;
+        assert_eq!(code, 403);
+        assert!(
+            body["error"].as_str().unwrap().contains("new PIN"),
+            "{body}"
+        );
+        let second = board.borrow().as_ref().unwrap().pin.clone();
+        assert_eq!(second.len(), 6);
+        tokio::time::sleep(super::super::pin::WRONG_PIN_WAIT).await;
+        if second != first {
+            let (code, _, _) =
+                post(&phone, &url, "/api/pin", None, None, json!({"pin": first})).await;
+            assert_eq!(code, 403, "the replaced PIN no longer works");
+            tokio::time::sleep(super::super::pin::WRONG_PIN_WAIT).await;
+        }
+        let (code, h, body) =
+            post(&phone, &url, "/api/pin", None, None, json!({"pin": second})).await;
+        assert_eq!(code, 200, "{body}");
+        let cookie = h.get("set-cookie").unwrap().to_str().unwrap().to_owned();
+        for attr in ["HttpOnly", "Secure", "SameSite=Strict", "Max-Age=900"] {
+            assert!(cookie.contains(attr), "{cookie}");
+        }
+        let session = cookie.split(';').next().unwrap().to_owned();
+        let csrf = body["csrf"].as_str().unwrap().to_owned();
+        let values =
+            json!({"method": "password", "tenant": "contoso.onmicrosoft.com", "client_id": "y"});
+        let (code, _, _) = post(
+            &phone,
+            &url,
+            "/api/check",
+            Some(&session),
+            None,
+            values.clone(),
+        )
+        .await;
+        assert_eq!(code, 401, "no CSRF token");
+        let (code, _, _) = post(
+            &phone,
+            &url,
+            "/api/check",
+            None,
+            Some(&csrf),
+            values.clone(),
+        )
+        .await;
+        assert_eq!(code, 401, "no session cookie");
+        let (code, _, body) = post(
+            &phone,
+            &url,
+            "/api/check",
+            Some(&session),
+            Some(&csrf),
+            values,
+        )
+        .await;
+        assert_eq!(code, 200);
+        assert_eq!(body["ok"], false);
+        assert!(
+            body["checks"][0]["message"]
+                .as_str()
+                .unwrap()
+                .contains("auth.client_id"),
+            "{body}"
+        );
+        drop(opened);
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn plain_http_is_redirected_or_refused_unread() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_opened, _board, url) = open_here(dir.path(), dir.path().join("none.toml")).await;
+        let plain_url = url.replace("https://", "http://");
+        let c = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        let r = c.get(&plain_url).send().await.unwrap();
+        assert_eq!(r.status().as_u16(), 301);
+        assert_eq!(r.headers()["location"], url.as_str());
+        let r = c
+            .post(format!("{plain_url}api/check"))
+            .json(&json!({"method": "password", "password": "pw-Sent-In-Clear"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 403);
+        assert!(r.text().await.unwrap().contains("only accepts HTTPS"));
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_phone_checks_lists_saves_and_the_listener_closes() {
+        let sim = Simulator::start(Scenario::builtin(), "127.0.0.1:0".parse().unwrap())
+            .await
+            .unwrap();
+        let user = format!("kiosk@{}", builtin_ids::TENANT_DOMAIN);
+        let snippet = sim.config_snippet(&user);
+        let dir = tempfile::tempdir().unwrap();
+        // The installer's file: the simulator as the cloud, nothing else.
+        let cloud: String = snippet[snippet.find("[cloud]").unwrap()..]
+            .split("[[playlist]]")
+            .next()
+            .unwrap()
+            .to_owned();
+        let base = dir.path().join("etc.toml");
+        std::fs::write(&base, &cloud).unwrap();
+        let state = dir.path().join("state");
+        let (opened, board, url) = open_here(&state, base).await;
+        let phone = phone(&state);
+        let pin = board.borrow().as_ref().unwrap().pin.clone();
+        let (_, h, body) = post(&phone, &url, "/api/pin", None, None, json!({"pin": pin})).await;
+        let session = h["set-cookie"]
+            .to_str()
+            .unwrap()
+            .split(';')
+            .next()
+            .unwrap()
+            .to_owned();
+        let csrf = body["csrf"].as_str().unwrap().to_owned();
+        let password = value_of(&snippet, "password");
+        let values = json!({
+            "method": "password",
+            "tenant": value_of(&snippet, "tenant"),
+            "client_id": value_of(&snippet, "client_id"),
+            "username": user,
+            "password": password,
+            "client_secret": value_of(&snippet, "client_secret"),
+        });
+        let call = |path: &'static str, body: serde_json::Value| {
+            let (phone, url, session, csrf) =
+                (phone.clone(), url.clone(), session.clone(), csrf.clone());
+            async move { post(&phone, &url, path, Some(&session), Some(&csrf), body).await }
+        };
+        let (code, _, report) = call("/api/check", values).await;
+        assert_eq!(code, 200);
+        assert_eq!(report["ok"], true, "{report}");
+        assert!(!report.to_string().contains(&password));
+        let (code, _, catalog) = call("/api/reports", json!({})).await;
+        assert_eq!(code, 200, "{catalog}");
+        let picks: Vec<serde_json::Value> =
+            catalog["workspaces"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .flat_map(|ws| {
+                    ws["reports"].as_array().unwrap().iter().map(
+                        move |r| json!({"workspace": ws["id"], "report": r["id"], "seconds": 20}),
+                    )
+                })
+                .take(2)
+                .collect();
+        assert_eq!(picks.len(), 2, "{catalog}");
+        let (code, _, saved) = call("/api/save", json!({"items": picks})).await;
+        assert_eq!(code, 200, "{saved}");
+        let path = save::config_path(&state);
+        let cfg = crate::config::load(&path, &crate::config::SecretSources::default()).unwrap();
+        assert_eq!(cfg.playlist.len(), 2);
+        assert!(!std::fs::read_to_string(&path).unwrap().contains(&password));
+        // Closed: the PIN is gone and new connections are refused.
+        let t = Instant::now();
+        while board.borrow().is_some() && t.elapsed() < Duration::from_secs(5) {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(board.borrow().is_none());
+        assert!(opened.is_closed());
+        let addr = url
+            .trim_start_matches("https://")
+            .trim_end_matches('/')
+            .to_owned();
+        assert!(TcpStream::connect(&addr).await.is_err(), "still listening");
+    }
+}

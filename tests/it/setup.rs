@@ -1,0 +1,375 @@
+//! Setup from a phone, against the real binary: `pbikiosk run` on a device that is not
+//! configured, the simulator as the tenant, a phone-sized headless Chromium as the phone.
+
+use std::io::{Read as _, Write as _};
+use std::net::TcpStream;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use pbikiosk::sim::front::{EmbedFront, FrontCert};
+
+use crate::common::{Player, Xvfb, free_port, lock, out_dir};
+
+fn value_of(snippet: &str, key: &str) -> String {
+    snippet
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{key} = ")))
+        .map(|v| v.trim_matches('"').to_owned())
+        .unwrap_or_default()
+}
+
+/// The installer's file of a fresh device: the simulator as the cloud and the setup page on
+/// loopback, no `[auth]`, no playlist.
+fn installer_config(dir: &Path, snippet: &str, port: u16, ca: &Path) -> PathBuf {
+    let cloud = snippet[snippet.find("[cloud]").unwrap()..]
+        .split("[[playlist]]")
+        .next()
+        .unwrap()
+        .replacen(
+            "[cloud]",
+            &format!("[cloud]\nca_file = {:?}", ca.to_str().unwrap()),
+            1,
+        );
+    let path = dir.join("pbikiosk.toml");
+    std::fs::write(
+        &path,
+        format!("# as installed\n{cloud}\n[setup]\nlisten = \"127.0.0.1:{port}\"\n"),
+    )
+    .unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    path
+}
+
+/// A client that trusts exactly the device's certificate.
+fn phone_client(state: &Path) -> reqwest::Client {
+    let pem = std::fs::read(state.join("setup-tls/cert.pem")).unwrap();
+    reqwest::Client::builder()
+        .tls_certs_only([reqwest::Certificate::from_pem(&pem).unwrap()])
+        .build()
+        .unwrap()
+}
+
+/// One raw plain-HTTP request to the setup port, as a phone typing `http://` would send it;
+/// the answer's first line and headers.
+fn plain_request(port: u16, request: &str) -> String {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(request.as_bytes()).unwrap();
+    let mut answer = String::new();
+    let _ = s.read_to_string(&mut answer);
+    answer
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs Xvfb, ImageMagick, the built page, node and Chromium; scripts/test.sh runs it"]
+async fn a_phone_sets_the_screen_up_and_it_plays_without_a_restart() {
+    let _one = lock().await;
+    let sim = pbikiosk::sim::Simulator::start(
+        pbikiosk::sim::Scenario::builtin(),
+        "127.0.0.1:0".parse().unwrap(),
+    )
+    .await
+    .unwrap();
+    let user = format!(
+        "kiosk@{}",
+        pbikiosk::sim::scenario::builtin_ids::TENANT_DOMAIN
+    );
+    let snippet = sim.config_snippet(&user);
+    let password = value_of(&snippet, "password");
+    let secret = value_of(&snippet, "client_secret");
+    assert!(password.len() >= 8 && secret.len() >= 8);
+    // The embed host behind the simulator's front door, reached through https_proxy and
+    // trusted through cloud.ca_file: the reports really play, and nothing leaves the machine.
+    let door = EmbedFront::start(sim.router(), "app.powerbi.com", FrontCert::RunCa)
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("door-ca.pem");
+    std::fs::write(&ca, door.ca_pem.as_deref().unwrap()).unwrap();
+    let state = dir.path().join("state");
+    std::fs::create_dir(&state).unwrap();
+    let port = free_port();
+    let cfg = installer_config(dir.path(), &snippet, port, &ca);
+    let state_env = state.to_str().unwrap().to_owned();
+    let proxy = format!("http://{}", door.proxy);
+
+    let x = Xvfb::start();
+    let mut p = Player::run_config_env(
+        &x,
+        "setup-phone",
+        &cfg,
+        &[
+            ("STATE_DIRECTORY", &state_env),
+            ("https_proxy", &proxy),
+            ("no_proxy", ""),
+            ("NO_PROXY", ""),
+        ],
+    );
+    let s = p
+        .wait_for("the setup page on the not-configured screen", 60, |s| {
+            s["state"] == "not_configured" && s["setup"]["pin"].is_string()
+        })
+        .await;
+    let url = s["setup"]["url"].as_str().unwrap().to_owned();
+    assert_eq!(url, format!("https://127.0.0.1:{port}/"));
+    let first_pin = s["setup"]["pin"].as_str().unwrap().to_owned();
+    assert_eq!(first_pin.len(), 6);
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let shot = x.screenshot("setup-screen-1280x720.png");
+    assert_eq!(
+        crate::device_code::decode_qr(&shot),
+        url,
+        "the QR code is the address"
+    );
+
+    // Plain HTTP: a GET is sent to the HTTPS address; a POST with a password is refused
+    // without its body being read or acted on.
+    let get = plain_request(port, "GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert!(get.starts_with("HTTP/1.1 301"), "{get}");
+    assert!(get.contains(&format!("Location: {url}")), "{get}");
+    let body = format!("{{\"method\":\"password\",\"password\":\"{password}\"}}");
+    let post = plain_request(
+        port,
+        &format!(
+            "POST /api/check HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        ),
+    );
+    assert!(post.starts_with("HTTP/1.1 403"), "{post}");
+
+    // Five wrong PINs (each after the wait) replace the PIN; /status (and the screen) show
+    // the new one.
+    let phone = phone_client(&state);
+    let wrong = if first_pin == "000000" {
+        "111111"
+    } else {
+        "000000"
+    };
+    for i in 0..5 {
+        let r = phone
+            .post(format!("{url}api/pin"))
+            .json(&json!({ "pin": wrong }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 403, "wrong PIN {}", i + 1);
+        let too_soon = phone
+            .post(format!("{url}api/pin"))
+            .json(&json!({ "pin": first_pin }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            too_soon.status().as_u16(),
+            429,
+            "the wait after wrong PIN {}",
+            i + 1
+        );
+        tokio::time::sleep(Duration::from_millis(2100)).await;
+    }
+    let s = p
+        .wait_for("a new PIN", 10, |s| s["setup"]["pin"].is_string())
+        .await;
+    let pin = s["setup"]["pin"].as_str().unwrap().to_owned();
+    // One chance in a million that the new PIN is the old one.
+    if pin != first_pin {
+        let old = phone
+            .post(format!("{url}api/pin"))
+            .json(&json!({ "pin": first_pin }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(old.status().as_u16(), 403, "the replaced PIN still works");
+        tokio::time::sleep(Duration::from_millis(2100)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    x.screenshot("setup-screen-new-pin.png");
+    // The screen was sent the new PIN (the log holds the messages to the page).
+    let log = std::fs::read_to_string(out_dir().join("setup-phone.log")).unwrap();
+    assert!(
+        log.contains(&format!("pin: \"{pin}\"")),
+        "the screen never got the new PIN"
+    );
+
+    // The phone.
+    let input = json!({
+        "url": url,
+        "pin": pin,
+        "cert_pem_file": state.join("setup-tls/cert.pem"),
+        "values": {
+            "method": "password",
+            "tenant": value_of(&snippet, "tenant"),
+            "client_id": value_of(&snippet, "client_id"),
+            "username": user,
+            "password": password,
+            "client_secret": secret,
+        },
+        "reports": 2,
+        "out_dir": out_dir(),
+    });
+    let web = Path::new(env!("CARGO_MANIFEST_DIR")).join("web");
+    let out = Command::new("node")
+        .current_dir(&web)
+        .arg("testing/setup-phone.mjs")
+        .arg(input.to_string())
+        .output()
+        .expect("node is needed for the phone test");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let result: Value = stdout
+        .lines()
+        .last()
+        .and_then(|l| serde_json::from_str(l).ok())
+        .unwrap_or_else(|| {
+            panic!(
+                "the phone said nothing usable: {stdout}\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
+    assert_eq!(result["done"], true, "{result}");
+    // Every request the phone made went over TLS, and the password only in them.
+    let requests = result["requests"].as_array().unwrap();
+    assert!(requests.len() >= 6, "{result}");
+    for r in requests {
+        assert!(r["url"].as_str().unwrap().starts_with("https://"), "{r}");
+    }
+    assert!(
+        requests
+            .iter()
+            .any(|r| r["body"].as_str().unwrap().contains(&password)),
+        "the password went nowhere"
+    );
+    assert!(
+        result["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c["ok"] == true),
+        "{result}"
+    );
+
+    // Saved in the state directory; the player switches to it without a restart.
+    let saved = state.join("setup/pbikiosk.toml");
+    let text = std::fs::read_to_string(&saved).unwrap();
+    assert!(
+        !text.contains(&password) && !text.contains(&secret),
+        "{text}"
+    );
+    let pid = p.child.id();
+    let s = p
+        .wait_for("playing the two picked reports", 60, |s| {
+            s["state"] == "playing"
+                && !s["item"].is_null()
+                && s["items"].as_array().is_some_and(|i| i.len() == 2)
+        })
+        .await;
+    assert_eq!(s["items"][0]["name"], "Sales Overview", "{s}");
+    assert_eq!(s["items"][1]["name"], "Operations", "{s}");
+    assert_eq!(p.child.id(), pid);
+    assert!(p.child.try_wait().unwrap().is_none(), "restarted");
+    assert!(s.get("setup").is_none(), "{s}");
+    assert!(
+        sim.stats()
+            .token_by_grant
+            .get("password")
+            .is_some_and(|n| *n >= 1)
+    );
+    // The listener is closed.
+    assert!(
+        TcpStream::connect(("127.0.0.1", port)).is_err(),
+        "the setup port still answers"
+    );
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    x.screenshot("setup-screen-after.png");
+
+    // Leak sweep: the password and the client secret are nowhere in the log (which holds the
+    // messages to the page, so the screens too) or /status.
+    let status = p.status().await.unwrap().to_string();
+    let log = std::fs::read_to_string(out_dir().join("setup-phone.log")).unwrap();
+    for (what, v) in [("password", &password), ("client secret", &secret)] {
+        assert!(!log.contains(v.as_str()), "the {what} is in the log");
+        assert!(!status.contains(v.as_str()), "the {what} is in /status");
+    }
+    assert!(log.contains("setup page closed"), "{log}");
+}
+
+/// The not-configured screen with the setup page on a 1920x1080 screen (for a look).
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs Xvfb, ImageMagick and the built page; scripts/test.sh runs it"]
+async fn the_setup_screen_at_1920x1080() {
+    let _one = lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    std::fs::create_dir(&state).unwrap();
+    let port = free_port();
+    let cfg = dir.path().join("pbikiosk.toml");
+    std::fs::write(&cfg, format!("[setup]\nlisten = \"127.0.0.1:{port}\"\n")).unwrap();
+    std::fs::set_permissions(&cfg, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let x = Xvfb::start_sized(1920, 1080);
+    let state_env = state.to_str().unwrap().to_owned();
+    let mut p = Player::run_config_window(
+        &x,
+        "setup-1080",
+        &cfg,
+        &[("STATE_DIRECTORY", &state_env)],
+        "1920x1080",
+    );
+    let s = p
+        .wait_for("the setup page", 60, |s| {
+            s["state"] == "not_configured" && s["setup"]["pin"].is_string()
+        })
+        .await;
+    assert_eq!(s["setup"]["pin"].as_str().unwrap().len(), 6);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    x.screenshot("setup-screen-1920x1080.png");
+}
+
+/// `pbikiosk check` reads the file the player would: the phone's while the installer's is the
+/// example, the installer's once it is configured; and it says which.
+#[tokio::test(flavor = "multi_thread")]
+async fn check_names_and_reads_the_file_in_use() {
+    let sim = pbikiosk::sim::Simulator::start(
+        pbikiosk::sim::Scenario::builtin(),
+        "127.0.0.1:0".parse().unwrap(),
+    )
+    .await
+    .unwrap();
+    let user = format!(
+        "kiosk@{}",
+        pbikiosk::sim::scenario::builtin_ids::TENANT_DOMAIN
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let installer = dir.path().join("pbikiosk.toml");
+    std::fs::write(&installer, "# the example\n[auth]\n").unwrap();
+    std::fs::set_permissions(&installer, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let state = dir.path().join("state");
+    std::fs::create_dir_all(state.join("setup")).unwrap();
+    let saved = state.join("setup/pbikiosk.toml");
+    std::fs::write(&saved, sim.config_snippet(&user)).unwrap();
+    std::fs::set_permissions(&saved, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let check = || {
+        let out = Command::new(env!("CARGO_BIN_EXE_pbikiosk"))
+            .args(["check", "--json", "--config"])
+            .arg(&installer)
+            .env("STATE_DIRECTORY", &state)
+            .env_remove("PBIKIOSK_PASSWORD")
+            .env_remove("PBIKIOSK_CLIENT_SECRET")
+            .output()
+            .unwrap();
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+        v["checks"][0]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let line = check();
+    assert!(line.contains(saved.to_str().unwrap()), "{line}");
+    // The installer fills in their own file: it wins.
+    std::fs::write(&installer, "[auth]\ntenant = \"x\"\n").unwrap();
+    let line = check();
+    assert!(line.contains(installer.to_str().unwrap()), "{line}");
+    assert!(!line.contains("state/setup"), "{line}");
+}
