@@ -87,14 +87,30 @@ impl Source {
     /// created) config file or secret file. The demo's never changes.
     pub(crate) fn stamp(&self) -> Stamp {
         match self {
-            Source::File(p, _) => {
+            Source::File(p, sources) => {
                 let named = config::watched_files(p);
+                // The boot import's refusal counts as config: recorded or cleared, the screen
+                // says so.
+                let boot = crate::boot_import::state_file(sources);
                 Stamp {
-                    config: stamped(std::iter::once(p.clone()).chain(named.ca_file)),
+                    config: stamped(
+                        std::iter::once(p.clone())
+                            .chain(named.ca_file)
+                            .chain(std::iter::once(boot)),
+                    ),
                     secrets: stamped(named.secrets),
                 }
             }
             Source::Demo(_) => Stamp::default(),
+        }
+    }
+
+    /// Why the settings on the boot partition were not imported, if they were not: shown
+    /// instead of the config's own state, since the installer expects those settings.
+    pub(crate) fn boot_import_problem(&self) -> Option<crate::Problem> {
+        match self {
+            Source::File(_, sources) => crate::boot_import::pending_problem(sources),
+            Source::Demo(_) => None,
         }
     }
 

@@ -66,6 +66,9 @@ pub enum ProblemId {
     ServicePrincipalNotAllowed,
     /// Power BI refused to make an embed token (capacity, row-level security, workspace).
     EmbedTokenRefused,
+    /// The `pbikiosk.toml` put on the boot partition was not imported: it is invalid. The
+    /// reason (file, line, key, fix) was recorded by `pbikiosk import`.
+    BootConfigInvalid,
 }
 
 /// How a failure may be retried. Permanent failures must not be retried in a loop: repeated
@@ -79,7 +82,7 @@ pub(crate) enum RetryClass {
 }
 
 impl ProblemId {
-    pub const ALL: [ProblemId; 34] = [
+    pub const ALL: [ProblemId; 35] = [
         Self::InvalidCredentials,
         Self::FederatedAccount,
         Self::MfaRequired,
@@ -114,6 +117,7 @@ impl ProblemId {
         Self::DeviceCodeBlocked,
         Self::ServicePrincipalNotAllowed,
         Self::EmbedTokenRefused,
+        Self::BootConfigInvalid,
     ];
 
     /// The stable id text, e.g. `mfa_required`.
@@ -153,6 +157,7 @@ impl ProblemId {
             Self::DeviceCodeBlocked => "device_code_blocked",
             Self::ServicePrincipalNotAllowed => "service_principal_not_allowed",
             Self::EmbedTokenRefused => "embed_token_refused",
+            Self::BootConfigInvalid => "boot_config_invalid",
         }
     }
 
@@ -208,6 +213,7 @@ impl ProblemId {
                 "Power BI does not allow this app (service principal)"
             }
             Self::EmbedTokenRefused => "Power BI refused to make an embed token",
+            Self::BootConfigInvalid => "The settings file on the boot partition was not used",
         }
     }
 
@@ -295,6 +301,9 @@ impl ProblemId {
             }
             Self::EmbedTokenRefused => {
                 "Power BI refused an embed token: no capacity (or trial tokens used up), a dataset needs or refuses an identity (row-level security), or no access to a workspace."
+            }
+            Self::BootConfigInvalid => {
+                "The pbikiosk.toml on the boot partition (/boot/firmware or /boot) is invalid, so it was not imported and was left there."
             }
         }
     }
@@ -397,6 +406,9 @@ impl ProblemId {
             }
             Self::EmbedTokenRefused => {
                 "See Microsoft's message. Use a P, F or A/EM capacity; fix row-level security as it says; make the app Member, Contributor or Admin of each workspace."
+            }
+            Self::BootConfigInvalid => {
+                "Put the card in a computer, correct the line and key named above in pbikiosk.toml on its boot partition, and restart the screen (or remove the file to keep the current settings)."
             }
         }
     }
