@@ -53,16 +53,15 @@ impl Refusal {
 
     /// What the screen, `/status` and `check` show.
     pub(crate) fn to_problem(&self) -> Problem {
+        // The cause already starts with the boot file's path, line and key.
         Problem::new(ProblemId::BootConfigInvalid)
             .with_cause(format!(
-                "{} was not imported, and the settings in use are unchanged: {}",
-                self.file.display(),
+                "{} (not imported: the settings in use are unchanged)",
                 self.cause
             ))
             .with_fix(format!(
-                "{} Then restart the screen: the file is imported when it starts. {}",
-                self.fix,
-                ProblemId::BootConfigInvalid.fix()
+                "{} Then restart the screen, which imports the file as it starts; or delete the file from the boot partition to keep the settings in use.",
+                self.fix
             ))
     }
 }
