@@ -233,6 +233,15 @@ fn import_file(
     sources: &SecretSources,
 ) -> Result<Outcome, ImportError> {
     let bytes = read_bounded(fat_file, MAX_BOOT_FILE)?;
+    // The boot copy must go once imported: a boot partition mounted read-only would otherwise
+    // have the same file imported at every boot, each time over the `.bak` of the one before.
+    fs::OpenOptions::new()
+        .write(true)
+        .open(fat_file)
+        .map_err(io_err(
+            "the boot file cannot be removed, so it was not imported:",
+            fat_file,
+        ))?;
     let text = String::from_utf8(bytes).map_err(|_| {
         ImportError::Invalid(ConfigError::Unreadable {
             path: fat_file.to_path_buf(),

@@ -83,7 +83,10 @@ fn settings(seconds: u32) -> String {
 }
 
 fn no_secret(what: &str, s: &str) {
-    assert!(!s.contains(CS) && !s.contains(PW), "{what} holds a secret: {s}");
+    assert!(
+        !s.contains(CS) && !s.contains(PW),
+        "{what} holds a secret: {s}"
+    );
 }
 
 #[test]
@@ -121,7 +124,11 @@ fn a_good_file_is_imported_with_its_secrets_in_their_own_files() {
         .arg(&d.config)
         .output()
         .unwrap();
-    assert_eq!(text(&out.stdout), "svc@contoso.onmicrosoft.com\n", "{out:?}");
+    assert_eq!(
+        text(&out.stdout),
+        "svc@contoso.onmicrosoft.com\n",
+        "{out:?}"
+    );
 
     // Run again with nothing on the boot partition: nothing happens.
     let out = d.import();
@@ -202,7 +209,10 @@ fn an_existing_config_is_kept_as_bak_only_by_a_good_import() {
     let bak = d.config.with_extension("toml.bak");
     assert_eq!(fs::read_to_string(&bak).unwrap(), "# the device's own\n");
     assert_eq!(mode(&bak), 0o600);
-    assert!(text(&out.stdout).contains(&bak.display().to_string()), "{out:?}");
+    assert!(
+        text(&out.stdout).contains(&bak.display().to_string()),
+        "{out:?}"
+    );
 }
 
 /// The kiosk shows the refused boot file (file, line, key) on its status screen and in
@@ -240,7 +250,9 @@ async fn the_screen_names_the_refused_boot_file_until_a_good_one_is_imported() {
         &[("STATE_DIRECTORY", &state)],
     );
     let s = p
-        .wait_for("the boot problem", 60, |s| s["problem"] == "boot_config_invalid")
+        .wait_for("the boot problem", 60, |s| {
+            s["problem"] == "boot_config_invalid"
+        })
         .await;
     let line = auth_at + 2;
     let shown = s.to_string();
