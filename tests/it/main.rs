@@ -17,6 +17,7 @@ mod embed_host;
 mod faults;
 mod fixtures_map;
 mod hostile;
+mod manpage;
 mod page_protocol;
 mod recycle;
 mod sim;
