@@ -36,6 +36,14 @@ for a in "${arches[@]}"; do
   case $a in amd64 | arm64) ;; *) echo "unknown architecture '$a' (amd64 or arm64)" >&2; exit 2 ;; esac
 done
 
+# Maintainer: Debian wants a real "Name <address>"; whoever builds for a fleet signs as
+# themselves. The default is Cargo.toml's.
+maintainer=${PBIKIOSK_MAINTAINER:-$(sed -n 's/^maintainer = "\(.*\)"$/\1/p' Cargo.toml | head -1)}
+case $maintainer in
+  [!\ \<]*" <"[!\ @\<\>]*@[!\ @\<\>]*.[!\ @\<\>]*">") ;;
+  *) echo "PBIKIOSK_MAINTAINER must read 'Name <address@domain>', not '$maintainer'" >&2; exit 2 ;;
+esac
+
 # The tools, before anything is built: a fresh machine has no `cargo deb`.
 if [ "${SYSROOT_ONLY:-0}" != 1 ]; then
   if ! cargo deb --version >/dev/null 2>&1; then
@@ -61,14 +69,6 @@ fi
 
 version_args=()
 [ -n "${DEB_VERSION:-}" ] && version_args=(--deb-version "$DEB_VERSION")
-
-# Maintainer: Debian wants a real "Name <address>"; whoever builds for a fleet signs as
-# themselves. The default is Cargo.toml's.
-maintainer=${PBIKIOSK_MAINTAINER:-$(sed -n 's/^maintainer = "\(.*\)"$/\1/p' Cargo.toml | head -1)}
-case $maintainer in
-  [!\ \<]*" <"[!\ @\<\>]*@[!\ @\<\>]*.[!\ @\<\>]*">") ;;
-  *) echo "PBIKIOSK_MAINTAINER must read 'Name <address@domain>', not '$maintainer'" >&2; exit 2 ;;
-esac
 version_args+=(--maintainer "$maintainer")
 
 # What cargo-deb packages besides the binary (see Cargo.toml's assets): the manual page, made

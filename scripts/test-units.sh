@@ -66,6 +66,17 @@ else
   echo "skip shellcheck (not installed)"
 fi
 
+# 2b. build-deb.sh refuses a maintainer Debian would call bogus, before it builds anything.
+for m in "pbikiosk@localhost" "Kiosk Team <kiosk@localhost>" "Kiosk Team"; do
+  if out=$(PBIKIOSK_MAINTAINER=$m scripts/build-deb.sh amd64 2>&1); then
+    bad "build-deb.sh accepted the maintainer '$m'"
+  elif grep -q "PBIKIOSK_MAINTAINER must read 'Name <address@domain>'" <<<"$out"; then
+    ok "build-deb.sh refuses the maintainer '$m'"
+  else
+    bad "build-deb.sh with maintainer '$m': $out"
+  fi
+done
+
 # 3. install.sh --help names every flag the parser knows.
 help=$(scripts/install.sh --help)
 flags=$(sed -n 's/^ *\(-[a-z] | \)\{0,1\}\(--[a-z-]*\))$/\2/p; s/^ *\(-[a-z] | \)\{0,1\}\(--[a-z-]*\)) .*/\2/p' scripts/install.sh | sort -u)
