@@ -49,6 +49,9 @@ pub enum Ownership {
     RootPbikiosk,
     /// Whoever runs the import, with its own group: for tests, which cannot chown.
     Unchanged,
+    /// root and this group id: tests running as root, where group pbikiosk may not exist.
+    #[doc(hidden)]
+    RootGroup(u32),
 }
 
 /// What `pbikiosk import` was asked.
@@ -267,6 +270,7 @@ fn import_file(
     };
     let gid = match opts.ownership {
         Ownership::RootPbikiosk => Some(group_id("pbikiosk").ok_or(ImportError::NoGroup)?),
+        Ownership::RootGroup(gid) => Some(gid),
         Ownership::Unchanged => None,
     };
     ensure_dir(&config_dir, gid)?;

@@ -283,3 +283,32 @@ fn no_boot_file_clears_a_stale_record() {
     assert_eq!(d.import().unwrap(), Outcome::NothingToImport);
     assert!(state::read(&d.state).is_none());
 }
+
+#[test]
+fn as_root_the_files_are_root_and_the_kiosk_group() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!(
+            "not root: chown cannot be tested here (scripts/test-packaging.sh installs as root)"
+        );
+        return;
+    }
+    use std::os::unix::fs::MetadataExt as _;
+    const GID: u32 = 4242;
+    let d = Device::new();
+    d.put(BOOT_FILE, &good());
+    let opts = ImportOptions {
+        ownership: Ownership::RootGroup(GID),
+        ..d.opts()
+    };
+    import(&opts, &SecretSources::default()).unwrap();
+    for f in ["pbikiosk.toml", "password", "client-secret", ""] {
+        let m = fs::metadata(d.etc.join(f)).unwrap();
+        assert_eq!((m.uid(), m.gid()), (0, GID), "{f:?}");
+    }
+    // A replaced config's copy is root's alone.
+    d.put(BOOT_FILE, &good());
+    import(&opts, &SecretSources::default()).unwrap();
+    let m = fs::metadata(d.etc.join("pbikiosk.toml.bak")).unwrap();
+    assert_eq!((m.uid(), m.mode() & 0o777), (0, 0o600));
+}
