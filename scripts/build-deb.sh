@@ -13,7 +13,9 @@
 # for arm64 also gcc-aarch64-linux-gnu, libc6-dev-arm64-cross, debian-archive-keyring and
 # `rustup target add aarch64-unknown-linux-gnu`. The page's vendor bundle is built first with
 # scripts/build-web.sh when it is missing.
-# Environment: DEB_VERSION (override the package version), SYSROOT (arm64 sysroot folder),
+# Environment: DEB_VERSION (override the package version), PBIKIOSK_MAINTAINER ("Name <mail>":
+# the package's Maintainer and changelog signature, for whoever builds for a fleet; default the
+# one in Cargo.toml), SYSROOT (arm64 sysroot folder),
 # MIRROR (Debian mirror for the sysroot, default http://deb.debian.org/debian), TOOLS_ONLY=1
 # (only install the tools for the given architectures, build nothing).
 # Output: target/debian/pbikiosk_<version>_<arch>.deb; prints each path on the last lines.
@@ -33,6 +35,14 @@ arches=("$@")
 for a in "${arches[@]}"; do
   case $a in amd64 | arm64) ;; *) echo "unknown architecture '$a' (amd64 or arm64)" >&2; exit 2 ;; esac
 done
+
+# Maintainer: Debian wants a real "Name <address>"; whoever builds for a fleet signs as
+# themselves. The default is Cargo.toml's.
+maintainer=${PBIKIOSK_MAINTAINER:-$(sed -n 's/^maintainer = "\(.*\)"$/\1/p' Cargo.toml | head -1)}
+case $maintainer in
+  [!\ \<]*" <"[!\ @\<\>]*@[!\ @\<\>]*.[!\ @\<\>]*">") ;;
+  *) echo "PBIKIOSK_MAINTAINER must read 'Name <address@domain>', not '$maintainer'" >&2; exit 2 ;;
+esac
 
 # The tools, before anything is built: a fresh machine has no `cargo deb`.
 if [ "${SYSROOT_ONLY:-0}" != 1 ]; then
@@ -59,6 +69,29 @@ fi
 
 version_args=()
 [ -n "${DEB_VERSION:-}" ] && version_args=(--deb-version "$DEB_VERSION")
+version_args+=(--maintainer "$maintainer")
+
+# What cargo-deb packages besides the binary (see Cargo.toml's assets): the manual page, made
+# by `pbikiosk manpage` from the command line's definition, and a Debian changelog for this
+# version. The page comes from a build for this machine: the arm64 binary cannot run here, and
+# both describe the same command line.
+meta=$ROOT/target/pbikiosk-deb
+mkdir -p "$meta"
+log "writing the manual page (pbikiosk manpage)"
+cargo run --release --locked --quiet -- manpage >"$meta/pbikiosk.1"
+gzip -9n <"$meta/pbikiosk.1" >"$meta/pbikiosk.1.gz"
+crate_version=$(cargo metadata --no-deps --format-version 1 | sed -n 's/.*"name":"pbikiosk","version":"\([^"]*\)".*/\1/p')
+deb_version=${DEB_VERSION:-$crate_version-1}
+commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
+# The commit's date, not the build's: the same commit gives the same package.
+when=$(git log -1 --format=%aD 2>/dev/null || date -R)
+cat >"$meta/changelog" <<LOG
+pbikiosk ($deb_version) stable; urgency=medium
+
+  * Built from pbikiosk $crate_version, commit $commit.
+
+ -- $maintainer  $when
+LOG
 
 # The arm64 sysroot: every arm64 package libwebkit2gtk-4.1-dev needs, unpacked.
 make_sysroot() {

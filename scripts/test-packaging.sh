@@ -9,6 +9,8 @@
 #   2. build          scripts/build-deb.sh amd64 arm64
 #   3. inspect        dpkg-deb: architecture, Depends (arm64: every NEEDED soname is covered),
 #                     contents
+#   3b. lintian       Debian's package checks on both .debs (scripts/lint-deb.sh): no errors,
+#                     and every warning explained there
 #   4. qemu           the arm64 binary under qemu-user: --version, and `check` against the
 #                     simulator (run by the amd64 binary) must pass
 #   5. root           a throw-away Debian 12 root (debootstrap): install, check user, files,
@@ -112,6 +114,8 @@ for deb in "$AMD" "$ARM"; do
   contents=$(dpkg-deb -c "$deb" | awk '{print $1, $2, $6}')
   for p in ./usr/bin/pbikiosk ./usr/lib/pbikiosk/pbikiosk-session ./lib/systemd/system/pbikiosk.service \
     ./lib/systemd/system/pbikiosk-recover.timer ./lib/systemd/system/pbikiosk-recover.service \
+    ./lib/systemd/system/pbikiosk-import.service ./usr/share/man/man1/pbikiosk.1.gz \
+    ./usr/share/doc/pbikiosk/changelog.Debian.gz ./usr/share/doc/pbikiosk/copyright \
     ./usr/share/pbikiosk/pbikiosk.toml.example ./usr/share/pbikiosk/web/index.html \
     ./usr/share/pbikiosk/web/player.js ./usr/share/pbikiosk/web/protocol.js ./usr/share/pbikiosk/web/player.css \
     ./usr/share/pbikiosk/web/vendor/powerbi.min.js; do
@@ -131,6 +135,20 @@ while read -r so; do
   elif grep -qx "$pkg" <<<"$armdeps"; then ok "arm64 NEEDED $so <- Depends $pkg"
   else bad "arm64 NEEDED $so comes from $pkg, which is not in Depends"; fi
 done < <(aarch64-linux-gnu-objdump -p "$W/arm64-x/usr/bin/pbikiosk" | awk '/NEEDED/ {print $2}')
+
+# ---------------------------------------------------------------- 3b
+step lintian
+# Debian's own checks: no error, and no warning that scripts/lint-deb.sh does not explain.
+apt_install lintian
+for deb in "$AMD" "$ARM"; do
+  a=$(f "$deb" Architecture)
+  if scripts/lint-deb.sh "$deb" >"$W/lintian-$a.txt" 2>&1; then
+    ok "lintian $a: $(tail -1 "$W/lintian-$a.txt")"
+  else
+    bad "lintian $a:"
+    cat "$W/lintian-$a.txt"
+  fi
+done
 
 # ---------------------------------------------------------------- 4
 step qemu
@@ -228,6 +246,8 @@ st() { in_root stat -c '%a %U:%G' "$1"; }
 grep -q '^\[auth\]' "$R/etc/pbikiosk/pbikiosk.toml" && bad "example config is active" || ok "example config is commented out (not active)"
 check "units enabled: multi-user.target.wants/pbikiosk.service" test -L "$R/etc/systemd/system/multi-user.target.wants/pbikiosk.service"
 check "units enabled: timers.target.wants/pbikiosk-recover.timer" test -L "$R/etc/systemd/system/timers.target.wants/pbikiosk-recover.timer"
+check "units enabled: multi-user.target.wants/pbikiosk-import.service" test -L "$R/etc/systemd/system/multi-user.target.wants/pbikiosk-import.service"
+in_root man -l /usr/share/man/man1/pbikiosk.1.gz 2>/dev/null | grep -q 'pbikiosk import' && ok "the manual page reads (man -l) and documents pbikiosk import" || bad "man -l /usr/share/man/man1/pbikiosk.1.gz"
 [ "$(in_root systemctl is-enabled pbikiosk.service 2>/dev/null)" = enabled ] && ok "systemctl is-enabled pbikiosk.service: enabled" || bad "pbikiosk.service not enabled"
 in_root pbikiosk --version | grep -q '^pbikiosk ' && ok "installed binary runs" || bad "pbikiosk --version in root"
 set +e

@@ -56,7 +56,7 @@ else
 fi
 
 # 2. shellcheck
-scripts=(scripts/install.sh scripts/lib.sh scripts/build-deb.sh scripts/test-units.sh scripts/test-packaging.sh packaging/pbikiosk-session tests/boot/pbk-probe debian/postinst debian/prerm debian/postrm)
+scripts=(scripts/install.sh scripts/lib.sh scripts/build-deb.sh scripts/lint-deb.sh scripts/test-units.sh scripts/test-packaging.sh packaging/pbikiosk-session tests/boot/pbk-probe debian/postinst debian/prerm debian/postrm)
 if command -v shellcheck >/dev/null; then
   for s in "${scripts[@]}"; do
     [ -f "$s" ] || continue
@@ -65,6 +65,17 @@ if command -v shellcheck >/dev/null; then
 else
   echo "skip shellcheck (not installed)"
 fi
+
+# 2b. build-deb.sh refuses a maintainer Debian would call bogus, before it builds anything.
+for m in "pbikiosk@localhost" "Kiosk Team <kiosk@localhost>" "Kiosk Team"; do
+  if out=$(PBIKIOSK_MAINTAINER=$m scripts/build-deb.sh amd64 2>&1); then
+    bad "build-deb.sh accepted the maintainer '$m'"
+  elif grep -q "PBIKIOSK_MAINTAINER must read 'Name <address@domain>'" <<<"$out"; then
+    ok "build-deb.sh refuses the maintainer '$m'"
+  else
+    bad "build-deb.sh with maintainer '$m': $out"
+  fi
+done
 
 # 3. install.sh --help names every flag the parser knows.
 help=$(scripts/install.sh --help)

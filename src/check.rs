@@ -115,6 +115,19 @@ impl CheckReport {
         Self::from_lines(lines)
     }
 
+    /// With the boot partition's settings that were not imported, as the first line (the
+    /// installer expects those settings, not the ones checked below). `true` when it added one.
+    pub fn with_boot_import(self, sources: &crate::config::SecretSources) -> (Self, bool) {
+        match crate::boot_import::pending_problem(sources) {
+            Some(p) => {
+                let mut lines = vec![Line::from_problem("boot partition", &p)];
+                lines.extend(self.checks);
+                (Self::from_lines(lines), true)
+            }
+            None => (self, false),
+        }
+    }
+
     /// The report for a config that could not be loaded (exit code 2).
     pub fn config_error(err: &ConfigError) -> Self {
         let p = err.to_problem();

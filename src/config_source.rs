@@ -137,19 +137,33 @@ impl Source {
     pub(crate) fn stamp(&self) -> Stamp {
         match self {
             Source::Layered {
-                installer, saved, ..
+                installer,
+                saved,
+                sources,
             } => {
                 let in_use = self.path();
                 let named = config::watched_files(&in_use);
-                // Both files: the installer's edit and the phone's save each start over.
+                // Both files: the installer's edit and the phone's save each start over. The
+                // boot import's refusal counts as config too: recorded or cleared, the screen
+                // says so.
                 let mut files = vec![installer.clone(), saved.clone()];
                 files.extend(named.ca_file);
+                files.push(crate::boot_import::state_file(sources));
                 Stamp {
                     config: stamped(files),
                     secrets: stamped(named.secrets),
                 }
             }
             Source::Demo(_) => Stamp::default(),
+        }
+    }
+
+    /// Why the settings on the boot partition were not imported, if they were not: shown
+    /// instead of the config's own state, since the installer expects those settings.
+    pub(crate) fn boot_import_problem(&self) -> Option<crate::Problem> {
+        match self {
+            Source::Layered { sources, .. } => crate::boot_import::pending_problem(sources),
+            Source::Demo(_) => None,
         }
     }
 

@@ -5,6 +5,7 @@
 //! of the Microsoft services that the tests and the demo run against.
 
 mod auth;
+pub mod boot_import;
 pub mod bridge;
 pub(crate) mod ca_trust;
 pub mod check;

@@ -150,9 +150,29 @@ enum Command {
         #[arg(value_enum)]
         mode: pbikiosk::display_power::Override,
     },
+    /// Import pbikiosk.toml from the boot partition: validated like the config, secrets into
+    /// their own files beside it (0640 root:pbikiosk), then removed from the boot partition.
+    /// Exit 0 imported or nothing to import, 2 invalid (kept, and shown on the screen), 1 not
+    /// written.
+    Import {
+        /// The boot partition's folder [default: /boot/firmware, then /boot].
+        #[arg(long, value_name = "DIR")]
+        from: Option<PathBuf>,
+        /// Where a refusal is recorded for the screen and `check` (the service's state folder).
+        #[arg(long, value_name = "DIR", default_value = "/var/lib/pbikiosk")]
+        state_dir: PathBuf,
+        /// For tests that cannot run as root: leave the owner and group of the written files
+        /// as they are (the import otherwise makes them root:pbikiosk).
+        #[arg(long, hide = true)]
+        no_chown: bool,
+    },
     /// Print `[display] rotation` (degrees) if the config sets it; for the kiosk session script.
     #[command(hide = true)]
     DisplayRotation,
+    /// Write the manual page (roff) generated from this command line to standard output; the
+    /// package build calls it.
+    #[command(hide = true)]
+    Manpage,
     /// Print the version.
     Version,
 }
@@ -266,6 +286,115 @@ fn main() -> ExitCode {
     }
 }
 
+/// The manual page: clap's definition of the command line (name, synopsis, description and
+/// global options from clap_mangen; each visible command with its options here, in one page),
+/// plus the files and exit codes a person looks for.
+fn manpage(out: &mut dyn std::io::Write) -> std::io::Result<()> {
+    use clap::CommandFactory as _;
+    let cmd = Cli::command();
+    let man = clap_mangen::Man::new(cmd.clone()).date("");
+    man.render_title(out)?;
+    man.render_name_section(out)?;
+    man.render_synopsis_section(out)?;
+    man.render_description_section(out)?;
+    man.render_options_section(out)?;
+    writeln!(out, ".SH COMMANDS")?;
+    for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
+        writeln!(out, ".SS \"pbikiosk {}\"", roff(sub.get_name()))?;
+        let about = sub
+            .get_long_about()
+            .or(sub.get_about())
+            .map(|a| a.to_string())
+            .unwrap_or_default();
+        writeln!(out, "{}", roff(&about))?;
+        for arg in sub
+            .get_arguments()
+            .filter(|a| !a.is_hide_set() && !a.is_global_set())
+        {
+            let mut head = String::new();
+            if let Some(long) = arg.get_long() {
+                head = format!("\\fB\\-\\-{}\\fR", roff(long));
+            }
+            if arg.get_action().takes_values() {
+                let names = arg
+                    .get_value_names()
+                    .map(|n| {
+                        n.iter()
+                            .map(|n| n.to_string())
+                            .collect::<Vec<_>>()
+                            .join(" ")
+                    })
+                    .unwrap_or_else(|| arg.get_id().to_string().to_uppercase());
+                head = if head.is_empty() {
+                    format!("\\fI{}\\fR", roff(&names))
+                } else {
+                    format!("{head} \\fI{}\\fR", roff(&names))
+                };
+            }
+            writeln!(out, ".TP\n{head}")?;
+            let mut help = arg.get_help().map(|h| h.to_string()).unwrap_or_default();
+            let defaults: Vec<String> = arg
+                .get_default_values()
+                .iter()
+                .map(|v| v.to_string_lossy().into_owned())
+                .collect();
+            if !defaults.is_empty() {
+                help += &format!(" [default: {}]", defaults.join(", "));
+            }
+            writeln!(out, "{}", roff(&help))?;
+        }
+    }
+    out.write_all(MAN_EXTRA.as_bytes())?;
+    man.render_version_section(out)?;
+    Ok(())
+}
+
+/// Text for roff: backslashes and hyphens escaped, no line starting with a control character.
+fn roff(text: &str) -> String {
+    text.replace('\\', "\\e")
+        .replace('-', "\\-")
+        .lines()
+        .map(|l| {
+            if l.starts_with('.') || l.starts_with('\'') {
+                format!("\\&{l}")
+            } else {
+                l.to_owned()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The manual's sections that are not in the command line's definition.
+const MAN_EXTRA: &str = r#".SH FILES
+.TP
+.I /etc/pbikiosk/pbikiosk.toml
+The configuration (root:pbikiosk, 0640); an annotated example is
+.IR /usr/share/doc/pbikiosk/pbikiosk.toml.example .
+.TP
+.IR /etc/pbikiosk/client\-secret ", " /etc/pbikiosk/password
+The secrets, one line each (root:pbikiosk, 0640).
+.TP
+.IR /boot/firmware/pbikiosk.toml " (or " /boot/pbikiosk.toml )
+Settings put on the boot partition: imported at boot by
+.B pbikiosk\-import.service
+(secrets into their own files), then removed from the boot partition.
+.TP
+.I /var/lib/pbikiosk
+The service's state: the device-code token cache, and why a boot-partition file was not imported.
+.SH EXIT STATUS
+.B check
+exits 0 when everything works, 1 on a problem (printed with its stable id, cause and fix), 2 on a
+configuration error.
+.B import
+exits 0 when it imported or found nothing to import, 2 when the file is invalid, 1 when it could
+not write.
+.SH SEE ALSO
+.BR systemctl (1),
+.BR journalctl (1);
+.I /usr/share/doc/pbikiosk/install\-raspberry\-pi.md
+"#;
+
 async fn dispatch(cli: Cli, sources: SecretSources) -> anyhow::Result<ExitCode> {
     let installer = config::resolve_path(cli.config.as_deref(), &sources);
     // What the player reads: the installer's file, or the phone setup's while that one is not
@@ -311,6 +440,37 @@ async fn dispatch(cli: Cli, sources: SecretSources) -> anyhow::Result<ExitCode> 
             println!("pbikiosk {}", pbikiosk::VERSION);
             Ok(ExitCode::SUCCESS)
         }
+        Command::Manpage => {
+            manpage(&mut std::io::stdout().lock())?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Import {
+            from,
+            state_dir,
+            no_chown,
+        } => {
+            use pbikiosk::boot_import::{self, ImportOptions, Ownership};
+            let opts = ImportOptions {
+                from,
+                config: installer.clone(),
+                state_dir,
+                ownership: if no_chown {
+                    Ownership::Unchanged
+                } else {
+                    Ownership::RootPbikiosk
+                },
+            };
+            match boot_import::import(&opts, &sources) {
+                Ok(outcome) => {
+                    println!("{}", outcome.describe());
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(e) => {
+                    eprintln!("pbikiosk import: {e}\nfix: {}", e.fix());
+                    Ok(ExitCode::from(e.exit_code()))
+                }
+            }
+        }
         Command::Config { action } => Ok(config_command(action, &installer, &sources)),
         Command::Login { qr } => {
             let cfg = match config::load(&path, &sources) {
@@ -340,6 +500,8 @@ async fn dispatch(cli: Cli, sources: SecretSources) -> anyhow::Result<ExitCode> 
                 }
                 Err(e) => (check::CheckReport::config_error(&e), 2),
             };
+            let (report, refused) = report.with_boot_import(&sources);
+            let code = if refused { 2 } else { code };
             if json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
             } else {

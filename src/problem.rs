@@ -73,6 +73,9 @@ pub enum ProblemId {
     /// The HTTP proxy answered `407 Proxy Authentication Required`: credentials missing or
     /// refused. A person must fix it, so it is not retried in a loop.
     ProxyAuthRequired,
+    /// The `pbikiosk.toml` put on the boot partition was not imported: it is invalid. The
+    /// reason (file, line, key, fix) was recorded by `pbikiosk import`.
+    BootConfigInvalid,
 }
 
 /// How a failure may be retried. Permanent failures must not be retried in a loop: repeated
@@ -86,7 +89,7 @@ pub(crate) enum RetryClass {
 }
 
 impl ProblemId {
-    pub const ALL: [ProblemId; 37] = [
+    pub const ALL: [ProblemId; 38] = [
         Self::InvalidCredentials,
         Self::FederatedAccount,
         Self::MfaRequired,
@@ -124,6 +127,7 @@ impl ProblemId {
         Self::EmbedTokenRefused,
         Self::ProxyUnreachable,
         Self::ProxyAuthRequired,
+        Self::BootConfigInvalid,
     ];
 
     /// The stable id text, e.g. `mfa_required`.
@@ -166,6 +170,7 @@ impl ProblemId {
             Self::EmbedTokenRefused => "embed_token_refused",
             Self::ProxyUnreachable => "proxy_unreachable",
             Self::ProxyAuthRequired => "proxy_auth_required",
+            Self::BootConfigInvalid => "boot_config_invalid",
         }
     }
 
@@ -226,6 +231,7 @@ impl ProblemId {
             Self::EmbedTokenRefused => "Power BI refused to make an embed token",
             Self::ProxyUnreachable => "The network proxy cannot be reached",
             Self::ProxyAuthRequired => "The network proxy asks for a password",
+            Self::BootConfigInvalid => "The settings file on the boot partition was not used",
         }
     }
 
@@ -322,6 +328,9 @@ impl ProblemId {
             }
             Self::ProxyAuthRequired => {
                 "The HTTP proxy answered 407 Proxy Authentication Required: its credentials are missing or wrong."
+            }
+            Self::BootConfigInvalid => {
+                "The pbikiosk.toml on the boot partition (/boot/firmware or /boot) is invalid, so it was not imported and was left there."
             }
         }
     }
@@ -433,6 +442,9 @@ impl ProblemId {
             }
             Self::ProxyAuthRequired => {
                 "Put the proxy's user:password in a file (mode 0640) named by [network] proxy_credentials_file, or correct the one it names."
+            }
+            Self::BootConfigInvalid => {
+                "Put the card in a computer, correct the line and key named above in pbikiosk.toml on its boot partition, and restart the screen (or remove the file to keep the current settings)."
             }
         }
     }

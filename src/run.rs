@@ -383,6 +383,17 @@ fn start(
     source: &Source,
     player: &mut Player,
 ) -> Option<Live> {
+    if let Some(problem) = source.boot_import_problem() {
+        tracing::warn!(cause = %problem.cause, "the boot partition's settings were not imported");
+        player.handle(
+            Instant::now(),
+            Input::Config {
+                problem,
+                not_configured: false,
+            },
+        );
+        return None;
+    }
     let (problem, not_configured) = match loaded.map(|c| start_live(c, source)) {
         Ok(Ok(live)) => return Some(live),
         Ok(Err(problem)) => (problem, false),

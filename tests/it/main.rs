@@ -5,6 +5,7 @@
 //! (`web/vendor/`), so they are `#[ignore]`d and a plain `cargo test` runs anywhere the crate
 //! builds; `scripts/test.sh` runs them with `--include-ignored`.
 
+mod boot_import;
 mod check_sim;
 mod common;
 mod config_cli;
@@ -16,6 +17,7 @@ mod embed_host;
 mod faults;
 mod fixtures_map;
 mod hostile;
+mod manpage;
 mod monitoring;
 mod page_protocol;
 mod proxy;
