@@ -70,13 +70,23 @@ impl Stamp {
     }
 }
 
+#[derive(Clone)]
 pub(crate) enum Source {
     File(PathBuf, SecretSources),
     Demo(Box<Config>),
 }
 
 impl Source {
+    /// The configuration the player runs: the device's own, with the last good fleet file's
+    /// sections in place of its own when it has a `[fleet]`.
     pub(crate) fn load(&self) -> Result<Config, ConfigError> {
+        let store = crate::fleet::store::Store::new(crate::fleet::store::state_dir());
+        self.load_device()
+            .map(|c| crate::fleet::with_last_good(c, &store))
+    }
+
+    /// The device's own configuration, without any fleet file.
+    pub(crate) fn load_device(&self) -> Result<Config, ConfigError> {
         match self {
             Source::File(p, s) => config::load(p, s),
             Source::Demo(c) => Ok((**c).clone()),

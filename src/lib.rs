@@ -14,6 +14,7 @@ pub mod content;
 pub mod demo;
 mod embed_token;
 pub(crate) mod embed_url;
+pub(crate) mod fleet;
 mod health;
 #[cfg(test)]
 mod input_props;

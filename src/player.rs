@@ -110,9 +110,19 @@ pub enum Input {
     Memory {
         pss_bytes: u64,
     },
+    /// The fleet file (`[fleet] url`): its current problem, if any, and whether a new
+    /// playlist came with it (the driver has handed it to the resolver already).
+    Fleet {
+        problem: Option<Problem>,
+        playlist_changed: bool,
+    },
     /// Time passed; check deadlines.
     Tick,
 }
+
+/// The item index of an embed whose playlist was replaced: it stays on screen until its time
+/// is up, and matches no item of the new playlist.
+const REPLACED_ITEM: usize = usize::MAX;
 
 #[derive(Debug, PartialEq)]
 pub enum Output {
@@ -195,6 +205,12 @@ pub struct Player {
     embed_host: EmbedHostWatch,
     counters: Counters,
     recycle: RecyclePolicy,
+    /// Why the fleet file is not usable; shown only when there is no playlist at all.
+    fleet_problem: Option<Problem>,
+    /// A new playlist is being resolved; the embeds on screen belong to the old one.
+    playlist_replaced: bool,
+    /// A resolution of the old playlist was in flight when the new one came: resolve again.
+    resolve_again: bool,
 }
 
 /// One configured playlist item: what it resolved to and how it has been loading.
@@ -274,6 +290,9 @@ impl Player {
             embed_host: EmbedHostWatch::default(),
             counters: Counters::default(),
             recycle: RecyclePolicy::new(settings.recycle),
+            fleet_problem: None,
+            playlist_replaced: false,
+            resolve_again: false,
             settings,
         }
     }
@@ -330,6 +349,10 @@ impl Player {
             }
             Input::Probed(result) => self.on_probed(now, result, &mut out),
             Input::Memory { pss_bytes } => self.recycle.sample(now, pss_bytes),
+            Input::Fleet {
+                problem,
+                playlist_changed,
+            } => self.on_fleet(now, problem, playlist_changed),
             Input::Tick => self.on_tick(now, &mut out),
         }
         self.drive(now, &mut out);
@@ -387,6 +410,20 @@ impl Player {
         }
     }
 
+    fn on_fleet(&mut self, now: Instant, problem: Option<Problem>, playlist_changed: bool) {
+        self.fleet_problem = problem;
+        if !playlist_changed {
+            return;
+        }
+        if self.resolution.in_flight {
+            // Its answer is about the old playlist: take it, then resolve the new one.
+            self.resolve_again = true;
+        } else {
+            self.resolution.retry_at = Some(now);
+        }
+        self.playlist_replaced = self.items.is_some();
+    }
+
     fn on_resolved(
         &mut self,
         now: Instant,
@@ -402,10 +439,22 @@ impl Player {
                     }
                 }
                 let any_broken = items.iter().any(Result::is_err);
+                if self.playlist_replaced && !self.resolve_again {
+                    // The new playlist: what is on screen stays until its time is up, then
+                    // the new playlist's first slide follows.
+                    self.playlist_replaced = false;
+                    for e in self.embeds_mut() {
+                        e.item = REPLACED_ITEM;
+                        e.shows.item = REPLACED_ITEM;
+                    }
+                }
                 self.items = Some(items.into_iter().map(ItemState::new).collect());
                 self.resolution.problem = None;
                 // Broken items are looked at again later: the report may be shared meanwhile.
                 self.resolution.retry_at = any_broken.then(|| now + self.settings.permanent_retry);
+                if std::mem::take(&mut self.resolve_again) {
+                    self.resolution.retry_at = Some(now);
+                }
                 self.rebuild_slides(now, out);
             }
             Err(p) => {
@@ -636,6 +685,10 @@ impl Player {
             && self.slides.is_empty()
         {
             if items.is_empty() {
+                // A fleet screen without a playlist of its own: the fleet file is why.
+                if let Some(p) = &self.fleet_problem {
+                    return Some((p.clone(), None));
+                }
                 let p = Problem::new(ProblemId::Config)
                     .with_cause("The playlist is empty: there is nothing to show.")
                     .with_fix("Add [[playlist]] entries to the configuration; `pbikiosk reports --toml` prints them for every report the account can see.");

@@ -66,6 +66,12 @@ pub enum ProblemId {
     ServicePrincipalNotAllowed,
     /// Power BI refused to make an embed token (capacity, row-level security, workspace).
     EmbedTokenRefused,
+    /// `[fleet] url` could not be fetched (network, TLS, an HTTP error status): the last good
+    /// fleet file stays in use.
+    FleetUnreachable,
+    /// The fleet file was fetched but refused (TOML, a refused section or secret, a bad
+    /// value): the last good fleet file stays in use.
+    FleetConfigInvalid,
 }
 
 /// How a failure may be retried. Permanent failures must not be retried in a loop: repeated
@@ -79,7 +85,7 @@ pub(crate) enum RetryClass {
 }
 
 impl ProblemId {
-    pub const ALL: [ProblemId; 34] = [
+    pub const ALL: [ProblemId; 36] = [
         Self::InvalidCredentials,
         Self::FederatedAccount,
         Self::MfaRequired,
@@ -114,6 +120,8 @@ impl ProblemId {
         Self::DeviceCodeBlocked,
         Self::ServicePrincipalNotAllowed,
         Self::EmbedTokenRefused,
+        Self::FleetUnreachable,
+        Self::FleetConfigInvalid,
     ];
 
     /// The stable id text, e.g. `mfa_required`.
@@ -153,6 +161,8 @@ impl ProblemId {
             Self::DeviceCodeBlocked => "device_code_blocked",
             Self::ServicePrincipalNotAllowed => "service_principal_not_allowed",
             Self::EmbedTokenRefused => "embed_token_refused",
+            Self::FleetUnreachable => "fleet_unreachable",
+            Self::FleetConfigInvalid => "fleet_config_invalid",
         }
     }
 
@@ -164,7 +174,8 @@ impl ProblemId {
             | Self::ServiceUnavailable
             | Self::TokenExpired
             | Self::EmbedUnreachable
-            | Self::EmbedFailed => RetryClass::Transient,
+            | Self::EmbedFailed
+            | Self::FleetUnreachable => RetryClass::Transient,
             _ => RetryClass::Permanent,
         }
     }
@@ -208,6 +219,8 @@ impl ProblemId {
                 "Power BI does not allow this app (service principal)"
             }
             Self::EmbedTokenRefused => "Power BI refused to make an embed token",
+            Self::FleetUnreachable => "The fleet configuration cannot be fetched",
+            Self::FleetConfigInvalid => "The fleet configuration was refused",
         }
     }
 
@@ -295,6 +308,12 @@ impl ProblemId {
             }
             Self::EmbedTokenRefused => {
                 "Power BI refused an embed token: no capacity (or trial tokens used up), a dataset needs or refuses an identity (row-level security), or no access to a workspace."
+            }
+            Self::FleetUnreachable => {
+                "The web server named by [fleet] url did not answer, refused the request, or answered with an error status."
+            }
+            Self::FleetConfigInvalid => {
+                "The fleet file was fetched, but it is not valid: a TOML error, a bad value, or a section or secret a fleet file may not set."
             }
         }
     }
@@ -397,6 +416,12 @@ impl ProblemId {
             }
             Self::EmbedTokenRefused => {
                 "See Microsoft's message. Use a P, F or A/EM capacity; fix row-level security as it says; make the app Member, Contributor or Admin of each workspace."
+            }
+            Self::FleetUnreachable => {
+                "Check that the fleet server is up and that this screen can reach it (`curl` the address `pbikiosk check` shows); the screen keeps its last good playlist meanwhile."
+            }
+            Self::FleetConfigInvalid => {
+                "Correct the fleet file at the key the message names (it may set only [[playlist]], [display] and [player]); the screen keeps its last good playlist meanwhile."
             }
         }
     }

@@ -23,6 +23,7 @@ mod certificate;
 mod cloud;
 mod display;
 pub mod edit;
+mod fleet;
 mod identity;
 mod ids;
 mod player;
@@ -56,6 +57,7 @@ use self::status::parse_status;
 use self::walk::{Ctx, Section, column_of, line_of};
 use crate::report_layout::ReportLayout;
 
+pub(crate) use self::fleet::{FleetConfig, parse_fleet_file, shown_url};
 pub(crate) use self::secrets::SECRET_ENV_VARS;
 pub use self::secrets::SecretSources;
 pub(crate) use self::watched::watched_files;
@@ -77,7 +79,9 @@ const DEFAULT_API: &str = "https://api.powerbi.com/";
 const DEFAULT_RESOURCE: &str = "https://analysis.windows.net/powerbi/api";
 const DEFAULT_LISTEN: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 9520);
 
-const TOP_KEYS: &[&str] = &["auth", "cloud", "status", "player", "display", "playlist"];
+const TOP_KEYS: &[&str] = &[
+    "auth", "cloud", "status", "player", "display", "playlist", "fleet",
+];
 
 /// `--config` flag > `PBIKIOSK_CONFIG` env > `DEFAULT_PATH`.
 pub fn resolve_path(cli: Option<&Path>, env: &SecretSources) -> PathBuf {
@@ -98,6 +102,9 @@ pub struct Config {
     pub(crate) status: StatusConfig,
     pub(crate) player: PlayerConfig,
     pub display: DisplayConfig,
+    /// `[fleet]`: where the playlist and screen settings come from, when they come from a
+    /// web server.
+    pub(crate) fleet: Option<FleetConfig>,
     /// The file this was read from (relative secret files were resolved against its folder).
     pub(crate) path: PathBuf,
 }
@@ -431,7 +438,7 @@ fn parse_inner(
     root.check_keys(
         &cx,
         TOP_KEYS,
-        "Valid sections are [auth], [cloud], [status], [player], [display] and [[playlist]].",
+        "Valid sections are [auth], [cloud], [status], [player], [display], [fleet] and [[playlist]].",
     )?;
 
     // A typo'd section is reported above; a missing or empty [auth] means "not set up yet".
@@ -460,8 +467,31 @@ fn parse_inner(
         Some(s) => parse_display(&cx, &s)?,
         None => DisplayConfig::default(),
     };
+    let fleet = match root.table(&cx, "fleet")? {
+        Some(s) => Some(self::fleet::parse_fleet(&cx, &s)?),
+        None => None,
+    };
     let playlist = parse_playlist(&cx, &root)?;
-    if auth.method != AuthMethod::ServicePrincipal
+    check_identities(&cx, auth.method, &playlist)?;
+    Ok(Config {
+        auth,
+        cloud,
+        playlist,
+        status,
+        player,
+        display,
+        fleet,
+        path: path.to_path_buf(),
+    })
+}
+
+/// Row-level security identities are for a service principal's embed tokens only.
+fn check_identities(
+    cx: &Ctx,
+    method: AuthMethod,
+    playlist: &[PlaylistItem],
+) -> Result<(), ConfigError> {
+    if method != AuthMethod::ServicePrincipal
         && let Some(i) = playlist.iter().position(|p| p.identity.is_some())
     {
         // A user signs in as themselves: Power BI applies their own row-level security, and
@@ -473,15 +503,7 @@ fn parse_inner(
             "Remove them: with method = \"password\" Power BI filters by the service account's own roles.",
         ));
     }
-    Ok(Config {
-        auth,
-        cloud,
-        playlist,
-        status,
-        player,
-        display,
-        path: path.to_path_buf(),
-    })
+    Ok(())
 }
 
 #[cfg(test)]

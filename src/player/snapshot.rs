@@ -71,6 +71,10 @@ pub struct Snapshot {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sign_in: Option<SignInStatus>,
     pub memory: MemoryStatus,
+    /// The fleet file (`[fleet] url`), when the config has one. The player knows nothing of
+    /// it; the driver fills it in.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fleet: Option<crate::fleet::FleetStatus>,
 }
 
 /// The memory policy on `/status`: the tree's PSS against its baseline, and the recycles of
@@ -226,6 +230,7 @@ impl Player {
             last_switch_gap_ms: self.counters.last_gap_ms,
             switch_gaps: GapSummary::of(&self.counters.gaps),
             memory: self.memory_status(),
+            fleet: None,
         }
     }
 }
