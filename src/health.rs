@@ -259,12 +259,36 @@ pub fn render_metrics(s: &Status) -> String {
             "# HELP pbikiosk_tree_pss_baseline_bytes The tree's PSS baseline, taken after the first render.\n# TYPE pbikiosk_tree_pss_baseline_bytes gauge\npbikiosk_tree_pss_baseline_bytes {b}\n"
         ));
     }
+    if let Some(f) = &p.fleet {
+        render_fleet_metrics(&mut out, f);
+    }
     if let Some(gap) = p.last_switch_gap_ms {
         out.push_str(&format!(
             "# HELP pbikiosk_last_switch_gap_ms Frames between items at the last switch, in ms.\n# TYPE pbikiosk_last_switch_gap_ms gauge\npbikiosk_last_switch_gap_ms {gap}\n"
         ));
     }
     out
+}
+
+/// The fleet file's metrics (only when the config has a `[fleet]`).
+fn render_fleet_metrics(out: &mut String, f: &crate::fleet::FleetStatus) {
+    if let Some(age) = f.age_seconds {
+        out.push_str(&format!(
+            "# HELP pbikiosk_fleet_config_age_seconds Seconds since the fleet server last gave or confirmed the fleet file in use.\n# TYPE pbikiosk_fleet_config_age_seconds gauge\npbikiosk_fleet_config_age_seconds {age}\n"
+        ));
+    }
+    out.push_str(&format!(
+        "# HELP pbikiosk_fleet_fetch_errors_total Fleet file fetches that gave no usable file (unreachable, error status, refused).\n# TYPE pbikiosk_fleet_fetch_errors_total counter\npbikiosk_fleet_fetch_errors_total {}\n",
+        f.fetch_errors_total
+    ));
+    out.push_str(&format!(
+        "# HELP pbikiosk_fleet_not_modified_total Fleet file fetches answered 304 Not Modified.\n# TYPE pbikiosk_fleet_not_modified_total counter\npbikiosk_fleet_not_modified_total {}\n",
+        f.not_modified_total
+    ));
+    out.push_str(&format!(
+        "# HELP pbikiosk_fleet_config_ok Whether the last fleet fetch gave a usable file (1) or not (0).\n# TYPE pbikiosk_fleet_config_ok gauge\npbikiosk_fleet_config_ok {}\n",
+        u8::from(f.problem.is_none())
+    ));
 }
 
 /// systemd notifications; no-ops when not started by systemd.
@@ -422,6 +446,57 @@ mod tests {
             "{m}"
         );
         assert!(m.contains("# TYPE pbikiosk_tree_pss_bytes gauge"), "{m}");
+    }
+
+    #[test]
+    fn fleet_figures_in_status_and_metrics() {
+        let status = |fleet| {
+            let mut player = Player::new(Settings::default()).snapshot();
+            player.fleet = fleet;
+            Status {
+                player,
+                version: crate::VERSION,
+                uptime_seconds: 1,
+                first_render_ms: None,
+                page_messages_dropped_total: 0,
+                page_messages_dropped: Default::default(),
+            }
+        };
+        // No [fleet]: neither a `fleet` object nor fleet metrics.
+        let none = status(None);
+        assert!(!render_metrics(&none).contains("fleet"));
+        assert!(serde_json::to_value(&none).unwrap().get("fleet").is_none());
+        let f = crate::fleet::FleetStatus {
+            url: "https://cfg.example/screens/lobby-1.toml".into(),
+            age_seconds: Some(42),
+            last_success: Some("2026-12-02T05:00:00Z".into()),
+            problem: Some(crate::problem::ProblemId::FleetUnreachable),
+            problem_title: Some("The fleet configuration cannot be fetched".into()),
+            fetch_errors_total: 3,
+            not_modified_total: 7,
+            ..Default::default()
+        };
+        let s = status(Some(f));
+        let m = render_metrics(&s);
+        assert!(
+            m.contains("\npbikiosk_fleet_config_age_seconds 42\n"),
+            "{m}"
+        );
+        assert!(m.contains("\npbikiosk_fleet_fetch_errors_total 3\n"), "{m}");
+        assert!(m.contains("\npbikiosk_fleet_not_modified_total 7\n"), "{m}");
+        assert!(m.contains("\npbikiosk_fleet_config_ok 0\n"), "{m}");
+        assert!(
+            m.contains("# TYPE pbikiosk_fleet_fetch_errors_total counter"),
+            "{m}"
+        );
+        let v = serde_json::to_value(&s).unwrap();
+        assert_eq!(v["fleet"]["problem"], "fleet_unreachable");
+        assert_eq!(v["fleet"]["age_seconds"], 42);
+        assert_eq!(
+            v["fleet"]["url"],
+            "https://cfg.example/screens/lobby-1.toml"
+        );
+        assert_eq!(v["fleet"]["fetch_errors_total"], 3);
     }
 
     #[tokio::test]

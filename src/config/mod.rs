@@ -57,7 +57,7 @@ use self::status::parse_status;
 use self::walk::{Ctx, Section, column_of, line_of};
 use crate::report_layout::ReportLayout;
 
-pub(crate) use self::fleet::{FleetConfig, parse_fleet_file, shown_url};
+pub(crate) use self::fleet::{FleetConfig, FleetOverlay, parse_fleet_file, shown_url};
 pub(crate) use self::secrets::SECRET_ENV_VARS;
 pub use self::secrets::SecretSources;
 pub(crate) use self::watched::watched_files;

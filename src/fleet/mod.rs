@@ -162,43 +162,34 @@ pub(crate) enum Fetched {
     Failed,
 }
 
-/// Fetch the fleet file of `device` once, and keep it when it passes the rules.
-pub(crate) async fn poll_once(
+/// What one request for the fleet file gave.
+#[derive(Debug)]
+enum Answer {
+    /// 304: the file we hold is current.
+    NotModified,
+    /// A file that passed the rules, with the server's validators.
+    Fresh {
+        text: String,
+        overlay: config::FleetOverlay,
+        validators: Validators,
+    },
+}
+
+/// Request the fleet file at `url` (placeholders filled in) with `validators`, and check a
+/// fresh one against `device`'s rules. `parses` counts the bodies read.
+async fn fetch(
     client: &reqwest::Client,
     device: &Config,
-    ids: &DeviceIds,
-    store: &Store,
-    status: &mut FleetStatus,
-    now_unix: u64,
-) -> Fetched {
-    let Some(fleet) = &device.fleet else {
-        return Fetched::Same;
-    };
-    let url = match placeholders::expand(&fleet.url, ids) {
-        Ok(u) => u,
-        Err(e) => {
-            status.url = fleet.shown_url();
-            status.failed(
-                Problem::new(ProblemId::Config)
-                    .with_cause(format!("[fleet] url: {e}."))
-                    .with_fix("Use a placeholder this device has a value for (`pbikiosk check` shows them), or none."),
-            );
-            return Fetched::Failed;
-        }
-    };
-    let shown = config::shown_url(&url);
-    status.url = shown.clone();
-    let kept = store.load();
-    let validators = kept
-        .as_ref()
-        .filter(|k| k.meta.url == shown)
-        .map(|k| k.meta.validators.clone())
-        .unwrap_or_default();
-    let mut request = client.get(&url);
+    url: &str,
+    validators: &Validators,
+    parses: &mut u64,
+) -> Result<Answer, Problem> {
+    let shown = config::shown_url(url);
+    let mut request = client.get(url);
     for (name, value) in validators.conditional_headers() {
         request = request.header(name, value);
     }
-    if let Some(token) = &fleet.bearer {
+    if let Some(token) = device.fleet.as_ref().and_then(|f| f.bearer.as_ref()) {
         request = request.bearer_auth(token.expose());
     }
     let unreachable = |p: Problem| {
@@ -206,43 +197,13 @@ pub(crate) async fn poll_once(
             .with_cause(p.cause)
             .with_fix(p.fix)
     };
-    let resp = match request.send().await {
-        Ok(r) => r,
-        Err(e) => {
-            let p = crate::net::transport_problem(&e, "the fleet server");
-            tracing::warn!(url = %shown, problem = %p, "fleet file not fetched");
-            status.failed(unreachable(p));
-            return Fetched::Failed;
-        }
-    };
+    let resp = request
+        .send()
+        .await
+        .map_err(|e| unreachable(crate::net::transport_problem(&e, "the fleet server")))?;
     match schedule::judge(resp.status().as_u16(), &shown) {
-        Verdict::Failed(p) => {
-            tracing::warn!(url = %shown, problem = %p, "fleet file not fetched");
-            status.failed(p);
-            Fetched::Failed
-        }
-        Verdict::NotModified => match kept {
-            Some(k) if k.meta.url == shown => {
-                status.not_modified_total += 1;
-                let meta = Meta {
-                    confirmed_unix: now_unix,
-                    ..k.meta
-                };
-                if let Err(e) = store.confirm(&meta) {
-                    tracing::warn!(error = %e, "the fleet file's date could not be kept");
-                }
-                status.succeeded(now_unix);
-                Fetched::Same
-            }
-            _ => {
-                status.failed(
-                    Problem::new(ProblemId::FleetUnreachable).with_cause(format!(
-                        "The fleet server answered {shown} with 304 Not Modified, but this screen has no copy of the file."
-                    )),
-                );
-                Fetched::Failed
-            }
-        },
+        Verdict::Failed(p) => Err(p),
+        Verdict::NotModified => Ok(Answer::NotModified),
         Verdict::Fresh => {
             let header = |name| {
                 resp.headers()
@@ -255,19 +216,94 @@ pub(crate) async fn poll_once(
                 etag: header(reqwest::header::ETAG),
                 last_modified: header(reqwest::header::LAST_MODIFIED),
             };
-            let text = match crate::net::read_body(resp, FLEET_BODY_LIMIT).await {
-                Ok(t) => t,
-                Err(e) => {
-                    status.failed(unreachable(e.to_problem("the fleet server")));
-                    return Fetched::Failed;
+            let text = crate::net::read_body(resp, FLEET_BODY_LIMIT)
+                .await
+                .map_err(|e| unreachable(e.to_problem("the fleet server")))?;
+            *parses += 1;
+            let overlay = config::parse_fleet_file(&text, Path::new(&shown), device)
+                .map_err(|e| fleet_invalid(&e))?;
+            Ok(Answer::Fresh {
+                text,
+                overlay,
+                validators,
+            })
+        }
+    }
+}
+
+/// The address of `device`'s fleet file with this device's placeholders filled in.
+fn address(device: &Config, ids: &DeviceIds) -> Option<Result<String, Problem>> {
+    let fleet = device.fleet.as_ref()?;
+    Some(placeholders::expand(&fleet.url, ids).map_err(|e| {
+        Problem::new(ProblemId::Config)
+            .with_cause(format!("[fleet] url: {e}."))
+            .with_fix("Use a placeholder this device has a value for (`pbikiosk check` shows them), or none.")
+    }))
+}
+
+/// Fetch the fleet file of `device` once, and keep it when it passes the rules.
+pub(crate) async fn poll_once(
+    client: &reqwest::Client,
+    device: &Config,
+    ids: &DeviceIds,
+    store: &Store,
+    status: &mut FleetStatus,
+    now_unix: u64,
+) -> Fetched {
+    let Some(url) = address(device, ids) else {
+        return Fetched::Same;
+    };
+    let url = match url {
+        Ok(u) => u,
+        Err(p) => {
+            status.url = device
+                .fleet
+                .as_ref()
+                .map(|f| f.shown_url())
+                .unwrap_or_default();
+            status.failed(p);
+            return Fetched::Failed;
+        }
+    };
+    let shown = config::shown_url(&url);
+    status.url = shown.clone();
+    let kept = store.load().filter(|k| k.meta.url == shown);
+    let validators = kept
+        .as_ref()
+        .map(|k| k.meta.validators.clone())
+        .unwrap_or_default();
+    let answer = fetch(client, device, &url, &validators, &mut status.parses_total).await;
+    match answer {
+        Err(p) => {
+            tracing::warn!(url = %shown, problem = %p, "fleet file not usable; keeping the last good one");
+            status.failed(p);
+            Fetched::Failed
+        }
+        Ok(Answer::NotModified) => match kept {
+            Some(k) => {
+                status.not_modified_total += 1;
+                let meta = Meta {
+                    confirmed_unix: now_unix,
+                    ..k.meta
+                };
+                if let Err(e) = store.confirm(&meta) {
+                    tracing::warn!(error = %e, "the fleet file's date could not be kept");
                 }
-            };
-            status.parses_total += 1;
-            if let Err(e) = config::parse_fleet_file(&text, Path::new(&shown), device) {
-                tracing::warn!(error = %e, "fleet file refused; keeping the last good one");
-                status.failed(fleet_invalid(&e));
-                return Fetched::Failed;
+                status.succeeded(now_unix);
+                Fetched::Same
             }
+            None => {
+                status.failed(
+                    Problem::new(ProblemId::FleetUnreachable).with_cause(format!(
+                        "The fleet server answered {shown} with 304 Not Modified, but this screen has no copy of the file."
+                    )),
+                );
+                Fetched::Failed
+            }
+        },
+        Ok(Answer::Fresh {
+            text, validators, ..
+        }) => {
             let same = kept.as_ref().is_some_and(|k| k.text == text);
             let new = Kept {
                 text,
@@ -279,7 +315,7 @@ pub(crate) async fn poll_once(
             };
             if let Err(e) = store.save(&new) {
                 // The file is good: it is used now, and fetched again after a restart.
-                tracing::warn!(error = %e, dir = %store.file().display(), "the fleet file could not be kept on disk");
+                tracing::warn!(error = %e, file = %store.file().display(), "the fleet file could not be kept on disk");
             }
             status.succeeded(now_unix);
             if same {
@@ -291,6 +327,44 @@ pub(crate) async fn poll_once(
             }
         }
     }
+}
+
+/// `check`'s fleet line, and the configuration the rest of `check` looks at: with the fetched
+/// fleet file when it is good, else with the last good one the screen would play. Nothing is
+/// written: `check` may run as another user than the player.
+pub(crate) async fn check(
+    client: &reqwest::Client,
+    device: &Config,
+) -> Option<(Result<String, Problem>, Config)> {
+    let url = match address(device, &DeviceIds::read())? {
+        Ok(u) => u,
+        Err(p) => return Some((Err(p), device.clone())),
+    };
+    let shown = config::shown_url(&url);
+    let last_good = || with_last_good(device.clone(), &Store::new(store::state_dir()));
+    let answer = fetch(client, device, &url, &Validators::default(), &mut 0).await;
+    Some(match answer {
+        Ok(Answer::Fresh { overlay, .. }) => {
+            let n = overlay
+                .playlist
+                .as_ref()
+                .map_or(device.playlist.len(), Vec::len);
+            (
+                Ok(format!(
+                    "{shown}: reachable, parsed, ok ({n} playlist item{})",
+                    if n == 1 { "" } else { "s" }
+                )),
+                device.clone().with_fleet(&overlay),
+            )
+        }
+        Ok(Answer::NotModified) => (
+            Err(Problem::new(ProblemId::FleetUnreachable).with_cause(format!(
+                "The fleet server answered {shown} with 304 Not Modified to a request without conditions."
+            ))),
+            last_good(),
+        ),
+        Err(p) => (Err(p), last_good()),
+    })
 }
 
 fn fleet_invalid(e: &ConfigError) -> Problem {
