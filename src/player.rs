@@ -211,6 +211,8 @@ pub struct Player {
     playlist_replaced: bool,
     /// A resolution of the old playlist was in flight when the new one came: resolve again.
     resolve_again: bool,
+    /// The name of the old playlist's item still on screen, for `/status` until it goes.
+    replaced_name: Option<String>,
 }
 
 /// One configured playlist item: what it resolved to and how it has been loading.
@@ -293,6 +295,7 @@ impl Player {
             fleet_problem: None,
             playlist_replaced: false,
             resolve_again: false,
+            replaced_name: None,
             settings,
         }
     }
@@ -443,6 +446,11 @@ impl Player {
                     // The new playlist: what is on screen stays until its time is up, then
                     // the new playlist's first slide follows.
                     self.playlist_replaced = false;
+                    self.replaced_name = self
+                        .visible
+                        .as_ref()
+                        .and_then(|v| self.item(v.item))
+                        .map(|it| it.resolved.name.clone());
                     for e in self.embeds_mut() {
                         e.item = REPLACED_ITEM;
                         e.shows.item = REPLACED_ITEM;

@@ -337,6 +337,7 @@ mod tests {
         let out = r.at(5).rendered(&key);
         assert!(shown(&out).is_empty(), "Sales keeps its time: {out:?}");
         assert_eq!(r.p.snapshot().state, State::Playing);
+        assert_eq!(r.p.snapshot().item.unwrap().name, "Sales", "still named");
         assert!(shown(&r.at(9).tick()).is_empty());
         // Sales' 10 s are up: the new playlist's first item replaces it.
         let out = r.at(10).tick();

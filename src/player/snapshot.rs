@@ -177,10 +177,15 @@ impl Player {
             State::Starting
         };
         let item = self.visible.as_ref().and_then(|v| {
-            let it = self.item(v.item)?;
+            // An item of a replaced playlist keeps its name until it leaves the screen.
+            let (index, name) = match self.item(v.item) {
+                Some(it) => (v.item, it.resolved.name.clone()),
+                None if v.item == super::REPLACED_ITEM => (0, self.replaced_name.clone()?),
+                None => return None,
+            };
             Some(NowShowing {
-                index: v.item,
-                name: it.resolved.name.clone(),
+                index,
+                name,
                 page: self
                     .current_page
                     .clone()

@@ -15,6 +15,7 @@ mod e2e;
 mod embed_host;
 mod faults;
 mod fixtures_map;
+mod fleet;
 mod hostile;
 mod page_protocol;
 mod recycle;
