@@ -20,12 +20,14 @@ use crate::common::*;
 
 const TOKEN: &str = "fleet-Bearer-S3cretToken-e2e";
 
+/// One request: file name asked for, `Authorization`, `If-None-Match`, status answered.
+type Request = (String, Option<String>, Option<String>, u16);
+
 #[derive(Default)]
 struct FleetServer {
     /// The file and its ETag.
     file: Mutex<(String, String)>,
-    /// Requests: (file name asked for, Authorization, If-None-Match, status answered).
-    seen: Mutex<Vec<(String, Option<String>, Option<String>, u16)>>,
+    seen: Mutex<Vec<Request>>,
 }
 
 async fn fleet_file(
