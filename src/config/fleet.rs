@@ -300,8 +300,7 @@ impl Config {
     /// Whether only the playlist tells `self` and `other` apart as far as the screen goes: the
     /// player can then take the new playlist at the next item boundary.
     pub(crate) fn differs_only_in_playlist(&self, other: &Config) -> bool {
-        self.display == other.display
-            && format!("{:?}", self.player) == format!("{:?}", other.player)
+        self.display == other.display && self.player == other.player
     }
 }
 

@@ -218,7 +218,7 @@ impl Default for StatusConfig {
     }
 }
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct PlayerConfig {
     pub(crate) user_agent: Option<String>,
     /// When the web process is replaced to bound memory (`memory_*` keys).
