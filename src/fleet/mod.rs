@@ -192,9 +192,10 @@ async fn fetch(
     if let Some(token) = device.fleet.as_ref().and_then(|f| f.bearer.as_ref()) {
         request = request.bearer_auth(token.expose());
     }
+    // The transport's words, with the address: an installer checks that one first.
     let unreachable = |p: Problem| {
         Problem::new(ProblemId::FleetUnreachable)
-            .with_cause(p.cause)
+            .with_cause(format!("{shown}: {}", p.cause))
             .with_fix(p.fix)
     };
     let resp = request

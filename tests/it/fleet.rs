@@ -274,3 +274,62 @@ async fn fleet_playlist_from_a_url() {
     assert_no_token(&p, "fleet-down").await;
     running.abort();
 }
+
+/// A fleet screen with no playlist of its own and no kept fleet file, its server down: the
+/// fleet problem is what the screen shows (not "the playlist is empty").
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs Xvfb, ImageMagick and the built page; scripts/test.sh runs it"]
+async fn fleet_problem_without_a_playlist_is_on_screen() {
+    use pbikiosk::sim::scenario::builtin_ids as ids;
+    let _one = lock().await;
+    let sim = pbikiosk::sim::Simulator::start(
+        pbikiosk::sim::Scenario::builtin(),
+        "127.0.0.1:0".parse().unwrap(),
+    )
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let snippet = sim.config_snippet(&format!("kiosk@{}", ids::TENANT_DOMAIN));
+    let device = &snippet[..snippet.find("\n[[playlist]]").unwrap()];
+    let down = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let down_addr = down.local_addr().unwrap();
+    drop(down);
+    let cfg = dir.path().join("pbikiosk.toml");
+    std::fs::write(
+        &cfg,
+        format!("{device}\n[fleet]\nurl = \"http://{down_addr}/screens/{{mac}}.toml\"\n"),
+    )
+    .unwrap();
+    std::fs::set_permissions(&cfg, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let state = dir.path().join("state");
+    let x = Xvfb::start();
+    let mut p = Player::run_config_env(
+        &x,
+        "fleet-problem",
+        &cfg,
+        &[("STATE_DIRECTORY", state.to_str().unwrap())],
+    );
+    let s = p
+        .wait_for("the fleet problem on screen", 60, |s| {
+            s["problem"] == "fleet_unreachable"
+        })
+        .await;
+    // An unreachable server passes by itself: the screen waits for the network.
+    assert_eq!(s["state"], "waiting_network", "{s}");
+    assert_eq!(s["fleet"]["problem"], "fleet_unreachable", "{s}");
+    let cause = s["problem_message"].as_str().unwrap();
+    assert!(
+        cause.starts_with(&format!("http://{down_addr}/screens/")),
+        "{cause}"
+    );
+    assert!(
+        s["fleet"]["url"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("http://{down_addr}/screens/")),
+        "{s}"
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let png = x.screenshot("fleet-problem.png");
+    println!("screenshot {}", png.display());
+}
