@@ -408,6 +408,18 @@ pub async fn run_within(cfg: &Config, budget: Duration) -> CheckReport {
             return CheckReport::from_lines(lines);
         }
     }
+    // A fleet screen plays the fleet file's playlist: the rest of the check looks at that one.
+    let with_fleet = match crate::fleet::check(&http, cfg).await {
+        Some((line, effective)) => {
+            lines.push(match line {
+                Ok(message) => Line::ok("fleet", message),
+                Err(p) => Line::from_problem("fleet", &p),
+            });
+            Some(effective)
+        }
+        None => None,
+    };
+    let cfg = with_fleet.as_ref().unwrap_or(cfg);
     let signed = match sign_in(cfg, &http, deadline, &mut lines).await {
         Ok(s) => s,
         Err(failure) => {

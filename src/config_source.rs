@@ -70,6 +70,7 @@ impl Stamp {
     }
 }
 
+#[derive(Clone)]
 pub(crate) enum Source {
     /// The installer's file, and the one the phone setup saved in the state directory: the
     /// installer's wins as soon as it is configured; while it is missing or not configured
@@ -107,7 +108,16 @@ fn configured(path: &Path, sources: &SecretSources) -> bool {
 }
 
 impl Source {
+    /// The configuration the player runs: the device's own, with the last good fleet file's
+    /// sections in place of its own when it has a `[fleet]`.
     pub(crate) fn load(&self) -> Result<Config, ConfigError> {
+        let store = crate::fleet::store::Store::new(crate::fleet::store::state_dir());
+        self.load_device()
+            .map(|c| crate::fleet::with_last_good(c, &store))
+    }
+
+    /// The device's own configuration, without any fleet file.
+    pub(crate) fn load_device(&self) -> Result<Config, ConfigError> {
         match self {
             Source::Layered { sources, .. } => config::load(&self.path(), sources),
             Source::Demo(c) => Ok((**c).clone()),

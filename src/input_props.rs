@@ -137,6 +137,33 @@ fn load_text(text: &str) {
     }
 }
 
+/// Read `text` as a fetched fleet file; any outcome but a panic is fine, a refusal explains
+/// itself and never repeats a secret.
+fn fleet_text(text: &str) {
+    let device = config::parse(
+        VALID,
+        Path::new("/etc/pbikiosk/pbikiosk.toml"),
+        &SecretSources::default(),
+    )
+    .expect("the valid config loads");
+    match config::parse_fleet_file(text, Path::new("https://cfg.example/a.toml"), &device) {
+        Ok(overlay) => {
+            // What a fleet file may set, and nothing else: the device's sign-in stays.
+            let merged = device.clone().with_fleet(&overlay);
+            assert_eq!(merged.auth.username, device.auth.username);
+            assert_eq!(merged.cloud.authority, device.cloud.authority);
+            assert_eq!(merged.status.listen, device.status.listen);
+        }
+        Err(e) => {
+            let shown = format!("{e} {}", e.fix());
+            assert!(!e.to_string().is_empty() && !e.fix().is_empty());
+            for secret in ["pw-value", "cs-value"] {
+                assert!(!shown.contains(secret), "{shown}");
+            }
+        }
+    }
+}
+
 /// A config that loads, touching every section.
 const VALID: &str = r#"[auth]
 tenant = "contoso.onmicrosoft.com"
@@ -318,6 +345,25 @@ proptest! {
             apply(&mut text, e);
         }
         load_text(&String::from_utf8_lossy(&text));
+    }
+
+    /// A fleet file is whatever a web server sends: arbitrary trees and edits of a valid
+    /// config (secrets and device sections included) never panic, a refusal explains itself,
+    /// and a secret value never appears in it.
+    #[test]
+    fn fleet_file_from_arbitrary_toml_trees(doc in document()) {
+        if let Ok(text) = toml::to_string(&doc) {
+            fleet_text(&text);
+        }
+    }
+
+    #[test]
+    fn fleet_file_from_edits_of_a_valid_config(edits in proptest::collection::vec(edit(), 0..6)) {
+        let mut text = VALID.as_bytes().to_vec();
+        for e in &edits {
+            apply(&mut text, e);
+        }
+        fleet_text(&String::from_utf8_lossy(&text));
     }
 
     #[test]

@@ -16,6 +16,7 @@ pub mod demo;
 pub mod display_power;
 mod embed_token;
 pub(crate) mod embed_url;
+pub(crate) mod fleet;
 mod health;
 #[cfg(test)]
 mod input_props;

@@ -205,7 +205,50 @@ pub(crate) fn render(s: &Status) -> String {
             gap / 1000.0,
         );
     }
+    e.family(
+        "pbikiosk_display_on",
+        Kind::Gauge,
+        "Whether the screen is lit (1) or off by its [display] on hours or an override (0), and by what means.",
+    )
+    .sample(
+        "pbikiosk_display_on",
+        &[("via", p.display.via.unwrap_or("none"))],
+        u8::from(p.display.power == "on"),
+    );
+    if let Some(f) = &p.fleet {
+        fleet(&mut e, f);
+    }
     e.out
+}
+
+/// The fleet file's figures (only when the config has a `[fleet]`).
+fn fleet(e: &mut Exposition, f: &crate::fleet::FleetStatus) {
+    if let Some(age) = f.age_seconds {
+        e.single(
+            "pbikiosk_fleet_config_age_seconds",
+            Kind::Gauge,
+            "Seconds since the fleet server last gave or confirmed the fleet file in use.",
+            n(age),
+        );
+    }
+    e.single(
+        "pbikiosk_fleet_fetch_errors_total",
+        Kind::Counter,
+        "Fleet file fetches that gave no usable file (unreachable, error status, refused).",
+        n(f.fetch_errors_total),
+    );
+    e.single(
+        "pbikiosk_fleet_not_modified_total",
+        Kind::Counter,
+        "Fleet file fetches answered 304 Not Modified.",
+        n(f.not_modified_total),
+    );
+    e.single(
+        "pbikiosk_fleet_config_ok",
+        Kind::Gauge,
+        "Whether the last fleet fetch gave a usable file (1) or not (0).",
+        u8::from(f.problem.is_none()),
+    );
 }
 
 #[cfg(test)]
@@ -222,6 +265,56 @@ mod tests {
             Default::default(),
             std::time::Instant::now(),
         )
+    }
+
+    #[test]
+    fn fleet_figures_in_status_and_metrics() {
+        // No [fleet]: neither a `fleet` object nor fleet metrics.
+        let none = status();
+        assert!(!render(&none).contains("fleet"));
+        assert!(serde_json::to_value(&none).unwrap().get("fleet").is_none());
+        let mut s = status();
+        s.player.fleet = Some(crate::fleet::FleetStatus {
+            url: "https://cfg.example/screens/lobby-1.toml".into(),
+            age_seconds: Some(42),
+            last_success: Some("2026-12-02T05:00:00Z".into()),
+            problem: Some(ProblemId::FleetUnreachable),
+            problem_title: Some("The fleet configuration cannot be fetched".into()),
+            fetch_errors_total: 3,
+            not_modified_total: 7,
+            ..Default::default()
+        });
+        let m = render(&s);
+        assert!(
+            m.contains("\npbikiosk_fleet_config_age_seconds 42\n"),
+            "{m}"
+        );
+        assert!(m.contains("\npbikiosk_fleet_fetch_errors_total 3\n"), "{m}");
+        assert!(m.contains("\npbikiosk_fleet_not_modified_total 7\n"), "{m}");
+        assert!(m.contains("\npbikiosk_fleet_config_ok 0\n"), "{m}");
+        assert!(
+            m.contains("# TYPE pbikiosk_fleet_fetch_errors_total counter"),
+            "{m}"
+        );
+        let v = serde_json::to_value(&s).unwrap();
+        assert_eq!(v["fleet"]["problem"], "fleet_unreachable");
+        assert_eq!(v["fleet"]["age_seconds"], 42);
+        assert_eq!(
+            v["fleet"]["url"],
+            "https://cfg.example/screens/lobby-1.toml"
+        );
+        assert_eq!(v["fleet"]["fetch_errors_total"], 3);
+    }
+
+    #[test]
+    fn display_power_in_metrics() {
+        let mut s = status();
+        assert!(render(&s).contains("\npbikiosk_display_on{via=\"none\"} 1\n"));
+        s.player.display = crate::player::DisplayStatus {
+            power: "off",
+            via: Some("black"),
+        };
+        assert!(render(&s).contains("\npbikiosk_display_on{via=\"black\"} 0\n"));
     }
 
     #[test]

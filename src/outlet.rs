@@ -86,7 +86,10 @@ impl<W: Window> Outlet<'_, W> {
                         .and_then(|t| t.current(std::time::Instant::now()))
                         .unwrap_or(token);
                     let api = l.api.clone();
-                    let items = l.config.playlist.clone();
+                    let items = match l.playlist.lock() {
+                        Ok(p) => p.clone(),
+                        Err(poisoned) => poisoned.into_inner().clone(),
+                    };
                     let tx = self.resolved.clone();
                     tokio::spawn(async move {
                         let res = api.resolve_playlist(&token, &items).await;

@@ -123,9 +123,19 @@ pub enum Input {
     },
     /// What the screen's hours (and an administrator's override) say the screen should be.
     ScreenPower(crate::schedule::Power),
+    /// The fleet file (`[fleet] url`): its current problem, if any, and whether a new
+    /// playlist came with it (the driver has handed it to the resolver already).
+    Fleet {
+        problem: Option<Problem>,
+        playlist_changed: bool,
+    },
     /// Time passed; check deadlines.
     Tick,
 }
+
+/// The item index of an embed whose playlist was replaced: it stays on screen until its time
+/// is up, and matches no item of the new playlist.
+const REPLACED_ITEM: usize = usize::MAX;
 
 #[derive(Debug, PartialEq)]
 pub enum Output {
@@ -210,6 +220,14 @@ pub struct Player {
     recycle: RecyclePolicy,
     schedule: ItemSchedule,
     power: ScreenPower,
+    /// Why the fleet file is not usable; shown only when there is no playlist at all.
+    fleet_problem: Option<Problem>,
+    /// A new playlist is being resolved; the embeds on screen belong to the old one.
+    playlist_replaced: bool,
+    /// A resolution of the old playlist was in flight when the new one came: resolve again.
+    resolve_again: bool,
+    /// The name of the old playlist's item still on screen, for `/status` until it goes.
+    replaced_name: Option<String>,
 }
 
 /// One configured playlist item: what it resolved to and how it has been loading.
@@ -295,6 +313,10 @@ impl Player {
             recycle: RecyclePolicy::new(settings.recycle),
             schedule: ItemSchedule::default(),
             power: ScreenPower::default(),
+            fleet_problem: None,
+            playlist_replaced: false,
+            resolve_again: false,
+            replaced_name: None,
             settings,
         }
     }
@@ -356,6 +378,10 @@ impl Player {
                 next_change,
             } => self.on_schedule(now, in_window, next_change, &mut out),
             Input::ScreenPower(power) => self.on_power(power, &mut out),
+            Input::Fleet {
+                problem,
+                playlist_changed,
+            } => self.on_fleet(now, problem, playlist_changed),
             Input::Tick => self.on_tick(now, &mut out),
         }
         self.drive(now, &mut out);
@@ -444,6 +470,20 @@ impl Player {
             .unwrap_or(shared)
     }
 
+    fn on_fleet(&mut self, now: Instant, problem: Option<Problem>, playlist_changed: bool) {
+        self.fleet_problem = problem;
+        if !playlist_changed {
+            return;
+        }
+        if self.resolution.in_flight {
+            // Its answer is about the old playlist: take it, then resolve the new one.
+            self.resolve_again = true;
+        } else {
+            self.resolution.retry_at = Some(now);
+        }
+        self.playlist_replaced = self.items.is_some();
+    }
+
     fn on_resolved(
         &mut self,
         now: Instant,
@@ -459,10 +499,27 @@ impl Player {
                     }
                 }
                 let any_broken = items.iter().any(Result::is_err);
+                if self.playlist_replaced && !self.resolve_again {
+                    // The new playlist: what is on screen stays until its time is up, then
+                    // the new playlist's first slide follows.
+                    self.playlist_replaced = false;
+                    self.replaced_name = self
+                        .visible
+                        .as_ref()
+                        .and_then(|v| self.item(v.item))
+                        .map(|it| it.resolved.name.clone());
+                    for e in self.embeds_mut() {
+                        e.item = REPLACED_ITEM;
+                        e.shows.item = REPLACED_ITEM;
+                    }
+                }
                 self.items = Some(items.into_iter().map(ItemState::new).collect());
                 self.resolution.problem = None;
                 // Broken items are looked at again later: the report may be shared meanwhile.
                 self.resolution.retry_at = any_broken.then(|| now + self.settings.permanent_retry);
+                if std::mem::take(&mut self.resolve_again) {
+                    self.resolution.retry_at = Some(now);
+                }
                 self.rebuild_slides(now, out);
             }
             Err(p) => {
@@ -700,6 +757,10 @@ impl Player {
             && self.slides.is_empty()
         {
             if items.is_empty() {
+                // A fleet screen without a playlist of its own: the fleet file is why.
+                if let Some(p) = &self.fleet_problem {
+                    return Some((p.clone(), None));
+                }
                 let p = Problem::new(ProblemId::Config)
                     .with_cause("The playlist is empty: there is nothing to show.")
                     .with_fix("Add [[playlist]] entries to the configuration; `pbikiosk reports --toml` prints them for every report the account can see.");

@@ -76,6 +76,12 @@ pub enum ProblemId {
     /// The `pbikiosk.toml` put on the boot partition was not imported: it is invalid. The
     /// reason (file, line, key, fix) was recorded by `pbikiosk import`.
     BootConfigInvalid,
+    /// `[fleet] url` could not be fetched (network, TLS, an HTTP error status): the last good
+    /// fleet file stays in use.
+    FleetUnreachable,
+    /// The fleet file was fetched but refused (TOML, a refused section or secret, a bad
+    /// value): the last good fleet file stays in use.
+    FleetConfigInvalid,
 }
 
 /// How a failure may be retried. Permanent failures must not be retried in a loop: repeated
@@ -89,7 +95,7 @@ pub(crate) enum RetryClass {
 }
 
 impl ProblemId {
-    pub const ALL: [ProblemId; 38] = [
+    pub const ALL: [ProblemId; 40] = [
         Self::InvalidCredentials,
         Self::FederatedAccount,
         Self::MfaRequired,
@@ -128,6 +134,8 @@ impl ProblemId {
         Self::ProxyUnreachable,
         Self::ProxyAuthRequired,
         Self::BootConfigInvalid,
+        Self::FleetUnreachable,
+        Self::FleetConfigInvalid,
     ];
 
     /// The stable id text, e.g. `mfa_required`.
@@ -171,6 +179,8 @@ impl ProblemId {
             Self::ProxyUnreachable => "proxy_unreachable",
             Self::ProxyAuthRequired => "proxy_auth_required",
             Self::BootConfigInvalid => "boot_config_invalid",
+            Self::FleetUnreachable => "fleet_unreachable",
+            Self::FleetConfigInvalid => "fleet_config_invalid",
         }
     }
 
@@ -184,7 +194,8 @@ impl ProblemId {
             | Self::EmbedUnreachable
             | Self::EmbedFailed
             | Self::ProxyUnreachable
-            | Self::NothingScheduled => RetryClass::Transient,
+            | Self::NothingScheduled
+            | Self::FleetUnreachable => RetryClass::Transient,
             _ => RetryClass::Permanent,
         }
     }
@@ -232,6 +243,8 @@ impl ProblemId {
             Self::ProxyUnreachable => "The network proxy cannot be reached",
             Self::ProxyAuthRequired => "The network proxy asks for a password",
             Self::BootConfigInvalid => "The settings file on the boot partition was not used",
+            Self::FleetUnreachable => "The fleet configuration cannot be fetched",
+            Self::FleetConfigInvalid => "The fleet configuration was refused",
         }
     }
 
@@ -331,6 +344,12 @@ impl ProblemId {
             }
             Self::BootConfigInvalid => {
                 "The pbikiosk.toml on the boot partition (/boot/firmware or /boot) is invalid, so it was not imported and was left there."
+            }
+            Self::FleetUnreachable => {
+                "The web server named by [fleet] url did not answer, refused the request, or answered with an error status."
+            }
+            Self::FleetConfigInvalid => {
+                "The fleet file was fetched, but it is not valid: a TOML error, a bad value, or a section or secret a fleet file may not set."
             }
         }
     }
@@ -445,6 +464,12 @@ impl ProblemId {
             }
             Self::BootConfigInvalid => {
                 "Put the card in a computer, correct the line and key named above in pbikiosk.toml on its boot partition, and restart the screen (or remove the file to keep the current settings)."
+            }
+            Self::FleetUnreachable => {
+                "Check that the fleet server is up and that this screen can reach it (`curl` the address `pbikiosk check` shows); the screen keeps its last good playlist meanwhile."
+            }
+            Self::FleetConfigInvalid => {
+                "Correct the fleet file at the key the message names (it may set only [[playlist]], [display] and [player]); the screen keeps its last good playlist meanwhile."
             }
         }
     }

@@ -267,6 +267,16 @@ async fn core(
         tokio::spawn(textfile.run(crate::textfile::EVERY, move || reporter.metrics()));
     }
     health::notify::ready();
+    let fleet = crate::fleet::Fleet::default();
+    if let Source::Layered { .. } = &source {
+        let device = source.clone();
+        let store = crate::fleet::store::Store::new(crate::fleet::store::state_dir());
+        tokio::spawn(crate::fleet::run(
+            move || device.load_device(),
+            store,
+            fleet.clone(),
+        ));
+    }
     let mut first = true;
     loop {
         if !first {
@@ -282,6 +292,7 @@ async fn core(
             &proxy,
             &snap_tx,
             &first_render,
+            &fleet,
         )
         .await
         {
@@ -305,6 +316,9 @@ pub(crate) struct Live {
     /// A service principal's Entra token, for the REST calls: `tokens` hands out embed tokens
     /// then, which only the page can use.
     pub(crate) api_token: Option<ApiToken>,
+    /// The playlist to resolve: the config's, until a new fleet file replaces it while the
+    /// player runs.
+    pub(crate) playlist: std::sync::Mutex<Vec<config::PlaylistItem>>,
 }
 
 fn start_live(cfg: Config, source: &Source) -> Result<Live, Problem> {
@@ -342,6 +356,7 @@ fn start_live(cfg: Config, source: &Source) -> Result<Live, Problem> {
         tokens,
         api,
         api_token,
+        playlist: std::sync::Mutex::new(cfg.playlist.clone()),
         config: cfg,
     })
 }
@@ -448,6 +463,33 @@ fn secrets_changed(source: &Source, live: Option<&Live>) -> bool {
     }
 }
 
+/// A new fleet file was kept: hand its playlist to the running player, which switches to it at
+/// the next item boundary, without a blank screen. `false` when that is not enough (it changed
+/// more than the playlist, a service principal's embed tokens are made for the old one, or
+/// nothing is running) and the whole config must be read again.
+fn take_new_playlist(source: &Source, live: Option<&Live>) -> bool {
+    let Some(live) = live else {
+        return false;
+    };
+    match source.load() {
+        Ok(cfg)
+            if live.config.auth.method != AuthMethod::ServicePrincipal
+                && live.config.differs_only_in_playlist(&cfg) =>
+        {
+            tracing::info!(
+                items = cfg.playlist.len(),
+                "new playlist from the fleet file; it starts at the next item"
+            );
+            match live.playlist.lock() {
+                Ok(mut p) => *p = cfg.playlist,
+                Err(poisoned) => *poisoned.into_inner() = cfg.playlist,
+            }
+            true
+        }
+        _ => false,
+    }
+}
+
 /// One config generation: read the config once, run its player until the file changes or the
 /// player gives up.
 async fn generation(
@@ -458,8 +500,11 @@ async fn generation(
     proxy: &EventLoopProxy<ShellCommand>,
     snapshot: &watch::Sender<Snapshot>,
     first_render: &FirstRender,
+    fleet: &crate::fleet::Fleet,
 ) -> GenerationEnd {
     let mut stamp = source.stamp();
+    let mut fleet_rx = fleet.subscribe();
+    let mut fleet_version = fleet.status().map_or(0, |s| s.content_version);
     let loaded = source.load();
     let permanent_retry = loaded.as_ref().map(|c| c.auth.permanent_retry);
     let report_layout = loaded.as_ref().map(|c| c.display.report_layout);
@@ -489,6 +534,13 @@ async fn generation(
     if day_parted {
         player.handle(Instant::now(), schedule_now(&windows));
     }
+    player.handle(
+        Instant::now(),
+        Input::Fleet {
+            problem: fleet.status().and_then(|s| s.last_problem),
+            playlist_changed: false,
+        },
+    );
     let not_configured = player.snapshot().state == State::NotConfigured;
     setup.apply(setup_settings, not_configured).await;
     let mut board = setup.board.subscribe();
@@ -562,6 +614,17 @@ async fn generation(
                 Some(pss_bytes) => Input::Memory { pss_bytes },
                 None => Input::Tick,
             },
+            Ok(()) = fleet_rx.changed() => {
+                let status = fleet.status();
+                let version = status.as_ref().map_or(0, |s| s.content_version);
+                let problem = status.and_then(|s| s.last_problem);
+                let playlist_changed = version != fleet_version;
+                fleet_version = version;
+                if playlist_changed && !take_new_playlist(source, live.as_ref()) {
+                    return GenerationEnd::ConfigChanged;
+                }
+                Input::Fleet { problem, playlist_changed }
+            }
             _ = config_poll.tick() => {
                 let now_stamp = source.stamp();
                 match stamp.change_to(&now_stamp) {
@@ -607,6 +670,7 @@ async fn generation(
             }
             snap.memory.last_recycle = last_recycle.as_ref().map(|(_, w)| w.clone());
         }
+        snap.fleet = fleet.status().map(|s| s.at(crate::fleet::now_unix()));
         if snap.rendered_total > 0 && snap.item.is_some() {
             first_render.mark();
         }

@@ -114,6 +114,14 @@ const SECTIONS: &[(&str, &[Spec])] = &[
             key("proxy_credentials_file", Kind::Text),
         ],
     ),
+    (
+        "fleet",
+        &[
+            key("url", Kind::Text),
+            key("poll_seconds", Kind::Integer),
+            key("bearer_token_file", Kind::Text),
+        ],
+    ),
 ];
 
 const PLAYLIST: &[Spec] = &[
@@ -751,6 +759,33 @@ mod tests {
         let out = edit_ok(&base(), &[("display.rotation", "90")]);
         assert!(out.starts_with(&base()), "{out}");
         assert!(out.ends_with("\n[display]\nrotation = 90\n"), "{out}");
+    }
+
+    #[test]
+    fn fleet_keys_are_set_and_checked() {
+        let out = edit_ok(
+            &base(),
+            &[
+                ("fleet.url", "https://cfg.example/screens/{hostname}.toml"),
+                ("fleet.poll_seconds", "60"),
+            ],
+        );
+        let doc: DocumentMut = out.parse().unwrap();
+        assert_eq!(
+            doc["fleet"]["url"].as_str(),
+            Some("https://cfg.example/screens/{hostname}.toml")
+        );
+        assert_eq!(doc["fleet"]["poll_seconds"].as_integer(), Some(60));
+        let e = edit_err(&base(), &[("fleet.url", "https://cfg.example/{host}.toml")]);
+        assert!(e.to_string().contains("{host}"), "{e}");
+        let e = edit_err(
+            &base(),
+            &[
+                ("fleet.url", "https://h/a.toml"),
+                ("fleet.poll_seconds", "10"),
+            ],
+        );
+        assert!(e.to_string().contains("fleet.poll_seconds"), "{e}");
     }
 
     #[test]

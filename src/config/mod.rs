@@ -23,6 +23,7 @@ mod certificate;
 mod cloud;
 mod display;
 pub mod edit;
+mod fleet;
 mod identity;
 mod ids;
 mod network;
@@ -59,6 +60,7 @@ use self::status::parse_status;
 use self::walk::{Ctx, Section, column_of, line_of};
 use crate::report_layout::ReportLayout;
 
+pub(crate) use self::fleet::{FleetConfig, FleetOverlay, parse_fleet_file, shown_url};
 pub(crate) use self::secrets::SECRET_ENV_VARS;
 pub use self::secrets::SecretSources;
 pub(crate) use self::watched::watched_files;
@@ -81,7 +83,7 @@ const DEFAULT_RESOURCE: &str = "https://analysis.windows.net/powerbi/api";
 const DEFAULT_LISTEN: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 9520);
 
 const TOP_KEYS: &[&str] = &[
-    "auth", "cloud", "status", "player", "display", "playlist", "network", "setup",
+    "auth", "cloud", "status", "player", "display", "playlist", "network", "setup", "fleet",
 ];
 
 /// `--config` flag > `PBIKIOSK_CONFIG` env > `DEFAULT_PATH`.
@@ -120,6 +122,9 @@ pub struct Config {
     /// `[network]`: the proxy pbikiosk and its web view go through.
     pub(crate) network: NetworkSetting,
     pub(crate) setup: setup::SetupConfig,
+    /// `[fleet]`: where the playlist and screen settings come from, when they come from a
+    /// web server.
+    pub(crate) fleet: Option<FleetConfig>,
     /// The file this was read from (relative secret files were resolved against its folder).
     pub(crate) path: PathBuf,
 }
@@ -198,7 +203,7 @@ impl Default for CloudConfig {
 }
 
 /// How requests leave the device: `[network]`, or the environment when it is absent.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) enum NetworkSetting {
     /// No `[network]`: `HTTPS_PROXY` / `NO_PROXY` from the environment (systemd
     /// `Environment=`), as before `[network]` existed.
@@ -305,7 +310,7 @@ impl Default for StatusConfig {
     }
 }
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct PlayerConfig {
     pub(crate) user_agent: Option<String>,
     /// When the web process is replaced to bound memory (`memory_*` keys).
@@ -527,7 +532,7 @@ fn parse_inner(
     root.check_keys(
         &cx,
         TOP_KEYS,
-        "Valid sections are [auth], [cloud], [status], [player], [display], [network], [setup] and [[playlist]].",
+        "Valid sections are [auth], [cloud], [status], [player], [display], [network], [setup], [fleet] and [[playlist]].",
     )?;
 
     // A typo'd section is reported above; a missing or empty [auth] means "not set up yet".
@@ -564,8 +569,33 @@ fn parse_inner(
         Some(s) => setup::parse_setup(&cx, &s)?,
         None => setup::SetupConfig::default(),
     };
+    let fleet = match root.table(&cx, "fleet")? {
+        Some(s) => Some(self::fleet::parse_fleet(&cx, &s)?),
+        None => None,
+    };
     let playlist = parse_playlist(&cx, &root)?;
-    if auth.method != AuthMethod::ServicePrincipal
+    check_identities(&cx, auth.method, &playlist)?;
+    Ok(Config {
+        auth,
+        cloud,
+        playlist,
+        status,
+        player,
+        display,
+        network,
+        setup,
+        fleet,
+        path: path.to_path_buf(),
+    })
+}
+
+/// Row-level security identities are for a service principal's embed tokens only.
+fn check_identities(
+    cx: &Ctx,
+    method: AuthMethod,
+    playlist: &[PlaylistItem],
+) -> Result<(), ConfigError> {
+    if method != AuthMethod::ServicePrincipal
         && let Some(i) = playlist.iter().position(|p| p.identity.is_some())
     {
         // A user signs in as themselves: Power BI applies their own row-level security, and
@@ -577,17 +607,7 @@ fn parse_inner(
             "Remove them: with method = \"password\" Power BI filters by the service account's own roles.",
         ));
     }
-    Ok(Config {
-        auth,
-        cloud,
-        playlist,
-        status,
-        player,
-        display,
-        network,
-        setup,
-        path: path.to_path_buf(),
-    })
+    Ok(())
 }
 
 #[cfg(test)]

@@ -234,6 +234,26 @@ fn resolve_secret(cx: &Ctx, s: &Section, spec: &SecretSpec) -> Result<Secret, Co
     }
 }
 
+/// A secret that only ever comes from a file (such as `fleet.bearer_token_file`), with the
+/// same checks as the sign-in secrets' files: a regular file that other users can neither read
+/// nor change, one line, no stray spaces.
+pub(super) fn secret_from_file(
+    cx: &Ctx,
+    key: &str,
+    span: Option<&Range<usize>>,
+    path: &Path,
+    what: &'static str,
+) -> Result<Secret, ConfigError> {
+    let spec = SecretSpec {
+        key: "",
+        file_key: "",
+        env: "",
+        credential: "",
+        what,
+    };
+    read_secret_file(cx, key, span, path, &spec, true)
+}
+
 /// The largest secret file accepted. Client secrets are 40 characters and passwords at most
 /// 256; anything this big is the wrong file, and is not read into memory whole.
 pub(super) const MAX_SECRET_FILE: u64 = 4096;

@@ -136,6 +136,10 @@ impl Player {
     /// The next slide (cyclically after the current one) that needs an embed of its own.
     fn next_other_embed(&self) -> Option<usize> {
         let cur = &self.visible.as_ref()?.shows;
+        if cur.item == super::REPLACED_ITEM {
+            // Every slide of the new playlist needs its own embed: the next one.
+            return Some((self.slide + 1) % self.slides.len());
+        }
         // Up to and including the current index: what is on screen may have left the slides
         // (its window closed), and then even the slide at the current index is another embed.
         (1..=self.slides.len())
@@ -177,7 +181,8 @@ impl Player {
             self.slide = 0;
             return;
         };
-        let out_of_window_only = !all[v.item].skipped;
+        // A replaced playlist's item has no entry in the new list.
+        let out_of_window_only = all.get(v.item).is_some_and(|st| !st.skipped);
         let cur = &v.shows;
         match self
             .slides
@@ -189,12 +194,13 @@ impl Player {
                 self.slide = i;
             }
             None => {
-                // What is on screen was skipped: it stays until the first slide is ready,
-                // which the next advance shows: at once for a broken item, after its own
-                // time for one whose window closed (a schedule never cuts a slide short).
+                // What is on screen was skipped, its window closed, or it belongs to a replaced
+                // playlist: it stays until the first slide is ready, which the next advance
+                // shows: at once for a broken item, at the end of its time otherwise (neither a
+                // schedule nor a new playlist cuts a slide short).
                 self.slide = self.slides.len().saturating_sub(1);
                 v.slide = self.slide;
-                if !out_of_window_only {
+                if !out_of_window_only && v.item != super::REPLACED_ITEM {
                     self.slide_until = Some(now);
                 }
             }
@@ -298,5 +304,145 @@ mod tests {
         assert_eq!(r.p.snapshot().item.unwrap().name, "Sales");
         let out = r.at(22).rendered("e2");
         assert_eq!(shown(&out), vec!["e2"]);
+    }
+
+    fn new_playlist() -> Vec<Result<crate::playlist::Item, crate::problem::Problem>> {
+        use crate::content::ContentKind;
+        vec![
+            Ok(item("Canteen", ContentKind::Report, &["Menu"], 20)),
+            Ok(item("Safety", ContentKind::Report, &["Days"], 20)),
+        ]
+    }
+
+    fn prepared_ids(out: &[Output]) -> Vec<String> {
+        out.iter()
+            .filter_map(|o| match o {
+                Output::Page(ToPage::Prepare { id, .. }) => Some(id.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_new_playlist_starts_at_the_next_item_boundary_without_a_blank() {
+        use super::super::Input;
+        let mut r = Rig::playing(three_items());
+        assert_eq!(shown(&r.rendered("e1")), vec!["e1"]);
+        // A new fleet file at 3 s: resolve the new playlist at once.
+        let out = r.at(3).send(Input::Fleet {
+            problem: None,
+            playlist_changed: true,
+        });
+        assert!(
+            has(&out, |o| matches!(o, Output::Resolve { .. })),
+            "{out:?}"
+        );
+        let out = r.send(Input::Resolved(Ok(new_playlist())));
+        // The old look-ahead goes; the new playlist's first item renders off-screen, while
+        // Sales stays on screen: nothing is shown or reloaded.
+        assert!(
+            has(
+                &out,
+                |o| matches!(o, Output::Page(ToPage::Discard { key }) if key == "e2")
+            ),
+            "{out:?}"
+        );
+        assert_eq!(prepared_ids(&out), vec!["id-Canteen"]);
+        assert!(shown(&out).is_empty(), "{out:?}");
+        assert!(!has(&out, |o| matches!(o, Output::ReloadPage)));
+        let key = prepared(&out)[0].0.clone();
+        let out = r.at(5).rendered(&key);
+        assert!(shown(&out).is_empty(), "Sales keeps its time: {out:?}");
+        assert_eq!(r.p.snapshot().state, State::Playing);
+        assert_eq!(r.p.snapshot().item.unwrap().name, "Sales", "still named");
+        assert!(shown(&r.at(9).tick()).is_empty());
+        // Sales' 10 s are up: the new playlist's first item replaces it.
+        let out = r.at(10).tick();
+        assert_eq!(shown(&out), vec![key.clone()]);
+        assert!(
+            has(
+                &out,
+                |o| matches!(o, Output::Page(ToPage::Discard { key }) if key == "e1")
+            ),
+            "{out:?}"
+        );
+        assert_eq!(r.p.snapshot().item.unwrap().name, "Canteen");
+        // And it goes on with the new playlist only.
+        assert_eq!(prepared_ids(&out), vec!["id-Safety"]);
+    }
+
+    #[test]
+    fn a_new_playlist_during_a_resolution_is_resolved_after_it() {
+        use super::super::Input;
+        let mut r = Rig::playing(three_items());
+        r.rendered("e1");
+        // The first new playlist sends a resolution out.
+        let out = r.at(2).send(Input::Fleet {
+            problem: None,
+            playlist_changed: true,
+        });
+        assert!(has(&out, |o| matches!(o, Output::Resolve { .. })));
+        // Another fleet file while the first resolution is out.
+        let out = r.send(Input::Fleet {
+            problem: None,
+            playlist_changed: true,
+        });
+        assert!(
+            !has(&out, |o| matches!(o, Output::Resolve { .. })),
+            "one at a time"
+        );
+        // The answer for the first one: taken, and the newest is resolved right after.
+        let out = r.send(Input::Resolved(Ok(three_items())));
+        assert!(
+            has(&out, |o| matches!(o, Output::Resolve { .. })),
+            "{out:?}"
+        );
+        let out = r.send(Input::Resolved(Ok(new_playlist())));
+        assert_eq!(prepared_ids(&out), vec!["id-Canteen"]);
+        assert!(shown(&out).is_empty());
+    }
+
+    #[test]
+    fn a_fleet_problem_covers_the_screen_only_without_a_playlist() {
+        use super::super::Input;
+        use crate::problem::{Problem, ProblemId};
+        let fleet = || Input::Fleet {
+            problem: Some(Problem::new(ProblemId::FleetUnreachable)),
+            playlist_changed: false,
+        };
+        // Playing: the report stays, nothing covers it.
+        let mut r = Rig::playing(three_items());
+        r.rendered("e1");
+        let out = r.send(fleet());
+        assert!(
+            !has(&out, |o| matches!(o, Output::ShowProblem { .. })),
+            "{out:?}"
+        );
+        assert_eq!(r.p.snapshot().state, State::Playing);
+        // No playlist at all: the fleet problem is why, and says so.
+        let mut r = Rig::new();
+        r.page(FromPage::Ready { version: None });
+        r.send(fleet());
+        r.send(Input::Token(token(1)));
+        let out = r.send(Input::Resolved(Ok(vec![])));
+        assert!(
+            has(
+                &out,
+                |o| matches!(o, Output::ShowProblem { problem, .. } if problem.id == ProblemId::FleetUnreachable)
+            ),
+            "{out:?}"
+        );
+        // Without a fleet problem it is the empty playlist's own message.
+        let out = r.send(Input::Fleet {
+            problem: None,
+            playlist_changed: false,
+        });
+        assert!(
+            has(
+                &out,
+                |o| matches!(o, Output::ShowProblem { problem, .. } if problem.id == ProblemId::Config)
+            ),
+            "{out:?}"
+        );
     }
 }

@@ -106,6 +106,10 @@ pub struct Snapshot {
     pub token_expires_at: Option<std::time::Instant>,
     /// Screen power by the `[display] on` hours.
     pub display: super::DisplayStatus,
+    /// The fleet file (`[fleet] url`), when the config has one. The player knows nothing of
+    /// it; the driver fills it in.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fleet: Option<crate::fleet::FleetStatus>,
 }
 
 /// The memory policy on `/status`: the tree's PSS against its baseline, and the recycles of
@@ -209,10 +213,15 @@ impl Player {
             State::Starting
         };
         let item = self.visible.as_ref().and_then(|v| {
-            let it = self.item(v.item)?;
+            // An item of a replaced playlist keeps its name until it leaves the screen.
+            let (index, name) = match self.item(v.item) {
+                Some(it) => (v.item, it.resolved.name.clone()),
+                None if v.item == super::REPLACED_ITEM => (0, self.replaced_name.clone()?),
+                None => return None,
+            };
             Some(NowShowing {
-                index: v.item,
-                name: it.resolved.name.clone(),
+                index,
+                name,
                 page: self
                     .current_page
                     .clone()
@@ -265,6 +274,7 @@ impl Player {
             last_rendered_at: self.counters.last_rendered_at,
             token_expires_at: self.tokens.expires_at,
             display: self.display_status(),
+            fleet: None,
         }
     }
 }

@@ -1184,3 +1184,92 @@ async fn service_principal_reports_lists_what_the_app_sees() {
         r.stdout
     );
 }
+
+/// `check` with `[fleet]`: a `fleet` line (reachable, parsed, ok) and the fleet file's playlist
+/// checked in place of the device's; a refused fleet file is named, and the bearer token is in
+/// no output (trace logging included).
+#[tokio::test(flavor = "multi_thread")]
+async fn check_reads_the_fleet_file() {
+    use axum::http::{HeaderMap, StatusCode};
+    use std::os::unix::fs::PermissionsExt;
+    use std::sync::{Arc, Mutex};
+    const TOKEN: &str = "fleet-Bearer-S3cretToken-check";
+    let sim = sim(Scenario::builtin()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let front = front(&sim, &dir).await;
+    let snippet = sim.config_snippet(&good_user());
+    let at = snippet.find("\n[[playlist]]").unwrap();
+    let second = snippet[at + 1..].split("\n[[playlist]]").nth(1).unwrap();
+    let fleet_file = Arc::new(Mutex::new(format!("[[playlist]]{second}")));
+    let served = fleet_file.clone();
+    let app = axum::Router::new().route(
+        "/screens/{name}",
+        axum::routing::get(move |headers: HeaderMap| {
+            let served = served.clone();
+            async move {
+                let auth = headers.get("authorization").and_then(|v| v.to_str().ok());
+                if auth != Some(&format!("Bearer {TOKEN}")) {
+                    return (StatusCode::UNAUTHORIZED, String::new());
+                }
+                (StatusCode::OK, served.lock().unwrap().clone())
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let token = dir.path().join("fleet-token");
+    std::fs::write(&token, format!("{TOKEN}\n")).unwrap();
+    std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let cfg = front.config(&sim, &good_user(), &dir, |s| {
+        format!(
+            "{}\n[fleet]\nurl = \"http://{addr}/screens/{{hostname}}.toml\"\nbearer_token_file = {:?}\n",
+            &s[..s.find("\n[[playlist]]").unwrap()],
+            token.to_str().unwrap()
+        )
+    });
+    let state = dir.path().join("state");
+    let mut env = front.env();
+    env.push(("STATE_DIRECTORY", state.to_str().unwrap().to_owned()));
+    let r = check_env(&["check", "--json"], cfg.clone(), env.clone()).await;
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let (fleet, msg) = line(&r, "fleet");
+    assert_eq!(fleet["ok"], true, "{}", r.stdout);
+    assert!(
+        msg.contains("reachable, parsed, ok (1 playlist item)"),
+        "{msg}"
+    );
+    assert!(msg.contains(&format!("http://{addr}/screens/")), "{msg}");
+    // The fleet file's one item is what the rest of check looked at.
+    assert_eq!(lines_named(&r, "playlist[1]").len(), 1, "{}", r.stdout);
+    assert!(lines_named(&r, "playlist[2]").is_empty(), "{}", r.stdout);
+    assert!(r.stdout.contains("Operations"), "{}", r.stdout);
+    // Nothing was written by check.
+    assert!(!state.exists());
+
+    *fleet_file.lock().unwrap() = "[auth]\npassword = \"x\"\n".to_owned();
+    let r = check_env(&["check", "--json"], cfg.clone(), env.clone()).await;
+    assert_ne!(r.code, 0, "{}", r.stdout);
+    assert!(
+        r.problems().contains(&"fleet_config_invalid".to_owned()),
+        "{}",
+        r.stdout
+    );
+    let (_, msg) = line(&r, "fleet");
+    assert!(msg.contains("auth.password"), "{msg}");
+    for out in [&r.stdout, &r.stderr] {
+        assert!(
+            !out.contains(TOKEN),
+            "the bearer token is in check's output"
+        );
+    }
+    let text = check_env(&["check"], cfg, env).await;
+    assert!(text.stdout.contains("fleet"), "{}", text.stdout);
+    assert!(!text.stderr.is_empty(), "trace logs to sweep");
+    for out in [&text.stdout, &text.stderr] {
+        assert!(
+            !out.contains(TOKEN),
+            "the bearer token is in check's output"
+        );
+    }
+}

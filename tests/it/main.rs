@@ -16,6 +16,7 @@ mod e2e;
 mod embed_host;
 mod faults;
 mod fixtures_map;
+mod fleet;
 mod hostile;
 mod manpage;
 mod monitoring;
