@@ -9,8 +9,11 @@ PROG=install.sh
 # folder with stub commands (sudo does not pass them on).
 CONF_DIR=${PBIKIOSK_INSTALL_CONF_DIR:-/etc/pbikiosk}
 CONF=$CONF_DIR/pbikiosk.toml
-SECRET=$CONF_DIR/client-secret
-PASSWORD=$CONF_DIR/password
+# Secrets outside /etc: WebKit's web-process sandbox shows all of /etc (read-only) to report
+# content, and nothing of /var/lib but what it needs.
+SECRETS_DIR=${PBIKIOSK_INSTALL_SECRETS_DIR:-/var/lib/pbikiosk-secrets}
+SECRET=$SECRETS_DIR/client-secret
+PASSWORD=$SECRETS_DIR/password
 DROPIN_DIR=/etc/systemd/system/pbikiosk.service.d
 DROPIN=$DROPIN_DIR/50-install.conf
 GRUB_SNIPPET=/etc/default/grub.d/pbikiosk.cfg
@@ -25,8 +28,9 @@ Usage: sudo install.sh [OPTIONS]
 Turns a fresh Raspberry Pi OS Lite (Bookworm, 64-bit) or Debian 12 machine into a pbikiosk
 screen: installs the pbikiosk package and what it needs (cage, seatd, Xwayland, fonts),
 enables pbikiosk.service, disables the login prompt (getty) on tty1, keeps the console and the
-HDMI output from blanking, and writes the Power BI credentials into /etc/pbikiosk with the
-right owners and modes (root:pbikiosk, 0640). Run it again at any time: it only changes what
+HDMI output from blanking, and writes the Power BI settings into /etc/pbikiosk and the
+secrets into /var/lib/pbikiosk-secrets (out of sight of the web sandbox) with the right owners
+and modes (root:pbikiosk, 0640); secrets an older install kept in /etc/pbikiosk move there. Run it again at any time: it only changes what
 differs from what you asked for, and says what it changed.
 
 Package:
@@ -37,10 +41,10 @@ Credentials (asked for on the terminal when missing, unless --yes; all five are 
   --tenant TENANT            Tenant id (GUID) or domain, e.g. contoso.onmicrosoft.com.
   --client-id GUID           Application (client) id of the app registration.
   --client-secret-file FILE  File holding the client secret (one line); "-" reads it from
-                             standard input. Copied to /etc/pbikiosk/client-secret.
+                             standard input. Copied to /var/lib/pbikiosk-secrets/client-secret.
   --username UPN             The service account, e.g. svc-signage@contoso.onmicrosoft.com.
   --password-file FILE       File holding the account's password (one line); "-" reads it
-                             from standard input. Copied to /etc/pbikiosk/password.
+                             from standard input. Copied to /var/lib/pbikiosk-secrets/password.
   --workspace GUID           With --report: add a first [[playlist]] entry when there is none.
   --report GUID              The report to show (the GUID after /reports/ in its address).
 
@@ -328,6 +332,18 @@ read_secret() { # read_secret SRC -> one line on stdout
 
 getent group pbikiosk >/dev/null || die "the group pbikiosk does not exist: is the pbikiosk package installed?"
 install -d -m 0750 -o root -g pbikiosk "$CONF_DIR"
+install -d -m 0750 -o root -g pbikiosk "$SECRETS_DIR"
+# An older install kept the secrets in $CONF_DIR, which the web sandbox shows: moved (the
+# config then points at the new place; the running kiosk follows its config at once).
+MOVED_SECRETS=()
+for name in client-secret password; do
+  if [ "$CONF_DIR" != "$SECRETS_DIR" ] && [ -f "$CONF_DIR/$name" ] && [ ! -L "$CONF_DIR/$name" ] &&
+    [ ! -e "$SECRETS_DIR/$name" ]; then
+    mv "$CONF_DIR/$name" "$SECRETS_DIR/$name"
+    changed "moved $CONF_DIR/$name to $SECRETS_DIR/$name (out of the web sandbox's sight)"
+    MOVED_SECRETS+=("$name")
+  fi
+done
 # A running kiosk picks up a changed secret file by itself; it is restarted as well (step 6) so
 # that a service that takes its secrets from systemd credentials, copied at start, gets them too.
 SECRETS_CHANGED=0
@@ -373,6 +389,12 @@ if [ ${#auth[@]} -gt 0 ]; then
     conf_set "sign-in settings" "${auth[@]}"
   fi
 fi
+for name in "${MOVED_SECRETS[@]}"; do
+  case $name in client-secret) key=auth.client_secret_file ;; *) key=auth.password_file ;; esac
+  if [ "$(conf_get "$key" 2>/dev/null)" = "$CONF_DIR/$name" ]; then
+    conf_set "the moved $name's path" "$key" "$SECRETS_DIR/$name"
+  fi
+done
 has_report() { # has_report GUID: some [[playlist]] entry shows it
   local i=1
   while conf_get "playlist[$i].workspace" >/dev/null; do

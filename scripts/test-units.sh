@@ -9,7 +9,8 @@
 #  - install.sh, run on a scratch folder with stub system commands and the built pbikiosk:
 #    a username with & and | is stored as given, a changed secret restarts a running kiosk
 #    (`systemctl try-restart`), an unchanged one does not, no temporary file is left behind
-#    even when a step fails, and a secret with spaces around it is refused;
+#    even when a step fails, a secret with spaces around it is refused, and a password an
+#    older install kept in the config folder moves to the secrets folder;
 #  - pbikiosk-session turns PBIKIOSK_ROTATION into cage's -r flags;
 #  - every asset cargo-deb packages exists (except the binary, built by cargo deb).
 # The heavy tests (building .debs, arm64 under qemu, a Debian root) are scripts/test-packaging.sh.
@@ -108,7 +109,7 @@ fi
 # package tools, systemctl (which logs its calls) and the root-only owner changes.
 if [ -n "$bin" ]; then
   inst=$tmp/install stubs=$tmp/install/stubs
-  mkdir -p "$stubs" "$inst/etc" "$inst/systemd"
+  mkdir -p "$stubs" "$inst/etc" "$inst/secrets" "$inst/systemd"
   # FAIL_chown=1 makes the owner change fail, as for a file on a read-only or foreign mount.
   # shellcheck disable=SC2016  # expanded by the stubs
   for c in getent chown; do printf '#!/bin/sh\n[ -z "$FAIL_%s" ] || exit 1\nexit 0\n' "$c" >"$stubs/$c"; done
@@ -126,7 +127,7 @@ if [ -n "$bin" ]; then
   printf 'cs-one\n' >"$inst/cs" && printf 'pw-one\n' >"$inst/pw"
   iuser='svc|a&b@contoso.onmicrosoft.com'
   run_install() { # output in $inst/out
-    PATH=$stubs:$PATH PBIKIOSK_INSTALL_CONF_DIR=$inst/etc PBIKIOSK_INSTALL_BIN=$bin \
+    PATH=$stubs:$PATH PBIKIOSK_INSTALL_CONF_DIR=$inst/etc PBIKIOSK_INSTALL_SECRETS_DIR=$inst/secrets PBIKIOSK_INSTALL_BIN=$bin \
       PBIKIOSK_INSTALL_SYSTEMD_DIR=$inst/systemd scripts/install.sh --yes --no-boot-config \
       --tenant contoso.onmicrosoft.com --client-id 00000000-0000-0000-0000-000000000001 \
       --username "$iuser" --client-secret-file "$inst/cs" --password-file "$inst/pw" >"$inst/out" 2>&1
@@ -134,7 +135,7 @@ if [ -n "$bin" ]; then
   restarts() { grep -c '^try-restart pbikiosk.service$' "$inst/systemctl.log" || true; }
   leftovers() { find "$inst/etc" -name '.install.*' | wc -l; }
   if run_install && [ "$("$bin" --config "$inst/etc/pbikiosk.toml" config get auth.username)" = "$iuser" ] &&
-    [ "$(cat "$inst/etc/password")" = pw-one ] && [ "$(restarts)" = 1 ]; then
+    [ "$(cat "$inst/secrets/password")" = pw-one ] && [ "$(restarts)" = 1 ]; then
     ok "install.sh: username with & and | stored as given; new secrets -> systemctl try-restart"
   else
     bad "install.sh first run: $(cat "$inst/out") / systemctl: $(cat "$inst/systemctl.log")"
@@ -142,19 +143,29 @@ if [ -n "$bin" ]; then
   if run_install && [ "$(restarts)" = 1 ]; then ok "install.sh: unchanged secrets, no restart"
   else bad "install.sh second run restarted: $(cat "$inst/out")"; fi
   printf 'pw-two\n' >"$inst/pw"
-  if run_install && [ "$(cat "$inst/etc/password")" = pw-two ] && [ "$(restarts)" = 2 ] &&
+  if run_install && [ "$(cat "$inst/secrets/password")" = pw-two ] && [ "$(restarts)" = 2 ] &&
     grep -q 'restarted the kiosk for the new secrets' "$inst/out"; then
     ok "install.sh: changed password -> systemctl try-restart"
   else bad "install.sh: changed password: $(cat "$inst/out") / $(restarts) restarts"; fi
   printf 'pw-three\n' >"$inst/pw"
-  if ! FAIL_chown=1 run_install && grep -q "cannot write $inst/etc/client-secret" "$inst/out" &&
-    [ "$(leftovers)" = 0 ] && [ "$(cat "$inst/etc/password")" = pw-two ] && [ "$(restarts)" = 2 ]; then
+  if ! FAIL_chown=1 run_install && grep -q "cannot write $inst/secrets/client-secret" "$inst/out" &&
+    [ "$(leftovers)" = 0 ] && [ "$(cat "$inst/secrets/password")" = pw-two ] && [ "$(restarts)" = 2 ]; then
     ok "install.sh: a failed write stops it, leaves the old file and no temporary file"
   else bad "install.sh with a failing chown: $(cat "$inst/out"); $(leftovers) left over"; fi
   printf 'pw-three \n' >"$inst/pw"
-  if ! run_install && grep -q "spaces or tabs" "$inst/out" && [ "$(cat "$inst/etc/password")" = pw-two ]; then
+  if ! run_install && grep -q "spaces or tabs" "$inst/out" && [ "$(cat "$inst/secrets/password")" = pw-two ]; then
     ok "install.sh: a password with a trailing space is refused"
   else bad "install.sh with a trailing space: $(cat "$inst/out")"; fi
+  # An older install's password in the config folder (which the web sandbox shows) is moved
+  # to the secrets folder, and the config follows it.
+  mv "$inst/secrets/password" "$inst/etc/password"
+  "$bin" --config "$inst/etc/pbikiosk.toml" config set auth.password_file "$inst/etc/password" >/dev/null
+  printf 'pw-two\n' >"$inst/pw"
+  if run_install && [ ! -e "$inst/etc/password" ] && [ "$(cat "$inst/secrets/password")" = pw-two ] &&
+    [ "$("$bin" --config "$inst/etc/pbikiosk.toml" config get auth.password_file)" = "$inst/secrets/password" ] &&
+    grep -q "moved $inst/etc/password to $inst/secrets/password" "$inst/out"; then
+    ok "install.sh: a password kept in the config folder moves to the secrets folder, the config follows"
+  else bad "install.sh moving an old password: $(cat "$inst/out"); $(ls "$inst/etc" "$inst/secrets")"; fi
 else
   echo "skip install.sh end to end (no built binary in target/)"
 fi

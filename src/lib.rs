@@ -33,6 +33,7 @@ mod reach;
 pub mod report_layout;
 pub mod reports;
 pub mod run;
+pub(crate) mod sandbox_view;
 mod secret;
 mod shell;
 pub(crate) mod sign_in_qr;
