@@ -333,15 +333,17 @@ read_secret() { # read_secret SRC -> one line on stdout
 getent group pbikiosk >/dev/null || die "the group pbikiosk does not exist: is the pbikiosk package installed?"
 install -d -m 0750 -o root -g pbikiosk "$CONF_DIR"
 install -d -m 0750 -o root -g pbikiosk "$SECRETS_DIR"
-# An older install kept the secrets in $CONF_DIR, which the web sandbox shows: moved (the
-# config then points at the new place; the running kiosk follows its config at once).
-MOVED_SECRETS=()
+# An older install kept the secrets in $CONF_DIR, which the web sandbox shows: moved, the config
+# following (copied first and removed last, so that a refused config change leaves both as
+# they were; the running kiosk follows its config at once).
 for name in client-secret password; do
-  if [ "$CONF_DIR" != "$SECRETS_DIR" ] && [ -f "$CONF_DIR/$name" ] && [ ! -L "$CONF_DIR/$name" ] &&
-    [ ! -e "$SECRETS_DIR/$name" ]; then
-    mv "$CONF_DIR/$name" "$SECRETS_DIR/$name"
-    changed "moved $CONF_DIR/$name to $SECRETS_DIR/$name (out of the web sandbox's sight)"
-    MOVED_SECRETS+=("$name")
+  case $name in client-secret) key=auth.client_secret_file ;; *) key=auth.password_file ;; esac
+  old=$CONF_DIR/$name new=$SECRETS_DIR/$name
+  if [ "$CONF_DIR" != "$SECRETS_DIR" ] && [ -f "$old" ] && [ ! -L "$old" ] && [ ! -e "$new" ]; then
+    cp -p "$old" "$new"
+    if [ "$(conf_get "$key" || true)" = "$old" ]; then conf_set "the path of the $name file" "$key" "$new"; fi
+    rm -f "$old"
+    changed "moved $old to $new (out of the web sandbox's sight)"
   fi
 done
 # A running kiosk picks up a changed secret file by itself; it is restarted as well (step 6) so
@@ -389,12 +391,6 @@ if [ ${#auth[@]} -gt 0 ]; then
     conf_set "sign-in settings" "${auth[@]}"
   fi
 fi
-for name in "${MOVED_SECRETS[@]}"; do
-  case $name in client-secret) key=auth.client_secret_file ;; *) key=auth.password_file ;; esac
-  if [ "$(conf_get "$key" 2>/dev/null)" = "$CONF_DIR/$name" ]; then
-    conf_set "the moved $name's path" "$key" "$SECRETS_DIR/$name"
-  fi
-done
 has_report() { # has_report GUID: some [[playlist]] entry shows it
   local i=1
   while conf_get "playlist[$i].workspace" >/dev/null; do
