@@ -1209,6 +1209,11 @@ async fn check_warns_of_a_secret_the_web_sandbox_can_read() {
         table.stdout
     );
 
+    // The warning names the file, never what is in it.
+    for out in [&r.stdout, &r.stderr, &table.stdout, &table.stderr] {
+        assert!(!out.contains(ids::PASSWORD), "the password in the output");
+    }
+
     let hidden = dir.path().join("password");
     let cfg = front.config(&sim, &good_user(), &dir, |s| password_in_file(s, &hidden));
     let r = front.check(&["check", "--json"], cfg).await;
