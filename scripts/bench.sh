@@ -164,7 +164,11 @@ while [ -e "/tmp/.X11-unix/X${disp#:}" ]; do disp=:$(( 150 + RANDOM % 50 )); don
 Xvfb "$disp" -screen 0 1280x720x24 -nolisten tcp >/dev/null 2>&1 &
 xvfb=$!
 pids_to_stop=()
-cleanup() { local p; for p in "${pids_to_stop[@]}"; do stop "$p"; done; stop "$xvfb"; }
+cleanup() {
+  local p; for p in "${pids_to_stop[@]}"; do stop "$p"; done; stop "$xvfb"
+  # The private library copies (~800 MiB): the bind mounts die with the namespace.
+  if [ "$isolate" = 1 ]; then rm -rf "$out/isolated"; fi
+}
 trap cleanup EXIT
 wait_until 10 test -e "/tmp/.X11-unix/X${disp#:}"
 
