@@ -379,6 +379,8 @@ async fn secret_files_are_out_of_the_web_sandbox() {
 /// A report that starts a download (the simulator's embed page clicks a link to a CSV sent as
 /// an attachment, as "export data" does) gets nothing written: no file under HOME or the XDG
 /// folders, the refusal logged with the address (without its query), and the report plays on.
+/// The logged refusal is what fails when the refusal goes: with `download.cancel()` taken out,
+/// WebKitGTK wrote no file in this setup either, so the file check alone would not notice.
 #[tokio::test(flavor = "multi_thread")]
 #[ignore = "needs Xvfb, ImageMagick and the built page; scripts/test.sh runs it"]
 async fn downloads_are_refused() {
