@@ -17,11 +17,24 @@
 #                                    [--recycle-sample S]: the memory policy during the soak
 #                                    ([player] memory_* in seconds); the soak then reports
 #                                    recycles and the tree's PSS min/max/last (sampled every 5 s)
+#   scripts/bench.sh --soak N --isolate   the soak in a mount namespace of its own (root, unshare)
+#                                    where every library file the tree maps (WebKit, JavaScriptCore,
+#                                    libLLVM, Mesa's drivers, GTK, ICU, libc...: read from the
+#                                    /proc/PID/maps of a probe run) is bind-mounted from a private
+#                                    copy under target/bench/isolated/. New inodes share no page
+#                                    with any process outside, so the tree's PSS no longer moves
+#                                    as other WebKit processes on the machine come and go; the
+#                                    WebKit children and bubblewrap inherit the namespace. Checked:
+#                                    the libwebkit2gtk mapped in the web process must be the copy
+#                                    (its inode differs from the system file's), else exit 1.
+#                                    Frames of the screen around the first recycles are saved as
+#                                    target/bench/recycle-R-frame-K.png.
 #   scripts/bench.sh --no-build | --bin PATH   use the release build as it is / another binary
 #
 # Output: the table on stdout and in target/bench/figures.txt (soak: target/bench/soak.txt), logs
 # and raw samples in target/bench/.
 set -euo pipefail
+self=$(readlink -f "$0") args=("$@")
 cd "$(dirname "$0")/.."
 # A release build only looks for the page where it is installed: point it at the source tree's.
 export PBIKIOSK_WEB_DIR=${PBIKIOSK_WEB_DIR:-$PWD/web}
@@ -29,6 +42,7 @@ export PBIKIOSK_WEB_DIR=${PBIKIOSK_WEB_DIR:-$PWD/web}
 . scripts/lib.sh
 
 runs=3 switches=12 seconds=3 idle=20 soak=0 soak_seconds=1 build=1 bin=target/release/pbikiosk
+isolate=0
 policy=()
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -43,13 +57,23 @@ while [ $# -gt 0 ]; do
     --recycle-baseline) policy+=(--memory-baseline-seconds "$2"); shift ;;
     --recycle-interval) policy+=(--memory-min-interval-seconds "$2"); shift ;;
     --recycle-sample) policy+=(--memory-sample-seconds "$2"); shift ;;
+    --isolate) isolate=1 ;;
     --no-build) build=0 ;;
     --bin) bin="$2"; build=0; shift ;;
-    -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,36p' "$0"; exit 0 ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
   shift
 done
+
+if [ "$isolate" = 1 ]; then
+  [ "$soak" -gt 0 ] || { echo "--isolate is for the soak (--soak N)" >&2; exit 2; }
+  if [ -z "${PBIKIOSK_BENCH_ISOLATED:-}" ]; then
+    # The whole run (Xvfb, pbikiosk, its WebKit children, bubblewrap) in a mount namespace of
+    # its own: the bind mounts below are seen by nobody else and vanish with the namespace.
+    exec unshare --mount --propagation private env PBIKIOSK_BENCH_ISOLATED=1 "$self" "${args[@]}"
+  fi
+fi
 
 need=()
 for c in Xvfb:xvfb xauth:xauth curl:curl chromium:chromium node:nodejs openssl:openssl python3:python3; do
@@ -90,6 +114,21 @@ pss_mib() { # whole process tree, from smaps_rollup (shared pages split fairly, 
   done
   python3 -c "print(round($sum/1024, 1))"
 }
+private_kib() { # one process: Private_Clean + Private_Dirty (pages no other process maps)
+  awk '/^Private_(Clean|Dirty):/{s+=$2} END{print s+0}' "/proc/$1/smaps_rollup" 2>/dev/null || echo 0
+}
+private_mib() { # whole process tree; unlike PSS, it does not depend on what else runs
+  local sum=0 p
+  for p in $(tree_pids "$1"); do sum=$((sum + $(private_kib "$p"))); done
+  python3 -c "print(round($sum/1024, 1))"
+}
+private_by_process() { # "comm=MiB ..." of private memory for each process of the tree
+  local p line=""
+  for p in $(tree_pids "$1"); do
+    line="$line $(cut -c1-15 "/proc/$p/comm" 2>/dev/null)=$(( $(private_kib "$p") / 1024 ))"
+  done
+  echo "${line# }"
+}
 gl_mib() { # PSS of the software-rendering libraries in the tree (no GPU here): Mesa's (libLLVM,
   # dri/*_dri.so, libEGL/libGL*) and Chromium's (SwiftShader, ANGLE's libGLESv2/libEGL)
   local sum=0 p v
@@ -125,7 +164,11 @@ while [ -e "/tmp/.X11-unix/X${disp#:}" ]; do disp=:$(( 150 + RANDOM % 50 )); don
 Xvfb "$disp" -screen 0 1280x720x24 -nolisten tcp >/dev/null 2>&1 &
 xvfb=$!
 pids_to_stop=()
-cleanup() { local p; for p in "${pids_to_stop[@]}"; do stop "$p"; done; stop "$xvfb"; }
+cleanup() {
+  local p; for p in "${pids_to_stop[@]}"; do stop "$p"; done; stop "$xvfb"
+  # The private library copies (~800 MiB): the bind mounts die with the namespace.
+  if [ "$isolate" = 1 ]; then rm -rf "$out/isolated"; fi
+}
 trap cleanup EXIT
 wait_until 10 test -e "/tmp/.X11-unix/X${disp#:}"
 
@@ -267,25 +310,93 @@ idle_chromium() {
 }
 
 # ---------------------------------------------------------------- soak
+isolate_libraries() { # a probe run's mapped library files, each bind-mounted from a private copy
+  start_pbikiosk "$soak_seconds" isolate-probe
+  sleep 5 # a few switches: what the next items load is mapped too
+  local files f p n=0 bytes=0
+  files=$(for p in $(tree_pids "$pid"); do
+    awk 'NF >= 6 && $6 ~ /^\/(usr|lib|lib64|var\/cache\/fontconfig)\// {print $6}' "/proc/$p/maps" 2>/dev/null
+  done | sort -u)
+  stop "$pid"
+  rm -rf "$out/isolated"; : >"$out/isolated.tsv"
+  for f in $files; do
+    [ -f "$f" ] || continue
+    mkdir -p "$out/isolated$(dirname "$f")"
+    cp "$f" "$out/isolated$f"
+    # The system file's inode, to tell it from the copy in the maps of the soak's processes.
+    printf '%s\t%s\n' "$f" "$(stat -c %i "$f")" >>"$out/isolated.tsv"
+    mount --bind "$out/isolated$f" "$f"
+    n=$((n + 1)); bytes=$((bytes + $(stat -c %s "$f")))
+  done
+  isolated_files="$n files, $((bytes / 1048576)) MiB"
+  echo "isolation: $isolated_files bind-mounted from private copies" >&2
+}
+isolation_check() { # proof, from the running tree: its libwebkit2gtk is the copy
+  local p web="" line ino path sys copies=0 system=0
+  for p in $(tree_pids "$pid"); do
+    [ "$(cat "/proc/$p/comm" 2>/dev/null)" = WebKitWebProces ] && web=$p
+  done
+  [ -n "$web" ] || { echo "isolation check: no web process in the tree" >&2; exit 1; }
+  line=$(awk '$6 ~ /libwebkit2gtk-4\.1\.so/ {print $5, $6; exit}' "/proc/$web/maps")
+  ino=${line%% *}; path=${line#* }
+  sys=$(awk -F'\t' -v f="$path" '$1 == f {print $2}' "$out/isolated.tsv")
+  if [ -z "$line" ] || [ -z "$sys" ] || [ "$ino" = "$sys" ]; then
+    echo "isolation check failed: the web process maps ${path:-no libwebkit2gtk} with inode ${ino:-?}, the system file has ${sys:-?}" >&2
+    exit 1
+  fi
+  # Every library file the tree maps: a private copy, or still the system's (loaded after the probe).
+  local m_ino m_path m_sys
+  while read -r m_ino m_path; do
+    m_sys=$(awk -F'\t' -v f="$m_path" '$1 == f {print $2}' "$out/isolated.tsv")
+    if [ -n "$m_sys" ] && [ "$m_ino" != "$m_sys" ]; then copies=$((copies + 1)); else system=$((system + 1)); fi
+  done < <(for p in $(tree_pids "$pid"); do
+    awk 'NF >= 6 && $6 ~ /^\/(usr|lib|lib64|var\/cache\/fontconfig)\// {print $5, $6}' "/proc/$p/maps" 2>/dev/null
+  done | sort -u)
+  isolation="$isolated_files copied; ${path##*/} in the web process: inode $ino (system file: $sys); library files mapped by the tree: $copies private copies, $system shared"
+  echo "isolation: $isolation" >&2
+}
+
 if [ "$soak" -gt 0 ]; then
+  isolation="off (PSS shares library pages with other processes on the machine)"
+  if [ "$isolate" = 1 ]; then isolate_libraries; fi
   start_pbikiosk "$soak_seconds" soak "${policy[@]}"
   log=$out/soak.log
   pss_first=$(pss_mib "$pid")
-  # The tree's PSS every 5 s for the whole soak (min/max/last), and a line per step: a soak
-  # stopped early still leaves its figures so far.
+  if [ "$isolate" = 1 ]; then isolation_check; fi
+  # The tree's PSS and private memory every 5 s for the whole soak (min/max/last), and a line
+  # per step: a soak stopped early still leaves its figures so far.
   : >"$out/soak-pss.tsv"; : >"$out/soak-progress.txt"
   ( while kill -0 "$pid" 2>/dev/null; do
-      printf '%s\t%s\n' "$(date +%s)" "$(pss_mib "$pid")" >>"$out/soak-pss.tsv"; sleep 5
+      printf '%s\t%s\t%s\n' "$(date +%s)" "$(pss_mib "$pid")" "$(private_mib "$pid")" >>"$out/soak-pss.tsv"; sleep 5
     done ) &
   pss_sampler=$!
   pids_to_stop+=("$pss_sampler")
   pk_recycles() { pk_status | json 'd["memory"]["web_process_recycles_total"]'; }
+  # What the screen shows at a recycle: frames right after the first two (the count is read
+  # without Python, twice a second, to stay light).
+  rm -f "$out"/recycle-*-frame-*.png
+  if command -v import >/dev/null; then
+    ( seen=0 last=0
+      while kill -0 "$pid" 2>/dev/null && [ "$seen" -lt 2 ]; do
+        r=$(pk_status 2>/dev/null | grep -o '"web_process_recycles_total":[0-9]*' | cut -d: -f2)
+        if [ -n "$r" ] && [ "$r" != "$last" ] && [ "$r" != 0 ]; then
+          seen=$((seen + 1)); last=$r
+          for k in 1 2 3 4 5 6 7 8; do
+            import -display "$disp" -window root "$out/recycle-$r-frame-$k.png" 2>/dev/null || true
+            sleep 0.25
+          done
+        fi
+        sleep 0.5
+      done ) &
+    pids_to_stop+=("$!")
+  fi
   base=$(pk_switches)
   # The steady state begins once every item has been on screen once (a round of 3).
   wait_until 120 pk_at_least $(( base + 3 ))
   sleep 1
   pss_start=$(pss_settled "$pid"); base=$(pk_switches); t_start=$(date +%s)
   procs_start=$(pss_by_process "$pid")
+  private_start=$(private_mib "$pid"); private_procs_start=$(private_by_process "$pid")
   trend="$pss_start"
   step=$(( soak >= 500 ? 100 : (soak >= 50 ? soak / 5 : soak) ))
   done_n=0
@@ -295,12 +406,13 @@ if [ "$soak" -gt 0 ]; then
       || { echo "soak: stuck before $done_n switches; status: $(pk_status)" >&2; exit 1; }
     v=$(pss_settled "$pid")
     trend="$trend $v"
-    echo "$(date -u +%T) switches $done_n/$soak  PSS $v MiB  recycles $(pk_recycles)  reloads $(pk_status | json 'd["page_reloads_total"]')" \
+    echo "$(date -u +%T) switches $done_n/$soak  PSS $v MiB  private $(private_mib "$pid") MiB  recycles $(pk_recycles)  reloads $(pk_status | json 'd["page_reloads_total"]')  by process (PSS/private MiB) $(pss_by_process "$pid") / $(private_by_process "$pid")" \
       | tee -a "$out/soak-progress.txt"
   done
   sleep 1
   pss_end=$(pss_settled "$pid")
   procs_end=$(pss_by_process "$pid")
+  private_end=$(private_mib "$pid"); private_procs_end=$(private_by_process "$pid")
   s=$(pk_status)
   reloads=$(echo "$s" | json 'd["page_reloads_total"]')
   recycles=$(echo "$s" | json 'd["memory"]["web_process_recycles_total"]')
@@ -308,7 +420,11 @@ if [ "$soak" -gt 0 ]; then
   stop "$pss_sampler"
   pss_range=$(python3 -c "
 import sys
-v = [float(l.split()[1]) for l in open(sys.argv[1]) if len(l.split()) == 2]
+v = [float(l.split()[1]) for l in open(sys.argv[1]) if len(l.split()) == 3]
+print('min %.1f / max %.1f / last %.1f MiB over %d samples' % (min(v), max(v), v[-1], len(v)) if v else 'no samples')" "$out/soak-pss.tsv")
+  private_range=$(python3 -c "
+import sys
+v = [float(l.split()[2]) for l in open(sys.argv[1]) if len(l.split()) == 3]
 print('min %.1f / max %.1f / last %.1f MiB over %d samples' % (min(v), max(v), v[-1], len(v)) if v else 'no samples')" "$out/soak-pss.tsv")
   skipped=$(echo "$s" | json 'sum(1 for i in d["items"] if i["skipped"])')
   gaps=$(echo "$s" | json '"median %.1f / p95 %.1f / max %.1f ms over the last %d" % (d["switch_gaps"]["median_ms"], d["switch_gaps"]["p95_ms"], d["switch_gaps"]["max_ms"], d["switch_gaps"]["count"])')
@@ -325,7 +441,7 @@ sxx = sum((a - mx) ** 2 for a in x) or 1
 print(round(sum((a - mx) * (b - my) for a, b in zip(x, y)) / sxx * 100, 2))" "$step" $trend)
   stop "$pid"
   cat <<TABLE | tee "$out/soak.txt"
-pbikiosk soak, $(git describe --always --dirty 2>/dev/null), $(nproc) cores, $(date -u '+%F %H:%M') UTC, Xvfb 1280x720, $scenario
+pbikiosk soak, $(git describe --always --dirty 2>/dev/null), binary $(sha256sum "$bin" | cut -c1-12) of $(date -u -r "$bin" '+%F %H:%M'), $(nproc) cores, $(date -u '+%F %H:%M') UTC, Xvfb 1280x720, $scenario
 | figure                                   | value |
 |------------------------------------------|-------|
 | switches (item duration)                 | $soak (${soak_seconds} s) in $(( $(date +%s) - t_start )) s |
@@ -337,6 +453,10 @@ pbikiosk soak, $(git describe --always --dirty 2>/dev/null), $(nproc) cores, $(d
 | by process (MiB), start / end            | $procs_start / $procs_end |
 | PSS every $step switches (median of 5)   | $trend |
 | PSS every 5 s, whole soak                | $pss_range |
+| private memory (Private_Clean+Dirty), start / end | $private_start / $private_end MiB |
+| private by process (MiB), start / end    | $private_procs_start / $private_procs_end |
+| private memory every 5 s, whole soak     | $private_range |
+| library isolation (--isolate)            | $isolation |
 | web process recycles (memory policy)     | $recycles (${memory}) |
 | switch gap (page-measured)               | $gaps |
 | page reloads                             | $reloads |

@@ -9,9 +9,12 @@ PROG=install.sh
 # folder with stub commands (sudo does not pass them on).
 CONF_DIR=${PBIKIOSK_INSTALL_CONF_DIR:-/etc/pbikiosk}
 CONF=$CONF_DIR/pbikiosk.toml
-SECRET=$CONF_DIR/client-secret
-PASSWORD=$CONF_DIR/password
-CERT=$CONF_DIR/client-certificate.pem
+# Secrets outside /etc: WebKit's web-process sandbox shows all of /etc (read-only) to report
+# content, and nothing of /var/lib but what it needs.
+SECRETS_DIR=${PBIKIOSK_INSTALL_SECRETS_DIR:-/var/lib/pbikiosk-secrets}
+SECRET=$SECRETS_DIR/client-secret
+PASSWORD=$SECRETS_DIR/password
+CERT=$SECRETS_DIR/client-certificate.pem
 DROPIN_DIR=/etc/systemd/system/pbikiosk.service.d
 DROPIN=$DROPIN_DIR/50-install.conf
 GRUB_SNIPPET=/etc/default/grub.d/pbikiosk.cfg
@@ -26,8 +29,9 @@ Usage: sudo install.sh [OPTIONS]
 Turns a fresh Raspberry Pi OS Lite (Bookworm, 64-bit) or Debian 12 machine into a pbikiosk
 screen: installs the pbikiosk package and what it needs (cage, seatd, Xwayland, fonts),
 enables pbikiosk.service, disables the login prompt (getty) on tty1, keeps the console and the
-HDMI output from blanking, and writes the Power BI credentials into /etc/pbikiosk with the
-right owners and modes (root:pbikiosk, 0640). Run it again at any time: it only changes what
+HDMI output from blanking, and writes the Power BI settings into /etc/pbikiosk and the
+secrets into /var/lib/pbikiosk-secrets (out of sight of the web sandbox) with the right owners
+and modes (root:pbikiosk, 0640); secrets an older install kept in /etc/pbikiosk move there. Run it again at any time: it only changes what
 differs from what you asked for, and says what it changed.
 
 Package:
@@ -45,13 +49,13 @@ Credentials (asked for on the terminal when missing, unless --yes):
   --tenant TENANT            Tenant id (GUID) or domain, e.g. contoso.onmicrosoft.com.
   --client-id GUID           Application (client) id of the app registration.
   --client-secret-file FILE  File holding the client secret (one line); "-" reads it from
-                             standard input. Copied to /etc/pbikiosk/client-secret.
+                             standard input. Copied to /var/lib/pbikiosk-secrets/client-secret.
   --client-certificate-file FILE
                              Instead of a client secret: a PEM file with the app's certificate
-                             and its private key. Copied to /etc/pbikiosk/client-certificate.pem.
+                             and its private key. Copied to /var/lib/pbikiosk-secrets/client-certificate.pem.
   --username UPN             The service account, e.g. svc-signage@contoso.onmicrosoft.com.
   --password-file FILE       File holding the account's password (one line); "-" reads it
-                             from standard input. Copied to /etc/pbikiosk/password.
+                             from standard input. Copied to /var/lib/pbikiosk-secrets/password.
   --workspace GUID           With --report: add a first [[playlist]] entry when there is none.
   --report GUID              The report to show (the GUID after /reports/ in its address).
 
@@ -378,6 +382,20 @@ read_secret() { # read_secret SRC -> one line on stdout
 
 getent group pbikiosk >/dev/null || die "the group pbikiosk does not exist: is the pbikiosk package installed?"
 install -d -m 0750 -o root -g pbikiosk "$CONF_DIR"
+install -d -m 0750 -o root -g pbikiosk "$SECRETS_DIR"
+# An older install kept the secrets in $CONF_DIR, which the web sandbox shows: moved, the config
+# following (copied first and removed last, so that a refused config change leaves both as
+# they were; the running kiosk follows its config at once).
+for name in client-secret password; do
+  case $name in client-secret) key=auth.client_secret_file ;; *) key=auth.password_file ;; esac
+  old=$CONF_DIR/$name new=$SECRETS_DIR/$name
+  if [ "$CONF_DIR" != "$SECRETS_DIR" ] && [ -f "$old" ] && [ ! -L "$old" ] && [ ! -e "$new" ]; then
+    cp -p "$old" "$new"
+    if [ "$(conf_get "$key" || true)" = "$old" ]; then conf_set "the path of the $name file" "$key" "$new"; fi
+    rm -f "$old"
+    changed "moved $old to $new (out of the web sandbox's sight)"
+  fi
+done
 # A running kiosk picks up a changed secret file by itself; it is restarted as well (step 6) so
 # that a service that takes its secrets from systemd credentials, copied at start, gets them too.
 SECRETS_CHANGED=0

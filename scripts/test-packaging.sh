@@ -311,9 +311,9 @@ sed 's/^/   | /' "$W/install1.log"
 [ "$(in_root systemctl is-enabled pbikiosk.service 2>/dev/null)" = enabled ] && ok "pbikiosk.service enabled" || bad "pbikiosk.service not enabled"
 [ "$(in_root systemctl is-enabled seatd.service 2>/dev/null)" = enabled ] && ok "seatd.service enabled" || bad "seatd.service not enabled"
 for s in client-secret password; do
-  [ "$(st /etc/pbikiosk/$s)" = "640 root:pbikiosk" ] && ok "install.sh wrote $s 640 root:pbikiosk" || bad "$s: $(st /etc/pbikiosk/$s)"
+  [ "$(st /var/lib/pbikiosk-secrets/$s)" = "640 root:pbikiosk" ] && ok "install.sh wrote $s 640 root:pbikiosk" || bad "$s: $(st /var/lib/pbikiosk-secrets/$s)"
 done
-[ "$(cat "$R/etc/pbikiosk/client-secret")" = test-client-secret ] && ok "client secret content" || bad "client secret content"
+[ "$(cat "$R/var/lib/pbikiosk-secrets/client-secret")" = test-client-secret ] && ok "client secret content" || bad "client secret content"
 grep -q '^tenant = "contoso.onmicrosoft.com"$' "$R/etc/pbikiosk/pbikiosk.toml" && grep -q '^report = "99999999-8888-7777-6666-555555555555"$' "$R/etc/pbikiosk/pbikiosk.toml" &&
   ok "config has [auth] and the first playlist entry" || { bad "config content"; cat "$R/etc/pbikiosk/pbikiosk.toml"; }
 grep -qr 'not-a-real\|test-client-secret\|test-password' "$R/etc/pbikiosk/pbikiosk.toml" && bad "a secret is in the config file" || ok "no secret in the config file"

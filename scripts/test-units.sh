@@ -9,7 +9,8 @@
 #  - install.sh, run on a scratch folder with stub system commands and the built pbikiosk:
 #    a username with & and | is stored as given, a changed secret restarts a running kiosk
 #    (`systemctl try-restart`), an unchanged one does not, no temporary file is left behind
-#    even when a step fails, and a secret with spaces around it is refused;
+#    even when a step fails, a secret with spaces around it is refused, and a password an
+#    older install kept in the config folder moves to the secrets folder;
 #  - pbikiosk-session turns PBIKIOSK_ROTATION into cage's -r flags;
 #  - every asset cargo-deb packages exists (except the binary, built by cargo deb).
 # The heavy tests (building .debs, arm64 under qemu, a Debian root) are scripts/test-packaging.sh.
@@ -122,7 +123,7 @@ fi
 # package tools, systemctl (which logs its calls) and the root-only owner changes.
 if [ -n "$bin" ]; then
   inst=$tmp/install stubs=$tmp/install/stubs
-  mkdir -p "$stubs" "$inst/etc" "$inst/systemd"
+  mkdir -p "$stubs" "$inst/etc" "$inst/secrets" "$inst/systemd"
   # FAIL_chown=1 makes the owner change fail, as for a file on a read-only or foreign mount.
   # shellcheck disable=SC2016  # expanded by the stubs
   for c in getent chown; do printf '#!/bin/sh\n[ -z "$FAIL_%s" ] || exit 1\nexit 0\n' "$c" >"$stubs/$c"; done
@@ -140,7 +141,7 @@ if [ -n "$bin" ]; then
   printf 'cs-one\n' >"$inst/cs" && printf 'pw-one\n' >"$inst/pw"
   iuser='svc|a&b@contoso.onmicrosoft.com'
   run_install() { # output in $inst/out
-    PATH=$stubs:$PATH PBIKIOSK_INSTALL_CONF_DIR=$inst/etc PBIKIOSK_INSTALL_BIN=$bin \
+    PATH=$stubs:$PATH PBIKIOSK_INSTALL_CONF_DIR=$inst/etc PBIKIOSK_INSTALL_SECRETS_DIR=$inst/secrets PBIKIOSK_INSTALL_BIN=$bin \
       PBIKIOSK_INSTALL_SYSTEMD_DIR=$inst/systemd scripts/install.sh --yes --no-boot-config \
       --tenant contoso.onmicrosoft.com --client-id 00000000-0000-0000-0000-000000000001 \
       --username "$iuser" --client-secret-file "$inst/cs" --password-file "$inst/pw" >"$inst/out" 2>&1
@@ -148,7 +149,7 @@ if [ -n "$bin" ]; then
   restarts() { grep -c '^try-restart pbikiosk.service$' "$inst/systemctl.log" || true; }
   leftovers() { find "$inst/etc" -name '.install.*' | wc -l; }
   if run_install && [ "$("$bin" --config "$inst/etc/pbikiosk.toml" config get auth.username)" = "$iuser" ] &&
-    [ "$(cat "$inst/etc/password")" = pw-one ] && [ "$(restarts)" = 1 ]; then
+    [ "$(cat "$inst/secrets/password")" = pw-one ] && [ "$(restarts)" = 1 ]; then
     ok "install.sh: username with & and | stored as given; new secrets -> systemctl try-restart"
   else
     bad "install.sh first run: $(cat "$inst/out") / systemctl: $(cat "$inst/systemctl.log")"
@@ -156,23 +157,33 @@ if [ -n "$bin" ]; then
   if run_install && [ "$(restarts)" = 1 ]; then ok "install.sh: unchanged secrets, no restart"
   else bad "install.sh second run restarted: $(cat "$inst/out")"; fi
   printf 'pw-two\n' >"$inst/pw"
-  if run_install && [ "$(cat "$inst/etc/password")" = pw-two ] && [ "$(restarts)" = 2 ] &&
+  if run_install && [ "$(cat "$inst/secrets/password")" = pw-two ] && [ "$(restarts)" = 2 ] &&
     grep -q 'restarted the kiosk for the new secrets' "$inst/out"; then
     ok "install.sh: changed password -> systemctl try-restart"
   else bad "install.sh: changed password: $(cat "$inst/out") / $(restarts) restarts"; fi
   printf 'pw-three\n' >"$inst/pw"
-  if ! FAIL_chown=1 run_install && grep -q "cannot write $inst/etc/client-secret" "$inst/out" &&
-    [ "$(leftovers)" = 0 ] && [ "$(cat "$inst/etc/password")" = pw-two ] && [ "$(restarts)" = 2 ]; then
+  if ! FAIL_chown=1 run_install && grep -q "cannot write $inst/secrets/client-secret" "$inst/out" &&
+    [ "$(leftovers)" = 0 ] && [ "$(cat "$inst/secrets/password")" = pw-two ] && [ "$(restarts)" = 2 ]; then
     ok "install.sh: a failed write stops it, leaves the old file and no temporary file"
   else bad "install.sh with a failing chown: $(cat "$inst/out"); $(leftovers) left over"; fi
   printf 'pw-three \n' >"$inst/pw"
-  if ! run_install && grep -q "spaces or tabs" "$inst/out" && [ "$(cat "$inst/etc/password")" = pw-two ]; then
+  if ! run_install && grep -q "spaces or tabs" "$inst/out" && [ "$(cat "$inst/secrets/password")" = pw-two ]; then
     ok "install.sh: a password with a trailing space is refused"
   else bad "install.sh with a trailing space: $(cat "$inst/out")"; fi
+  # An older install's password in the config folder (which the web sandbox shows) is moved
+  # to the secrets folder, and the config follows it.
+  mv "$inst/secrets/password" "$inst/etc/password"
+  "$bin" --config "$inst/etc/pbikiosk.toml" config set auth.password_file "$inst/etc/password" >/dev/null
+  printf 'pw-two\n' >"$inst/pw"
+  if run_install && [ ! -e "$inst/etc/password" ] && [ "$(cat "$inst/secrets/password")" = pw-two ] &&
+    [ "$("$bin" --config "$inst/etc/pbikiosk.toml" config get auth.password_file)" = "$inst/secrets/password" ] &&
+    grep -q "moved $inst/etc/password to $inst/secrets/password" "$inst/out"; then
+    ok "install.sh: a password kept in the config folder moves to the secrets folder, the config follows"
+  else bad "install.sh moving an old password: $(cat "$inst/out"); $(ls "$inst/etc" "$inst/secrets")"; fi
   # The other sign-in methods, each on a scratch folder of its own.
-  fresh() { rm -rf "${inst:?}/etc" "$inst/systemctl.log" && mkdir -p "$inst/etc"; }
+  fresh() { rm -rf "${inst:?}/etc" "$inst/secrets" "$inst/systemctl.log" && mkdir -p "$inst/etc"; }
   run_method() { # run_method ARGS...: output in $inst/out
-    PATH=$stubs:$PATH PBIKIOSK_INSTALL_CONF_DIR=$inst/etc PBIKIOSK_INSTALL_BIN=$bin \
+    PATH=$stubs:$PATH PBIKIOSK_INSTALL_CONF_DIR=$inst/etc PBIKIOSK_INSTALL_SECRETS_DIR=$inst/secrets PBIKIOSK_INSTALL_BIN=$bin \
       PBIKIOSK_INSTALL_SYSTEMD_DIR=$inst/systemd scripts/install.sh --yes --no-boot-config \
       --tenant contoso.onmicrosoft.com --client-id 00000000-0000-0000-0000-000000000001 "$@" >"$inst/out" 2>&1
   }
@@ -185,9 +196,9 @@ if [ -n "$bin" ]; then
   else bad "install.sh method switch: $(cat "$inst/out")"; fi
   fresh
   if run_method --method service_principal --client-secret-file "$inst/cs" &&
-    [ "$(cget auth.method)" = service_principal ] && [ "$(cget auth.client_secret_file)" = "$inst/etc/client-secret" ] &&
-    [ "$(cat "$inst/etc/client-secret")" = cs-one ] && ! cget auth.username >/dev/null && [ ! -e "$inst/etc/password" ] &&
-    [ "$(stat -c %a "$inst/etc/client-secret")" = 640 ] && [ "$(restarts)" = 1 ]; then
+    [ "$(cget auth.method)" = service_principal ] && [ "$(cget auth.client_secret_file)" = "$inst/secrets/client-secret" ] &&
+    [ "$(cat "$inst/secrets/client-secret")" = cs-one ] && ! cget auth.username >/dev/null && [ ! -e "$inst/secrets/password" ] &&
+    [ "$(stat -c %a "$inst/secrets/client-secret")" = 640 ] && [ "$(restarts)" = 1 ]; then
     ok "install.sh --method service_principal: method, tenant, client id and secret file (0640), no username or password"
   else bad "install.sh --method service_principal: $(cat "$inst/out")"; fi
   sum=$(cksum <"$inst/etc/pbikiosk.toml")
@@ -201,14 +212,14 @@ if [ -n "$bin" ]; then
       -keyout "$inst/key.pem" -out "$inst/crt.pem" >/dev/null 2>&1
     cat "$inst/crt.pem" "$inst/key.pem" >"$inst/app.pem"
     if run_method --method service_principal --client-certificate-file "$inst/app.pem" &&
-      [ "$(cget auth.client_certificate_file)" = "$inst/etc/client-certificate.pem" ] &&
-      ! cget auth.client_secret_file >/dev/null && cmp -s "$inst/app.pem" "$inst/etc/client-certificate.pem" &&
-      [ "$(stat -c %a "$inst/etc/client-certificate.pem")" = 640 ]; then
+      [ "$(cget auth.client_certificate_file)" = "$inst/secrets/client-certificate.pem" ] &&
+      ! cget auth.client_secret_file >/dev/null && cmp -s "$inst/app.pem" "$inst/secrets/client-certificate.pem" &&
+      [ "$(stat -c %a "$inst/secrets/client-certificate.pem")" = 640 ]; then
       ok "install.sh --method service_principal --client-certificate-file: the PEM copied (0640) and named in [auth]"
     else bad "install.sh --client-certificate-file: $(cat "$inst/out")"; fi
     fresh
     if ! run_method --method service_principal --client-certificate-file "$inst/crt.pem" &&
-      grep -q 'no private key' "$inst/out" && [ ! -e "$inst/etc/client-certificate.pem" ]; then
+      grep -q 'no private key' "$inst/out" && [ ! -e "$inst/secrets/client-certificate.pem" ]; then
       ok "install.sh: a certificate without its private key is refused"
     else bad "install.sh with a certificate without key: $(cat "$inst/out")"; fi
   else
@@ -216,7 +227,7 @@ if [ -n "$bin" ]; then
   fi
   fresh
   if run_method --method device_code && [ "$(cget auth.method)" = device_code ] &&
-    ! cget auth.client_secret_file >/dev/null && [ -z "$(find "$inst/etc" -type f ! -name pbikiosk.toml)" ] &&
+    ! cget auth.client_secret_file >/dev/null && [ -z "$(find "$inst/etc" -type f ! -name pbikiosk.toml)" ] && [ -z "$(find "$inst/secrets" -type f 2>/dev/null)" ] &&
     grep -q 'sudo pbikiosk login' "$inst/out" && grep -q 'shows a code' "$inst/out"; then
     ok "install.sh --method device_code: tenant and client id only, no secret file; tells where to sign in"
   else bad "install.sh --method device_code: $(cat "$inst/out")"; fi

@@ -78,6 +78,14 @@ impl Line {
         }
     }
 
+    /// A step that passed with advice: shown with its fix, without failing the check.
+    fn warning(name: impl Into<String>, message: String, fix: String) -> Self {
+        Self {
+            fix: Some(fix),
+            ..Self::ok(name, message)
+        }
+    }
+
     /// A failed step.
     pub(crate) fn from_problem(name: impl Into<String>, p: &Problem) -> Self {
         Self {
@@ -142,14 +150,15 @@ impl CheckReport {
             let mark = if c.ok { "ok  " } else { "FAIL" };
             let msg = c.message.as_deref().unwrap_or("");
             let _ = writeln!(out, "{mark}  {:<width$}  {msg}", c.name);
-            if !c.ok {
-                if let Some(id) = c.problem {
-                    let refs = &c.references;
-                    let _ = writeln!(out, "      {:<width$}  problem: {id}{refs}", "");
-                }
-                if let Some(fix) = &c.fix {
-                    let _ = writeln!(out, "      {:<width$}  fix: {fix}", "");
-                }
+            if !c.ok
+                && let Some(id) = c.problem
+            {
+                let refs = &c.references;
+                let _ = writeln!(out, "      {:<width$}  problem: {id}{refs}", "");
+            }
+            // A passed line has a fix only when it carries a warning.
+            if let Some(fix) = &c.fix {
+                let _ = writeln!(out, "      {:<width$}  fix: {fix}", "");
             }
         }
         if self.ok {
@@ -392,6 +401,7 @@ pub async fn run_within(cfg: &Config, budget: Duration) -> CheckReport {
             if cfg.playlist.len() == 1 { "" } else { "s" }
         ),
     )];
+    lines.extend(sandbox_lines(cfg));
     let http = match net::client_for(cfg) {
         Ok(h) => h,
         Err(p) => {
@@ -549,6 +559,20 @@ pub async fn run_within(cfg: &Config, budget: Duration) -> CheckReport {
 
 /// A service principal embeds with embed tokens: make the one the player would make for the
 /// resolved reports, and one per dashboard, as proof that Power BI gives them.
+/// A warning for each secret file WebKit's web-process sandbox can read (an older install's
+/// `/etc/pbikiosk/password`): the player still uses it.
+fn sandbox_lines(cfg: &Config) -> Vec<Line> {
+    let bound = crate::sandbox_view::bound_paths(|k| std::env::var(k).ok());
+    crate::config::secret_files(&cfg.path)
+        .into_iter()
+        .filter_map(|(key, path)| {
+            let real = std::fs::canonicalize(&path).unwrap_or(path);
+            crate::sandbox_view::secret_warning(key, &real, &bound)
+        })
+        .map(|(message, fix)| Line::warning("secret files", message, fix))
+        .collect()
+}
+
 async fn embed_token_lines(
     api: &PowerBiClient,
     token: &Secret,

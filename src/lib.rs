@@ -37,6 +37,7 @@ mod reach;
 pub mod report_layout;
 pub mod reports;
 pub mod run;
+pub(crate) mod sandbox_view;
 pub(crate) mod schedule;
 pub mod screenshot;
 mod secret;

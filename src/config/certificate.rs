@@ -42,7 +42,7 @@ pub(super) fn client_credential(cx: &Ctx, s: &Section) -> Result<ClientCredentia
             Some(&span),
             format!("{key} is empty"),
             format!(
-                "Set {CERTIFICATE_FILE_KEY} to the PEM file with the app's certificate and private key, e.g. \"/etc/pbikiosk/client-certificate.pem\"."
+                "Set {CERTIFICATE_FILE_KEY} to the PEM file with the app's certificate and private key, e.g. \"/var/lib/pbikiosk-secrets/client-certificate.pem\"."
             ),
         ));
     }

@@ -63,7 +63,7 @@ use crate::report_layout::ReportLayout;
 pub(crate) use self::fleet::{FleetConfig, FleetOverlay, parse_fleet_file, shown_url};
 pub(crate) use self::secrets::SECRET_ENV_VARS;
 pub use self::secrets::SecretSources;
-pub(crate) use self::watched::watched_files;
+pub(crate) use self::watched::{secret_files, watched_files};
 
 pub(crate) const DEFAULT_PATH: &str = "/etc/pbikiosk/pbikiosk.toml";
 

@@ -222,12 +222,13 @@ fn resolve_secret(cx: &Ctx, s: &Section, spec: &SecretSpec) -> Result<Secret, Co
                 Some(&s.span),
                 format!("{} is not configured", spec.what),
                 format!(
-                    "Give {} in one of four ways: {file_key} = \"/etc/pbikiosk/{cred}\" in [auth] (recommended; the file readable only by root and group pbikiosk, mode 0640), {key} = \"...\" in [auth], the environment variable {env}, or a systemd credential named {cred} (LoadCredential={cred}:/path/to/file in the service unit).",
+                    "Give {} in one of four ways: {file_key} = \"{dir}/{cred}\" in [auth] (recommended; the file readable only by root and group pbikiosk, mode 0640, in a folder the web sandbox does not show), {key} = \"...\" in [auth], the environment variable {env}, or a systemd credential named {cred} (LoadCredential={cred}:/path/to/file in the service unit).",
                     spec.what,
                     file_key = spec.file_key,
                     key = spec.key,
                     env = spec.env,
                     cred = spec.credential,
+                    dir = crate::sandbox_view::SECRETS_DIR,
                 ),
             ))
         }

@@ -24,17 +24,33 @@ pub(crate) struct Watched {
 /// it, these are the files a person edits (or `chmod`s) to fix what the screen shows, so they
 /// are watched even while the configuration is refused.
 pub(crate) fn watched_files(path: &Path) -> Watched {
+    let (secrets, ca_file) = named_files(path);
+    Watched {
+        secrets: secrets.into_iter().map(|(_, p)| p).collect(),
+        ca_file,
+    }
+}
+
+/// The secret files the configuration at `path` names, each with its key (`password_file`...),
+/// read as leniently as [`watched_files`].
+pub(crate) fn secret_files(path: &Path) -> Vec<(&'static str, PathBuf)> {
+    named_files(path).0
+}
+
+type Named = (Vec<(&'static str, PathBuf)>, Option<PathBuf>);
+
+fn named_files(path: &Path) -> Named {
     // A configuration is a few KiB; more is not one, and is not read here.
     const MAX_CONFIG: u64 = 1 << 20;
     let Ok((file, _)) = trust::open_regular(path) else {
-        return Watched::default();
+        return Named::default();
     };
     let mut text = String::new();
     if file.take(MAX_CONFIG).read_to_string(&mut text).is_err() {
-        return Watched::default();
+        return Named::default();
     }
     let Ok(doc) = DeTable::parse(&text) else {
-        return Watched::default();
+        return Named::default();
     };
     let sources = SecretSources::default();
     let cx = Ctx::new(path, &text, &sources, None);
@@ -45,14 +61,17 @@ pub(crate) fn watched_files(path: &Path) -> Watched {
         },
         _ => None,
     };
-    Watched {
-        secrets: SECRET_FILE_KEYS
+    (
+        SECRET_FILE_KEYS
             .iter()
-            .filter_map(|k| file_in("auth", k))
-            .chain(file_in("network", super::network::CREDENTIALS_FILE_KEY))
+            .filter_map(|k| file_in("auth", k).map(|p| (*k, p)))
+            .chain(
+                file_in("network", super::network::CREDENTIALS_FILE_KEY)
+                    .map(|p| (super::network::CREDENTIALS_FILE_KEY, p)),
+            )
             .collect(),
-        ca_file: file_in("cloud", "ca_file"),
-    }
+        file_in("cloud", "ca_file"),
+    )
 }
 
 #[cfg(test)]

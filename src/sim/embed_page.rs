@@ -38,10 +38,11 @@ pub(crate) struct InfoQuery {
 }
 
 /// `GET /_sim/embed-info?reportId=..` → `{name, kind, pages:[{name, displayName, order}],
-/// mobileLayout, bookmarks:[{name, displayName, page?}], forgePageMessages}`.
+/// mobileLayout, bookmarks:[{name, displayName, page?}], forgePageMessages, offerDownload}`.
 pub(crate) async fn info(AxState(sim): AxState<Sim>, Query(q): Query<InfoQuery>) -> Response {
     let st = sim.lock();
     let forge = st.scenario.faults.forge_page_messages;
+    let download = st.scenario.faults.offer_download;
     for w in &st.scenario.workspaces {
         if let Some(id) = &q.report_id
             && let Some(r) = w.reports.iter().find(|r| r.id.eq_ignore_ascii_case(id))
@@ -55,7 +56,7 @@ pub(crate) async fn info(AxState(sim): AxState<Sim>, Query(q): Query<InfoQuery>)
             return Json(
                 json!({"name": r.name, "kind": "report", "workspace": w.name, "pages": pages,
                     "mobileLayout": r.mobile_layout, "bookmarks": bookmarks,
-                    "forgePageMessages": forge}),
+                    "forgePageMessages": forge, "offerDownload": download}),
             )
             .into_response();
         }
@@ -64,7 +65,7 @@ pub(crate) async fn info(AxState(sim): AxState<Sim>, Query(q): Query<InfoQuery>)
         {
             return Json(
                 json!({"name": d.name, "kind": "dashboard", "workspace": w.name, "pages": [],
-                    "forgePageMessages": forge}),
+                    "forgePageMessages": forge, "offerDownload": download}),
             )
             .into_response();
         }
@@ -72,6 +73,24 @@ pub(crate) async fn info(AxState(sim): AxState<Sim>, Query(q): Query<InfoQuery>)
     (
         axum::http::StatusCode::NOT_FOUND,
         Json(json!({"error": "unknown report or dashboard"})),
+    )
+        .into_response()
+}
+
+/// `GET /_sim/download` → a small CSV as an attachment, what a report's "export data" sends:
+/// a browser that accepts it writes it to the downloads folder.
+pub(crate) async fn download(AxState(sim): AxState<Sim>) -> Response {
+    sim.count_and_wait(|st| st.stats.download_requests += 1)
+        .await;
+    (
+        [
+            (header::CONTENT_TYPE, "text/csv"),
+            (
+                header::CONTENT_DISPOSITION,
+                "attachment; filename=\"pbikiosk-sim-export.csv\"",
+            ),
+        ],
+        "region,sales\nNorth,1200\nSouth,900\n",
     )
         .into_response()
 }

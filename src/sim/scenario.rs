@@ -58,6 +58,7 @@
 //! userrealm_unavailable = false            # userrealm answers 404 (national clouds)
 //! token_hang = false                       # token requests get no answer (client timeouts)
 //! forge_page_messages = false              # the embed page posts forged player messages (IPC)
+//! offer_download = false                   # the embed page clicks a download link (/_sim/download)
 //!
 //! [device_code]
 //! interval_seconds = 5      # 0: never answer slow_down
@@ -328,6 +329,10 @@ pub struct Faults {
     /// player messages through every IPC path a frame can find, over and over.
     #[serde(default)]
     pub(crate) forge_page_messages: bool,
+    /// The embed page starts a file download, as a report's "export data" or a custom visual
+    /// could: the player must refuse it.
+    #[serde(default)]
+    pub(crate) offer_download: bool,
     /// Token answers carry this `expires_in` (any JSON: `0`, `9223372036854775808`, `"abc"`)
     /// instead of the lifetime, as a broken or hostile endpoint would. The token itself still
     /// lives `token_lifetime_seconds`.

@@ -71,6 +71,7 @@ pub(crate) fn router(sim: Sim) -> Router {
         .route("/dashboardEmbed", get(super::embed_page::page))
         .route("/sim-embed.js", get(super::embed_page::script))
         .route("/_sim/embed-info", get(super::embed_page::info))
+        .route("/_sim/download", get(super::embed_page::download))
         .route("/_sim/check-token", post(super::embed_page::check_token))
         .route(
             "/_sim/bookmark-applied",

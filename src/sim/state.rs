@@ -41,6 +41,9 @@ pub struct SimStats {
     /// Names the embed page was asked to apply that its report has no bookmark for.
     #[serde(default)]
     pub bookmarks_unknown: BTreeMap<String, u64>,
+    /// Requests for `/_sim/download`, the file the `offer_download` embed page links to.
+    #[serde(default)]
+    pub download_requests: u64,
 }
 
 /// A runtime change, sent with [`super::SimHandle::control`] or as JSON to `POST /_sim/control`,
@@ -72,6 +75,11 @@ pub enum Control {
     /// The embed pages loaded from now on post forged player messages while `on` (a hostile
     /// report frame), e.g. `{"action":"forge_page_messages","on":true}`.
     ForgePageMessages {
+        on: bool,
+    },
+    /// The embed pages loaded from now on offer a file download (an "export data" link they
+    /// click themselves) while `on`, e.g. `{"action":"offer_download","on":true}`.
+    OfferDownload {
         on: bool,
     },
     /// The next `count` token answers are 429 with `Retry-After`.
@@ -146,6 +154,7 @@ impl Control {
             Control::SetTokenHang { .. } => "set_token_hang",
             Control::EmbedFault { .. } => "embed_fault",
             Control::ForgePageMessages { .. } => "forge_page_messages",
+            Control::OfferDownload { .. } => "offer_download",
             Control::ThrottleToken { .. } => "throttle_token",
             Control::ThrottleApi { .. } => "throttle_api",
             Control::SetExpiresIn { .. } => "set_expires_in",
@@ -295,6 +304,7 @@ impl State {
             Control::SetTokenHang { on } => f.token_hang = on,
             Control::EmbedFault { fault } => f.embed_fault = fault,
             Control::ForgePageMessages { on } => f.forge_page_messages = on,
+            Control::OfferDownload { on } => f.offer_download = on,
             Control::ThrottleToken {
                 count,
                 retry_after_seconds,

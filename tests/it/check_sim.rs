@@ -1273,3 +1273,80 @@ async fn check_reads_the_fleet_file() {
         );
     }
 }
+
+/// The config with its inline password moved into the file `path` (`password_file`).
+fn password_in_file(config: String, path: &std::path::Path) -> String {
+    use std::os::unix::fs::PermissionsExt;
+    let line = config
+        .lines()
+        .find(|l| l.starts_with("password = "))
+        .unwrap_or_else(|| panic!("no inline password in {config}"))
+        .to_owned();
+    let value = toml::from_str::<toml::Table>(&line).unwrap()["password"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    std::fs::write(path, format!("{value}\n")).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o640)).unwrap();
+    config.replace(
+        &line,
+        &format!("password_file = {:?}", path.to_str().unwrap()),
+    )
+}
+
+/// A password file where WebKit's web-process sandbox shows it (under /etc, as older installs
+/// kept it) still signs in, and `check` warns with the move that hides it; the same password
+/// in a folder the sandbox does not bind gives no warning.
+#[tokio::test(flavor = "multi_thread")]
+async fn check_warns_of_a_secret_the_web_sandbox_can_read() {
+    let sim = sim(Scenario::builtin()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let front = front(&sim, &dir).await;
+    // Created here and removed when the test ends (root runs the tests on this machine).
+    let etc = tempfile::Builder::new()
+        .prefix("pbikiosk-test-")
+        .tempdir_in("/etc")
+        .unwrap();
+    let shown = etc.path().join("password");
+    let cfg = front.config(&sim, &good_user(), &dir, |s| password_in_file(s, &shown));
+    let r = front.check(&["check", "--json"], cfg).await;
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let (l, msg) = line(&r, "secret files");
+    assert_eq!(l["ok"], true, "a warning, not a failure: {}", r.stdout);
+    assert!(msg.starts_with("WARNING: auth.password_file"), "{msg}");
+    assert!(msg.contains(shown.to_str().unwrap()), "{msg}");
+    let fix = l["fix"].as_str().unwrap();
+    assert!(
+        fix.contains("/var/lib/pbikiosk-secrets/password") && fix.contains("mv "),
+        "{fix}"
+    );
+    let table = front
+        .check(
+            &["check"],
+            front.config(&sim, &good_user(), &dir, |s| password_in_file(s, &shown)),
+        )
+        .await;
+    assert!(
+        table
+            .stdout
+            .contains("fix: Move it where the sandbox cannot see it"),
+        "{}",
+        table.stdout
+    );
+    assert!(
+        table.stdout.contains("All checks passed"),
+        "{}",
+        table.stdout
+    );
+
+    // The warning names the file, never what is in it.
+    for out in [&r.stdout, &r.stderr, &table.stdout, &table.stderr] {
+        assert!(!out.contains(ids::PASSWORD), "the password in the output");
+    }
+
+    let hidden = dir.path().join("password");
+    let cfg = front.config(&sim, &good_user(), &dir, |s| password_in_file(s, &hidden));
+    let r = front.check(&["check", "--json"], cfg).await;
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert!(lines_named(&r, "secret files").is_empty(), "{}", r.stdout);
+}

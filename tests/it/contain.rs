@@ -5,6 +5,8 @@
 
 use std::os::unix::fs::PermissionsExt;
 use std::process::Command;
+
+use pbikiosk::sim::front::{EmbedFront, FrontCert};
 use std::time::Duration;
 
 use crate::common::*;
@@ -249,4 +251,211 @@ async fn website_data_stays_off_the_disk() {
         })
         .collect();
     assert!(webkit.is_empty(), "WebKit wrote website data: {webkit:?}");
+}
+
+/// What the web process sees at `path`: read through `/proc/<pid>/root`, the root of its own
+/// mount namespace (bubblewrap's), as its own code would open it. (`nsenter -m cat` cannot be
+/// used: the sandbox holds no `/usr/bin`.)
+fn read_inside(pid: u32, path: &std::path::Path) -> std::io::Result<Vec<u8>> {
+    std::fs::read(format!("/proc/{pid}/root{}", path.display()))
+}
+
+/// The secret files, where install.sh puts them (a folder under /var/lib), are read by the
+/// player and cannot be read from inside the web process's sandbox; a file under /etc, where
+/// older installs kept them, can (so the probe itself works and the test can fail).
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs Xvfb, ImageMagick, bubblewrap and the built page; scripts/test.sh runs it"]
+async fn secret_files_are_out_of_the_web_sandbox() {
+    let _one = lock().await;
+    let sim = pbikiosk::sim::Simulator::start(
+        pbikiosk::sim::Scenario::builtin(),
+        "127.0.0.1:0".parse().unwrap(),
+    )
+    .await
+    .unwrap();
+    let user = format!(
+        "kiosk@{}",
+        pbikiosk::sim::scenario::builtin_ids::TENANT_DOMAIN
+    );
+    let snippet = sim.config_snippet(&user);
+    let (password, secret) = (
+        value_of(&snippet, "password"),
+        value_of(&snippet, "client_secret"),
+    );
+    // A folder of its own beside where install.sh keeps the secrets (/var/lib/pbikiosk-secrets
+    // belongs to an installed package), removed when the test ends.
+    let secrets = tempfile::Builder::new()
+        .prefix("pbikiosk-secrets-test-")
+        .tempdir_in("/var/lib")
+        .unwrap();
+    let (pw_file, cs_file) = (
+        secrets.path().join("password"),
+        secrets.path().join("client-secret"),
+    );
+    for (file, value) in [(&pw_file, &password), (&cs_file, &secret)] {
+        std::fs::write(file, format!("{value}\n")).unwrap();
+        std::fs::set_permissions(file, std::fs::Permissions::from_mode(0o640)).unwrap();
+    }
+    // The control: a file where the sandbox does look.
+    let etc = tempfile::Builder::new()
+        .prefix("pbikiosk-test-")
+        .tempdir_in("/etc")
+        .unwrap();
+    let shown = etc.path().join("shown");
+    std::fs::write(&shown, "seen from the sandbox").unwrap();
+
+    // The embed host behind the simulator's front door, reached through https_proxy and
+    // trusted through cloud.ca_file: nothing leaves the machine.
+    let door = EmbedFront::start(sim.router(), "app.powerbi.com", FrontCert::RunCa)
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("door-ca.pem");
+    std::fs::write(&ca, door.ca_pem.as_deref().unwrap()).unwrap();
+    let config: String = snippet
+        .lines()
+        .map(|l| {
+            if l.starts_with("password = ") {
+                format!("password_file = {:?}\n", pw_file.to_str().unwrap())
+            } else if l.starts_with("client_secret = ") {
+                format!("client_secret_file = {:?}\n", cs_file.to_str().unwrap())
+            } else if l == "[cloud]" {
+                format!("[cloud]\nca_file = {:?}\n", ca.to_str().unwrap())
+            } else {
+                format!("{l}\n")
+            }
+        })
+        .collect();
+    assert!(!config.contains(&password) && !config.contains(&secret));
+    let cfg = dir.path().join("pbikiosk.toml");
+    std::fs::write(&cfg, &config).unwrap();
+    std::fs::set_permissions(&cfg, std::fs::Permissions::from_mode(0o600)).unwrap();
+
+    let proxy = format!("http://{}", door.proxy);
+    let x = Xvfb::start();
+    let mut p = Player::run_config_env(
+        &x,
+        "contain-secret-files",
+        &cfg,
+        &[("https_proxy", &proxy), ("no_proxy", ""), ("NO_PROXY", "")],
+    );
+    let s = p
+        .wait_for("a report, signed in with the secret files", 90, |s| {
+            s["state"] == "playing" && s["shown_total"].as_u64() >= Some(1)
+        })
+        .await;
+    assert_eq!(s["problem"], serde_json::Value::Null, "{s}");
+    // The player read both files: it signed in with them.
+    assert_eq!(sim.stats().token_by_grant.get("password"), Some(&1));
+    let web = p.web_processes();
+    assert!(!web.is_empty(), "no WebKit web process");
+    for pid in web {
+        let seen = read_inside(pid, &shown)
+            .unwrap_or_else(|e| panic!("web process {pid} cannot read {}: {e}", shown.display()));
+        assert_eq!(seen, b"seen from the sandbox");
+        for file in [&pw_file, &cs_file] {
+            // The host sees the file; the sandbox sees no such path.
+            assert!(file.exists());
+            let inside = read_inside(pid, file);
+            println!(
+                "web process {pid}: {} -> {:?}",
+                file.display(),
+                inside.as_ref().map(|b| b.len())
+            );
+            assert!(
+                inside.is_err(),
+                "web process {pid} can read {}",
+                file.display()
+            );
+        }
+        let folder = format!("/proc/{pid}/root{}", secrets.path().display());
+        assert!(
+            std::fs::metadata(&folder).is_err(),
+            "web process {pid} sees the secrets folder"
+        );
+    }
+}
+
+/// A report that starts a download (the simulator's embed page clicks a link to a CSV sent as
+/// an attachment, as "export data" does) gets nothing written: no file under HOME or the XDG
+/// folders, the refusal logged with the address (without its query), and the report plays on.
+/// The logged refusal is what fails when the refusal goes: with `download.cancel()` taken out,
+/// WebKitGTK wrote no file in this setup either, so the file check alone would not notice.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs Xvfb, ImageMagick and the built page; scripts/test.sh runs it"]
+async fn downloads_are_refused() {
+    let _one = lock().await;
+    let home = tempfile::tempdir().unwrap();
+    let h = |sub: &str| home.path().join(sub).to_str().unwrap().to_owned();
+    let (data, cache, config) = (h("data"), h("cache"), h("config"));
+    let x = Xvfb::start();
+    let name = "contain-download";
+    let mut p = Player::demo_env(
+        &x,
+        name,
+        &["--seconds", "3"],
+        &[
+            ("HOME", home.path().to_str().unwrap()),
+            ("XDG_DATA_HOME", &data),
+            ("XDG_CACHE_HOME", &cache),
+            ("XDG_CONFIG_HOME", &config),
+        ],
+    );
+    // Every embed page offers the download, from the first one on.
+    let t = std::time::Instant::now();
+    loop {
+        let r = p
+            .http
+            .post(format!("http://{}/_sim/control", p.sim))
+            .json(&serde_json::json!({"action": "offer_download", "on": true}))
+            .send()
+            .await;
+        if r.is_ok_and(|r| r.status().is_success()) {
+            break;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "simulator never came up"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let s = p
+        .wait_for("three reports shown", 90, |s| {
+            s["shown_total"].as_u64() >= Some(3)
+        })
+        .await;
+    assert_eq!(s["problem"], serde_json::Value::Null, "{s}");
+    assert_eq!(num(&s, "page_reloads_total"), 0, "{s}");
+    // Time for a download that was not refused to be written.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let log = std::fs::read_to_string(out_dir().join(format!("{name}.log"))).unwrap();
+    let refused: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("download refused"))
+        .collect();
+    println!(
+        "{} refusal(s), the first: {:?}",
+        refused.len(),
+        refused.first()
+    );
+    assert!(
+        refused.iter().any(|l| l.contains("/_sim/download")),
+        "no download was refused (the page offered one for each report):\n{log}"
+    );
+    let files = files_below(home.path());
+    println!("files under the player's HOME: {files:?}");
+    let written: Vec<&String> = files
+        .iter()
+        .filter(|f| !f.ends_with("/bwrapinfo.json"))
+        .filter(|f| {
+            let f = f.to_ascii_lowercase();
+            f.contains("export") || f.ends_with(".csv") || f.contains("download")
+        })
+        .collect();
+    assert!(written.is_empty(), "a download was written: {written:?}");
+    // Nor in the working folder, where a browser without a downloads folder may put it.
+    assert!(
+        !std::path::Path::new("pbikiosk-sim-export.csv").exists(),
+        "written to the working folder"
+    );
 }

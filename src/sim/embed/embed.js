@@ -9,12 +9,14 @@
  * screenshot proves exactly what is shown.
  *
  * Metadata: GET /_sim/embed-info?reportId|dashboardId=..&groupId=.. → {name, kind, pages:[{name, displayName, order}], mobileLayout,
- *           bookmarks:[{name, displayName, page?}], forgePageMessages}
+ *           bookmarks:[{name, displayName, page?}], forgePageMessages, offerDownload}
  * Bookmarks: applied at load (config.bookmark {name} or {state}), by applyByName or applyState; an applied bookmark opens its
  * page and draws its display name and its accent colour (a bar along the top, the header's rule), so screenshots tell
  * bookmarks apart. Each request is told to the simulator: POST /_sim/bookmark-applied {name, known} (its stats count them).
  * Hostile report (forgePageMessages, the simulator's forge_page_messages fault): the frame posts forged player
  * messages through every IPC path it can find, as a custom visual's script could; the player must drop them all.
+ * Download (offerDownload, the simulator's offer_download fault): the frame clicks a link to /_sim/download (a CSV sent as
+ * an attachment), as a report's "export data" would; the player must refuse it.
  * Layouts: a report with mobileLayout, loaded with settings.layoutType MobilePortrait (2), is drawn in one column
  * with a "Mobile layout" label; settings.customLayout.displayOption FitToWidth (1) gets a "Fit to width" label.
  * Tokens:   POST /_sim/check-token (body: the token) → {valid, expired}
@@ -107,7 +109,8 @@
           bookmarks: Array.isArray(info.bookmarks)
             ? info.bookmarks.filter(function (b) { return b && typeof b.name === 'string' && b.name; })
             : [],
-          forgePageMessages: info.forgePageMessages === true
+          forgePageMessages: info.forgePageMessages === true,
+          offerDownload: info.offerDownload === true
         };
       })
       .catch(function () { return placeholderInfo(); });
@@ -596,6 +599,15 @@
     return paths;
   }
 
+  function offerDownload() {
+    var a = document.createElement('a');
+    a.href = '/_sim/download';
+    a.download = 'pbikiosk-sim-export.csv';
+    document.body.appendChild(a);
+    a.click();
+    a.remove();
+  }
+
   function forge() {
     var paths = ipcPaths();
     forgedMessages().forEach(function (text) {
@@ -610,6 +622,7 @@
 
   infoPromise.then(function (info) {
     if (info.forgePageMessages) { forge(); setInterval(forge, 500); }
+    if (info.offerDownload) offerDownload();
   });
 
   // Registered synchronously while the page parses: /report/load arrives right after the iframe's load event.
