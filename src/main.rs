@@ -151,13 +151,16 @@ enum Command {
         mode: pbikiosk::display_power::Override,
     },
     /// Import pbikiosk.toml from the boot partition: validated like the config, secrets into
-    /// their own files beside it (0640 root:pbikiosk), then removed from the boot partition.
+    /// their own files in /var/lib/pbikiosk-secrets (0640 root:pbikiosk), then removed from the boot partition.
     /// Exit 0 imported or nothing to import, 2 invalid (kept, and shown on the screen), 1 not
     /// written.
     Import {
         /// The boot partition's folder [default: /boot/firmware, then /boot].
         #[arg(long, value_name = "DIR")]
         from: Option<PathBuf>,
+        /// Where the secret files go (outside /etc, which the report's web sandbox shows).
+        #[arg(long, value_name = "DIR", default_value = "/var/lib/pbikiosk-secrets")]
+        secrets_dir: PathBuf,
         /// Where a refusal is recorded for the screen and `check` (the service's state folder).
         #[arg(long, value_name = "DIR", default_value = "/var/lib/pbikiosk")]
         state_dir: PathBuf,
@@ -446,6 +449,7 @@ async fn dispatch(cli: Cli, sources: SecretSources) -> anyhow::Result<ExitCode> 
         }
         Command::Import {
             from,
+            secrets_dir,
             state_dir,
             no_chown,
         } => {
@@ -453,6 +457,7 @@ async fn dispatch(cli: Cli, sources: SecretSources) -> anyhow::Result<ExitCode> 
             let opts = ImportOptions {
                 from,
                 config: installer.clone(),
+                secrets_dir,
                 state_dir,
                 ownership: if no_chown {
                     Ownership::Unchanged

@@ -2,7 +2,7 @@
 //! (`/boot/firmware/pbikiosk.toml`, else `/boot/pbikiosk.toml`) become the device's config.
 //!
 //! The boot partition has no permissions, and a card pulled from the device can be read
-//! anywhere: so the secrets become files beside the config (0640 root:pbikiosk, as
+//! anywhere: so the secrets become files in the secrets folder (0640 root:pbikiosk, as
 //! `install.sh` writes them), and the boot copy is overwritten and removed, but only once
 //! everything is written and flushed. The file is validated by the config's own rules
 //! ([`crate::config::parse`]), with the boot file's name and lines in every error; an invalid
@@ -59,8 +59,11 @@ pub enum Ownership {
 pub struct ImportOptions {
     /// The boot folder; `None`: the first of [`BOOT_DIRS`] that holds [`BOOT_FILE`].
     pub from: Option<PathBuf>,
-    /// The device's config file; the secret files go beside it.
+    /// The device's config file.
     pub config: PathBuf,
+    /// Where the secret files go: outside `/etc`, which WebKit's web-process sandbox shows to
+    /// report content.
+    pub secrets_dir: PathBuf,
     /// Where a refusal is recorded (the service's state folder).
     pub state_dir: PathBuf,
     pub ownership: Ownership,
@@ -274,6 +277,7 @@ fn import_file(
         Ownership::Unchanged => None,
     };
     ensure_dir(&config_dir, gid)?;
+    ensure_dir(&opts.secrets_dir, gid)?;
 
     // Stage the secret files.
     let mut staged_secrets = Vec::new();
@@ -297,7 +301,7 @@ fn import_file(
                 other => other,
             })?,
         };
-        let target = config_dir.join(s.kind.file_name());
+        let target = opts.secrets_dir.join(s.kind.file_name());
         let tmp = stage(&target, &bytes, 0o640, gid)?;
         staged_secrets.push((s, target, tmp));
     }
@@ -318,8 +322,12 @@ fn import_file(
             .collect();
         return Err(ImportError::Invalid(as_written(e, &staged)));
     }
-    let final_text =
-        plan.render(|kind: SecretKind| config_dir.join(kind.file_name()).display().to_string());
+    let final_text = plan.render(|kind: SecretKind| {
+        opts.secrets_dir
+            .join(kind.file_name())
+            .display()
+            .to_string()
+    });
     let staged_config = stage(&opts.config, final_text.as_bytes(), 0o640, gid)?;
 
     // Keep what is replaced.
@@ -337,6 +345,7 @@ fn import_file(
         .persist(&opts.config)
         .map_err(|e| io_err("cannot write", &opts.config)(e.error))?;
     sync_dir(&config_dir).map_err(io_err("cannot flush", &config_dir))?;
+    sync_dir(&opts.secrets_dir).map_err(io_err("cannot flush", &opts.secrets_dir))?;
 
     // Everything is on the device: now the boot copies go.
     let mut removed = Vec::new();

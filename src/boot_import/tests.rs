@@ -41,6 +41,7 @@ impl Device {
         ImportOptions {
             from: Some(self.fat.clone()),
             config: self.etc.join("pbikiosk.toml"),
+            secrets_dir: self.etc.clone(),
             state_dir: self.state.clone(),
             ownership: Ownership::Unchanged,
         }

@@ -47,6 +47,8 @@ impl Device {
             .arg(&self.fat)
             .arg("--config")
             .arg(&self.config)
+            .arg("--secrets-dir")
+            .arg(self.config.parent().unwrap())
             .arg("--state-dir")
             .arg(&self.state)
             .arg("--no-chown")
