@@ -288,8 +288,10 @@ async fn core(
             &source,
             &mut setup,
             &route,
-            &mut events,
-            &proxy,
+            Window {
+                events: &mut events,
+                proxy: &proxy,
+            },
             &snap_tx,
             &first_render,
             &fleet,
@@ -490,18 +492,24 @@ fn take_new_playlist(source: &Source, live: Option<&Live>) -> bool {
     }
 }
 
+/// The window as a generation sees it: what it reports, and how to reach it.
+struct Window<'a> {
+    events: &'a mut mpsc::UnboundedReceiver<ShellEvent>,
+    proxy: &'a EventLoopProxy<ShellCommand>,
+}
+
 /// One config generation: read the config once, run its player until the file changes or the
 /// player gives up.
 async fn generation(
     source: &Source,
     setup: &mut SetupControl,
     route: &Route,
-    events: &mut mpsc::UnboundedReceiver<ShellEvent>,
-    proxy: &EventLoopProxy<ShellCommand>,
+    window: Window<'_>,
     snapshot: &watch::Sender<Snapshot>,
     first_render: &FirstRender,
     fleet: &crate::fleet::Fleet,
 ) -> GenerationEnd {
+    let Window { events, proxy } = window;
     let mut stamp = source.stamp();
     let mut fleet_rx = fleet.subscribe();
     let mut fleet_version = fleet.status().map_or(0, |s| s.content_version);

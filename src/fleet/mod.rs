@@ -170,7 +170,8 @@ enum Answer {
     /// A file that passed the rules, with the server's validators.
     Fresh {
         text: String,
-        overlay: config::FleetOverlay,
+        // Boxed: a whole playlist and its settings, against nothing for a 304.
+        overlay: Box<config::FleetOverlay>,
         validators: Validators,
     },
 }
@@ -225,7 +226,7 @@ async fn fetch(
                 .map_err(|e| fleet_invalid(&e))?;
             Ok(Answer::Fresh {
                 text,
-                overlay,
+                overlay: Box::new(overlay),
                 validators,
             })
         }
