@@ -147,9 +147,7 @@ LABEL=$root_label / ext4 rw,errors=remount-ro,commit=30 0 1
 LABEL=$fat_label /boot/firmware vfat rw,umask=0077,nofail,x-systemd.device-timeout=20s 0 2
 FSTAB
 mkdir -p "\$t/boot/firmware"
-# One machine id per device: systemd makes it at the first boot ("uninitialized" marks it as
-# the first boot, machine-id(5)); D-Bus reads the same file.
-printf 'uninitialized\n' >"\$t/etc/machine-id"
+# D-Bus reads /etc/machine-id, made at the first boot (below: the image ships none).
 rm -f "\$t/var/lib/dbus/machine-id"
 # No SSH host keys in the image: every device makes its own at the first boot.
 rm -f "\$t"/etc/ssh/ssh_host_*
@@ -208,6 +206,10 @@ mmdebstrap --variant=apt --architectures="$arch" \
   "deb $MIRROR bookworm main non-free-firmware" \
   "deb $MIRROR bookworm-updates main non-free-firmware" \
   "deb ${MIRROR%/debian}/debian-security bookworm-security main non-free-firmware" >&2
+
+# One machine id per device: mmdebstrap leaves /etc/machine-id empty; "uninitialized" says
+# plainly that systemd makes it at the first boot (machine-id(5)).
+printf 'uninitialized\n' >"$tree/etc/machine-id"
 
 # The root tree must have the kiosk enabled as the package enables it.
 [ -L "$tree/etc/systemd/system/multi-user.target.wants/pbikiosk.service" ] ||
