@@ -144,7 +144,7 @@ printf '127.0.0.1\tlocalhost\n127.0.1.1\tpbikiosk\n::1\tlocalhost ip6-localhost 
 # pbikiosk.toml with a password until that is imported).
 cat >"\$t/etc/fstab" <<FSTAB
 LABEL=$root_label / ext4 rw,errors=remount-ro,commit=30 0 1
-LABEL=$fat_label /boot/firmware vfat rw,umask=0077,nofail,x-systemd.device-timeout=20s 0 2
+LABEL=$fat_label /boot/firmware vfat rw,umask=0077,nofail 0 2
 FSTAB
 mkdir -p "\$t/boot/firmware"
 # D-Bus reads /etc/machine-id, made at the first boot (below: the image ships none).
@@ -183,6 +183,19 @@ cat >>"$work/customize.sh" <<EOF
 # What file-mirror-automount left: the empty folders of the .deb's path.
 rmdir -p "\$t$(dirname "$deb")" 2>/dev/null || true
 EOF
+if [ "$arch" = arm64 ]; then
+  cat >>"$work/customize.sh" <<'EOF'
+# raspi-firmware writes cmdline.txt with root= the partition mounted at / when it runs, which in
+# a build is the build machine's: name the image's root partition by its label instead, keep
+# the console from blanking under the kiosk, and write the boot files again.
+if [ -f "$t/etc/default/raspi-firmware" ]; then
+  sed -i '/^#\{0,1\}ROOTPART=/d' "$t/etc/default/raspi-firmware"
+  echo 'ROOTPART=LABEL=RASPIROOT' >>"$t/etc/default/raspi-firmware"
+  echo 'consoleblank=0 vt.global_cursor_default=0' >"$t/etc/default/raspi-extra-cmdline"
+  DEB_MAINT_PARAMS=configure chroot "$t" /etc/kernel/postinst.d/z50-raspi-firmware
+fi
+EOF
+fi
 cat >>"$work/customize.sh" <<'EOF'
 # Small: no apt lists, caches or logs of the build.
 rm -rf "$t"/var/lib/apt/lists/* "$t"/var/cache/apt/*.bin "$t"/var/cache/apt/archives/*.deb
