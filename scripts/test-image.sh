@@ -167,6 +167,9 @@ say "image-boot=$(systemctl is-active pbikiosk-image-boot.service)"
 say "kiosk=$(systemctl is-active pbikiosk.service)"
 say "boot-files=$(ls /boot/firmware | tr '\n' ' ')"
 say "failed-units=$(systemctl list-units --failed --plain --no-legend | awk '{print $1}' | tr '\n' ' ')"
+if [ "$(systemctl is-active pbikiosk.service)" != active ]; then
+  journalctl -b -u pbikiosk.service -n 60 --no-pager -o cat | sed 's/^/IMAGETEST journal: /' >"$out"
+fi
 say READY
 EOF
 }
@@ -210,12 +213,13 @@ boot_amd64() {
   fi
   accel=(-machine "q35,accel=$accel_mode")
   [ "$accel_mode" = tcg ] && timeout=$((BOOT_TIMEOUT * 3)) || timeout=$BOOT_TIMEOUT
+  # virtio-vga: wlroots (cage) refuses the standard VGA card's DRM driver (no PRIME import).
   rm -f "$serial" "$T/qmp.sock"
   t0=$(date +%s.%N)
   qemu-system-x86_64 "${accel[@]}" -m 2048 -smp 2 \
     -bios /usr/share/ovmf/OVMF.fd \
     -drive file="$img",format=raw,if=virtio \
-    -vga std -display none -nic user,model=virtio-net-pci,restrict=on \
+    -vga virtio -display none -nic user,model=virtio-net-pci,restrict=on \
     -serial "file:$serial" -qmp "unix:$T/qmp.sock,server=on,wait=off" 2>"$serial.qemu" &
   qemu_pid=$!
   local i up=
