@@ -275,6 +275,12 @@ test_amd64() {
   chmod 755 "$m/usr/local/sbin/pbikiosk-imagetest"
   imagetest_unit >"$m/etc/systemd/system/pbikiosk-imagetest.service"
   ln -sf /etc/systemd/system/pbikiosk-imagetest.service "$m/etc/systemd/system/multi-user.target.wants/"
+  # QEMU's virtio-gpu has no 3D here: wlroots' GLES renderer falls back to kms_swrast and cage
+  # crashes (SEGV) on it; its pixman renderer draws in software. Test only: a real screen's GPU
+  # (i915, amdgpu, vc4) has the GLES renderer.
+  mkdir -p "$m/etc/systemd/system/pbikiosk.service.d"
+  printf '[Service]\nEnvironment=WLR_RENDERER=pixman WLR_NO_HARDWARE_CURSORS=1\n' \
+    >"$m/etc/systemd/system/pbikiosk.service.d/50-imagetest-vm.conf"
   # Kernel and systemd messages on the serial port too, for a boot that goes wrong;
   # no_timer_check: under TCG on a busy host the kernel may find the timer too slow and panic.
   mtype -i "$fat" ::/loader/entries/pbikiosk.conf | sed 's/^options .*/& console=tty1 console=ttyS0,115200 no_timer_check/' >"$T/entry.conf"
