@@ -235,19 +235,26 @@ boot_amd64() {
     convert "$T/failed.ppm" "$T/failed.png" 2>/dev/null || true
     fail "the guest did not report within ${timeout} s (serial log $serial, screen $T/failed.png)"
   fi
-  # /status changes before the web view has painted (slowly, under TCG): screendumps until the
-  # screen shows a rendered page (many colours; a text console or a black screen has a few), or
-  # the time is up. The last one is kept either way.
-  local colours=0 end=$((SECONDS + timeout / 2))
+  # /status changes before the web view has painted (slowly, under TCG), and the page's
+  # "Starting..." screen comes first (its dots move): screendumps until the screen shows a
+  # rendered page (many colours; a text console or a black screen has a few) that stays the
+  # same for 10 s, or the time is up. The last one is kept either way.
+  local colours=0 end=$((SECONDS + timeout / 2)) same=0
   while :; do
-    rm -f "$shot.ppm"
+    [ -f "$shot.png" ] && mv "$shot.png" "$shot.prev.png"
     qmp '{"execute":"screendump","arguments":{"filename":"'"$shot.ppm"'"}}' >/dev/null
     for i in $(seq 20); do [ -s "$shot.ppm" ] && break; sleep 0.5; done
     convert "$shot.ppm" "$shot.png" && rm -f "$shot.ppm"
     colours=$(convert "$shot.png" -format %k info:)
-    [ "$colours" -gt 200 ] || [ "$SECONDS" -ge "$end" ] && break
+    if [ -f "$shot.prev.png" ] && [ "$(compare -metric AE "$shot.png" "$shot.prev.png" null: 2>&1)" = 0 ]; then
+      same=$((same + 1))
+    else
+      same=0
+    fi
+    { [ "$colours" -gt 200 ] && [ "$same" -ge 2 ]; } || [ "$SECONDS" -ge "$end" ] && break
     sleep 5
   done
+  rm -f "$shot.prev.png"
   screen_seconds=$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN {printf "%.0f", b - a}')
   qmp '{"execute":"system_powerdown"}' >/dev/null || true
   for i in $(seq 90); do kill -0 "$qemu_pid" 2>/dev/null || break; sleep 1; done
