@@ -395,3 +395,30 @@ pub fn showing(s: &Value) -> Option<(String, String)> {
 pub async fn lock() -> tokio::sync::MutexGuard<'static, ()> {
     ONE_AT_A_TIME.lock().await
 }
+
+/// The mean brightness (0 dark … 1 light) of a screenshot.
+pub fn brightness(path: &std::path::Path) -> f64 {
+    let out = Command::new("convert")
+        .arg(path)
+        .args(["-colorspace", "Gray", "-format", "%[fx:mean]", "info:"])
+        .output()
+        .expect("ImageMagick's convert");
+    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+}
+
+/// A simulator of the built-in scenario on a free loopback port, and the config its demo
+/// account signs in with (secrets inline).
+pub async fn builtin_sim() -> (pbikiosk::sim::SimHandle, String) {
+    let sim = pbikiosk::sim::Simulator::start(
+        pbikiosk::sim::Scenario::builtin(),
+        "127.0.0.1:0".parse().unwrap(),
+    )
+    .await
+    .unwrap();
+    let user = format!(
+        "kiosk@{}",
+        pbikiosk::sim::scenario::builtin_ids::TENANT_DOMAIN
+    );
+    let snippet = sim.config_snippet(&user);
+    (sim, snippet)
+}

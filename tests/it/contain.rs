@@ -4,7 +4,6 @@
 //! GUI tests (Xvfb, the real binary), `#[ignore]`d like the other end-to-end tests.
 
 use std::os::unix::fs::PermissionsExt;
-use std::process::Command;
 
 use pbikiosk::sim::front::{EmbedFront, FrontCert};
 use std::time::Duration;
@@ -23,16 +22,6 @@ fn comm(pid: u32) -> String {
         .unwrap_or_default()
         .trim()
         .to_owned()
-}
-
-/// The mean brightness (0 dark … 1 light) of a screenshot.
-fn brightness(path: &std::path::Path) -> f64 {
-    let out = Command::new("convert")
-        .arg(path)
-        .args(["-colorspace", "Gray", "-format", "%[fx:mean]", "info:"])
-        .output()
-        .expect("ImageMagick's convert");
-    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
 }
 
 /// Every WebKit web process of the player runs inside bubblewrap (a `bwrap` between it and
@@ -98,17 +87,7 @@ fn value_of(snippet: &str, key: &str) -> String {
 #[ignore = "needs Xvfb, ImageMagick and the built page; scripts/test.sh runs it"]
 async fn secrets_are_in_no_environment() {
     let _one = lock().await;
-    let sim = pbikiosk::sim::Simulator::start(
-        pbikiosk::sim::Scenario::builtin(),
-        "127.0.0.1:0".parse().unwrap(),
-    )
-    .await
-    .unwrap();
-    let user = format!(
-        "kiosk@{}",
-        pbikiosk::sim::scenario::builtin_ids::TENANT_DOMAIN
-    );
-    let snippet = sim.config_snippet(&user);
+    let (sim, snippet) = builtin_sim().await;
     let (password, secret) = (
         value_of(&snippet, "password"),
         value_of(&snippet, "client_secret"),
@@ -267,17 +246,7 @@ fn read_inside(pid: u32, path: &std::path::Path) -> std::io::Result<Vec<u8>> {
 #[ignore = "needs Xvfb, ImageMagick, bubblewrap and the built page; scripts/test.sh runs it"]
 async fn secret_files_are_out_of_the_web_sandbox() {
     let _one = lock().await;
-    let sim = pbikiosk::sim::Simulator::start(
-        pbikiosk::sim::Scenario::builtin(),
-        "127.0.0.1:0".parse().unwrap(),
-    )
-    .await
-    .unwrap();
-    let user = format!(
-        "kiosk@{}",
-        pbikiosk::sim::scenario::builtin_ids::TENANT_DOMAIN
-    );
-    let snippet = sim.config_snippet(&user);
+    let (sim, snippet) = builtin_sim().await;
     let (password, secret) = (
         value_of(&snippet, "password"),
         value_of(&snippet, "client_secret"),

@@ -12,16 +12,6 @@ use serde_json::Value;
 
 use crate::common::*;
 
-/// The mean brightness (0 dark … 1 light) of a screenshot.
-fn brightness(path: &std::path::Path) -> f64 {
-    let out = Command::new("convert")
-        .arg(path)
-        .args(["-colorspace", "Gray", "-format", "%[fx:mean]", "info:"])
-        .output()
-        .expect("ImageMagick's convert");
-    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
-}
-
 /// CPU time (clock ticks) of a process and everything below it.
 fn tree_ticks(root: u32) -> u64 {
     std::iter::once(root)
