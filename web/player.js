@@ -465,8 +465,8 @@
     status: function (m) { renderStatus(m.screen); },
     hide_status: function () { statusEl.hidden = true; startCountdown(null); },
     badge: function (m) { setBadge(m.text); },
-    // Out of hours: black over everything. The embeds behind it are the core's to discard
-    // (nothing left to render) or to prepare ahead of the morning.
+    // Out of hours: black over everything. The core discards the embeds behind it (nothing
+    // left to render) or prepares them ahead of the morning.
     screen_power: function (m) { $('dark').hidden = m.power !== 'off'; }
   };
 

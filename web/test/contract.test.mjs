@@ -34,8 +34,14 @@ function objectLiteral(src, open) {
   let expectKey = false;
   for (let i = open; i < src.length; i++) {
     const c = src[i];
+    // A line comment may hold any text, an apostrophe included.
+    if (c === '/' && src[i + 1] === '/') {
+      while (i < src.length && src[i] !== '\n') i++;
+      continue;
+    }
     if (c === "'" || c === '"') {
-      for (i++; src[i] !== c; i++) if (src[i] === '\\') i++;
+      for (i++; i < src.length && src[i] !== c; i++) if (src[i] === '\\') i++;
+      if (i >= src.length) throw new Error('unterminated string at ' + open);
       expectKey = false;
       continue;
     }
