@@ -178,13 +178,14 @@ fn find(from: Option<&Path>) -> Option<PathBuf> {
 
 /// The problem a recorded refusal shows, for the kiosk and `check`.
 pub(crate) fn pending_problem(sources: &SecretSources) -> Option<Problem> {
-    let dir = state::state_dir(sources.env.get("STATE_DIRECTORY").map(String::as_str));
+    let dir = crate::setup::state_dir(sources.env.get("STATE_DIRECTORY").map(String::as_str));
     state::read(&dir).map(|r| r.to_problem())
 }
 
 /// The state file the kiosk watches, to notice a refusal recorded or cleared.
 pub(crate) fn state_file(sources: &SecretSources) -> PathBuf {
-    state::state_dir(sources.env.get("STATE_DIRECTORY").map(String::as_str)).join(state::FILE_NAME)
+    crate::setup::state_dir(sources.env.get("STATE_DIRECTORY").map(String::as_str))
+        .join(state::FILE_NAME)
 }
 
 /// Run one import. An invalid file is recorded in the state folder (and returned as

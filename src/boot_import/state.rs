@@ -17,9 +17,6 @@ use crate::{Problem, ProblemId};
 /// The state file's name in the state folder.
 pub(crate) const FILE_NAME: &str = "boot-config-invalid.json";
 
-/// The service's state folder when systemd does not say (`StateDirectory=pbikiosk`).
-pub(crate) const DEFAULT_STATE_DIR: &str = "/var/lib/pbikiosk";
-
 /// A refusal is a few hundred bytes; a bigger file is not ours.
 const MAX_STATE_FILE: u64 = 16 * 1024;
 
@@ -63,15 +60,6 @@ impl Refusal {
                 "{} Then restart the screen, which imports the file as it starts; or delete the file from the boot partition to keep the settings in use.",
                 self.fix
             ))
-    }
-}
-
-/// Where the state file is for the kiosk and `check`: systemd's `$STATE_DIRECTORY` (the first
-/// of its folders) when set, else [`DEFAULT_STATE_DIR`].
-pub(crate) fn state_dir(env_state_directory: Option<&str>) -> PathBuf {
-    match env_state_directory.and_then(|v| v.split(':').next()) {
-        Some(d) if !d.is_empty() => PathBuf::from(d),
-        _ => PathBuf::from(DEFAULT_STATE_DIR),
     }
 }
 
@@ -132,16 +120,6 @@ pub(crate) fn clear(dir: &Path) -> io::Result<bool> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn state_dir_follows_systemd() {
-        assert_eq!(state_dir(None), PathBuf::from("/var/lib/pbikiosk"));
-        assert_eq!(state_dir(Some("")), PathBuf::from("/var/lib/pbikiosk"));
-        assert_eq!(
-            state_dir(Some("/var/lib/pbikiosk:/var/lib/other")),
-            PathBuf::from("/var/lib/pbikiosk")
-        );
-    }
 
     #[test]
     fn a_refusal_round_trips_and_reads_as_the_boot_problem() {

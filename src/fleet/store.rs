@@ -8,19 +8,9 @@ use serde::{Deserialize, Serialize};
 
 use super::schedule::Validators;
 
-/// Where systemd's `StateDirectory=pbikiosk` is when `$STATE_DIRECTORY` does not say.
-pub(crate) const DEFAULT_STATE_DIR: &str = "/var/lib/pbikiosk";
-
-/// The state directory: `$STATE_DIRECTORY` (set by systemd for `StateDirectory=`; the first
-/// one when it lists several), else [`DEFAULT_STATE_DIR`].
+/// The state directory, by the one rule every part of pbikiosk follows.
 pub(crate) fn state_dir() -> PathBuf {
-    match std::env::var_os("STATE_DIRECTORY") {
-        Some(v) if !v.is_empty() => {
-            let v = v.to_string_lossy();
-            PathBuf::from(v.split(':').next().unwrap_or(DEFAULT_STATE_DIR))
-        }
-        _ => PathBuf::from(DEFAULT_STATE_DIR),
-    }
+    crate::setup::state_dir(std::env::var("STATE_DIRECTORY").ok().as_deref())
 }
 
 /// What is kept besides the file itself.
