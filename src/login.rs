@@ -8,7 +8,7 @@ use std::time::Instant;
 use qrcode::QrCode;
 use qrcode::render::unicode::Dense1x2;
 
-use crate::auth::device_code::{DeviceClient, DeviceSession, Step};
+use crate::auth::device_code::{DeviceSession, Step};
 use crate::auth::token_cache::TokenCache;
 use crate::config::{AuthMethod, Config, DEFAULT_TOKEN_CACHE};
 use crate::problem::{Problem, ProblemId, RetryClass};
@@ -43,21 +43,7 @@ pub async fn login(cfg: &Config, qr: bool, out: &mut impl Write) -> Result<Strin
     cache.clear().map_err(|e| {
         LoginError::Problem(Problem::new(ProblemId::Config).with_cause(e.to_string()))
     })?;
-    let client = DeviceClient::new(
-        http,
-        cfg.cloud.authority.clone(),
-        &cfg.auth.tenant,
-        &cfg.auth.client_id,
-        &cfg.cloud.scope(),
-    );
-    let mut session = DeviceSession::new(
-        client,
-        cache,
-        &cfg.auth.tenant,
-        &cfg.auth.client_id,
-        cfg.auth.permanent_retry,
-        std::sync::Arc::new(Instant::now),
-    );
+    let mut session = DeviceSession::for_config(cfg, &http, &path, None);
     let mut shown: Option<String> = None;
     loop {
         match session.poll(Instant::now()).await {

@@ -20,7 +20,6 @@ use crate::auth::client::Secrets;
 use crate::auth::device_code;
 use crate::auth::service::TokenService;
 use crate::auth::session::TokenSession;
-use crate::auth::token_cache::TokenCache;
 use crate::bridge::{FromPage, TokenType};
 use crate::config::{self, AuthMethod, Config, ConfigError, SecretSources};
 use crate::config_source::{Change, Source};
@@ -369,29 +368,13 @@ pub(crate) fn device_session(
     http: &reqwest::Client,
     source: &Source,
 ) -> device_code::DeviceSession<device_code::DeviceClient> {
-    let mut client = device_code::DeviceClient::new(
-        http.clone(),
-        cfg.cloud.authority.clone(),
-        &cfg.auth.tenant,
-        &cfg.auth.client_id,
-        &cfg.cloud.scope(),
-    );
-    if let Source::Demo(_) = source {
-        client = client.with_min_lifetime(Duration::ZERO);
-    }
     let cache = cfg
         .auth
         .token_cache
         .clone()
         .unwrap_or_else(|| crate::config::DEFAULT_TOKEN_CACHE.into());
-    device_code::DeviceSession::new(
-        client,
-        TokenCache::new(cache),
-        &cfg.auth.tenant,
-        &cfg.auth.client_id,
-        cfg.auth.permanent_retry,
-        std::sync::Arc::new(Instant::now),
-    )
+    let min_lifetime = matches!(source, Source::Demo(_)).then_some(Duration::ZERO);
+    device_code::DeviceSession::for_config(cfg, http, cache, min_lifetime)
 }
 
 /// Start what the config allows; what it does not is the player's to show.

@@ -387,6 +387,37 @@ pub(crate) struct DeviceSession<E> {
     clock: ClockFn,
 }
 
+impl DeviceSession<DeviceClient> {
+    /// The session a configuration names: its cloud, tenant and app, its refresh token kept in
+    /// `cache`. The player, `pbikiosk login` and the phone setup page all sign in through this
+    /// one; `min_lifetime` accepts shorter token lifetimes (the demo's simulator).
+    pub(crate) fn for_config(
+        cfg: &crate::config::Config,
+        http: &reqwest::Client,
+        cache: impl Into<std::path::PathBuf>,
+        min_lifetime: Option<Duration>,
+    ) -> Self {
+        let mut client = DeviceClient::new(
+            http.clone(),
+            cfg.cloud.authority.clone(),
+            &cfg.auth.tenant,
+            &cfg.auth.client_id,
+            &cfg.cloud.scope(),
+        );
+        if let Some(min) = min_lifetime {
+            client = client.with_min_lifetime(min);
+        }
+        DeviceSession::new(
+            client,
+            TokenCache::new(cache),
+            &cfg.auth.tenant,
+            &cfg.auth.client_id,
+            cfg.auth.permanent_retry,
+            Arc::new(Instant::now),
+        )
+    }
+}
+
 impl<E: DeviceEndpoint> DeviceSession<E> {
     /// Start from the cache: a cached refresh token is tried first; without one, a code.
     pub(crate) fn new(

@@ -6,8 +6,10 @@
 //! - [`pin`]: the PIN, wrong-PIN limits and sessions (pure).
 //! - [`tls`]: the device certificate.
 //! - [`save`]: values to configuration, checked and written into the state directory.
+//! - [`device`]: the device-code sign-in the phone starts and shows.
 //! - [`server`]: the listener; [`page`]: the phone page.
 
+pub(crate) mod device;
 pub(crate) mod page;
 pub(crate) mod pin;
 pub(crate) mod save;

@@ -160,6 +160,11 @@ impl<R: Random> Gate<R> {
         }
     }
 
+    /// Whether `session` is still live (a sign-in it started is then kept).
+    pub(crate) fn is_live(&self, session: &str, now: Instant) -> bool {
+        self.sessions.get(session).is_some_and(|s| s.expires > now)
+    }
+
     /// Ends `session` (after a save, or when the listener closes).
     pub(crate) fn end(&mut self, session: &str) {
         self.sessions.remove(session);

@@ -19,10 +19,36 @@ const DIR: &str = "setup";
 pub(crate) const CONFIG_FILE: &str = "pbikiosk.toml";
 const PASSWORD_FILE: &str = "password";
 const CLIENT_SECRET_FILE: &str = "client-secret";
+/// The device-code sign-in's token cache, where `pbikiosk login` puts it by default
+/// ([`config::DEFAULT_TOKEN_CACHE`] is this file in the service's state directory).
+const TOKEN_CACHE_FILE: &str = "token-cache.json";
 
 /// The configuration the phone saves, in `state_dir`.
 pub(crate) fn config_path(state_dir: &Path) -> PathBuf {
     state_dir.join(DIR).join(CONFIG_FILE)
+}
+
+/// The token cache a configuration saved with `method = "device_code"` names.
+pub(crate) fn token_cache_path(state_dir: &Path) -> PathBuf {
+    state_dir.join(TOKEN_CACHE_FILE)
+}
+
+/// The folder of what the phone saves (and of a sign-in in progress), made private to the
+/// service if it is not there yet.
+pub(crate) fn setup_dir(state_dir: &Path) -> Result<PathBuf, SaveError> {
+    let dir = state_dir.join(DIR);
+    let mut b = std::fs::DirBuilder::new();
+    b.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        b.mode(0o700);
+    }
+    b.create(&dir).map_err(|source| SaveError::Io {
+        path: dir.clone(),
+        source,
+    })?;
+    Ok(dir)
 }
 
 /// The sign-in values as the phone sends them.
@@ -72,6 +98,8 @@ enum Secrets {
 pub(crate) enum SaveError {
     #[error(transparent)]
     Config(#[from] ConfigError),
+    #[error("no one has signed in with the code yet")]
+    NotSignedIn,
     #[error("{}: {source}", path.display())]
     Io {
         path: PathBuf,
@@ -83,6 +111,9 @@ impl SaveError {
     pub(crate) fn fix(&self) -> String {
         match self {
             SaveError::Config(e) => e.fix(),
+            SaveError::NotSignedIn => {
+                "Get a code, sign in with it on Microsoft's page, then save.".to_owned()
+            }
             SaveError::Io { path, .. } => format!(
                 "The service must be able to write {}: check that the state directory belongs to the user pbikiosk runs as.",
                 path.display()
@@ -138,8 +169,7 @@ fn text_of(base: &Path, v: &Values, secrets: Secrets, picks: &[Pick], state_dir:
     }
     if v.method == "device_code" {
         // The refresh token belongs in the same state directory as the rest.
-        let cache = state_dir.join("token-cache.json");
-        auth["token_cache"] = value(cache.display().to_string());
+        auth["token_cache"] = value(token_cache_path(state_dir).display().to_string());
     }
     doc["auth"] = Item::Table(auth);
     if !picks.is_empty() {
@@ -183,28 +213,29 @@ pub(crate) fn candidate(
 /// Write the configuration and its secret files into the state directory and read it back
 /// with [`config::load`] (modes and owners included) before it takes the place of any earlier
 /// one, so the player never finds a half-written or refused file.
+///
+/// `signed_in`: for `method = "device_code"`, the token cache the phone's sign-in filled. It
+/// takes the place of [`token_cache_path`] just before the configuration does, so the player
+/// that picks the configuration up finds the sign-in with it.
 pub(crate) fn save(
     base: &Path,
     state_dir: &Path,
     v: &Values,
     picks: &[Pick],
+    signed_in: Option<&Path>,
 ) -> Result<PathBuf, SaveError> {
     // Refused before anything is written.
     candidate(base, state_dir, v, picks)?;
+    let device_code = v.method == "device_code";
+    if device_code && signed_in.is_none_or(|p| !p.is_file()) {
+        return Err(SaveError::NotSignedIn);
+    }
     let target = config_path(state_dir);
-    let dir = target.parent().unwrap_or(state_dir).to_path_buf();
     let io = |path: &Path| {
         let path = path.to_path_buf();
         move |source| SaveError::Io { path, source }
     };
-    let mut b = std::fs::DirBuilder::new();
-    b.recursive(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::DirBuilderExt;
-        b.mode(0o700);
-    }
-    b.create(&dir).map_err(io(&dir))?;
+    let dir = setup_dir(state_dir)?;
     let write = |name: &str, bytes: &[u8]| -> Result<(), SaveError> {
         let path = dir.join(name);
         super::tls::write_new(&path, bytes, 0o600).map_err(|e| match e {
@@ -232,7 +263,20 @@ pub(crate) fn save(
         let _ = std::fs::remove_file(&staged);
         return Err(e.into());
     }
+    if device_code && let Some(cache) = signed_in {
+        // Same file system (both in the state directory): the file keeps the mode 0600 and
+        // owner the token cache gave it.
+        let to = token_cache_path(state_dir);
+        if let Err(e) = std::fs::rename(cache, &to) {
+            let _ = std::fs::remove_file(&staged);
+            return Err(io(&to)(e));
+        }
+    }
     std::fs::rename(&staged, &target).map_err(io(&target))?;
+    if let Ok(d) = std::fs::File::open(state_dir) {
+        // The cache's new name survives a power cut with the configuration that names it.
+        let _ = d.sync_all();
+    }
     Ok(target)
 }
 
@@ -277,7 +321,7 @@ mod tests {
         )
         .unwrap();
         let state = dir.path().join("state");
-        let path = save(&base, &state, &values(), &[pick()]).unwrap();
+        let path = save(&base, &state, &values(), &[pick()], None).unwrap();
         assert_eq!(path, config_path(&state));
         let text = std::fs::read_to_string(&path).unwrap();
         assert!(!text.contains(PW) && !text.contains("cs-Phone"), "{text}");
@@ -304,7 +348,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut v = values();
         v.client_id = "not-a-guid".into();
-        let Err(SaveError::Config(e)) = save(&dir.path().join("none.toml"), dir.path(), &v, &[])
+        let Err(SaveError::Config(e)) = save(&dir.path().join("none.toml"), dir.path(), &v, &[], None)
         else {
             panic!("a bad client id was saved");
         };

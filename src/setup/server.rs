@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -23,6 +23,7 @@ use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, watch};
 
+use super::device::{PhoneSignIn, View};
 use super::pin::{Gate, OsRandom, SESSION_LIFETIME, Verdict};
 use super::save::{self, Pick, Values};
 use super::{Announce, page, tls};
@@ -88,9 +89,17 @@ struct Flow {
     values: Values,
 }
 
+/// A device-code sign-in one phone started, with the values it was started for (the check,
+/// the report list and the save use these, so they match the token cache).
+struct DeviceFlow {
+    values: Values,
+    sign_in: PhoneSignIn,
+}
+
 struct Shared {
     gate: Mutex<Gate<OsRandom>>,
     flows: Mutex<HashMap<String, Flow>>,
+    devices: Mutex<HashMap<String, DeviceFlow>>,
     url: String,
     fingerprint: String,
     board: watch::Sender<Option<Announce>>,
@@ -158,6 +167,7 @@ pub(crate) async fn open(env: SetupEnv) -> Result<Opened, OpenError> {
     let shared = Arc::new(Shared {
         gate: Mutex::new(Gate::new(OsRandom)),
         flows: Mutex::new(HashMap::new()),
+        devices: Mutex::new(HashMap::new()),
         url,
         fingerprint: cert.short_fingerprint(),
         board: env.board,
@@ -175,6 +185,8 @@ pub(crate) async fn open(env: SetupEnv) -> Result<Opened, OpenError> {
         .route("/api/check", post(check))
         .route("/api/reports", post(reports))
         .route("/api/save", post(save_config))
+        .route("/api/device/start", post(device_start))
+        .route("/api/device/status", post(device_status))
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(Arc::clone(&shared));
     tokio::spawn(accept_loop(
@@ -229,6 +241,13 @@ async fn accept_loop(
     if let Ok(mut f) = shared.flows.lock() {
         f.clear();
     }
+    // Stops their polling and removes the token caches no save took.
+    let devices = shared
+        .devices
+        .lock()
+        .map(|mut d| std::mem::take(&mut *d))
+        .unwrap_or_default();
+    drop(devices);
     tracing::info!("setup page closed");
 }
 
@@ -418,7 +437,23 @@ async fn check(
     let Some(session) = authorized(&s, &headers) else {
         return session_ended();
     };
-    let cfg = match save::candidate(&s.base_config, &s.state_dir, &values, &[]) {
+    let (values, signed_in) = if values.method == "device_code" {
+        match device_signed_in(&s, &session) {
+            Some(v) => v,
+            None => {
+                return no_store(
+                    Json(problem_line(
+                        "No one has signed in with the code yet.".into(),
+                        "Get a code, sign in with it on Microsoft's page, then check.".into(),
+                    ))
+                    .into_response(),
+                );
+            }
+        }
+    } else {
+        (values, None)
+    };
+    let cfg = match candidate(&s, &values, signed_in.as_deref()) {
         Ok(c) => c,
         Err(e) => return no_store(Json(problem_line(e.to_string(), e.fix())).into_response()),
     };
@@ -441,6 +476,109 @@ fn values_of(s: &Shared, session: &str) -> Option<Values> {
     s.flows.lock().ok()?.get(session).map(|f| f.values.clone())
 }
 
+/// The values and token cache of `session`'s device-code sign-in, once it is complete.
+fn device_signed_in(s: &Shared, session: &str) -> Option<(Values, Option<PathBuf>)> {
+    let devices = s.devices.lock().ok()?;
+    let d = devices.get(session)?;
+    let cache = d.sign_in.signed_in_cache()?.to_path_buf();
+    Some((d.values.clone(), Some(cache)))
+}
+
+/// The configuration the phone's values make; with a device-code sign-in, one that reads the
+/// sign-in's own token cache (the saved one names where the save moves it).
+fn candidate(
+    s: &Shared,
+    values: &Values,
+    signed_in: Option<&Path>,
+) -> Result<crate::config::Config, crate::config::ConfigError> {
+    let mut cfg = save::candidate(&s.base_config, &s.state_dir, values, &[])?;
+    if let Some(cache) = signed_in {
+        cfg.auth.token_cache = Some(cache.to_path_buf());
+    }
+    Ok(cfg)
+}
+
+/// The token cache of a sign-in for `values`, if they are for a device-code sign-in.
+fn signed_in_for(s: &Shared, session: &str, values: &Values) -> Option<PathBuf> {
+    if values.method != "device_code" {
+        return None;
+    }
+    device_signed_in(s, session).and_then(|(_, cache)| cache)
+}
+
+/// A device-code sign-in's cache in the setup folder: a new name each time, so a sign-in
+/// started again never finds the last one's file.
+fn new_cache_path(state_dir: &Path) -> Result<PathBuf, save::SaveError> {
+    let dir = save::setup_dir(state_dir)?;
+    Ok(dir.join(format!("sign-in-{:016x}.json", rand::random::<u64>())))
+}
+
+/// How long the first answer waits for Microsoft's code (the sign-in's own request is bounded
+/// by the network's timeouts; the phone then polls the status).
+const START_WAIT: Duration = Duration::from_secs(20);
+
+async fn device_start(
+    State(s): State<Arc<Shared>>,
+    headers: HeaderMap,
+    Json(values): Json<Values>,
+) -> Response {
+    let Some(session) = authorized(&s, &headers) else {
+        return session_ended();
+    };
+    if values.method != "device_code" {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "A code is only for the sign-in with a code.",
+            "Choose \"A person signs in with a code\".",
+        );
+    }
+    let cfg = match save::candidate(&s.base_config, &s.state_dir, &values, &[]) {
+        Ok(c) => c,
+        Err(e) => return error(StatusCode::BAD_REQUEST, &e.to_string(), &e.fix()),
+    };
+    let cache = match new_cache_path(&s.state_dir) {
+        Ok(p) => p,
+        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string(), &e.fix()),
+    };
+    let mut sign_in = match PhoneSignIn::start(&cfg, cache) {
+        Ok(d) => d,
+        Err(p) => return error(StatusCode::BAD_GATEWAY, &p.cause, &p.fix),
+    };
+    tracing::info!("setup page: device-code sign-in started");
+    let view = tokio::time::timeout(START_WAIT, sign_in.started())
+        .await
+        .unwrap_or(View::Starting);
+    if let Ok(mut d) = s.devices.lock() {
+        // One sign-in per phone: a new one replaces (and stops) the last. Those of ended
+        // sessions go too.
+        let now = Instant::now();
+        if let Ok(g) = s.gate.lock() {
+            d.retain(|k, _| g.is_live(k, now));
+        }
+        d.insert(session, DeviceFlow { values, sign_in });
+    }
+    no_store(Json(view).into_response())
+}
+
+async fn device_status(State(s): State<Arc<Shared>>, headers: HeaderMap) -> Response {
+    let Some(session) = authorized(&s, &headers) else {
+        return session_ended();
+    };
+    let view = s
+        .devices
+        .lock()
+        .ok()
+        .and_then(|d| d.get(&session).map(|f| f.sign_in.view()));
+    match view {
+        Some(v) => no_store(Json(v).into_response()),
+        None => error(
+            StatusCode::CONFLICT,
+            "No sign-in was started from this phone.",
+            "Press \"Get a code\".",
+        ),
+    }
+}
+
 async fn reports(State(s): State<Arc<Shared>>, headers: HeaderMap) -> Response {
     let Some(session) = authorized(&s, &headers) else {
         return session_ended();
@@ -452,7 +590,8 @@ async fn reports(State(s): State<Arc<Shared>>, headers: HeaderMap) -> Response {
             "Go back and run the check.",
         );
     };
-    let cfg = match save::candidate(&s.base_config, &s.state_dir, &values, &[]) {
+    let signed_in = signed_in_for(&s, &session, &values);
+    let cfg = match candidate(&s, &values, signed_in.as_deref()) {
         Ok(c) => c,
         Err(e) => return error(StatusCode::BAD_REQUEST, &e.to_string(), &e.fix()),
     };
@@ -495,8 +634,11 @@ async fn save_config(
     }
     let (base, state) = (s.base_config.clone(), s.state_dir.clone());
     let items = form.items;
-    let saved =
-        tokio::task::spawn_blocking(move || save::save(&base, &state, &values, &items)).await;
+    let signed_in = signed_in_for(&s, &session, &values);
+    let saved = tokio::task::spawn_blocking(move || {
+        save::save(&base, &state, &values, &items, signed_in.as_deref())
+    })
+    .await;
     match saved {
         Ok(Ok(path)) => {
             tracing::info!(path = %path.display(), "setup page: configuration saved; closing the setup page");
