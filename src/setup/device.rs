@@ -86,11 +86,7 @@ pub(crate) fn view_after(
         Step::NewToken => View::SignedIn,
         Step::Failed(p) if p.id == ProblemId::SignInDeclined => View::Declined,
         Step::Failed(p) if p.retry_class() == RetryClass::Transient => match prompt {
-            Some(prompt) => waiting(
-                prompt,
-                now,
-                Some(format!("{} Trying again.", p.id.title())),
-            ),
+            Some(prompt) => waiting(prompt, now, Some(format!("{} Trying again.", p.id.title()))),
             None => View::Failed {
                 problem: p.id.as_str(),
                 error: p.cause.clone(),
@@ -193,5 +189,100 @@ async fn drive<E: DeviceEndpoint>(mut session: DeviceSession<E>, tx: watch::Send
         }
         let wake = session.next_wake(Instant::now());
         tokio::time::sleep_until(tokio::time::Instant::from_std(wake)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::problem::Problem;
+
+    fn prompt(code: &str, now: Instant, left: u64) -> SignInPrompt {
+        SignInPrompt {
+            user_code: code.into(),
+            verification_uri: "https://microsoft.com/devicelogin".into(),
+            expires_at: now + Duration::from_secs(left),
+            expires_utc: "2026-12-02T09:00:00Z".into(),
+        }
+    }
+
+    #[test]
+    fn the_phone_sees_the_code_then_the_end_of_it() {
+        let now = Instant::now();
+        let p = prompt("ABC123XYZ", now, 900);
+        let v = view_after(&Step::Waiting, Some(&p), None, now);
+        assert_eq!(
+            v,
+            View::Waiting {
+                user_code: "ABC123XYZ".into(),
+                verification_uri: "https://microsoft.com/devicelogin".into(),
+                expires_in_s: 900,
+                expires_utc: "2026-12-02T09:00:00Z".into(),
+                note: None,
+            }
+        );
+        assert!(!v.is_final());
+        assert_eq!(
+            view_after(&Step::NewToken, None, Some("ABC123XYZ"), now),
+            View::SignedIn
+        );
+        // Microsoft said the code expired and the session took a new one: the phone is told
+        // it expired, and offers a new code itself.
+        let renewed = prompt("NEW000000", now, 900);
+        let v = view_after(&Step::Waiting, Some(&renewed), Some("ABC123XYZ"), now);
+        assert_eq!(v, View::Expired);
+        assert!(v.is_final());
+        assert!(!expired_before_poll(Some(&p), now));
+        assert!(expired_before_poll(
+            Some(&p),
+            now + Duration::from_secs(900)
+        ));
+        assert!(!expired_before_poll(None, now));
+    }
+
+    #[test]
+    fn declined_blocked_and_passing_problems() {
+        let now = Instant::now();
+        let p = prompt("ABC", now, 60);
+        let declined = Step::Failed(Problem::new(ProblemId::SignInDeclined));
+        assert_eq!(
+            view_after(&declined, Some(&p), Some("ABC"), now),
+            View::Declined
+        );
+        let blocked = Step::Failed(Problem::new(ProblemId::DeviceCodeBlocked));
+        let v = view_after(&blocked, None, None, now);
+        assert!(
+            matches!(&v, View::Failed { problem: "device_code_blocked", retry: false, fix, .. } if !fix.is_empty()),
+            "{v:?}"
+        );
+        // A network problem while a code waits: the code stays, with a note, and polling goes on.
+        let passing = Step::Failed(Problem::new(ProblemId::ServiceUnavailable));
+        let v = view_after(&passing, Some(&p), Some("ABC"), now);
+        assert!(
+            matches!(&v, View::Waiting { note: Some(n), user_code, .. } if user_code == "ABC" && n.contains("Trying again")),
+            "{v:?}"
+        );
+        assert!(!v.is_final());
+        // ... and before any code: the phone offers to try again.
+        let v = view_after(&passing, None, None, now);
+        assert!(matches!(v, View::Failed { retry: true, .. }), "{v:?}");
+    }
+
+    #[test]
+    fn what_the_phone_is_sent_names_the_state() {
+        let v = serde_json::to_value(View::Failed {
+            problem: "device_code_blocked",
+            error: "e".into(),
+            fix: "f".into(),
+            retry: false,
+        })
+        .unwrap();
+        assert_eq!(v["state"], "failed");
+        assert_eq!(
+            serde_json::to_value(View::SignedIn).unwrap()["state"],
+            "signed_in"
+        );
     }
 }

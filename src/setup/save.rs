@@ -348,13 +348,63 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut v = values();
         v.client_id = "not-a-guid".into();
-        let Err(SaveError::Config(e)) = save(&dir.path().join("none.toml"), dir.path(), &v, &[], None)
+        let Err(SaveError::Config(e)) =
+            save(&dir.path().join("none.toml"), dir.path(), &v, &[], None)
         else {
             panic!("a bad client id was saved");
         };
         assert!(e.to_string().contains("auth.client_id"), "{e}");
         assert!(!e.to_string().contains(PW));
         assert!(!dir.path().join("setup").exists());
+    }
+
+    #[test]
+    fn a_code_sign_in_is_saved_with_its_token_cache_moved_where_the_service_reads_it() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("state");
+        let v = Values {
+            method: "device_code".into(),
+            username: String::new(),
+            password: None,
+            client_secret: None,
+            ..values()
+        };
+        let base = dir.path().join("none.toml");
+        let Err(SaveError::NotSignedIn) = save(&base, &state, &v, &[pick()], None) else {
+            panic!("saved without a sign-in");
+        };
+        assert!(!config_path(&state).exists());
+        // The sign-in's cache, as the token cache writes it.
+        let pending = setup_dir(&state).unwrap().join("sign-in-1.json");
+        crate::auth::token_cache::TokenCache::new(&pending)
+            .store(&crate::auth::token_cache::CachedGrant {
+                tenant: v.tenant.clone(),
+                client_id: v.client_id.clone(),
+                refresh_token: "rt-Phone-Code".into(),
+            })
+            .unwrap();
+        let path = save(&base, &state, &v, &[pick()], Some(&pending)).unwrap();
+        assert!(!pending.exists());
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(!text.contains("rt-Phone-Code"), "{text}");
+        let cfg = config::load(&path, &SecretSources::default()).unwrap();
+        assert_eq!(cfg.auth.method, config::AuthMethod::DeviceCode);
+        assert_eq!(
+            cfg.auth.token_cache.as_deref(),
+            Some(token_cache_path(&state).as_path())
+        );
+        let mode = std::fs::metadata(token_cache_path(&state))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let rt = crate::auth::token_cache::TokenCache::new(token_cache_path(&state))
+            .load(&v.tenant, &v.client_id)
+            .unwrap()
+            .unwrap();
+        assert_eq!(rt.expose(), "rt-Phone-Code");
+        assert!(!state.join("setup").join("client-secret").exists());
     }
 
     #[test]

@@ -926,4 +926,263 @@ mod tests {
             .to_owned();
         assert!(TcpStream::connect(&addr).await.is_err(), "still listening");
     }
+
+    /// A session on `url`: its cookie and CSRF token.
+    async fn session_on(
+        phone: &reqwest::Client,
+        url: &str,
+        board: &watch::Receiver<Option<Announce>>,
+    ) -> (String, String) {
+        let pin = board.borrow().as_ref().unwrap().pin.clone();
+        let (code, h, body) = post(phone, url, "/api/pin", None, None, json!({"pin": pin})).await;
+        assert_eq!(code, 200, "{body}");
+        let session = h["set-cookie"]
+            .to_str()
+            .unwrap()
+            .split(';')
+            .next()
+            .unwrap()
+            .to_owned();
+        (session, body["csrf"].as_str().unwrap().to_owned())
+    }
+
+    /// The simulator as the cloud, its device codes polled every second and approved by no one
+    /// but the test; the installer's file and the state directory.
+    async fn code_sim(
+        dir: &std::path::Path,
+        expires: u64,
+    ) -> (crate::sim::SimHandle, String, PathBuf, PathBuf) {
+        let mut scenario = Scenario::builtin();
+        scenario.device_code.interval_seconds = 1;
+        scenario.device_code.expires_in_seconds = expires;
+        scenario.device_code.auto_approve_seconds = None;
+        let sim = Simulator::start(scenario, "127.0.0.1:0".parse().unwrap())
+            .await
+            .unwrap();
+        let snippet = sim.config_snippet(&format!("kiosk@{}", builtin_ids::TENANT_DOMAIN));
+        let cloud: String = snippet[snippet.find("[cloud]").unwrap()..]
+            .split("[[playlist]]")
+            .next()
+            .unwrap()
+            .to_owned();
+        let base = dir.join("etc.toml");
+        std::fs::write(&base, &cloud).unwrap();
+        (sim, snippet, base, dir.join("state"))
+    }
+
+    fn sign_in_files(state: &std::path::Path) -> Vec<String> {
+        std::fs::read_dir(state.join("setup"))
+            .map(|d| {
+                d.filter_map(|e| e.ok())
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .filter(|n| n.starts_with("sign-in-"))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    async fn until_final(
+        phone: &reqwest::Client,
+        url: &str,
+        session: &str,
+        csrf: &str,
+    ) -> serde_json::Value {
+        for _ in 0..60 {
+            let (code, _, v) = post(
+                phone,
+                url,
+                "/api/device/status",
+                Some(session),
+                Some(csrf),
+                json!({}),
+            )
+            .await;
+            assert_eq!(code, 200, "{v}");
+            if v["state"] != "waiting" && v["state"] != "starting" {
+                return v;
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        panic!("the sign-in never ended");
+    }
+
+    /// The code path on the phone: the new routes want the session and its CSRF token; the
+    /// phone gets the code and the address, never a token; after the approval the check and
+    /// the report list sign in with the sign-in's cache, and the save moves it where the
+    /// service reads it.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_phone_signs_in_with_a_code_checks_lists_and_saves() {
+        use crate::sim::state::Control;
+        let dir = tempfile::tempdir().unwrap();
+        let (sim, snippet, base, state) = code_sim(dir.path(), 900).await;
+        let (opened, board, url) = open_here(&state, base).await;
+        let phone = phone(&state);
+        let (session, csrf) = session_on(&phone, &url, &board).await;
+        let values = json!({
+            "method": "device_code",
+            "tenant": value_of(&snippet, "tenant"),
+            "client_id": value_of(&snippet, "client_id"),
+        });
+        for (cookie, token) in [(Some(session.as_str()), None), (None, Some(csrf.as_str()))] {
+            for path in ["/api/device/start", "/api/device/status"] {
+                let (code, _, _) = post(&phone, &url, path, cookie, token, values.clone()).await;
+                assert_eq!(code, 401, "{path} without its session or CSRF token");
+            }
+        }
+        assert_eq!(sim.stats().devicecode_requests, 0);
+        let call = |path: &'static str, body: serde_json::Value| {
+            let (phone, url, session, csrf) =
+                (phone.clone(), url.clone(), session.clone(), csrf.clone());
+            async move { post(&phone, &url, path, Some(&session), Some(&csrf), body).await }
+        };
+        let (code, _, _) = call("/api/device/status", json!({})).await;
+        assert_eq!(code, 409, "no sign-in started yet");
+        let (code, _, body) = call(
+            "/api/device/start",
+            json!({"method": "password", "tenant": "x", "client_id": "y"}),
+        )
+        .await;
+        assert_eq!(code, 400, "{body}");
+
+        let (code, _, view) = call("/api/device/start", values.clone()).await;
+        assert_eq!(code, 200, "{view}");
+        assert_eq!(view["state"], "waiting", "{view}");
+        assert_eq!(
+            view["verification_uri"],
+            "https://microsoft.com/devicelogin"
+        );
+        let user_code = view["user_code"].as_str().unwrap().to_owned();
+        assert!(view["expires_in_s"].as_u64().unwrap() > 800, "{view}");
+        // Before the sign-in: the check says so, nothing can be saved.
+        let (code, _, report) = call("/api/check", values.clone()).await;
+        assert_eq!(code, 200);
+        assert_eq!(report["ok"], false, "{report}");
+        assert!(report.to_string().contains("code"), "{report}");
+        let (code, _, _) = call(
+            "/api/save",
+            json!({"items": [{"workspace": "w", "report": "r", "seconds": 20}]}),
+        )
+        .await;
+        assert_eq!(code, 409);
+
+        sim.control(Control::ApproveDeviceCode {
+            user_code: Some(user_code),
+            username: format!("kiosk@{}", builtin_ids::TENANT_DOMAIN),
+        });
+        let done = until_final(&phone, &url, &session, &csrf).await;
+        assert_eq!(done["state"], "signed_in", "{done}");
+        let pending = sign_in_files(&state);
+        assert_eq!(pending.len(), 1, "{pending:?}");
+        let (code, _, report) = call("/api/check", values.clone()).await;
+        assert_eq!(code, 200);
+        assert_eq!(report["ok"], true, "{report}");
+        let (code, _, catalog) = call("/api/reports", json!({})).await;
+        assert_eq!(code, 200, "{catalog}");
+        let picks: Vec<serde_json::Value> =
+            catalog["workspaces"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .flat_map(|ws| {
+                    ws["reports"].as_array().unwrap().iter().map(
+                        move |r| json!({"workspace": ws["id"], "report": r["id"], "seconds": 20}),
+                    )
+                })
+                .take(2)
+                .collect();
+        assert_eq!(picks.len(), 2, "{catalog}");
+        let (code, _, saved) = call("/api/save", json!({"items": picks})).await;
+        assert_eq!(code, 200, "{saved}");
+
+        let path = save::config_path(&state);
+        let cfg = crate::config::load(&path, &crate::config::SecretSources::default()).unwrap();
+        assert_eq!(cfg.auth.method, crate::config::AuthMethod::DeviceCode);
+        assert_eq!(cfg.playlist.len(), 2);
+        let cache = save::token_cache_path(&state);
+        assert_eq!(cfg.auth.token_cache.as_deref(), Some(cache.as_path()));
+        let rt = crate::auth::token_cache::TokenCache::new(&cache)
+            .load(&cfg.auth.tenant, &cfg.auth.client_id)
+            .unwrap()
+            .expect("the sign-in is where the service reads it");
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(!text.contains(rt.expose()));
+        for answer in [&view, &done, &report, &catalog, &saved] {
+            assert!(!answer.to_string().contains(rt.expose()), "{answer}");
+        }
+        assert!(sign_in_files(&state).is_empty());
+        let stats = sim.stats();
+        assert_eq!(stats.devicecode_requests, 1);
+        let t = Instant::now();
+        while !opened.is_closed() && t.elapsed() < Duration::from_secs(5) {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(opened.is_closed());
+    }
+
+    /// A declined sign-in and an expired code end the polling; the phone asks for a new code,
+    /// which replaces the last sign-in (and its file); closing the page removes what is left.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn declined_and_expired_codes_stop_and_a_new_one_replaces_them() {
+        use crate::sim::state::Control;
+        let dir = tempfile::tempdir().unwrap();
+        // Five seconds: the shortest a code may live.
+        let (sim, snippet, base, state) = code_sim(dir.path(), 5).await;
+        let (opened, board, url) = open_here(&state, base).await;
+        let phone = phone(&state);
+        let (session, csrf) = session_on(&phone, &url, &board).await;
+        let values = json!({
+            "method": "device_code",
+            "tenant": value_of(&snippet, "tenant"),
+            "client_id": value_of(&snippet, "client_id"),
+        });
+        let (code, _, view) = post(
+            &phone,
+            &url,
+            "/api/device/start",
+            Some(&session),
+            Some(&csrf),
+            values.clone(),
+        )
+        .await;
+        assert_eq!((code, &view["state"]), (200, &json!("waiting")), "{view}");
+        sim.control(Control::DeclineDeviceCode { user_code: None });
+        let v = until_final(&phone, &url, &session, &csrf).await;
+        assert_eq!(v["state"], "declined", "{v}");
+        let polls = sim.stats().token_by_grant.values().sum::<u64>();
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        assert_eq!(
+            sim.stats().token_by_grant.values().sum::<u64>(),
+            polls,
+            "polling stopped"
+        );
+
+        let (code, _, view) = post(
+            &phone,
+            &url,
+            "/api/device/start",
+            Some(&session),
+            Some(&csrf),
+            values,
+        )
+        .await;
+        assert_eq!((code, &view["state"]), (200, &json!("waiting")), "{view}");
+        assert_eq!(
+            sign_in_files(&state).len(),
+            0,
+            "nothing cached before a sign-in"
+        );
+        let v = until_final(&phone, &url, &session, &csrf).await;
+        assert_eq!(v["state"], "expired", "{v}");
+        assert_eq!(
+            sim.stats().devicecode_requests,
+            2,
+            "no code asked for by itself"
+        );
+        opened.close();
+        let t = Instant::now();
+        while board.borrow().is_some() && t.elapsed() < Duration::from_secs(5) {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(sign_in_files(&state).is_empty());
+    }
 }

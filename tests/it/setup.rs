@@ -64,6 +64,29 @@ fn plain_request(port: u16, request: &str) -> String {
     answer
 }
 
+/// The phone: web/testing/setup-phone.mjs in a phone-sized headless Chromium, given `input`;
+/// what it reports.
+fn run_phone(input: &Value) -> Value {
+    let web = Path::new(env!("CARGO_MANIFEST_DIR")).join("web");
+    let out = Command::new("node")
+        .current_dir(&web)
+        .arg("testing/setup-phone.mjs")
+        .arg(input.to_string())
+        .output()
+        .expect("node is needed for the phone test");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    stdout
+        .lines()
+        .last()
+        .and_then(|l| serde_json::from_str(l).ok())
+        .unwrap_or_else(|| {
+            panic!(
+                "the phone said nothing usable: {stdout}\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        })
+}
+
 #[tokio::test(flavor = "multi_thread")]
 #[ignore = "needs Xvfb, ImageMagick, the built page, node and Chromium; scripts/test.sh runs it"]
 async fn a_phone_sets_the_screen_up_and_it_plays_without_a_restart() {
@@ -211,24 +234,7 @@ async fn a_phone_sets_the_screen_up_and_it_plays_without_a_restart() {
         "reports": 2,
         "out_dir": out_dir(),
     });
-    let web = Path::new(env!("CARGO_MANIFEST_DIR")).join("web");
-    let out = Command::new("node")
-        .current_dir(&web)
-        .arg("testing/setup-phone.mjs")
-        .arg(input.to_string())
-        .output()
-        .expect("node is needed for the phone test");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let result: Value = stdout
-        .lines()
-        .last()
-        .and_then(|l| serde_json::from_str(l).ok())
-        .unwrap_or_else(|| {
-            panic!(
-                "the phone said nothing usable: {stdout}\n{}",
-                String::from_utf8_lossy(&out.stderr)
-            )
-        });
+    let result = run_phone(&input);
     assert_eq!(result["done"], true, "{result}");
     // Every request the phone made went over TLS, and the password only in them.
     let requests = result["requests"].as_array().unwrap();
@@ -372,4 +378,212 @@ async fn check_names_and_reads_the_file_in_use() {
     let line = check();
     assert!(line.contains(installer.to_str().unwrap()), "{line}");
     assert!(!line.contains("state/setup"), "{line}");
+}
+
+/// Where a token of the simulator's shows in `text`: refresh tokens start "0.A", device codes
+/// "DAQABAAEAAA", access tokens with the JWT header below, each followed by base64url.
+fn token_leaks(text: &str) -> Vec<&'static str> {
+    const JWT_HEADER: &str = "eyJ0eXAiOiJKV1QiLCJhbGciOiJSUzI1NiIsImtpZCI6InNpbSJ9";
+    ["0.A", "DAQABAAEAAA", JWT_HEADER]
+        .into_iter()
+        .filter(|prefix| {
+            text.match_indices(prefix).any(|(i, _)| {
+                let rest = &text[i + prefix.len()..];
+                rest.len() >= 40
+                    && rest[..40]
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+            })
+        })
+        .collect()
+}
+
+/// The device-code method on the phone: the phone shows the code and Microsoft's address, a
+/// person signs in (the simulator approves the code the phone showed), the phone goes on to
+/// the live check and the reports, and the screen plays them without a restart, signed in
+/// through the token cache the service reads. No token reaches the phone, the log, `/status`
+/// or the saved file.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs Xvfb, ImageMagick, the built page, node and Chromium; scripts/test.sh runs it"]
+async fn a_phone_signs_the_screen_in_with_a_code_and_it_plays_without_a_restart() {
+    use std::os::unix::fs::MetadataExt as _;
+    let _one = lock().await;
+    let mut scenario = pbikiosk::sim::Scenario::builtin();
+    scenario.device_code.interval_seconds = 1;
+    scenario.device_code.auto_approve_seconds = None;
+    let sim = pbikiosk::sim::Simulator::start(scenario, "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let ids = pbikiosk::sim::scenario::builtin_ids::TENANT_DOMAIN;
+    let user = format!("kiosk@{ids}");
+    let snippet = sim.config_snippet(&user);
+    let door = EmbedFront::start(sim.router(), "app.powerbi.com", FrontCert::RunCa)
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("door-ca.pem");
+    std::fs::write(&ca, door.ca_pem.as_deref().unwrap()).unwrap();
+    let state = dir.path().join("state");
+    std::fs::create_dir(&state).unwrap();
+    let port = free_port();
+    let cfg = installer_config(dir.path(), &snippet, port, &ca);
+    let state_env = state.to_str().unwrap().to_owned();
+    let proxy = format!("http://{}", door.proxy);
+
+    let x = Xvfb::start();
+    let mut p = Player::run_config_env(
+        &x,
+        "setup-phone-code",
+        &cfg,
+        &[
+            ("STATE_DIRECTORY", &state_env),
+            ("https_proxy", &proxy),
+            ("no_proxy", ""),
+            ("NO_PROXY", ""),
+        ],
+    );
+    let s = p
+        .wait_for("the setup page on the not-configured screen", 60, |s| {
+            s["state"] == "not_configured" && s["setup"]["pin"].is_string()
+        })
+        .await;
+    let url = s["setup"]["url"].as_str().unwrap().to_owned();
+    let pin = s["setup"]["pin"].as_str().unwrap().to_owned();
+
+    // The person at the phone: once the phone shows a code, they sign in with it.
+    let code_file = out_dir().join("setup-phone-code.txt");
+    let _ = std::fs::remove_file(&code_file);
+    let approver = {
+        let (sim, code_file, user) = (sim.clone(), code_file.clone(), user.clone());
+        std::thread::spawn(move || {
+            for _ in 0..600 {
+                if let Ok(code) = std::fs::read_to_string(&code_file)
+                    && !code.is_empty()
+                {
+                    std::thread::sleep(Duration::from_secs(2));
+                    return sim
+                        .try_control(pbikiosk::sim::Control::ApproveDeviceCode {
+                            user_code: Some(code.clone()),
+                            username: user,
+                        })
+                        .map(|_| code)
+                        .map_err(|e| e.to_string());
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            Err("the phone never showed a code".to_owned())
+        })
+    };
+    let input = json!({
+        "url": url,
+        "pin": pin,
+        "cert_pem_file": state.join("setup-tls/cert.pem"),
+        "values": {
+            "method": "device_code",
+            "tenant": value_of(&snippet, "tenant"),
+            "client_id": value_of(&snippet, "client_id"),
+        },
+        "reports": 2,
+        "out_dir": out_dir(),
+        "code_file": code_file,
+    });
+    let result = tokio::task::spawn_blocking(move || run_phone(&input))
+        .await
+        .unwrap();
+    let approved = approver.join().unwrap();
+    assert_eq!(result["done"], true, "{result}");
+    let approved = approved.unwrap_or_else(|e| panic!("{e}: {result}"));
+    assert_eq!(Some(approved.as_str()), result["code"].as_str());
+    assert_eq!(
+        result["link"], "https://microsoft.com/devicelogin",
+        "{result}"
+    );
+    assert_eq!(result["copied"], result["code"], "tap-to-copy: {result}");
+    assert!(
+        result["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c["ok"] == true),
+        "{result}"
+    );
+    for r in result["requests"].as_array().unwrap() {
+        assert!(r["url"].as_str().unwrap().starts_with("https://"), "{r}");
+    }
+
+    // Saved: device_code with tenant and app, the token cache where the service reads it,
+    // private to the service's user like one `pbikiosk login` writes.
+    let saved = state.join("setup/pbikiosk.toml");
+    let text = std::fs::read_to_string(&saved).unwrap();
+    let cache = state.join("token-cache.json");
+    for line in [
+        "method = \"device_code\"".to_owned(),
+        format!("tenant = \"{}\"", value_of(&snippet, "tenant")),
+        format!("client_id = \"{}\"", value_of(&snippet, "client_id")),
+        format!("token_cache = \"{}\"", cache.display()),
+    ] {
+        assert!(text.contains(&line), "{line} missing in {text}");
+    }
+    let meta = std::fs::metadata(&cache).unwrap();
+    assert_eq!(meta.mode() & 0o777, 0o600);
+    assert_eq!(meta.uid(), std::fs::metadata(&state).unwrap().uid());
+    let left: Vec<_> = std::fs::read_dir(state.join("setup"))
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("sign-in-"))
+        .collect();
+    assert!(left.is_empty(), "a sign-in's cache was left: {left:?}");
+    let cached: Value = serde_json::from_str(&std::fs::read_to_string(&cache).unwrap()).unwrap();
+    let refresh = cached["refresh_token"].as_str().unwrap().to_owned();
+    assert!(refresh.len() > 40);
+
+    let pid = p.child.id();
+    let s = p
+        .wait_for("playing the two picked reports", 60, |s| {
+            s["state"] == "playing"
+                && !s["item"].is_null()
+                && s["items"].as_array().is_some_and(|i| i.len() == 2)
+        })
+        .await;
+    assert_eq!(s["items"][0]["name"], "Sales Overview", "{s}");
+    assert_eq!(s["items"][1]["name"], "Operations", "{s}");
+    assert_eq!(p.child.id(), pid);
+    assert!(p.child.try_wait().unwrap().is_none(), "restarted");
+    assert!(s.get("setup").is_none(), "{s}");
+    let stats = sim.stats();
+    assert_eq!(stats.devicecode_requests, 1, "one code, the phone's");
+    assert!(stats.token_by_grant.get("password").is_none(), "{stats:?}");
+    assert!(
+        stats
+            .token_by_grant
+            .get("refresh_token")
+            .is_some_and(|n| *n >= 2),
+        "the check and the player sign in with the cached grant: {stats:?}"
+    );
+    assert!(
+        TcpStream::connect(("127.0.0.1", port)).is_err(),
+        "the setup port still answers"
+    );
+
+    // Leak sweep: no token in what the phone received, the log, /status or the saved file.
+    let status = p.status().await.unwrap().to_string();
+    let log = std::fs::read_to_string(out_dir().join("setup-phone-code.log")).unwrap();
+    let phone = result["responses"].to_string();
+    assert!(
+        result["responses"].as_array().unwrap().len() >= 5,
+        "{result}"
+    );
+    for (what, t) in [
+        ("the phone's answers", &phone),
+        ("the log", &log),
+        ("/status", &status),
+        ("the saved file", &text),
+    ] {
+        assert!(!t.contains(&refresh), "the refresh token is in {what}");
+        assert_eq!(token_leaks(t), Vec::<&str>::new(), "a token is in {what}");
+    }
+    assert!(log.contains("setup page closed"), "{log}");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    x.screenshot("setup-code-screen-after.png");
 }

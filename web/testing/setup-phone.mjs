@@ -3,9 +3,14 @@
 // The device certificate is accepted by its public key's hash only
 // (--ignore-certificate-errors-spki-list), as a person compares the fingerprint.
 //
-// Input: one JSON argument {url, pin, cert_pem_file, values, reports: 2, out_dir}.
-// Output (stdout, last line): JSON {requests: [{method, url, body}], checks: [...], done: true}.
-import { readFileSync } from 'node:fs';
+// With values.method "device_code" the phone gets a code instead: it takes a 390x844 screenshot
+// of the code step, taps the code (to copy it), writes the code to code_file for the test to
+// approve on the simulator, and waits for the sign-in to go on to the check.
+//
+// Input: one JSON argument {url, pin, cert_pem_file, values, reports: 2, out_dir, code_file?}.
+// Output (stdout, last line): JSON {requests: [{method, url, body}], responses: [{url, body}],
+// checks: [...], code?, copied?, link?, done: true}.
+import { readFileSync, writeFileSync } from 'node:fs';
 import { createHash, X509Certificate } from 'node:crypto';
 import { join } from 'node:path';
 import { chromium } from 'playwright-core';
@@ -22,12 +27,18 @@ const browser = await chromium.launch({
     '--disable-sync', '--no-first-run', `--ignore-certificate-errors-spki-list=${spkiHash}`]
 });
 const requests = [];
+const responses = [];
+const extra = {};
 try {
   const context = await browser.newContext({
     viewport: { width: 390, height: 844 }, deviceScaleFactor: 2, isMobile: true, hasTouch: true
   });
   const page = await context.newPage();
   page.on('request', (r) => requests.push({ method: r.method(), url: r.url(), body: r.postData() || '' }));
+  page.on('response', async (r) => {
+    if (!r.url().includes('/api/')) return;
+    try { responses.push({ url: r.url(), body: await r.text() }); } catch (e) { /* gone with the page */ }
+  });
   await page.goto(input.url);
   await page.fill('#pin', input.pin);
   await page.screenshot({ path: join(input.out_dir, 'setup-phone-pin.png'), fullPage: true });
@@ -41,9 +52,22 @@ try {
     await page.fill('#username', v.username);
     await page.fill('#password', v.password);
   }
-  await page.fill('#client_secret', v.client_secret || '');
+  if (v.method !== 'device_code') await page.fill('#client_secret', v.client_secret || '');
   await page.screenshot({ path: join(input.out_dir, 'setup-phone-values.png'), fullPage: true });
   await page.click('#values-form button');
+  if (v.method === 'device_code') {
+    await context.grantPermissions(['clipboard-read', 'clipboard-write']);
+    await page.waitForFunction(() => document.getElementById('code').textContent.length > 0, null, { timeout: 30000 });
+    await page.locator('#step-code').scrollIntoViewIfNeeded();
+    extra.code = await page.textContent('#code');
+    extra.link = await page.getAttribute('#code-link', 'href');
+    await page.click('#code');
+    await page.waitForFunction(() => document.getElementById('code-copied').textContent.length > 0, null, { timeout: 5000 });
+    extra.copied = await page.evaluate(() => navigator.clipboard.readText());
+    extra.copied_message = await page.textContent('#code-copied');
+    await page.screenshot({ path: join(input.out_dir, 'setup-phone-code.png') });
+    writeFileSync(input.code_file, extra.code);
+  }
   await page.waitForSelector('#catalog input[type=checkbox]', { timeout: 60000 });
   const checks = await page.$$eval('#checks li', (els) => els.map((e) => ({ name: e.getAttribute('data-check'), ok: e.className === 'ok' })));
   const boxes = await page.$$('#catalog input[data-report]');
@@ -53,9 +77,9 @@ try {
   await page.click('#save');
   await page.waitForSelector('#step-done:not([hidden])', { timeout: 30000 });
   await page.screenshot({ path: join(input.out_dir, 'setup-phone-done.png'), fullPage: true });
-  console.log(JSON.stringify({ requests, checks, done: true }));
+  console.log(JSON.stringify({ requests, responses, checks, ...extra, done: true }));
 } catch (e) {
-  console.log(JSON.stringify({ requests, error: String(e && e.stack || e), done: false }));
+  console.log(JSON.stringify({ requests, responses, ...extra, error: String(e && e.stack || e), done: false }));
   process.exitCode = 1;
 } finally {
   await browser.close();

@@ -22,15 +22,27 @@
     el.className = 'msg' + (bad ? ' bad' : '');
   }
 
+  // The steps shown with each step: the sign-in values stay in sight while a code waits and
+  // while reports are picked.
+  var VISIBLE = {
+    'step-pin': ['step-pin'],
+    'step-values': ['step-values'],
+    'step-code': ['step-values', 'step-code'],
+    'step-reports': ['step-values', 'step-code', 'step-reports'],
+    'step-done': ['step-done']
+  };
   function show(step) {
-    ['step-pin', 'step-values', 'step-reports', 'step-done'].forEach(function (s) {
-      $(s).hidden = s !== step && !(step === 'step-reports' && s === 'step-values');
+    ['step-pin', 'step-values', 'step-code', 'step-reports', 'step-done'].forEach(function (s) {
+      var visible = VISIBLE[step].indexOf(s) >= 0;
+      if (s === 'step-code' && method() !== 'device_code') visible = false;
+      $(s).hidden = !visible;
     });
   }
 
   function sessionEnded(res) {
     if (res.status !== 401) return false;
     csrf = '';
+    stopPolling();
     show('step-pin');
     say($('pin-msg'), (res.body.error || '') + ' ' + (res.body.fix || ''), true);
     return true;
@@ -59,6 +71,11 @@
     Array.prototype.forEach.call(document.querySelectorAll('[data-for]'), function (el) {
       el.hidden = el.getAttribute('data-for').split(' ').indexOf(m) < 0;
     });
+    $('values-submit').textContent = m === 'device_code' ? 'Get a code' : 'Check';
+    if (m !== 'device_code') {
+      stopPolling();
+      $('step-code').hidden = true;
+    }
   }
   $('method').addEventListener('change', applyMethod);
   applyMethod();
@@ -91,19 +108,127 @@
     });
   }
 
-  $('values-form').addEventListener('submit', function (ev) {
-    ev.preventDefault();
-    var btn = ev.target.querySelector('button');
+  // The live check: the same for every method (with a code, once the sign-in is complete).
+  function runCheck() {
+    var btn = $('values-submit');
+    var label = btn.textContent;
     btn.disabled = true;
     btn.textContent = 'Checking…';
     renderChecks({ checks: [] });
     call('/api/check', values()).then(function (res) {
       btn.disabled = false;
-      btn.textContent = 'Check';
+      btn.textContent = label;
       if (sessionEnded(res)) return;
       renderChecks(res.body);
       if (res.body.ok) loadReports();
-    }, function () { btn.disabled = false; btn.textContent = 'Check'; });
+    }, function () { btn.disabled = false; btn.textContent = label; });
+  }
+
+  $('values-form').addEventListener('submit', function (ev) {
+    ev.preventDefault();
+    if (method() === 'device_code') startCode(); else runCheck();
+  });
+
+  // ------------------------------------------------------------------ sign-in with a code
+  // The device asks Microsoft for the code and polls for the sign-in; this page only shows
+  // the code and asks the device how it is going.
+  var polling = null;
+  function stopPolling() {
+    if (polling) { clearTimeout(polling); polling = null; }
+  }
+
+  function codeShown(v) {
+    $('code-box').hidden = !v;
+    if (!v) return;
+    if ($('code').textContent !== v.user_code) say($('code-copied'), '');
+    $('code').textContent = v.user_code;
+    $('code-link').href = v.verification_uri;
+    $('code-link').textContent = v.verification_uri.replace(/^https:\/\//, '');
+  }
+
+  function codeOver(text) {
+    stopPolling();
+    codeShown(null);
+    say($('code-state'), text, true);
+    $('code-retry').hidden = false;
+  }
+
+  function onView(v) {
+    switch (v.state) {
+      case 'starting':
+        say($('code-state'), 'Asking Microsoft for a code…');
+        pollSoon();
+        break;
+      case 'waiting': {
+        codeShown(v);
+        var mins = Math.max(1, Math.round(v.expires_in_s / 60));
+        say($('code-state'), (v.note ? v.note + ' ' : '') + 'Waiting for the sign-in. The code works for about ' +
+          mins + (mins === 1 ? ' more minute.' : ' more minutes.'));
+        pollSoon();
+        break;
+      }
+      case 'signed_in':
+        stopPolling();
+        codeShown(null);
+        say($('code-state'), 'Signed in. The screen keeps this sign-in; no password is stored.');
+        runCheck();
+        break;
+      case 'expired':
+        codeOver('The code expired before anyone signed in with it.');
+        break;
+      case 'declined':
+        codeOver('The sign-in was declined on Microsoft\'s page.');
+        break;
+      default:
+        codeOver((v.error || 'The sign-in did not work.') + ' ' + (v.fix || ''));
+    }
+  }
+
+  function pollSoon() {
+    stopPolling();
+    polling = setTimeout(function () {
+      polling = null;
+      call('/api/device/status').then(function (res) {
+        if (sessionEnded(res)) return;
+        if (res.status !== 200) { codeOver((res.body.error || 'Refused.') + ' ' + (res.body.fix || '')); return; }
+        onView(res.body);
+      }, pollSoon);
+    }, 2000);
+  }
+
+  function startCode() {
+    stopPolling();
+    renderChecks({ checks: [] });
+    show('step-code');
+    codeShown(null);
+    $('code-retry').hidden = true;
+    say($('code-state'), 'Asking Microsoft for a code…');
+    call('/api/device/start', values()).then(function (res) {
+      if (sessionEnded(res)) return;
+      if (res.status !== 200) { codeOver((res.body.error || 'Refused.') + ' ' + (res.body.fix || '')); return; }
+      onView(res.body);
+    }, function () { codeOver('The screen cannot be reached. Are you on the same network?'); });
+  }
+
+  $('code-retry').addEventListener('click', startCode);
+
+  function selectCode() {
+    var range = document.createRange();
+    range.selectNodeContents($('code'));
+    var sel = window.getSelection();
+    sel.removeAllRanges();
+    sel.addRange(range);
+    try { return document.execCommand('copy'); } catch (e) { return false; }
+  }
+
+  $('code').addEventListener('click', function () {
+    var text = $('code').textContent;
+    function done(ok) { say($('code-copied'), ok ? 'Copied: paste it on Microsoft\'s page.' : 'Hold the code to copy it.'); }
+    if (navigator.clipboard && window.isSecureContext) {
+      navigator.clipboard.writeText(text).then(function () { done(true); }, function () { done(selectCode()); });
+    } else {
+      done(selectCode());
+    }
   });
 
   // ------------------------------------------------------------------ reports
