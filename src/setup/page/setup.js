@@ -140,7 +140,11 @@
   function codeShown(v) {
     $('code-box').hidden = !v;
     if (!v) return;
-    if ($('code').textContent !== v.user_code) say($('code-copied'), '');
+    if ($('code').textContent !== v.user_code) {
+      say($('code-copied'), '');
+      // A new code: bring it into sight (the form above fills a phone's screen).
+      if ($('step-code').scrollIntoView) $('step-code').scrollIntoView({ block: 'start' });
+    }
     $('code').textContent = v.user_code;
     $('code-link').href = v.verification_uri;
     $('code-link').textContent = v.verification_uri.replace(/^https:\/\//, '');
