@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
+use pbikiosk::sim::Control;
 use pbikiosk::sim::front::{EmbedFront, FrontCert};
 
 use crate::common::{Player, Xvfb, free_port, lock, out_dir};
@@ -398,8 +399,9 @@ fn token_leaks(text: &str) -> Vec<&'static str> {
         .collect()
 }
 
-/// The device-code method on the phone: the phone shows the code and Microsoft's address, a
-/// person signs in (the simulator approves the code the phone showed), the phone goes on to
+/// The device-code method on the phone: the phone shows the code and Microsoft's address; a
+/// declined sign-in is shown with a button for a new code; a person signs in with that one
+/// (the simulator approves the code the phone showed), the phone goes on to
 /// the live check and the reports, and the screen plays them without a restart, signed in
 /// through the token cache the service reads. No token reaches the phone, the log, `/status`
 /// or the saved file.
@@ -450,28 +452,37 @@ async fn a_phone_signs_the_screen_in_with_a_code_and_it_plays_without_a_restart(
     let url = s["setup"]["url"].as_str().unwrap().to_owned();
     let pin = s["setup"]["pin"].as_str().unwrap().to_owned();
 
-    // The person at the phone: once the phone shows a code, they sign in with it.
+    // The person at the phone: they decline the first code the phone shows (on Microsoft's
+    // page), then sign in with the new code the phone asks for.
     let code_file = out_dir().join("setup-phone-code.txt");
     let _ = std::fs::remove_file(&code_file);
     let approver = {
         let (sim, code_file, user) = (sim.clone(), code_file.clone(), user.clone());
         std::thread::spawn(move || {
-            for _ in 0..600 {
-                if let Ok(code) = std::fs::read_to_string(&code_file)
-                    && !code.is_empty()
-                {
-                    std::thread::sleep(Duration::from_secs(2));
-                    return sim
-                        .try_control(pbikiosk::sim::Control::ApproveDeviceCode {
-                            user_code: Some(code.clone()),
-                            username: user,
-                        })
-                        .map(|_| code)
-                        .map_err(|e| e.to_string());
+            let mut declined: Option<String> = None;
+            for _ in 0..900 {
+                let code = std::fs::read_to_string(&code_file).unwrap_or_default();
+                if code.is_empty() || declined.as_deref() == Some(code.as_str()) {
+                    std::thread::sleep(Duration::from_millis(100));
+                    continue;
                 }
-                std::thread::sleep(Duration::from_millis(100));
+                std::thread::sleep(Duration::from_secs(2));
+                let c = Some(code.clone());
+                if declined.is_none() {
+                    sim.try_control(Control::DeclineDeviceCode { user_code: c })
+                        .map_err(|e| e.to_string())?;
+                    declined = Some(code);
+                    continue;
+                }
+                return sim
+                    .try_control(Control::ApproveDeviceCode {
+                        user_code: c,
+                        username: user,
+                    })
+                    .map(|_| (declined.unwrap_or_default(), code))
+                    .map_err(|e| e.to_string());
             }
-            Err("the phone never showed a code".to_owned())
+            Err("the phone never showed two codes".to_owned())
         })
     };
     let input = json!({
@@ -486,19 +497,30 @@ async fn a_phone_signs_the_screen_in_with_a_code_and_it_plays_without_a_restart(
         "reports": 2,
         "out_dir": out_dir(),
         "code_file": code_file,
+        "decline_first": true,
     });
     let result = tokio::task::spawn_blocking(move || run_phone(&input))
         .await
         .unwrap();
     let approved = approver.join().unwrap();
     assert_eq!(result["done"], true, "{result}");
-    let approved = approved.unwrap_or_else(|e| panic!("{e}: {result}"));
+    let (declined, approved) = approved.unwrap_or_else(|e| panic!("{e}: {result}"));
+    assert_eq!(Some(declined.as_str()), result["first_code"].as_str());
     assert_eq!(Some(approved.as_str()), result["code"].as_str());
+    assert!(
+        result["declined_message"]
+            .as_str()
+            .is_some_and(|m| m.contains("declined")),
+        "{result}"
+    );
     assert_eq!(
         result["link"], "https://microsoft.com/devicelogin",
         "{result}"
     );
-    assert_eq!(result["copied"], result["code"], "tap-to-copy: {result}");
+    assert_eq!(
+        result["copied"], result["first_code"],
+        "tap-to-copy: {result}"
+    );
     assert!(
         result["checks"]
             .as_array()
@@ -552,7 +574,10 @@ async fn a_phone_signs_the_screen_in_with_a_code_and_it_plays_without_a_restart(
     assert!(p.child.try_wait().unwrap().is_none(), "restarted");
     assert!(s.get("setup").is_none(), "{s}");
     let stats = sim.stats();
-    assert_eq!(stats.devicecode_requests, 1, "one code, the phone's");
+    assert_eq!(
+        stats.devicecode_requests, 2,
+        "the declined code and the new one the phone asked for"
+    );
     assert!(!stats.token_by_grant.contains_key("password"), "{stats:?}");
     assert!(
         stats

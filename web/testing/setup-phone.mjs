@@ -5,9 +5,10 @@
 //
 // With values.method "device_code" the phone gets a code instead: it takes a 390x844 screenshot
 // of the code step, taps the code (to copy it), writes the code to code_file for the test to
-// approve on the simulator, and waits for the sign-in to go on to the check.
+// approve on the simulator, and waits for the sign-in to go on to the check. With decline_first
+// the test declines the first code: the phone shows that, asks for a new code, and writes that one.
 //
-// Input: one JSON argument {url, pin, cert_pem_file, values, reports: 2, out_dir, code_file?}.
+// Input: one JSON argument {url, pin, cert_pem_file, values, reports: 2, out_dir, code_file?, decline_first?}.
 // Output (stdout, last line): JSON {requests: [{method, url, body}], responses: [{url, body}],
 // checks: [...], code?, copied?, link?, done: true}.
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -67,6 +68,21 @@ try {
     extra.copied_message = await page.textContent('#code-copied');
     await page.screenshot({ path: join(input.out_dir, 'setup-phone-code.png') });
     writeFileSync(input.code_file, extra.code);
+    if (input.decline_first) {
+      // The test declines this code: the phone says so and offers a new one.
+      await page.waitForSelector('#code-retry:not([hidden])', { timeout: 30000 });
+      extra.declined_message = await page.textContent('#code-state');
+      await page.screenshot({ path: join(input.out_dir, 'setup-phone-code-declined.png') });
+      await page.click('#code-retry');
+      const first = extra.code;
+      await page.waitForFunction((f) => {
+        const t = document.getElementById('code').textContent;
+        return t.length > 0 && t !== f && !document.getElementById('code-box').hidden;
+      }, first, { timeout: 30000 });
+      extra.first_code = first;
+      extra.code = await page.textContent('#code');
+      writeFileSync(input.code_file, extra.code);
+    }
   }
   await page.waitForSelector('#catalog input[type=checkbox]', { timeout: 60000 });
   const checks = await page.$$eval('#checks li', (els) => els.map((e) => ({ name: e.getAttribute('data-check'), ok: e.className === 'ok' })));
