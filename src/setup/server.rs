@@ -100,6 +100,8 @@ struct Shared {
     gate: Mutex<Gate<OsRandom>>,
     flows: Mutex<HashMap<String, Flow>>,
     devices: Mutex<HashMap<String, DeviceFlow>>,
+    /// When a phone last asked for a code.
+    last_start: Mutex<Option<Instant>>,
     url: String,
     fingerprint: String,
     board: watch::Sender<Option<Announce>>,
@@ -168,6 +170,7 @@ pub(crate) async fn open(env: SetupEnv) -> Result<Opened, OpenError> {
         gate: Mutex::new(Gate::new(OsRandom)),
         flows: Mutex::new(HashMap::new()),
         devices: Mutex::new(HashMap::new()),
+        last_start: Mutex::new(None),
         url,
         fingerprint: cert.short_fingerprint(),
         board: env.board,
@@ -498,12 +501,20 @@ fn candidate(
     Ok(cfg)
 }
 
-/// The token cache of a sign-in for `values`, if they are for a device-code sign-in.
-fn signed_in_for(s: &Shared, session: &str, values: &Values) -> Option<PathBuf> {
+/// The values the live check accepted for `session`, with the token cache of its device-code
+/// sign-in when they are for one. A sign-in started again since the check (perhaps for another
+/// tenant or app) must be checked again, so the saved file and the cache always belong together.
+fn checked(s: &Shared, session: &str) -> Option<(Values, Option<PathBuf>)> {
+    let values = values_of(s, session)?;
     if values.method != "device_code" {
-        return None;
+        return Some((values, None));
     }
-    device_signed_in(s, session).and_then(|(_, cache)| cache)
+    let devices = s.devices.lock().ok()?;
+    let d = devices.get(session)?;
+    let same = d.values.tenant.trim() == values.tenant.trim()
+        && d.values.client_id.trim() == values.client_id.trim();
+    let cache = d.sign_in.signed_in_cache()?.to_path_buf();
+    same.then_some((values, Some(cache)))
 }
 
 /// A device-code sign-in's cache in the setup folder: a new name each time, so a sign-in
@@ -516,6 +527,15 @@ fn new_cache_path(state_dir: &Path) -> Result<PathBuf, save::SaveError> {
 /// How long the first answer waits for Microsoft's code (the sign-in's own request is bounded
 /// by the network's timeouts; the phone then polls the status).
 const START_WAIT: Duration = Duration::from_secs(20);
+/// New codes at most this often, from all phones together: each is a request to Microsoft,
+/// and a button pressed again and again must not become a stream of them.
+const START_GAP: Duration = Duration::from_secs(3);
+
+/// Whether a new code may be asked for at `now`, given the last time one was (pure).
+fn start_wait(last: Option<Instant>, now: Instant) -> Option<Duration> {
+    let next = last? + START_GAP;
+    (now < next).then(|| next - now)
+}
 
 async fn device_start(
     State(s): State<Arc<Shared>>,
@@ -536,6 +556,26 @@ async fn device_start(
         Ok(c) => c,
         Err(e) => return error(StatusCode::BAD_REQUEST, &e.to_string(), &e.fix()),
     };
+    let wait = s.last_start.lock().ok().and_then(|mut last| {
+        let now = Instant::now();
+        let wait = start_wait(*last, now);
+        if wait.is_none() {
+            *last = Some(now);
+        }
+        wait
+    });
+    if let Some(wait) = wait {
+        let secs = wait.as_secs().max(1);
+        let mut r = error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "A code was asked for a moment ago.",
+            &format!("Wait {secs} s and try again."),
+        );
+        if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
+            r.headers_mut().insert("retry-after", v);
+        }
+        return r;
+    }
     let cache = match new_cache_path(&s.state_dir) {
         Ok(p) => p,
         Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string(), &e.fix()),
@@ -583,14 +623,13 @@ async fn reports(State(s): State<Arc<Shared>>, headers: HeaderMap) -> Response {
     let Some(session) = authorized(&s, &headers) else {
         return session_ended();
     };
-    let Some(values) = values_of(&s, &session) else {
+    let Some((values, signed_in)) = checked(&s, &session) else {
         return error(
             StatusCode::CONFLICT,
             "Check the sign-in first.",
             "Go back and run the check.",
         );
     };
-    let signed_in = signed_in_for(&s, &session, &values);
     let cfg = match candidate(&s, &values, signed_in.as_deref()) {
         Ok(c) => c,
         Err(e) => return error(StatusCode::BAD_REQUEST, &e.to_string(), &e.fix()),
@@ -618,7 +657,7 @@ async fn save_config(
     let Some(session) = authorized(&s, &headers) else {
         return session_ended();
     };
-    let Some(values) = values_of(&s, &session) else {
+    let Some((values, signed_in)) = checked(&s, &session) else {
         return error(
             StatusCode::CONFLICT,
             "Check the sign-in first.",
@@ -634,7 +673,6 @@ async fn save_config(
     }
     let (base, state) = (s.base_config.clone(), s.state_dir.clone());
     let items = form.items;
-    let signed_in = signed_in_for(&s, &session, &values);
     let saved = tokio::task::spawn_blocking(move || {
         save::save(&base, &state, &values, &items, signed_in.as_deref())
     })
@@ -1145,6 +1183,18 @@ mod tests {
         )
         .await;
         assert_eq!((code, &view["state"]), (200, &json!("waiting")), "{view}");
+        let (code, h, _) = post(
+            &phone,
+            &url,
+            "/api/device/start",
+            Some(&session),
+            Some(&csrf),
+            values.clone(),
+        )
+        .await;
+        assert_eq!(code, 429, "a new code right after the last");
+        assert!(h.get("retry-after").is_some());
+        assert_eq!(sim.stats().devicecode_requests, 1);
         sim.control(Control::DeclineDeviceCode { user_code: None });
         let v = until_final(&phone, &url, &session, &csrf).await;
         assert_eq!(v["state"], "declined", "{v}");
@@ -1184,5 +1234,16 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         assert!(sign_in_files(&state).is_empty());
+    }
+
+    #[test]
+    fn new_codes_wait_their_gap() {
+        let t0 = Instant::now();
+        assert_eq!(start_wait(None, t0), None);
+        assert_eq!(
+            start_wait(Some(t0), t0 + Duration::from_secs(1)),
+            Some(Duration::from_secs(2))
+        );
+        assert_eq!(start_wait(Some(t0), t0 + START_GAP), None);
     }
 }
