@@ -108,6 +108,29 @@ pub(crate) fn view_after(
     }
 }
 
+const CACHE_PREFIX: &str = "sign-in-";
+
+/// A sign-in's token cache in `dir` (the setup folder): a new name each time, so a sign-in
+/// started again never finds the last one's file.
+pub(crate) fn new_cache_path(dir: &Path) -> PathBuf {
+    dir.join(format!("{CACHE_PREFIX}{:016x}.json", rand::random::<u64>()))
+}
+
+/// Remove the sign-ins' caches next to `config` (the saved configuration): those a stopped
+/// player left behind.
+pub(crate) fn remove_leftovers(config: &Path) {
+    let Some(Ok(entries)) = config.parent().map(std::fs::read_dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with(CACHE_PREFIX) && name.ends_with(".json") {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
+}
+
 /// One sign-in in progress for one phone session. Dropping it stops the polling and removes
 /// the token cache unless a save took it.
 pub(crate) struct PhoneSignIn {
@@ -284,5 +307,21 @@ mod tests {
             serde_json::to_value(View::SignedIn).unwrap()["state"],
             "signed_in"
         );
+    }
+
+    #[test]
+    fn leftover_sign_ins_are_removed_and_nothing_else() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = new_cache_path(dir.path());
+        let b = new_cache_path(dir.path());
+        assert_ne!(a, b);
+        for f in [&a, &b] {
+            std::fs::write(f, "{}").unwrap();
+        }
+        let config = dir.path().join("pbikiosk.toml");
+        std::fs::write(&config, "").unwrap();
+        remove_leftovers(&config);
+        assert!(!a.exists() && !b.exists());
+        assert!(config.exists());
     }
 }

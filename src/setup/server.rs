@@ -154,6 +154,8 @@ pub(crate) async fn open(env: SetupEnv) -> Result<Opened, OpenError> {
     }
     names.dedup();
     let cert = tls::load_or_make(&env.state_dir, &names)?;
+    // Sign-ins a stopped player left behind (a crash, a power cut) belong to no one now.
+    super::device::remove_leftovers(&save::config_path(&env.state_dir));
     let listener = TcpListener::bind(env.listen)
         .await
         .map_err(|source| OpenError::Listen {
@@ -517,11 +519,9 @@ fn checked(s: &Shared, session: &str) -> Option<(Values, Option<PathBuf>)> {
     same.then_some((values, Some(cache)))
 }
 
-/// A device-code sign-in's cache in the setup folder: a new name each time, so a sign-in
-/// started again never finds the last one's file.
+/// A device-code sign-in's cache in the setup folder.
 fn new_cache_path(state_dir: &Path) -> Result<PathBuf, save::SaveError> {
-    let dir = save::setup_dir(state_dir)?;
-    Ok(dir.join(format!("sign-in-{:016x}.json", rand::random::<u64>())))
+    Ok(super::device::new_cache_path(&save::setup_dir(state_dir)?))
 }
 
 /// How long the first answer waits for Microsoft's code (the sign-in's own request is bounded
