@@ -549,7 +549,7 @@ async fn device_start(
         return error(
             StatusCode::BAD_REQUEST,
             "A code is only for the sign-in with a code.",
-            "Choose \"A person signs in with a code\".",
+            "Choose \"Sign in with a code\".",
         );
     }
     let cfg = match save::candidate(&s.base_config, &s.state_dir, &values, &[]) {
@@ -588,6 +588,10 @@ async fn device_start(
     let view = tokio::time::timeout(START_WAIT, sign_in.started())
         .await
         .unwrap_or(View::Starting);
+    if *s.stop.borrow() {
+        // The page closed while Microsoft answered: the sign-in goes with it.
+        return session_ended();
+    }
     if let Ok(mut d) = s.devices.lock() {
         // One sign-in per phone: a new one replaces (and stops) the last. Those of ended
         // sessions go too.
