@@ -193,6 +193,9 @@ enum Command {
         /// Seconds between two restarts at the least (tests use less than the usual 120).
         #[arg(long, value_name = "SECS", default_value_t = 120, hide = true)]
         min_interval: u64,
+        /// Seconds a session may take to drive its screen after it started (tests use 0).
+        #[arg(long, value_name = "SECS", default_value_t = 30, hide = true)]
+        startup_grace: u64,
         /// The systemctl to ask (tests use a stub).
         #[arg(
             long,
@@ -486,6 +489,7 @@ async fn dispatch(cli: Cli, sources: SecretSources) -> anyhow::Result<ExitCode> 
             settle,
             unit,
             min_interval,
+            startup_grace,
             systemctl,
         } => {
             let opts = pbikiosk::hotplug::HotplugOptions {
@@ -495,6 +499,7 @@ async fn dispatch(cli: Cli, sources: SecretSources) -> anyhow::Result<ExitCode> 
                 unit,
                 settle: std::time::Duration::from_secs(settle),
                 min_interval: std::time::Duration::from_secs(min_interval),
+                startup_grace: std::time::Duration::from_secs(startup_grace),
             };
             match pbikiosk::hotplug::run(&opts) {
                 Ok(lines) => {

@@ -60,6 +60,8 @@ pub struct HotplugOptions {
     pub settle: Duration,
     /// Two restarts are at least this far apart.
     pub min_interval: Duration,
+    /// How long a session may take to drive its screens after it started.
+    pub startup_grace: Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -124,7 +126,7 @@ pub fn run(opts: &HotplugOptions) -> Result<Vec<String>, HotplugError> {
     let mut said: Vec<String> = warning.into_iter().collect();
     let policy = Policy {
         min_interval: opts.min_interval,
-        ..Policy::default()
+        startup_grace: opts.startup_grace,
     };
     // A second look only after waiting out the interval; then the wait cannot recur.
     for _ in 0..2 {
