@@ -7,7 +7,11 @@
 //!   (`wlr_backend_start`) and spawns the player without looking at outputs; wlroots' DRM
 //!   backend (`backend_start` → `scan_drm_connectors` in backend/drm/drm.c) creates an output
 //!   only for a connector whose status is connected, so cage runs with no output at all. It
-//!   does not exit.
+//!   does not exit. Measured with Debian's cage 0.1.4 binary on wlroots' headless backend
+//!   (`WLR_HEADLESS_OUTPUTS=0`): cage runs its client; `pbikiosk demo` in it reports `playing`
+//!   but its rotation stalls (after 60 s: 1 render, 0 pages shown, 3 switches and no more;
+//!   with one output: 5 renders, 4 shown, 11 switches), and nothing restarts it: the page
+//!   heartbeat keeps the watchdog fed.
 //! - **The last screen goes away.** wlroots' `scan_drm_connectors` calls
 //!   `disconnect_drm_connector` → `wlr_output_destroy` for a connector that reports
 //!   disconnected; cage's `output_destroy()` (output.c) calls `wl_display_terminate()` when
