@@ -155,8 +155,9 @@ fn running(
         });
     }
     // The connectors as the session found them at its start: the previous look's, which held
-    // until this change. Without one (none since boot) only undriven screens count.
-    let Some(at_start) = obs.previous else {
+    // until this change. Without one (none since boot), or one taken before the card was
+    // there (a driver that loads late), only undriven screens count.
+    let Some(at_start) = obs.previous.filter(|p| !p.is_empty()) else {
         return Err(LeaveReason::Driven);
     };
     let new: Vec<String> = connected_now
@@ -362,6 +363,24 @@ mod tests {
                 screens: vec![HDMI1.into()]
             })
         );
+    }
+
+    #[test]
+    fn a_look_taken_before_the_card_appeared_proves_nothing() {
+        let before = Connectors::new();
+        let now = conns(&[(HDMI1, true, true)]);
+        let d = decide(
+            &obs(Some(&before), &now, running_since(500)),
+            &Policy::default(),
+        );
+        assert_eq!(d, Decision::Leave(LeaveReason::Driven));
+        // ...but an undriven screen still does.
+        let now = conns(&[(HDMI1, true, false)]);
+        let d = decide(
+            &obs(Some(&before), &now, running_since(500)),
+            &Policy::default(),
+        );
+        assert_eq!(restart_screens(&d), vec![HDMI1.to_string()]);
     }
 
     #[test]

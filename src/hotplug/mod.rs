@@ -1,7 +1,10 @@
 //! `pbikiosk hotplug`: keeps the kiosk session on the screen across TV power cycles, HDMI
 //! re-plugs and a boot with no screen connected.
 //!
-//! # What Debian 12's compositor does (cage 0.1.4 on wlroots 0.15), read from their sources
+//! # What Debian 12's compositor does (cage 0.1.4 on wlroots 0.15.1), read from their sources
+//!
+//! (cage at its tag v0.1.4, wlroots at its tag 0.15.1: the versions of Debian 12's `cage`
+//! 0.1.4-4 and `libwlroots10` 0.15.1-6.)
 //!
 //! - **No screen at start.** cage's `main()` (cage.c) starts the wlroots backend
 //!   (`wlr_backend_start`) and spawns the player without looking at outputs; wlroots' DRM
@@ -17,12 +20,14 @@
 //!   disconnected; cage's `output_destroy()` (output.c) calls `wl_display_terminate()` when
 //!   its output list becomes empty: cage exits (status 0), its child the player with it, and
 //!   systemd's `Restart=always` starts the session again 10 s later, with whatever is connected
-//!   then, often nothing (a TV in standby that drops its hot-plug line). cage's upstream issue
-//!   #208 and its fix (not terminating on the DRM backend) came only with cage 0.2.
+//!   then, often nothing (a TV in standby that drops its hot-plug line). Only cage 0.2 stopped
+//!   exiting there (on the DRM backend).
 //! - **A screen comes back.** The kernel sends a `change` uevent on the card (`HOTPLUG=1`);
-//!   wlroots' session (`handle_udev_event` in backend/session/session.c) turns it into the
-//!   device's `change` signal, the DRM backend rescans (`handle_dev_change` →
-//!   `scan_drm_connectors`) and emits `new_output`, which cage's `handle_new_output()` enables.
+//!   wlroots' session (`handle_udev_event` and `read_udev_change_event` in
+//!   backend/session/session.c; `LEASE=1` events are leases, not screens) turns it into the
+//!   device's `change` signal, the DRM backend rescans (`handle_dev_change` in
+//!   backend/drm/backend.c → `scan_drm_connectors`) and emits `new_output`, which cage's
+//!   `handle_new_output()` (output.c) enables.
 //!   So cage itself can pick up a returning screen, but a session that started with no output
 //!   (its web view was made for no monitor at all) is reported to stay dark, and on hardware
 //!   where the connector comes back without the compositor taking it nothing else repairs it.
