@@ -4,7 +4,8 @@
 //! # What Debian 12's compositor does (cage 0.1.4 on wlroots 0.15.1), read from their sources
 //!
 //! (cage at its tag v0.1.4, wlroots at its tag 0.15.1: the versions of Debian 12's `cage`
-//! 0.1.4-4 and `libwlroots10` 0.15.1-6.)
+//! 0.1.4-4 and `libwlroots10` 0.15.1-6. Debian's cage adds patches to build against wlroots
+//! 0.15, per its changelog (2022); cage stopped exiting there only upstream, in 2023.)
 //!
 //! - **No screen at start.** cage's `main()` (cage.c) starts the wlroots backend
 //!   (`wlr_backend_start`) and spawns the player without looking at outputs; wlroots' DRM
