@@ -309,6 +309,39 @@ fn main() -> ExitCode {
             }
         };
     }
+    // Root, from udev: it reads neither the config nor the state folder, and needs no runtime.
+    if let Command::Hotplug {
+        sys,
+        state,
+        settle,
+        unit,
+        min_interval,
+        startup_grace,
+        systemctl,
+    } = cli.command
+    {
+        let opts = pbikiosk::hotplug::HotplugOptions {
+            sys,
+            state_file: state,
+            systemctl,
+            unit,
+            settle: std::time::Duration::from_secs(settle),
+            min_interval: std::time::Duration::from_secs(min_interval),
+            startup_grace: std::time::Duration::from_secs(startup_grace),
+        };
+        return match pbikiosk::hotplug::run(&opts) {
+            Ok(lines) => {
+                for line in lines {
+                    println!("{line}");
+                }
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("pbikiosk hotplug: {e}\nfix: {}", e.fix());
+                ExitCode::from(1)
+            }
+        };
+    }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
         Err(e) => {
@@ -483,37 +516,6 @@ async fn dispatch(cli: Cli, sources: SecretSources) -> anyhow::Result<ExitCode> 
             manpage(&mut std::io::stdout().lock())?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Hotplug {
-            sys,
-            state,
-            settle,
-            unit,
-            min_interval,
-            startup_grace,
-            systemctl,
-        } => {
-            let opts = pbikiosk::hotplug::HotplugOptions {
-                sys,
-                state_file: state,
-                systemctl,
-                unit,
-                settle: std::time::Duration::from_secs(settle),
-                min_interval: std::time::Duration::from_secs(min_interval),
-                startup_grace: std::time::Duration::from_secs(startup_grace),
-            };
-            match pbikiosk::hotplug::run(&opts) {
-                Ok(lines) => {
-                    for line in lines {
-                        println!("{line}");
-                    }
-                    Ok(ExitCode::SUCCESS)
-                }
-                Err(e) => {
-                    eprintln!("pbikiosk hotplug: {e}\nfix: {}", e.fix());
-                    Ok(ExitCode::from(1))
-                }
-            }
-        }
         Command::Import {
             from,
             secrets_dir,
@@ -603,7 +605,9 @@ async fn dispatch(cli: Cli, sources: SecretSources) -> anyhow::Result<ExitCode> 
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Run { .. } | Command::Demo { .. } => unreachable!("handled in main"),
+        Command::Run { .. } | Command::Demo { .. } | Command::Hotplug { .. } => {
+            unreachable!("handled in main")
+        }
         Command::Sim {
             listen,
             scenario,
