@@ -113,7 +113,8 @@ impl HotplugError {
                  names another file."
             }
             HotplugError::Systemctl { .. } => {
-                "Run it as root (pbikiosk-hotplug.service does); see journalctl -u pbikiosk."
+                "It asks systemd (PID 1) as root: run it through the unit (sudo systemctl \
+                 restart pbikiosk-hotplug); journalctl -u pbikiosk-hotplug shows each look."
             }
         }
     }
