@@ -205,7 +205,7 @@ if [ "$(systemctl is-enabled getty@tty1.service 2>/dev/null || true)" = enabled 
   systemctl disable --quiet getty@tty1.service
   changed "disabled the login prompt on tty1 (getty@tty1.service)"
 fi
-for unit in pbikiosk.service pbikiosk-recover.timer pbikiosk-import.service; do
+for unit in pbikiosk.service pbikiosk-recover.timer pbikiosk-import.service pbikiosk-hotplug.service; do
   if [ "$(systemctl is-enabled "$unit" 2>/dev/null || true)" != enabled ]; then
     systemctl enable --quiet "$unit"
     changed "enabled $unit"

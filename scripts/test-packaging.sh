@@ -115,6 +115,7 @@ for deb in "$AMD" "$ARM"; do
   for p in ./usr/bin/pbikiosk ./usr/lib/pbikiosk/pbikiosk-session ./lib/systemd/system/pbikiosk.service \
     ./lib/systemd/system/pbikiosk-recover.timer ./lib/systemd/system/pbikiosk-recover.service \
     ./lib/systemd/system/pbikiosk-import.service ./usr/share/man/man1/pbikiosk.1.gz \
+    ./lib/systemd/system/pbikiosk-hotplug.service ./lib/udev/rules.d/70-pbikiosk-hotplug.rules \
     ./usr/share/doc/pbikiosk/changelog.Debian.gz ./usr/share/doc/pbikiosk/copyright \
     ./usr/share/pbikiosk/pbikiosk.toml.example ./usr/share/pbikiosk/web/index.html \
     ./usr/share/pbikiosk/web/player.js ./usr/share/pbikiosk/web/protocol.js ./usr/share/pbikiosk/web/player.css \
@@ -247,6 +248,7 @@ grep -q '^\[auth\]' "$R/etc/pbikiosk/pbikiosk.toml" && bad "example config is ac
 check "units enabled: multi-user.target.wants/pbikiosk.service" test -L "$R/etc/systemd/system/multi-user.target.wants/pbikiosk.service"
 check "units enabled: timers.target.wants/pbikiosk-recover.timer" test -L "$R/etc/systemd/system/timers.target.wants/pbikiosk-recover.timer"
 check "units enabled: multi-user.target.wants/pbikiosk-import.service" test -L "$R/etc/systemd/system/multi-user.target.wants/pbikiosk-import.service"
+check "units enabled: multi-user.target.wants/pbikiosk-hotplug.service" test -L "$R/etc/systemd/system/multi-user.target.wants/pbikiosk-hotplug.service"
 in_root man -l /usr/share/man/man1/pbikiosk.1.gz 2>/dev/null | grep -q 'pbikiosk import' && ok "the manual page reads (man -l) and documents pbikiosk import" || bad "man -l /usr/share/man/man1/pbikiosk.1.gz"
 [ "$(in_root systemctl is-enabled pbikiosk.service 2>/dev/null)" = enabled ] && ok "systemctl is-enabled pbikiosk.service: enabled" || bad "pbikiosk.service not enabled"
 in_root pbikiosk --version | grep -q '^pbikiosk ' && ok "installed binary runs" || bad "pbikiosk --version in root"
@@ -330,7 +332,7 @@ d=$(diff "$W/s2" "$W/s3" || true)
 [ -z "$d" ] && ok "second run changed no file (paths, modes, owners, sizes, mtimes)" || { bad "second run changed files:"; echo "$d" | head -20; }
 
 verify_root() { # the installed units with the installer's drop-in, as systemd would load them
-  if systemd-analyze verify --man=no --root="$R" pbikiosk.service pbikiosk-recover.service pbikiosk-recover.timer \
+  if systemd-analyze verify --man=no --root="$R" pbikiosk.service pbikiosk-recover.service pbikiosk-recover.timer pbikiosk-hotplug.service \
     >"$W/verify.out" 2>"$W/verify.err" && [ ! -s "$W/verify.err" ]; then
     ok "systemd-analyze verify of the installed units + drop-in ($1): no output on stderr"
   else
@@ -404,6 +406,14 @@ else
   fi
   grep -q 'Watchdog timeout' "$P/journal" 2>/dev/null && ok "journal: watchdog timeout on pbikiosk.service" || bad "no watchdog timeout in the journal"
   [ "$(head -1 "$P/recover-check" 2>/dev/null)" = "0 success 0" ] && ok "pbikiosk-recover.service's sandbox lets systemctl reach PID 1 (its commands ran and succeeded)" || bad "recover unit check: $(cat "$P/recover-check" 2>/dev/null)"
+  # The hot-plug unit as shipped, on a fake /sys/class/drm with a connected screen nothing drives.
+  if [ "$(head -1 "$P/hotplug-check" 2>/dev/null)" = "0 success 0" ] && grep -q 'restarting the kiosk session: card0-HDMI-A-1 is connected and the kiosk session drives no screen' "$P/hotplug-check" &&
+    [ "$(v hotplug-before InvocationID)" != "$(v hotplug-after InvocationID)" ] && [ "$(v hotplug-after ActiveState)" = active ]; then
+    ok "pbikiosk-hotplug.service restarted the kiosk from its sandbox for a connected screen nothing drives; active again"
+  else
+    bad "hotplug unit check: $(cat "$P/hotplug-check" "$P/hotplug-before" "$P/hotplug-after" 2>/dev/null)"
+  fi
+  grep -q 'pbikiosk-hotplug.*nothing to do' "$P/boot-journal" 2>/dev/null && ok "pbikiosk-hotplug.service's boot run looked and left the kiosk alone: $(grep -m1 'pbikiosk-hotplug.*nothing to do' "$P/boot-journal" | cut -c1-160)" || bad "hotplug boot run: $(grep pbikiosk-hotplug "$P/boot-journal" 2>/dev/null | head -5)"
   grep -E 'Watchdog|Started pbikiosk|Failed|Scheduled restart' "$P/journal" 2>/dev/null | head -8 | sed 's/^/   | /'
 fi
 

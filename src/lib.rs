@@ -18,6 +18,7 @@ mod embed_token;
 pub(crate) mod embed_url;
 pub(crate) mod fleet;
 mod health;
+pub mod hotplug;
 #[cfg(test)]
 mod input_props;
 pub mod logging;

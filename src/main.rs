@@ -169,6 +169,42 @@ enum Command {
         #[arg(long, hide = true)]
         no_chown: bool,
     },
+    /// After a screen change (udev runs it through pbikiosk-hotplug.service): look at the
+    /// screen connectors and restart pbikiosk.service only if the session cannot be showing a
+    /// connected screen (it started without one, or nothing drives a new one); at most once
+    /// every two minutes. Exit 0 whatever it decided, 1 if it could not look or ask.
+    Hotplug {
+        /// The DRM connectors' folder.
+        #[arg(long, value_name = "DIR", default_value = "/sys/class/drm")]
+        sys: PathBuf,
+        /// The previous look and the last restart (kept for the boot).
+        #[arg(
+            long,
+            value_name = "FILE",
+            default_value = "/run/pbikiosk-hotplug/state.json"
+        )]
+        state: PathBuf,
+        /// Seconds to let the compositor take a new screen before looking.
+        #[arg(long, value_name = "SECS", default_value_t = 3)]
+        settle: u64,
+        /// The kiosk unit to restart.
+        #[arg(long, default_value = "pbikiosk.service", hide = true)]
+        unit: String,
+        /// Seconds between two restarts at the least (tests use less than the usual 120).
+        #[arg(long, value_name = "SECS", default_value_t = 120, hide = true)]
+        min_interval: u64,
+        /// Seconds a session may take to drive its screen after it started (tests use 0).
+        #[arg(long, value_name = "SECS", default_value_t = 30, hide = true)]
+        startup_grace: u64,
+        /// The systemctl to ask (tests use a stub).
+        #[arg(
+            long,
+            value_name = "PATH",
+            default_value = "/bin/systemctl",
+            hide = true
+        )]
+        systemctl: PathBuf,
+    },
     /// Print `[display] rotation` (degrees) if the config sets it; for the kiosk session script.
     #[command(hide = true)]
     DisplayRotation,
@@ -270,6 +306,39 @@ fn main() -> ExitCode {
             Err(e) => {
                 eprintln!("pbikiosk: {e:#}");
                 ExitCode::FAILURE
+            }
+        };
+    }
+    // Root, from udev: it reads neither the config nor the state folder, and needs no runtime.
+    if let Command::Hotplug {
+        sys,
+        state,
+        settle,
+        unit,
+        min_interval,
+        startup_grace,
+        systemctl,
+    } = cli.command
+    {
+        let opts = pbikiosk::hotplug::HotplugOptions {
+            sys,
+            state_file: state,
+            systemctl,
+            unit,
+            settle: std::time::Duration::from_secs(settle),
+            min_interval: std::time::Duration::from_secs(min_interval),
+            startup_grace: std::time::Duration::from_secs(startup_grace),
+        };
+        return match pbikiosk::hotplug::run(&opts) {
+            Ok(lines) => {
+                for line in lines {
+                    println!("{line}");
+                }
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("pbikiosk hotplug: {e}\nfix: {}", e.fix());
+                ExitCode::from(1)
             }
         };
     }
@@ -536,7 +605,9 @@ async fn dispatch(cli: Cli, sources: SecretSources) -> anyhow::Result<ExitCode> 
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Run { .. } | Command::Demo { .. } => unreachable!("handled in main"),
+        Command::Run { .. } | Command::Demo { .. } | Command::Hotplug { .. } => {
+            unreachable!("handled in main")
+        }
         Command::Sim {
             listen,
             scenario,

@@ -18,6 +18,7 @@ mod faults;
 mod fixtures_map;
 mod fleet;
 mod hostile;
+mod hotplug;
 mod manpage;
 mod monitoring;
 mod page_protocol;
