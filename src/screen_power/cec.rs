@@ -28,6 +28,9 @@ const TX_NACK: u8 = 1 << 2;
 /// or a bus that is briefly in use, without ever keeping the bus busy: three tries in about
 /// 2.5 s, then the message has failed and the caller waits minutes before trying again.
 const TRY_PAUSES: [Duration; 2] = [Duration::from_millis(500), Duration::from_secs(2)];
+/// How long a waking TV has to give the adapter its addresses back: 10 looks, 1 s apart.
+const WAKE_POLLS: usize = 10;
+const WAKE_POLL: Duration = Duration::from_secs(1);
 
 /// The adapter's logical addresses as `CEC_ADAP_G_LOG_ADDRS` reports them.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -121,7 +124,7 @@ pub(crate) trait CecDevice {
 #[derive(Debug, Error)]
 pub(crate) enum CecError {
     #[error(
-        "{device}: no HDMI physical address: the TV is unplugged, off at the wall, or does not raise the HDMI hot-plug line in standby"
+        "{device}: no HDMI physical address and no answer from the TV: it is unplugged or off at the wall"
     )]
     NoPhysAddr { device: String },
     #[error(
@@ -185,17 +188,13 @@ fn io_error(device: &str, step: &'static str, source: io::Error) -> CecError {
     }
 }
 
-/// Our physical address (the HDMI port's place in the TV's tree, e.g. 1.0.0.0).
-fn phys_addr(dev: &mut dyn CecDevice, device: &str) -> Result<u16, CecError> {
+/// Our physical address (the HDMI port's place in the TV's tree, e.g. 1.0.0.0), `None` while
+/// the hot-plug line is low.
+fn phys_addr(dev: &mut dyn CecDevice, device: &str) -> Result<Option<u16>, CecError> {
     let phys = dev
         .phys_addr()
         .map_err(|e| io_error(device, "reading the physical address", e))?;
-    if phys == PHYS_ADDR_INVALID {
-        return Err(CecError::NoPhysAddr {
-            device: device.to_owned(),
-        });
-    }
-    Ok(phys)
+    Ok((phys != PHYS_ADDR_INVALID).then_some(phys))
 }
 
 /// The logical address to send from: the one already claimed (by us at an earlier switch, or
@@ -222,13 +221,50 @@ fn logical_address(dev: &mut dyn CecDevice, device: &str) -> Result<u8, CecError
     })
 }
 
-/// Ready to send: a physical address, the right to initiate, and a logical address.
-fn ready(dev: &mut dyn CecDevice, device: &str) -> Result<(u16, u8), CecError> {
+/// Ready to send: the right to initiate, and the address to send from. Many TVs drop the
+/// hot-plug line in standby, which takes the adapter's physical and logical addresses away;
+/// the kernel still lets an unconfigured adapter send from the unregistered address to the TV
+/// (unless the adapter needs the hot-plug line for CEC at all), which is enough for
+/// `<Image View On>`, and on most kernels for `<Standby>` too.
+fn ready(dev: &mut dyn CecDevice, device: &str) -> Result<(Option<u16>, u8), CecError> {
     let phys = phys_addr(dev, device)?;
     dev.set_initiator()
         .map_err(|e| io_error(device, "becoming initiator", e))?;
-    let la = logical_address(dev, device)?;
+    let la = match phys {
+        Some(_) => logical_address(dev, device)?,
+        None => BROADCAST,
+    };
     Ok((phys, la))
+}
+
+/// A TV that did not answer while the hot-plug line is low is unplugged or off at the wall:
+/// say that rather than blame its CEC setting.
+fn without_phys(e: CecError, phys: Option<u16>, device: &str) -> CecError {
+    match (e, phys) {
+        (CecError::Nack { .. }, None) => CecError::NoPhysAddr {
+            device: device.to_owned(),
+        },
+        (e, _) => e,
+    }
+}
+
+/// After `<Image View On>` from the unregistered address: the TV raises the hot-plug line as it
+/// wakes, and the kernel gives the adapter its addresses back. Waited for a few seconds at most.
+fn wait_for_addresses(
+    dev: &mut dyn CecDevice,
+    device: &str,
+    sleep: &mut dyn FnMut(Duration),
+) -> Option<(u16, u8)> {
+    for _ in 0..WAKE_POLLS {
+        sleep(WAKE_POLL);
+        let Ok(Some(phys)) = phys_addr(dev, device) else {
+            continue;
+        };
+        if let Ok(la) = logical_address(dev, device) {
+            return Some((phys, la));
+        }
+    }
+    None
 }
 
 /// One message with its tries; `Ok` only when acknowledged.
@@ -276,8 +312,9 @@ pub(crate) fn turn_off(
     device: &str,
     sleep: &mut dyn FnMut(Duration),
 ) -> Result<Switched, CecError> {
-    let (_, la) = ready(dev, device)?;
-    send(dev, device, "Standby", &[header(la, TV), STANDBY], sleep)?;
+    let (phys, la) = ready(dev, device)?;
+    send(dev, device, "Standby", &[header(la, TV), STANDBY], sleep)
+        .map_err(|e| without_phys(e, phys, device))?;
     Ok(Switched {
         from: la,
         active_source: None,
@@ -299,13 +336,28 @@ pub(crate) fn turn_on(
         "Image View On",
         &[header(la, TV), IMAGE_VIEW_ON],
         sleep,
-    )?;
+    )
+    .map_err(|e| without_phys(e, phys, device))?;
+    let addresses = match phys {
+        Some(phys) => Some((phys, la)),
+        None => wait_for_addresses(dev, device, sleep),
+    };
+    let Some((phys, from)) = addresses else {
+        tracing::warn!(
+            device,
+            "HDMI-CEC: the TV woke but gave no physical address in time; it may stay on its last input"
+        );
+        return Ok(Switched {
+            from: la,
+            active_source: Some(false),
+        });
+    };
     let [hi, lo] = phys.to_be_bytes();
     let active = send(
         dev,
         device,
         "Active Source",
-        &[header(la, BROADCAST), ACTIVE_SOURCE, hi, lo],
+        &[header(from, BROADCAST), ACTIVE_SOURCE, hi, lo],
         sleep,
     );
     if let Err(e) = &active {
@@ -320,7 +372,7 @@ pub(crate) fn turn_on(
 /// `pbikiosk check`: is a TV there and listening? A poll (a message with no opcode) from the
 /// address already claimed, or from the unregistered address, which the kernel allows on an
 /// adapter nobody configured: nothing is claimed and nothing on the screen changes.
-pub(crate) fn poll_tv(dev: &mut dyn CecDevice, device: &str) -> Result<u16, CecError> {
+pub(crate) fn poll_tv(dev: &mut dyn CecDevice, device: &str) -> Result<Option<u16>, CecError> {
     let phys = phys_addr(dev, device)?;
     dev.set_initiator()
         .map_err(|e| io_error(device, "becoming initiator", e))?;
@@ -329,7 +381,8 @@ pub(crate) fn poll_tv(dev: &mut dyn CecDevice, device: &str) -> Result<u16, CecE
         .map_err(|e| io_error(device, "reading the logical addresses", e))?
         .first()
         .unwrap_or(BROADCAST);
-    send(dev, device, "Poll", &[header(la, TV)], &mut |_| {})?;
+    send(dev, device, "Poll", &[header(la, TV)], &mut |_| {})
+        .map_err(|e| without_phys(e, phys, device))?;
     Ok(phys)
 }
 
@@ -353,8 +406,17 @@ pub(crate) mod tests {
         /// The TV's answers, in order; when they run out, the last one repeats.
         pub(crate) answers: Vec<TxStatus>,
         pub(crate) busy: bool,
+        /// The physical address a TV that dropped the hot-plug line in standby gives once an
+        /// acknowledged `<Image View On>` has woken it.
+        pub(crate) wakes_to: Option<u16>,
         pub(crate) sent: Vec<Vec<u8>>,
         pub(crate) claims: usize,
+    }
+
+    impl Bus {
+        fn configured(&self) -> bool {
+            self.phys != PHYS_ADDR_INVALID && self.las.mask != 0
+        }
     }
 
     impl Bus {
@@ -377,7 +439,15 @@ pub(crate) mod tests {
             Ok(self.phys)
         }
         fn log_addrs(&mut self) -> io::Result<LogAddrs> {
-            Ok(self.las)
+            // Without a physical address the kernel keeps what was asked but claims nothing.
+            Ok(LogAddrs {
+                mask: if self.phys == PHYS_ADDR_INVALID {
+                    0
+                } else {
+                    self.las.mask
+                },
+                ..self.las
+            })
         }
         fn set_log_addrs(&mut self, claim: &Claim) -> io::Result<LogAddrs> {
             assert_eq!(claim, &CLAIM);
@@ -386,7 +456,7 @@ pub(crate) mod tests {
                 requested: 1,
                 mask: self.claim_gives,
             };
-            Ok(self.las)
+            self.log_addrs()
         }
         fn set_initiator(&mut self) -> io::Result<()> {
             if self.busy {
@@ -396,13 +466,20 @@ pub(crate) mod tests {
             }
         }
         fn transmit(&mut self, msg: &[u8]) -> io::Result<TxStatus> {
-            if self.las.mask == 0 && msg != [0xf0] {
-                // An unconfigured adapter sends nothing but a poll from 15 to the TV.
+            if !self.configured() && msg[0] != 0xf0 {
+                // An unconfigured adapter sends from the unregistered address to the TV only
+                // (cec_transmit_msg_fh in the kernel).
                 return Err(errno(libc::ENONET));
             }
             self.sent.push(msg.to_vec());
             let i = (self.sent.len() - 1).min(self.answers.len().saturating_sub(1));
-            Ok(self.answers.get(i).copied().unwrap_or(TxStatus::ACK))
+            let status = self.answers.get(i).copied().unwrap_or(TxStatus::ACK);
+            if msg.get(1) == Some(&IMAGE_VIEW_ON) && status.acknowledged() {
+                if let Some(phys) = self.wakes_to {
+                    self.phys = phys;
+                }
+            }
+            Ok(status)
         }
     }
 
@@ -530,17 +607,53 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn no_physical_address_sends_nothing() {
-        // HDMI hot-plug low: the TV is unplugged, or drops the line in standby.
+    fn a_tv_that_dropped_hot_plug_in_standby_is_still_reached_from_the_unregistered_address() {
         let mut bus = Bus::with_tv(&[TxStatus::ACK]);
+        bus.phys = PHYS_ADDR_INVALID;
+        bus.wakes_to = Some(0x1000);
+        let mut slept = Vec::new();
+        let done = turn_on(&mut bus, "/dev/cec0", &mut |d| slept.push(d)).unwrap();
+        // Image View On from 15 to the TV; once it is awake and the adapter has its address
+        // (claimed now), Active Source from that address.
+        assert_eq!(
+            bus.sent,
+            vec![vec![0xf0, 0x04], vec![0x4f, 0x82, 0x10, 0x00]]
+        );
+        assert_eq!(done.active_source, Some(true));
+        assert_eq!(slept, vec![WAKE_POLL], "one look, the address was there");
+        assert_eq!(bus.claims, 1);
+
+        let mut bus = Bus::with_tv(&[TxStatus::ACK]);
+        bus.phys = PHYS_ADDR_INVALID;
+        turn_off(&mut bus, "/dev/cec0", &mut no_sleep()).unwrap();
+        assert_eq!(bus.sent, vec![vec![0xf0, 0x36]]);
+        assert_eq!(bus.claims, 0, "nothing to claim without a physical address");
+    }
+
+    #[test]
+    fn a_tv_that_wakes_without_an_address_is_waited_for_a_few_seconds_only() {
+        let mut bus = Bus::with_tv(&[TxStatus::ACK]);
+        bus.phys = PHYS_ADDR_INVALID;
+        let mut slept = Vec::new();
+        let done = turn_on(&mut bus, "/dev/cec0", &mut |d| slept.push(d)).unwrap();
+        assert_eq!(done.active_source, Some(false));
+        assert_eq!(bus.sent, vec![vec![0xf0, 0x04]]);
+        assert_eq!(slept, vec![WAKE_POLL; WAKE_POLLS]);
+    }
+
+    #[test]
+    fn no_physical_address_and_no_answer_is_an_unplugged_tv() {
+        let mut bus = Bus::with_tv(&[TxStatus::NACK]);
         bus.phys = PHYS_ADDR_INVALID;
         for r in [
             turn_off(&mut bus, "/dev/cec0", &mut no_sleep()),
             turn_on(&mut bus, "/dev/cec0", &mut no_sleep()),
         ] {
-            assert!(matches!(r, Err(CecError::NoPhysAddr { .. })), "{r:?}");
+            let e = r.unwrap_err();
+            assert!(matches!(e, CecError::NoPhysAddr { .. }), "{e:?}");
+            assert!(e.to_string().contains("unplugged"), "{e}");
         }
-        assert!(bus.sent.is_empty());
+        assert!(bus.sent.iter().all(|m| m[0] == 0xf0), "{:?}", bus.sent);
         assert_eq!(bus.claims, 0);
     }
 
@@ -615,7 +728,7 @@ pub(crate) mod tests {
     #[test]
     fn the_check_polls_from_the_unregistered_address_without_claiming() {
         let mut bus = Bus::with_tv(&[TxStatus::ACK]);
-        assert_eq!(poll_tv(&mut bus, "/dev/cec0").unwrap(), 0x1000);
+        assert_eq!(poll_tv(&mut bus, "/dev/cec0").unwrap(), Some(0x1000));
         assert_eq!(bus.sent, vec![vec![0xf0]]);
         assert_eq!(bus.claims, 0);
         let mut bus = Bus::with_tv(&[TxStatus::NACK]);

@@ -313,9 +313,12 @@ pub(crate) fn check(settings: &Settings, hw: &dyn Hardware) -> Result<String, (S
                     .and_then(|mut d| cec::poll_tv(d.as_mut(), &name).map_err(|e| e.to_string()));
                 match polled {
                     Ok(phys) => {
+                        let phys = phys.map_or_else(
+                            || "none: the TV drops the hot-plug line in standby".into(),
+                            cec::show_phys,
+                        );
                         return Ok(format!(
-                            "HDMI-CEC {name}, TV at logical address 0 acknowledged (our physical address {})",
-                            cec::show_phys(phys)
+                            "HDMI-CEC {name}, TV at logical address 0 acknowledged (our physical address {phys})"
                         ));
                     }
                     Err(e) => why_not.push(e),
@@ -555,12 +558,23 @@ mod tests {
 
     #[test]
     fn hot_plug_low_is_said_as_such() {
-        let m = Machine::tv(&[TxStatus::ACK]);
+        let m = Machine::tv(&[TxStatus::NACK]);
         m.bus("/dev/cec0").phys = PHYS_ADDR_INVALID;
         let out = switch(Light::On, &auto(), &m);
         assert_eq!(out.via, Via::Black);
+        assert!(out.failed);
         assert!(
             out.detail.contains("no HDMI physical address"),
+            "{}",
+            out.detail
+        );
+        // A TV in standby that dropped the line but still listens is woken all the same.
+        let m = Machine::tv(&[TxStatus::ACK]);
+        m.bus("/dev/cec0").phys = PHYS_ADDR_INVALID;
+        let out = switch(Light::On, &auto(), &m);
+        assert_eq!(out.via, Via::Cec);
+        assert!(
+            out.detail.contains("may show its last input"),
             "{}",
             out.detail
         );
@@ -587,6 +601,46 @@ mod tests {
             ..auto()
         };
         assert!(check(&black, &Machine::default()).is_ok());
+    }
+
+    #[test]
+    fn status_says_the_means_only_for_an_acknowledged_off() {
+        use crate::player::DisplayStatus;
+        let off_black = || DisplayStatus {
+            power: "off",
+            via: Some("black"),
+            detail: None,
+        };
+        let applied = |light, via, failed| switch::Applied {
+            light,
+            outcome: Outcome {
+                via,
+                detail: "what happened".into(),
+                failed,
+            },
+        };
+        let mut d = off_black();
+        overlay(&mut d, None);
+        assert_eq!(d, off_black(), "nothing switched yet");
+        overlay(&mut d, Some(applied(Light::Off, Via::Cec, false)));
+        assert_eq!(d.via, Some("cec"));
+        assert_eq!(d.detail.as_deref(), Some("off: what happened"));
+        let mut d = off_black();
+        overlay(&mut d, Some(applied(Light::Off, Via::Black, true)));
+        assert_eq!(d.via, Some("black"), "the TV did not take it");
+        // Waking: the TV is on already, the page still black.
+        let mut d = off_black();
+        overlay(&mut d, Some(applied(Light::On, Via::Cec, false)));
+        assert_eq!(d.via, Some("black"));
+        // Lit: no means.
+        let mut d = DisplayStatus {
+            power: "on",
+            via: None,
+            detail: None,
+        };
+        overlay(&mut d, Some(applied(Light::On, Via::Cec, false)));
+        assert_eq!(d.via, None);
+        assert_eq!(d.detail.as_deref(), Some("on: what happened"));
     }
 
     #[test]
