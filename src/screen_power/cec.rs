@@ -474,10 +474,10 @@ pub(crate) mod tests {
             self.sent.push(msg.to_vec());
             let i = (self.sent.len() - 1).min(self.answers.len().saturating_sub(1));
             let status = self.answers.get(i).copied().unwrap_or(TxStatus::ACK);
-            if msg.get(1) == Some(&IMAGE_VIEW_ON) && status.acknowledged() {
-                if let Some(phys) = self.wakes_to {
-                    self.phys = phys;
-                }
+            if let (Some(&IMAGE_VIEW_ON), true, Some(phys)) =
+                (msg.get(1), status.acknowledged(), self.wakes_to)
+            {
+                self.phys = phys;
             }
             Ok(status)
         }
