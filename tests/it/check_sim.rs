@@ -224,6 +224,7 @@ async fn good_account_names_every_item_and_page() {
         names,
         [
             "config",
+            "screen power",
             "account type",
             "sign-in",
             "power bi",
@@ -236,6 +237,18 @@ async fn good_account_names_every_item_and_page() {
             "cluster host",
             "content host"
         ]
+    );
+    // The screen power line names a means, or warns without failing the check (a machine
+    // with no CEC adapter and no DDC bus, like a test machine, is blacked out only).
+    let screen = &v["checks"][1];
+    assert_eq!(screen["ok"], true, "{screen}");
+    let message = screen["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("HDMI-CEC ")
+            || message.starts_with("DDC/CI ")
+            || (message.ends_with("the screen is blacked out but stays lit out of hours")
+                && screen["fix"].as_str().unwrap().contains("vc4-kms-v3d")),
+        "{screen}"
     );
     // reports --toml gives a playlist that check accepts as is.
     let listing = front.check(&["reports", "--toml"], cfg.clone()).await;
@@ -263,11 +276,12 @@ async fn good_account_names_every_item_and_page() {
     let again = front.check(&["check", "--json"], cfg2).await;
     assert_eq!(again.code, 0, "{}", again.stdout);
     let n = again.json()["checks"].as_array().unwrap().len();
-    // Four base checks, the three visible reports and the dashboard, then the hosts: sign-in,
-    // API, their one embed host, its cluster and the CDN.
+    // Five base checks (config, screen power, account type, sign-in, power bi), the three
+    // visible reports and the dashboard, then the hosts: sign-in, API, their one embed host,
+    // its cluster and the CDN.
     assert_eq!(
         n,
-        4 + 4 + 5,
+        5 + 4 + 5,
         "every report and the dashboard: {}",
         again.stdout
     );
