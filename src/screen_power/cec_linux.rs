@@ -181,10 +181,13 @@ mod tests {
     use std::mem::{offset_of, size_of};
 
     /// The numbers linux/cec.h gives, printed by a C program built against Debian's
-    /// linux-libc-dev 6.x (`printf("%lx", CEC_TRANSMIT)`, `sizeof(struct cec_msg)`, ...). The
-    /// size is part of each ioctl number, so a struct laid out wrong would be refused by the
-    /// kernel (ENOTTY) rather than corrupt memory; the layout is checked here all the same.
-    /// Identical on amd64 and arm64 (both use the generic ioctl encoding).
+    /// linux-libc-dev (`#include <sys/ioctl.h>`, `<linux/cec.h>`; `printf("%lx",
+    /// (unsigned long)CEC_TRANSMIT)`, `sizeof(struct cec_msg)`, `offsetof(struct cec_msg,
+    /// tx_status)`, ...), built with gcc for amd64 and with aarch64-linux-gnu-gcc for arm64
+    /// (run under qemu-aarch64): the same numbers on both, which use the generic ioctl
+    /// encoding. The size is part of each ioctl number, so a struct laid out wrong would be
+    /// refused by the kernel (ENOTTY) rather than corrupt memory; the layout is checked here
+    /// all the same.
     #[test]
     fn the_ioctls_and_structs_match_linux_cec_h() {
         assert_eq!(size_of::<CecMsg>(), 56);
