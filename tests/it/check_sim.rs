@@ -287,6 +287,49 @@ async fn good_account_names_every_item_and_page() {
     );
 }
 
+/// `[display] power_via` and `cec_device` reach `check`'s screen power line: the black page
+/// said as chosen, a CEC adapter that is not there named with its path. Neither fails the check.
+#[tokio::test(flavor = "multi_thread")]
+async fn check_says_how_the_screen_is_turned_off() {
+    let sim = sim(Scenario::builtin()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let front = front(&sim, &dir).await;
+    let screen_line = |v: &serde_json::Value| {
+        v["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == "screen power")
+            .cloned()
+            .unwrap_or_else(|| panic!("no screen power line: {v}"))
+    };
+    let cfg = front.config(&sim, &good_user(), &dir, |s| {
+        format!("{s}\n[display]\npower_via = \"black\"\n")
+    });
+    let r = front.check(&["check", "--json"], cfg).await;
+    assert_eq!(r.code, 0, "{}", r.stdout);
+    let line = screen_line(&r.json());
+    assert_eq!(line["ok"], true);
+    assert_eq!(
+        line["message"],
+        "[display] power_via = \"black\": off hours show a black page"
+    );
+    assert!(line.get("fix").is_none(), "{line}");
+
+    let cfg = front.config(&sim, &good_user(), &dir, |s| {
+        format!("{s}\n[display]\npower_via = \"cec\"\ncec_device = \"/dev/cec9\"\n")
+    });
+    let r = front.check(&["check", "--json"], cfg).await;
+    assert_eq!(r.code, 0, "a warning, not a failure: {}", r.stdout);
+    let line = screen_line(&r.json());
+    assert_eq!(line["ok"], true);
+    assert_eq!(
+        line["message"],
+        "/dev/cec9: no such device: the screen is blacked out but stays lit out of hours"
+    );
+    assert!(line["fix"].as_str().unwrap().contains("Anynet+"), "{line}");
+}
+
 /// Each scripted bad account or app yields its problem id, with a cause and a fix.
 #[tokio::test(flavor = "multi_thread")]
 async fn every_bad_scenario_yields_its_problem() {
