@@ -32,6 +32,9 @@ pub(crate) struct Applied {
 pub(crate) struct Plan {
     wanted: Option<(Light, Settings)>,
     done: Option<(Light, Settings)>,
+    /// The means the screen was last switched off with, until it is switched on again: a
+    /// screen put in standby by CEC is woken by CEC even after `power_via` became "black".
+    off_by: Option<Settings>,
     failures: usize,
     retry_at: Option<Instant>,
 }
@@ -46,11 +49,24 @@ impl Plan {
         self.wanted = Some((light, settings));
     }
 
-    /// What to switch now, if anything.
-    pub(crate) fn due(&self, now: Instant) -> Option<(Light, Settings)> {
+    /// What to switch now, if anything. A retry that has nothing left to do is dropped, so the
+    /// thread never wakes for it again.
+    pub(crate) fn due(&mut self, now: Instant) -> Option<(Light, Settings)> {
         let wanted = self.wanted.clone()?;
+        let due = self.decide(wanted, now);
+        if due.is_none() && self.retry_at.is_some_and(|at| now >= at) {
+            self.retry_at = None;
+            self.failures = 0;
+        }
+        due
+    }
+
+    fn decide(&self, wanted: (Light, Settings), now: Instant) -> Option<(Light, Settings)> {
         if wanted.1.via == PowerVia::Black {
-            return None;
+            return match (wanted.0, &self.off_by) {
+                (Light::On, Some(by)) => Some((Light::On, by.clone())),
+                _ => None,
+            };
         }
         if self.done.as_ref() != Some(&wanted) {
             return Some(wanted);
@@ -66,6 +82,7 @@ impl Plan {
         now: Instant,
     ) {
         let again = self.done.as_ref() == Some(&(light, settings.clone()));
+        self.off_by = (light == Light::Off).then(|| settings.clone());
         self.done = Some((light, settings));
         if outcome.failed {
             // A new state starts the waits over; the same one waits longer each time.
@@ -254,6 +271,51 @@ mod tests {
         let mut p = Plan::default();
         p.want(Light::Off, black);
         assert_eq!(p.due(t), None);
+    }
+
+    #[test]
+    fn a_screen_put_in_standby_is_woken_by_the_same_means_after_power_via_became_black() {
+        let t = Instant::now();
+        let black = Settings {
+            via: PowerVia::Black,
+            cec_device: None,
+        };
+        let mut p = Plan::default();
+        p.want(Light::Off, auto());
+        p.done(Light::Off, auto(), &outcome(false), t);
+        // The administrator says the black page is enough, while the TV is in standby.
+        p.want(Light::Off, black.clone());
+        assert_eq!(p.due(t), None);
+        p.want(Light::On, black.clone());
+        assert_eq!(p.due(t), Some((Light::On, auto())), "woken once");
+        p.done(Light::On, auto(), &outcome(false), t);
+        p.want(Light::On, black.clone());
+        assert_eq!(p.due(t), None);
+        p.want(Light::Off, black);
+        assert_eq!(p.due(t), None, "and left alone from then on");
+    }
+
+    #[test]
+    fn a_retry_with_nothing_left_to_do_is_dropped() {
+        let t = Instant::now();
+        let mut p = Plan::default();
+        p.want(Light::Off, auto());
+        p.done(Light::Off, auto(), &outcome(true), t);
+        assert!(p.retry_at().is_some());
+        p.want(
+            Light::Off,
+            Settings {
+                via: PowerVia::Black,
+                cec_device: None,
+            },
+        );
+        let later = t + Duration::from_secs(3600);
+        assert_eq!(p.due(later), None);
+        assert_eq!(
+            p.retry_at(),
+            None,
+            "the thread would otherwise wake in a loop"
+        );
     }
 
     #[test]
