@@ -235,7 +235,7 @@ uid=$(cut -d: -f3 <<<"$pw")
 [ -n "$pw" ] && [ "$uid" -lt 1000 ] && ok "system user pbikiosk ($pw)" || bad "user pbikiosk: '$pw'"
 [[ $pw == *:/var/lib/pbikiosk:/usr/sbin/nologin ]] && ok "pbikiosk: home /var/lib/pbikiosk, no login shell" || bad "pbikiosk passwd entry: $pw"
 groups=$(in_root id -nG pbikiosk)
-for g in pbikiosk video render input; do
+for g in pbikiosk video render input i2c; do
   if in_root getent group "$g" >/dev/null; then
     [[ " $groups " == *" $g "* ]] && ok "pbikiosk is in group $g" || bad "pbikiosk not in $g ($groups)"
   fi

@@ -402,6 +402,7 @@ pub async fn run_within(cfg: &Config, budget: Duration) -> CheckReport {
         ),
     )];
     lines.extend(sandbox_lines(cfg));
+    lines.push(screen_line(cfg).await);
     let http = match net::client_for(cfg) {
         Ok(h) => h,
         Err(p) => {
@@ -561,6 +562,25 @@ pub async fn run_within(cfg: &Config, budget: Duration) -> CheckReport {
 /// resolved reports, and one per dashboard, as proof that Power BI gives them.
 /// A warning for each secret file WebKit's web-process sandbox can read (an older install's
 /// `/etc/pbikiosk/password`): the player still uses it.
+/// Which means turns this screen off out of hours, found without switching anything (a CEC
+/// poll, a DDC/CI read). A screen with none still works, blacked out: a warning, not a failure.
+async fn screen_line(cfg: &Config) -> Line {
+    let settings = cfg.display.power.clone();
+    let found = tokio::task::spawn_blocking(move || {
+        crate::screen_power::check(&settings, &crate::screen_power::System)
+    })
+    .await;
+    match found {
+        Ok(Ok(message)) => Line::ok("screen power", message),
+        Ok(Err((message, fix))) => Line::warning("screen power", message, fix),
+        Err(e) => Line::warning(
+            "screen power",
+            format!("not looked at: {e}"),
+            "Run the check again.".into(),
+        ),
+    }
+}
+
 fn sandbox_lines(cfg: &Config) -> Vec<Line> {
     let bound = crate::sandbox_view::bound_paths(|k| std::env::var(k).ok());
     crate::config::secret_files(&cfg.path)

@@ -272,6 +272,9 @@ fn demo_config(
     for item in &mut config.playlist {
         item.seconds = seconds.max(1);
     }
+    // A demo on a desk, or a test run, never turns the real monitor or TV off: its screen hours
+    // show the black page only.
+    config.display.power.via = crate::screen_power::PowerVia::Black;
     Ok(config)
 }
 

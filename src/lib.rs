@@ -40,6 +40,7 @@ pub mod reports;
 pub mod run;
 pub(crate) mod sandbox_view;
 pub(crate) mod schedule;
+pub(crate) mod screen_power;
 pub mod screenshot;
 mod secret;
 pub(crate) mod setup;

@@ -313,8 +313,23 @@ mod tests {
         s.player.display = crate::player::DisplayStatus {
             power: "off",
             via: Some("black"),
+            detail: None,
         };
         assert!(render(&s).contains("\npbikiosk_display_on{via=\"black\"} 0\n"));
+        s.player.display = crate::player::DisplayStatus {
+            power: "off",
+            via: Some("cec"),
+            detail: Some("off: HDMI-CEC /dev/cec0: the TV acknowledged <Standby>".into()),
+        };
+        let text = render(&s);
+        assert!(
+            text.contains("\npbikiosk_display_on{via=\"cec\"} 0\n"),
+            "{text}"
+        );
+        assert!(
+            !text.contains("Standby"),
+            "the detail is for /status, not a label"
+        );
     }
 
     #[test]

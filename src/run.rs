@@ -276,6 +276,8 @@ async fn core(
             fleet.clone(),
         ));
     }
+    // Outlives the generations: a new configuration does not switch the screen again.
+    let screen = crate::screen_power::ScreenSwitch::start(Box::new(crate::screen_power::System));
     let mut first = true;
     loop {
         if !first {
@@ -290,6 +292,7 @@ async fn core(
             Window {
                 events: &mut events,
                 proxy: &proxy,
+                screen: &screen,
             },
             &snap_tx,
             &first_render,
@@ -475,10 +478,13 @@ fn take_new_playlist(source: &Source, live: Option<&Live>) -> bool {
     }
 }
 
-/// The window as a generation sees it: what it reports, and how to reach it.
+/// The window as a generation sees it: what it reports, how to reach it, and the screen it is
+/// on.
 struct Window<'a> {
     events: &'a mut mpsc::UnboundedReceiver<ShellEvent>,
     proxy: &'a EventLoopProxy<ShellCommand>,
+    /// The screen itself (TV or monitor), switched at the `[display] on` boundaries.
+    screen: &'a crate::screen_power::ScreenSwitch,
 }
 
 /// One config generation: read the config once, run its player until the file changes or the
@@ -492,7 +498,11 @@ async fn generation(
     first_render: &FirstRender,
     fleet: &crate::fleet::Fleet,
 ) -> GenerationEnd {
-    let Window { events, proxy } = window;
+    let Window {
+        events,
+        proxy,
+        screen,
+    } = window;
     let mut stamp = source.stamp();
     let mut fleet_rx = fleet.subscribe();
     let mut fleet_version = fleet.status().map_or(0, |s| s.content_version);
@@ -519,6 +529,10 @@ async fn generation(
     let hours = loaded
         .as_ref()
         .map(|c| c.display.on.clone())
+        .unwrap_or_default();
+    let screen_means = loaded
+        .as_ref()
+        .map(|c| c.display.power.clone())
         .unwrap_or_default();
     let setup_settings = setup.settings(source, &loaded);
     let live = start(loaded, source, &mut player);
@@ -632,6 +646,7 @@ async fn generation(
                 // until the next boundary, so a clock that jumps (NTP at boot, a dead RTC
                 // battery) or an admin's `pbikiosk display off` is followed at once.
                 let power = crate::display_power::power_now(&hours);
+                screen.want(crate::screen_power::Light::of(power), &screen_means);
                 for output in player.handle(Instant::now(), Input::ScreenPower(power)) {
                     if let Some(code) = out.dispatch(output) {
                         return GenerationEnd::Exit(code);
@@ -662,6 +677,7 @@ async fn generation(
             snap.memory.last_recycle = last_recycle.as_ref().map(|(_, w)| w.clone());
         }
         snap.fleet = fleet.status().map(|s| s.at(crate::fleet::now_unix()));
+        crate::screen_power::overlay(&mut snap.display, screen.last());
         if snap.rendered_total > 0 && snap.item.is_some() {
             first_render.mark();
         }

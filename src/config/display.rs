@@ -1,10 +1,18 @@
-//! `[display]`: screen rotation, GPU compositing and the layout of reports.
+//! `[display]`: screen rotation, GPU compositing, the layout of reports, screen hours and the
+//! means that turns the screen off.
 
 use super::walk::{Ctx, Section, shown};
 use super::{ConfigError, DisplayConfig, GpuMode};
 use crate::report_layout::ReportLayout;
 
-const DISPLAY_KEYS: &[&str] = &["rotation", "gpu", "report_layout", "on"];
+const DISPLAY_KEYS: &[&str] = &[
+    "rotation",
+    "gpu",
+    "report_layout",
+    "on",
+    "power_via",
+    "cec_device",
+];
 
 pub(super) fn parse_display(cx: &Ctx, s: &Section) -> Result<DisplayConfig, ConfigError> {
     s.check_table_keys(cx, "[display]", DISPLAY_KEYS)?;
@@ -53,12 +61,48 @@ pub(super) fn parse_display(cx: &Ctx, s: &Section) -> Result<DisplayConfig, Conf
         })?,
     };
     let on = s.windows(cx, "on")?.unwrap_or_default();
+    let power = parse_power(cx, s)?;
     Ok(DisplayConfig {
         rotation,
         gpu,
         report_layout,
         on,
+        power,
     })
+}
+
+/// `power_via` and `cec_device`.
+fn parse_power(cx: &Ctx, s: &Section) -> Result<crate::screen_power::Settings, ConfigError> {
+    use crate::screen_power::{PowerVia, Settings};
+    let via = match s.string(cx, "power_via")? {
+        None => PowerVia::default(),
+        Some((word, span)) => PowerVia::parse(word).ok_or_else(|| {
+            cx.invalid(
+                &s.key("power_via"),
+                Some(&span),
+                format!("{} is not a means of turning the screen off", shown(word)),
+                "Set power_via to \"auto\" (HDMI-CEC, then DDC/CI, each only when the screen acknowledges it), \"cec\" (TVs), \"ddc\" (monitors) or \"black\" (a black picture only; the screen stays lit).",
+            )
+        })?,
+    };
+    let cec_device = match s.string(cx, "cec_device")? {
+        None => None,
+        Some((path, span)) => {
+            let number = path
+                .strip_prefix("/dev/cec")
+                .filter(|n| !n.is_empty() && n.len() <= 3 && n.bytes().all(|b| b.is_ascii_digit()));
+            if number.is_none() {
+                return Err(cx.invalid(
+                    &s.key("cec_device"),
+                    Some(&span),
+                    format!("{} is not a CEC device", shown(path)),
+                    "Set cec_device to a CEC adapter such as \"/dev/cec0\" (`ls /dev/cec*` lists them; on a Raspberry Pi 4 or 5, /dev/cec0 is the HDMI port next to the USB-C power), or leave it out to use the first one.",
+                ));
+            }
+            Some(std::path::PathBuf::from(path))
+        }
+    };
+    Ok(Settings { via, cec_device })
 }
 
 #[cfg(test)]
@@ -131,6 +175,53 @@ mod tests {
             msg.contains("unknown") || msg.contains("not a key"),
             "{msg}"
         );
+    }
+
+    #[test]
+    fn screen_power_means() {
+        use crate::screen_power::{PowerVia, Settings};
+        assert_eq!(ok(&auth()).display.power, Settings::default());
+        for v in PowerVia::ALL {
+            let text = format!("{}[display]\npower_via = \"{}\"\n", auth(), v.as_str());
+            assert_eq!(ok(&text).display.power.via, v);
+        }
+        let text = format!("{}[display]\npower_via = \"hdmi\"\n", auth());
+        let (msg, fix) = invalid(err(&text), "display.power_via", Some(8));
+        assert!(
+            msg.contains("is not a means of turning the screen off"),
+            "{msg}"
+        );
+        assert!(
+            fix.contains("\"cec\"") && fix.contains("\"black\""),
+            "{fix}"
+        );
+        let text = format!("{}[display]\npower_via = true\n", auth());
+        let e = err(&text).to_string();
+        assert!(e.contains("display.power_via"), "{e}");
+
+        let text = format!(
+            "{}[display]\npower_via = \"cec\"\ncec_device = \"/dev/cec1\"\n",
+            auth()
+        );
+        assert_eq!(
+            ok(&text).display.power,
+            Settings {
+                via: PowerVia::Cec,
+                cec_device: Some("/dev/cec1".into())
+            }
+        );
+        for bad in [
+            "/dev/i2c-1",
+            "cec0",
+            "/dev/cec",
+            "/dev/cec0/../sda",
+            "/tmp/cec0",
+        ] {
+            let text = format!("{}[display]\n\ncec_device = \"{bad}\"\n", auth());
+            let (msg, fix) = invalid(err(&text), "display.cec_device", Some(9));
+            assert!(msg.contains("is not a CEC device"), "{bad}: {msg}");
+            assert!(fix.contains("ls /dev/cec*"), "{fix}");
+        }
     }
 
     #[test]

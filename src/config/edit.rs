@@ -104,6 +104,8 @@ const SECTIONS: &[(&str, &[Spec])] = &[
             key("rotation", Kind::Integer),
             key("gpu", Kind::Text),
             key("report_layout", Kind::Text),
+            key("power_via", Kind::Text),
+            key("cec_device", Kind::Text),
         ],
     ),
     (
@@ -898,6 +900,33 @@ mod tests {
             },
             Some("playlist[1].report")
         );
+    }
+
+    #[test]
+    fn screen_power_keys_are_set_and_checked() {
+        let out = edit_ok(
+            &base(),
+            &[
+                ("display.power_via", "cec"),
+                ("display.cec_device", "/dev/cec1"),
+            ],
+        );
+        let cfg = config::parse(&out, path(), &env_secrets()).unwrap();
+        assert_eq!(cfg.display.power.via, crate::screen_power::PowerVia::Cec);
+        assert_eq!(
+            cfg.display.power.cec_device.as_deref(),
+            Some(Path::new("/dev/cec1"))
+        );
+        for (key, bad) in [
+            ("display.power_via", "hdmi"),
+            ("display.cec_device", "/dev/sda"),
+        ] {
+            let e = edit_err(&base(), &[(key, bad)]);
+            let EditError::Config(c) = &e else {
+                panic!("{e:?}")
+            };
+            assert_eq!(c.key(), Some(key), "{e}");
+        }
     }
 
     #[test]

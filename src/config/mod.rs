@@ -339,6 +339,8 @@ pub struct DisplayConfig {
     pub(crate) report_layout: ReportLayout,
     /// When the screen is on, in the device's local time; always when not set.
     pub(crate) on: crate::schedule::Schedule,
+    /// `power_via` and `cec_device`: how the screen itself is turned off out of hours.
+    pub(crate) power: crate::screen_power::Settings,
 }
 
 /// `[display] gpu`: GPU compositing in the webview.

@@ -46,9 +46,14 @@ impl ScreenPower {
 pub struct DisplayStatus {
     /// `"on"` or `"off"` (still off while the report is prepared ahead of the hours).
     pub power: &'static str,
-    /// How it was turned off: `"black"` (the page goes black, the web view idles). `None`
-    /// while on.
+    /// How it was turned off: `"cec"` (the TV acknowledged `<Standby>`), `"ddc"` (a monitor
+    /// acknowledged power mode off) or `"black"` (the page alone). The page goes black and the
+    /// web view idles in each case. `None` while on.
     pub via: Option<&'static str>,
+    /// What the last switch of the screen itself said (the run loop fills it in, see
+    /// `screen_power`); `None` until the screen was switched.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
 }
 
 impl Player {
@@ -91,6 +96,7 @@ impl Player {
         DisplayStatus {
             power: if self.power.dark() { "off" } else { "on" },
             via: self.power.dark().then_some("black"),
+            detail: None,
         }
     }
 }

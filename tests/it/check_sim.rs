@@ -224,6 +224,7 @@ async fn good_account_names_every_item_and_page() {
         names,
         [
             "config",
+            "screen power",
             "account type",
             "sign-in",
             "power bi",
@@ -236,6 +237,18 @@ async fn good_account_names_every_item_and_page() {
             "cluster host",
             "content host"
         ]
+    );
+    // The screen power line names a means, or warns without failing the check (a machine
+    // with no CEC adapter and no DDC bus, like a test machine, is blacked out only).
+    let screen = &v["checks"][1];
+    assert_eq!(screen["ok"], true, "{screen}");
+    let message = screen["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("HDMI-CEC ")
+            || message.starts_with("DDC/CI ")
+            || (message.ends_with("the screen is blacked out but stays lit out of hours")
+                && screen["fix"].as_str().unwrap().contains("vc4-kms-v3d")),
+        "{screen}"
     );
     // reports --toml gives a playlist that check accepts as is.
     let listing = front.check(&["reports", "--toml"], cfg.clone()).await;
@@ -263,14 +276,58 @@ async fn good_account_names_every_item_and_page() {
     let again = front.check(&["check", "--json"], cfg2).await;
     assert_eq!(again.code, 0, "{}", again.stdout);
     let n = again.json()["checks"].as_array().unwrap().len();
-    // Four base checks, the three visible reports and the dashboard, then the hosts: sign-in,
-    // API, their one embed host, its cluster and the CDN.
+    // Five base checks (config, screen power, account type, sign-in, power bi), the three
+    // visible reports and the dashboard, then the hosts: sign-in, API, their one embed host,
+    // its cluster and the CDN.
     assert_eq!(
         n,
-        4 + 4 + 5,
+        5 + 4 + 5,
         "every report and the dashboard: {}",
         again.stdout
     );
+}
+
+/// `[display] power_via` and `cec_device` reach `check`'s screen power line: the black page
+/// said as chosen, a CEC adapter that is not there named with its path. Neither fails the check.
+#[tokio::test(flavor = "multi_thread")]
+async fn check_says_how_the_screen_is_turned_off() {
+    let sim = sim(Scenario::builtin()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let front = front(&sim, &dir).await;
+    let screen_line = |v: &serde_json::Value| {
+        v["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == "screen power")
+            .cloned()
+            .unwrap_or_else(|| panic!("no screen power line: {v}"))
+    };
+    let cfg = front.config(&sim, &good_user(), &dir, |s| {
+        format!("{s}\n[display]\npower_via = \"black\"\n")
+    });
+    let r = front.check(&["check", "--json"], cfg).await;
+    assert_eq!(r.code, 0, "{}", r.stdout);
+    let line = screen_line(&r.json());
+    assert_eq!(line["ok"], true);
+    assert_eq!(
+        line["message"],
+        "[display] power_via = \"black\": off hours show a black page"
+    );
+    assert!(line.get("fix").is_none(), "{line}");
+
+    let cfg = front.config(&sim, &good_user(), &dir, |s| {
+        format!("{s}\n[display]\npower_via = \"cec\"\ncec_device = \"/dev/cec9\"\n")
+    });
+    let r = front.check(&["check", "--json"], cfg).await;
+    assert_eq!(r.code, 0, "a warning, not a failure: {}", r.stdout);
+    let line = screen_line(&r.json());
+    assert_eq!(line["ok"], true);
+    assert_eq!(
+        line["message"],
+        "/dev/cec9: no such device: the screen is blacked out but stays lit out of hours"
+    );
+    assert!(line["fix"].as_str().unwrap().contains("Anynet+"), "{line}");
 }
 
 /// Each scripted bad account or app yields its problem id, with a cause and a fix.
