@@ -111,9 +111,10 @@ pub enum Input {
     /// The result of an [`Output::Probe`]: `Err` is an `embed_unreachable` problem.
     Probed(Result<(), Problem>),
     /// The PSS of the process tree (player and web processes), in bytes, sampled every
-    /// [`RecycleSettings::sample_every`].
+    /// [`RecycleSettings::sample_every`], and the part of it outside the web process.
     Memory {
         pss_bytes: u64,
+        outside_web_bytes: u64,
     },
     /// Which configured items are inside their `when` windows now (one per item, in config
     /// order), and when that next changes, as the device's local time for the screen.
@@ -372,7 +373,10 @@ impl Player {
                 self.on_embed_trouble(now, &url, detail, &mut out);
             }
             Input::Probed(result) => self.on_probed(now, result, &mut out),
-            Input::Memory { pss_bytes } => self.recycle.sample(now, pss_bytes),
+            Input::Memory {
+                pss_bytes,
+                outside_web_bytes,
+            } => self.recycle.sample(now, pss_bytes, outside_web_bytes),
             Input::Schedule {
                 in_window,
                 next_change,

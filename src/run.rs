@@ -27,7 +27,7 @@ use crate::demo::{Demo, DemoOptions};
 use crate::health::{self, FirstRender};
 use crate::outlet::Outlet;
 use crate::page_gate::PageMessageCounters;
-use crate::player::{Input, Output, Player, Settings, Snapshot, State};
+use crate::player::{Input, Output, Player, RecycleSettings, Settings, Snapshot, State};
 use crate::powerbi::PowerBiClient;
 use crate::problem::Problem;
 use crate::reach::Route;
@@ -509,7 +509,14 @@ async fn generation(
     let loaded = source.load();
     let permanent_retry = loaded.as_ref().map(|c| c.auth.permanent_retry);
     let report_layout = loaded.as_ref().map(|c| c.display.report_layout);
-    let recycle = loaded.as_ref().map(|c| c.player.memory);
+    // Growth outside the web process is freed only by a new session, which only a supervisor
+    // (systemd, which set NOTIFY_SOCKET for this Type=notify unit) brings back: without one, a
+    // restart would end the player.
+    let supervised = std::env::var_os("NOTIFY_SOCKET").is_some();
+    let recycle = loaded.as_ref().map(|c| RecycleSettings {
+        restart_session: supervised,
+        ..c.player.memory
+    });
     let token_type = match loaded.as_ref().map(|c| c.auth.method) {
         Ok(AuthMethod::ServicePrincipal) => TokenType::Embed,
         _ => TokenType::Aad,
@@ -615,8 +622,8 @@ async fn generation(
             }
             Some(res) = probed_rx.recv() => Input::Probed(res),
             _ = tokio::time::sleep_until(tokio::time::Instant::from_std(wake)) => Input::Tick,
-            _ = memory_poll.tick() => match crate::memory::tree_pss_bytes(me) {
-                Some(pss_bytes) => Input::Memory { pss_bytes },
+            _ = memory_poll.tick() => match crate::memory::tree_memory(me) {
+                Some(m) => Input::Memory { pss_bytes: m.pss, outside_web_bytes: m.outside_web },
                 None => Input::Tick,
             },
             Ok(()) = fleet_rx.changed() => {

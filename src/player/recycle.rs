@@ -8,6 +8,12 @@
 //! rendered; once the tree is more than [`RecycleSettings::margin_bytes`] above that, a recycle
 //! is due, at most once per [`RecycleSettings::min_interval`]. The player decides *when*
 //! (an item switch, no status screen); this only decides *whether*.
+//!
+//! A recycle frees only the web process. What grows elsewhere (the player, WebKit's network
+//! process: about 0.2 MiB each per hundred switches in the soak) has a baseline of its own, and
+//! once it is more than the margin above it the policy asks for a restart of the whole session
+//! instead, which the service manager turns into a fresh start. Without a service manager the
+//! restart would end the player, so it is not asked for then.
 
 use std::time::{Duration, Instant};
 
@@ -25,9 +31,16 @@ pub struct RecycleSettings {
     pub min_interval: Duration,
     /// How often the driver samples the tree's PSS.
     pub sample_every: Duration,
+    /// A service manager restarts the player when it exits, so growth outside the web process
+    /// may be freed by a restart.
+    pub restart_session: bool,
 }
 
 pub(crate) const MIB: u64 = 1024 * 1024;
+
+/// The exit status of a planned restart (EX_TEMPFAIL): not a failure, so no repair and no
+/// crash is counted, and `Restart=always` starts the session again.
+pub(crate) const RESTART_EXIT_CODE: i32 = 75;
 
 impl Default for RecycleSettings {
     fn default() -> Self {
@@ -36,6 +49,7 @@ impl Default for RecycleSettings {
             baseline_window: Duration::from_mins(crate::config::DEFAULT_MEMORY_BASELINE_MINUTES),
             min_interval: Duration::from_hours(1),
             sample_every: Duration::from_secs(30),
+            restart_session: false,
         }
     }
 }
@@ -57,6 +71,9 @@ pub(crate) struct RecyclePolicy {
     current: Option<u64>,
     /// The latest sample, for `/status`, whatever process it was taken of.
     last_sample: Option<u64>,
+    /// The same two for the tree without its web process.
+    outside_baseline: Option<u64>,
+    outside_current: Option<u64>,
     last_recycle: Option<Instant>,
     recycles: u64,
 }
@@ -74,20 +91,52 @@ impl RecyclePolicy {
         self.first_render.get_or_insert(now);
     }
 
-    /// The tree's PSS now, in bytes.
-    pub(crate) fn sample(&mut self, now: Instant, pss_bytes: u64) {
+    /// The tree's PSS now, in bytes, and the part of it outside the web process.
+    pub(crate) fn sample(&mut self, now: Instant, pss_bytes: u64, outside_web_bytes: u64) {
         self.current = Some(pss_bytes);
         self.last_sample = Some(pss_bytes);
+        self.outside_current = Some(outside_web_bytes);
         let Some(first) = self.first_render else {
             // Start-up is no baseline: the first report has not even rendered.
             return;
         };
-        if now <= first + self.settings.baseline_window {
-            self.baseline = Some(self.baseline.map_or(pss_bytes, |b| b.max(pss_bytes)));
-        } else if self.baseline.is_none() {
-            // No sample fell inside the window (a window shorter than the sampling period):
-            // the first one after it is the baseline.
-            self.baseline = Some(pss_bytes);
+        // No sample inside the window (a window shorter than the sampling period): the first
+        // one after it is the baseline.
+        let in_window = now <= first + self.settings.baseline_window;
+        for (baseline, value) in [
+            (&mut self.baseline, pss_bytes),
+            (&mut self.outside_baseline, outside_web_bytes),
+        ] {
+            if in_window {
+                *baseline = Some(baseline.map_or(value, |b| b.max(value)));
+            } else if baseline.is_none() {
+                *baseline = Some(value);
+            }
+        }
+    }
+
+    /// Has the tree outside its web process grown past its bound, which only a new session
+    /// frees? Never without a service manager to start the new one.
+    pub(crate) fn restart_due(&self, now: Instant) -> bool {
+        if !self.settings.enabled() || !self.settings.restart_session {
+            return false;
+        }
+        let (Some(first), Some(baseline), Some(current)) = (
+            self.first_render,
+            self.outside_baseline,
+            self.outside_current,
+        ) else {
+            return false;
+        };
+        now >= first + self.settings.baseline_window
+            && current > baseline.saturating_add(self.settings.margin_bytes)
+    }
+
+    /// How far the tree outside the web process is above its baseline, for the log.
+    pub(crate) fn outside_growth(&self) -> u64 {
+        match (self.outside_current, self.outside_baseline) {
+            (Some(c), Some(b)) => c.saturating_sub(b),
+            _ => 0,
         }
     }
 
@@ -151,11 +200,22 @@ impl Player {
         next: usize,
         out: &mut Vec<Output>,
     ) -> bool {
-        if !self.recycle.due(now)
-            || self.problem_shown.is_some()
+        if self.problem_shown.is_some()
             || self.offline_since.is_some()
             || self.blocking_problem().is_some()
         {
+            return false;
+        }
+        if self.recycle.restart_due(now) {
+            tracing::info!(
+                grown_mib = self.recycle.outside_growth() / MIB,
+                "restarting the session to bound memory: the player and WebKit's network process \
+                 grew past the margin, which replacing the web process would not free"
+            );
+            out.push(Output::Exit(RESTART_EXIT_CODE));
+            return true;
+        }
+        if !self.recycle.due(now) {
             return false;
         }
         tracing::info!(
@@ -189,6 +249,7 @@ mod tests {
             baseline_window: Duration::from_mins(60),
             min_interval: Duration::from_mins(60),
             sample_every: Duration::from_secs(30),
+            restart_session: false,
         });
         (p, Instant::now())
     }
@@ -201,17 +262,17 @@ mod tests {
     fn baseline_is_the_highest_level_of_the_first_hour_after_the_first_render() {
         let (mut p, t0) = policy(100);
         // Before the first render: start-up, not the baseline.
-        p.sample(t0, 900 * MIB);
+        p.sample(t0, 900 * MIB, 0);
         assert_eq!(p.baseline(), None);
         assert_eq!(p.last_sample(), Some(900 * MIB));
         p.rendered(at(t0, 1));
         p.rendered(at(t0, 5)); // only the first render counts
-        p.sample(at(t0, 2), 300 * MIB);
-        p.sample(at(t0, 30), 340 * MIB);
-        p.sample(at(t0, 61), 320 * MIB);
+        p.sample(at(t0, 2), 300 * MIB, 0);
+        p.sample(at(t0, 30), 340 * MIB, 0);
+        p.sample(at(t0, 61), 320 * MIB, 0);
         assert_eq!(p.baseline(), Some(340 * MIB));
         // Past the window, growth does not move the baseline.
-        p.sample(at(t0, 62), 500 * MIB);
+        p.sample(at(t0, 62), 500 * MIB, 0);
         assert_eq!(p.baseline(), Some(340 * MIB));
     }
 
@@ -219,13 +280,13 @@ mod tests {
     fn due_only_past_baseline_plus_margin_after_the_window() {
         let (mut p, t0) = policy(100);
         p.rendered(t0);
-        p.sample(at(t0, 10), 300 * MIB);
+        p.sample(at(t0, 10), 300 * MIB, 0);
         // Far above, but the window is not over: the baseline is not known yet.
-        p.sample(at(t0, 20), 450 * MIB);
+        p.sample(at(t0, 20), 450 * MIB, 0);
         assert!(!p.due(at(t0, 20)));
-        p.sample(at(t0, 70), 549 * MIB);
+        p.sample(at(t0, 70), 549 * MIB, 0);
         assert!(!p.due(at(t0, 70)), "450 + 100 not exceeded");
-        p.sample(at(t0, 71), 551 * MIB);
+        p.sample(at(t0, 71), 551 * MIB, 0);
         assert!(p.due(at(t0, 71)));
     }
 
@@ -233,8 +294,8 @@ mod tests {
     fn at_most_once_per_interval_and_the_old_figure_does_not_count() {
         let (mut p, t0) = policy(100);
         p.rendered(t0);
-        p.sample(at(t0, 1), 300 * MIB);
-        p.sample(at(t0, 61), 500 * MIB);
+        p.sample(at(t0, 1), 300 * MIB, 0);
+        p.sample(at(t0, 61), 500 * MIB, 0);
         assert!(p.due(at(t0, 61)));
         p.recycled(at(t0, 61));
         assert_eq!(p.recycles(), 1);
@@ -242,22 +303,45 @@ mod tests {
         // The old process's sample is gone: nothing is due until a new sample says so.
         assert!(!p.due(at(t0, 200)));
         // Still heavy right after: not again within the interval.
-        p.sample(at(t0, 90), 500 * MIB);
+        p.sample(at(t0, 90), 500 * MIB, 0);
         assert!(!p.due(at(t0, 90)));
         assert!(p.due(at(t0, 121)));
         // A fresh tree back near the baseline is not due.
         p.recycled(at(t0, 121));
-        p.sample(at(t0, 200), 310 * MIB);
+        p.sample(at(t0, 200), 310 * MIB, 0);
         assert!(!p.due(at(t0, 200)));
         assert_eq!(p.baseline(), Some(300 * MIB));
+    }
+
+    #[test]
+    fn growth_outside_the_web_process_asks_for_a_restart_and_only_when_supervised() {
+        for supervised in [true, false] {
+            let (mut p, t0) = policy(100);
+            p.settings.restart_session = supervised;
+            p.rendered(t0);
+            p.sample(at(t0, 1), 300 * MIB, 150 * MIB);
+            // Within the baseline hour nothing is due, however high.
+            p.sample(at(t0, 30), 300 * MIB, 400 * MIB);
+            assert!(!p.restart_due(at(t0, 30)));
+            // The baseline outside the web process is the highest of the hour: 400 MiB.
+            p.sample(at(t0, 61), 420 * MIB, 500 * MIB);
+            assert!(!p.restart_due(at(t0, 61)), "exactly at the margin");
+            // The web process grew: a recycle, not a restart.
+            p.sample(at(t0, 62), 900 * MIB, 450 * MIB);
+            assert!(p.due(at(t0, 62)) && !p.restart_due(at(t0, 62)));
+            // Outside the web process past the margin: a restart, if someone starts us again.
+            p.sample(at(t0, 63), 520 * MIB, 501 * MIB);
+            assert_eq!(p.restart_due(at(t0, 63)), supervised);
+            assert_eq!(p.outside_growth(), 101 * MIB);
+        }
     }
 
     #[test]
     fn margin_zero_turns_it_off() {
         let (mut p, t0) = policy(0);
         p.rendered(t0);
-        p.sample(at(t0, 1), 300 * MIB);
-        p.sample(at(t0, 100), 3000 * MIB);
+        p.sample(at(t0, 1), 300 * MIB, 0);
+        p.sample(at(t0, 100), 3000 * MIB, 0);
         assert!(!p.due(at(t0, 100)));
     }
 
@@ -268,6 +352,7 @@ mod tests {
             baseline_window: Duration::ZERO,
             min_interval: Duration::ZERO,
             sample_every: Duration::from_secs(1),
+            restart_session: false,
         });
         let t0 = Instant::now();
         p.rendered(t0);
@@ -275,9 +360,9 @@ mod tests {
             !p.due(t0 + Duration::from_secs(1)),
             "no sample, no baseline"
         );
-        p.sample(t0 + Duration::from_secs(1), 200 * MIB);
+        p.sample(t0 + Duration::from_secs(1), 200 * MIB, 0);
         assert_eq!(p.baseline(), Some(200 * MIB));
-        p.sample(t0 + Duration::from_secs(2), 202 * MIB);
+        p.sample(t0 + Duration::from_secs(2), 202 * MIB, 0);
         assert!(p.due(t0 + Duration::from_secs(2)));
     }
 
@@ -299,6 +384,7 @@ mod tests {
                 baseline_window: Duration::from_secs(5),
                 min_interval: Duration::from_secs(600),
                 sample_every: Duration::from_secs(1),
+                restart_session: false,
             },
             ..Settings::default()
         });
@@ -308,6 +394,7 @@ mod tests {
         assert_eq!(shown(&r.rendered("e1")), ["e1"]);
         r.at(1).send(Input::Memory {
             pss_bytes: 300 * MIB,
+            outside_web_bytes: 0,
         });
         r.rendered("e2");
         r
@@ -323,6 +410,7 @@ mod tests {
         // Over the bound mid-item: the item stays its full time.
         let out = r.at(8).send(Input::Memory {
             pss_bytes: 311 * MIB,
+            outside_web_bytes: 0,
         });
         assert!(!recycled(&out), "{out:?}");
         assert!(!recycled(&r.at(9).tick()));
@@ -360,6 +448,7 @@ mod tests {
         // Still heavy right after: not again within the interval.
         r.at(15).send(Input::Memory {
             pss_bytes: 400 * MIB,
+            outside_web_bytes: 0,
         });
         r.rendered("e4");
         assert!(!recycled(&r.at(24).tick()));
@@ -371,6 +460,7 @@ mod tests {
         let mut r = recycling();
         r.at(8).send(Input::Memory {
             pss_bytes: 400 * MIB,
+            outside_web_bytes: 0,
         });
         // Offline: the report stays up with its badge; a fresh page could not load anything.
         r.at(9).send(Input::Token(TokenState::Failed {
@@ -396,10 +486,46 @@ mod tests {
     }
 
     #[test]
+    fn growth_outside_the_web_process_restarts_the_session_at_a_switch() {
+        let mut r = Rig::new();
+        r.p = Player::new(Settings {
+            recycle: RecycleSettings {
+                margin_bytes: 10 * MIB,
+                baseline_window: Duration::from_secs(5),
+                min_interval: Duration::from_secs(600),
+                sample_every: Duration::from_secs(1),
+                restart_session: true,
+            },
+            ..Settings::default()
+        });
+        r.page(FromPage::Ready { version: None });
+        r.send(Input::Token(token(1)));
+        r.send(Input::Resolved(Ok(three_items())));
+        r.rendered("e1");
+        r.at(1).send(Input::Memory {
+            pss_bytes: 300 * MIB,
+            outside_web_bytes: 120 * MIB,
+        });
+        r.rendered("e2");
+        // The whole tree is over its bound too, but the growth is outside the web process:
+        // replacing the web process would not free it.
+        let out = r.at(8).send(Input::Memory {
+            pss_bytes: 312 * MIB,
+            outside_web_bytes: 131 * MIB,
+        });
+        assert!(!has(&out, |o| matches!(o, Output::Exit(_))), "{out:?}");
+        let out = r.at(10).tick();
+        assert!(out.contains(&Output::Exit(RESTART_EXIT_CODE)), "{out:?}");
+        assert!(!recycled(&out), "{out:?}");
+        assert_eq!(r.p.snapshot().page_reloads_total, 0);
+    }
+
+    #[test]
     fn not_while_a_status_screen_is_up() {
         let mut r = recycling();
         r.at(8).send(Input::Memory {
             pss_bytes: 400 * MIB,
+            outside_web_bytes: 0,
         });
         // A wrong password covers the screen; the rotation has no token to go on with.
         let out = r.at(9).send(Input::Token(TokenState::Failed {
