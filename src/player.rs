@@ -698,6 +698,11 @@ impl Player {
         let Some(token) = self.tokens.current.clone() else {
             return;
         };
+        // Nothing on screen yet (a start, or waking after the night, when the sign-in rested):
+        // a token that has run out would only load an error; the renewal is on its way.
+        if self.visible.is_none() && self.tokens.expires_at.is_some_and(|e| now >= e) {
+            return;
+        }
         if (self.items.is_none() || self.resolution.retry_at.is_some_and(|t| now >= t))
             && !self.resolution.in_flight
         {

@@ -193,4 +193,54 @@ mod tests {
         s.play_for(10);
         assert_eq!(s.showing().as_deref(), Some("B"), "the rotation goes on");
     }
+
+    /// The sign-in rested through the night and the token ran out: waking prepares nothing
+    /// with it (it would only load an error), and the renewed token starts the preparation.
+    #[test]
+    fn waking_with_a_token_that_ran_out_waits_for_the_renewal() {
+        use crate::auth::service::TokenState;
+        use crate::secret::Secret;
+        use std::time::Duration;
+        let mut s = Screen::playing(&["A", "B"]);
+        let now = s.r.now();
+        s.r.send(Input::Token(TokenState::Valid {
+            token: Secret::new("TOKEN-old"),
+            item_tokens: Default::default(),
+            expires_at: now + Duration::from_secs(600),
+            generation: 2,
+        }));
+        power(&mut s, Power::Off);
+        s.play_for(3600);
+        let out = power(&mut s, Power::Waking);
+        assert_eq!(
+            count(&out, |m| matches!(m, ToPage::Prepare { .. })),
+            0,
+            "{out:?}"
+        );
+        let now = s.r.now();
+        let out = s.r.send(Input::Token(TokenState::Valid {
+            token: Secret::new("TOKEN-new"),
+            item_tokens: Default::default(),
+            expires_at: now + Duration::from_secs(3600),
+            generation: 3,
+        }));
+        let out = s.render(out);
+        let prepared: Vec<&str> = out
+            .iter()
+            .filter_map(|o| match o {
+                Output::Page(ToPage::Prepare { access_token, .. }) => Some(access_token.expose()),
+                _ => None,
+            })
+            .collect();
+        assert!(
+            !prepared.is_empty() && prepared.iter().all(|t| *t == "TOKEN-new"),
+            "{out:?}"
+        );
+        assert_eq!(s.showing().as_deref(), Some("A"));
+        assert_eq!(
+            s.r.p.snapshot().display.power,
+            "off",
+            "still dark until the hours"
+        );
+    }
 }
