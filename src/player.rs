@@ -161,11 +161,18 @@ pub enum Output {
         host: String,
     },
     /// Reload the page from scratch (hung page, crashed web process).
-    ReloadPage,
+    ReloadPage {
+        /// Out of the screen's hours: the fresh page starts black (see [`Output::RecyclePage`]).
+        dark: bool,
+    },
     /// Replace the healthy web process by a fresh one and load the page again, to bound
     /// memory: what the window does is the same as for [`Output::ReloadPage`], but it is no
     /// repair.
-    RecyclePage,
+    RecyclePage {
+        /// Out of the screen's hours: the fresh page is black from its first frame, so the
+        /// start screen never lights a dark screen.
+        dark: bool,
+    },
     /// The shell cannot recover; exit with this code so systemd restarts it.
     Exit(i32),
 }
@@ -377,7 +384,7 @@ impl Player {
                 in_window,
                 next_change,
             } => self.on_schedule(now, in_window, next_change, &mut out),
-            Input::ScreenPower(power) => self.on_power(power, &mut out),
+            Input::ScreenPower(power) => self.on_power(now, power, &mut out),
             Input::Fleet {
                 problem,
                 playlist_changed,
@@ -969,7 +976,7 @@ mod tests {
             );
             assert!(!has(&out, |o| matches!(
                 o,
-                Output::Page(ToPage::Reload { .. }) | Output::ReloadPage
+                Output::Page(ToPage::Reload { .. }) | Output::ReloadPage { .. }
             )));
         }
         let s = r.p.snapshot();
@@ -1079,7 +1086,7 @@ mod tests {
         }
         assert!(!has(&out, |o| matches!(
             o,
-            Output::Page(ToPage::Reload { .. }) | Output::ReloadPage
+            Output::Page(ToPage::Reload { .. }) | Output::ReloadPage { .. }
         )));
         assert_eq!(r.p.snapshot().page_reloads_total, 0);
         assert_eq!(r.p.snapshot().token_refreshes_total, 1);

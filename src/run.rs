@@ -281,7 +281,7 @@ async fn core(
     loop {
         if !first {
             // A fresh page for a fresh configuration.
-            let _ = proxy.send_event(ShellCommand::Reload);
+            let _ = proxy.send_event(ShellCommand::Reload { dark: false });
         }
         first = false;
         match generation(

@@ -22,6 +22,16 @@ use crate::page_gate::{Admission, PageGate, PageMessageCounters, PageSecret};
 /// ever refuses custom schemes.
 pub const PAGE_URL: &str = "app://localhost/index.html";
 
+/// The page, black from its first frame (its `#dark` layer is the fragment's target): what a
+/// page that comes up out of the screen's hours loads, so no start screen lights a dark screen
+/// before the core can tell the page to be black.
+pub const PAGE_URL_DARK: &str = "app://localhost/index.html#dark";
+
+/// The page's address, black from the start or not.
+pub(crate) fn page_url(dark: bool) -> &'static str {
+    if dark { PAGE_URL_DARK } else { PAGE_URL }
+}
+
 /// A current Safari-style user agent. WebKitGTK's default claims an ancient Safari version
 /// that browser checks may refuse; the config can override it.
 pub const DEFAULT_USER_AGENT: &str = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.5 Safari/605.1.15";
@@ -31,8 +41,8 @@ pub const DEFAULT_USER_AGENT: &str = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKi
 pub enum ShellCommand {
     /// Run this script in the page (a `ToPage` message, see `bridge`).
     Script(String),
-    /// Reload the page from scratch.
-    Reload,
+    /// Reload the page from scratch; `dark`: black from its first frame (out of hours).
+    Reload { dark: bool },
     /// Close the window and exit the process with this code.
     Exit(i32),
     /// Take a PNG of what the web view shows and send it here (`/screenshot.png`).
@@ -43,7 +53,8 @@ impl std::fmt::Debug for ShellCommand {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::Script(js) => write!(f, "Script({} bytes)", js.len()),
-            Self::Reload => f.write_str("Reload"),
+            Self::Reload { dark: false } => f.write_str("Reload"),
+            Self::Reload { dark: true } => f.write_str("Reload (dark)"),
             Self::Exit(code) => f.debug_tuple("Exit").field(code).finish(),
             Self::Screenshot(_) => f.write_str("Screenshot"),
         }
@@ -354,12 +365,12 @@ pub fn run(
                     tracing::warn!(error = %e, "script failed");
                 }
             }
-            Event::UserEvent(ShellCommand::Reload) => {
+            Event::UserEvent(ShellCommand::Reload { dark }) => {
                 // A fresh web process first: a hung one (no heartbeat) would never load the page
                 // again; a crashed one is gone already.
                 platform::fresh_web_process(&webview);
                 // load_url rather than reload(): a crashed or hung page may have navigated.
-                if let Err(e) = webview.load_url(PAGE_URL) {
+                if let Err(e) = webview.load_url(page_url(dark)) {
                     tracing::error!(error = %e, "page reload failed");
                 }
             }
@@ -946,7 +957,21 @@ mod tests {
             "{shown}"
         );
         assert_eq!(format!("{:?}", ShellCommand::Exit(3)), "Exit(3)");
-        assert_eq!(format!("{:?}", ShellCommand::Reload), "Reload");
+        assert_eq!(
+            format!("{:?}", ShellCommand::Reload { dark: false }),
+            "Reload"
+        );
+        assert_eq!(
+            format!("{:?}", ShellCommand::Reload { dark: true }),
+            "Reload (dark)"
+        );
+        // The dark page is the same page: the navigation allow-list and the asset server
+        // take it like the lit one.
+        assert!(navigation_allowed(page_url(true), &powerbi_hosts()));
+        assert_eq!(
+            url::Url::parse(page_url(true)).unwrap().path(),
+            url::Url::parse(page_url(false)).unwrap().path()
+        );
     }
 
     #[test]

@@ -3,6 +3,8 @@
 //! has nothing to render and Power BI gets no queries. Shortly before the hours begin the report
 //! is prepared behind the black layer, so the screen lights up on the report itself.
 
+use std::time::Instant;
+
 use serde::Serialize;
 
 use super::{Output, Player};
@@ -12,15 +14,17 @@ use crate::schedule::Power;
 #[derive(Debug)]
 pub(super) struct ScreenPower {
     power: Power,
-    /// The page was told to go black and not told otherwise since (a fresh page is not).
-    page_dark: bool,
+    /// Whether the page was last told to be black; `None` for a fresh page, which is told
+    /// either way once it is ready (it may have started black, see [`Player::fresh_page_dark`],
+    /// or lit).
+    page_dark: Option<bool>,
 }
 
 impl Default for ScreenPower {
     fn default() -> Self {
         Self {
             power: Power::On,
-            page_dark: false,
+            page_dark: None,
         }
     }
 }
@@ -35,9 +39,9 @@ impl ScreenPower {
         self.power != Power::On
     }
 
-    /// A new page (start, reload, recycle) comes up lit.
+    /// A new page (start, reload, recycle): told its light once it is ready.
     pub(super) fn page_reset(&mut self) {
-        self.page_dark = false;
+        self.page_dark = None;
     }
 }
 
@@ -52,19 +56,31 @@ pub struct DisplayStatus {
 }
 
 impl Player {
-    pub(super) fn on_power(&mut self, power: Power, out: &mut Vec<Output>) {
+    pub(super) fn on_power(&mut self, now: Instant, power: Power, out: &mut Vec<Output>) {
+        let was = self.power.power;
         self.power.power = power;
         if power == Power::Off {
             self.release_embeds(out);
+            if was != Power::Off && self.page.ready {
+                // Black first, so the old page goes dark before its process is replaced.
+                self.sync_dark(out);
+                self.recycle_for_the_night(now, out);
+            }
         }
     }
 
-    /// Tell a ready page whether to be black, once per change: a page that is not ready would
-    /// not hear it, and a fresh one starts lit.
+    /// Whether a page loaded now must start black: out of the screen's hours (or while the
+    /// report is prepared behind the black page).
+    pub(super) fn fresh_page_dark(&self) -> bool {
+        self.power.dark()
+    }
+
+    /// Tell a ready page whether to be black, once per change and once to every fresh page:
+    /// a page that is not ready would not hear it.
     pub(super) fn sync_dark(&mut self, out: &mut Vec<Output>) {
         let dark = self.power.dark();
-        if dark != self.power.page_dark {
-            self.power.page_dark = dark;
+        if Some(dark) != self.power.page_dark {
+            self.power.page_dark = Some(dark);
             let power = if dark {
                 ScreenLight::Off
             } else {

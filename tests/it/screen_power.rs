@@ -74,6 +74,10 @@ async fn the_screen_keeps_its_hours_and_entries_their_windows() {
         &[
             "--seconds",
             "4",
+            // Tokens renewed every 6 s if nothing held them: the off window below would see
+            // two or three renewals without the quiet hours.
+            "--token-lifetime",
+            "10",
             "--screen-on",
             &hours,
             "--when",
@@ -86,7 +90,7 @@ async fn the_screen_keeps_its_hours_and_entries_their_windows() {
         .await;
     assert_eq!(s["display"]["via"], "black", "{s}");
 
-    // Off: black, idle, nothing asked of Power BI.
+    // Off: black, idle, nothing asked of Power BI or of the sign-in.
     tokio::time::sleep(Duration::from_secs(5)).await;
     let before = p.sim_stats().await;
     let ticks = tree_ticks(p.child.id());
@@ -97,16 +101,23 @@ async fn the_screen_keeps_its_hours_and_entries_their_windows() {
     let dark = x.screenshot_any("screen-power-off.png");
     let s = p.status().await.unwrap();
     println!(
-        "off: tree CPU {:.1} % of a core over 15 s; api requests {} -> {}, embed requests {} -> {}; brightness {:.3}",
+        "off: tree CPU {:.1} % of a core over 15 s; api requests {} -> {}, embed requests {} -> {}, token requests {} -> {}; brightness {:.3}",
         cpu * 100.0,
         before["api_requests"],
         after["api_requests"],
         before["embed_requests"],
         after["embed_requests"],
+        before["token_requests"],
+        after["token_requests"],
         brightness(&dark)
     );
     assert_eq!(before["api_requests"], after["api_requests"]);
     assert_eq!(before["embed_requests"], after["embed_requests"]);
+    assert!(before["token_requests"].as_u64().unwrap() >= 1, "{before}");
+    assert_eq!(
+        before["token_requests"], after["token_requests"],
+        "the token was renewed while the screen was off"
+    );
     assert_eq!(num(&s, "rendered_total"), 0, "{s}");
     assert!(cpu < 0.05, "tree CPU {:.1} % while off", cpu * 100.0);
     assert!(brightness(&dark) < 0.02, "not black");
@@ -120,6 +131,11 @@ async fn the_screen_keeps_its_hours_and_entries_their_windows() {
         })
         .await;
     let ready_before_on = Local::now();
+    let renewed = p.sim_stats().await;
+    assert!(
+        renewed["token_requests"].as_u64() > after["token_requests"].as_u64(),
+        "prepared without renewing the token that ran out in the dark: {renewed}"
+    );
     assert!(
         ready_before_on < on_at,
         "ready only at {ready_before_on}, hours at {on_at}: {s}"
