@@ -60,10 +60,14 @@ impl Player {
         let was = self.power.power;
         self.power.power = power;
         if power == Power::Off {
-            self.release_embeds(out);
-            if was != Power::Off && self.page.ready {
-                // Black first, so the old page goes dark before its process is replaced.
+            let going_dark = was != Power::Off && self.page.ready;
+            if going_dark {
+                // Black first, so nothing of what is dropped, nor the page whose process is
+                // replaced, is seen on the way.
                 self.sync_dark(out);
+            }
+            self.release_embeds(out);
+            if going_dark {
                 self.recycle_for_the_night(now, out);
             }
         }

@@ -57,6 +57,9 @@ pub(crate) struct RecyclePolicy {
     current: Option<u64>,
     /// The latest sample, for `/status`, whatever process it was taken of.
     last_sample: Option<u64>,
+    /// The highest sample of the running tree since the baseline window (cleared by a
+    /// recycle): whether it has grown at all, over PSS's ups and downs.
+    peak: Option<u64>,
     last_recycle: Option<Instant>,
     /// Why the last recycle happened.
     pub(super) last_reason: Option<RecycleReason>,
@@ -90,6 +93,8 @@ impl RecyclePolicy {
             // No sample fell inside the window (a window shorter than the sampling period):
             // the first one after it is the baseline.
             self.baseline = Some(pss_bytes);
+        } else {
+            self.peak = Some(self.peak.map_or(pss_bytes, |p| p.max(pss_bytes)));
         }
     }
 
@@ -116,15 +121,17 @@ impl RecyclePolicy {
     }
 
     /// Going dark for the night: is a fresh web process worth having by morning? Yes if the
-    /// tree is above its baseline at all (it only grows from here, and a recycle now, behind
-    /// the black screen, saves one while people watch), unless one happened within
-    /// [`RecycleSettings::min_interval`] (the tree is fresh already).
+    /// tree has been above its baseline at all since the baseline (or the last recycle): it
+    /// only grows from there, and a recycle now, behind the black screen, saves one while
+    /// people watch. Its highest sample is what counts, not the last, since PSS goes up and
+    /// down by a few MiB as reports come and go. Not within
+    /// [`RecycleSettings::min_interval`] of another recycle: the tree is fresh already.
     pub(crate) fn worth_at_night(&self, now: Instant) -> bool {
         if !self.settings.enabled() {
             return false;
         }
-        let (Some(first), Some(baseline), Some(current)) =
-            (self.first_render, self.baseline, self.current)
+        let (Some(first), Some(baseline), Some(peak)) =
+            (self.first_render, self.baseline, self.peak)
         else {
             return false;
         };
@@ -135,7 +142,7 @@ impl RecyclePolicy {
         {
             return false;
         }
-        current > baseline
+        peak > baseline
     }
 
     /// The web process was replaced now.
@@ -143,6 +150,7 @@ impl RecyclePolicy {
         self.recycles += 1;
         self.last_recycle = Some(now);
         self.current = None;
+        self.peak = None;
     }
 
     pub(crate) fn recycles(&self) -> u64 {
@@ -548,6 +556,23 @@ mod tests {
         assert_eq!(light(&out), Some(ScreenLight::On));
         assert!(!recycled(&out));
         assert_eq!(r.p.snapshot().memory.web_process_recycles_total, 1);
+    }
+
+    /// The highest sample since the baseline counts: a tree that went above its baseline
+    /// and came back down a little by the evening has still grown.
+    #[test]
+    fn growth_is_the_highest_sample_since_the_baseline() {
+        let (mut p, t0) = policy(100);
+        p.rendered(t0);
+        p.sample(at(t0, 10), 300 * MIB);
+        p.sample(at(t0, 70), 300 * MIB);
+        assert!(!p.worth_at_night(at(t0, 70)), "level");
+        p.sample(at(t0, 80), 304 * MIB);
+        p.sample(at(t0, 90), 299 * MIB);
+        assert!(p.worth_at_night(at(t0, 90)), "was above");
+        p.recycled(at(t0, 90));
+        p.sample(at(t0, 200), 300 * MIB);
+        assert!(!p.worth_at_night(at(t0, 200)), "fresh since the recycle");
     }
 
     /// Not grown (at or below its baseline), recycled within the hour, or recycling off: the

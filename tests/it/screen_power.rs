@@ -186,3 +186,105 @@ async fn the_screen_keeps_its_hours_and_entries_their_windows() {
         "entry 2 played out of its window: {seen:?}"
     );
 }
+
+/// The screen goes dark with WebKit's tree grown a little above its baseline (far below the
+/// margin): the web process is replaced right then, behind the black screen, and the fresh
+/// page starts black (`index.html#dark`): every frame from the first black one on stays black
+/// through the recycle, where a lit page would show its start screen for a second or two.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs Xvfb, ImageMagick and the built page; takes ~1 minute; scripts/test.sh runs it"]
+async fn going_dark_recycles_the_web_process_behind_the_black_screen() {
+    let _g = lock().await;
+    let state = tempfile::tempdir().unwrap();
+    let st = state.path().to_str().unwrap();
+    let x = Xvfb::start();
+    let mut p = Player::demo_env(
+        &x,
+        "quiet-recycle",
+        &[
+            "--seconds",
+            "4",
+            "--memory-margin-mib",
+            "2000",
+            "--memory-baseline-seconds",
+            "4",
+            "--memory-sample-seconds",
+            "1",
+            "--memory-min-interval-seconds",
+            "3600",
+        ],
+        &[("STATE_DIRECTORY", st)],
+    );
+    p.wait_for("the first report", 60, |s| s["state"] == "playing")
+        .await;
+    let s = p
+        .wait_for("the tree above its baseline", 90, |s| {
+            let m = &s["memory"];
+            matches!(
+                (m["tree_pss_mib"].as_f64(), m["baseline_pss_mib"].as_f64()),
+                (Some(t), Some(b)) if t > b
+            )
+        })
+        .await;
+    assert_eq!(s["memory"]["web_process_recycles_total"], 0, "{s}");
+    let old_web = p.web_processes();
+
+    display(state.path(), "off");
+    let t0 = Instant::now();
+    let mut frames = Vec::new();
+    let mut back = None;
+    while t0.elapsed() < Duration::from_secs(30) {
+        let path = out_dir().join(format!("quiet-recycle-{:03}.png", frames.len()));
+        let ok = Command::new("import")
+            .args(["-display", &x.display, "-window", "root"])
+            .arg(&path)
+            .status()
+            .is_ok_and(|s| s.success());
+        if ok {
+            frames.push(path);
+        }
+        if back.is_none()
+            && let Some(s) = p.status().await
+            && s["memory"]["web_process_recycles_total"] == 1
+            && !p.web_processes().iter().any(|w| old_web.contains(w))
+        {
+            back = Some(t0.elapsed());
+        }
+        // Film on for 4 s after the new web process is there: its page loads and is told
+        // to stay black meanwhile.
+        if back.is_some_and(|b| t0.elapsed() > b + Duration::from_secs(4)) {
+            break;
+        }
+    }
+    let back = back.expect("no recycle when the screen went dark");
+    let s = p.status().await.unwrap();
+    let levels: Vec<f64> = frames.iter().map(|f| brightness(f)).collect();
+    let first_black = levels
+        .iter()
+        .position(|&l| l < 0.02)
+        .expect("the screen never went black");
+    println!(
+        "recycled {:.1} s after display off; {} frames, black from frame {first_black}; levels after: {:?}",
+        back.as_secs_f64(),
+        frames.len(),
+        &levels[first_black..]
+            .iter()
+            .map(|l| (l * 1000.0).round() / 1000.0)
+            .collect::<Vec<_>>()
+    );
+    for (i, l) in levels.iter().enumerate().skip(first_black) {
+        assert!(
+            *l < 0.02,
+            "frame {i} lit ({l:.3}) after the screen went black: {}",
+            frames[i].display()
+        );
+    }
+    assert!(
+        frames.len() - first_black >= 5,
+        "too few frames after black"
+    );
+    assert_eq!(s["memory"]["last_recycle_reason"], "quiet_hours", "{s}");
+    assert_eq!(num(&s, "page_reloads_total"), 0, "{s}");
+    assert_eq!(power(&s), "off", "{s}");
+    assert_eq!(s["problem"], Value::Null, "{s}");
+}
