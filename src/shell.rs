@@ -27,6 +27,13 @@ pub const PAGE_URL: &str = "app://localhost/index.html";
 /// before the core can tell the page to be black.
 pub const PAGE_URL_DARK: &str = "app://localhost/index.html#dark";
 
+/// The start screen's colour (web/player.css, #10161d): while a fresh web process starts (a
+/// recycle, a repair) the view shows its background before the page paints, and it must not
+/// flash another colour.
+const VIEW_BACKGROUND: (u8, u8, u8, u8) = (16, 22, 29, 255);
+/// The view's background while a page that must stay black replaces the old one.
+const VIEW_BACKGROUND_DARK: (u8, u8, u8, u8) = (0, 0, 0, 255);
+
 /// The page's address, black from the start or not.
 pub(crate) fn page_url(dark: bool) -> &'static str {
     if dark { PAGE_URL_DARK } else { PAGE_URL }
@@ -314,10 +321,7 @@ pub fn run(
         .with_url(PAGE_URL)
         .with_user_agent(opts.user_agent.clone())
         .with_devtools(opts.devtools)
-        // The start screen's colour (web/player.css, #10161d): while a fresh web process
-        // starts (a recycle, a repair) the view shows this before the page paints, and it
-        // must not flash another colour.
-        .with_background_color((16, 22, 29, 255))
+        .with_background_color(VIEW_BACKGROUND)
         // Every frame can post here, and the request names the top frame whoever sent it: the
         // gate believes only messages that carry our page's secret.
         .with_ipc_handler(move |req: Request<String>| {
@@ -366,6 +370,16 @@ pub fn run(
                 }
             }
             Event::UserEvent(ShellCommand::Reload { dark }) => {
+                // Between the old process and the new page's first frame the view shows its
+                // background: black too when the screen is dark.
+                let background = if dark {
+                    VIEW_BACKGROUND_DARK
+                } else {
+                    VIEW_BACKGROUND
+                };
+                if let Err(e) = webview.set_background_color(background) {
+                    tracing::warn!(error = %e, "view background not set");
+                }
                 // A fresh web process first: a hung one (no heartbeat) would never load the page
                 // again; a crashed one is gone already.
                 platform::fresh_web_process(&webview);

@@ -188,9 +188,10 @@ async fn the_screen_keeps_its_hours_and_entries_their_windows() {
 }
 
 /// The screen goes dark with WebKit's tree grown a little above its baseline (far below the
-/// margin): the web process is replaced right then, behind the black screen, and the fresh
-/// page starts black (`index.html#dark`): every frame from the first black one on stays black
-/// through the recycle, where a lit page would show its start screen for a second or two.
+/// margin): the web process is replaced right then, behind the black screen; the view's
+/// background while the process is replaced is black and the fresh page starts black
+/// (`index.html#dark`): every frame after the report is black. (The fresh page's own first
+/// frame is checked in web/test, with scripts off: here it passes too fast for `import`.)
 #[tokio::test(flavor = "multi_thread")]
 #[ignore = "needs Xvfb, ImageMagick and the built page; takes ~1 minute; scripts/test.sh runs it"]
 async fn going_dark_recycles_the_web_process_behind_the_black_screen() {
@@ -259,29 +260,28 @@ async fn going_dark_recycles_the_web_process_behind_the_black_screen() {
     let back = back.expect("no recycle when the screen went dark");
     let s = p.status().await.unwrap();
     let levels: Vec<f64> = frames.iter().map(|f| brightness(f)).collect();
-    let first_black = levels
-        .iter()
-        .position(|&l| l < 0.02)
-        .expect("the screen never went black");
+    // The report (bright) until the player sees the override, then black: no start screen
+    // and no view background (both #10161d, about 0.08) on the way.
+    let last_report = levels.iter().rposition(|&l| l > 0.5).map_or(0, |i| i + 1);
     println!(
-        "recycled {:.1} s after display off; {} frames, black from frame {first_black}; levels after: {:?}",
+        "recycled {:.1} s after display off; {} frames, the report until frame {last_report}; levels after: {:?}",
         back.as_secs_f64(),
         frames.len(),
-        &levels[first_black..]
+        &levels[last_report..]
             .iter()
             .map(|l| (l * 1000.0).round() / 1000.0)
             .collect::<Vec<_>>()
     );
-    for (i, l) in levels.iter().enumerate().skip(first_black) {
+    for (i, l) in levels.iter().enumerate().skip(last_report) {
         assert!(
             *l < 0.02,
-            "frame {i} lit ({l:.3}) after the screen went black: {}",
+            "frame {i} not black ({l:.3}) after the report: {}",
             frames[i].display()
         );
     }
     assert!(
-        frames.len() - first_black >= 5,
-        "too few frames after black"
+        frames.len() - last_report >= 5,
+        "too few frames after the report"
     );
     assert_eq!(s["memory"]["last_recycle_reason"], "quiet_hours", "{s}");
     assert_eq!(num(&s, "page_reloads_total"), 0, "{s}");
