@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use thiserror::Error;
 
+use crate::auth::quiet::Quiet;
 use crate::schedule::{Power, Schedule};
 
 /// How far ahead of the hours the report is prepared behind the black screen.
@@ -102,10 +103,45 @@ fn read_override(dir: &Path) -> Override {
         .unwrap_or_default()
 }
 
-/// What the screen should be now: the hours in the device's time zone, then the override.
-pub(crate) fn power_now(on: &Schedule) -> Power {
-    let by_hours = crate::schedule::power_at(on, &chrono::Local::now(), WAKE_LEAD);
-    read_override(&state_dir()).apply(by_hours)
+/// How long before the report is prepared the sign-in renews a token that went stale in the
+/// night: the preparation then finds a fresh one in hand, with a minute to spare for a slow
+/// answer or one retry.
+const RENEW_LEAD: chrono::TimeDelta = chrono::TimeDelta::minutes(1);
+
+/// What the screen should be now (the hours in the device's time zone, then the override),
+/// and whether the sign-in may rest meanwhile.
+pub(crate) fn screen_now(on: &Schedule) -> (Power, Quiet) {
+    quiet_at(
+        on,
+        read_override(&state_dir()),
+        &chrono::Local::now(),
+        std::time::Instant::now(),
+    )
+}
+
+/// The power at `now` and the sign-in's quiet: while the screen is off (and not yet waking)
+/// renewals wait until [`RENEW_LEAD`] before the report is prepared ([`WAKE_LEAD`] before the
+/// hours), or, turned off by the administrator, until it is turned back on. `mono` is `now` on
+/// the monotonic clock the sign-in runs on.
+pub(crate) fn quiet_at<Tz: chrono::TimeZone>(
+    on: &Schedule,
+    over: Override,
+    now: &chrono::DateTime<Tz>,
+    mono: std::time::Instant,
+) -> (Power, Quiet) {
+    let power = over.apply(crate::schedule::power_at(on, now, WAKE_LEAD));
+    if power != Power::Off {
+        return (power, Quiet::Awake);
+    }
+    let resume = match over {
+        Override::Off => None,
+        // Off by the hours: they begin at their next change.
+        Override::Auto | Override::On => on.next_change(now).map(|start| {
+            let ahead = (start - WAKE_LEAD - RENEW_LEAD) - now.clone();
+            mono + ahead.to_std().unwrap_or_default()
+        }),
+    };
+    (power, Quiet::Until(resume))
 }
 
 #[cfg(test)]
@@ -134,5 +170,46 @@ mod tests {
         assert_eq!(Override::On.apply(Power::Off), Power::On);
         assert_eq!(Override::On.apply(Power::Waking), Power::On);
         assert_eq!(Override::Auto.apply(Power::Waking), Power::Waking);
+    }
+
+    /// The sign-in rests while the screen is off and resumes a minute before the report is
+    /// prepared (three minutes before the hours); an administrator's `off` has no end.
+    #[test]
+    fn the_sign_in_rests_until_a_minute_before_the_preparation() {
+        use chrono::TimeZone;
+        let hours = Schedule::new(vec![
+            crate::schedule::Window::parse("mon-fri 07:00-19:00").unwrap(),
+        ]);
+        let mono = std::time::Instant::now();
+        let utc =
+            |d: u32, h: u32, m: u32| chrono::Utc.with_ymd_and_hms(2026, 11, d, h, m, 0).unwrap();
+        // Friday 19:00 (Nov 27th 2026): off until Monday 06:57.
+        let (power, quiet) = quiet_at(&hours, Override::Auto, &utc(27, 19, 0), mono);
+        assert_eq!(power, Power::Off);
+        let weekend = std::time::Duration::from_secs(((2 * 24 + 11) * 60 + 57) * 60);
+        assert_eq!(quiet, Quiet::Until(Some(mono + weekend)));
+        // 06:57 Monday: still off, resume now; 06:58: waking, awake.
+        let (power, quiet) = quiet_at(&hours, Override::Auto, &utc(30, 6, 57), mono);
+        assert_eq!((power, quiet), (Power::Off, Quiet::Until(Some(mono))));
+        let (power, quiet) = quiet_at(&hours, Override::Auto, &utc(30, 6, 58), mono);
+        assert_eq!((power, quiet), (Power::Waking, Quiet::Awake));
+        // In hours: awake; the administrator's off: quiet with no end; on: awake.
+        assert_eq!(
+            quiet_at(&hours, Override::Auto, &utc(30, 12, 0), mono),
+            (Power::On, Quiet::Awake)
+        );
+        assert_eq!(
+            quiet_at(&hours, Override::Off, &utc(30, 12, 0), mono),
+            (Power::Off, Quiet::Until(None))
+        );
+        assert_eq!(
+            quiet_at(&hours, Override::On, &utc(28, 3, 0), mono),
+            (Power::On, Quiet::Awake)
+        );
+        // No hours at all: always on, always awake.
+        assert_eq!(
+            quiet_at(&Schedule::default(), Override::Auto, &utc(28, 3, 0), mono),
+            (Power::On, Quiet::Awake)
+        );
     }
 }

@@ -412,6 +412,7 @@ mod tests {
             "recycle_margin_mib",
             "web_process_recycles_total",
             "last_recycle",
+            "last_recycle_reason",
         ] {
             assert!(v["memory"].get(key).is_some(), "memory.{key} missing: {v}");
         }

@@ -109,7 +109,9 @@ impl<W: Window> Outlet<'_, W> {
             }
             // The same fresh web process and page as a repair; only the player counts it
             // differently.
-            Output::ReloadPage | Output::RecyclePage => self.window.command(ShellCommand::Reload),
+            Output::ReloadPage { dark } | Output::RecyclePage { dark } => {
+                self.window.command(ShellCommand::Reload { dark });
+            }
             Output::Exit(code) => return Some(code),
         }
         None
@@ -209,10 +211,22 @@ mod tests {
     #[test]
     fn reload_and_exit_are_for_the_window_and_the_caller() {
         let w = Recorder::default();
-        assert_eq!(dispatch(&w, false, Output::ReloadPage), None);
-        assert!(matches!(w.take().as_slice(), [ShellCommand::Reload]));
-        assert_eq!(dispatch(&w, false, Output::RecyclePage), None);
-        assert!(matches!(w.take().as_slice(), [ShellCommand::Reload]));
+        assert_eq!(
+            dispatch(&w, false, Output::ReloadPage { dark: false }),
+            None
+        );
+        assert!(matches!(
+            w.take().as_slice(),
+            [ShellCommand::Reload { dark: false }]
+        ));
+        assert_eq!(
+            dispatch(&w, false, Output::RecyclePage { dark: true }),
+            None
+        );
+        assert!(matches!(
+            w.take().as_slice(),
+            [ShellCommand::Reload { dark: true }]
+        ));
         assert_eq!(dispatch(&w, false, Output::Exit(3)), Some(3));
         assert!(w.take().is_empty());
     }

@@ -162,11 +162,18 @@ pub enum Output {
         host: String,
     },
     /// Reload the page from scratch (hung page, crashed web process).
-    ReloadPage,
+    ReloadPage {
+        /// Out of the screen's hours: the fresh page starts black (see [`Output::RecyclePage`]).
+        dark: bool,
+    },
     /// Replace the healthy web process by a fresh one and load the page again, to bound
     /// memory: what the window does is the same as for [`Output::ReloadPage`], but it is no
     /// repair.
-    RecyclePage,
+    RecyclePage {
+        /// Out of the screen's hours: the fresh page is black from its first frame, so the
+        /// start screen never lights a dark screen.
+        dark: bool,
+    },
     /// The shell cannot recover; exit with this code so systemd restarts it.
     Exit(i32),
 }
@@ -381,7 +388,7 @@ impl Player {
                 in_window,
                 next_change,
             } => self.on_schedule(now, in_window, next_change, &mut out),
-            Input::ScreenPower(power) => self.on_power(power, &mut out),
+            Input::ScreenPower(power) => self.on_power(now, power, &mut out),
             Input::Fleet {
                 problem,
                 playlist_changed,
@@ -702,6 +709,11 @@ impl Player {
         let Some(token) = self.tokens.current.clone() else {
             return;
         };
+        // Nothing on screen yet (a start, or waking after the night, when the sign-in rested):
+        // a token that has run out would only load an error; the renewal is on its way.
+        if self.visible.is_none() && self.tokens.expires_at.is_some_and(|e| now >= e) {
+            return;
+        }
         if (self.items.is_none() || self.resolution.retry_at.is_some_and(|t| now >= t))
             && !self.resolution.in_flight
         {
@@ -968,7 +980,7 @@ mod tests {
             );
             assert!(!has(&out, |o| matches!(
                 o,
-                Output::Page(ToPage::Reload { .. }) | Output::ReloadPage
+                Output::Page(ToPage::Reload { .. }) | Output::ReloadPage { .. }
             )));
         }
         let s = r.p.snapshot();
@@ -1078,7 +1090,7 @@ mod tests {
         }
         assert!(!has(&out, |o| matches!(
             o,
-            Output::Page(ToPage::Reload { .. }) | Output::ReloadPage
+            Output::Page(ToPage::Reload { .. }) | Output::ReloadPage { .. }
         )));
         assert_eq!(r.p.snapshot().page_reloads_total, 0);
         assert_eq!(r.p.snapshot().token_refreshes_total, 1);

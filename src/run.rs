@@ -282,7 +282,7 @@ async fn core(
     loop {
         if !first {
             // A fresh page for a fresh configuration.
-            let _ = proxy.send_event(ShellCommand::Reload);
+            let _ = proxy.send_event(ShellCommand::Reload { dark: false });
         }
         first = false;
         match generation(
@@ -652,8 +652,13 @@ async fn generation(
                 // Screen hours and the override: looked at every few seconds rather than slept
                 // until the next boundary, so a clock that jumps (NTP at boot, a dead RTC
                 // battery) or an admin's `pbikiosk display off` is followed at once.
-                let power = crate::display_power::power_now(&hours);
+                let (power, quiet) = crate::display_power::screen_now(&hours);
                 screen.want(crate::screen_power::Light::of(power), &screen_means);
+                // The sign-in first: waking, it renews a stale token while the player starts
+                // preparing (which waits for a token that has not run out).
+                if let Some(live) = &live {
+                    live.tokens.set_quiet(quiet);
+                }
                 for output in player.handle(Instant::now(), Input::ScreenPower(power)) {
                     if let Some(code) = out.dispatch(output) {
                         return GenerationEnd::Exit(code);

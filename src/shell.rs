@@ -22,6 +22,23 @@ use crate::page_gate::{Admission, PageGate, PageMessageCounters, PageSecret};
 /// ever refuses custom schemes.
 pub const PAGE_URL: &str = "app://localhost/index.html";
 
+/// The page, black from its first frame (its `#dark` layer is the fragment's target): what a
+/// page that comes up out of the screen's hours loads, so no start screen lights a dark screen
+/// before the core can tell the page to be black.
+pub const PAGE_URL_DARK: &str = "app://localhost/index.html#dark";
+
+/// The start screen's colour (web/player.css, #10161d): while a fresh web process starts (a
+/// recycle, a repair) the view shows its background before the page paints, and it must not
+/// flash another colour.
+const VIEW_BACKGROUND: (u8, u8, u8, u8) = (16, 22, 29, 255);
+/// The view's background while a page that must stay black replaces the old one.
+const VIEW_BACKGROUND_DARK: (u8, u8, u8, u8) = (0, 0, 0, 255);
+
+/// The page's address, black from the start or not.
+pub(crate) fn page_url(dark: bool) -> &'static str {
+    if dark { PAGE_URL_DARK } else { PAGE_URL }
+}
+
 /// A current Safari-style user agent. WebKitGTK's default claims an ancient Safari version
 /// that browser checks may refuse; the config can override it.
 pub const DEFAULT_USER_AGENT: &str = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.5 Safari/605.1.15";
@@ -31,8 +48,8 @@ pub const DEFAULT_USER_AGENT: &str = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKi
 pub enum ShellCommand {
     /// Run this script in the page (a `ToPage` message, see `bridge`).
     Script(String),
-    /// Reload the page from scratch.
-    Reload,
+    /// Reload the page from scratch; `dark`: black from its first frame (out of hours).
+    Reload { dark: bool },
     /// Close the window and exit the process with this code.
     Exit(i32),
     /// Take a PNG of what the web view shows and send it here (`/screenshot.png`).
@@ -43,7 +60,8 @@ impl std::fmt::Debug for ShellCommand {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::Script(js) => write!(f, "Script({} bytes)", js.len()),
-            Self::Reload => f.write_str("Reload"),
+            Self::Reload { dark: false } => f.write_str("Reload"),
+            Self::Reload { dark: true } => f.write_str("Reload (dark)"),
             Self::Exit(code) => f.debug_tuple("Exit").field(code).finish(),
             Self::Screenshot(_) => f.write_str("Screenshot"),
         }
@@ -303,10 +321,7 @@ pub fn run(
         .with_url(PAGE_URL)
         .with_user_agent(opts.user_agent.clone())
         .with_devtools(opts.devtools)
-        // The start screen's colour (web/player.css, #10161d): while a fresh web process
-        // starts (a recycle, a repair) the view shows this before the page paints, and it
-        // must not flash another colour.
-        .with_background_color((16, 22, 29, 255))
+        .with_background_color(VIEW_BACKGROUND)
         // Every frame can post here, and the request names the top frame whoever sent it: the
         // gate believes only messages that carry our page's secret.
         .with_ipc_handler(move |req: Request<String>| {
@@ -354,12 +369,22 @@ pub fn run(
                     tracing::warn!(error = %e, "script failed");
                 }
             }
-            Event::UserEvent(ShellCommand::Reload) => {
+            Event::UserEvent(ShellCommand::Reload { dark }) => {
+                // Between the old process and the new page's first frame the view shows its
+                // background: black too when the screen is dark.
+                let background = if dark {
+                    VIEW_BACKGROUND_DARK
+                } else {
+                    VIEW_BACKGROUND
+                };
+                if let Err(e) = webview.set_background_color(background) {
+                    tracing::warn!(error = %e, "view background not set");
+                }
                 // A fresh web process first: a hung one (no heartbeat) would never load the page
                 // again; a crashed one is gone already.
                 platform::fresh_web_process(&webview);
                 // load_url rather than reload(): a crashed or hung page may have navigated.
-                if let Err(e) = webview.load_url(PAGE_URL) {
+                if let Err(e) = webview.load_url(page_url(dark)) {
                     tracing::error!(error = %e, "page reload failed");
                 }
             }
@@ -946,7 +971,21 @@ mod tests {
             "{shown}"
         );
         assert_eq!(format!("{:?}", ShellCommand::Exit(3)), "Exit(3)");
-        assert_eq!(format!("{:?}", ShellCommand::Reload), "Reload");
+        assert_eq!(
+            format!("{:?}", ShellCommand::Reload { dark: false }),
+            "Reload"
+        );
+        assert_eq!(
+            format!("{:?}", ShellCommand::Reload { dark: true }),
+            "Reload (dark)"
+        );
+        // The dark page is the same page: the navigation allow-list and the asset server
+        // take it like the lit one.
+        assert!(navigation_allowed(page_url(true), &powerbi_hosts()));
+        assert_eq!(
+            url::Url::parse(page_url(true)).unwrap().path(),
+            url::Url::parse(page_url(false)).unwrap().path()
+        );
     }
 
     #[test]

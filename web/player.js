@@ -467,7 +467,12 @@
     badge: function (m) { setBadge(m.text); },
     // Out of hours: black over everything. The core discards the embeds behind it (nothing
     // left to render) or prepares them ahead of the morning.
-    screen_power: function (m) { $('dark').hidden = m.power !== 'off'; }
+    screen_power: function (m) {
+      var dark = $('dark');
+      dark.hidden = m.power !== 'off';
+      // A page that started black (index.html#dark) stays black by its fragment until lit.
+      dark.classList.toggle('lit', m.power !== 'off');
+    }
   };
 
   var started = false;

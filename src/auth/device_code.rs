@@ -385,6 +385,12 @@ pub(crate) struct DeviceSession<E> {
     problem: Option<Problem>,
     rng: StdRng,
     clock: ClockFn,
+    /// Out of the screen's hours a held sign-in is not renewed (see [`super::quiet`]).
+    quiet: super::quiet::Quiet,
+    /// When a token last came, for the quiet hours' keep-alive.
+    renewed: Option<Instant>,
+    /// Nothing was tried yet: the first refresh of a cached sign-in goes ahead, quiet or not.
+    attempted: bool,
 }
 
 impl DeviceSession<DeviceClient> {
@@ -451,7 +457,15 @@ impl<E: DeviceEndpoint> DeviceSession<E> {
             problem: None,
             rng: StdRng::from_os_rng(),
             clock,
+            quiet: super::quiet::Quiet::Awake,
+            renewed: None,
+            attempted: false,
         }
+    }
+
+    /// Whether the player needs fresh tokens now; see [`super::quiet`].
+    pub(crate) fn set_quiet(&mut self, quiet: super::quiet::Quiet) {
+        self.quiet = quiet;
     }
 
     /// The access token, if it is good at `now` (with a tenth of its lifetime, at most 10 s,
@@ -499,7 +513,20 @@ impl<E: DeviceEndpoint> DeviceSession<E> {
         }
     }
 
+    /// When [`poll`](Self::poll) next has work to do. While the screen is quiet a held
+    /// sign-in waits (its renewal, or its retry after a failure); a code on the screen does
+    /// not, since a person may be signing in with it right now.
     pub(crate) fn next_wake(&self, now: Instant) -> Instant {
+        let due = self.due(now);
+        match self.phase {
+            Phase::SignedIn(_) if self.attempted => {
+                super::quiet::renewal_at(now, due, self.quiet, self.renewed)
+            }
+            _ => due,
+        }
+    }
+
+    fn due(&self, now: Instant) -> Instant {
         if let Some(t) = self.not_before {
             return t;
         }
@@ -525,6 +552,7 @@ impl<E: DeviceEndpoint> DeviceSession<E> {
         if now < self.next_wake(now) {
             return Step::Idle;
         }
+        self.attempted = true;
         self.not_before = None;
         let result = match std::mem::replace(&mut self.phase, Phase::NeedCode) {
             Phase::SignedIn(held) => self.refresh(held).await,
@@ -659,6 +687,7 @@ impl<E: DeviceEndpoint> DeviceSession<E> {
         self.problem = None;
         match refresh {
             Some(refresh) => {
+                self.renewed = Some(now);
                 self.phase = Phase::SignedIn(Held {
                     access: Some((grant.access_token, now, now + lifetime)),
                     refresh,
@@ -700,13 +729,14 @@ pub(crate) fn spawn<E>(session: DeviceSession<E>) -> TokenService
 where
     E: DeviceEndpoint + Send + Sync + 'static,
 {
-    TokenService::spawn_with(|tx, expired| run(session, tx, expired))
+    TokenService::spawn_with(|tx, expired, quiet| run(session, tx, expired, quiet))
 }
 
 async fn run<E: DeviceEndpoint>(
     mut session: DeviceSession<E>,
     tx: watch::Sender<TokenState>,
     mut expired: mpsc::Receiver<()>,
+    mut quiet: watch::Receiver<super::quiet::Quiet>,
 ) {
     let mut generation = 0u64;
     loop {
@@ -745,6 +775,12 @@ async fn run<E: DeviceEndpoint>(
                 Some(()) => session.invalidate(),
                 None => return,
             },
+            changed = quiet.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+                session.set_quiet(*quiet.borrow_and_update());
+            }
         }
     }
 }
@@ -1273,5 +1309,51 @@ mod tests {
         assert_eq!(s.next_attempt(), Some(at(65 + 900)));
         assert_eq!(s.poll(at(600)).await, Step::Idle);
         assert_eq!(script.0.lock().unwrap().code_calls, 2);
+    }
+
+    /// A device-code sign-in over a weekend with the screen dark: its refresh token is not
+    /// used all weekend (fine for one that lasts 90 days unused), then renewed at the resume,
+    /// before the report is prepared. A code waiting on the screen is polled as usual, dark or
+    /// not: a person may be signing in with it.
+    #[tokio::test]
+    async fn a_dark_weekend_renews_at_the_resume_and_a_waiting_code_is_still_polled() {
+        use crate::auth::quiet::Quiet;
+        let dir = tempfile::tempdir().unwrap();
+        let script = Script::default();
+        let t0 = Instant::now();
+        let (t, c) = clock(t0);
+        {
+            let mut s = script.0.lock().unwrap();
+            s.codes.push_back(Ok(code("ONE", 5, 900)));
+            s.polls
+                .push_back(Ok(PollAnswer::Token(grant(Some("rt-1")))));
+            s.refresh.push_back(Ok(grant(Some("rt-2"))));
+        }
+        let mut s = session(&script, &dir, c);
+        let at = |secs: u64| t0 + Duration::from_secs(secs);
+        let resume = 60 * 3600;
+        let quiet = Quiet::Until(Some(at(resume)));
+        s.set_quiet(quiet);
+        // Dark, but a person signs in with the code on their phone: polled at its interval.
+        assert_eq!(s.poll(at(0)).await, Step::Waiting);
+        *t.lock().unwrap() = at(5);
+        assert_eq!(s.poll(at(5)).await, Step::NewToken);
+        // The weekend: the token (an hour) runs out, nothing is sent.
+        let mut secs = 6;
+        while secs < resume {
+            *t.lock().unwrap() = at(secs);
+            assert_eq!(s.poll(at(secs)).await, Step::Idle, "at {secs} s");
+            secs += 60;
+        }
+        assert!(s.access_token(at(resume - 1)).is_none());
+        {
+            let s = script.0.lock().unwrap();
+            assert_eq!((s.code_calls, s.poll_calls, s.refresh_calls), (1, 1, 0));
+        }
+        // The resume: renewed with the refresh token, a token in hand for the preparation.
+        *t.lock().unwrap() = at(resume);
+        assert_eq!(s.poll(at(resume)).await, Step::NewToken);
+        assert!(s.access_token(at(resume + 60)).is_some());
+        assert_eq!(script.0.lock().unwrap().refresh_calls, 1);
     }
 }

@@ -12,6 +12,7 @@
 //! - [`device_code`]: sign-in by a person with the code shown on the screen, and
 //!   [`token_cache`], where its refresh token survives restarts.
 //! - [`app_only`]: sign-in as a service principal, handing out Power BI embed tokens.
+//! - [`quiet`]: no renewal while the screen is dark out of its hours.
 
 pub(crate) mod app_only;
 pub(crate) mod certificate;
@@ -19,6 +20,7 @@ pub mod client;
 pub mod credential;
 pub(crate) mod device_code;
 pub(crate) mod lifetime;
+pub(crate) mod quiet;
 pub mod realm;
 pub mod service;
 pub mod session;

@@ -9,6 +9,7 @@ use std::time::Instant;
 use tokio::sync::{mpsc, watch};
 
 use super::client::{Secrets, TokenEndpoint};
+use super::quiet::Quiet;
 use super::session::TokenSession;
 use crate::problem::Problem;
 use crate::secret::Secret;
@@ -41,6 +42,8 @@ pub struct TokenService {
     expired: mpsc::Sender<()>,
     /// The latest secrets read after a secret file changed; only the newest matters.
     secrets: watch::Sender<Option<Secrets>>,
+    /// Whether the player needs fresh tokens (see [`super::quiet`]).
+    quiet: watch::Sender<Quiet>,
 }
 
 impl TokenService {
@@ -52,18 +55,20 @@ impl TokenService {
         let (tx, rx) = watch::channel(TokenState::Starting);
         let (expired_tx, expired_rx) = mpsc::channel(4);
         let (secrets_tx, secrets_rx) = watch::channel(None);
-        tokio::spawn(run(session, tx, expired_rx, secrets_rx));
+        let (quiet_tx, quiet_rx) = watch::channel(Quiet::Awake);
+        tokio::spawn(run(session, tx, expired_rx, secrets_rx, quiet_rx));
         Self {
             state: rx,
             expired: expired_tx,
             secrets: secrets_tx,
+            quiet: quiet_tx,
         }
     }
 
     /// Start another kind of sign-in task (device code) behind the same handle: `task` gets
-    /// the state to publish and the "Power BI said expired" requests.
+    /// the state to publish, the "Power BI said expired" requests and the quiet hours.
     pub(crate) fn spawn_with<F>(
-        task: impl FnOnce(watch::Sender<TokenState>, mpsc::Receiver<()>) -> F,
+        task: impl FnOnce(watch::Sender<TokenState>, mpsc::Receiver<()>, watch::Receiver<Quiet>) -> F,
     ) -> Self
     where
         F: std::future::Future<Output = ()> + Send + 'static,
@@ -72,12 +77,26 @@ impl TokenService {
         let (expired_tx, expired_rx) = mpsc::channel(4);
         // No secret files to watch: the sender only keeps the handle's shape.
         let (secrets_tx, _) = watch::channel(None);
-        tokio::spawn(task(tx, expired_rx));
+        let (quiet_tx, quiet_rx) = watch::channel(Quiet::Awake);
+        tokio::spawn(task(tx, expired_rx, quiet_rx));
         Self {
             state: rx,
             expired: expired_tx,
             secrets: secrets_tx,
+            quiet: quiet_tx,
         }
+    }
+
+    /// The player idles out of hours (or wakes): renewals wait, or go on (see
+    /// [`super::quiet`]). A hold within a second of the one in force changes nothing.
+    pub(crate) fn set_quiet(&self, quiet: Quiet) {
+        self.quiet.send_if_modified(|held| {
+            let changed = !held.same_as(quiet);
+            if changed {
+                *held = quiet;
+            }
+            changed
+        });
     }
 
     pub fn subscribe(&self) -> watch::Receiver<TokenState> {
@@ -125,6 +144,7 @@ async fn run<E: TokenEndpoint>(
     tx: watch::Sender<TokenState>,
     mut expired: mpsc::Receiver<()>,
     mut secrets: watch::Receiver<Option<Secrets>>,
+    mut quiet: watch::Receiver<Quiet>,
 ) {
     let mut generation = 0u64;
     loop {
@@ -173,6 +193,12 @@ async fn run<E: TokenEndpoint>(
                 if let Some(s) = secrets.borrow_and_update().clone() {
                     session.replace_secrets(s);
                 }
+            }
+            changed = quiet.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+                session.set_quiet(*quiet.borrow_and_update());
             }
         }
     }
@@ -301,5 +327,54 @@ mod tests {
                 "{value}: asked again within 3 s"
             );
         }
+    }
+
+    /// Through the running service against the simulator, with 4-second tokens: told quiet,
+    /// it sends nothing while two lifetimes pass; told awake, it renews at once.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn quiet_sends_nothing_and_awake_renews_at_once() {
+        use crate::auth::quiet::Quiet;
+        let mut scenario = Scenario::builtin();
+        scenario.token_lifetime_seconds = 4;
+        let sim = Simulator::start(scenario, "127.0.0.1:0".parse().unwrap())
+            .await
+            .unwrap();
+        let settings = SignInSettings {
+            authority: url::Url::parse(&sim.base_url()).unwrap(),
+            tenant: ids::TENANT_DOMAIN.into(),
+            client_id: ids::APP_ID.into(),
+            client: crate::auth::ClientCredential::Secret(Secret::new(ids::APP_SECRET)),
+            username: format!("kiosk@{}", ids::TENANT_DOMAIN),
+            password: Secret::new(ids::PASSWORD),
+            scope: "https://analysis.windows.net/powerbi/api/.default".into(),
+        };
+        let client = AadClient::new(
+            crate::net::build_client(None, &crate::config::NetworkSetting::FromEnvironment)
+                .unwrap(),
+            settings,
+        )
+        .with_min_lifetime(Duration::from_secs(1));
+        let service =
+            TokenService::spawn(TokenSession::new(client, false, Duration::from_secs(900)));
+        service.token().await.expect("first sign-in");
+        service.set_quiet(Quiet::Until(None));
+        let before = sim.stats().token_requests;
+        tokio::time::sleep(Duration::from_secs(9)).await;
+        assert_eq!(sim.stats().token_requests, before, "renewed while quiet");
+        let TokenState::Valid { expires_at, .. } = service.current() else {
+            panic!("{:?}", service.current());
+        };
+        assert!(expires_at < Instant::now(), "the token ran out meanwhile");
+        let mut rx = service.subscribe();
+        rx.mark_unchanged();
+        service.set_quiet(Quiet::Awake);
+        tokio::time::timeout(Duration::from_secs(3), rx.changed())
+            .await
+            .expect("renewed within 3 s of waking")
+            .unwrap();
+        assert!(
+            matches!(service.current(), TokenState::Valid { expires_at, .. } if expires_at > Instant::now())
+        );
+        assert_eq!(sim.stats().token_requests, before + 1);
     }
 }

@@ -21,6 +21,7 @@ use rand::{Rng, SeedableRng};
 
 use super::TokenGrant;
 use super::client::{Secrets, TokenEndpoint};
+use super::quiet::Quiet;
 use super::realm::RealmKind;
 use crate::problem::{Problem, ProblemId, RetryClass};
 use crate::secret::Secret;
@@ -68,6 +69,13 @@ pub struct TokenSession<E> {
     rng: StdRng,
     /// Sign in as the app (client credentials) instead of as a user.
     app_only: bool,
+    /// Out of the screen's hours renewals and retries wait (see [`super::quiet`]).
+    quiet: Quiet,
+    /// Nothing was tried yet: the first sign-in goes ahead, quiet or not, so a start out of
+    /// hours still finds out whether the sign-in works.
+    attempted: bool,
+    /// A person changed a secret: the one attempt that follows is not held by the quiet hours.
+    asked: bool,
 }
 
 impl<E: TokenEndpoint> TokenSession<E> {
@@ -97,7 +105,15 @@ impl<E: TokenEndpoint> TokenSession<E> {
             problem: None,
             rng,
             app_only: false,
+            quiet: Quiet::Awake,
+            attempted: false,
+            asked: false,
         }
+    }
+
+    /// Whether the player needs fresh tokens now; see [`super::quiet`].
+    pub(crate) fn set_quiet(&mut self, quiet: Quiet) {
+        self.quiet = quiet;
     }
 
     /// Sign in as the app itself (a service principal): no realm lookup, no password, no
@@ -140,8 +156,18 @@ impl<E: TokenEndpoint> TokenSession<E> {
         self.not_before
     }
 
-    /// When [`poll`](Self::poll) next has work to do.
+    /// When [`poll`](Self::poll) next has work to do: a renewal, or the retry after a
+    /// failure, both held while the screen is quiet (except the first sign-in and the one
+    /// attempt after a person changed a secret).
     pub fn next_wake(&self, now: Instant) -> Instant {
+        let due = self.due(now);
+        if !self.attempted || self.asked {
+            return due;
+        }
+        super::quiet::renewal_at(now, due, self.quiet, self.held.as_ref().map(|h| h.issued))
+    }
+
+    fn due(&self, now: Instant) -> Instant {
         if let Some(t) = self.not_before {
             return t;
         }
@@ -170,6 +196,7 @@ impl<E: TokenEndpoint> TokenSession<E> {
             .is_some_and(|p| p.retry_class() == RetryClass::Permanent)
         {
             self.not_before = None;
+            self.asked = true;
         }
     }
 
@@ -187,6 +214,8 @@ impl<E: TokenEndpoint> TokenSession<E> {
         if now < self.next_wake(now) {
             return Polled::Idle;
         }
+        self.attempted = true;
+        self.asked = false;
         match self.attempt().await {
             Ok(grant) => {
                 // The endpoint bounds lifetimes already; bounded again here because a zero
@@ -656,5 +685,212 @@ mod tests {
             );
             assert_eq!(script.token_requests(), 1);
         }
+    }
+
+    // ----- quiet hours: no renewal while the screen is dark ------------------------------
+
+    use crate::auth::quiet::{KEEPALIVE, Quiet};
+
+    const HOUR: u64 = 3600;
+
+    /// Drive the session from `from` to `to` seconds after `start`, every `step` seconds (and
+    /// at `to`), like the service loop would; the instants at which it did something.
+    async fn run_between(
+        s: &mut TokenSession<Script>,
+        start: Instant,
+        from: u64,
+        to: u64,
+        step: u64,
+    ) -> Vec<u64> {
+        let mut attempts = Vec::new();
+        let mut t = from;
+        loop {
+            if s.poll(start + Duration::from_secs(t)).await != Polled::Idle {
+                attempts.push(t);
+            }
+            if t == to {
+                return attempts;
+            }
+            t = (t + step).min(to);
+        }
+    }
+
+    fn hourly(script: &Script) {
+        script.with(|s| {
+            s.password_default = Some(grant(0, HOUR));
+            s.refresh_default = Some(grant(1, HOUR));
+        });
+    }
+
+    /// Friday 19:00 the screen goes dark until Monday 06:57 (a minute before the report is
+    /// prepared): no request all weekend, though the token ran out on Friday evening; the
+    /// first renewal is at the resume, and the preparation finds a valid token.
+    #[tokio::test]
+    async fn off_for_a_weekend_renews_once_at_the_resume() {
+        let script = Script::default();
+        hourly(&script);
+        let mut s = session(&script);
+        let start = Instant::now();
+        // Lit until 19:00, renewing every 36 minutes.
+        assert_eq!(run_between(&mut s, start, 0, 2 * HOUR, 1).await.len(), 4);
+        let resume = 2 * HOUR + 60 * HOUR;
+        s.set_quiet(Quiet::Until(Some(start + Duration::from_secs(resume))));
+        let before = script.token_requests();
+        let night = run_between(&mut s, start, 2 * HOUR + 1, resume - 1, 10).await;
+        assert_eq!(night, Vec::<u64>::new(), "requests while dark");
+        assert_eq!(script.token_requests(), before);
+        assert!(
+            s.access_token(start + Duration::from_secs(3 * HOUR))
+                .is_none(),
+            "ran out in the night"
+        );
+        // The resume: one renewal, and a token in hand when the report is prepared.
+        assert_eq!(
+            run_between(&mut s, start, resume, resume + 60, 1).await,
+            [resume]
+        );
+        assert_eq!(script.token_requests(), before + 1);
+        assert_eq!(
+            script.with(|s| s.refresh_calls),
+            4,
+            "through the refresh token"
+        );
+        assert!(
+            s.access_token(start + Duration::from_secs(resume + 60))
+                .is_some()
+        );
+        // Waking: the usual schedule again.
+        s.set_quiet(Quiet::Awake);
+        let day = run_between(&mut s, start, resume + 61, resume + 2 * HOUR, 1).await;
+        assert_eq!(day.len(), 3, "{day:?}");
+    }
+
+    /// `pbikiosk display off` for three days: no request at all; `display auto` in hours
+    /// renews at once.
+    #[tokio::test]
+    async fn an_administrators_off_for_three_days_sends_nothing_until_on() {
+        let script = Script::default();
+        hourly(&script);
+        let mut s = session(&script);
+        let start = Instant::now();
+        s.poll(start).await;
+        s.set_quiet(Quiet::Until(None));
+        let three_days = 72 * HOUR;
+        assert!(
+            run_between(&mut s, start, 1, three_days, 10)
+                .await
+                .is_empty()
+        );
+        assert_eq!(script.token_requests(), 1);
+        s.set_quiet(Quiet::Awake);
+        let t = start + Duration::from_secs(three_days + 1);
+        assert!(s.access_token(t).is_none());
+        assert_eq!(s.poll(t).await, Polled::NewToken);
+        assert!(s.access_token(t).is_some());
+    }
+
+    /// However long the screen stays dark, a held sign-in is renewed once every
+    /// [`KEEPALIVE`], so its refresh token never goes unused for long.
+    #[tokio::test]
+    async fn a_dark_fortnight_still_renews_weekly() {
+        let script = Script::default();
+        hourly(&script);
+        let mut s = session(&script);
+        let start = Instant::now();
+        s.poll(start).await;
+        s.set_quiet(Quiet::Until(None));
+        let week = KEEPALIVE.as_secs();
+        let renewals = run_between(&mut s, start, 60, 2 * week + HOUR, 60).await;
+        assert_eq!(renewals, [week, 2 * week], "{renewals:?}");
+    }
+
+    /// A failed sign-in while the screen is dark (the status screen is behind the black page):
+    /// no retry all night, whether the failure is transient or a wrong password; one attempt
+    /// at the resume. A secret changed by a person is tried at once, once.
+    #[tokio::test]
+    async fn a_problem_while_dark_is_retried_at_the_resume() {
+        let bad_password = Problem::from_token_error(
+            400,
+            r#"{"error":"invalid_grant","error_codes":[50126]}"#,
+            None,
+        );
+        for problem in [Problem::new(ProblemId::Network), bad_password] {
+            let script = Script::default();
+            script.with(|s| {
+                s.password.push_back(grant(0, HOUR));
+                s.refresh_default = Some(Err(Problem::from_token_error(
+                    400,
+                    r#"{"error":"invalid_grant","error_codes":[50173]}"#,
+                    None,
+                )));
+                s.password_default = Some(Err(problem.clone()));
+            });
+            let mut s = session(&script);
+            let start = Instant::now();
+            s.poll(start).await;
+            // The renewal at 36 minutes fails (refresh token revoked, then the password), and
+            // the screen goes dark right after.
+            let failed = run_between(&mut s, start, 1, 36 * 60, 1).await;
+            assert_eq!(failed, [36 * 60], "{}", problem.id);
+            assert!(s.problem().is_some());
+            let resume = 12 * HOUR;
+            s.set_quiet(Quiet::Until(Some(start + Duration::from_secs(resume))));
+            let requests = script.token_requests();
+            assert!(
+                run_between(&mut s, start, 36 * 60 + 1, resume - 1, 10)
+                    .await
+                    .is_empty(),
+                "{}: retried while dark",
+                problem.id
+            );
+            assert_eq!(script.token_requests(), requests);
+            assert_eq!(
+                run_between(&mut s, start, resume, resume + 1, 1).await,
+                [resume],
+                "{}",
+                problem.id
+            );
+        }
+
+        // A person fixes the password in the night: one attempt at once, then quiet again.
+        let script = Script::default();
+        let bad = Problem::from_token_error(
+            400,
+            r#"{"error":"invalid_grant","error_codes":[50126]}"#,
+            None,
+        );
+        script.with(|s| s.password_default = Some(Err(bad)));
+        let mut s = session(&script);
+        let start = Instant::now();
+        s.poll(start).await;
+        s.set_quiet(Quiet::Until(Some(start + Duration::from_secs(10 * HOUR))));
+        s.replace_secrets(new_secrets());
+        script.with(|s| s.password_default = Some(grant(0, 60)));
+        let t = start + Duration::from_secs(HOUR);
+        assert_eq!(s.poll(t).await, Polled::NewToken);
+        assert!(
+            run_between(&mut s, start, HOUR + 1, 10 * HOUR - 1, 10)
+                .await
+                .is_empty()
+        );
+        assert_eq!(script.token_requests(), 2);
+    }
+
+    /// The first sign-in of a kiosk that starts in the night goes ahead (it tells whether the
+    /// sign-in works); its renewals then wait.
+    #[tokio::test]
+    async fn the_first_sign_in_goes_ahead_in_the_night() {
+        let script = Script::default();
+        hourly(&script);
+        let mut s = session(&script);
+        let start = Instant::now();
+        s.set_quiet(Quiet::Until(Some(start + Duration::from_secs(8 * HOUR))));
+        assert_eq!(s.poll(start).await, Polled::NewToken);
+        assert!(
+            run_between(&mut s, start, 1, 8 * HOUR - 1, 10)
+                .await
+                .is_empty()
+        );
+        assert_eq!(script.token_requests(), 1);
     }
 }

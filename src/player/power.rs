@@ -3,6 +3,8 @@
 //! has nothing to render and Power BI gets no queries. Shortly before the hours begin the report
 //! is prepared behind the black layer, so the screen lights up on the report itself.
 
+use std::time::Instant;
+
 use serde::Serialize;
 
 use super::{Output, Player};
@@ -12,15 +14,17 @@ use crate::schedule::Power;
 #[derive(Debug)]
 pub(super) struct ScreenPower {
     power: Power,
-    /// The page was told to go black and not told otherwise since (a fresh page is not).
-    page_dark: bool,
+    /// Whether the page was last told to be black; `None` for a fresh page, which is told
+    /// either way once it is ready (it may have started black, see [`Player::fresh_page_dark`],
+    /// or lit).
+    page_dark: Option<bool>,
 }
 
 impl Default for ScreenPower {
     fn default() -> Self {
         Self {
             power: Power::On,
-            page_dark: false,
+            page_dark: None,
         }
     }
 }
@@ -35,9 +39,9 @@ impl ScreenPower {
         self.power != Power::On
     }
 
-    /// A new page (start, reload, recycle) comes up lit.
+    /// A new page (start, reload, recycle): told its light once it is ready.
     pub(super) fn page_reset(&mut self) {
-        self.page_dark = false;
+        self.page_dark = None;
     }
 }
 
@@ -57,19 +61,35 @@ pub struct DisplayStatus {
 }
 
 impl Player {
-    pub(super) fn on_power(&mut self, power: Power, out: &mut Vec<Output>) {
+    pub(super) fn on_power(&mut self, now: Instant, power: Power, out: &mut Vec<Output>) {
+        let was = self.power.power;
         self.power.power = power;
         if power == Power::Off {
+            let going_dark = was != Power::Off && self.page.ready;
+            if going_dark {
+                // Black first, so nothing of what is dropped, nor the page whose process is
+                // replaced, is seen on the way.
+                self.sync_dark(out);
+            }
             self.release_embeds(out);
+            if going_dark {
+                self.recycle_for_the_night(now, out);
+            }
         }
     }
 
-    /// Tell a ready page whether to be black, once per change: a page that is not ready would
-    /// not hear it, and a fresh one starts lit.
+    /// Whether a page loaded now must start black: out of the screen's hours (or while the
+    /// report is prepared behind the black page).
+    pub(super) fn fresh_page_dark(&self) -> bool {
+        self.power.dark()
+    }
+
+    /// Tell a ready page whether to be black, once per change and once to every fresh page:
+    /// a page that is not ready would not hear it.
     pub(super) fn sync_dark(&mut self, out: &mut Vec<Output>) {
         let dark = self.power.dark();
-        if dark != self.power.page_dark {
-            self.power.page_dark = dark;
+        if Some(dark) != self.power.page_dark {
+            self.power.page_dark = Some(dark);
             let power = if dark {
                 ScreenLight::Off
             } else {
@@ -198,5 +218,55 @@ mod tests {
         assert_eq!((snap.display.power, snap.display.via), ("on", None));
         s.play_for(10);
         assert_eq!(s.showing().as_deref(), Some("B"), "the rotation goes on");
+    }
+
+    /// The sign-in rested through the night and the token ran out: waking prepares nothing
+    /// with it (it would only load an error), and the renewed token starts the preparation.
+    #[test]
+    fn waking_with_a_token_that_ran_out_waits_for_the_renewal() {
+        use crate::auth::service::TokenState;
+        use crate::secret::Secret;
+        use std::time::Duration;
+        let mut s = Screen::playing(&["A", "B"]);
+        let now = s.r.now();
+        s.r.send(Input::Token(TokenState::Valid {
+            token: Secret::new("TOKEN-old"),
+            item_tokens: Default::default(),
+            expires_at: now + Duration::from_secs(600),
+            generation: 2,
+        }));
+        power(&mut s, Power::Off);
+        s.play_for(3600);
+        let out = power(&mut s, Power::Waking);
+        assert_eq!(
+            count(&out, |m| matches!(m, ToPage::Prepare { .. })),
+            0,
+            "{out:?}"
+        );
+        let now = s.r.now();
+        let out = s.r.send(Input::Token(TokenState::Valid {
+            token: Secret::new("TOKEN-new"),
+            item_tokens: Default::default(),
+            expires_at: now + Duration::from_secs(3600),
+            generation: 3,
+        }));
+        let out = s.render(out);
+        let prepared: Vec<&str> = out
+            .iter()
+            .filter_map(|o| match o {
+                Output::Page(ToPage::Prepare { access_token, .. }) => Some(access_token.expose()),
+                _ => None,
+            })
+            .collect();
+        assert!(
+            !prepared.is_empty() && prepared.iter().all(|t| *t == "TOKEN-new"),
+            "{out:?}"
+        );
+        assert_eq!(s.showing().as_deref(), Some("A"));
+        assert_eq!(
+            s.r.p.snapshot().display.power,
+            "off",
+            "still dark until the hours"
+        );
     }
 }

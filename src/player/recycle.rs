@@ -74,7 +74,12 @@ pub(crate) struct RecyclePolicy {
     /// The same two for the tree without its web process.
     outside_baseline: Option<u64>,
     outside_current: Option<u64>,
+    /// The highest sample of the running tree since the baseline window (cleared by a
+    /// recycle): whether it has grown at all, over PSS's ups and downs.
+    peak: Option<u64>,
     last_recycle: Option<Instant>,
+    /// Why the last recycle happened.
+    pub(super) last_reason: Option<RecycleReason>,
     recycles: u64,
 }
 
@@ -103,6 +108,9 @@ impl RecyclePolicy {
         // No sample inside the window (a window shorter than the sampling period): the first
         // one after it is the baseline.
         let in_window = now <= first + self.settings.baseline_window;
+        if !in_window && self.baseline.is_some() {
+            self.peak = Some(self.peak.map_or(pss_bytes, |p| p.max(pss_bytes)));
+        }
         for (baseline, value) in [
             (&mut self.baseline, pss_bytes),
             (&mut self.outside_baseline, outside_web_bytes),
@@ -162,11 +170,37 @@ impl RecyclePolicy {
         current > baseline.saturating_add(self.settings.margin_bytes)
     }
 
+    /// Going dark for the night: is a fresh web process worth having by morning? Yes if the
+    /// tree has been above its baseline at all since the baseline (or the last recycle): it
+    /// only grows from there, and a recycle now, behind the black screen, saves one while
+    /// people watch. Its highest sample is what counts, not the last, since PSS goes up and
+    /// down by a few MiB as reports come and go. Not within
+    /// [`RecycleSettings::min_interval`] of another recycle: the tree is fresh already.
+    pub(crate) fn worth_at_night(&self, now: Instant) -> bool {
+        if !self.settings.enabled() {
+            return false;
+        }
+        let (Some(first), Some(baseline), Some(peak)) =
+            (self.first_render, self.baseline, self.peak)
+        else {
+            return false;
+        };
+        if now < first + self.settings.baseline_window
+            || self
+                .last_recycle
+                .is_some_and(|t| now < t + self.settings.min_interval)
+        {
+            return false;
+        }
+        peak > baseline
+    }
+
     /// The web process was replaced now.
     pub(crate) fn recycled(&mut self, now: Instant) {
         self.recycles += 1;
         self.last_recycle = Some(now);
         self.current = None;
+        self.peak = None;
     }
 
     pub(crate) fn recycles(&self) -> u64 {
@@ -221,9 +255,45 @@ impl Player {
         tracing::info!(
             pss_mib = self.recycle.last_sample().unwrap_or(0) / MIB,
             baseline_mib = self.recycle.baseline().unwrap_or(0) / MIB,
+            reason = RecycleReason::Memory.as_str(),
             "replacing the web process to bound memory"
         );
+        self.replace_web_process(now, RecycleReason::Memory, out);
+        self.slide = next;
+        true
+    }
+
+    /// The screen just went dark for the night: replace the web process now, behind the black
+    /// screen, if it has grown at all, so the day starts on a fresh one and no recycle is
+    /// needed while people watch. The fresh page starts black.
+    pub(super) fn recycle_for_the_night(&mut self, now: Instant, out: &mut Vec<Output>) {
+        if !self.page.ready {
+            return;
+        }
+        if self.recycle.restart_due(now) {
+            tracing::info!(
+                grown_mib = self.recycle.outside_growth() / MIB,
+                "restarting the session for the night to bound memory: the player and WebKit's \
+                 network process grew past the margin, which replacing the web process would not free"
+            );
+            out.push(Output::Exit(RESTART_EXIT_CODE));
+            return;
+        }
+        if !self.recycle.worth_at_night(now) {
+            return;
+        }
+        tracing::info!(
+            pss_mib = self.recycle.last_sample().unwrap_or(0) / MIB,
+            baseline_mib = self.recycle.baseline().unwrap_or(0) / MIB,
+            reason = RecycleReason::QuietHours.as_str(),
+            "replacing the web process behind the black screen for the night"
+        );
+        self.replace_web_process(now, RecycleReason::QuietHours, out);
+    }
+
+    fn replace_web_process(&mut self, now: Instant, reason: RecycleReason, out: &mut Vec<Output>) {
         self.recycle.recycled(now);
+        self.recycle.last_reason = Some(reason);
         // Not a repair: no page reload counted, no fruitless reload; a page that does not come
         // back is the watchdog's (see `recycling_since`).
         self.page.ready = false;
@@ -232,10 +302,28 @@ impl Player {
         self.visible = None;
         self.pending = None;
         self.problem_shown = None;
-        self.slide = next;
         self.slide_until = None;
-        out.push(Output::RecyclePage);
-        true
+        out.push(Output::RecyclePage {
+            dark: self.fresh_page_dark(),
+        });
+    }
+}
+
+/// Why the web process was replaced: `/status` and the log name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RecycleReason {
+    /// The tree passed its baseline plus the margin (at an item switch).
+    Memory,
+    /// The screen went dark for the night and the tree had grown.
+    QuietHours,
+}
+
+impl RecycleReason {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Self::Memory => "memory",
+            Self::QuietHours => "quiet_hours",
+        }
     }
 }
 
@@ -401,7 +489,7 @@ mod tests {
     }
 
     fn recycled(out: &[Output]) -> bool {
-        out.contains(&Output::RecyclePage)
+        out.iter().any(|o| matches!(o, Output::RecyclePage { .. }))
     }
 
     #[test]
@@ -417,7 +505,10 @@ mod tests {
         // At the switch: recycle instead of switching.
         let out = r.at(10).tick();
         assert!(recycled(&out), "{out:?}");
-        assert!(!has(&out, |o| matches!(o, Output::ReloadPage)), "{out:?}");
+        assert!(
+            !has(&out, |o| matches!(o, Output::ReloadPage { .. })),
+            "{out:?}"
+        );
         assert!(
             shown(&out).is_empty() && prepared(&out).is_empty(),
             "{out:?}"
@@ -475,9 +566,15 @@ mod tests {
         let out = r.at(31).send(Input::Token(token(2)));
         assert!(recycled(&out), "{out:?}");
         // The fresh page never says ready: after the heartbeat timeout, a repair as usual.
-        assert!(!has(&r.at(60).tick(), |o| *o == Output::ReloadPage));
+        assert!(!has(&r.at(60).tick(), |o| matches!(
+            o,
+            Output::ReloadPage { .. }
+        )));
         let out = r.at(61).tick();
-        assert!(out.contains(&Output::ReloadPage), "{out:?}");
+        assert!(
+            has(&out, |o| matches!(o, Output::ReloadPage { .. })),
+            "{out:?}"
+        );
         let s = r.p.snapshot();
         assert_eq!(
             (s.page_reloads_total, s.memory.web_process_recycles_total),
@@ -540,5 +637,207 @@ mod tests {
         let now = r.now();
         assert!(!r.p.recycle_at_switch(now, 0, &mut Vec::new()));
         assert_eq!(r.p.snapshot().memory.web_process_recycles_total, 0);
+    }
+
+    // ----- quiet hours: the recycle behind the black screen --------------------------------
+
+    use crate::bridge::{ScreenLight, ToPage};
+    use crate::schedule::Power;
+
+    fn light(out: &[Output]) -> Option<ScreenLight> {
+        out.iter().find_map(|o| match o {
+            Output::Page(ToPage::ScreenPower { power }) => Some(*power),
+            _ => None,
+        })
+    }
+
+    /// The screen goes dark for the night with the tree a little above its baseline (far
+    /// below the margin): the web process is replaced then, after the page went black, and the
+    /// fresh page starts black; `/status` names the reason. The fresh page is told to stay
+    /// black and loads nothing until the morning.
+    #[test]
+    fn going_dark_with_a_grown_tree_recycles_behind_the_black_screen() {
+        let mut r = recycling();
+        r.at(8).send(Input::Memory {
+            pss_bytes: 302 * MIB,
+            outside_web_bytes: 0,
+        });
+        let out = r.at(9).send(Input::ScreenPower(Power::Off));
+        let black = out.iter().position(|o| {
+            *o == Output::Page(ToPage::ScreenPower {
+                power: ScreenLight::Off,
+            })
+        });
+        let recycle = out
+            .iter()
+            .position(|o| *o == Output::RecyclePage { dark: true });
+        assert!(
+            matches!((black, recycle), (Some(b), Some(c)) if b < c),
+            "black first, then a dark recycle: {out:?}"
+        );
+        let s = r.p.snapshot();
+        assert_eq!(s.memory.web_process_recycles_total, 1);
+        assert_eq!(s.memory.last_recycle_reason, Some("quiet_hours"));
+        assert_eq!(s.page_reloads_total, 0, "a recycle is no repair");
+        // The fresh page: told to be black at once, nothing prepared all night.
+        let out = r.at(11).page(FromPage::Ready { version: None });
+        assert_eq!(light(&out), Some(ScreenLight::Off), "{out:?}");
+        assert!(prepared(&out).is_empty(), "{out:?}");
+        for t in (12..3600).step_by(5) {
+            r.at(t).page(FromPage::Heartbeat { t: 0.0 });
+            let out = r.tick();
+            assert!(!recycled(&out) && prepared(&out).is_empty(), "{t}: {out:?}");
+        }
+        // The morning: prepared behind the black page, then lit, with no recycle due.
+        let out = r.at(3600).send(Input::ScreenPower(Power::Waking));
+        assert_eq!(prepared(&out).len(), 1, "{out:?}");
+        r.rendered(&prepared(&out)[0].0);
+        let out = r.at(3720).send(Input::ScreenPower(Power::On));
+        assert_eq!(light(&out), Some(ScreenLight::On));
+        assert!(!recycled(&out));
+        assert_eq!(r.p.snapshot().memory.web_process_recycles_total, 1);
+    }
+
+    /// Grown outside the web process past the margin by the evening: the session restarts
+    /// as the screen goes dark, after the page went black, rather than at a switch by day.
+    #[test]
+    fn going_dark_with_growth_outside_the_web_process_restarts_the_session() {
+        let mut r = Rig::new();
+        r.p = Player::new(Settings {
+            recycle: RecycleSettings {
+                margin_bytes: 10 * MIB,
+                baseline_window: Duration::from_secs(5),
+                min_interval: Duration::from_secs(600),
+                sample_every: Duration::from_secs(1),
+                restart_session: true,
+            },
+            ..Settings::default()
+        });
+        r.page(FromPage::Ready { version: None });
+        r.send(Input::Token(token(1)));
+        r.send(Input::Resolved(Ok(three_items())));
+        r.rendered("e1");
+        r.at(1).send(Input::Memory {
+            pss_bytes: 300 * MIB,
+            outside_web_bytes: 120 * MIB,
+        });
+        r.rendered("e2");
+        r.at(8).send(Input::Memory {
+            pss_bytes: 305 * MIB,
+            outside_web_bytes: 131 * MIB,
+        });
+        let out = r.at(9).send(Input::ScreenPower(Power::Off));
+        let black = out.iter().position(|o| {
+            *o == Output::Page(ToPage::ScreenPower {
+                power: ScreenLight::Off,
+            })
+        });
+        let exit = out
+            .iter()
+            .position(|o| *o == Output::Exit(RESTART_EXIT_CODE));
+        assert!(
+            matches!((black, exit), (Some(b), Some(e)) if b < e),
+            "black first, then the restart: {out:?}"
+        );
+        assert!(!recycled(&out), "{out:?}");
+    }
+
+    /// The highest sample since the baseline counts: a tree that went above its baseline
+    /// and came back down a little by the evening has still grown.
+    #[test]
+    fn growth_is_the_highest_sample_since_the_baseline() {
+        let (mut p, t0) = policy(100);
+        p.rendered(t0);
+        p.sample(at(t0, 10), 300 * MIB, 0);
+        p.sample(at(t0, 70), 300 * MIB, 0);
+        assert!(!p.worth_at_night(at(t0, 70)), "level");
+        p.sample(at(t0, 80), 304 * MIB, 0);
+        p.sample(at(t0, 90), 299 * MIB, 0);
+        assert!(p.worth_at_night(at(t0, 90)), "was above");
+        p.recycled(at(t0, 90));
+        p.sample(at(t0, 200), 300 * MIB, 0);
+        assert!(!p.worth_at_night(at(t0, 200)), "fresh since the recycle");
+    }
+
+    /// Not grown (at or below its baseline), recycled within the hour, or recycling off: the
+    /// night starts without a recycle.
+    #[test]
+    fn going_dark_without_growth_keeps_the_web_process() {
+        let mut r = recycling();
+        r.at(8).send(Input::Memory {
+            pss_bytes: 300 * MIB,
+            outside_web_bytes: 0,
+        });
+        let out = r.at(9).send(Input::ScreenPower(Power::Off));
+        assert!(!recycled(&out), "{out:?}");
+        assert_eq!(light(&out), Some(ScreenLight::Off));
+
+        // Recycled for memory ten minutes ago: fresh enough.
+        let mut r = recycling();
+        r.at(8).send(Input::Memory {
+            pss_bytes: 400 * MIB,
+            outside_web_bytes: 0,
+        });
+        assert!(recycled(&r.at(10).tick()));
+        r.at(12).page(FromPage::Ready { version: None });
+        r.at(20).send(Input::Memory {
+            pss_bytes: 305 * MIB,
+            outside_web_bytes: 0,
+        });
+        assert!(!recycled(&r.at(600).send(Input::ScreenPower(Power::Off))));
+
+        // Margin 0: recycling is off, at night too.
+        let mut r = Rig::new();
+        r.p = Player::new(Settings {
+            recycle: RecycleSettings {
+                margin_bytes: 0,
+                baseline_window: Duration::from_secs(5),
+                min_interval: Duration::from_secs(600),
+                sample_every: Duration::from_secs(1),
+                restart_session: true,
+            },
+            ..Settings::default()
+        });
+        r.page(FromPage::Ready { version: None });
+        r.send(Input::Token(token(1)));
+        r.send(Input::Resolved(Ok(three_items())));
+        r.rendered("e1");
+        r.at(1).send(Input::Memory {
+            pss_bytes: 300 * MIB,
+            outside_web_bytes: 0,
+        });
+        r.at(8).send(Input::Memory {
+            pss_bytes: 900 * MIB,
+            outside_web_bytes: 0,
+        });
+        assert!(!recycled(&r.at(9).send(Input::ScreenPower(Power::Off))));
+    }
+
+    /// Any fresh page out of hours starts black: a crashed web process reloaded at night too.
+    /// By day a recycle or reload comes up lit, as before.
+    #[test]
+    fn fresh_pages_start_black_out_of_hours_only() {
+        let mut r = recycling();
+        r.at(8).send(Input::Memory {
+            pss_bytes: 311 * MIB,
+            outside_web_bytes: 0,
+        });
+        assert!(
+            r.at(10)
+                .tick()
+                .contains(&Output::RecyclePage { dark: false })
+        );
+        r.at(12).page(FromPage::Ready { version: None });
+        let out = r.at(13).send(Input::WebProcessCrashed);
+        assert!(out.contains(&Output::ReloadPage { dark: false }), "{out:?}");
+        r.at(14).page(FromPage::Ready { version: None });
+        r.at(15).send(Input::ScreenPower(Power::Off));
+        let out = r.at(16).send(Input::WebProcessCrashed);
+        assert!(out.contains(&Output::ReloadPage { dark: true }), "{out:?}");
+        // Waking (black, report prepared behind): still black.
+        r.at(17).page(FromPage::Ready { version: None });
+        r.at(18).send(Input::ScreenPower(Power::Waking));
+        let out = r.at(19).send(Input::WebProcessCrashed);
+        assert!(out.contains(&Output::ReloadPage { dark: true }), "{out:?}");
     }
 }

@@ -103,7 +103,9 @@ impl Player {
         if self.page.fruitless_reloads > self.settings.max_fruitless_reloads {
             out.push(Output::Exit(3));
         } else {
-            out.push(Output::ReloadPage);
+            out.push(Output::ReloadPage {
+                dark: self.fresh_page_dark(),
+            });
         }
     }
 }
@@ -120,9 +122,13 @@ mod tests {
         let mut r = Rig::playing(three_items());
         r.rendered("e1");
         r.at(20).page(FromPage::Heartbeat { t: 1.0 });
-        assert!(!r.at(49).tick().contains(&Output::ReloadPage));
+        assert!(
+            !r.at(49)
+                .tick()
+                .contains(&Output::ReloadPage { dark: false })
+        );
         let out = r.at(50).tick();
-        assert!(out.contains(&Output::ReloadPage), "{out:?}");
+        assert!(out.contains(&Output::ReloadPage { dark: false }), "{out:?}");
         assert_eq!(r.p.snapshot().page_reloads_total, 1);
         let out = r.at(52).page(FromPage::Ready { version: None });
         assert_eq!(prepared(&out).len(), 1, "{out:?}");

@@ -349,7 +349,7 @@ mod tests {
         );
         assert_eq!(prepared_ids(&out), vec!["id-Canteen"]);
         assert!(shown(&out).is_empty(), "{out:?}");
-        assert!(!has(&out, |o| matches!(o, Output::ReloadPage)));
+        assert!(!has(&out, |o| matches!(o, Output::ReloadPage { .. })));
         let key = prepared(&out)[0].0.clone();
         let out = r.at(5).rendered(&key);
         assert!(shown(&out).is_empty(), "Sales keeps its time: {out:?}");

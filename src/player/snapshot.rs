@@ -126,6 +126,9 @@ pub struct MemoryStatus {
     /// When the web process was last replaced (RFC 3339, UTC). The player knows instants
     /// only; the driver fills this in.
     pub last_recycle: Option<String>,
+    /// Why: `"memory"` (over the baseline plus the margin, at an item switch) or
+    /// `"quiet_hours"` (the screen went dark for the night and the tree had grown).
+    pub last_recycle_reason: Option<&'static str>,
     /// The latest sample in bytes, for `/metrics`.
     #[serde(skip)]
     pub tree_pss_bytes: Option<u64>,
@@ -289,6 +292,7 @@ impl Player {
             recycle_margin_mib: mib(self.settings.recycle.margin_bytes),
             web_process_recycles_total: p.recycles(),
             last_recycle: None,
+            last_recycle_reason: p.last_reason.map(|r| r.as_str()),
             tree_pss_bytes: p.last_sample(),
             baseline_pss_bytes: p.baseline(),
         }

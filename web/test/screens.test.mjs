@@ -294,3 +294,42 @@ test('the start screen stays until the first show, a status screen covers it, it
     await context.close();
   }
 });
+
+test('a page loaded out of hours (index.html#dark) is black from its first frame, with scripts off too', async () => {
+  // Scripts off: the black comes from the page's CSS alone, before any script could run.
+  for (const javaScriptEnabled of [false, true]) {
+    const context = await env.browser.newContext({ viewport: { width: 1280, height: 720 }, javaScriptEnabled });
+    try {
+      const page = await context.newPage();
+      await page.goto(env.servers.pageUrl + '#dark');
+      const black = () => page.evaluate(() => {
+        const e = document.elementFromPoint(640, 360);
+        return e !== null && e.id === 'dark' && getComputedStyle(e).backgroundColor === 'rgb(0, 0, 0)';
+      });
+      await page.screenshot({ path: join(OUT, `dark-start-js-${javaScriptEnabled}.png`) });
+      const seen = await page.evaluate(() => {
+        const e = document.elementFromPoint(640, 360);
+        return `${location.hash} ${e && e.id} ${getComputedStyle(document.getElementById('dark')).display}`;
+      });
+      assert.equal(await black(), true, `#dark covers the start screen (scripts ${javaScriptEnabled ? 'on' : 'off'}): ${seen}`);
+      if (!javaScriptEnabled) continue;
+      await waitForMessage(page, (m) => m.type === 'ready', 10000, 'ready');
+      // The core decides from here: lit, black again, lit.
+      await send(page, { type: 'screen_power', power: 'on' });
+      assert.equal(await black(), false, 'lit by the core');
+      await send(page, { type: 'screen_power', power: 'off' });
+      assert.equal(await black(), true, 'black again');
+      await send(page, { type: 'screen_power', power: 'on' });
+      assert.equal(await black(), false, 'lit again');
+    } finally {
+      await context.close();
+    }
+  }
+  // The page without the fragment starts lit, as before.
+  const { context, page } = await openPage(1280, 720);
+  try {
+    assert.equal(await page.evaluate(() => document.elementFromPoint(640, 360).id === 'dark'), false);
+  } finally {
+    await context.close();
+  }
+});
