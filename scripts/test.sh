@@ -28,7 +28,7 @@ if [ "${SKIP_INSTALL:-0}" != 1 ]; then
   # End-to-end tests: a virtual X server, and ImageMagick's import for screenshots.
   apt_install build-essential pkg-config ca-certificates \
     libwebkit2gtk-4.1-dev libgtk-3-dev libsoup-3.0-dev libjavascriptcoregtk-4.1-dev \
-    xvfb xauth imagemagick fonts-dejavu-core faketime curl python3
+    xvfb xauth x11-utils imagemagick fonts-dejavu-core faketime curl python3
   # WebKit's web process sandbox, which the player turns on.
   apt_install bubblewrap xdg-dbus-proxy
   # promtool (Debian's prometheus package) lints /metrics, the textfile and the example

@@ -103,6 +103,9 @@ pub struct ShellOptions {
     pub gpu: bool,
     /// Counts the page messages the window drops (shared with `/status`).
     pub(crate) page_messages: PageMessageCounters,
+    /// Out of the screen's hours at start (a restart at night): the first page starts black,
+    /// as a page reloaded at night does, instead of lighting the screen until the player says.
+    pub(crate) start_dark: bool,
 }
 
 impl ShellOptions {
@@ -140,6 +143,9 @@ impl ShellOptions {
             size,
             gpu,
             page_messages: PageMessageCounters::default(),
+            start_dark: startup.is_some_and(|c| {
+                crate::display_power::screen_now(&c.display.on).0 != crate::schedule::Power::On
+            }),
         }
     }
 }
@@ -290,9 +296,16 @@ pub fn run(
         unsafe { std::env::set_var("WEBKIT_DISABLE_DMABUF_RENDERER", "1") };
     }
     let event_loop = EventLoopBuilder::<ShellCommand>::with_user_event().build();
+    // The window's own background shows until the web view first draws (about a second at
+    // start): the theme's light grey unless set, a flash of light on a dark screen.
     let mut builder = WindowBuilder::new()
         .with_title("pbikiosk")
-        .with_decorations(false);
+        .with_decorations(false)
+        .with_background_color(if opts.start_dark {
+            VIEW_BACKGROUND_DARK
+        } else {
+            VIEW_BACKGROUND
+        });
     builder = match opts.size {
         Some((w, h)) => builder.with_inner_size(tao::dpi::PhysicalSize::new(w, h)),
         None => builder.with_fullscreen(Some(Fullscreen::Borderless(None))),
@@ -318,10 +331,14 @@ pub fn run(
     let builder = WebViewBuilder::new()
         // Top frame only, before the page's scripts: report frames must never see the secret.
         .with_initialization_script_for_main_only(channel_script, true)
-        .with_url(PAGE_URL)
+        .with_url(page_url(opts.start_dark))
         .with_user_agent(opts.user_agent.clone())
         .with_devtools(opts.devtools)
-        .with_background_color(VIEW_BACKGROUND)
+        .with_background_color(if opts.start_dark {
+            VIEW_BACKGROUND_DARK
+        } else {
+            VIEW_BACKGROUND
+        })
         // Every frame can post here, and the request names the top frame whoever sent it: the
         // gate believes only messages that carry our page's secret.
         .with_ipc_handler(move |req: Request<String>| {
