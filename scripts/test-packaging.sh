@@ -407,7 +407,7 @@ else
     "$W/boot.typescript" >/dev/null 2>&1 </dev/null || true
   v() { sed -n "s/^$2=//p" "$P/$1" 2>/dev/null; }
   if [ "$(v started ActiveState)" = active ] && [ "$(v started StatusText)" = NotConfigured ]; then
-    ok "booted: pbikiosk.service active $(cat "$P/ready-seconds") s after the probe started (READY=1 from the player reached systemd); status NotConfigured"
+    ok "booted: pbikiosk.service active $(cat "$P/ready-seconds") s after the probe started (READY=1 from the player reached systemd); status NotConfigured $(cat "$P/status-seconds") s after that"
   else
     bad "booted: pbikiosk.service not active: $(cat "$P/started" 2>/dev/null)"
   fi
