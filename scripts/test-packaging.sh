@@ -411,6 +411,12 @@ else
   else
     bad "booted: pbikiosk.service not active: $(cat "$P/started" 2>/dev/null)"
   fi
+  if [ "$(v import ConditionResult)" = no ] && [ "$(v import Result)" = success ] &&
+    [ "$(v import ConditionTimestampMonotonic)" != 0 ]; then
+    ok "pbikiosk-import.service ran in the boot and its condition skipped it (no boot file): the boot goes on"
+  else
+    bad "pbikiosk-import.service in the boot: $(cat "$P/import" 2>/dev/null)"
+  fi
   grep -q 'WebKitWebProcess' "$P/ps" 2>/dev/null && ok "WebKit's web process runs inside the sandboxed unit" || bad "no WebKitWebProcess: $(cat "$P/ps" 2>/dev/null)"
   grep -q '/usr/bin/bwrap .*WebKitWebProcess' "$P/ps" 2>/dev/null && ok "...inside bubblewrap: $(grep -m1 '/usr/bin/bwrap' "$P/ps" | cut -c1-120)" || bad "no bwrap around the web process: $(cat "$P/ps" 2>/dev/null)"
   if [ "$(v after-60s ActiveState)" = active ] && [ "$(v after-60s NRestarts)" = 0 ]; then
