@@ -6,7 +6,8 @@
 # Runs `lintian` (installed with `apt-get install lintian`) and fails on any error, and on any
 # warning that is not in the list below, where each one says why a Debian maintainer would
 # accept it for this package. Info and pedantic tags are printed, never fatal. The last line
-# sums up (scripts/test-packaging.sh shows it).
+# sums up (scripts/test-packaging.sh shows it). README.md (packaging) lists the info notes the
+# release packages get and why each is expected.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ $# -ge 1 ] || { echo "usage: $0 PACKAGE.deb..." >&2; exit 2; }
