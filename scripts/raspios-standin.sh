@@ -74,7 +74,7 @@ used=$(du -s --block-size=1M "$work/tree" | cut -f1)
 root_mib=$((used + 100))
 mkfs.vfat -C -F 32 -n bootfs "$work/fat.img" $((512 * 1024)) >/dev/null
 MTOOLS_SKIP_CHECK=1 mcopy -s -i "$work/fat.img" "$work/fat"/* ::/
-mkfs.ext4 -q -L rootfs -d "$work/tree" -E root_owner=0:0 "$work/root.img" "${root_mib}M"
+mkfs.ext4 -q -L rootfs -d "$work/tree" -E root_owner=0:0 "$work/root.img" "${root_mib}M" >&2
 img=${out%.xz}
 rm -f "$img" "$out"
 truncate -s $((4 + 512 + root_mib))M "$img"
