@@ -113,7 +113,16 @@ from_raspios() {
   used=$(df -m --output=used,size "$root" | tail -n 1)
   for ((d = ${#binds[@]} - 1; d >= 0; d--)); do umount "${binds[$d]}"; done
   binds=()
-  e2fsck -fn "${loops[1]}" >/dev/null || die "the root file system does not check clean"
+  # The kernel wrote this file system (unlike mkfs.ext4 -d's): preen what it left (as a boot's
+  # fsck would), then it must check clean.
+  sync
+  blockdev --flushbufs "${loops[1]}"
+  local rc=0
+  e2fsck -fp "${loops[1]}" >"$work/fsck.log" 2>&1 || rc=$?
+  if [ "$rc" -gt 1 ] || ! e2fsck -fn "${loops[1]}" >>"$work/fsck.log" 2>&1; then
+    cat "$work/fsck.log" >&2
+    die "the root file system does not check clean (e2fsck exit $rc)"
+  fi
   for l in "${loops[@]}"; do losetup -d "$l"; done
   loops=()
 
