@@ -176,6 +176,11 @@ install -d "\$t/usr/lib/pbikiosk-image"
 install -m 0755 "$image_files/pbikiosk-image-boot" "\$t/usr/lib/pbikiosk-image/"
 install -m 0644 "$image_files/pbikiosk-image-boot.service" "\$t/etc/systemd/system/"
 chroot "\$t" systemctl enable pbikiosk-image-boot.service >/dev/null
+# "uninitialized" in /etc/machine-id makes the first boot a systemd first boot, at which
+# systemd-firstboot asks on the console for locale, time zone and root password and waits for a
+# key: a kiosk has no one at the keyboard (the image sets what it would ask, or nothing).
+chroot "\$t" systemctl mask systemd-firstboot.service >/dev/null 2>&1 ||
+  ln -sf /dev/null "\$t/etc/systemd/system/systemd-firstboot.service"
 EOF
   case $flavour in
   debian)

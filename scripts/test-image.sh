@@ -322,6 +322,8 @@ test_amd64() {
   case $(cat "$m/etc/machine-id") in "" | uninitialized) ;; *) fail "amd64: the image ships a machine id" ;; esac
   ! ls "$m"/etc/ssh/ssh_host_* >/dev/null 2>&1 || fail "amd64: the image ships SSH host keys"
   ok "amd64 image ships no machine id and no SSH host keys"
+  [ "$(readlink "$m/etc/systemd/system/systemd-firstboot.service")" = /dev/null ] ||
+    fail "amd64: systemd-firstboot.service not masked (it would wait for a key at the first boot)"
   [ -L "$m/etc/systemd/system/multi-user.target.wants/pbikiosk.service" ] || fail "amd64: pbikiosk.service not enabled"
   for f in EFI/BOOT/BOOTX64.EFI loader/loader.conf loader/entries/pbikiosk.conf vmlinuz initrd.img; do
     fat_has "$f" || fail "amd64: $f missing on the EFI system partition"
@@ -460,7 +462,8 @@ test_arm64() {
   case $(cat "$m/etc/machine-id") in "" | uninitialized) ;; *) fail "arm64: the image ships a machine id" ;; esac
   ! ls "$m"/etc/ssh/ssh_host_* >/dev/null 2>&1 || fail "arm64: the image ships SSH host keys"
   [ "$(awk -F: '$2 !~ /^[!*]/ && $2 != "" {n++} END {print n+0}' "$m/etc/shadow")" = 0 ] || fail "arm64: an account has a password"
-  ok "arm64: no machine id, no SSH host keys, no password"
+  [ "$(readlink "$m/etc/systemd/system/systemd-firstboot.service")" = /dev/null ] || fail "arm64: systemd-firstboot.service not masked"
+  ok "arm64: no machine id, no SSH host keys, no password, systemd-firstboot masked"
   if [ "${ARM64_BOOT:-1}" = 0 ]; then
     echo "SKIP: arm64 boot (ARM64_BOOT=0)"
     umnt "$m"
@@ -535,7 +538,8 @@ test_raspios() {
   case $(cat "$m/etc/machine-id") in "" | uninitialized) ;; *) fail "raspios: the image ships a machine id" ;; esac
   ! ls "$m"/etc/ssh/ssh_host_* >/dev/null 2>&1 || fail "raspios: the image ships SSH host keys"
   [ "$(awk -F: '$2 !~ /^[!*]/ && $2 != "" {n++} END {print n+0}' "$m/etc/shadow")" = 0 ] || fail "raspios: an account has a password"
-  ok "raspios: no machine id, no SSH host keys, no password"
+  [ "$(readlink "$m/etc/systemd/system/systemd-firstboot.service")" = /dev/null ] || fail "raspios: systemd-firstboot.service not masked"
+  ok "raspios: no machine id, no SSH host keys, no password, systemd-firstboot masked"
   grep -Eq '^PARTUUID=[0-9a-f]+-01[[:space:]]+/boot/firmware[[:space:]]+vfat[[:space:]]+rw,umask=0077,nofail' "$m/etc/fstab" ||
     fail "raspios: /boot/firmware not mounted root-only by its PARTUUID: $(grep boot/firmware "$m/etc/fstab")"
   ok "raspios: the boot partition keeps its PARTUUID mount, root-only (umask=0077)"
