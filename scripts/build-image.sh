@@ -181,6 +181,11 @@ chroot "\$t" systemctl enable pbikiosk-image-boot.service >/dev/null
 # key: a kiosk has no one at the keyboard (the image sets what it would ask, or nothing).
 chroot "\$t" systemctl mask systemd-firstboot.service >/dev/null 2>&1 ||
   ln -sf /dev/null "\$t/etc/systemd/system/systemd-firstboot.service"
+# At a systemd first boot every unit is also set to its preset, and Debian's presets enable
+# ssh.service: SSH then started at the first boot before pbikiosk-image-boot could say no. The
+# image's own preset keeps it as the image left it (pbikiosk-image-boot turns it on with a key).
+mkdir -p "\$t/etc/systemd/system-preset"
+printf 'disable ssh.service\ndisable sshd.service\ndisable ssh.socket\n' >"\$t/etc/systemd/system-preset/10-pbikiosk-image.preset"
 EOF
   case $flavour in
   debian)
