@@ -110,7 +110,7 @@ from_raspios() {
   mcopy -o -i "$fat" "$work/cmdline.txt" ::/cmdline.txt
 
   local used
-  used=$(df -m --output=used,size "$root" | tail -n 1)
+  used=$(df -m --output=used,size "$root" | tail -n 1 | awk '{print $1 " of " $2}')
   for ((d = ${#binds[@]} - 1; d >= 0; d--)); do umount "${binds[$d]}"; done
   binds=()
   # The kernel wrote this file system (unlike mkfs.ext4 -d's): preen what it left (as a boot's
@@ -129,6 +129,6 @@ from_raspios() {
   log "compressing $(du -h --apparent-size "$img" | cut -f1) with xz -${XZ_LEVEL:-6}"
   xz -T0 "-${XZ_LEVEL:-6}" "$img"
   (cd "$out" && sha256sum "$name.img.xz" >"$name.img.xz.sha256")
-  log "$name: from $(basename "$raspios"); root file system used/size $used MiB; compressed $(du -h "$img.xz" | cut -f1); built in $(($(date +%s) - started)) s"
+  log "$name: from $(basename "$raspios"); root file system $used MiB used; compressed $(du -h "$img.xz" | cut -f1); built in $(($(date +%s) - started)) s"
   echo "$img.xz"
 }
