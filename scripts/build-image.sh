@@ -17,7 +17,14 @@
 #                   authorized_keys file on the boot partition) SSH stays off
 #   --out DIR       where the image goes (default target/image)
 #   --name NAME     file name without .img.xz (default pbikiosk-<version>-<arch>)
-#   --from-raspios FILE.img.xz   not implemented (see README "Install on a Raspberry Pi")
+#   --from-raspios FILE.img[.xz]  arm64 only: start from an official Raspberry Pi OS Lite
+#                   (bookworm, 64-bit) image instead of building Debian (the Pi 5 needs Raspberry
+#                   Pi OS's kernel): its root is grown by --grow MiB (default 1024), the .deb is
+#                   installed with apt (and its dependencies from the image's own apt sources,
+#                   so this needs the network) in a qemu-user chroot, and the same first-boot,
+#                   SSH and no-password rules as the Debian image are applied. Raspberry Pi OS's
+#                   own first boot (partition growing, its network stack) stays; its user
+#                   rename wizard and SSH switch are turned off (no account has a password).
 #   --keep-tree     keep the unpacked root tree under DIR/<name>.tree (for debugging)
 #
 # How: mmdebstrap makes the root tree (packages from the Debian mirror, the .deb installed with
@@ -42,7 +49,7 @@ die() {
 }
 usage() { sed -n '2,/^set -euo/p' "$0" | sed -e '$d' -e 's/^# \{0,1\}//' >&2; }
 
-arch='' deb='' ssh_key='' out=$ROOT/target/image name='' keep_tree=0
+arch='' deb='' ssh_key='' out=$ROOT/target/image name='' keep_tree=0 raspios='' grow_mib=1024
 MIRROR=${MIRROR:-http://deb.debian.org/debian}
 while [ $# -gt 0 ]; do
   case $1 in
@@ -53,12 +60,19 @@ while [ $# -gt 0 ]; do
   --name) name=${2:?--name needs a name}; shift ;;
   --mirror) MIRROR=${2:?--mirror needs a URL}; shift ;;
   --keep-tree) keep_tree=1 ;;
-  --from-raspios) die "--from-raspios is not implemented yet: build the Debian-based arm64 image, or flash Raspberry Pi OS Lite and install the .deb with install.sh (README, Install on a Raspberry Pi)" ;;
+  --from-raspios) raspios=${2:?--from-raspios needs an image file}; shift ;;
+  --grow) grow_mib=${2:?--grow needs a size in MiB}; shift ;;
   -h | --help) usage; exit 0 ;;
   *) usage; die "unknown argument '$1'" ;;
   esac
   shift
 done
+if [ -n "$raspios" ]; then
+  [ -z "$arch" ] || [ "$arch" = arm64 ] || die "--from-raspios makes an arm64 image, not $arch"
+  arch=arm64
+  [ -f "$raspios" ] || die "--from-raspios $raspios: no such file"
+  { [[ $grow_mib =~ ^[0-9]+$ ]] && [ "$grow_mib" -ge 256 ]; } || die "--grow $grow_mib: give MiB, at least 256 (WebKitGTK and cage need about 600)"
+fi
 [ -n "$arch" ] || { usage; die "say which image: amd64 or arm64"; }
 [ "$(id -u)" -eq 0 ] || die "run as root (mmdebstrap keeps file owners only as root)"
 [ -z "$ssh_key" ] || [ -s "$ssh_key" ] || die "--ssh-key $ssh_key: no such file, or empty"
@@ -91,7 +105,7 @@ deb=$(realpath "$deb")
 deb_arch=$(dpkg-deb -f "$deb" Architecture)
 [ "$deb_arch" = "$arch" ] || die "--deb $deb is for $deb_arch, not $arch"
 version=$(dpkg-deb -f "$deb" Version)
-[ -n "$name" ] || name=pbikiosk-${version}-${arch}
+[ -n "$name" ] || name=pbikiosk-${version}-${arch}${raspios:+-raspios}
 
 mkdir -p "$out"
 out=$(realpath "$out")
@@ -133,47 +147,102 @@ arm64)
 esac
 
 image_files=$ROOT/packaging/image
-# Run in the finished tree ($1), after every package is installed.
-cat >"$work/customize.sh" <<EOF
+# write_rules FILE FLAVOUR: the script (run with the finished root tree as $1, after every
+# package is installed) that applies the image's rules. FLAVOUR debian: the tree mmdebstrap
+# made; raspios: a Raspberry Pi OS root, which keeps its fstab (PARTUUIDs), network stack
+# (NetworkManager) and first-boot partition growing.
+write_rules() {
+  local f=$1 flavour=$2
+  cat >"$f" <<EOF
 #!/bin/sh
 set -eu
 t=\$1
 echo pbikiosk >"\$t/etc/hostname"
 printf '127.0.0.1\tlocalhost\n127.0.1.1\tpbikiosk\n::1\tlocalhost ip6-localhost ip6-loopback\n' >"\$t/etc/hosts"
-# The boot partition is FAT, which has no permissions: only root may read it (it may hold a
-# pbikiosk.toml with a password until that is imported).
-cat >"\$t/etc/fstab" <<FSTAB
-LABEL=$root_label / ext4 rw,errors=remount-ro,commit=30 0 1
-LABEL=$fat_label /boot/firmware vfat rw,umask=0077,nofail 0 2
-FSTAB
 mkdir -p "\$t/boot/firmware"
-# D-Bus reads /etc/machine-id, made at the first boot (below: the image ships none).
+# D-Bus reads /etc/machine-id, made at the first boot (the image ships "uninitialized").
 rm -f "\$t/var/lib/dbus/machine-id"
 # No SSH host keys in the image: every device makes its own at the first boot.
 rm -f "\$t"/etc/ssh/ssh_host_*
-# No password for anyone: root is locked, SSH takes keys only and is off without one.
+# No password for anyone: every account is locked, SSH takes keys only and is off without one.
+for u in \$(awk -F: '\$2 !~ /^[!*]/ && \$2 != "" {print \$1}' "\$t/etc/shadow"); do chroot "\$t" usermod -p '*' "\$u"; done
 chroot "\$t" usermod -p '*' root
 mkdir -p "\$t/etc/ssh/sshd_config.d"
 printf 'PasswordAuthentication no\nKbdInteractiveAuthentication no\nPermitRootLogin prohibit-password\n' \
   >"\$t/etc/ssh/sshd_config.d/pbikiosk-image.conf"
 chroot "\$t" systemctl disable ssh.service >/dev/null 2>&1 || true
 rm -f "\$t/etc/systemd/system/sshd.service"
-# Wired network by DHCP on every Ethernet port; systemd-resolved gives the names.
-mkdir -p "\$t/etc/systemd/network"
-printf '[Match]\nName=en* eth*\n\n[Network]\nDHCP=yes\n' >"\$t/etc/systemd/network/50-wired.network"
-chroot "\$t" systemctl enable systemd-networkd.service systemd-resolved.service systemd-timesyncd.service >/dev/null
 install -d "\$t/usr/lib/pbikiosk-image"
 install -m 0755 "$image_files/pbikiosk-image-boot" "\$t/usr/lib/pbikiosk-image/"
 install -m 0644 "$image_files/pbikiosk-image-boot.service" "\$t/etc/systemd/system/"
 chroot "\$t" systemctl enable pbikiosk-image-boot.service >/dev/null
+# "uninitialized" in /etc/machine-id makes the first boot a systemd first boot, at which
+# systemd-firstboot asks on the console for locale, time zone and root password and waits for a
+# key: a kiosk has no one at the keyboard (the image sets what it would ask, or nothing).
+chroot "\$t" systemctl mask systemd-firstboot.service >/dev/null 2>&1 ||
+  ln -sf /dev/null "\$t/etc/systemd/system/systemd-firstboot.service"
+# At a systemd first boot every unit is also set to its preset, and Debian's presets enable
+# ssh.service: SSH then started at the first boot before pbikiosk-image-boot could say no. The
+# image's own preset keeps it as the image left it (pbikiosk-image-boot turns it on with a key).
+mkdir -p "\$t/etc/systemd/system-preset"
+printf 'disable ssh.service\ndisable sshd.service\ndisable ssh.socket\n' >"\$t/etc/systemd/system-preset/10-pbikiosk-image.preset"
 EOF
-if [ -n "$ssh_key" ]; then
-  install -m 0600 "$ssh_key" "$work/authorized_keys"
-  cat >>"$work/customize.sh" <<EOF
+  case $flavour in
+  debian)
+    cat >>"$f" <<EOF
+# The boot partition is FAT, which has no permissions: only root may read it (it may hold a
+# pbikiosk.toml with a password until that is imported).
+cat >"\$t/etc/fstab" <<FSTAB
+LABEL=$root_label / ext4 rw,errors=remount-ro,commit=30 0 1
+LABEL=$fat_label /boot/firmware vfat rw,umask=0077,nofail 0 2
+FSTAB
+# Wired network by DHCP on every Ethernet port; systemd-resolved gives the names.
+mkdir -p "\$t/etc/systemd/network"
+printf '[Match]\nName=en* eth*\n\n[Network]\nDHCP=yes\n' >"\$t/etc/systemd/network/50-wired.network"
+chroot "\$t" systemctl enable systemd-networkd.service systemd-resolved.service systemd-timesyncd.service >/dev/null
+EOF
+    ;;
+  raspios)
+    cat >>"$f" <<'EOF'
+# The boot partition is FAT, which has no permissions: only root may read it (it may hold a
+# pbikiosk.toml with a password until that is imported). Raspberry Pi OS mounts it by PARTUUID
+# with "defaults": only its options change.
+awk '$2 == "/boot/firmware" && $3 == "vfat" {$4 = "rw,umask=0077,nofail"} {print}' OFS='\t' "$t/etc/fstab" >"$t/etc/fstab.new"
+grep -q '/boot/firmware.*umask=0077' "$t/etc/fstab.new" || { echo "no vfat /boot/firmware line in the image's /etc/fstab" >&2; exit 1; }
+mv "$t/etc/fstab.new" "$t/etc/fstab"
+# Raspberry Pi OS's first-boot user wizard (it asks on the console for a user and password, over
+# the kiosk's tty) and its SSH switch (an "ssh" file on the boot partition turns SSH on, with
+# passwords): the image's rules replace both (no password; SSH with an authorized key only).
+for u in userconfig.service sshswitch.service; do
+  chroot "$t" systemctl disable "$u" >/dev/null 2>&1 || true
+  chroot "$t" systemctl mask "$u" >/dev/null 2>&1 || true
+done
+EOF
+    ;;
+  esac
+  if [ -n "$ssh_key" ]; then
+    install -m 0600 "$ssh_key" "$work/authorized_keys"
+    cat >>"$f" <<EOF
 install -d -m 0700 "\$t/root/.ssh"
 install -m 0600 "$work/authorized_keys" "\$t/root/.ssh/authorized_keys"
 EOF
+  fi
+  cat >>"$f" <<'EOF'
+# One machine id per device: "uninitialized" says plainly that systemd makes it at the first
+# boot (machine-id(5)).
+printf 'uninitialized\n' >"$t/etc/machine-id"
+EOF
+  chmod 755 "$f"
+}
+
+if [ -n "$raspios" ]; then
+  # shellcheck source=scripts/image-raspios.sh
+  . "$ROOT/scripts/image-raspios.sh"
+  from_raspios
+  exit 0
 fi
+
+write_rules "$work/customize.sh" debian
 if [ "$arch" = amd64 ]; then
   cat >>"$work/customize.sh" <<EOF
 install -D -m 0755 "$image_files/esp-kernel-update" "\$t/etc/initramfs/post-update.d/zz-pbikiosk-esp"
@@ -201,7 +270,6 @@ cat >>"$work/customize.sh" <<'EOF'
 rm -rf "$t"/var/lib/apt/lists/* "$t"/var/cache/apt/*.bin "$t"/var/cache/apt/archives/*.deb
 rm -rf "$t"/var/log/*.log "$t"/var/log/apt/* "$t"/tmp/* "$t"/var/tmp/*
 EOF
-chmod 755 "$work/customize.sh"
 
 log "making the $arch root tree with mmdebstrap (Debian 12 from $MIRROR)"
 # file-mirror-automount: dpkg runs inside the tree and must see the .deb given by its path.
@@ -220,8 +288,7 @@ mmdebstrap --variant=apt --architectures="$arch" \
   "deb $MIRROR bookworm-updates main non-free-firmware" \
   "deb ${MIRROR%/debian}/debian-security bookworm-security main non-free-firmware" >&2
 
-# One machine id per device: mmdebstrap leaves /etc/machine-id empty; "uninitialized" says
-# plainly that systemd makes it at the first boot (machine-id(5)).
+# mmdebstrap's own clean-up, after the hooks, empties /etc/machine-id: "uninitialized" again.
 printf 'uninitialized\n' >"$tree/etc/machine-id"
 
 # The root tree must have the kiosk enabled as the package enables it.

@@ -2,7 +2,8 @@
 # Test the flashable images (heavy: builds two Debian systems, boots one in QEMU). Root.
 #
 #   scripts/test-image.sh [--deb-amd64 FILE] [--deb-arm64 FILE]
-#                         [--image-amd64 FILE.img[.xz]] [--image-arm64 FILE.img[.xz]] [--only amd64|arm64]
+#                         [--image-amd64 FILE.img[.xz]] [--image-arm64 FILE.img[.xz]]
+#                         [--raspios FILE.img.xz] [--only amd64|arm64|raspios]
 #
 # 1. Builds both images with scripts/build-image.sh (or takes the given .img.xz files) and
 #    checks their checksum files.
@@ -23,10 +24,20 @@
 # 3. arm64: the image's partitions are loop-mounted and checked: pbikiosk --version runs under
 #    qemu-user, the units are enabled, the kernel, initrd, device trees of the Pis it boots and
 #    raspi-firmware's files are on the FAT partition, its cmdline.txt names the root partition,
-#    no SSH host keys, no machine id, no password. It is not booted: QEMU's arm64 `virt` machine
-#    is not a Raspberry Pi (the Pi firmware's config.txt is not read there).
+#    no SSH host keys, no machine id, no password. Then (unless ARM64_BOOT=0) a copy is booted
+#    in QEMU's `virt` machine (cortex-a72, TCG) with the image's own kernel and initrd and its
+#    cmdline.txt, the root on a virtio disk, and checked as the amd64 first boot
+#    (target/image/test/arm64-not-configured.png). `virt` is not a Raspberry Pi: the Pi
+#    firmware, config.txt and device trees are not exercised by this boot.
+# 4. --from-raspios: without --raspios FILE (an official Raspberry Pi OS Lite image), a
+#    STAND-IN is made (scripts/raspios-standin.sh: Raspberry Pi OS's partition shape around a
+#    Debian arm64 root; Raspberry Pi OS cannot be downloaded here); build-image.sh
+#    --from-raspios converts it and the result's file systems are checked (pbikiosk runs under
+#    qemu-user, units, userconfig/sshswitch masked, no keys, no machine id, no password, the
+#    boot partition root-only, cmdline.txt). Not booted.
 # Figures (build times, sizes, boot time to the status screen) are printed at the end.
-# Needs root, loop devices, qemu-system-x86, ovmf, ImageMagick (installed when missing).
+# Needs root, loop devices, qemu-system-x86, qemu-system-arm, ovmf, ImageMagick (installed when
+# missing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=scripts/lib.sh
@@ -43,7 +54,7 @@ fail() {
 }
 ok() { printf 'ok: %s\n' "$*"; }
 
-deb_amd64='' deb_arm64='' img_amd64='' img_arm64='' only=''
+deb_amd64='' deb_arm64='' img_amd64='' img_arm64='' only='' raspios=''
 while [ $# -gt 0 ]; do
   case $1 in
   --deb-amd64) deb_amd64=$2; shift ;;
@@ -51,12 +62,13 @@ while [ $# -gt 0 ]; do
   --image-amd64) img_amd64=$2; shift ;;
   --image-arm64) img_arm64=$2; shift ;;
   --only) only=$2; shift ;;
+  --raspios) raspios=$2; shift ;;
   *) echo "unknown argument '$1'" >&2; exit 2 ;;
   esac
   shift
 done
 [ "$(id -u)" -eq 0 ] || fail "run as root (loop devices, mounts, mmdebstrap)"
-apt_install qemu-system-x86 ovmf imagemagick socat util-linux mtools
+apt_install qemu-system-x86 qemu-system-arm ovmf imagemagick socat util-linux mtools
 
 mkdir -p "$T"
 rm -f "$T/build-figures"
@@ -142,7 +154,7 @@ imagetest_script() {
   cat <<'EOF'
 #!/bin/bash
 # Test only (scripts/test-image.sh): what this boot did, on the serial port.
-out=/dev/ttyS0
+out=${IMAGETEST_SERIAL:-/dev/ttyS0}
 say() { echo "IMAGETEST $*" >"$out"; }
 status=
 for _ in $(seq 150); do
@@ -174,14 +186,15 @@ say READY
 EOF
 }
 
-imagetest_unit() {
-  cat <<'EOF'
+imagetest_unit() { # SERIAL: the guest's serial device (ttyS0 on a PC, ttyAMA0 on arm64 virt)
+  sed "s#@SERIAL@#/dev/${1:-ttyS0}#" <<'EOF'
 [Unit]
 Description=pbikiosk image test: report this boot on the serial port (test only)
 After=pbikiosk.service pbikiosk-image-boot.service
 
 [Service]
 Type=oneshot
+Environment=IMAGETEST_SERIAL=@SERIAL@
 ExecStart=/usr/local/sbin/pbikiosk-imagetest
 
 [Install]
@@ -193,9 +206,29 @@ qmp() { # one QMP command on the socket; prints the answers
   printf '{"execute":"qmp_capabilities"}\n%s\n' "$1" | socat -t 5 - "UNIX-CONNECT:$T/qmp.sock"
 }
 
-# boot IMG LOG: runs QEMU until the guest reports READY (screendump then) and shuts down.
-boot_amd64() {
-  local img=$1 serial=$2 shot=$3 accel=() t0 timeout
+# boot_amd64 IMG SERIAL SHOT: runs QEMU until the guest reports READY (screendump then) and
+# shuts down.
+boot_amd64() { boot_vm amd64 "$@"; }
+
+# boot_vm ARCH IMG SERIAL SHOT. arm64: QEMU's `virt` machine (not a Raspberry Pi: the Pi
+# firmware and config.txt play no part), started with the image's own Debian kernel and initrd
+# (taken from its boot partition into $T/arm64-vmlinuz, $T/arm64-initrd.img) and the image's
+# cmdline.txt, root on a virtio disk; always TCG.
+boot_vm() {
+  local arch=$1 img=$2 serial=$3 shot=$4 accel=() t0 timeout
+  if [ "$arch" = arm64 ]; then
+    rm -f "$serial" "$T/qmp.sock"
+    timeout=$((BOOT_TIMEOUT * 4))
+    t0=$(date +%s.%N)
+    qemu-system-aarch64 -machine virt -cpu cortex-a72 -m 2048 -smp 2 \
+      -kernel "$T/arm64-vmlinuz" -initrd "$T/arm64-initrd.img" -append "$(cat "$T/arm64-cmdline")" \
+      -drive file="$img",format=raw,if=none,id=disk -device virtio-blk-pci,drive=disk \
+      -device virtio-gpu-pci -display none -nic user,model=virtio-net-pci,restrict=on \
+      -serial "file:$serial" -qmp "unix:$T/qmp.sock,server=on,wait=off" 2>"$serial.qemu" &
+    qemu_pid=$!
+    wait_report_and_screen "$serial" "$shot" "$timeout" "$t0"
+    return
+  fi
   # KVM when it works. Some nested hosts offer /dev/kvm but cannot run the firmware under it
   # ("KVM internal error ... emulation failure"): the first boot tries KVM for a few seconds
   # and falls back to TCG (slower, same result).
@@ -222,6 +255,13 @@ boot_amd64() {
     -vga virtio -display none -nic user,model=virtio-net-pci,restrict=on \
     -serial "file:$serial" -qmp "unix:$T/qmp.sock,server=on,wait=off" 2>"$serial.qemu" &
   qemu_pid=$!
+  wait_report_and_screen "$serial" "$shot" "$timeout" "$t0"
+}
+
+# wait_report_and_screen SERIAL SHOT TIMEOUT T0: the running QEMU ($qemu_pid) until READY on
+# the serial log, the screendumps, the power-off. Sets boot_seconds and screen_seconds.
+wait_report_and_screen() {
+  local serial=$1 shot=$2 timeout=$3 t0=$4
   local i up=
   for ((i = 0; i < timeout; i++)); do
     grep -q 'IMAGETEST READY' "$serial" 2>/dev/null && { up=1; break; }
@@ -282,6 +322,8 @@ test_amd64() {
   case $(cat "$m/etc/machine-id") in "" | uninitialized) ;; *) fail "amd64: the image ships a machine id" ;; esac
   ! ls "$m"/etc/ssh/ssh_host_* >/dev/null 2>&1 || fail "amd64: the image ships SSH host keys"
   ok "amd64 image ships no machine id and no SSH host keys"
+  [ "$(readlink "$m/etc/systemd/system/systemd-firstboot.service")" = /dev/null ] ||
+    fail "amd64: systemd-firstboot.service not masked (it would wait for a key at the first boot)"
   [ -L "$m/etc/systemd/system/multi-user.target.wants/pbikiosk.service" ] || fail "amd64: pbikiosk.service not enabled"
   for f in EFI/BOOT/BOOTX64.EFI loader/loader.conf loader/entries/pbikiosk.conf vmlinuz initrd.img; do
     fat_has "$f" || fail "amd64: $f missing on the EFI system partition"
@@ -310,36 +352,43 @@ test_amd64() {
   boot_amd64 "$img" "$serial" "$T/amd64-not-configured"
   figures+=("amd64 first boot: /status not_configured ${boot_seconds} s, status screen drawn ${screen_seconds} s after QEMU start ($accel_mode)")
   grep '^IMAGETEST' "$serial" | tr -d '\r' | sed 's/^/  /'
-  local status
-  status=$(field status "$serial")
-  case $status in *'"state":"not_configured"'*) ok "amd64: /status says not_configured" ;; *) fail "amd64: /status is '$status', not not_configured" ;; esac
-  [ "$(field kiosk "$serial")" = active ] || fail "amd64: pbikiosk.service is not active"
-  local colours
-  colours=$(convert "$T/amd64-not-configured.png" -format %k info:)
-  [ "$colours" -gt 200 ] || fail "amd64: the screendump has $colours colours: a console, not the status screen ($T/amd64-not-configured.png)"
-  ok "amd64: screendump $T/amd64-not-configured.png has $colours colours (a rendered page)"
-  local mid
-  mid=$(field machine-id "$serial")
-  [[ $mid =~ ^[0-9a-f]{32}$ ]] || fail "amd64: machine id '$mid'"
-  ok "amd64: machine id made at first boot ($mid)"
-  local rootb diskb
-  rootb=$(field root-bytes "$serial")
-  diskb=$(field disk-bytes "$serial")
-  [ "$rootb" -gt "$written" ] || fail "amd64: root file system $rootb bytes, not grown past the image's $written"
-  [ "$rootb" -gt $((diskb - 400 * 1048576)) ] || fail "amd64: root file system $rootb bytes on a $diskb-byte disk: not grown to the end"
-  ok "amd64: root file system grew to $((rootb / 1048576)) MiB on a $((diskb / 1048576)) MiB disk (image $((written / 1048576)) MiB)"
-  grep -q '^IMAGETEST hostkey=SHA256:' "$serial" || fail "amd64: no SSH host keys after the first boot"
-  ok "amd64: SSH host keys made at first boot ($(grep -c '^IMAGETEST hostkey=' "$serial") keys)"
-  [ "$(field passwords "$serial")" = 0 ] || fail "amd64: $(field passwords "$serial") accounts have a password"
-  ok "amd64: no account has a password"
-  case $(field ssh "$serial") in disabled/inactive) ok "amd64: SSH off (no key given)" ;; *) fail "amd64: ssh is $(field ssh "$serial") without a key" ;; esac
-  [ "$(field image-boot "$serial")" = active ] || fail "amd64: pbikiosk-image-boot.service is $(field image-boot "$serial")"
+  check_first_boot amd64 "$serial" "$T/amd64-not-configured.png" "$written"
 
   if [ "$has_import" = 0 ]; then
     echo "SKIP: pbikiosk import not in this package (the boot-partition pbikiosk.toml step needs it)"
     return 0
   fi
   test_amd64_import "$img"
+}
+
+# check_first_boot ARCH SERIAL SHOT WRITTEN: what the first boot did, from the guest's report
+# on its serial port and the screendump SHOT; WRITTEN is the image's size in bytes.
+check_first_boot() {
+  local a=$1 serial=$2 shot=$3 written=$4
+  local status
+  status=$(field status "$serial")
+  case $status in *'"state":"not_configured"'*) ok "$a: /status says not_configured" ;; *) fail "$a: /status is '$status', not not_configured" ;; esac
+  [ "$(field kiosk "$serial")" = active ] || fail "$a: pbikiosk.service is not active"
+  local colours
+  colours=$(convert "$shot" -format %k info:)
+  [ "$colours" -gt 200 ] || fail "$a: the screendump has $colours colours: a console, not the status screen ($shot)"
+  ok "$a: screendump $shot has $colours colours (a rendered page)"
+  local mid
+  mid=$(field machine-id "$serial")
+  [[ $mid =~ ^[0-9a-f]{32}$ ]] || fail "$a: machine id '$mid'"
+  ok "$a: machine id made at first boot ($mid)"
+  local rootb diskb
+  rootb=$(field root-bytes "$serial")
+  diskb=$(field disk-bytes "$serial")
+  [ "$rootb" -gt "$written" ] || fail "$a: root file system $rootb bytes, not grown past the image's $written"
+  [ "$rootb" -gt $((diskb - 400 * 1048576)) ] || fail "$a: root file system $rootb bytes on a $diskb-byte disk: not grown to the end"
+  ok "$a: root file system grew to $((rootb / 1048576)) MiB on a $((diskb / 1048576)) MiB disk (image $((written / 1048576)) MiB)"
+  grep -q '^IMAGETEST hostkey=SHA256:' "$serial" || fail "$a: no SSH host keys after the first boot"
+  ok "$a: SSH host keys made at first boot ($(grep -c '^IMAGETEST hostkey=' "$serial") keys)"
+  [ "$(field passwords "$serial")" = 0 ] || fail "$a: $(field passwords "$serial") accounts have a password"
+  ok "$a: no account has a password"
+  case $(field ssh "$serial") in disabled/inactive) ok "$a: SSH off (no key given)" ;; *) fail "$a: ssh is $(field ssh "$serial") without a key" ;; esac
+  [ "$(field image-boot "$serial")" = active ] || fail "$a: pbikiosk-image-boot.service is $(field image-boot "$serial")"
 }
 
 # With `pbikiosk import` in the package: a pbikiosk.toml on the FAT partition, pointing at a
@@ -413,23 +462,113 @@ test_arm64() {
   case $(cat "$m/etc/machine-id") in "" | uninitialized) ;; *) fail "arm64: the image ships a machine id" ;; esac
   ! ls "$m"/etc/ssh/ssh_host_* >/dev/null 2>&1 || fail "arm64: the image ships SSH host keys"
   [ "$(awk -F: '$2 !~ /^[!*]/ && $2 != "" {n++} END {print n+0}' "$m/etc/shadow")" = 0 ] || fail "arm64: an account has a password"
-  ok "arm64: no machine id, no SSH host keys, no password"
-  echo "arm64: not booted: QEMU's 'virt' machine is not a Raspberry Pi (it would need its own kernel setup, not the Pi firmware's config.txt), and raspi3b emulation is too slow and incomplete for WebKit"
+  [ "$(readlink "$m/etc/systemd/system/systemd-firstboot.service")" = /dev/null ] || fail "arm64: systemd-firstboot.service not masked"
+  ok "arm64: no machine id, no SSH host keys, no password, systemd-firstboot masked"
+  if [ "${ARM64_BOOT:-1}" = 0 ]; then
+    echo "SKIP: arm64 boot (ARM64_BOOT=0)"
+    umnt "$m"
+    detach
+    rm -f "$img"
+    return 0
+  fi
+  # The boot in QEMU's `virt` machine: not a Raspberry Pi, so the Pi firmware, config.txt and
+  # device trees play no part; what it shows is that the image's kernel, initrd, root file
+  # system, first boot and kiosk come up on arm64. Prepared as the amd64 copy is.
+  local written
+  written=$(stat -c %s "$img")
+  imagetest_script >"$m/usr/local/sbin/pbikiosk-imagetest"
+  chmod 755 "$m/usr/local/sbin/pbikiosk-imagetest"
+  imagetest_unit ttyAMA0 >"$m/etc/systemd/system/pbikiosk-imagetest.service"
+  ln -sf /etc/systemd/system/pbikiosk-imagetest.service "$m/etc/systemd/system/multi-user.target.wants/"
+  mkdir -p "$m/etc/systemd/system/pbikiosk.service.d"
+  printf '[Service]\nEnvironment=WLR_RENDERER=pixman WLR_NO_HARDWARE_CURSORS=1\n' \
+    >"$m/etc/systemd/system/pbikiosk.service.d/50-imagetest-vm.conf"
+  mcopy -o -i "$fat" "::/vmlinuz-$kver" "$T/arm64-vmlinuz"
+  mcopy -o -i "$fat" "::/initrd.img-$kver" "$T/arm64-initrd.img"
+  # The Pi's serial console is ttyS1 (mini UART) or ttyAMA0; virt's is ttyAMA0.
+  local tok args=()
+  for tok in $cmdline; do case $tok in console=*) ;; *) args+=("$tok") ;; esac; done
+  echo "${args[*]} console=tty0 console=ttyAMA0,115200" >"$T/arm64-cmdline"
+  umnt "$m"
+  detach
+  truncate -s +2G "$img"
+  log "arm64: first boot in QEMU (virt, cortex-a72, TCG): $(cat "$T/arm64-cmdline")"
+  boot_vm arm64 "$img" "$T/arm64-boot1.serial" "$T/arm64-not-configured"
+  figures+=("arm64 first boot (QEMU virt, TCG): /status not_configured ${boot_seconds} s, status screen drawn ${screen_seconds} s after QEMU start")
+  grep '^IMAGETEST' "$T/arm64-boot1.serial" | tr -d '\r' | sed 's/^/  /'
+  check_first_boot arm64 "$T/arm64-boot1.serial" "$T/arm64-not-configured.png" "$written"
+  rm -f "$img"
+}
+
+# ---------------------------------------------------------------------------------------------
+# --from-raspios
+# ---------------------------------------------------------------------------------------------
+# A Raspberry Pi OS Lite image cannot be downloaded here: without --raspios FILE the test makes
+# a STAND-IN (scripts/raspios-standin.sh: Raspberry Pi OS's partition shape, a Debian arm64
+# root), converts it with build-image.sh --from-raspios and checks the result's file systems.
+test_raspios() {
+  local src=$1 deb=$2 m=$T/mnt-raspios img=$T/raspios.img xzimg t0
+  if [ -z "$src" ]; then
+    log "raspios: making the stand-in image (not Raspberry Pi OS: Debian arm64 in its shape)"
+    t0=$(date +%s)
+    src=$(scripts/raspios-standin.sh "$OUT/raspios-standin.img.xz" | tail -n 1)
+    figures+=("raspios stand-in made in $(($(date +%s) - t0)) s")
+  fi
+  local args=()
+  [ -n "$deb" ] && args=(--deb "$deb")
+  t0=$(date +%s)
+  xzimg=$(scripts/build-image.sh --from-raspios "$src" "${args[@]}" --name pbikiosk-test-raspios | tail -n 1)
+  figures+=("--from-raspios image built in $(($(date +%s) - t0)) s")
+  check_sum "$xzimg"
+  unpack "$xzimg" "$img"
+  attach "$img"
+  mkdir -p "$m"
+  mnt "$p2" "$m"
+  local v
+  v=$(chroot "$m" /usr/bin/pbikiosk --version) || fail "raspios: pbikiosk --version does not run under qemu-user"
+  ok "raspios: $v runs (qemu-user)"
+  for u in multi-user.target.wants/pbikiosk.service timers.target.wants/pbikiosk-recover.timer sysinit.target.wants/pbikiosk-image-boot.service; do
+    [ -L "$m/etc/systemd/system/$u" ] || fail "raspios: $u not enabled"
+  done
+  [ ! -L "$m/etc/systemd/system/multi-user.target.wants/ssh.service" ] || fail "raspios: ssh enabled without a key"
+  for u in userconfig sshswitch; do
+    [ "$(readlink "$m/etc/systemd/system/$u.service")" = /dev/null ] || fail "raspios: $u.service not masked"
+  done
+  ok "raspios: pbikiosk.service, pbikiosk-recover.timer, pbikiosk-image-boot.service enabled; ssh off; userconfig and sshswitch masked"
+  case $(cat "$m/etc/machine-id") in "" | uninitialized) ;; *) fail "raspios: the image ships a machine id" ;; esac
+  ! ls "$m"/etc/ssh/ssh_host_* >/dev/null 2>&1 || fail "raspios: the image ships SSH host keys"
+  [ "$(awk -F: '$2 !~ /^[!*]/ && $2 != "" {n++} END {print n+0}' "$m/etc/shadow")" = 0 ] || fail "raspios: an account has a password"
+  [ "$(readlink "$m/etc/systemd/system/systemd-firstboot.service")" = /dev/null ] || fail "raspios: systemd-firstboot.service not masked"
+  ok "raspios: no machine id, no SSH host keys, no password, systemd-firstboot masked"
+  grep -Eq '^PARTUUID=[0-9a-f]+-01[[:space:]]+/boot/firmware[[:space:]]+vfat[[:space:]]+rw,umask=0077,nofail' "$m/etc/fstab" ||
+    fail "raspios: /boot/firmware not mounted root-only by its PARTUUID: $(grep boot/firmware "$m/etc/fstab")"
+  ok "raspios: the boot partition keeps its PARTUUID mount, root-only (umask=0077)"
+  local cmdline
+  cmdline=$(mtype -i "$fat" ::/cmdline.txt)
+  case $cmdline in *root=PARTUUID=*-02*consoleblank=0*) ;; *) fail "raspios: cmdline.txt: $cmdline" ;; esac
+  ok "raspios: cmdline.txt keeps root=PARTUUID and has consoleblank=0"
+  [ -f "$m/var/lib/dpkg/info/pbikiosk.list" ] || fail "raspios: pbikiosk not installed"
+  [ -x "$m/usr/bin/cage" ] || fail "raspios: cage not installed"
+  [ "$(find "$m/var/lib/apt/lists" -maxdepth 1 -type f ! -name lock | wc -l)" = 0 ] || fail "raspios: apt lists left in the image"
+  ok "raspios: pbikiosk and cage installed with apt, no apt lists left; root $(df -m --output=used,size "$m" | tail -n 1 | awk '{print $1 " of " $2}') MiB used"
   umnt "$m"
   detach
   rm -f "$img"
 }
 
-if [ "$only" != arm64 ]; then
+if [ "$only" = "" ] || [ "$only" = amd64 ]; then
   [ -n "$img_amd64" ] || img_amd64=$(build amd64 "$deb_amd64")
   check_sum "$img_amd64"
   test_amd64 "$img_amd64"
   rm -f "$T/amd64.img"
 fi
-if [ "$only" != amd64 ]; then
+if [ "$only" = "" ] || [ "$only" = arm64 ]; then
   [ -n "$img_arm64" ] || img_arm64=$(build arm64 "$deb_arm64")
   check_sum "$img_arm64"
   test_arm64 "$img_arm64"
+fi
+if [ "$only" = "" ] || [ "$only" = raspios ]; then
+  test_raspios "$raspios" "$deb_arm64"
 fi
 [ -f "$T/build-figures" ] && mapfile -t -O "${#figures[@]}" figures <"$T/build-figures"
 echo "figures:"

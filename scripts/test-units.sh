@@ -57,7 +57,8 @@ else
 fi
 
 # 2. shellcheck
-scripts=(scripts/install.sh scripts/lib.sh scripts/build-deb.sh scripts/lint-deb.sh scripts/test-units.sh scripts/test-packaging.sh packaging/pbikiosk-session tests/boot/pbk-probe debian/postinst debian/prerm debian/postrm)
+scripts=(scripts/install.sh scripts/lib.sh scripts/build-deb.sh scripts/lint-deb.sh scripts/test-units.sh scripts/test-packaging.sh packaging/pbikiosk-session tests/boot/pbk-probe debian/postinst debian/prerm debian/postrm
+  scripts/build-image.sh scripts/image-raspios.sh scripts/raspios-standin.sh scripts/test-image.sh packaging/image/pbikiosk-image-boot packaging/image/esp-kernel-update)
 if command -v shellcheck >/dev/null; then
   for s in "${scripts[@]}"; do
     [ -f "$s" ] || continue
