@@ -402,15 +402,26 @@ test_amd64_import() {
   local simcfg=$T/sim-config.toml
   timeout 10 chroot "$m" /usr/bin/pbikiosk sim --listen 127.0.0.1:9521 >"$simcfg" 2>/dev/null || true
   grep -q '^\[auth\]' "$simcfg" || fail "amd64: pbikiosk sim printed no config"
-  mcopy -o -i "$fat" "$simcfg" ::/pbikiosk.toml
+  # The web view reaches the simulated reports as https://app.powerbi.com through the
+  # simulator's front door (a loopback proxy with a CA made at its start), as a screen behind
+  # a TLS-inspecting corporate proxy would: the config names the proxy and trusts the CA.
+  local bootcfg=$T/boot-pbikiosk.toml
+  awk '/^\[auth\]/ {p = 1} p && !/^# embed front/' "$simcfg" |
+    sed 's#^\[cloud\]$#[cloud]\nca_file = "/run/pbikiosk-imagetest/ca.pem"#' >"$bootcfg"
+  printf '\n[network]\nproxy = "http://127.0.0.1:9522"\n' >>"$bootcfg"
+  mcopy -o -i "$fat" "$bootcfg" ::/pbikiosk.toml
   cat >"$m/etc/systemd/system/pbikiosk-imagetest-sim.service" <<'EOF'
 [Unit]
 Description=Microsoft simulator for the image test (test only)
 Before=pbikiosk.service pbikiosk-import.service
 
 [Service]
-ExecStart=/usr/bin/pbikiosk sim --listen 127.0.0.1:9521
-DynamicUser=yes
+# Root, so that the CA it writes is root's, as the config's ca_file must be.
+ExecStart=/usr/bin/pbikiosk sim --listen 127.0.0.1:9521 --embed-front --ca-out /run/pbikiosk-imagetest/ca.pem --front-port 9522
+# The import checks ca_file: the CA must exist before the import starts.
+ExecStartPost=/bin/sh -c 'for i in $(seq 100); do [ -s /run/pbikiosk-imagetest/ca.pem ] && exit 0; sleep 0.2; done; exit 1'
+RuntimeDirectory=pbikiosk-imagetest
+RuntimeDirectoryMode=0755
 
 [Install]
 WantedBy=multi-user.target

@@ -82,6 +82,9 @@ enum Command {
             conflicts_with = "cert_out"
         )]
         ca_out: Option<PathBuf>,
+        /// With --embed-front: the proxy's loopback port (default: any free one, printed).
+        #[arg(long, value_name = "PORT", requires = "embed_front")]
+        front_port: Option<u16>,
     },
     /// Run the player: fullscreen Power BI rotation (what the kiosk service starts).
     Run {
@@ -614,6 +617,7 @@ async fn dispatch(cli: Cli, sources: SecretSources) -> anyhow::Result<ExitCode> 
             embed_front,
             cert_out,
             ca_out,
+            front_port,
         } => {
             anyhow::ensure!(
                 listen.ip().is_loopback(),
@@ -655,11 +659,12 @@ async fn dispatch(cli: Cli, sources: SecretSources) -> anyhow::Result<ExitCode> 
                         sim::front::FrontCert::SelfSigned,
                     )
                 };
-                let front = sim::front::EmbedFront::start_for_hosts(
+                let front = sim::front::EmbedFront::start_for_hosts_on(
                     handle.router(),
                     hosts,
                     cert,
                     std::sync::Arc::new(move |_: &str| faults()),
+                    front_port.unwrap_or(0),
                 )
                 .await
                 .context("starting the https front door")?;

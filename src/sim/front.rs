@@ -96,6 +96,18 @@ impl EmbedFront {
         cert: FrontCert,
         faults: HostFaultSource,
     ) -> std::io::Result<Self> {
+        Self::start_for_hosts_on(router, hosts, cert, faults, 0).await
+    }
+
+    /// Like [`EmbedFront::start_for_hosts`], its proxy on loopback port `port` (0: any free
+    /// one), for a config written before the simulator starts (a test image's).
+    pub async fn start_for_hosts_on(
+        router: axum::Router,
+        hosts: &[&str],
+        cert: FrontCert,
+        faults: HostFaultSource,
+        port: u16,
+    ) -> std::io::Result<Self> {
         let hosts: Vec<String> = hosts.iter().map(|h| h.to_ascii_lowercase()).collect();
         let Some(host) = hosts.first().cloned() else {
             return Err(std::io::Error::other("the front door needs a host"));
@@ -111,7 +123,7 @@ impl EmbedFront {
             hosts: hosts.clone(),
             faults,
         };
-        let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
+        let listener = TcpListener::bind(("127.0.0.1", port)).await?;
         let proxy = listener.local_addr()?;
         tokio::spawn(async move {
             loop {
