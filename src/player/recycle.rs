@@ -465,14 +465,20 @@ mod tests {
     /// Playing the three items (10 s each), baseline 300 MiB taken 1 s after the first render,
     /// margin 10 MiB.
     fn recycling() -> Rig {
+        rig(10, false, 0)
+    }
+
+    /// The same with `margin_mib`, `restart_session` and the tree outside the web process at
+    /// `outside_mib` for its baseline.
+    fn rig(margin_mib: u64, restart_session: bool, outside_mib: u64) -> Rig {
         let mut r = Rig::new();
         r.p = Player::new(Settings {
             recycle: RecycleSettings {
-                margin_bytes: 10 * MIB,
+                margin_bytes: margin_mib * MIB,
                 baseline_window: Duration::from_secs(5),
                 min_interval: Duration::from_secs(600),
                 sample_every: Duration::from_secs(1),
-                restart_session: false,
+                restart_session,
             },
             ..Settings::default()
         });
@@ -482,7 +488,7 @@ mod tests {
         assert_eq!(shown(&r.rendered("e1")), ["e1"]);
         r.at(1).send(Input::Memory {
             pss_bytes: 300 * MIB,
-            outside_web_bytes: 0,
+            outside_web_bytes: outside_mib * MIB,
         });
         r.rendered("e2");
         r
@@ -584,26 +590,7 @@ mod tests {
 
     #[test]
     fn growth_outside_the_web_process_restarts_the_session_at_a_switch() {
-        let mut r = Rig::new();
-        r.p = Player::new(Settings {
-            recycle: RecycleSettings {
-                margin_bytes: 10 * MIB,
-                baseline_window: Duration::from_secs(5),
-                min_interval: Duration::from_secs(600),
-                sample_every: Duration::from_secs(1),
-                restart_session: true,
-            },
-            ..Settings::default()
-        });
-        r.page(FromPage::Ready { version: None });
-        r.send(Input::Token(token(1)));
-        r.send(Input::Resolved(Ok(three_items())));
-        r.rendered("e1");
-        r.at(1).send(Input::Memory {
-            pss_bytes: 300 * MIB,
-            outside_web_bytes: 120 * MIB,
-        });
-        r.rendered("e2");
+        let mut r = rig(10, true, 120);
         // The whole tree is over its bound too, but the growth is outside the web process:
         // replacing the web process would not free it.
         let out = r.at(8).send(Input::Memory {
@@ -702,26 +689,7 @@ mod tests {
     /// as the screen goes dark, after the page went black, rather than at a switch by day.
     #[test]
     fn going_dark_with_growth_outside_the_web_process_restarts_the_session() {
-        let mut r = Rig::new();
-        r.p = Player::new(Settings {
-            recycle: RecycleSettings {
-                margin_bytes: 10 * MIB,
-                baseline_window: Duration::from_secs(5),
-                min_interval: Duration::from_secs(600),
-                sample_every: Duration::from_secs(1),
-                restart_session: true,
-            },
-            ..Settings::default()
-        });
-        r.page(FromPage::Ready { version: None });
-        r.send(Input::Token(token(1)));
-        r.send(Input::Resolved(Ok(three_items())));
-        r.rendered("e1");
-        r.at(1).send(Input::Memory {
-            pss_bytes: 300 * MIB,
-            outside_web_bytes: 120 * MIB,
-        });
-        r.rendered("e2");
+        let mut r = rig(10, true, 120);
         r.at(8).send(Input::Memory {
             pss_bytes: 305 * MIB,
             outside_web_bytes: 131 * MIB,
@@ -786,31 +754,15 @@ mod tests {
         });
         assert!(!recycled(&r.at(600).send(Input::ScreenPower(Power::Off))));
 
-        // Margin 0: recycling is off, at night too.
-        let mut r = Rig::new();
-        r.p = Player::new(Settings {
-            recycle: RecycleSettings {
-                margin_bytes: 0,
-                baseline_window: Duration::from_secs(5),
-                min_interval: Duration::from_secs(600),
-                sample_every: Duration::from_secs(1),
-                restart_session: true,
-            },
-            ..Settings::default()
-        });
-        r.page(FromPage::Ready { version: None });
-        r.send(Input::Token(token(1)));
-        r.send(Input::Resolved(Ok(three_items())));
-        r.rendered("e1");
-        r.at(1).send(Input::Memory {
-            pss_bytes: 300 * MIB,
-            outside_web_bytes: 0,
-        });
+        // Margin 0: recycling is off, at night too, and so is the session restart.
+        let mut r = rig(0, true, 0);
         r.at(8).send(Input::Memory {
             pss_bytes: 900 * MIB,
-            outside_web_bytes: 0,
+            outside_web_bytes: 900 * MIB,
         });
-        assert!(!recycled(&r.at(9).send(Input::ScreenPower(Power::Off))));
+        let out = r.at(9).send(Input::ScreenPower(Power::Off));
+        assert!(!recycled(&out), "{out:?}");
+        assert!(!has(&out, |o| matches!(o, Output::Exit(_))), "{out:?}");
     }
 
     /// Any fresh page out of hours starts black: a crashed web process reloaded at night too.
