@@ -281,8 +281,12 @@ async fn core(
     let mut first = true;
     loop {
         if !first {
-            // A fresh page for a fresh configuration.
-            let _ = proxy.send_event(ShellCommand::Reload { dark: false });
+            // A fresh page for a fresh configuration, black if the new one's hours say so
+            // (a change at night must not light the screen).
+            let dark = source.load().is_ok_and(|c| {
+                crate::display_power::screen_now(&c.display.on).0 != crate::schedule::Power::On
+            });
+            let _ = proxy.send_event(ShellCommand::Reload { dark });
         }
         first = false;
         match generation(
