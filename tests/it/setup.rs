@@ -88,6 +88,61 @@ fn run_phone(input: &Value) -> Value {
         })
 }
 
+/// A device that is not configured: the installer's config (setup on, no sign-in) for the
+/// simulator's tenant, the player running it, and its status once the setup page is open.
+struct Unconfigured {
+    _door: EmbedFront,
+    _dir: tempfile::TempDir,
+    state: PathBuf,
+    port: u16,
+    x: Xvfb,
+    p: Player,
+    s: Value,
+}
+
+async fn unconfigured(sim: &pbikiosk::sim::SimHandle, snippet: &str, name: &str) -> Unconfigured {
+    // The embed host behind the simulator's front door, reached through https_proxy and
+    // trusted through cloud.ca_file: the reports really play, and nothing leaves the machine.
+    let door = EmbedFront::start(sim.router(), "app.powerbi.com", FrontCert::RunCa)
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("door-ca.pem");
+    std::fs::write(&ca, door.ca_pem.as_deref().unwrap()).unwrap();
+    let state = dir.path().join("state");
+    std::fs::create_dir(&state).unwrap();
+    let port = free_port();
+    let cfg = installer_config(dir.path(), snippet, port, &ca);
+    let state_env = state.to_str().unwrap().to_owned();
+    let proxy = format!("http://{}", door.proxy);
+    let x = Xvfb::start();
+    let mut p = Player::run_config_env(
+        &x,
+        name,
+        &cfg,
+        &[
+            ("STATE_DIRECTORY", &state_env),
+            ("https_proxy", &proxy),
+            ("no_proxy", ""),
+            ("NO_PROXY", ""),
+        ],
+    );
+    let s = p
+        .wait_for("the setup page on the not-configured screen", 60, |s| {
+            s["state"] == "not_configured" && s["setup"]["pin"].is_string()
+        })
+        .await;
+    Unconfigured {
+        _door: door,
+        _dir: dir,
+        state,
+        port,
+        x,
+        p,
+        s,
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 #[ignore = "needs Xvfb, ImageMagick, the built page, node and Chromium; scripts/test.sh runs it"]
 async fn a_phone_sets_the_screen_up_and_it_plays_without_a_restart() {
@@ -106,38 +161,15 @@ async fn a_phone_sets_the_screen_up_and_it_plays_without_a_restart() {
     let password = value_of(&snippet, "password");
     let secret = value_of(&snippet, "client_secret");
     assert!(password.len() >= 8 && secret.len() >= 8);
-    // The embed host behind the simulator's front door, reached through https_proxy and
-    // trusted through cloud.ca_file: the reports really play, and nothing leaves the machine.
-    let door = EmbedFront::start(sim.router(), "app.powerbi.com", FrontCert::RunCa)
-        .await
-        .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let ca = dir.path().join("door-ca.pem");
-    std::fs::write(&ca, door.ca_pem.as_deref().unwrap()).unwrap();
-    let state = dir.path().join("state");
-    std::fs::create_dir(&state).unwrap();
-    let port = free_port();
-    let cfg = installer_config(dir.path(), &snippet, port, &ca);
-    let state_env = state.to_str().unwrap().to_owned();
-    let proxy = format!("http://{}", door.proxy);
-
-    let x = Xvfb::start();
-    let mut p = Player::run_config_env(
-        &x,
-        "setup-phone",
-        &cfg,
-        &[
-            ("STATE_DIRECTORY", &state_env),
-            ("https_proxy", &proxy),
-            ("no_proxy", ""),
-            ("NO_PROXY", ""),
-        ],
-    );
-    let s = p
-        .wait_for("the setup page on the not-configured screen", 60, |s| {
-            s["state"] == "not_configured" && s["setup"]["pin"].is_string()
-        })
-        .await;
+    let Unconfigured {
+        _door,
+        _dir,
+        state,
+        port,
+        x,
+        mut p,
+        s,
+    } = unconfigured(&sim, &snippet, "setup-phone").await;
     let url = s["setup"]["url"].as_str().unwrap().to_owned();
     assert_eq!(url, format!("https://127.0.0.1:{port}/"));
     let first_pin = s["setup"]["pin"].as_str().unwrap().to_owned();
@@ -419,36 +451,15 @@ async fn a_phone_signs_the_screen_in_with_a_code_and_it_plays_without_a_restart(
     let ids = pbikiosk::sim::scenario::builtin_ids::TENANT_DOMAIN;
     let user = format!("kiosk@{ids}");
     let snippet = sim.config_snippet(&user);
-    let door = EmbedFront::start(sim.router(), "app.powerbi.com", FrontCert::RunCa)
-        .await
-        .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let ca = dir.path().join("door-ca.pem");
-    std::fs::write(&ca, door.ca_pem.as_deref().unwrap()).unwrap();
-    let state = dir.path().join("state");
-    std::fs::create_dir(&state).unwrap();
-    let port = free_port();
-    let cfg = installer_config(dir.path(), &snippet, port, &ca);
-    let state_env = state.to_str().unwrap().to_owned();
-    let proxy = format!("http://{}", door.proxy);
-
-    let x = Xvfb::start();
-    let mut p = Player::run_config_env(
-        &x,
-        "setup-phone-code",
-        &cfg,
-        &[
-            ("STATE_DIRECTORY", &state_env),
-            ("https_proxy", &proxy),
-            ("no_proxy", ""),
-            ("NO_PROXY", ""),
-        ],
-    );
-    let s = p
-        .wait_for("the setup page on the not-configured screen", 60, |s| {
-            s["state"] == "not_configured" && s["setup"]["pin"].is_string()
-        })
-        .await;
+    let Unconfigured {
+        _door,
+        _dir,
+        state,
+        port,
+        x,
+        mut p,
+        s,
+    } = unconfigured(&sim, &snippet, "setup-phone-code").await;
     let url = s["setup"]["url"].as_str().unwrap().to_owned();
     let pin = s["setup"]["pin"].as_str().unwrap().to_owned();
 
