@@ -221,6 +221,24 @@ mod tests {
     use crate::sim::state::Control;
     use crate::sim::{Scenario, Simulator};
 
+    /// The simulator's good account, signing in with the password grant.
+    fn sim_client(sim: &crate::sim::SimHandle) -> AadClient {
+        let settings = SignInSettings {
+            authority: url::Url::parse(&sim.base_url()).unwrap(),
+            tenant: ids::TENANT_DOMAIN.into(),
+            client_id: ids::APP_ID.into(),
+            client: crate::auth::ClientCredential::Secret(Secret::new(ids::APP_SECRET)),
+            username: format!("kiosk@{}", ids::TENANT_DOMAIN),
+            password: Secret::new(ids::PASSWORD),
+            scope: "https://analysis.windows.net/powerbi/api/.default".into(),
+        };
+        AadClient::new(
+            crate::net::build_client(None, &crate::config::NetworkSetting::FromEnvironment)
+                .unwrap(),
+            settings,
+        )
+    }
+
     #[tokio::test(flavor = "multi_thread")]
     async fn short_tokens_refresh_and_revocation_falls_back_without_a_gap() {
         let mut scenario = Scenario::builtin();
@@ -228,22 +246,7 @@ mod tests {
         let sim = Simulator::start(scenario, "127.0.0.1:0".parse().unwrap())
             .await
             .unwrap();
-        let user = format!("kiosk@{}", ids::TENANT_DOMAIN);
-        let settings = SignInSettings {
-            authority: url::Url::parse(&sim.base_url()).unwrap(),
-            tenant: ids::TENANT_DOMAIN.into(),
-            client_id: ids::APP_ID.into(),
-            client: crate::auth::ClientCredential::Secret(Secret::new(ids::APP_SECRET)),
-            username: user.clone(),
-            password: Secret::new(ids::PASSWORD),
-            scope: "https://analysis.windows.net/powerbi/api/.default".into(),
-        };
-        let client = AadClient::new(
-            crate::net::build_client(None, &crate::config::NetworkSetting::FromEnvironment)
-                .unwrap(),
-            settings,
-        )
-        .with_min_lifetime(Duration::from_secs(1));
+        let client = sim_client(&sim).with_min_lifetime(Duration::from_secs(1));
         let service =
             TokenService::spawn(TokenSession::new(client, false, Duration::from_secs(900)));
         service.token().await.expect("first sign-in");
@@ -299,20 +302,7 @@ mod tests {
             sim.control(Control::SetExpiresIn {
                 value: Some(value.clone()),
             });
-            let settings = SignInSettings {
-                authority: url::Url::parse(&sim.base_url()).unwrap(),
-                tenant: ids::TENANT_DOMAIN.into(),
-                client_id: ids::APP_ID.into(),
-                client: crate::auth::ClientCredential::Secret(Secret::new(ids::APP_SECRET)),
-                username: format!("kiosk@{}", ids::TENANT_DOMAIN),
-                password: Secret::new(ids::PASSWORD),
-                scope: "https://analysis.windows.net/powerbi/api/.default".into(),
-            };
-            let client = AadClient::new(
-                crate::net::build_client(None, &crate::config::NetworkSetting::FromEnvironment)
-                    .unwrap(),
-                settings,
-            );
+            let client = sim_client(&sim);
             let service =
                 TokenService::spawn(TokenSession::new(client, false, Duration::from_secs(900)));
             let first = service.token().await;
@@ -339,21 +329,7 @@ mod tests {
         let sim = Simulator::start(scenario, "127.0.0.1:0".parse().unwrap())
             .await
             .unwrap();
-        let settings = SignInSettings {
-            authority: url::Url::parse(&sim.base_url()).unwrap(),
-            tenant: ids::TENANT_DOMAIN.into(),
-            client_id: ids::APP_ID.into(),
-            client: crate::auth::ClientCredential::Secret(Secret::new(ids::APP_SECRET)),
-            username: format!("kiosk@{}", ids::TENANT_DOMAIN),
-            password: Secret::new(ids::PASSWORD),
-            scope: "https://analysis.windows.net/powerbi/api/.default".into(),
-        };
-        let client = AadClient::new(
-            crate::net::build_client(None, &crate::config::NetworkSetting::FromEnvironment)
-                .unwrap(),
-            settings,
-        )
-        .with_min_lifetime(Duration::from_secs(1));
+        let client = sim_client(&sim).with_min_lifetime(Duration::from_secs(1));
         let service =
             TokenService::spawn(TokenSession::new(client, false, Duration::from_secs(900)));
         service.token().await.expect("first sign-in");

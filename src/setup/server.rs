@@ -749,6 +749,24 @@ mod tests {
         (opened, rx, url)
     }
 
+    /// The first two reports of a `/api/reports` catalog, as the phone picks them.
+    fn first_two_reports(catalog: &serde_json::Value) -> Vec<serde_json::Value> {
+        let picks: Vec<serde_json::Value> =
+            catalog["workspaces"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .flat_map(|ws| {
+                    ws["reports"].as_array().unwrap().iter().map(
+                        move |r| json!({"workspace": ws["id"], "report": r["id"], "seconds": 20}),
+                    )
+                })
+                .take(2)
+                .collect();
+        assert_eq!(picks.len(), 2, "{catalog}");
+        picks
+    }
+
     async fn post(
         c: &reqwest::Client,
         url: &str,
@@ -936,19 +954,7 @@ mod tests {
         assert!(!report.to_string().contains(&password));
         let (code, _, catalog) = call("/api/reports", json!({})).await;
         assert_eq!(code, 200, "{catalog}");
-        let picks: Vec<serde_json::Value> =
-            catalog["workspaces"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .flat_map(|ws| {
-                    ws["reports"].as_array().unwrap().iter().map(
-                        move |r| json!({"workspace": ws["id"], "report": r["id"], "seconds": 20}),
-                    )
-                })
-                .take(2)
-                .collect();
-        assert_eq!(picks.len(), 2, "{catalog}");
+        let picks = first_two_reports(&catalog);
         let (code, _, saved) = call("/api/save", json!({"items": picks})).await;
         assert_eq!(code, 200, "{saved}");
         let path = save::config_path(&state);
@@ -1120,19 +1126,7 @@ mod tests {
         assert_eq!(report["ok"], true, "{report}");
         let (code, _, catalog) = call("/api/reports", json!({})).await;
         assert_eq!(code, 200, "{catalog}");
-        let picks: Vec<serde_json::Value> =
-            catalog["workspaces"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .flat_map(|ws| {
-                    ws["reports"].as_array().unwrap().iter().map(
-                        move |r| json!({"workspace": ws["id"], "report": r["id"], "seconds": 20}),
-                    )
-                })
-                .take(2)
-                .collect();
-        assert_eq!(picks.len(), 2, "{catalog}");
+        let picks = first_two_reports(&catalog);
         let (code, _, saved) = call("/api/save", json!({"items": picks})).await;
         assert_eq!(code, 200, "{saved}");
 

@@ -88,6 +88,24 @@ fn run_phone(input: &Value) -> Value {
         })
 }
 
+/// The player goes on to play the two reports the phone picked, in the same process, with the
+/// setup page closed.
+async fn plays_the_picks_without_a_restart(p: &mut Player) {
+    let pid = p.child.id();
+    let s = p
+        .wait_for("playing the two picked reports", 60, |s| {
+            s["state"] == "playing"
+                && !s["item"].is_null()
+                && s["items"].as_array().is_some_and(|i| i.len() == 2)
+        })
+        .await;
+    assert_eq!(s["items"][0]["name"], "Sales Overview", "{s}");
+    assert_eq!(s["items"][1]["name"], "Operations", "{s}");
+    assert_eq!(p.child.id(), pid);
+    assert!(p.child.try_wait().unwrap().is_none(), "restarted");
+    assert!(s.get("setup").is_none(), "{s}");
+}
+
 /// A device that is not configured: the installer's config (setup on, no sign-in) for the
 /// simulator's tenant, the player running it, and its status once the setup page is open.
 struct Unconfigured {
@@ -297,19 +315,7 @@ async fn a_phone_sets_the_screen_up_and_it_plays_without_a_restart() {
         !text.contains(&password) && !text.contains(&secret),
         "{text}"
     );
-    let pid = p.child.id();
-    let s = p
-        .wait_for("playing the two picked reports", 60, |s| {
-            s["state"] == "playing"
-                && !s["item"].is_null()
-                && s["items"].as_array().is_some_and(|i| i.len() == 2)
-        })
-        .await;
-    assert_eq!(s["items"][0]["name"], "Sales Overview", "{s}");
-    assert_eq!(s["items"][1]["name"], "Operations", "{s}");
-    assert_eq!(p.child.id(), pid);
-    assert!(p.child.try_wait().unwrap().is_none(), "restarted");
-    assert!(s.get("setup").is_none(), "{s}");
+    plays_the_picks_without_a_restart(&mut p).await;
     assert!(
         sim.stats()
             .token_by_grant
@@ -571,19 +577,7 @@ async fn a_phone_signs_the_screen_in_with_a_code_and_it_plays_without_a_restart(
     let refresh = cached["refresh_token"].as_str().unwrap().to_owned();
     assert!(refresh.len() > 40);
 
-    let pid = p.child.id();
-    let s = p
-        .wait_for("playing the two picked reports", 60, |s| {
-            s["state"] == "playing"
-                && !s["item"].is_null()
-                && s["items"].as_array().is_some_and(|i| i.len() == 2)
-        })
-        .await;
-    assert_eq!(s["items"][0]["name"], "Sales Overview", "{s}");
-    assert_eq!(s["items"][1]["name"], "Operations", "{s}");
-    assert_eq!(p.child.id(), pid);
-    assert!(p.child.try_wait().unwrap().is_none(), "restarted");
-    assert!(s.get("setup").is_none(), "{s}");
+    plays_the_picks_without_a_restart(&mut p).await;
     let stats = sim.stats();
     assert_eq!(
         stats.devicecode_requests, 2,
