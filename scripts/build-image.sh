@@ -261,6 +261,11 @@ if [ -f "$t/etc/default/raspi-firmware" ]; then
   sed -i '/^#\{0,1\}ROOTPART=/d' "$t/etc/default/raspi-firmware"
   echo 'ROOTPART=LABEL=RASPIROOT' >>"$t/etc/default/raspi-firmware"
   echo 'consoleblank=0 vt.global_cursor_default=0' >"$t/etc/default/raspi-extra-cmdline"
+  # Debian's kernel ships the Compute Module 4's device tree under upstream Linux's name for a
+  # CM4 on its IO board (bcm2711-rpi-cm4-io.dtb) and raspi-firmware's config.txt names none for
+  # it: a board-type filter (0x14 is the CM4 in the Pi's revision codes) names it, and [all]
+  # ends the section, so that the other Pis keep the firmware's own choice.
+  printf '[board-type=0x14]\ndevice_tree=bcm2711-rpi-cm4-io.dtb\n[all]\n' >"$t/etc/default/raspi-firmware-custom"
   DEB_MAINT_PARAMS=configure chroot "$t" /etc/kernel/postinst.d/z50-raspi-firmware
 fi
 EOF
