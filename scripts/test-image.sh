@@ -464,10 +464,17 @@ test_arm64() {
   local kver
   kver=$(find "$m/lib/modules" -mindepth 1 -maxdepth 1 -printf "%f\n" | sort -V | tail -n 1)
   for f in "vmlinuz-$kver" "initrd.img-$kver" config.txt cmdline.txt bootcode.bin start4.elf fixup4.dat start.elf fixup.dat \
-    bcm2711-rpi-4-b.dtb bcm2711-rpi-400.dtb bcm2711-rpi-cm4.dtb bcm2837-rpi-3-b.dtb bcm2837-rpi-3-b-plus.dtb; do
+    bcm2711-rpi-4-b.dtb bcm2711-rpi-400.dtb bcm2711-rpi-cm4-io.dtb bcm2837-rpi-3-b.dtb bcm2837-rpi-3-b-plus.dtb; do
     fat_has "$f" || fail "arm64: $f missing on the boot partition"
   done
   ok "arm64 boot partition: kernel $kver, its initrd, Pi firmware, config.txt, cmdline.txt, device trees of Pi 3/3B+/4/400/CM4"
+  # The CM4's device tree is named in config.txt, for the CM4 only (board type 0x14).
+  mtype -i "$fat" ::/config.txt | tr -d '\r' | awk '
+    /^\[/ { cm4 = ($0 == "[board-type=0x14]") }
+    cm4 && $0 == "device_tree=bcm2711-rpi-cm4-io.dtb" { named = 1 }
+    !cm4 && /^device_tree=/ { other = 1 }
+    END { exit !(named && !other) }' || fail "arm64: config.txt does not name bcm2711-rpi-cm4-io.dtb for the CM4 alone: $(mtype -i "$fat" ::/config.txt | grep -v '^#' | tr '\n' ' ')"
+  ok "arm64: config.txt names the CM4's device tree under [board-type=0x14] only"
   local cmdline
   cmdline=$(mtype -i "$fat" ::/cmdline.txt)
   case $cmdline in *root=LABEL=RASPIROOT*) ;; *) fail "arm64: cmdline.txt does not name RASPIROOT: $cmdline" ;; esac
