@@ -432,6 +432,13 @@ else
     bad "after freezing the player: $(cat "$P/restarted" 2>/dev/null)"
   fi
   grep -q 'Watchdog timeout' "$P/journal" 2>/dev/null && ok "journal: watchdog timeout on pbikiosk.service" || bad "no watchdog timeout in the journal"
+  # ExecMainCode 1: the main process (cage) exited, rather than being killed by a signal.
+  if [ "$(v stopped ActiveState)" = inactive ] && [ "$(v stopped Result)" = success ] &&
+    [ "$(v stopped ExecMainCode)" = 1 ] && [ "$(v stopped ExecMainStatus)" = 0 ]; then
+    ok "systemctl stop pbikiosk: cage ended by itself with status 0, the unit is inactive, not failed"
+  else
+    bad "after systemctl stop pbikiosk: $(tr '\n' ' ' <"$P/stopped" 2>/dev/null)"
+  fi
   [ "$(head -1 "$P/recover-check" 2>/dev/null)" = "0 success 0" ] && ok "pbikiosk-recover.service's sandbox lets systemctl reach PID 1 (its commands ran and succeeded)" || bad "recover unit check: $(cat "$P/recover-check" 2>/dev/null)"
   # The hot-plug unit as shipped, on a fake /sys/class/drm with a connected screen nothing drives.
   if [ "$(head -1 "$P/hotplug-check" 2>/dev/null)" = "0 success 0" ] && grep -q 'restarting the kiosk session: card0-HDMI-A-1 is connected and the kiosk session drives no screen' "$P/hotplug-check" &&

@@ -256,6 +256,31 @@ chmod +x "$player"
 got=$(PBIKIOSK_BIN=$player PBIKIOSK_CAGE=$stub PBIKIOSK_ROTATION=90 packaging/pbikiosk-session 2>/dev/null)
 if [ "$got" = "-d -r -r -r -- $player run" ]; then ok "config rotation 270 wins -> cage ${got}"; else bad "config rotation: got '$got'"; fi
 
+# 4b. the stop: the compositor's children get SIGTERM and the compositor ends by itself. The
+# stub behaves as Debian's cage does: status 0 when its client ends, an abort (134) on its
+# own SIGTERM.
+# shellcheck disable=SC2016  # for the stub to expand
+printf '#!/bin/sh
+trap "exit 134" TERM
+sleep 30 &
+wait $!
+exit 0
+' >"$tmp/cage-stop"
+chmod +x "$tmp/cage-stop"
+"$tmp/cage-stop" &
+cage_pid=$!
+sleep 0.5
+t0=$(date +%s)
+packaging/pbikiosk-session --stop "$cage_pid"
+rc=0
+wait "$cage_pid" || rc=$?
+if [ "$rc" = 0 ] && [ $(($(date +%s) - t0)) -lt 5 ]; then
+  ok "pbikiosk-session --stop: the client got SIGTERM, the compositor ended by itself with status 0"
+else bad "pbikiosk-session --stop: compositor status $rc after $(($(date +%s) - t0)) s"; fi
+if packaging/pbikiosk-session --stop '' && packaging/pbikiosk-session --stop 'x1'; then
+  ok "pbikiosk-session --stop without a main PID (the session already ended) does nothing"
+else bad "pbikiosk-session --stop without a PID failed"; fi
+
 # 5. assets
 while read -r src; do
   case $src in
