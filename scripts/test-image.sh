@@ -179,6 +179,8 @@ say "image-boot=$(systemctl is-active pbikiosk-image-boot.service)"
 say "kiosk=$(systemctl is-active pbikiosk.service)"
 say "boot-files=$(ls /boot/firmware | tr '\n' ' ')"
 say "failed-units=$(systemctl list-units --failed --plain --no-legend | awk '{print $1}' | tr '\n' ' ')"
+# How the previous boot's shutdown stopped the kiosk (the journal is kept on the disk).
+say "previous-kiosk-stop=$(journalctl -b -1 -u pbikiosk.service -o cat --no-pager 2>/dev/null | grep -E 'Failed with result|Deactivated successfully' | tail -n 1)"
 if [ "$(systemctl is-active pbikiosk.service)" != active ]; then
   journalctl -b -u pbikiosk.service -n 60 --no-pager -o cat | sed 's/^/IMAGETEST journal: /' >"$out"
 fi
@@ -440,6 +442,10 @@ EOF
   case $(field status "$serial") in *'"state":"playing"'*) ok "amd64: the imported config plays reports" ;; *) fail "amd64: after import /status is '$(field status "$serial")', not playing ($T/amd64-playing.png)" ;; esac
   case " $(field boot-files "$serial") " in *" pbikiosk.toml "*) fail "amd64: pbikiosk.toml is still on the boot partition" ;; esac
   ok "amd64: pbikiosk.toml removed from the boot partition after the import"
+  case $(field previous-kiosk-stop "$serial") in
+  *'Deactivated successfully'*) ok "amd64: the first boot's power-off stopped pbikiosk.service cleanly (cage not aborted)" ;;
+  *) fail "amd64: the first boot's power-off stopped pbikiosk.service with: '$(field previous-kiosk-stop "$serial")'" ;;
+  esac
 }
 
 # ---------------------------------------------------------------------------------------------
