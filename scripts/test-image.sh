@@ -146,6 +146,30 @@ check_sum() {
   figures+=("$(basename "$1"): $(du -h "$1" | cut -f1) compressed")
 }
 
+# check_image_rules NAME ROOT: the rules every image follows (scripts/build-image.sh), in its
+# mounted root file system: no machine id and no SSH host keys (each device makes its own), no
+# account with a password, systemd-firstboot masked (it would wait for a key at the first boot).
+check_image_rules() {
+  local name=$1 m=$2
+  case $(cat "$m/etc/machine-id") in "" | uninitialized) ;; *) fail "$name: the image ships a machine id" ;; esac
+  ! ls "$m"/etc/ssh/ssh_host_* >/dev/null 2>&1 || fail "$name: the image ships SSH host keys"
+  [ "$(awk -F: '$2 !~ /^[!*]/ && $2 != "" {n++} END {print n+0}' "$m/etc/shadow")" = 0 ] || fail "$name: an account has a password"
+  [ "$(readlink "$m/etc/systemd/system/systemd-firstboot.service")" = /dev/null ] || fail "$name: systemd-firstboot.service not masked"
+  ok "$name: no machine id, no SSH host keys, no password, systemd-firstboot masked"
+}
+
+# check_arm64_root NAME ROOT: pbikiosk runs under qemu-user, its units are enabled, SSH is not.
+check_arm64_root() {
+  local name=$1 m=$2 v u
+  v=$(chroot "$m" /usr/bin/pbikiosk --version) || fail "$name: pbikiosk --version does not run under qemu-user"
+  ok "$name: $v runs (qemu-user)"
+  for u in multi-user.target.wants/pbikiosk.service timers.target.wants/pbikiosk-recover.timer sysinit.target.wants/pbikiosk-image-boot.service; do
+    [ -L "$m/etc/systemd/system/$u" ] || fail "$name: $u not enabled"
+  done
+  [ ! -L "$m/etc/systemd/system/multi-user.target.wants/ssh.service" ] || fail "$name: ssh enabled without a key"
+  ok "$name: pbikiosk.service, pbikiosk-recover.timer, pbikiosk-image-boot.service enabled; ssh not"
+}
+
 # ---------------------------------------------------------------------------------------------
 # amd64
 # ---------------------------------------------------------------------------------------------
@@ -324,11 +348,7 @@ test_amd64() {
   attach "$img"
   mkdir -p "$m"
   mnt "$p2" "$m"
-  case $(cat "$m/etc/machine-id") in "" | uninitialized) ;; *) fail "amd64: the image ships a machine id" ;; esac
-  ! ls "$m"/etc/ssh/ssh_host_* >/dev/null 2>&1 || fail "amd64: the image ships SSH host keys"
-  ok "amd64 image ships no machine id and no SSH host keys"
-  [ "$(readlink "$m/etc/systemd/system/systemd-firstboot.service")" = /dev/null ] ||
-    fail "amd64: systemd-firstboot.service not masked (it would wait for a key at the first boot)"
+  check_image_rules amd64 "$m"
   [ -L "$m/etc/systemd/system/multi-user.target.wants/pbikiosk.service" ] || fail "amd64: pbikiosk.service not enabled"
   for f in EFI/BOOT/BOOTX64.EFI loader/loader.conf loader/entries/pbikiosk.conf vmlinuz initrd.img; do
     fat_has "$f" || fail "amd64: $f missing on the EFI system partition"
@@ -459,14 +479,7 @@ test_arm64() {
   attach "$img"
   mkdir -p "$m"
   mnt "$p2" "$m"
-  local v
-  v=$(chroot "$m" /usr/bin/pbikiosk --version) || fail "arm64: pbikiosk --version does not run under qemu-user"
-  ok "arm64: $v runs (qemu-user)"
-  for u in multi-user.target.wants/pbikiosk.service timers.target.wants/pbikiosk-recover.timer sysinit.target.wants/pbikiosk-image-boot.service; do
-    [ -L "$m/etc/systemd/system/$u" ] || fail "arm64: $u not enabled"
-  done
-  [ ! -L "$m/etc/systemd/system/multi-user.target.wants/ssh.service" ] || fail "arm64: ssh enabled without a key"
-  ok "arm64: pbikiosk.service, pbikiosk-recover.timer, pbikiosk-image-boot.service enabled; ssh not"
+  check_arm64_root arm64 "$m"
   local kver
   kver=$(find "$m/lib/modules" -mindepth 1 -maxdepth 1 -printf "%f\n" | sort -V | tail -n 1)
   for f in "vmlinuz-$kver" "initrd.img-$kver" config.txt cmdline.txt bootcode.bin start4.elf fixup4.dat start.elf fixup.dat \
@@ -487,11 +500,7 @@ test_arm64() {
   [ "$(blkid -s LABEL -o value "$p2")" = RASPIROOT ] || fail "arm64: root partition not labelled RASPIROOT"
   [ "$(blkid -s LABEL -o value "$p1")" = RASPIFIRM ] || fail "arm64: boot partition not labelled RASPIFIRM"
   ok "arm64: cmdline.txt root=LABEL=RASPIROOT matches the partition labels"
-  case $(cat "$m/etc/machine-id") in "" | uninitialized) ;; *) fail "arm64: the image ships a machine id" ;; esac
-  ! ls "$m"/etc/ssh/ssh_host_* >/dev/null 2>&1 || fail "arm64: the image ships SSH host keys"
-  [ "$(awk -F: '$2 !~ /^[!*]/ && $2 != "" {n++} END {print n+0}' "$m/etc/shadow")" = 0 ] || fail "arm64: an account has a password"
-  [ "$(readlink "$m/etc/systemd/system/systemd-firstboot.service")" = /dev/null ] || fail "arm64: systemd-firstboot.service not masked"
-  ok "arm64: no machine id, no SSH host keys, no password, systemd-firstboot masked"
+  check_image_rules arm64 "$m"
   if [ "${ARM64_BOOT:-1}" = 0 ]; then
     echo "SKIP: arm64 boot (ARM64_BOOT=0)"
     umnt "$m"
@@ -552,22 +561,12 @@ test_raspios() {
   attach "$img"
   mkdir -p "$m"
   mnt "$p2" "$m"
-  local v
-  v=$(chroot "$m" /usr/bin/pbikiosk --version) || fail "raspios: pbikiosk --version does not run under qemu-user"
-  ok "raspios: $v runs (qemu-user)"
-  for u in multi-user.target.wants/pbikiosk.service timers.target.wants/pbikiosk-recover.timer sysinit.target.wants/pbikiosk-image-boot.service; do
-    [ -L "$m/etc/systemd/system/$u" ] || fail "raspios: $u not enabled"
-  done
-  [ ! -L "$m/etc/systemd/system/multi-user.target.wants/ssh.service" ] || fail "raspios: ssh enabled without a key"
+  check_arm64_root raspios "$m"
   for u in userconfig sshswitch; do
     [ "$(readlink "$m/etc/systemd/system/$u.service")" = /dev/null ] || fail "raspios: $u.service not masked"
   done
-  ok "raspios: pbikiosk.service, pbikiosk-recover.timer, pbikiosk-image-boot.service enabled; ssh off; userconfig and sshswitch masked"
-  case $(cat "$m/etc/machine-id") in "" | uninitialized) ;; *) fail "raspios: the image ships a machine id" ;; esac
-  ! ls "$m"/etc/ssh/ssh_host_* >/dev/null 2>&1 || fail "raspios: the image ships SSH host keys"
-  [ "$(awk -F: '$2 !~ /^[!*]/ && $2 != "" {n++} END {print n+0}' "$m/etc/shadow")" = 0 ] || fail "raspios: an account has a password"
-  [ "$(readlink "$m/etc/systemd/system/systemd-firstboot.service")" = /dev/null ] || fail "raspios: systemd-firstboot.service not masked"
-  ok "raspios: no machine id, no SSH host keys, no password, systemd-firstboot masked"
+  ok "raspios: userconfig and sshswitch masked"
+  check_image_rules raspios "$m"
   grep -Eq '^PARTUUID=[0-9a-f]+-01[[:space:]]+/boot/firmware[[:space:]]+vfat[[:space:]]+rw,umask=0077,nofail' "$m/etc/fstab" ||
     fail "raspios: /boot/firmware not mounted root-only by its PARTUUID: $(grep boot/firmware "$m/etc/fstab")"
   ok "raspios: the boot partition keeps its PARTUUID mount, root-only (umask=0077)"
